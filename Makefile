@@ -1,0 +1,107 @@
+# Morpheus Compute: every entry point. A fresh machine needs only Rust, Node.js (npm) and Python 3;
+# everything else is installed from the package registries by the targets below.
+
+SHELL := bash
+.SHELLFLAGS := -eu -o pipefail -c
+.DEFAULT_GOAL := help
+
+# forge, anvil and cast are the platform binaries of the npm packages (@foundry-rs/*-linux-amd64),
+# linked into node_modules/.bin by the install target below.
+BIN       := node_modules/.bin
+FORGE     := $(BIN)/forge
+VENV      := .venv
+PY        := $(VENV)/bin/python
+# onnxruntime (CPU) by default; `make ORT_PACKAGE=onnxruntime-gpu ...` on a CUDA machine.
+ORT_PACKAGE ?= onnxruntime
+ORT_VERSION := 1.31.1
+# ONNX Runtime's shared library inside the wheel: ort loads it at run time (load-dynamic).
+export ORT_DYLIB_PATH ?= $(abspath $(firstword $(wildcard $(VENV)/lib/python3*/site-packages/onnxruntime/capi/libonnxruntime.so.*)))
+export PATH := $(abspath $(BIN)):$(PATH)
+
+.PHONY: help deps build abi abi-check test test-tools test-contracts test-rust gas gas-check lint fmt demo bench slither clean
+
+help: ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-15s %s\n", $$1, $$2}'
+
+# --- installs -------------------------------------------------------------------------------
+
+node_modules/.installed: package.json package-lock.json
+	npm ci --no-audit --no-fund --loglevel=error
+	mkdir -p $(BIN)
+	for tool in forge anvil cast; do \
+	  bin=$$(ls -d $(abspath node_modules)/@foundry-rs/$$tool-*/bin/$$tool 2>/dev/null | head -n1); \
+	  [ -n "$$bin" ] || { echo "no $$tool binary for this platform in node_modules/@foundry-rs"; exit 1; }; \
+	  ln -sf "$$bin" $(BIN)/$$tool; \
+	done
+	@touch $@
+
+$(VENV)/.installed: worker/python/requirements.txt
+	python3 -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -r worker/python/requirements.txt $(ORT_PACKAGE)==$(ORT_VERSION)
+	@touch $@
+
+deps: node_modules/.installed $(VENV)/.installed ## install the Solidity toolchain (npm) and Python tools (venv)
+
+# --- contracts ------------------------------------------------------------------------------
+
+build: node_modules/.installed ## compile the contracts
+	$(FORGE) build
+
+abi: build ## regenerate sdk/abi/ from the forge artifacts
+	node tools/abi.mjs sync
+
+abi-check: build ## fail when sdk/abi/ differs from the forge artifacts
+	node tools/abi.mjs check
+
+test-contracts: build ## forge test (FOUNDRY_PROFILE=ci for the long runs)
+	$(FORGE) test
+
+# Named measurements (snapshots/*.json) come from test/integration/Gas.t.sol run in isolation,
+# each call its own transaction; .gas-snapshot covers every unit and integration test. Fuzz tests
+# are left out of it: their gas depends on the inputs drawn.
+GAS_TESTS     := --isolate --match-path test/integration/Gas.t.sol
+SNAPSHOT_ARGS := --no-match-path 'test/invariant/*' --no-match-test '^testFuzz'
+
+gas: build ## rewrite the gas snapshots (.gas-snapshot and snapshots/)
+	$(FORGE) test $(GAS_TESTS)
+	$(FORGE) snapshot $(SNAPSHOT_ARGS)
+
+gas-check: build ## fail when gas differs from the committed snapshots
+	FORGE_SNAPSHOT_CHECK=true $(FORGE) test $(GAS_TESTS)
+	FOUNDRY_PROFILE=default $(FORGE) snapshot --check $(SNAPSHOT_ARGS)
+
+# --- rust -----------------------------------------------------------------------------------
+
+test-rust: deps build ## cargo test for every crate (needs anvil and ONNX Runtime from deps)
+	cargo test --workspace --all-targets
+
+test-tools: node_modules/.installed ## tests of the repository's own tools (the solc wrapper)
+	node --test tools/test/
+
+# --- everything -----------------------------------------------------------------------------
+
+test: deps test-tools abi-check test-contracts gas-check test-rust ## install what is missing, then run every test
+
+lint: deps ## formatting and lints: forge fmt, cargo fmt, clippy
+	$(FORGE) fmt --check
+	cargo fmt --all --check
+	cargo clippy --workspace --all-targets -- -D warnings
+
+fmt: node_modules/.installed ## format Solidity and Rust
+	$(FORGE) fmt
+	cargo fmt --all
+
+demo: deps build ## the main job: local chain, contracts, and the flow as far as it exists
+	bash tools/demo.sh
+
+bench: deps build ## benchmarks: gas and inference speed
+	$(FORGE) test $(GAS_TESTS) -vv
+	$(FORGE) snapshot $(SNAPSHOT_ARGS) --diff
+
+slither: deps build ## static analysis of the contracts
+	$(PY) -m pip install --quiet slither-analyzer==0.11.6
+	$(VENV)/bin/slither . --config-file slither.config.json
+
+clean: ## remove build outputs (keeps installs)
+	rm -rf out cache target

@@ -1,0 +1,50 @@
+//! `sol!` bindings generated from the ABIs in `sdk/abi/` (kept equal to the forge artifacts by
+//! `make abi`; `make test` fails on drift). Each contract gets its own module because each ABI
+//! carries its own copy of the shared structs.
+
+#![allow(missing_docs, unreachable_pub, clippy::too_many_arguments)]
+
+/// `ProviderRegistry`: providers, the whitelist, models and bids.
+pub mod provider_registry {
+    alloy::sol!(
+        #[sol(rpc, all_derives)]
+        ProviderRegistry,
+        "abi/ProviderRegistry.json"
+    );
+}
+
+/// `ComputePool`: the compute bucket's MOR and its daily budget.
+pub mod compute_pool {
+    alloy::sol!(
+        #[sol(rpc, all_derives)]
+        ComputePool,
+        "abi/ComputePool.json"
+    );
+}
+
+/// `SessionRouter`: router signers, user stakes, access rate, voucher claims.
+pub mod session_router {
+    alloy::sol!(
+        #[sol(rpc, all_derives)]
+        SessionRouter,
+        "abi/SessionRouter.json"
+    );
+}
+
+/// `FixedPriceSource`: owner-set prices for local chains.
+pub mod fixed_price_source {
+    alloy::sol!(
+        #[sol(rpc, all_derives)]
+        FixedPriceSource,
+        "abi/FixedPriceSource.json"
+    );
+}
+
+/// `TestMOR`: the mintable MOR stand-in of local chains (an OpenZeppelin ERC20).
+pub mod test_mor {
+    alloy::sol!(
+        #[sol(rpc, all_derives)]
+        TestMOR,
+        "abi/TestMOR.json"
+    );
+}

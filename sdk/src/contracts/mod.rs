@@ -1,0 +1,21 @@
+//! Typed clients of the protocol's contracts.
+//!
+//! Each client wraps one deployed contract over an alloy provider (with a wallet for the
+//! state-changing calls), waits for receipts, and decodes reverts into [`Revert`].
+
+pub mod bindings;
+mod call;
+mod chain;
+mod compute_pool;
+mod provider_registry;
+mod revert;
+mod session_router;
+mod token;
+
+pub use chain::Protocol;
+pub(crate) use chain::wallet_provider;
+pub use compute_pool::{ComputePoolClient, DailyBudget};
+pub use provider_registry::{Bid, Model, ProviderRecord, ProviderRegistryClient};
+pub use revert::Revert;
+pub use session_router::{ClaimRecord, Reputation, SessionRouterClient, UserStake};
+pub use token::MorClient;

@@ -1,0 +1,198 @@
+use alloy::{
+    primitives::{Address, B256, U256},
+    providers::DynProvider,
+    rpc::types::TransactionReceipt,
+    sol_types::SolValue,
+};
+
+pub use super::bindings::session_router::ISessionRouter::{ClaimRecord, Reputation};
+use super::{
+    MorClient,
+    bindings::session_router::{
+        Messages,
+        SessionRouter::{self, SessionRouterInstance},
+    },
+    call::{send, view},
+};
+use crate::{
+    Error, Result,
+    messages::{
+        Assignment, ComputeRequest, CreditVoucher, LivenessChallenge, LivenessResponse, Signed,
+        UsageReport,
+    },
+};
+
+/// A user's stake in `SessionRouter`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct UserStake {
+    /// MOR (wei) staked now: the allowance is computed from it.
+    pub staked: U256,
+    /// MOR (wei) unstaked and waiting to become withdrawable.
+    pub pending: U256,
+    /// UTC day from which `pending` can be withdrawn.
+    pub unlock_day: U256,
+}
+
+/// Client of `SessionRouter`: user stakes, access rate, router signers, voucher claims.
+#[derive(Debug, Clone)]
+pub struct SessionRouterClient {
+    contract: SessionRouterInstance<DynProvider>,
+    mor: MorClient,
+}
+
+impl SessionRouterClient {
+    /// The session router at `address`; `mor` pays stakes.
+    pub fn new(address: Address, provider: DynProvider, mor: MorClient) -> Self {
+        Self {
+            contract: SessionRouter::new(address, provider),
+            mor,
+        }
+    }
+
+    /// The contract's address (the EIP-712 verifying contract of the protocol's messages).
+    pub fn address(&self) -> Address {
+        *self.contract.address()
+    }
+
+    // --- users -------------------------------------------------------------------------------
+
+    /// Stakes `amount` MOR (approved here) for the sender's daily allowance.
+    pub async fn stake(&self, amount: U256) -> Result<TransactionReceipt> {
+        self.mor.ensure_allowance(self.address(), amount).await?;
+        send(self.contract.stake(amount)).await
+    }
+
+    /// Unstakes `amount`: it stops counting now and is withdrawable from the next UTC day.
+    pub async fn unstake(&self, amount: U256) -> Result<TransactionReceipt> {
+        send(self.contract.unstake(amount)).await
+    }
+
+    /// Withdraws the sender's unlocked unstaked MOR.
+    pub async fn withdraw(&self) -> Result<TransactionReceipt> {
+        send(self.contract.withdraw()).await
+    }
+
+    /// A user's stake.
+    pub async fn stake_of(&self, user: Address) -> Result<UserStake> {
+        let s = view(self.contract.stakeOf(user)).await?;
+        Ok(UserStake {
+            staked: s.staked,
+            pending: s.pending,
+            unlock_day: s.unlockDay,
+        })
+    }
+
+    /// MOR (wei) staked by all users.
+    pub async fn total_staked(&self) -> Result<U256> {
+        view(self.contract.totalStaked()).await
+    }
+
+    /// Tokens the whole budget buys today: `budget * priceMOR / priceT * 1000`.
+    pub async fn max_t(&self) -> Result<U256> {
+        view(self.contract.maxT()).await
+    }
+
+    /// Tokens per whole MOR of stake per day.
+    pub async fn access_rate(&self) -> Result<U256> {
+        view(self.contract.accessRate()).await
+    }
+
+    /// Tokens `user` may be credited today.
+    pub async fn user_max(&self, user: Address) -> Result<U256> {
+        view(self.contract.userMax(user)).await
+    }
+
+    // --- providers ---------------------------------------------------------------------------
+
+    /// Claims vouchers (one or many routers, one or many providers) in one transaction.
+    pub async fn claim(&self, vouchers: &[Signed<CreditVoucher>]) -> Result<TransactionReceipt> {
+        let (messages, signatures) = vouchers
+            .iter()
+            .map(|v| {
+                Ok((
+                    recast::<_, Messages::CreditVoucher>(&v.message)?,
+                    v.signature_bytes(),
+                ))
+            })
+            .collect::<Result<(Vec<_>, Vec<_>)>>()?;
+        send(self.contract.claim(messages, signatures)).await
+    }
+
+    /// What `router` has paid `provider` so far, and its last counters.
+    pub async fn claim_record(&self, router: Address, provider: Address) -> Result<ClaimRecord> {
+        view(self.contract.claimRecord(router, provider)).await
+    }
+
+    /// A provider's record over all routers (tokens, sessions, failed, earned).
+    pub async fn reputation(&self, provider: Address) -> Result<Reputation> {
+        view(self.contract.reputation(provider)).await
+    }
+
+    // --- routers -----------------------------------------------------------------------------
+
+    /// Whether `router` is an authorised router signer.
+    pub async fn is_router(&self, router: Address) -> Result<bool> {
+        view(self.contract.isRouter(router)).await
+    }
+
+    /// Every authorised router signer.
+    pub async fn routers(&self) -> Result<Vec<Address>> {
+        view(self.contract.routers()).await
+    }
+
+    /// Authorises `router` with a share (bps) of the daily budget (owner only).
+    pub async fn add_router(&self, router: Address, share_bps: u64) -> Result<TransactionReceipt> {
+        send(self.contract.addRouter(router, U256::from(share_bps))).await
+    }
+
+    /// Removes a router signer (owner only): its unclaimed vouchers stop paying.
+    pub async fn remove_router(&self, router: Address) -> Result<TransactionReceipt> {
+        send(self.contract.removeRouter(router)).await
+    }
+
+    // --- hashing (the contract's view of each message's EIP-712 digest) ------------------------
+
+    /// The contract's EIP-712 domain separator.
+    pub async fn domain_separator(&self) -> Result<B256> {
+        view(self.contract.domainSeparator()).await
+    }
+
+    /// The contract's digest of a compute request.
+    pub async fn hash_compute_request(&self, m: &ComputeRequest) -> Result<B256> {
+        view(self.contract.hashComputeRequest(recast(m)?)).await
+    }
+
+    /// The contract's digest of an assignment.
+    pub async fn hash_assignment(&self, m: &Assignment) -> Result<B256> {
+        view(self.contract.hashAssignment(recast(m)?)).await
+    }
+
+    /// The contract's digest of a usage report.
+    pub async fn hash_usage_report(&self, m: &UsageReport) -> Result<B256> {
+        view(self.contract.hashUsageReport(recast(m)?)).await
+    }
+
+    /// The contract's digest of a credit voucher.
+    pub async fn hash_credit_voucher(&self, m: &CreditVoucher) -> Result<B256> {
+        view(self.contract.hashCreditVoucher(recast(m)?)).await
+    }
+
+    /// The contract's digest of a liveness challenge.
+    pub async fn hash_liveness_challenge(&self, m: &LivenessChallenge) -> Result<B256> {
+        view(self.contract.hashLivenessChallenge(recast(m)?)).await
+    }
+
+    /// The contract's digest of a liveness response.
+    pub async fn hash_liveness_response(&self, m: &LivenessResponse) -> Result<B256> {
+        view(self.contract.hashLivenessResponse(recast(m)?)).await
+    }
+}
+
+/// Converts between the SDK's documented message types and the ABI-generated copies of the same
+/// Solidity structs: their ABI encodings are identical by construction.
+fn recast<A: SolValue, B: SolValue + From<<B::SolType as alloy::sol_types::SolType>::RustType>>(
+    a: &A,
+) -> Result<B> {
+    B::abi_decode(&a.abi_encode())
+        .map_err(|e| Error::Rpc(format!("message layout differs from the ABI: {e}")))
+}

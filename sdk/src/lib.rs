@@ -1,0 +1,13 @@
+#![doc = include_str!("../README.md")]
+
+pub mod contracts;
+pub mod deployments;
+mod error;
+pub mod merkle;
+pub mod messages;
+pub mod openai;
+pub mod provider;
+pub mod testing;
+
+pub use deployments::{Deployment, Network};
+pub use error::{Error, Result};

@@ -1,0 +1,252 @@
+//! The OpenAI chat-completions wire format, as providers serve it and clients send it.
+//!
+//! Field names are OpenAI's, so the official `openai` clients and `curl` work unchanged. Unknown
+//! request fields are ignored (clients send many optional ones); what the protocol does not
+//! support (`n > 1`, tools) is refused by the provider with a 400 naming the field.
+
+use serde::{Deserialize, Serialize};
+
+/// One message of a conversation.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChatMessage {
+    /// `system`, `user` or `assistant`.
+    pub role: String,
+    /// The text.
+    pub content: String,
+}
+
+impl ChatMessage {
+    /// A message from the user.
+    pub fn user(content: impl Into<String>) -> Self {
+        Self {
+            role: "user".into(),
+            content: content.into(),
+        }
+    }
+
+    /// A system prompt.
+    pub fn system(content: impl Into<String>) -> Self {
+        Self {
+            role: "system".into(),
+            content: content.into(),
+        }
+    }
+}
+
+/// Stop sequences: OpenAI accepts one string or a list.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum Stop {
+    /// A single stop sequence.
+    One(String),
+    /// Several stop sequences.
+    Many(Vec<String>),
+}
+
+impl Stop {
+    /// The stop sequences as a list.
+    pub fn into_vec(self) -> Vec<String> {
+        match self {
+            Self::One(s) => vec![s],
+            Self::Many(v) => v,
+        }
+    }
+}
+
+/// Options of a streamed answer.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StreamOptions {
+    /// Send a last chunk carrying the usage counts.
+    #[serde(default)]
+    pub include_usage: bool,
+}
+
+/// `POST /v1/chat/completions` request body.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ChatCompletionRequest {
+    /// Model name (as `GET /v1/models` lists it).
+    pub model: String,
+    /// The conversation so far.
+    pub messages: Vec<ChatMessage>,
+    /// Most completion tokens (legacy name).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_tokens: Option<u32>,
+    /// Most completion tokens (current name; wins over `max_tokens`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_completion_tokens: Option<u32>,
+    /// Sampling temperature; 0 means greedy.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub temperature: Option<f32>,
+    /// Nucleus sampling mass.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub top_p: Option<f32>,
+    /// Seed for reproducible sampling.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub seed: Option<u64>,
+    /// Stop sequences.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stop: Option<Stop>,
+    /// Stream the answer as server-sent events.
+    #[serde(default)]
+    pub stream: bool,
+    /// Streaming options.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stream_options: Option<StreamOptions>,
+    /// Number of choices; only 1 is supported.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub n: Option<u32>,
+}
+
+impl ChatCompletionRequest {
+    /// The completion-token limit the client asked for, if any.
+    pub fn requested_max_tokens(&self) -> Option<u32> {
+        self.max_completion_tokens.or(self.max_tokens)
+    }
+}
+
+/// Token counts of one completion.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Usage {
+    /// Tokens in the prompt (after the chat template).
+    pub prompt_tokens: u32,
+    /// Tokens generated.
+    pub completion_tokens: u32,
+    /// Sum of both.
+    pub total_tokens: u32,
+}
+
+/// A choice of a non-streamed answer.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Choice {
+    /// Index of the choice (always 0).
+    pub index: u32,
+    /// The assistant's message.
+    pub message: ChatMessage,
+    /// `stop` (end of text or a stop sequence) or `length` (token limit).
+    pub finish_reason: Option<String>,
+}
+
+/// `POST /v1/chat/completions` response body (non-streamed).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChatCompletionResponse {
+    /// Completion id.
+    pub id: String,
+    /// Always `chat.completion`.
+    pub object: String,
+    /// Unix time (seconds) of creation.
+    pub created: u64,
+    /// Model that answered.
+    pub model: String,
+    /// The answer.
+    pub choices: Vec<Choice>,
+    /// Token counts.
+    pub usage: Usage,
+}
+
+/// The part of a message a streamed chunk adds.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Delta {
+    /// `assistant` on the first chunk.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub role: Option<String>,
+    /// New text.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub content: Option<String>,
+}
+
+/// A choice of a streamed chunk.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChunkChoice {
+    /// Index of the choice (always 0).
+    pub index: u32,
+    /// What this chunk adds.
+    pub delta: Delta,
+    /// Set on the last content chunk.
+    pub finish_reason: Option<String>,
+}
+
+/// One server-sent event of a streamed answer (`data: {...}`), before the final `data: [DONE]`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChatCompletionChunk {
+    /// Completion id (the same on every chunk).
+    pub id: String,
+    /// Always `chat.completion.chunk`.
+    pub object: String,
+    /// Unix time (seconds) of creation.
+    pub created: u64,
+    /// Model that answers.
+    pub model: String,
+    /// What this chunk adds (empty on the usage chunk).
+    pub choices: Vec<ChunkChoice>,
+    /// Token counts, on the last chunk when `stream_options.include_usage` was asked for.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub usage: Option<Usage>,
+}
+
+/// One entry of `GET /v1/models`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Model {
+    /// Model name to put in requests.
+    pub id: String,
+    /// Always `model`.
+    pub object: String,
+    /// Unix time (seconds) the model was loaded.
+    pub created: u64,
+    /// Who serves it.
+    pub owned_by: String,
+}
+
+/// `GET /v1/models` response body.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ModelList {
+    /// Always `list`.
+    pub object: String,
+    /// The models.
+    pub data: Vec<Model>,
+}
+
+/// The body of every error answer: `{"error": {"message", "type", "code"}}`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ErrorBody {
+    /// The error.
+    pub error: ErrorDetail,
+}
+
+/// What went wrong, in OpenAI's error shape.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ErrorDetail {
+    /// Human-readable reason.
+    pub message: String,
+    /// Error class, e.g. `invalid_request_error`, `authentication_error`.
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// Machine-readable code, e.g. `assignment_expired`.
+    #[serde(default)]
+    pub code: Option<String>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_what_the_openai_client_sends() {
+        let body = r#"{"model":"smollm2","messages":[{"role":"user","content":"hi"}],
+            "max_tokens":16,"stop":"\n","stream":true,"stream_options":{"include_usage":true},
+            "frequency_penalty":0,"logit_bias":null}"#;
+        let req: ChatCompletionRequest = serde_json::from_str(body).expect("valid request");
+        assert_eq!(req.requested_max_tokens(), Some(16));
+        assert_eq!(req.stop.map(Stop::into_vec), Some(vec!["\n".to_string()]));
+        assert!(req.stream);
+    }
+
+    #[test]
+    fn max_completion_tokens_wins() {
+        let req = ChatCompletionRequest {
+            max_tokens: Some(5),
+            max_completion_tokens: Some(9),
+            ..Default::default()
+        };
+        assert_eq!(req.requested_max_tokens(), Some(9));
+    }
+}

@@ -1,0 +1,164 @@
+//! What passes between a user (or the router) and a provider's `morpheus-worker`.
+//!
+//! A chat request carries the router's signed [`Assignment`] in the [`ASSIGNMENT_HEADER`] header
+//! (base64url of its JSON form, see [`encode_assignment`]); the provider accepts it only when
+//! [`AssignmentPolicy::check`] passes. The router's liveness check is a signed
+//! [`LivenessChallenge`] posted to `/v1/liveness`; the provider answers with a [`LivenessProof`].
+
+mod client;
+mod sse;
+
+use std::collections::HashSet;
+
+use alloy::{
+    primitives::{Address, B256},
+    sol_types::Eip712Domain,
+};
+use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
+pub use client::{ChatStream, ProviderClient};
+use serde::{Deserialize, Serialize};
+
+use crate::{
+    Error, Result,
+    merkle::ChunkProof,
+    messages::{Assignment, LivenessChallenge, LivenessResponse, Signed},
+};
+
+/// HTTP header that carries the signed assignment on every chat request.
+pub const ASSIGNMENT_HEADER: &str = "x-morpheus-assignment";
+
+/// Largest accepted header value: an assignment with a long endpoint is far below this.
+pub const MAX_ASSIGNMENT_HEADER_LEN: usize = 4096;
+
+/// Encodes a signed assignment for [`ASSIGNMENT_HEADER`]: base64url (no padding) of its JSON.
+pub fn encode_assignment(assignment: &Signed<Assignment>) -> String {
+    let json = serde_json::to_vec(assignment).expect("a signed assignment always serialises");
+    URL_SAFE_NO_PAD.encode(json)
+}
+
+/// Decodes the value of [`ASSIGNMENT_HEADER`].
+pub fn decode_assignment(value: &str) -> Result<Signed<Assignment>> {
+    if value.len() > MAX_ASSIGNMENT_HEADER_LEN {
+        return Err(Error::Mismatch {
+            field: "assignment header length",
+            expected: format!("at most {MAX_ASSIGNMENT_HEADER_LEN} bytes"),
+            actual: value.len().to_string(),
+        });
+    }
+    let json = URL_SAFE_NO_PAD
+        .decode(value.trim())
+        .map_err(|e| Error::Mismatch {
+            field: "assignment header encoding",
+            expected: "base64url without padding".into(),
+            actual: e.to_string(),
+        })?;
+    Ok(serde_json::from_slice(&json)?)
+}
+
+/// What a provider accepts: assignments for itself, signed by a router it trusts, not expired.
+#[derive(Debug, Clone)]
+pub struct AssignmentPolicy {
+    /// The protocol's EIP-712 domain (chain id and `SessionRouter`).
+    pub domain: Eip712Domain,
+    /// This provider's address.
+    pub provider: Address,
+    /// Router signers whose assignments are honoured.
+    pub routers: HashSet<Address>,
+}
+
+impl AssignmentPolicy {
+    /// Checks a signed assignment at unix time `now`; returns the router that signed it.
+    pub fn check(&self, signed: &Signed<Assignment>, now: u64) -> Result<Address> {
+        let router = signed.recover(&self.domain)?;
+        if !self.routers.contains(&router) {
+            return Err(Error::UnauthorisedRouter { signer: router });
+        }
+        let a = &signed.message;
+        if a.provider != self.provider {
+            return Err(Error::Mismatch {
+                field: "provider",
+                expected: self.provider.to_string(),
+                actual: a.provider.to_string(),
+            });
+        }
+        check_not_expired("assignment", a.expiresAt, now)?;
+        Ok(router)
+    }
+
+    /// Checks a router's liveness challenge at unix time `now`; returns the router.
+    pub fn check_challenge(&self, signed: &Signed<LivenessChallenge>, now: u64) -> Result<Address> {
+        let router = signed.recover(&self.domain)?;
+        if !self.routers.contains(&router) {
+            return Err(Error::UnauthorisedRouter { signer: router });
+        }
+        if signed.message.provider != self.provider {
+            return Err(Error::Mismatch {
+                field: "provider",
+                expected: self.provider.to_string(),
+                actual: signed.message.provider.to_string(),
+            });
+        }
+        check_not_expired("liveness challenge", signed.message.deadline, now)?;
+        Ok(router)
+    }
+}
+
+/// A provider's answer to a liveness challenge: the signed chunk hash and its Merkle proof.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LivenessProof {
+    /// `LivenessResponse` signed by the provider.
+    pub response: Signed<LivenessResponse>,
+    /// Proof that the chunk belongs to the model's registered tree.
+    pub proof: ChunkProof,
+}
+
+impl LivenessProof {
+    /// Checks the proof for `challenge` against the model's registered `root`; the response
+    /// must be signed by the challenged provider.
+    pub fn verify(
+        &self,
+        challenge: &LivenessChallenge,
+        root: B256,
+        domain: &Eip712Domain,
+    ) -> Result<()> {
+        self.response.verify(domain, challenge.provider)?;
+        if self.response.message.challengeId != challenge.challengeId {
+            return Err(Error::Mismatch {
+                field: "challengeId",
+                expected: challenge.challengeId.to_string(),
+                actual: self.response.message.challengeId.to_string(),
+            });
+        }
+        let index: u64 = challenge.chunkIndex.try_into().unwrap_or(u64::MAX);
+        if self.proof.index != index {
+            return Err(Error::Mismatch {
+                field: "chunkIndex",
+                expected: index.to_string(),
+                actual: self.proof.index.to_string(),
+            });
+        }
+        if self.proof.leaf != self.response.message.chunkHash {
+            return Err(Error::ModelProof(
+                "the signed chunk hash is not the proven leaf".into(),
+            ));
+        }
+        self.proof.verify(root)
+    }
+}
+
+/// Fails with [`Error::Expired`] when `deadline` (unix seconds, as a uint256) is before `now`.
+pub fn check_not_expired(
+    message: &'static str,
+    deadline: alloy::primitives::U256,
+    now: u64,
+) -> Result<()> {
+    let expired_at: u64 = deadline.try_into().unwrap_or(u64::MAX);
+    if expired_at < now {
+        return Err(Error::Expired {
+            message,
+            expired_at,
+            now,
+        });
+    }
+    Ok(())
+}

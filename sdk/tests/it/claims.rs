@@ -1,0 +1,225 @@
+//! Claiming router vouchers through SessionRouterClient.
+
+use alloy::primitives::{U256, utils::parse_ether};
+use morpheus_sdk::{
+    Error,
+    contracts::{Protocol, Revert, bindings::session_router::SessionRouter::SessionRouterErrors},
+    messages::{Signed, protocol_domain},
+    testing::Devnet,
+};
+
+use crate::{malleable, voucher};
+
+#[tokio::test]
+async fn a_voucher_pays_once_and_a_newer_one_pays_the_difference() -> eyre::Result<()> {
+    let devnet = Devnet::start().await?;
+    let provider = devnet.protocol(2).await?;
+    let me = devnet.signer(2).address();
+    let router_key = devnet.router_signer();
+    let domain = devnet.deployment().domain();
+    let now = devnet.now().await?;
+
+    let first = Signed::sign(
+        voucher(router_key.address(), me, parse_ether("100")?, now),
+        &domain,
+        &router_key,
+    )?;
+    let before = provider.mor().balance_of(me).await?;
+    provider
+        .session_router()
+        .claim(std::slice::from_ref(&first))
+        .await?;
+    assert_eq!(
+        provider.mor().balance_of(me).await? - before,
+        parse_ether("100")?
+    );
+
+    // Replaying the same voucher pays nothing more, whether it reverts or not.
+    let _ = provider
+        .session_router()
+        .claim(std::slice::from_ref(&first))
+        .await;
+    assert_eq!(
+        provider.mor().balance_of(me).await? - before,
+        parse_ether("100")?
+    );
+
+    devnet.advance_seconds(60).await?;
+    let second = Signed::sign(
+        voucher(router_key.address(), me, parse_ether("250")?, now + 60),
+        &domain,
+        &router_key,
+    )?;
+    provider.session_router().claim(&[second]).await?;
+    assert_eq!(
+        provider.mor().balance_of(me).await? - before,
+        parse_ether("250")?
+    );
+    let record = provider
+        .session_router()
+        .claim_record(router_key.address(), me)
+        .await?;
+    assert_eq!(U256::from(record.paid), parse_ether("250")?);
+    let rep = provider.session_router().reputation(me).await?;
+    assert_eq!(
+        (rep.tokens, rep.sessions, rep.failed),
+        (U256::from(1000), U256::from(3), U256::from(1))
+    );
+    Ok(())
+}
+
+#[tokio::test]
+async fn many_providers_settle_in_one_transaction_within_the_budget() -> eyre::Result<()> {
+    let devnet = Devnet::start().await?;
+    let anyone = devnet.protocol(6).await?;
+    let router_key = devnet.router_signer();
+    let domain = devnet.deployment().domain();
+    let now = devnet.now().await?;
+    let budget = anyone.pool().today().await?.budget;
+
+    let (a, b) = (devnet.signer(2).address(), devnet.signer(3).address());
+    let vouchers = [
+        Signed::sign(
+            voucher(router_key.address(), a, parse_ether("10")?, now),
+            &domain,
+            &router_key,
+        )?,
+        Signed::sign(
+            voucher(router_key.address(), b, budget, now),
+            &domain,
+            &router_key,
+        )?,
+    ];
+    let (a0, b0) = (
+        anyone.mor().balance_of(a).await?,
+        anyone.mor().balance_of(b).await?,
+    );
+    anyone.session_router().claim(&vouchers).await?;
+    // The day's budget caps what is paid: the rest stays owed for a later day.
+    let paid_a = anyone.mor().balance_of(a).await? - a0;
+    let paid_b = anyone.mor().balance_of(b).await? - b0;
+    assert_eq!(paid_a, parse_ether("10")?);
+    assert_eq!(paid_a + paid_b, budget);
+    assert_eq!(anyone.pool().today().await?.remaining(), U256::ZERO);
+
+    devnet.advance_days(1).await?;
+    anyone.session_router().claim(&vouchers[1..]).await?;
+    assert_eq!(anyone.mor().balance_of(b).await? - b0, budget);
+    Ok(())
+}
+
+#[tokio::test]
+async fn foreign_or_forged_vouchers_are_refused() -> eyre::Result<()> {
+    let devnet = Devnet::start().await?;
+    let provider = devnet.protocol(2).await?;
+    let me = devnet.signer(2).address();
+    let now = devnet.now().await?;
+    let domain = devnet.deployment().domain();
+    let amount = parse_ether("1")?;
+
+    // Signed by a key that is not an authorised router.
+    let stranger = devnet.signer(7);
+    let forged = Signed::sign(
+        voucher(stranger.address(), me, amount, now),
+        &domain,
+        &stranger,
+    )?;
+    let err = provider
+        .session_router()
+        .claim(&[forged])
+        .await
+        .expect_err("unauthorised");
+    assert!(
+        matches!(
+            err,
+            Error::Reverted(Revert::SessionRouter(
+                SessionRouterErrors::SessionRouterUnauthorisedRouter(_)
+            ))
+        ),
+        "{err}"
+    );
+
+    // The right router key, but for another chain: the signature does not recover to it.
+    let router_key = devnet.router_signer();
+    let other_chain = protocol_domain(42_161, devnet.deployment().session_router);
+    let replayed = Signed::sign(
+        voucher(router_key.address(), me, amount, now),
+        &other_chain,
+        &router_key,
+    )?;
+    let err = provider
+        .session_router()
+        .claim(&[replayed])
+        .await
+        .expect_err("other chain");
+    assert!(
+        matches!(
+            err,
+            Error::Reverted(Revert::SessionRouter(
+                SessionRouterErrors::SessionRouterInvalidSignature(_)
+            ))
+        ),
+        "{err}"
+    );
+
+    // A malleable twin of a valid signature: refused off-chain and on-chain.
+    let valid = Signed::sign(
+        voucher(router_key.address(), me, amount, now),
+        &domain,
+        &router_key,
+    )?;
+    let twin = malleable(&valid);
+    assert!(matches!(
+        twin.recover(&domain),
+        Err(Error::MalleableSignature { .. })
+    ));
+    assert!(provider.session_router().claim(&[twin]).await.is_err());
+    provider.session_router().claim(&[valid]).await?;
+
+    // A voucher from the future.
+    let future = Signed::sign(
+        voucher(router_key.address(), me, amount * U256::from(2), now + 3600),
+        &domain,
+        &router_key,
+    )?;
+    let err = provider
+        .session_router()
+        .claim(&[future])
+        .await
+        .expect_err("future");
+    assert!(
+        matches!(
+            err,
+            Error::Reverted(Revert::SessionRouter(
+                SessionRouterErrors::SessionRouterVoucherFromFuture(_)
+            ))
+        ),
+        "{err}"
+    );
+    Ok(())
+}
+
+#[tokio::test]
+async fn connecting_to_the_wrong_chain_is_refused() -> eyre::Result<()> {
+    let devnet = Devnet::start().await?;
+    let mut elsewhere = devnet.deployment();
+    elsewhere.chain_id = 42_161;
+    let err = Protocol::connect(&devnet.rpc_url(), elsewhere, None)
+        .await
+        .expect_err("wrong chain");
+    assert!(
+        matches!(
+            err,
+            Error::WrongChain {
+                expected: 42_161,
+                actual: 31_337
+            }
+        ),
+        "{err}"
+    );
+    let err = Protocol::connect("not a url", devnet.deployment(), None)
+        .await
+        .expect_err("bad url");
+    assert!(matches!(err, Error::Rpc(_)), "{err}");
+    Ok(())
+}

@@ -1,0 +1,171 @@
+//! ProviderRegistryClient against the deployed registry.
+
+use alloy::primitives::{U256, keccak256, utils::parse_ether};
+use morpheus_sdk::{
+    Error,
+    contracts::{Revert, bindings::provider_registry::ProviderRegistry::ProviderRegistryErrors},
+    merkle::{CHUNK_SIZE, ModelTree},
+    testing::Devnet,
+};
+
+#[tokio::test]
+async fn provider_registers_claims_a_model_and_bids() -> eyre::Result<()> {
+    let devnet = Devnet::start().await?;
+    let owner = devnet.protocol(0).await?;
+    let provider = devnet.protocol(2).await?;
+    let me = devnet.signer(2).address();
+
+    // A 3.5 MiB "model": its tree is registered, every chunk proves on-chain.
+    let weights: Vec<u8> = (0..(3 * CHUNK_SIZE + CHUNK_SIZE / 2))
+        .map(|i| (i * 7 % 256) as u8)
+        .collect();
+    let tree = ModelTree::from_bytes(&weights)?;
+    let model_id = owner
+        .registry()
+        .register_model(tree.root(), tree.leaf_count(), "tiny-test")
+        .await?;
+    let model = owner.registry().model(model_id).await?;
+    assert_eq!(
+        (model.merkleRoot, model.chunkCount),
+        (tree.root(), U256::from(4))
+    );
+    for i in 0..tree.leaf_count() {
+        assert!(
+            owner
+                .registry()
+                .verify_model_chunk(model_id, &tree.proof(i)?)
+                .await?
+        );
+    }
+    let mut forged = tree.proof(1)?;
+    forged.leaf = keccak256("not chunk 1");
+    assert!(
+        !owner
+            .registry()
+            .verify_model_chunk(model_id, &forged)
+            .await?
+    );
+
+    let registry = provider.registry();
+    registry
+        .register("http://127.0.0.1:9000", parse_ether("10")?)
+        .await?;
+    let record = registry.provider(me).await?;
+    assert_eq!(record.endpoint, "http://127.0.0.1:9000");
+    assert_eq!(record.stake, parse_ether("10")?);
+
+    let signature = registry
+        .sign_model_claim(model_id, &devnet.signer(2))
+        .await?;
+    // Anyone may submit the provider's signed claim.
+    owner
+        .registry()
+        .claim_model(me, model_id, signature)
+        .await?;
+    assert!(registry.has_model_claim(me, model_id).await?);
+
+    registry
+        .post_bid(model_id, U256::from(1_000_000_000u64), U256::from(4))
+        .await?;
+    let bids = registry.bids_for_model(model_id, 0, 10).await?;
+    assert_eq!(bids.len(), 1);
+    assert_eq!((bids[0].provider, bids[0].capacity), (me, U256::from(4)));
+    registry
+        .update_bid(model_id, U256::from(2_000_000_000u64), U256::from(8))
+        .await?;
+    assert_eq!(
+        registry.bid(me, model_id).await?.pricePerToken,
+        U256::from(2_000_000_000u64)
+    );
+
+    // Deregistering with an active bid is refused, with the reason decoded.
+    let err = registry.deregister().await.expect_err("active bid");
+    assert!(
+        matches!(
+            err,
+            Error::Reverted(Revert::ProviderRegistry(
+                ProviderRegistryErrors::ProviderRegistryActiveBids(_)
+            ))
+        ),
+        "{err}"
+    );
+    registry.delete_bid(model_id).await?;
+    registry.deregister().await?;
+    // The stake stays locked through the cooldown.
+    let err = registry.withdraw_stake().await.expect_err("cooldown");
+    assert!(
+        matches!(
+            err,
+            Error::Reverted(Revert::ProviderRegistry(
+                ProviderRegistryErrors::ProviderRegistryStakeLocked(_)
+            ))
+        ),
+        "{err}"
+    );
+    devnet.advance_days(8).await?;
+    let before = provider.mor().balance_of(me).await?;
+    registry.withdraw_stake().await?;
+    assert_eq!(
+        provider.mor().balance_of(me).await? - before,
+        parse_ether("10")?
+    );
+    Ok(())
+}
+
+#[tokio::test]
+async fn bad_registrations_are_typed_errors() -> eyre::Result<()> {
+    let devnet = Devnet::start().await?;
+    let provider = devnet.protocol(3).await?;
+    let registry = provider.registry();
+
+    let err = registry
+        .register("http://x", parse_ether("1")?)
+        .await
+        .expect_err("stake too low");
+    assert!(
+        matches!(
+            err,
+            Error::Reverted(Revert::ProviderRegistry(
+                ProviderRegistryErrors::ProviderRegistryStakeTooLow(_)
+            ))
+        ),
+        "{err}"
+    );
+
+    registry.register("http://x", parse_ether("10")?).await?;
+    let err = registry
+        .register("http://x", parse_ether("10")?)
+        .await
+        .expect_err("twice");
+    assert!(
+        matches!(
+            err,
+            Error::Reverted(Revert::ProviderRegistry(
+                ProviderRegistryErrors::ProviderRegistryAlreadyRegistered(_)
+            ))
+        ),
+        "{err}"
+    );
+
+    let err = registry
+        .post_bid(keccak256("no such model"), U256::from(1), U256::from(1))
+        .await
+        .expect_err("model never claimed");
+    assert!(
+        matches!(
+            err,
+            Error::Reverted(Revert::ProviderRegistry(
+                ProviderRegistryErrors::ProviderRegistryModelNotClaimed(_)
+            ))
+        ),
+        "{err}"
+    );
+
+    let err = registry
+        .sign_model_claim(keccak256("no such model"), &devnet.signer(3))
+        .await
+        .expect_err("unknown");
+    assert!(matches!(err, Error::ModelProof(_)), "{err}");
+
+    Ok(())
+}

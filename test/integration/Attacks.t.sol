@@ -1,0 +1,208 @@
+// SPDX-License-Identifier: MIT
+pragma solidity 0.8.30;
+
+import {ComputePool} from "../../contracts/ComputePool.sol";
+import {ProviderRegistry} from "../../contracts/ProviderRegistry.sol";
+import {SessionRouter} from "../../contracts/SessionRouter.sol";
+import {IProviderRegistry} from "../../contracts/interfaces/IProviderRegistry.sol";
+import {ISessionRouter} from "../../contracts/interfaces/ISessionRouter.sol";
+import {Messages} from "../../contracts/libraries/Messages.sol";
+import {Base} from "../Base.t.sol";
+import {HookToken} from "../mocks/HookToken.sol";
+import {ReentrantProvider} from "../mocks/ReentrantProvider.sol";
+
+/// @notice One test per attack the threat model names.
+contract Attacks_Integration_Test is Base {
+    uint256 internal constant SECP256K1_N =
+        0xFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFEBAAEDCE6AF48A03BBFD25E8CD0364141;
+
+    function test_Attack_ReplayAcrossChains() external {
+        Messages.CreditVoucher memory v = _voucher(routerSigner, provider, 100e18, 0);
+        bytes memory sig = _sign(routerKey, v); // signed for this chain
+        vm.chainId(42_161);
+        vm.expectPartialRevert(ISessionRouter.SessionRouterInvalidSignature.selector);
+        router.claim(_one(v), _one(sig));
+    }
+
+    function test_Attack_ReplayAcrossContracts() external {
+        ComputePool pool2 = new ComputePool(owner, mor, BUDGET_BPS, 0);
+        SessionRouter router2 = new SessionRouter(owner, mor, pool2, prices);
+        vm.startPrank(owner);
+        pool2.setSessionRouter(address(router2));
+        router2.addRouter(routerSigner, 10_000);
+        vm.stopPrank();
+        vm.prank(depositor);
+        mor.approve(address(pool2), type(uint256).max);
+        vm.prank(owner);
+        mor.mint(depositor, 100_000e18);
+        vm.prank(depositor);
+        pool2.deposit(100_000e18);
+        _nextDay();
+
+        Messages.CreditVoucher memory v = _voucher(routerSigner, provider, 100e18, 0);
+        bytes memory sig = _sign(routerKey, v); // signed for `router`
+        router.claim(_one(v), _one(sig));
+        vm.expectPartialRevert(ISessionRouter.SessionRouterInvalidSignature.selector);
+        router2.claim(_one(v), _one(sig));
+    }
+
+    function test_Attack_SignatureMalleability() external {
+        Messages.CreditVoucher memory v = _voucher(routerSigner, provider, 100e18, 0);
+        (uint8 sv, bytes32 r, bytes32 s) = vm.sign(routerKey, _digest(v));
+        bytes memory high =
+            abi.encodePacked(r, bytes32(SECP256K1_N - uint256(s)), sv == 27 ? uint8(28) : uint8(27));
+        vm.expectRevert(
+            abi.encodeWithSelector(
+                ISessionRouter.SessionRouterInvalidSignature.selector, routerSigner, address(0)
+            )
+        );
+        router.claim(_one(v), _one(high));
+        // The low-s form works once; its replay pays nothing.
+        (uint256 paid,) = router.claim(_one(v), _one(abi.encodePacked(r, s, sv)));
+        assertEq(paid, 100e18);
+        (paid,) = router.claim(_one(v), _one(abi.encodePacked(r, s, sv)));
+        assertEq(paid, 0);
+    }
+
+    function test_Attack_UnauthorisedRouter() external {
+        (address rogue, uint256 rogueKey) = makeAddrAndKey("rogue");
+        Messages.CreditVoucher memory v = _voucher(rogue, provider, 100e18, 0);
+        bytes memory sig = _sign(rogueKey, v);
+        vm.expectRevert(
+            abi.encodeWithSelector(ISessionRouter.SessionRouterUnauthorisedRouter.selector, rogue)
+        );
+        router.claim(_one(v), _one(sig));
+        // A voucher naming an authorised router but signed by the rogue key pays nothing either.
+        v.router = routerSigner;
+        sig = _sign(rogueKey, v);
+        vm.expectRevert(
+            abi.encodeWithSelector(ISessionRouter.SessionRouterInvalidSignature.selector, routerSigner, rogue)
+        );
+        router.claim(_one(v), _one(sig));
+    }
+
+    function test_Attack_CompromisedRouterBoundedByShare() external {
+        vm.prank(owner);
+        router.setRouterShare(routerSigner, 1000); // 10% of the day's budget
+        Messages.CreditVoucher memory v = _voucher(routerSigner, eve, 1e30, 1e30);
+        (uint256 paid, uint256 bootstrapPaid) = _claim(routerKey, v);
+        assertEq(paid + bootstrapPaid, pool.todayBudget() / 10);
+    }
+
+    function test_Attack_FlashDepositDoesNotRaiseBudget() external {
+        _nextDay(); // a fresh day nobody has touched
+        uint256 budget = pool.todayBudget();
+        vm.prank(owner);
+        mor.mint(eve, 100_000_000e18);
+        vm.startPrank(eve);
+        mor.approve(address(pool), type(uint256).max);
+        pool.deposit(100_000_000e18); // the first touch of the day: the budget is fixed before it counts
+        vm.stopPrank();
+        assertEq(pool.todayBudget(), budget);
+        (uint256 paid,) = _claim(routerKey, _voucher(routerSigner, eve, 1e30, 0));
+        assertEq(paid, budget);
+        // Direct transfers are not deposits and never count.
+        vm.prank(owner);
+        mor.mint(address(pool), 1e30);
+        _nextDay();
+        assertEq(pool.todayBudget(), pool.balance() / 100);
+    }
+
+    function test_Attack_StakeRecyclingWithinADay() external {
+        vm.startPrank(alice);
+        router.stake(1000e18);
+        uint256 allowance = router.userMax(alice);
+        assertGt(allowance, 0);
+        router.unstake(1000e18);
+        assertEq(router.userMax(alice), 0); // the allowance goes with the stake at once
+        vm.expectPartialRevert(ISessionRouter.SessionRouterWithdrawLocked.selector);
+        router.withdraw(); // and the MOR cannot move to another address today
+        vm.stopPrank();
+        // Not even at the day's last second.
+        vm.warp((block.timestamp / 1 days + 1) * 1 days - 1);
+        vm.prank(alice);
+        vm.expectPartialRevert(ISessionRouter.SessionRouterWithdrawLocked.selector);
+        router.withdraw();
+    }
+
+    function test_Attack_ReentrancyThroughTokenAndContractProvider() external {
+        HookToken hmor = new HookToken();
+        ComputePool hpool = new ComputePool(owner, hmor, BUDGET_BPS, 0);
+        SessionRouter hrouter = new SessionRouter(owner, hmor, hpool, prices);
+        vm.startPrank(owner);
+        hpool.setSessionRouter(address(hrouter));
+        hrouter.addRouter(routerSigner, 10_000);
+        vm.stopPrank();
+        hmor.mint(address(this), 1_000_000e18);
+        hmor.approve(address(hpool), type(uint256).max);
+        hpool.deposit(1_000_000e18);
+        _nextDay();
+
+        ReentrantProvider attacker = new ReentrantProvider(hrouter);
+        Messages.CreditVoucher memory v = _voucher(routerSigner, address(attacker), 100e18, 0);
+        (uint8 sv, bytes32 r, bytes32 s) = vm.sign(routerKey, hrouter.hashCreditVoucher(v));
+        bytes memory sig = abi.encodePacked(r, s, sv);
+        attacker.arm(v, sig);
+
+        (uint256 paid,) = hrouter.claim(_one(v), _one(sig));
+        assertEq(paid, 100e18);
+        assertEq(attacker.attempts(), 1);
+        assertEq(bytes4(attacker.lastError()), bytes4(keccak256("ReentrancyGuardReentrantCall()")));
+        assertEq(hmor.balanceOf(address(attacker)), 100e18);
+        assertEq(hrouter.claimRecord(routerSigner, address(attacker)).paid, 100e18);
+    }
+
+    function test_Attack_StaleVoucher() external {
+        Messages.CreditVoucher memory old = _voucher(routerSigner, provider, 100e18, 0);
+        bytes memory oldSig = _sign(routerKey, old);
+        vm.warp(block.timestamp + 1 hours);
+        _claim(routerKey, _voucher(routerSigner, provider, 300e18, 0));
+        vm.expectPartialRevert(ISessionRouter.SessionRouterStaleVoucher.selector);
+        router.claim(_one(old), _one(oldSig));
+        assertEq(router.claimRecord(routerSigner, provider).paid, 300e18);
+    }
+
+    function test_Attack_TwoVouchersOneBlock() external {
+        // Two vouchers for the same pair in one call (and so one block) pay the larger total once.
+        Messages.CreditVoucher[] memory vs = new Messages.CreditVoucher[](2);
+        bytes[] memory sigs = new bytes[](2);
+        vs[0] = _voucher(routerSigner, provider, 100e18, 0);
+        vs[1] = _voucher(routerSigner, provider, 150e18, 0);
+        sigs[0] = _sign(routerKey, vs[0]);
+        sigs[1] = _sign(routerKey, vs[1]);
+        (uint256 paid,) = router.claim(vs, sigs);
+        assertEq(paid, 150e18);
+        // The same pair again in the same block pays nothing.
+        (paid,) = router.claim(vs, sigs);
+        assertEq(paid, 0);
+    }
+
+    function test_Attack_TwoBidsOneBlock() external {
+        _registerProvider(provider);
+        _registerProvider(provider2);
+        bytes32 modelId = _registerModel();
+        _claimModel(providerKey, provider, modelId);
+        _claimModel(provider2Key, provider2, modelId);
+        vm.prank(provider);
+        registry.postBid(modelId, 1e11, 1);
+        vm.prank(provider2);
+        registry.postBid(modelId, 1e11, 1);
+        IProviderRegistry.Bid[] memory bids = registry.getBidsForModel(modelId, 0, 10);
+        assertEq(bids.length, 2);
+        assertEq(bids[0].provider, provider);
+        assertEq(bids[1].provider, provider2);
+        // A second bid by the same provider on the same model cannot shadow the first.
+        vm.expectPartialRevert(IProviderRegistry.ProviderRegistryBidExists.selector);
+        vm.prank(provider);
+        registry.postBid(modelId, 1, 1);
+    }
+
+    function test_Attack_ModelIdFrontRun() external {
+        // Eve sees alice's registerModel in the mempool and sends the same arguments first.
+        vm.prank(eve);
+        bytes32 eveId = registry.registerModel(keccak256("weights"), 3, "llama-3-8b");
+        bytes32 aliceId = _registerModel(); // still succeeds, with alice's own id
+        assertTrue(eveId != aliceId);
+        ProviderRegistry(address(registry)).getModel(aliceId);
+    }
+}
