@@ -150,12 +150,12 @@ async fn bad_registrations_are_typed_errors() -> eyre::Result<()> {
     let err = registry
         .post_bid(keccak256("no such model"), U256::from(1), U256::from(1))
         .await
-        .expect_err("model never claimed");
+        .expect_err("unknown model");
     assert!(
         matches!(
             err,
             Error::Reverted(Revert::ProviderRegistry(
-                ProviderRegistryErrors::ProviderRegistryModelNotClaimed(_)
+                ProviderRegistryErrors::ProviderRegistryUnknownModel(_)
             ))
         ),
         "{err}"
