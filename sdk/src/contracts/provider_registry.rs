@@ -138,7 +138,7 @@ impl ProviderRegistryClient {
         self.compute_model_id(creator, root, name).await
     }
 
-    /// A model (zeroed when unknown).
+    /// A model; an unknown id reverts with `ProviderRegistryUnknownModel`.
     pub async fn model(&self, model_id: B256) -> Result<Model> {
         view(self.contract.getModel(model_id)).await
     }

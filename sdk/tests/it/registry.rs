@@ -150,12 +150,12 @@ async fn bad_registrations_are_typed_errors() -> eyre::Result<()> {
     let err = registry
         .post_bid(keccak256("no such model"), U256::from(1), U256::from(1))
         .await
-        .expect_err("unknown model");
+        .expect_err("model never claimed");
     assert!(
         matches!(
             err,
             Error::Reverted(Revert::ProviderRegistry(
-                ProviderRegistryErrors::ProviderRegistryUnknownModel(_)
+                ProviderRegistryErrors::ProviderRegistryModelNotClaimed(_)
             ))
         ),
         "{err}"
@@ -165,7 +165,15 @@ async fn bad_registrations_are_typed_errors() -> eyre::Result<()> {
         .sign_model_claim(keccak256("no such model"), &devnet.signer(3))
         .await
         .expect_err("unknown");
-    assert!(matches!(err, Error::ModelProof(_)), "{err}");
+    assert!(
+        matches!(
+            err,
+            Error::Reverted(Revert::ProviderRegistry(
+                ProviderRegistryErrors::ProviderRegistryUnknownModel(_)
+            ))
+        ),
+        "{err}"
+    );
 
     Ok(())
 }
