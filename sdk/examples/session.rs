@@ -1,0 +1,241 @@
+//! One session of the real flow against a running `morpheus-worker`, with this program playing
+//! the provider's on-chain set-up, the router's signatures and the user's client:
+//!
+//! ```sh
+//! # 1. the provider registers at ENDPOINT, registers MODEL_FILE by its Merkle root, claims it
+//! #    and bids; prints the model id (the worker is then started with it)
+//! cargo run -p morpheus-sdk --example session -- register RPC DEPLOYMENT ENDPOINT MODEL_FILE NAME
+//! # 2. liveness check, assignment, a streamed chat, the usage report, the voucher and the claim
+//! cargo run -p morpheus-sdk --example session -- chat RPC DEPLOYMENT ENDPOINT MODEL_ID "question"
+//! ```
+//! Keys are anvil's default accounts: 1 signs as the router, 2 is the provider, 3 the user.
+
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
+
+use alloy::{
+    primitives::{B256, U256, keccak256, utils::format_ether, utils::parse_ether},
+    signers::{Signer, local::PrivateKeySigner},
+};
+use futures::StreamExt;
+use morpheus_sdk::{
+    Deployment,
+    contracts::Protocol,
+    merkle::ModelTree,
+    messages::{Assignment, ComputeRequest, CreditVoucher, LivenessChallenge, Signed, UsageReport},
+    openai::{ChatCompletionRequest, ChatMessage, StreamOptions},
+    provider::ProviderClient,
+};
+
+const ROUTER_KEY: &str = "0x59c6995e998f97a5a0044966f0945389dc9e86dae88c7a8412f4603b6b78690d";
+const PROVIDER_KEY: &str = "0x5de4111afa1a4b94908f83103eb1f1706367c2e68ca870fc3fb9a804cdab365a";
+const USER_KEY: &str = "0x7c852118294e51e653712a81e05800f419141751be58f605c371e15141b007a6";
+/// MOR (wei) per token the provider bids: 2e-6 MOR.
+const PRICE_PER_TOKEN: u64 = 2_000_000_000_000;
+
+#[tokio::main]
+async fn main() -> eyre::Result<()> {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    match args.iter().map(String::as_str).collect::<Vec<_>>().as_slice() {
+        ["register", rpc, deployment, endpoint, model_file, name] => {
+            register(rpc, &Deployment::load(deployment)?, endpoint, model_file, name).await
+        }
+        ["chat", rpc, deployment, endpoint, model_id, question] => {
+            chat(rpc, &Deployment::load(deployment)?, endpoint, model_id.parse()?, question).await
+        }
+        _ => eyre::bail!(
+            "usage: session register RPC DEPLOYMENT ENDPOINT MODEL_FILE NAME\n       \
+             session chat RPC DEPLOYMENT ENDPOINT MODEL_ID QUESTION"
+        ),
+    }
+}
+
+fn key(hex: &str, deployment: &Deployment) -> eyre::Result<PrivateKeySigner> {
+    Ok(hex.parse::<PrivateKeySigner>()?.with_chain_id(Some(deployment.chain_id)))
+}
+
+fn unix_now() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or_default()
+}
+
+async fn register(
+    rpc: &str,
+    deployment: &Deployment,
+    endpoint: &str,
+    model_file: &str,
+    name: &str,
+) -> eyre::Result<()> {
+    let provider_key = key(PROVIDER_KEY, deployment)?;
+    let provider = Protocol::connect(rpc, *deployment, Some(provider_key.clone())).await?;
+    let registry = provider.registry();
+    let me = provider_key.address();
+
+    let tree = ModelTree::from_file(model_file, |_, _| {})?;
+    eprintln!("model file {model_file}: {} chunks of 1 MiB, Merkle root {}", tree.leaf_count(), tree.root());
+    registry.register(endpoint, parse_ether("10")?).await?;
+    let model_id = registry.register_model(tree.root(), tree.leaf_count(), name).await?;
+    let claim = registry.sign_model_claim(model_id, &provider_key).await?;
+    registry.claim_model(me, model_id, claim).await?;
+    registry.post_bid(model_id, U256::from(PRICE_PER_TOKEN), U256::from(16)).await?;
+    eprintln!("provider {me} registered at {endpoint}, claimed model {model_id}, bid {PRICE_PER_TOKEN} wei/token");
+    println!("{model_id}");
+    Ok(())
+}
+
+async fn chat(
+    rpc: &str,
+    deployment: &Deployment,
+    endpoint: &str,
+    model_id: B256,
+    question: &str,
+) -> eyre::Result<()> {
+    let domain = deployment.domain();
+    let (router_key, provider_key, user_key) =
+        (key(ROUTER_KEY, deployment)?, key(PROVIDER_KEY, deployment)?, key(USER_KEY, deployment)?);
+    let user = Protocol::connect(rpc, *deployment, Some(user_key.clone())).await?;
+    let provider = Protocol::connect(rpc, *deployment, Some(provider_key.clone())).await?;
+    let client = ProviderClient::new(endpoint)?;
+
+    // Router: liveness check, proved against the model root registered on-chain.
+    let model = user.registry().model(model_id).await?;
+    let chunk = u64::from_be_bytes(keccak256(unix_now().to_be_bytes())[..8].try_into()?) % model.chunkCount.to::<u64>();
+    let challenge = LivenessChallenge {
+        challengeId: keccak256(format!("challenge-{}", unix_now())),
+        provider: provider_key.address(),
+        modelId: model_id,
+        chunkIndex: U256::from(chunk),
+        deadline: U256::from(unix_now() + 60),
+    };
+    let started = Instant::now();
+    let proof = client.liveness(&Signed::sign(challenge.clone(), &domain, &router_key)?).await?;
+    proof.verify(&challenge, model.merkleRoot, &domain)?;
+    println!("router: liveness ok, chunk {chunk} of {} proved against the on-chain root in {:?}", model.chunkCount, started.elapsed());
+
+    // User: stake once, then a signed request within the day's allowance.
+    let sessions = user.session_router();
+    if sessions.stake_of(user_key.address()).await?.staked.is_zero() {
+        sessions.stake(parse_ether("5")?).await?;
+    }
+    let allowance = sessions.user_max(user_key.address()).await?;
+    let token_max = U256::from(256);
+    let request = Signed::sign(
+        ComputeRequest {
+            user: user_key.address(),
+            modelId: model_id,
+            tokenMax: token_max,
+            nonce: U256::from(unix_now()),
+            deadline: U256::from(unix_now() + 60),
+        },
+        &domain,
+        &user_key,
+    )?;
+    request.verify(&domain, user_key.address())?;
+    eyre::ensure!(token_max <= allowance, "request exceeds the user's allowance of {allowance} tokens");
+    println!("user: 5 MOR staked -> allowance {allowance} tokens today; request for {token_max} tokens signed");
+
+    // Router: the assignment.
+    let bid = user.registry().bid(provider_key.address(), model_id).await?;
+    let assignment = Signed::sign(
+        Assignment {
+            sessionId: keccak256(format!("session-{}", unix_now())),
+            user: user_key.address(),
+            provider: provider_key.address(),
+            endpoint: endpoint.to_string(),
+            modelId: model_id,
+            tokenMax: token_max,
+            pricePerToken: bid.pricePerToken,
+            expiresAt: U256::from(unix_now() + 300),
+        },
+        &domain,
+        &router_key,
+    )?;
+
+    // User: the prompt goes straight to the provider; the answer streams back.
+    let models = client.models().await?;
+    let chat = ChatCompletionRequest {
+        model: models.data.first().map(|m| m.id.clone()).unwrap_or_default(),
+        messages: vec![ChatMessage::user(question)],
+        max_tokens: Some(64),
+        temperature: Some(0.0),
+        stream_options: Some(StreamOptions { include_usage: true }),
+        ..Default::default()
+    };
+    println!("user: {question}");
+    print!("assistant: ");
+    let started = Instant::now();
+    let mut stream = client.chat_stream(&assignment, &chat).await?;
+    let (mut answer, mut ttft, mut usage) = (String::new(), None, None);
+    while let Some(chunk) = stream.next().await {
+        let chunk = chunk?;
+        for choice in &chunk.choices {
+            if let Some(text) = &choice.delta.content {
+                ttft.get_or_insert_with(|| started.elapsed());
+                print!("{text}");
+                answer.push_str(text);
+            }
+        }
+        usage = chunk.usage.or(usage);
+    }
+    let duration = started.elapsed();
+    let usage = usage.ok_or_else(|| eyre::eyre!("the provider sent no usage counts"))?;
+    println!();
+    println!(
+        "provider: {} prompt + {} completion tokens, first token after {:?}, {:?} in all",
+        usage.prompt_tokens,
+        usage.completion_tokens,
+        ttft.unwrap_or(duration),
+        duration
+    );
+
+    // User: the signed usage report; router: credit and a cumulative voucher.
+    let report = Signed::sign(
+        UsageReport {
+            sessionId: assignment.message.sessionId,
+            tokens: U256::from(usage.total_tokens),
+            ttftMs: U256::from(ttft.unwrap_or(duration).as_millis()),
+            durationMs: U256::from(duration.as_millis()),
+            passed: !answer.trim().is_empty(),
+        },
+        &domain,
+        &user_key,
+    )?;
+    report.verify(&domain, user_key.address())?;
+    let credit = if report.message.passed { report.message.tokens * bid.pricePerToken } else { U256::ZERO };
+    let record = provider.session_router().claim_record(router_key.address(), provider_key.address()).await?;
+    let voucher = Signed::sign(
+        CreditVoucher {
+            router: router_key.address(),
+            provider: provider_key.address(),
+            cumulativeAmount: U256::from(record.paid) + credit,
+            cumulativeBootstrap: U256::from(record.bootstrapPaid),
+            cumulativeTokens: U256::from(record.tokens) + report.message.tokens,
+            sessions: U256::from(record.sessions) + U256::from(1),
+            failed: U256::from(record.failed) + U256::from(u8::from(!report.message.passed)),
+            issuedAt: U256::from(chain_time(&provider).await?),
+        },
+        &domain,
+        &router_key,
+    )?;
+    println!("router: report passed={}, credited {} MOR in a voucher", report.message.passed, format_ether(credit));
+
+    // Provider: the claim on-chain.
+    let before = provider.mor().balance_of(provider_key.address()).await?;
+    let receipt = provider.session_router().claim(&[voucher]).await?;
+    let paid = provider.mor().balance_of(provider_key.address()).await? - before;
+    println!(
+        "provider: claimed on-chain in tx {} ({} gas): {} MOR paid",
+        receipt.transaction_hash,
+        receipt.gas_used,
+        format_ether(paid)
+    );
+    Ok(())
+}
+
+async fn chain_time(protocol: &Protocol) -> eyre::Result<u64> {
+    use alloy::providers::Provider;
+    let block = protocol
+        .provider()
+        .get_block_by_number(alloy::eips::BlockNumberOrTag::Latest)
+        .await?
+        .ok_or_else(|| eyre::eyre!("no latest block"))?;
+    Ok(block.header.timestamp)
+}
