@@ -35,12 +35,31 @@ const PRICE_PER_TOKEN: u64 = 2_000_000_000_000;
 #[tokio::main]
 async fn main() -> eyre::Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
-    match args.iter().map(String::as_str).collect::<Vec<_>>().as_slice() {
+    match args
+        .iter()
+        .map(String::as_str)
+        .collect::<Vec<_>>()
+        .as_slice()
+    {
         ["register", rpc, deployment, endpoint, model_file, name] => {
-            register(rpc, &Deployment::load(deployment)?, endpoint, model_file, name).await
+            register(
+                rpc,
+                &Deployment::load(deployment)?,
+                endpoint,
+                model_file,
+                name,
+            )
+            .await
         }
         ["chat", rpc, deployment, endpoint, model_id, question] => {
-            chat(rpc, &Deployment::load(deployment)?, endpoint, model_id.parse()?, question).await
+            chat(
+                rpc,
+                &Deployment::load(deployment)?,
+                endpoint,
+                model_id.parse()?,
+                question,
+            )
+            .await
         }
         _ => eyre::bail!(
             "usage: session register RPC DEPLOYMENT ENDPOINT MODEL_FILE NAME\n       \
@@ -50,11 +69,16 @@ async fn main() -> eyre::Result<()> {
 }
 
 fn key(hex: &str, deployment: &Deployment) -> eyre::Result<PrivateKeySigner> {
-    Ok(hex.parse::<PrivateKeySigner>()?.with_chain_id(Some(deployment.chain_id)))
+    Ok(hex
+        .parse::<PrivateKeySigner>()?
+        .with_chain_id(Some(deployment.chain_id)))
 }
 
 fn unix_now() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or_default()
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or_default()
 }
 
 async fn register(
@@ -70,13 +94,23 @@ async fn register(
     let me = provider_key.address();
 
     let tree = ModelTree::from_file(model_file, |_, _| {})?;
-    eprintln!("model file {model_file}: {} chunks of 1 MiB, Merkle root {}", tree.leaf_count(), tree.root());
+    eprintln!(
+        "model file {model_file}: {} chunks of 1 MiB, Merkle root {}",
+        tree.leaf_count(),
+        tree.root()
+    );
     registry.register(endpoint, parse_ether("10")?).await?;
-    let model_id = registry.register_model(tree.root(), tree.leaf_count(), name).await?;
+    let model_id = registry
+        .register_model(tree.root(), tree.leaf_count(), name)
+        .await?;
     let claim = registry.sign_model_claim(model_id, &provider_key).await?;
     registry.claim_model(me, model_id, claim).await?;
-    registry.post_bid(model_id, U256::from(PRICE_PER_TOKEN), U256::from(16)).await?;
-    eprintln!("provider {me} registered at {endpoint}, claimed model {model_id}, bid {PRICE_PER_TOKEN} wei/token");
+    registry
+        .post_bid(model_id, U256::from(PRICE_PER_TOKEN), U256::from(16))
+        .await?;
+    eprintln!(
+        "provider {me} registered at {endpoint}, claimed model {model_id}, bid {PRICE_PER_TOKEN} wei/token"
+    );
     println!("{model_id}");
     Ok(())
 }
@@ -89,15 +123,19 @@ async fn chat(
     question: &str,
 ) -> eyre::Result<()> {
     let domain = deployment.domain();
-    let (router_key, provider_key, user_key) =
-        (key(ROUTER_KEY, deployment)?, key(PROVIDER_KEY, deployment)?, key(USER_KEY, deployment)?);
+    let (router_key, provider_key, user_key) = (
+        key(ROUTER_KEY, deployment)?,
+        key(PROVIDER_KEY, deployment)?,
+        key(USER_KEY, deployment)?,
+    );
     let user = Protocol::connect(rpc, *deployment, Some(user_key.clone())).await?;
     let provider = Protocol::connect(rpc, *deployment, Some(provider_key.clone())).await?;
     let client = ProviderClient::new(endpoint)?;
 
     // Router: liveness check, proved against the model root registered on-chain.
     let model = user.registry().model(model_id).await?;
-    let chunk = u64::from_be_bytes(keccak256(unix_now().to_be_bytes())[..8].try_into()?) % model.chunkCount.to::<u64>();
+    let chunk = u64::from_be_bytes(keccak256(unix_now().to_be_bytes())[..8].try_into()?)
+        % model.chunkCount.to::<u64>();
     let challenge = LivenessChallenge {
         challengeId: keccak256(format!("challenge-{}", unix_now())),
         provider: provider_key.address(),
@@ -106,13 +144,24 @@ async fn chat(
         deadline: U256::from(unix_now() + 60),
     };
     let started = Instant::now();
-    let proof = client.liveness(&Signed::sign(challenge.clone(), &domain, &router_key)?).await?;
+    let proof = client
+        .liveness(&Signed::sign(challenge.clone(), &domain, &router_key)?)
+        .await?;
     proof.verify(&challenge, model.merkleRoot, &domain)?;
-    println!("router: liveness ok, chunk {chunk} of {} proved against the on-chain root in {:?}", model.chunkCount, started.elapsed());
+    println!(
+        "router: liveness ok, chunk {chunk} of {} proved against the on-chain root in {:?}",
+        model.chunkCount,
+        started.elapsed()
+    );
 
     // User: stake once, then a signed request within the day's allowance.
     let sessions = user.session_router();
-    if sessions.stake_of(user_key.address()).await?.staked.is_zero() {
+    if sessions
+        .stake_of(user_key.address())
+        .await?
+        .staked
+        .is_zero()
+    {
         sessions.stake(parse_ether("5")?).await?;
     }
     let allowance = sessions.user_max(user_key.address()).await?;
@@ -129,11 +178,19 @@ async fn chat(
         &user_key,
     )?;
     request.verify(&domain, user_key.address())?;
-    eyre::ensure!(token_max <= allowance, "request exceeds the user's allowance of {allowance} tokens");
-    println!("user: 5 MOR staked -> allowance {allowance} tokens today; request for {token_max} tokens signed");
+    eyre::ensure!(
+        token_max <= allowance,
+        "request exceeds the user's allowance of {allowance} tokens"
+    );
+    println!(
+        "user: 5 MOR staked -> allowance {allowance} tokens today; request for {token_max} tokens signed"
+    );
 
     // Router: the assignment.
-    let bid = user.registry().bid(provider_key.address(), model_id).await?;
+    let bid = user
+        .registry()
+        .bid(provider_key.address(), model_id)
+        .await?;
     let assignment = Signed::sign(
         Assignment {
             sessionId: keccak256(format!("session-{}", unix_now())),
@@ -152,11 +209,17 @@ async fn chat(
     // User: the prompt goes straight to the provider; the answer streams back.
     let models = client.models().await?;
     let chat = ChatCompletionRequest {
-        model: models.data.first().map(|m| m.id.clone()).unwrap_or_default(),
+        model: models
+            .data
+            .first()
+            .map(|m| m.id.clone())
+            .unwrap_or_default(),
         messages: vec![ChatMessage::user(question)],
         max_tokens: Some(64),
         temperature: Some(0.0),
-        stream_options: Some(StreamOptions { include_usage: true }),
+        stream_options: Some(StreamOptions {
+            include_usage: true,
+        }),
         ..Default::default()
     };
     println!("user: {question}");
@@ -199,8 +262,15 @@ async fn chat(
         &user_key,
     )?;
     report.verify(&domain, user_key.address())?;
-    let credit = if report.message.passed { report.message.tokens * bid.pricePerToken } else { U256::ZERO };
-    let record = provider.session_router().claim_record(router_key.address(), provider_key.address()).await?;
+    let credit = if report.message.passed {
+        report.message.tokens * bid.pricePerToken
+    } else {
+        U256::ZERO
+    };
+    let record = provider
+        .session_router()
+        .claim_record(router_key.address(), provider_key.address())
+        .await?;
     let voucher = Signed::sign(
         CreditVoucher {
             router: router_key.address(),
@@ -215,7 +285,11 @@ async fn chat(
         &domain,
         &router_key,
     )?;
-    println!("router: report passed={}, credited {} MOR in a voucher", report.message.passed, format_ether(credit));
+    println!(
+        "router: report passed={}, credited {} MOR in a voucher",
+        report.message.passed,
+        format_ether(credit)
+    );
 
     // Provider: the claim on-chain.
     let before = provider.mor().balance_of(provider_key.address()).await?;

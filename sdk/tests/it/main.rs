@@ -1,5 +1,6 @@
 //! Integration tests of morpheus-sdk against a real anvil with the contracts deployed.
 
+mod admin;
 mod claims;
 mod hashes;
 mod messages;

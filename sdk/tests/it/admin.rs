@@ -1,0 +1,169 @@
+//! The remaining client methods: router signers, the whitelist, paging views, pool deposits.
+
+use alloy::primitives::{Address, U256, keccak256, utils::parse_ether};
+use morpheus_sdk::{
+    Error,
+    contracts::{Revert, bindings::session_router::SessionRouter::SessionRouterErrors},
+    testing::Devnet,
+};
+
+#[tokio::test]
+async fn the_owner_manages_router_signers() -> eyre::Result<()> {
+    let devnet = Devnet::start().await?;
+    let owner = devnet.protocol(0).await?;
+    let router = owner.session_router();
+    let (first, second) = (devnet.router_signer().address(), devnet.signer(8).address());
+    assert_eq!(router.routers().await?, vec![first]);
+
+    router.add_router(second, 2_500).await?;
+    assert!(router.is_router(second).await?);
+    let err = router.add_router(second, 2_500).await.expect_err("twice");
+    assert!(
+        matches!(
+            err,
+            Error::Reverted(Revert::SessionRouter(
+                SessionRouterErrors::SessionRouterRouterExists(_)
+            ))
+        ),
+        "{err}"
+    );
+    let err = router
+        .add_router(Address::repeat_byte(9), 10_001)
+        .await
+        .expect_err("share");
+    assert!(
+        matches!(
+            err,
+            Error::Reverted(Revert::SessionRouter(
+                SessionRouterErrors::SessionRouterShareOutOfRange(_)
+            ))
+        ),
+        "{err}"
+    );
+
+    router.remove_router(second).await?;
+    assert!(!router.is_router(second).await?);
+
+    // Only the owner may do any of it.
+    let stranger = devnet.protocol(5).await?;
+    let err = stranger
+        .session_router()
+        .add_router(second, 1)
+        .await
+        .expect_err("not owner");
+    assert!(
+        matches!(
+            err,
+            Error::Reverted(Revert::SessionRouter(
+                SessionRouterErrors::OwnableUnauthorizedAccount(_)
+            ))
+        ),
+        "{err}"
+    );
+    Ok(())
+}
+
+#[tokio::test]
+async fn whitelist_paging_and_endpoints() -> eyre::Result<()> {
+    let devnet = Devnet::start().await?;
+    let owner = devnet.protocol(0).await?;
+    let registry = owner.registry();
+    let p = devnet.signer(2).address();
+    assert!(registry.whitelist_active().await?);
+    assert!(registry.is_whitelisted(p).await?);
+    registry.remove_from_whitelist(p).await?;
+    assert!(!registry.is_whitelisted(p).await?);
+    registry.add_to_whitelist(p).await?;
+
+    for i in 2..5 {
+        devnet
+            .protocol(i)
+            .await?
+            .registry()
+            .register(
+                &format!("http://10.0.0.{i}:80"),
+                registry.min_stake().await?,
+            )
+            .await?;
+    }
+    assert_eq!(registry.provider_count().await?, U256::from(3));
+    let page = registry.providers(1, 5).await?;
+    assert_eq!(
+        page.iter().map(|r| r.provider).collect::<Vec<_>>(),
+        vec![devnet.signer(3).address(), devnet.signer(4).address()]
+    );
+
+    let provider = devnet.protocol(2).await?;
+    provider
+        .registry()
+        .update_endpoint("http://moved:81")
+        .await?;
+    assert_eq!(registry.provider(p).await?.endpoint, "http://moved:81");
+
+    let a = registry.register_model(keccak256("a"), 1, "a").await?;
+    let b = registry.register_model(keccak256("b"), 2, "b").await?;
+    assert_eq!(
+        registry
+            .models(0, 10)
+            .await?
+            .iter()
+            .map(|m| m.modelId)
+            .collect::<Vec<_>>(),
+        vec![a, b]
+    );
+    for model in [a, b] {
+        let sig = provider
+            .registry()
+            .sign_model_claim(model, &devnet.signer(2))
+            .await?;
+        provider.registry().claim_model(p, model, sig).await?;
+        provider
+            .registry()
+            .post_bid(model, U256::from(5), U256::from(1))
+            .await?;
+    }
+    assert_eq!(registry.bids_of_provider(p, 0, 10).await?.len(), 2);
+
+    registry.disable_whitelist().await?;
+    assert!(!registry.whitelist_active().await?);
+    Ok(())
+}
+
+#[tokio::test]
+async fn deposits_fund_tomorrows_budget_and_the_reserve() -> eyre::Result<()> {
+    let devnet = Devnet::start().await?;
+    let funder = devnet.protocol(6).await?;
+    let pool = funder.pool();
+    let today = pool.today().await?;
+    let (balance, reserve) = (pool.balance().await?, pool.reserve().await?);
+    assert!(pool.bootstrap_end().await? > U256::from(devnet.now().await?));
+
+    pool.deposit(parse_ether("1000")?).await?;
+    // During the bootstrap year 10% of a deposit goes to the reserve.
+    assert_eq!(pool.reserve().await? - reserve, parse_ether("100")?);
+    assert_eq!(pool.balance().await? - balance, parse_ether("900")?);
+    // A deposit never raises today's budget (flash deposits gain nothing)...
+    assert_eq!(pool.today().await?.budget, today.budget);
+    devnet.advance_days(1).await?;
+    // ...but counts from the next day on.
+    assert_eq!(
+        pool.today().await?.budget,
+        (balance + parse_ether("900")?) / U256::from(100)
+    );
+
+    let before = funder.session_router().total_staked().await?;
+    funder.session_router().stake(parse_ether("3")?).await?;
+    assert_eq!(
+        funder.session_router().total_staked().await? - before,
+        parse_ether("3")?
+    );
+
+    let mor = funder.mor();
+    mor.transfer(devnet.signer(7).address(), parse_ether("1")?)
+        .await?;
+    assert_eq!(
+        mor.balance_of(devnet.signer(7).address()).await?,
+        Devnet::mint_per_account() + parse_ether("1")?
+    );
+    Ok(())
+}
