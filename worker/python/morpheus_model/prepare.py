@@ -1,0 +1,96 @@
+"""Prepare a model directory: model.onnx + tokenizer.json + morpheus.json, cached by source hash."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import onnx
+
+from . import convert, graph, tokenizer_json
+from .gguf_source import GgufModel, load, sha256_file
+
+# Bump when the produced files change for the same source.
+CONVERTER_VERSION = 2
+STOP_TOKENS = ("<|im_end|>", "<|endoftext|>", "<|eot_id|>", "<|end|>", "<|end_of_text|>")
+
+
+def _log(msg: str) -> None:
+    print(f"[prepare] {msg}", file=sys.stderr, flush=True)
+
+
+def _options(max_positions: int, accuracy_level: int) -> dict:
+    return {"converter_version": CONVERTER_VERSION, "max_positions": max_positions, "accuracy_level": accuracy_level}
+
+
+def is_current(out: Path, source_sha: str, options: dict) -> bool:
+    """Whether `out` already holds this source prepared with these options."""
+    meta_path = out / "morpheus.json"
+    if not meta_path.exists() or not (out / "model.onnx").exists() or not (out / "tokenizer.json").exists():
+        return False
+    meta = json.loads(meta_path.read_text())
+    return meta.get("source", {}).get("sha256") == source_sha and meta.get("options") == options
+
+
+def metadata(model: GgufModel, name: str, source_sha: str, options: dict) -> dict:
+    """morpheus.json: what the worker needs to serve the model."""
+    c, t = model.config, model.tokenizer
+    stops = sorted({i for i, tok in enumerate(t.tokens) if tok in STOP_TOKENS} | ({t.eos_id} if t.eos_id is not None else set()))
+    return {
+        "format": 1,
+        "name": name,
+        "architecture": "llama",
+        "model_file": "model.onnx",
+        "tokenizer_file": "tokenizer.json",
+        "source": {"file": model.path.name, "sha256": source_sha},
+        "options": options,
+        "num_layers": c.num_layers,
+        "hidden_size": c.hidden,
+        "intermediate_size": c.intermediate,
+        "num_heads": c.num_heads,
+        "num_kv_heads": c.num_kv_heads,
+        "head_dim": c.head_dim,
+        "vocab_size": c.vocab,
+        "context_length": min(c.context_length, options["max_positions"]),
+        "rope_theta": c.rope_theta,
+        "bos_token_id": t.bos_id,
+        "eos_token_ids": stops,
+        "bos_token": None if t.bos_id is None else t.tokens[t.bos_id],
+        "eos_token": None if t.eos_id is None else t.tokens[t.eos_id],
+        "add_bos_token": t.add_bos,
+        "chat_template": t.chat_template,
+        # How the decoder treats its cache: rows right-padded, lengths from the attention mask,
+        # `present.*` may alias `past_key_values.*` of any larger length (updated in place).
+        "kv_cache": "shared-buffer",
+        "logits": "last",
+    }
+
+
+def prepare(gguf_path: Path, out: Path, name: str, max_positions: int = 2048, accuracy_level: int = 4,
+            force: bool = False) -> Path:
+    """Convert `gguf_path` into `out` unless it is already there; returns `out`."""
+    _log(f"hashing {gguf_path}")
+    sha = sha256_file(gguf_path)
+    options = _options(max_positions, accuracy_level)
+    if not force and is_current(out, sha, options):
+        _log(f"{out} is up to date (source sha256 {sha[:16]}...)")
+        return out
+    out.mkdir(parents=True, exist_ok=True)
+    model = load(gguf_path)
+    c = model.config
+    _log(
+        f"{name}: {c.num_layers} layers, width {c.hidden}, heads {c.num_heads}/{c.num_kv_heads}, "
+        f"vocab {c.vocab}, rope theta {c.rope_theta:g}"
+    )
+    weights = convert.decoder_weights(model)
+    _log("building the ONNX graph")
+    proto = graph.build(weights, c, max_positions=max_positions, accuracy_level=accuracy_level)
+    tmp = out / "model.onnx.tmp"
+    _log(f"writing {out / 'model.onnx'}")
+    onnx.save(proto, str(tmp))
+    tmp.replace(out / "model.onnx")
+    (out / "tokenizer.json").write_text(json.dumps(tokenizer_json.build(model.tokenizer), ensure_ascii=False))
+    (out / "morpheus.json").write_text(json.dumps(metadata(model, name, sha, options), indent=2))
+    _log("done")
+    return out

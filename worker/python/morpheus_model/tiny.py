@@ -1,0 +1,92 @@
+"""A tiny random Llama GGUF (fixed seed) in the same format as a real one, for tests.
+
+It goes through the very same conversion as SmolLM2: Q4_1 weights in GGML's Q/K order, a byte-level
+BPE vocabulary with ChatML special tokens and a chat template.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+from gguf import GGMLQuantizationType, GGUFWriter
+
+from .blocks import quantize_q4_1
+
+# No end-of-sequence token: random weights would emit one at an arbitrary step, and tests need
+# answers of a known length (the SmolLM2 test covers stopping at end of sequence).
+CHAT_TEMPLATE = (
+    "{% for message in messages %}{{'<|im_start|>' + message['role'] + '\n' + message['content'] + "
+    "'<|im_sep|>' + '\n'}}{% endfor %}{% if add_generation_prompt %}{{ '<|im_start|>assistant\n' }}{% endif %}"
+)
+SPECIALS = ["<|pad|>", "<|im_start|>", "<|im_sep|>"]
+MERGES = [("Ġ", "t"), ("h", "e"), ("Ġt", "he"), ("i", "n"), ("e", "r"), ("Ġ", "a"), ("o", "n"), ("r", "e")]
+
+
+def _bytes_to_unicode() -> list[str]:
+    """GPT-2's printable stand-in for each byte."""
+    bs = list(range(ord("!"), ord("~") + 1)) + list(range(ord("¡"), ord("¬") + 1)) + list(range(ord("®"), ord("ÿ") + 1))
+    cs = bs[:]
+    n = 0
+    for b in range(256):
+        if b not in bs:
+            bs.append(b)
+            cs.append(256 + n)
+            n += 1
+    table = dict(zip(bs, cs))
+    return [chr(table[b]) for b in range(256)]
+
+
+def write(path: Path, seed: int = 7) -> None:
+    """Write the tiny GGUF to `path`."""
+    rng = np.random.default_rng(seed)
+    layers, hidden, inter, heads, kv_heads = 2, 64, 128, 4, 2
+    hd = hidden // heads
+    tokens = SPECIALS + _bytes_to_unicode() + [a + b for a, b in MERGES]
+    types = [3] * len(SPECIALS) + [1] * (len(tokens) - len(SPECIALS))
+    vocab = len(tokens)
+
+    w = GGUFWriter(str(path), "llama")
+    w.add_name("tiny-llama-test")
+    w.add_block_count(layers)
+    w.add_context_length(4096)
+    w.add_embedding_length(hidden)
+    w.add_feed_forward_length(inter)
+    w.add_head_count(heads)
+    w.add_head_count_kv(kv_heads)
+    w.add_rope_freq_base(10000.0)
+    w.add_layer_norm_rms_eps(1e-5)
+    w.add_vocab_size(vocab)
+    w.add_tokenizer_model("gpt2")
+    w.add_tokenizer_pre("smollm")
+    w.add_token_list(tokens)
+    w.add_token_types(types)
+    w.add_token_merges([f"{a} {b}" for a, b in MERGES])
+    w.add_bos_token_id(1)
+    w.add_add_bos_token(False)
+    w.add_chat_template(CHAT_TEMPLATE)
+
+    def q4(n: int, k: int, scale: float) -> None:
+        return quantize_q4_1((rng.standard_normal((n, k)) * scale).astype(np.float32))
+
+    def add_q4(name: str, n: int, k: int, scale: float) -> None:
+        w.add_tensor(name, q4(n, k, scale), raw_dtype=GGMLQuantizationType.Q4_1)
+
+    w.add_tensor("token_embd.weight", rng.standard_normal((vocab, hidden)).astype(np.float32))
+    w.add_tensor("output_norm.weight", (1.0 + 0.1 * rng.standard_normal(hidden)).astype(np.float32))
+    add_q4("output.weight", vocab, hidden, 0.3)
+    for i in range(layers):
+        p = f"blk.{i}"
+        w.add_tensor(f"{p}.attn_norm.weight", (1.0 + 0.1 * rng.standard_normal(hidden)).astype(np.float32))
+        w.add_tensor(f"{p}.ffn_norm.weight", (1.0 + 0.1 * rng.standard_normal(hidden)).astype(np.float32))
+        add_q4(f"{p}.attn_q.weight", heads * hd, hidden, 0.3)
+        add_q4(f"{p}.attn_k.weight", kv_heads * hd, hidden, 0.3)
+        add_q4(f"{p}.attn_v.weight", kv_heads * hd, hidden, 0.3)
+        add_q4(f"{p}.attn_output.weight", hidden, heads * hd, 0.1)
+        add_q4(f"{p}.ffn_gate.weight", inter, hidden, 0.2)
+        add_q4(f"{p}.ffn_up.weight", inter, hidden, 0.2)
+        add_q4(f"{p}.ffn_down.weight", hidden, inter, 0.1)
+    w.write_header_to_file()
+    w.write_kv_data_to_file()
+    w.write_tensors_to_file()
+    w.close()

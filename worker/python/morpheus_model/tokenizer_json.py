@@ -1,0 +1,92 @@
+"""Rebuild a Hugging Face `tokenizer.json` from the tokenizer data a GGUF carries.
+
+Supports GGML's `gpt2` tokenizer model (byte-level BPE), which SmolLM2 and most Llama-3-era models use.
+The pre-tokenizer follows `tokenizer.ggml.pre` the way llama.cpp reads it.
+"""
+
+from __future__ import annotations
+
+from .gguf_source import TokenizerData
+
+# GGML token types (gguf.TokenType): 1 normal, 2 unknown, 3 control, 4 user-defined, 5 unused, 6 byte.
+NORMAL = 1
+
+_LLAMA3_REGEX = (
+    r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n]*"
+    r"|\s*[\r\n]+|\s+(?!\S)|\s+"
+)
+
+
+def _byte_level(use_regex: bool) -> dict:
+    return {"type": "ByteLevel", "add_prefix_space": False, "trim_offsets": True, "use_regex": use_regex}
+
+
+def _pre_tokenizer(pre: str) -> dict:
+    if pre in ("smollm", "starcoder", "refact", "codeshell", "command-r", "exaone", "minerva-7b"):
+        # llama.cpp: ["\p{N}", gpt2 regex] == HF Digits(individual) + ByteLevel(use_regex).
+        return {
+            "type": "Sequence",
+            "pretokenizers": [{"type": "Digits", "individual_digits": True}, _byte_level(True)],
+        }
+    if pre in ("llama-bpe", "llama3", "dbrx", "smaug-bpe"):
+        return {
+            "type": "Sequence",
+            "pretokenizers": [
+                {"type": "Split", "pattern": {"Regex": _LLAMA3_REGEX}, "behavior": "Isolated", "invert": False},
+                _byte_level(False),
+            ],
+        }
+    if pre in ("default", "gpt2", "gpt-2"):
+        return _byte_level(True)
+    raise ValueError(f"pre-tokenizer {pre!r} is not supported")
+
+
+def build(tok: TokenizerData) -> dict:
+    """The tokenizer.json document."""
+    if tok.model != "gpt2":
+        raise ValueError(f"tokenizer model {tok.model!r} is not supported (expected gpt2 byte-level BPE)")
+    added = [
+        {
+            "id": i,
+            "content": t,
+            "single_word": False,
+            "lstrip": False,
+            "rstrip": False,
+            "normalized": False,
+            "special": True,
+        }
+        for i, (t, ty) in enumerate(zip(tok.tokens, tok.token_types))
+        if ty != NORMAL
+    ]
+    post = {"type": "ByteLevel", "add_prefix_space": True, "trim_offsets": False, "use_regex": True}
+    if tok.add_bos and tok.bos_id is not None:
+        bos = tok.tokens[tok.bos_id]
+        post = {
+            "type": "TemplateProcessing",
+            "single": [{"SpecialToken": {"id": bos, "type_id": 0}}, {"Sequence": {"id": "A", "type_id": 0}}],
+            "pair": [{"SpecialToken": {"id": bos, "type_id": 0}}, {"Sequence": {"id": "A", "type_id": 0}},
+                     {"Sequence": {"id": "B", "type_id": 1}}],
+            "special_tokens": {bos: {"id": bos, "ids": [tok.bos_id], "tokens": [bos]}},
+        }
+    return {
+        "version": "1.0",
+        "truncation": None,
+        "padding": None,
+        "added_tokens": added,
+        "normalizer": None,
+        "pre_tokenizer": _pre_tokenizer(tok.pre),
+        "post_processor": post,
+        "decoder": {"type": "ByteLevel", "add_prefix_space": True, "trim_offsets": True, "use_regex": True},
+        "model": {
+            "type": "BPE",
+            "dropout": None,
+            "unk_token": None,
+            "continuing_subword_prefix": None,
+            "end_of_word_suffix": None,
+            "fuse_unk": False,
+            "byte_fallback": False,
+            "ignore_merges": False,
+            "vocab": {t: i for i, t in enumerate(tok.tokens)},
+            "merges": tok.merges,
+        },
+    }

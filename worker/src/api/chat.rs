@@ -1,0 +1,305 @@
+//! `POST /v1/chat/completions`, streamed (server-sent events) or not.
+
+use std::{convert::Infallible, time::SystemTime};
+
+use axum::{
+    Json,
+    body::Bytes,
+    extract::{State, rejection::BytesRejection},
+    http::HeaderMap,
+    response::{
+        IntoResponse, Response,
+        sse::{Event as SseEvent, KeepAlive, Sse},
+    },
+};
+use futures::{Stream, StreamExt, stream};
+use morpheus_sdk::openai::{
+    ChatCompletionChunk, ChatCompletionRequest, ChatCompletionResponse, ChatMessage, Choice,
+    ChunkChoice, Delta, Usage,
+};
+use tokio::sync::mpsc::UnboundedReceiver;
+use tracing::{debug, info};
+
+use super::{
+    ApiError, AppState,
+    auth::{Auth, Reservation},
+};
+use crate::engine::{Completion, Event, GenerateRequest, Sampling};
+
+/// Most stop sequences (OpenAI's limit).
+const MAX_STOPS: usize = 4;
+
+pub(super) async fn completions(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, ApiError> {
+    let s = &state.0;
+    let grant = s.auth.authorize(&headers)?;
+    let body = body.map_err(|e| {
+        ApiError::new(
+            e.status(),
+            "invalid_request_error",
+            "invalid_body",
+            e.body_text(),
+        )
+    })?;
+    let req: ChatCompletionRequest = serde_json::from_slice(&body).map_err(|e| {
+        ApiError::bad_request(
+            "invalid_json",
+            format!("not a chat completion request: {e}"),
+        )
+    })?;
+    validate(&req)?;
+
+    let prompt_text = s
+        .model
+        .chat
+        .render(&req.messages)
+        .map_err(|e| ApiError::bad_request("invalid_messages", e.to_string()))?;
+    let prompt = s.model.encode(&prompt_text)?;
+    let context = s.engine.info().max_context;
+    if prompt.len() >= context {
+        return Err(ApiError::bad_request(
+            "context_length_exceeded",
+            format!(
+                "the prompt has {} tokens; this model takes at most {context} (prompt + completion)",
+                prompt.len()
+            ),
+        ));
+    }
+    let room = (context - prompt.len()) as u64;
+    let want = req
+        .requested_max_tokens()
+        .map_or(room, |m| u64::from(m).min(room));
+    let (reservation, max_new) = s.auth.reserve(&grant, prompt.len() as u64, want)?;
+
+    let sampling = Sampling {
+        temperature: req.temperature.unwrap_or(1.0),
+        top_p: req.top_p.unwrap_or(1.0),
+        seed: req.seed.unwrap_or_else(random_seed),
+    };
+    let request = GenerateRequest {
+        prompt,
+        max_new_tokens: max_new,
+        sampling,
+        stop: req.stop.clone().map(|s| s.into_vec()).unwrap_or_default(),
+        ignore_eos: false,
+    };
+    let prompt_tokens = request.prompt.len();
+    let events = match s.engine.submit(request) {
+        Ok(rx) => rx,
+        Err(e) => {
+            s.auth.settle(reservation, 0);
+            s.metrics.request_finished("refused");
+            return Err(e.into());
+        }
+    };
+    info!(target: "worker::api", session = %grant.session, prompt_tokens, max_new, stream = req.stream, "chat request accepted");
+    let meta = Meta {
+        id: completion_id(),
+        created: unix_now(),
+        model: s.model.meta.name.clone(),
+    };
+    if req.stream {
+        let usage = req.stream_options.as_ref().is_some_and(|o| o.include_usage);
+        Ok(stream_response(state.clone(), meta, events, reservation, usage).into_response())
+    } else {
+        whole_response(&s.auth, meta, events, reservation)
+            .await
+            .map(|r| Json(r).into_response())
+    }
+}
+
+fn validate(req: &ChatCompletionRequest) -> Result<(), ApiError> {
+    if req.messages.is_empty() {
+        return Err(ApiError::bad_request(
+            "invalid_messages",
+            "`messages` must not be empty",
+        ));
+    }
+    if let Some(m) = req
+        .messages
+        .iter()
+        .find(|m| !matches!(m.role.as_str(), "system" | "user" | "assistant"))
+    {
+        return Err(ApiError::bad_request(
+            "invalid_messages",
+            format!("unsupported role `{}`", m.role),
+        ));
+    }
+    if req.n.is_some_and(|n| n != 1) {
+        return Err(ApiError::bad_request("unsupported_n", "`n` must be 1"));
+    }
+    if let Some(t) = req.temperature
+        && !(0.0..=2.0).contains(&t)
+    {
+        return Err(ApiError::bad_request(
+            "invalid_temperature",
+            "`temperature` must be between 0 and 2",
+        ));
+    }
+    if let Some(p) = req.top_p
+        && !(p > 0.0 && p <= 1.0)
+    {
+        return Err(ApiError::bad_request(
+            "invalid_top_p",
+            "`top_p` must be in (0, 1]",
+        ));
+    }
+    if req.requested_max_tokens() == Some(0) {
+        return Err(ApiError::bad_request(
+            "invalid_max_tokens",
+            "`max_tokens` must be at least 1",
+        ));
+    }
+    if let Some(stop) = &req.stop
+        && stop.clone().into_vec().len() > MAX_STOPS
+    {
+        return Err(ApiError::bad_request(
+            "invalid_stop",
+            format!("at most {MAX_STOPS} stop sequences"),
+        ));
+    }
+    Ok(())
+}
+
+struct Meta {
+    id: String,
+    created: u64,
+    model: String,
+}
+
+fn usage(c: &Completion) -> Usage {
+    Usage {
+        prompt_tokens: c.prompt_tokens,
+        completion_tokens: c.completion_tokens,
+        total_tokens: c.prompt_tokens + c.completion_tokens,
+    }
+}
+
+async fn whole_response(
+    auth: &Auth,
+    meta: Meta,
+    mut events: UnboundedReceiver<Event>,
+    reservation: Reservation,
+) -> Result<ChatCompletionResponse, ApiError> {
+    let mut text = String::new();
+    while let Some(ev) = events.recv().await {
+        match ev {
+            Event::Text(t) => text.push_str(&t),
+            Event::Done(c) => {
+                auth.settle(
+                    reservation,
+                    u64::from(c.prompt_tokens + c.completion_tokens),
+                );
+                debug!(target: "worker::api", id = %meta.id, tokens = c.completion_tokens, ttft_ms = c.ttft.as_millis() as u64, "completed");
+                return Ok(ChatCompletionResponse {
+                    id: meta.id,
+                    object: "chat.completion".into(),
+                    created: meta.created,
+                    model: meta.model,
+                    choices: vec![Choice {
+                        index: 0,
+                        message: ChatMessage {
+                            role: "assistant".into(),
+                            content: text,
+                        },
+                        finish_reason: Some(c.finish.as_str().into()),
+                    }],
+                    usage: usage(&c),
+                });
+            }
+            Event::Failed(_) => break,
+        }
+    }
+    Err(ApiError::internal())
+}
+
+fn chunk(meta: &Meta, delta: Delta, finish: Option<&str>) -> ChatCompletionChunk {
+    ChatCompletionChunk {
+        id: meta.id.clone(),
+        object: "chat.completion.chunk".into(),
+        created: meta.created,
+        model: meta.model.clone(),
+        choices: vec![ChunkChoice {
+            index: 0,
+            delta,
+            finish_reason: finish.map(str::to_string),
+        }],
+        usage: None,
+    }
+}
+
+fn sse(c: &ChatCompletionChunk) -> SseEvent {
+    SseEvent::default().data(serde_json::to_string(c).unwrap_or_default())
+}
+
+/// SSE: a role chunk, content chunks, a finish chunk, the usage chunk if asked, `[DONE]`.
+/// Dropping the stream (client gone) drops the event receiver, which cancels the sequence.
+fn stream_response(
+    state: AppState,
+    meta: Meta,
+    events: UnboundedReceiver<Event>,
+    reservation: Reservation,
+    include_usage: bool,
+) -> Sse<impl Stream<Item = Result<SseEvent, Infallible>>> {
+    let first = sse(&chunk(
+        &meta,
+        Delta {
+            role: Some("assistant".into()),
+            content: Some(String::new()),
+        },
+        None,
+    ));
+    let body = stream::unfold(Some((state, meta, events)), move |st| async move {
+        let (state, meta, mut events) = st?;
+        match events.recv().await {
+            Some(Event::Text(t)) => {
+                let ev = sse(&chunk(&meta, Delta { role: None, content: Some(t) }, None));
+                Some((vec![ev], Some((state, meta, events))))
+            }
+            Some(Event::Done(c)) => {
+                state.0.auth.settle(reservation, u64::from(c.prompt_tokens + c.completion_tokens));
+                let mut out = vec![sse(&chunk(&meta, Delta::default(), Some(c.finish.as_str())))];
+                if include_usage {
+                    let mut u = chunk(&meta, Delta::default(), None);
+                    u.choices.clear();
+                    u.usage = Some(usage(&c));
+                    out.push(sse(&u));
+                }
+                out.push(SseEvent::default().data("[DONE]"));
+                Some((out, None))
+            }
+            Some(Event::Failed(_)) | None => {
+                let err = serde_json::json!({"error": {"message": "inference failed", "type": "server_error", "code": "internal_error"}});
+                Some((vec![SseEvent::default().data(err.to_string())], None))
+            }
+        }
+    })
+    .flat_map(|evs| stream::iter(evs.into_iter().map(Ok)));
+    Sse::new(stream::once(async move { Ok(first) }).chain(body)).keep_alive(KeepAlive::default())
+}
+
+fn unix_now() -> u64 {
+    SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+fn random_seed() -> u64 {
+    let nanos = SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as u64);
+    nanos ^ (std::process::id() as u64).rotate_left(32)
+}
+
+fn completion_id() -> String {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    format!(
+        "chatcmpl-{:x}{:06x}",
+        random_seed() & 0xffff_ffff_ffff,
+        COUNTER.fetch_add(1, Ordering::Relaxed) & 0xff_ffff
+    )
+}

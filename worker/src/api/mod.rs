@@ -1,0 +1,105 @@
+//! The HTTP API: OpenAI-compatible chat completions, the model list, the router's liveness
+//! check and metrics.
+
+mod auth;
+mod chat;
+mod error;
+mod liveness;
+mod models;
+
+use std::{future::Future, sync::Arc};
+
+use axum::{
+    Router,
+    extract::{DefaultBodyLimit, State},
+    routing::{get, post},
+};
+pub use error::ApiError;
+use morpheus_sdk::merkle::ModelTree;
+use tokio::net::TcpListener;
+use tracing::info;
+
+use crate::{Error, ProtocolConfig, Result, engine::Engine, metrics::Metrics, model::ModelDir};
+
+/// Largest request body accepted (bigger ones get 413).
+pub const MAX_BODY_BYTES: usize = 1 << 20;
+
+/// Everything the handlers share.
+#[derive(Clone)]
+pub struct AppState(Arc<Shared>);
+
+struct Shared {
+    engine: Engine,
+    model: Arc<ModelDir>,
+    protocol: ProtocolConfig,
+    auth: auth::Auth,
+    tree: ModelTree,
+    metrics: Arc<Metrics>,
+    created: u64,
+}
+
+impl AppState {
+    /// State for serving `model` through `engine`; `tree` is the Merkle tree of the model file.
+    pub fn new(
+        engine: Engine,
+        model: Arc<ModelDir>,
+        protocol: ProtocolConfig,
+        tree: ModelTree,
+        metrics: Arc<Metrics>,
+    ) -> Self {
+        let auth = auth::Auth::new(protocol.policy(), protocol.model_id);
+        Self(Arc::new(Shared {
+            engine,
+            model,
+            protocol,
+            auth,
+            tree,
+            metrics,
+            created: auth::now(),
+        }))
+    }
+
+    /// The engine behind the API.
+    pub fn engine(&self) -> &Engine {
+        &self.0.engine
+    }
+}
+
+/// The routes.
+pub fn router(state: AppState) -> Router {
+    Router::new()
+        .route("/v1/chat/completions", post(chat::completions))
+        .route("/v1/models", get(models::list))
+        .route("/v1/liveness", post(liveness::answer))
+        .route("/metrics", get(metrics))
+        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .with_state(state)
+}
+
+async fn metrics(State(state): State<AppState>) -> String {
+    state.0.metrics.render()
+}
+
+/// Serves the API on `listener` until `shutdown` resolves; then stops taking requests, lets
+/// running ones finish (streams included), and stops the engine.
+pub async fn run(
+    listener: TcpListener,
+    state: AppState,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<()> {
+    let addr = listener
+        .local_addr()
+        .map_err(|e| Error::io("listener", e))?;
+    let engine = state.engine().clone();
+    info!(target: "worker::api", %addr, model = %state.0.model.meta.name, provider = %state.0.protocol.signer.address(), "serving");
+    axum::serve(listener, router(state))
+        .with_graceful_shutdown(shutdown)
+        .await
+        .map_err(|e| Error::io("server", e))?;
+    info!(target: "worker::api", "draining the engine");
+    tokio::task::spawn_blocking(move || engine.shutdown())
+        .await
+        .map_err(|e| Error::Engine(e.to_string()))?;
+    info!(target: "worker::api", "stopped");
+    Ok(())
+}

@@ -1,0 +1,312 @@
+//! `morpheus-worker bench`: prompt and decode throughput of the engine, time to first token, and
+//! the same figures from llama.cpp (`bench/llama_cpp_bench.py`, same GGUF, same prompt, same
+//! thread count) measured in the same run, with the memory-bandwidth bound of decoding.
+
+use std::{
+    path::{Path, PathBuf},
+    process::Command,
+    sync::Arc,
+    time::Instant,
+};
+
+use serde_json::{Value, json};
+use tracing::{info, warn};
+
+use crate::{
+    Error, Result,
+    engine::{Engine, EngineConfig, Event, GenerateRequest, Sampling},
+    metrics::Metrics,
+    model::{ModelDir, prepare},
+    runtime::{self, Device},
+};
+
+/// Benchmark options.
+#[derive(Debug, Clone, clap::Args)]
+pub struct BenchArgs {
+    /// Prepared model directory.
+    #[arg(long, default_value = "models/smollm2")]
+    pub model: PathBuf,
+    /// The GGUF it was prepared from, for llama.cpp (`smollm2` or a path); omit to skip llama.cpp.
+    #[arg(long)]
+    pub gguf: Option<String>,
+    /// Threads for both engines.
+    #[arg(long, default_value_t = 2)]
+    pub threads: usize,
+    /// Prompt length for the prompt-throughput test.
+    #[arg(long, default_value_t = 256)]
+    pub prompt_tokens: usize,
+    /// Prompt length of each stream in the decode tests.
+    #[arg(long, default_value_t = 32)]
+    pub stream_prompt_tokens: usize,
+    /// Tokens generated per stream.
+    #[arg(long, default_value_t = 64)]
+    pub gen_tokens: u32,
+    /// Concurrent stream counts to test.
+    #[arg(long, value_delimiter = ',', default_value = "1,4,16")]
+    pub streams: Vec<usize>,
+    /// ONNX Runtime shared library (default: ORT_DYLIB_PATH, else found in .venv).
+    #[arg(long)]
+    pub ort_lib: Option<PathBuf>,
+    /// Rounds of each measurement; the best is reported (for both engines).
+    #[arg(long, default_value_t = 3)]
+    pub repeats: usize,
+    /// Python interpreter for the llama.cpp side.
+    #[arg(long, env = "MORPHEUS_PYTHON")]
+    pub python: Option<PathBuf>,
+    /// Write the results here as JSON too.
+    #[arg(long)]
+    pub json: Option<PathBuf>,
+}
+
+const TEXT: &str = "The history of the city begins with a small settlement on the river, where traders \
+    met to exchange salt, grain and cloth. Over the centuries the settlement grew into a market town, \
+    then a fortified city with walls, bridges and a cathedral whose bells could be heard for miles. ";
+
+/// Runs the benchmark and prints a table.
+pub fn run(args: &BenchArgs) -> Result<()> {
+    let cwd = std::env::current_dir().map_err(|e| Error::io(".", e))?;
+    let lib = match &args.ort_lib {
+        Some(p) => p.clone(),
+        None => runtime::ort_library(&cwd)?,
+    };
+    let env = runtime::environment(&lib)?;
+    let model = ModelDir::open(&args.model)?;
+    let max_streams = args.streams.iter().copied().max().unwrap_or(1);
+    let cfg = EngineConfig {
+        max_batch: max_streams,
+        max_context: (args.prompt_tokens + args.gen_tokens as usize + 8).max(512),
+        threads: args.threads,
+        device: Device::Cpu,
+        max_queue: max_streams * 2,
+    };
+    let engine = Engine::start(&env, &model, &cfg, Arc::new(Metrics::new()))?;
+    let mut text = String::new();
+    while model.encode(&text)?.len() < args.prompt_tokens {
+        text.push_str(TEXT);
+    }
+    let mut prompt = model.encode(&text)?;
+    prompt.truncate(args.prompt_tokens);
+
+    info!(target: "worker::bench", "measuring memory read bandwidth");
+    let bandwidth = read_bandwidth(args.threads);
+    let ours = measure(&engine, &prompt, args)?;
+    engine.shutdown();
+    let llama = match &args.gguf {
+        Some(g) => llama_cpp(args, g, &prompt, &cwd)?,
+        None => Value::Null,
+    };
+    let weights = weight_params(&model);
+    let bound = bandwidth / (weights * 4.5 / 8.0);
+    let report = json!({
+        "threads": args.threads,
+        "read_bandwidth_gb_s": bandwidth / 1e9,
+        "weights": weights,
+        "decode_bound_4bit_tps": bound,
+        "morpheus": ours,
+        "llama_cpp": llama,
+    });
+    print_table(&report);
+    if let Some(path) = &args.json {
+        std::fs::write(path, serde_json::to_string_pretty(&report)?)
+            .map_err(|e| Error::io(path, e))?;
+    }
+    Ok(())
+}
+
+fn measure(engine: &Engine, prompt: &[u32], args: &BenchArgs) -> Result<Value> {
+    let greedy = Sampling {
+        temperature: 0.0,
+        top_p: 1.0,
+        seed: 0,
+    };
+    let request = |p: &[u32], n: u32| GenerateRequest {
+        prompt: p.to_vec(),
+        max_new_tokens: n,
+        sampling: greedy,
+        stop: vec![],
+        ignore_eos: true,
+    };
+    // Warm-up, then the prompt test (one token out: the time is the prompt's).
+    wait(engine.submit(request(&prompt[..16.min(prompt.len())], 2))?)?;
+    let mut best_pp: f64 = 0.0;
+    for _ in 0..args.repeats {
+        let (ttft, _) = wait(engine.submit(request(prompt, 1))?)?;
+        best_pp = best_pp.max(prompt.len() as f64 / ttft);
+    }
+    let short = &prompt[..args.stream_prompt_tokens.min(prompt.len())];
+    let mut streams = serde_json::Map::new();
+    for &s in &args.streams {
+        // Best of a few rounds: the machine may be shared; both engines get the same treatment.
+        let mut best = (0.0f64, f64::MAX, f64::MAX);
+        for _ in 0..args.repeats {
+            let start = Instant::now();
+            let rxs = (0..s)
+                .map(|_| engine.submit(request(short, args.gen_tokens)))
+                .collect::<Result<Vec<_>>>()?;
+            let results = rxs.into_iter().map(wait).collect::<Result<Vec<_>>>()?;
+            let total = start.elapsed().as_secs_f64();
+            let ttfts: Vec<f64> = results.iter().map(|r| r.0).collect();
+            let last_first = ttfts.iter().copied().fold(0.0, f64::max);
+            let tokens: u32 = results.iter().map(|r| r.1.saturating_sub(1)).sum();
+            best.0 = best.0.max(f64::from(tokens) / (total - last_first));
+            best.1 = best.1.min(ttfts.iter().sum::<f64>() / s as f64);
+            best.2 = best.2.min(ttfts.iter().copied().fold(f64::MAX, f64::min));
+        }
+        streams.insert(
+            s.to_string(),
+            json!({ "decode_tps": best.0, "ttft_ms_mean": best.1 * 1000.0, "ttft_ms_first": best.2 * 1000.0 }),
+        );
+    }
+    Ok(
+        json!({ "engine": "morpheus-worker (onnxruntime)", "prompt_tokens": prompt.len(), "prompt_tps": best_pp, "streams": streams }),
+    )
+}
+
+/// Waits for a generation; returns (seconds to first token, tokens generated).
+fn wait(mut rx: tokio::sync::mpsc::UnboundedReceiver<Event>) -> Result<(f64, u32)> {
+    while let Some(ev) = rx.blocking_recv() {
+        match ev {
+            Event::Text(_) => {}
+            Event::Done(c) => return Ok((c.ttft.as_secs_f64(), c.completion_tokens)),
+            Event::Failed(m) => return Err(Error::Engine(m)),
+        }
+    }
+    Err(Error::EngineStopped)
+}
+
+fn llama_cpp(args: &BenchArgs, gguf: &str, prompt: &[u32], cwd: &Path) -> Result<Value> {
+    let python = args
+        .python
+        .clone()
+        .unwrap_or_else(|| prepare::default_python(cwd));
+    let gguf_path = if Path::new(gguf).is_file() {
+        gguf.to_string()
+    } else {
+        let out = Command::new(&python)
+            .env("PYTHONPATH", prepare::python_dir())
+            .args(["-m", "morpheus_model", "locate", gguf])
+            .output()
+            .map_err(|e| Error::Prepare(format!("cannot run {}: {e}", python.display())))?;
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
+    };
+    let ids =
+        std::env::temp_dir().join(format!("morpheus-bench-prompt-{}.json", std::process::id()));
+    std::fs::write(&ids, serde_json::to_string(prompt)?).map_err(|e| Error::io(&ids, e))?;
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../bench/llama_cpp_bench.py");
+    info!(target: "worker::bench", gguf = %gguf_path, "measuring llama.cpp");
+    let streams: Vec<String> = args.streams.iter().map(ToString::to_string).collect();
+    let out = Command::new(&python)
+        .arg(&script)
+        .args(["--gguf", &gguf_path, "--threads", &args.threads.to_string()])
+        .arg("--prompt-ids")
+        .arg(&ids)
+        .args([
+            "--stream-prompt-tokens",
+            &args.stream_prompt_tokens.to_string(),
+        ])
+        .args([
+            "--gen",
+            &args.gen_tokens.to_string(),
+            "--streams",
+            &streams.join(","),
+        ])
+        .output()
+        .map_err(|e| Error::Prepare(format!("cannot run {}: {e}", python.display())))?;
+    let _ = std::fs::remove_file(&ids);
+    if !out.status.success() {
+        warn!(target: "worker::bench", stderr = %String::from_utf8_lossy(&out.stderr), "llama.cpp benchmark failed");
+        return Ok(Value::Null);
+    }
+    let text = String::from_utf8_lossy(&out.stdout);
+    let line = text
+        .lines()
+        .rev()
+        .find(|l| l.starts_with('{'))
+        .unwrap_or("null");
+    Ok(serde_json::from_str(line)?)
+}
+
+/// Parameters read per decoded token: every layer matrix plus the output head.
+fn weight_params(model: &ModelDir) -> f64 {
+    let m = &model.meta;
+    let (h, ff) = (m.hidden_size as f64, m.intermediate_size as f64);
+    let q = (m.num_heads * m.head_dim) as f64;
+    let kv = (m.num_kv_heads * m.head_dim) as f64;
+    m.num_layers as f64 * (h * q * 2.0 + h * kv * 2.0 + 3.0 * h * ff) + m.vocab_size as f64 * h
+}
+
+/// Bytes per second read by `threads` threads summing a buffer far larger than the caches.
+fn read_bandwidth(threads: usize) -> f64 {
+    let len: usize = 256 << 20; // u64s: 2 GiB
+    let buf: Vec<u64> = (0..len as u64).collect();
+    let mut best = 0.0f64;
+    for _ in 0..3 {
+        let start = Instant::now();
+        let chunk = len.div_ceil(threads.max(1));
+        let sum: u64 = std::thread::scope(|s| {
+            let handles: Vec<_> = buf
+                .chunks(chunk)
+                .map(|c| s.spawn(move || c.iter().fold(0u64, |a, &x| a.wrapping_add(x))))
+                .collect();
+            handles
+                .into_iter()
+                .map(|h| h.join().unwrap_or(0))
+                .fold(0, u64::wrapping_add)
+        });
+        std::hint::black_box(sum);
+        best = best.max((len * 8) as f64 / start.elapsed().as_secs_f64());
+    }
+    best
+}
+
+fn print_table(r: &Value) {
+    let f = |v: &Value| v.as_f64().map_or("-".to_string(), |x| format!("{x:.1}"));
+    let ours = &r["morpheus"];
+    let theirs = &r["llama_cpp"];
+    println!();
+    println!(
+        "threads {} | read bandwidth {:.1} GB/s | 4-bit decode bound {:.0} tok/s",
+        r["threads"],
+        r["read_bandwidth_gb_s"].as_f64().unwrap_or(0.0),
+        r["decode_bound_4bit_tps"].as_f64().unwrap_or(0.0)
+    );
+    println!(
+        "{:<28} {:>12} {:>12} {:>8}",
+        "metric", "morpheus", "llama.cpp", "ratio"
+    );
+    let row = |name: &str, a: &Value, b: &Value| {
+        let ratio = match (a.as_f64(), b.as_f64()) {
+            (Some(x), Some(y)) if y > 0.0 => format!("{:.2}x", x / y),
+            _ => "-".into(),
+        };
+        println!("{name:<28} {:>12} {:>12} {ratio:>8}", f(a), f(b));
+    };
+    row(
+        &format!("prompt tok/s ({} tokens)", ours["prompt_tokens"]),
+        &ours["prompt_tps"],
+        &theirs["prompt_tps"],
+    );
+    if let Some(streams) = ours["streams"].as_object() {
+        for (s, v) in streams {
+            row(
+                &format!("decode tok/s, {s} streams"),
+                &v["decode_tps"],
+                &theirs["streams"][s]["decode_tps"],
+            );
+            row(
+                &format!("TTFT ms (mean), {s} streams"),
+                &v["ttft_ms_mean"],
+                &theirs["streams"][s]["ttft_ms_mean"],
+            );
+        }
+    }
+    if let (Some(one), Some(bound)) = (
+        ours["streams"]["1"]["decode_tps"].as_f64(),
+        r["decode_bound_4bit_tps"].as_f64(),
+    ) {
+        println!(
+            "one-stream decode = {:.0}% of the 4-bit bandwidth bound",
+            100.0 * one / bound
+        );
+    }
+}

@@ -1,0 +1,41 @@
+//! The worker's protocol identity: its key, the EIP-712 domain and the routers it trusts.
+
+use std::collections::HashSet;
+
+use alloy::{
+    primitives::{Address, B256},
+    signers::local::PrivateKeySigner,
+    sol_types::Eip712Domain,
+};
+use morpheus_sdk::{messages::protocol_domain, provider::AssignmentPolicy};
+
+/// Who this provider is and whom it trusts.
+#[derive(Debug, Clone)]
+pub struct ProtocolConfig {
+    /// The provider's key: its address is the `provider` of assignments; it signs liveness answers.
+    pub signer: PrivateKeySigner,
+    /// Chain id of the EIP-712 domain.
+    pub chain_id: u64,
+    /// `SessionRouter` address (the domain's verifying contract).
+    pub session_router: Address,
+    /// Router signers whose assignments and challenges are honoured.
+    pub routers: HashSet<Address>,
+    /// The registered model id served; when set, assignments and challenges must name it.
+    pub model_id: Option<B256>,
+}
+
+impl ProtocolConfig {
+    /// The protocol's EIP-712 domain.
+    pub fn domain(&self) -> Eip712Domain {
+        protocol_domain(self.chain_id, self.session_router)
+    }
+
+    /// The assignment policy of this provider.
+    pub fn policy(&self) -> AssignmentPolicy {
+        AssignmentPolicy {
+            domain: self.domain(),
+            provider: self.signer.address(),
+            routers: self.routers.clone(),
+        }
+    }
+}

@@ -1,0 +1,220 @@
+//! One ONNX Runtime session of a decoder with optimum's KV-cache interface, and its runs.
+
+use std::{path::Path, sync::Arc};
+
+use ort::{
+    environment::Environment,
+    memory::{AllocationDevice, AllocatorType, MemoryInfo, MemoryType},
+    session::{Session, builder::GraphOptimizationLevel},
+    value::{DynValue, Tensor, TensorRef},
+};
+use tracing::info;
+
+use super::{EngineConfig, kv::SharedKv};
+use crate::{
+    Error, Result,
+    model::{KvCacheLayout, ModelMeta},
+    runtime,
+};
+
+/// A loaded decoder.
+#[derive(Debug)]
+pub(crate) struct Decoder {
+    session: Session,
+    pub(crate) kv_heads: usize,
+    pub(crate) head_dim: usize,
+    pub(crate) vocab: usize,
+    has_position_ids: bool,
+    /// (`past_key_values.{i}.{key,value}`, `present.{i}.{key,value}`) in layer order, key first.
+    names: Vec<(String, String)>,
+    /// The in-place cache, for [`KvCacheLayout::SharedBuffer`] decoders.
+    pub(crate) kv: Option<SharedKv>,
+    pub(crate) device: &'static str,
+}
+
+impl Decoder {
+    pub(crate) fn load(
+        env: &Arc<Environment>,
+        path: &Path,
+        meta: &ModelMeta,
+        cfg: &EngineConfig,
+    ) -> Result<Self> {
+        let mut builder = Session::builder(env)?
+            .with_optimization_level(GraphOptimizationLevel::All)
+            .map_err(ort::Error::from)?
+            .with_intra_threads(cfg.threads)
+            .map_err(ort::Error::from)?;
+        let device = runtime::select_device(&mut builder, cfg.device);
+        let session = builder.commit_from_file(path)?;
+        let has = |n: &str| session.inputs().iter().any(|i| i.name() == n);
+        for required in ["input_ids", "attention_mask"] {
+            if !has(required) {
+                return Err(Error::model(
+                    path,
+                    format!("the decoder has no `{required}` input"),
+                ));
+            }
+        }
+        let mut names = Vec::with_capacity(meta.num_layers * 2);
+        for i in 0..meta.num_layers {
+            for kind in ["key", "value"] {
+                let past = format!("past_key_values.{i}.{kind}");
+                if !has(&past) {
+                    return Err(Error::model(
+                        path,
+                        format!("the decoder has no `{past}` input"),
+                    ));
+                }
+                names.push((past, format!("present.{i}.{kind}")));
+            }
+        }
+        let kv = match meta.kv_cache {
+            KvCacheLayout::SharedBuffer => Some(SharedKv::new(
+                meta.num_layers,
+                cfg.max_batch,
+                meta.num_kv_heads,
+                cfg.max_context.min(meta.context_length),
+                meta.head_dim,
+            )?),
+            KvCacheLayout::Concat => None,
+        };
+        info!(
+            target: "worker::engine",
+            model = %path.display(),
+            device,
+            layers = meta.num_layers,
+            kv_cache = ?meta.kv_cache,
+            threads = cfg.threads,
+            "decoder loaded"
+        );
+        Ok(Self {
+            has_position_ids: has("position_ids"),
+            session,
+            kv_heads: meta.num_kv_heads,
+            head_dim: meta.head_dim,
+            vocab: meta.vocab_size,
+            names,
+            kv,
+            device,
+        })
+    }
+
+    /// Longest sequence a slot holds (shared layout).
+    pub(crate) fn slot_len(&self) -> Option<usize> {
+        self.kv.as_ref().map(|kv| kv.max_len)
+    }
+
+    /// Shared layout: runs `rows` (each: positions already cached in its slot, new tokens) on the
+    /// consecutive slots starting at `first`; returns the last logits row of each.
+    ///
+    /// All rows must add the same number of tokens (one prompt alone, or one token each).
+    pub(crate) fn run_slots(&mut self, first: usize, rows: &[(usize, &[u32])]) -> Result<Vec<f32>> {
+        let n = rows.len();
+        let s = rows[0].1.len();
+        debug_assert!(rows.iter().all(|r| r.1.len() == s));
+        let total = rows.iter().map(|r| r.0 + s).max().unwrap_or(0);
+        let mut ids = Vec::with_capacity(n * s);
+        let mut pos = Vec::with_capacity(n * s);
+        let mut mask = vec![0i64; n * total];
+        for (r, (cached, new)) in rows.iter().enumerate() {
+            ids.extend(new.iter().map(|&t| i64::from(t)));
+            pos.extend((*cached..cached + s).map(|p| p as i64));
+            mask[r * total..r * total + cached + s].fill(1);
+        }
+        let kv = self.kv.as_mut().ok_or(Error::EngineStopped)?;
+        let mut binding = self.session.create_binding()?;
+        binding.bind_input("input_ids", &Tensor::from_array(([n, s], ids))?)?;
+        binding.bind_input("attention_mask", &Tensor::from_array(([n, total], mask))?)?;
+        if self.has_position_ids {
+            binding.bind_input("position_ids", &Tensor::from_array(([n, s], pos))?)?;
+        }
+        let mut views = Vec::with_capacity(self.names.len());
+        for (i, (past, present)) in self.names.iter().enumerate() {
+            let mut view = kv.view(&self.session, i, first, n)?;
+            binding.bind_input(past.as_str(), &view)?;
+            binding.bind_output(present.as_str(), &mut view)?;
+            views.push(view);
+        }
+        let cpu = MemoryInfo::new(
+            AllocationDevice::CPU,
+            0,
+            AllocatorType::Device,
+            MemoryType::CPUOutput,
+        )?;
+        binding.bind_output_to_device("logits", &cpu)?;
+        let outputs = self.session.run_binding(&binding)?;
+        let logits = last_rows(&outputs["logits"], n, self.vocab)?;
+        drop(outputs);
+        drop(binding);
+        drop(views);
+        Ok(logits)
+    }
+
+    /// Concat layout: runs `new` after `cached` positions held in `past` (replaced by the
+    /// present values); returns the last logits row.
+    pub(crate) fn run_concat(
+        &mut self,
+        past: &mut Vec<DynValue>,
+        cached: usize,
+        new: &[u32],
+    ) -> Result<Vec<f32>> {
+        let s = new.len();
+        if past.is_empty() {
+            for _ in 0..self.names.len() {
+                let empty = Tensor::<f32>::from_array((
+                    [1, self.kv_heads, 0, self.head_dim],
+                    Vec::<f32>::new(),
+                ))?;
+                past.push(empty.into_dyn());
+            }
+        }
+        let ids: Vec<i64> = new.iter().map(|&t| i64::from(t)).collect();
+        let pos: Vec<i64> = (cached..cached + s).map(|p| p as i64).collect();
+        let mask = vec![1i64; cached + s];
+        let ids_t = TensorRef::from_array_view(([1, s], &*ids))?;
+        let mask_t = TensorRef::from_array_view(([1, cached + s], &*mask))?;
+        let pos_t = TensorRef::from_array_view(([1, s], &*pos))?;
+        let mut inputs: Vec<(String, ort::session::SessionInputValue<'_>)> = vec![
+            ("input_ids".into(), ids_t.into()),
+            ("attention_mask".into(), mask_t.into()),
+        ];
+        if self.has_position_ids {
+            inputs.push(("position_ids".into(), pos_t.into()));
+        }
+        for ((name, _), value) in self.names.iter().zip(past.iter()) {
+            inputs.push((name.clone(), value.into()));
+        }
+        let mut outputs = self.session.run(inputs)?;
+        let logits = last_rows(&outputs["logits"], 1, self.vocab)?;
+        let mut next = Vec::with_capacity(self.names.len());
+        for (_, present) in &self.names {
+            next.push(
+                outputs
+                    .remove(present.as_str())
+                    .ok_or_else(|| Error::Engine(format!("the decoder returned no `{present}`")))?,
+            );
+        }
+        drop(outputs);
+        *past = next;
+        Ok(logits)
+    }
+}
+
+/// The last position's logits of each of `n` rows, from `[n, seq, vocab]` (or `[n, vocab]`).
+fn last_rows(value: &DynValue, n: usize, vocab: usize) -> Result<Vec<f32>> {
+    let (shape, data) = value.try_extract_tensor::<f32>()?;
+    let seq = if shape.len() == 3 {
+        shape[1] as usize
+    } else {
+        1
+    };
+    if data.len() != n * seq * vocab {
+        return Err(Error::Engine(format!("unexpected logits shape {shape:?}")));
+    }
+    let mut out = Vec::with_capacity(n * vocab);
+    for r in 0..n {
+        let start = (r * seq + seq - 1) * vocab;
+        out.extend_from_slice(&data[start..start + vocab]);
+    }
+    Ok(out)
+}

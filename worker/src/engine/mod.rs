@@ -1,0 +1,246 @@
+//! The inference engine: one decoder on its own thread, fed by a bounded queue, serving many
+//! sequences at once with continuous batching (see [`scheduler`]).
+
+mod decoder;
+mod detok;
+mod kv;
+mod sampler;
+mod scheduler;
+mod stop;
+
+use std::{
+    sync::{
+        Arc, Mutex,
+        atomic::{AtomicUsize, Ordering},
+    },
+    thread::JoinHandle,
+    time::{Duration, Instant},
+};
+
+use ort::environment::Environment;
+pub use sampler::Sampling;
+use tokio::sync::mpsc;
+
+use crate::{Error, Result, metrics::Metrics, model::ModelDir, runtime::Device};
+
+/// Engine limits and placement.
+#[derive(Debug, Clone)]
+pub struct EngineConfig {
+    /// Most sequences decoded together (KV slots).
+    pub max_batch: usize,
+    /// Longest sequence (prompt + completion) a slot holds; capped by the model's context.
+    pub max_context: usize,
+    /// Intra-op threads of ONNX Runtime.
+    pub threads: usize,
+    /// Where to run.
+    pub device: Device,
+    /// Most requests waiting for a slot; beyond it requests are refused as busy.
+    pub max_queue: usize,
+}
+
+impl Default for EngineConfig {
+    fn default() -> Self {
+        Self {
+            max_batch: 16,
+            max_context: 2048,
+            threads: std::thread::available_parallelism().map_or(1, |n| n.get()),
+            device: Device::Auto,
+            max_queue: 256,
+        }
+    }
+}
+
+/// What to generate.
+#[derive(Debug, Clone)]
+pub struct GenerateRequest {
+    /// Prompt token ids (chat template applied).
+    pub prompt: Vec<u32>,
+    /// Most tokens to generate.
+    pub max_new_tokens: u32,
+    /// How to pick tokens.
+    pub sampling: Sampling,
+    /// Generation stops before any of these strings.
+    pub stop: Vec<String>,
+    /// Generate exactly `max_new_tokens`, through end-of-sequence tokens (benchmarks).
+    pub ignore_eos: bool,
+}
+
+/// Why generation ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FinishReason {
+    /// End-of-sequence token or a stop sequence.
+    Stop,
+    /// The token limit.
+    Length,
+}
+
+impl FinishReason {
+    /// OpenAI's name for it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Stop => "stop",
+            Self::Length => "length",
+        }
+    }
+}
+
+/// The end of a generation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Completion {
+    /// Why it ended.
+    pub finish: FinishReason,
+    /// Prompt tokens.
+    pub prompt_tokens: u32,
+    /// Generated tokens.
+    pub completion_tokens: u32,
+    /// Time from submission to the first token.
+    pub ttft: Duration,
+}
+
+/// What the engine sends back for one request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Event {
+    /// New text.
+    Text(String),
+    /// Generation ended.
+    Done(Completion),
+    /// Generation failed.
+    Failed(String),
+}
+
+/// Facts about the running engine.
+#[derive(Debug, Clone)]
+pub struct EngineInfo {
+    /// `cpu` or `cuda`.
+    pub device: &'static str,
+    /// Longest sequence (prompt + completion) served.
+    pub max_context: usize,
+    /// Most sequences decoded together.
+    pub max_batch: usize,
+}
+
+pub(crate) struct Job {
+    request: GenerateRequest,
+    events: mpsc::UnboundedSender<Event>,
+    submitted: Instant,
+}
+
+/// Handle to the engine thread; cheap to clone.
+#[derive(Clone)]
+pub struct Engine {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    tx: Mutex<Option<mpsc::Sender<Job>>>,
+    thread: Mutex<Option<JoinHandle<()>>>,
+    queued: Arc<AtomicUsize>,
+    metrics: Arc<Metrics>,
+    info: EngineInfo,
+}
+
+impl std::fmt::Debug for Engine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Engine")
+            .field("info", &self.inner.info)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Engine {
+    /// Loads the decoder of `model` and starts the engine thread.
+    pub fn start(
+        env: &Arc<Environment>,
+        model: &ModelDir,
+        cfg: &EngineConfig,
+        metrics: Arc<Metrics>,
+    ) -> Result<Self> {
+        let decoder = decoder::Decoder::load(env, &model.model_path(), &model.meta, cfg)?;
+        let max_context = decoder
+            .slot_len()
+            .unwrap_or(cfg.max_context)
+            .min(model.meta.context_length);
+        let info = EngineInfo {
+            device: decoder.device,
+            max_context,
+            max_batch: cfg.max_batch,
+        };
+        let (tx, rx) = mpsc::channel(cfg.max_queue.max(1));
+        let queued = Arc::new(AtomicUsize::new(0));
+        let sched = scheduler::Scheduler::new(
+            decoder,
+            model.tokenizer.clone(),
+            model.meta.eos_token_ids.iter().copied().collect(),
+            rx,
+            queued.clone(),
+            metrics.clone(),
+            cfg.max_batch,
+            max_context,
+        );
+        let thread = std::thread::Builder::new()
+            .name("morpheus-engine".into())
+            .spawn(move || sched.run())
+            .map_err(|e| Error::Engine(format!("cannot start the engine thread: {e}")))?;
+        Ok(Self {
+            inner: Arc::new(Inner {
+                tx: Mutex::new(Some(tx)),
+                thread: Mutex::new(Some(thread)),
+                queued,
+                metrics,
+                info,
+            }),
+        })
+    }
+
+    /// Facts about the engine.
+    pub fn info(&self) -> &EngineInfo {
+        &self.inner.info
+    }
+
+    /// Queues a request; its events arrive on the returned receiver. Dropping the receiver
+    /// cancels the request and frees its batch slot at the next step.
+    pub fn submit(&self, request: GenerateRequest) -> Result<mpsc::UnboundedReceiver<Event>> {
+        if request.prompt.is_empty() {
+            return Err(Error::InvalidRequest("the prompt is empty".into()));
+        }
+        if request.prompt.len() >= self.inner.info.max_context {
+            return Err(Error::InvalidRequest(format!(
+                "the prompt has {} tokens; this server takes at most {} (prompt + completion)",
+                request.prompt.len(),
+                self.inner.info.max_context
+            )));
+        }
+        let (events, rx) = mpsc::unbounded_channel();
+        let guard = self.inner.tx.lock().map_err(|_| Error::EngineStopped)?;
+        let tx = guard.as_ref().ok_or(Error::EngineStopped)?;
+        let depth = self.inner.queued.fetch_add(1, Ordering::SeqCst) + 1;
+        match tx.try_send(Job {
+            request,
+            events,
+            submitted: Instant::now(),
+        }) {
+            Ok(()) => {
+                self.inner.metrics.set_queue_depth(depth);
+                Ok(rx)
+            }
+            Err(e) => {
+                let depth = self.inner.queued.fetch_sub(1, Ordering::SeqCst) - 1;
+                Err(match e {
+                    mpsc::error::TrySendError::Full(_) => Error::Busy { queued: depth },
+                    mpsc::error::TrySendError::Closed(_) => Error::EngineStopped,
+                })
+            }
+        }
+    }
+
+    /// Stops taking requests, finishes those already taken, and waits for the thread to end.
+    pub fn shutdown(&self) {
+        if let Ok(mut tx) = self.inner.tx.lock() {
+            tx.take();
+        }
+        let thread = self.inner.thread.lock().ok().and_then(|mut t| t.take());
+        if let Some(thread) = thread {
+            let _ = thread.join();
+        }
+    }
+}

@@ -1,0 +1,13 @@
+#![doc = include_str!("../README.md")]
+
+pub mod api;
+pub mod bench;
+mod config;
+pub mod engine;
+mod error;
+pub mod metrics;
+pub mod model;
+pub mod runtime;
+
+pub use config::ProtocolConfig;
+pub use error::{Error, Result};

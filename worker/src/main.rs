@@ -1,0 +1,244 @@
+//! `morpheus-worker`: serve a model, prepare one, or benchmark the engine.
+
+use std::{collections::HashSet, net::SocketAddr, path::PathBuf, sync::Arc};
+
+use alloy::{
+    primitives::{Address, B256},
+    signers::local::PrivateKeySigner,
+};
+use clap::{Args, Parser, Subcommand};
+use eyre::{Context, Result};
+use morpheus_worker::{
+    ProtocolConfig,
+    api::{self, AppState},
+    bench,
+    engine::{Engine, EngineConfig},
+    metrics::Metrics,
+    model::{
+        ModelDir,
+        prepare::{self, PrepareOptions},
+    },
+    runtime::{self, Device},
+};
+use tracing_subscriber::EnvFilter;
+
+#[derive(Parser)]
+#[command(
+    name = "morpheus-worker",
+    version,
+    about = "Morpheus Compute provider node"
+)]
+struct Cli {
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Serve a prepared model over the OpenAI-compatible API.
+    Serve(ServeArgs),
+    /// Model directories.
+    Model {
+        #[command(subcommand)]
+        cmd: ModelCmd,
+    },
+    /// Measure prompt and decode throughput, against llama.cpp on the same GGUF.
+    Bench(bench::BenchArgs),
+}
+
+#[derive(Subcommand)]
+enum ModelCmd {
+    /// Convert a GGUF (`smollm2`, `tiny`, or a path) into a model directory (cached).
+    Prepare {
+        /// `smollm2`, `tiny` (the fixed-seed test model) or a path to a .gguf file.
+        source: String,
+        /// Output directory (default: models/<source>).
+        #[arg(long)]
+        out: Option<PathBuf>,
+        /// Python interpreter with worker/python/requirements.txt installed.
+        #[arg(long, env = "MORPHEUS_PYTHON")]
+        python: Option<PathBuf>,
+        /// Convert again even if up to date.
+        #[arg(long)]
+        force: bool,
+    },
+}
+
+#[derive(Args)]
+struct EngineArgs {
+    /// Model directory (model.onnx, tokenizer.json, morpheus.json).
+    #[arg(long, env = "MORPHEUS_MODEL", default_value = "models/smollm2")]
+    model: PathBuf,
+    /// ONNX Runtime shared library (default: ORT_DYLIB_PATH, else found in .venv).
+    #[arg(long)]
+    ort_lib: Option<PathBuf>,
+    /// Where to run.
+    #[arg(long, value_enum, default_value_t = Device::Auto)]
+    device: Device,
+    /// ONNX Runtime intra-op threads (default: all cores).
+    #[arg(long)]
+    threads: Option<usize>,
+    /// Most sequences decoded together.
+    #[arg(long, default_value_t = 16)]
+    max_batch: usize,
+    /// Longest sequence (prompt + completion).
+    #[arg(long, default_value_t = 2048)]
+    max_context: usize,
+}
+
+#[derive(Args)]
+struct ServeArgs {
+    #[command(flatten)]
+    engine: EngineArgs,
+    /// Address to listen on.
+    #[arg(long, env = "MORPHEUS_LISTEN", default_value = "127.0.0.1:8080")]
+    listen: SocketAddr,
+    /// Provider private key (hex).
+    #[arg(long, env = "MORPHEUS_PROVIDER_KEY", hide_env_values = true)]
+    provider_key: String,
+    /// Chain id of the protocol's EIP-712 domain.
+    #[arg(long, env = "MORPHEUS_CHAIN_ID")]
+    chain_id: u64,
+    /// SessionRouter address (the domain's verifying contract).
+    #[arg(long, env = "MORPHEUS_SESSION_ROUTER")]
+    session_router: Address,
+    /// Authorised router signer (repeat, or comma-separated).
+    #[arg(
+        long = "router",
+        env = "MORPHEUS_ROUTERS",
+        value_delimiter = ',',
+        required = true
+    )]
+    routers: Vec<Address>,
+    /// Registered model id served (bytes32); when set, assignments must name it.
+    #[arg(long, env = "MORPHEUS_MODEL_ID")]
+    model_id: Option<B256>,
+    /// Requests waiting beyond the batch before new ones are refused (503).
+    #[arg(long, default_value_t = 256)]
+    max_queue: usize,
+}
+
+impl EngineArgs {
+    fn config(&self, max_queue: usize) -> EngineConfig {
+        let mut cfg = EngineConfig {
+            max_batch: self.max_batch,
+            max_context: self.max_context,
+            device: self.device,
+            max_queue,
+            ..Default::default()
+        };
+        if let Some(t) = self.threads {
+            cfg.threads = t;
+        }
+        cfg
+    }
+
+    fn environment(&self) -> Result<Arc<ort::environment::Environment>> {
+        let lib = match &self.ort_lib {
+            Some(p) => p.clone(),
+            None => runtime::ort_library(&std::env::current_dir()?)?,
+        };
+        Ok(runtime::environment(&lib)?)
+    }
+}
+
+#[tokio::main]
+async fn main() -> Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
+        )
+        .init();
+    match Cli::parse().cmd {
+        Cmd::Serve(args) => serve(args).await,
+        Cmd::Model {
+            cmd:
+                ModelCmd::Prepare {
+                    source,
+                    out,
+                    python,
+                    force,
+                },
+        } => {
+            let out = out.unwrap_or_else(|| {
+                let name = std::path::Path::new(&source)
+                    .file_stem()
+                    .map_or(source.clone(), |s| s.to_string_lossy().into());
+                PathBuf::from("models").join(name)
+            });
+            let meta = tokio::task::spawn_blocking(move || {
+                prepare::prepare(&PrepareOptions {
+                    source,
+                    out,
+                    python,
+                    force,
+                })
+            })
+            .await??;
+            tracing::info!(model = %meta.name, merkle_root = ?meta.merkle_root, "model ready");
+            Ok(())
+        }
+        Cmd::Bench(args) => tokio::task::spawn_blocking(move || bench::run(&args))
+            .await?
+            .map_err(Into::into),
+    }
+}
+
+async fn serve(args: ServeArgs) -> Result<()> {
+    let signer: PrivateKeySigner = args
+        .provider_key
+        .trim()
+        .parse()
+        .wrap_err("invalid --provider-key")?;
+    let protocol = ProtocolConfig {
+        signer,
+        chain_id: args.chain_id,
+        session_router: args.session_router,
+        routers: args.routers.iter().copied().collect::<HashSet<_>>(),
+        model_id: args.model_id,
+    };
+    let env = args.engine.environment()?;
+    let model = Arc::new(ModelDir::open(&args.engine.model)?);
+    let tree = {
+        let path = model.model_path();
+        tokio::task::spawn_blocking(move || prepare::model_tree(&path)).await??
+    };
+    if let Some(root) = &model.meta.merkle_root
+        && *root != tree.root().to_string()
+    {
+        tracing::warn!(recorded = %root, actual = %tree.root(), "model.onnx differs from the Merkle root in morpheus.json");
+    }
+    let metrics = Arc::new(Metrics::new());
+    let engine = Engine::start(
+        &env,
+        &model,
+        &args.engine.config(args.max_queue),
+        metrics.clone(),
+    )?;
+    let listener = tokio::net::TcpListener::bind(args.listen)
+        .await
+        .wrap_err_with(|| format!("cannot listen on {}", args.listen))?;
+    let state = AppState::new(engine, model, protocol, tree, metrics);
+    api::run(listener, state, shutdown_signal()).await?;
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        if let Ok(mut s) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        {
+            s.recv().await;
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = term => {},
+    }
+    tracing::info!("shutting down: finishing running requests");
+}

@@ -1,0 +1,75 @@
+//! A prepared model directory and how to make one.
+//!
+//! A directory holds `model.onnx` (a decoder with Hugging Face optimum's KV-cache interface),
+//! `tokenizer.json` and `morpheus.json` ([`ModelMeta`]). `morpheus-worker model prepare` makes one
+//! from a GGUF file ([`prepare`]); any optimum-exported decoder works too, given a `morpheus.json`.
+
+mod chat;
+mod meta;
+pub mod prepare;
+
+use std::path::{Path, PathBuf};
+
+pub use chat::ChatTemplate;
+pub use meta::{KvCacheLayout, ModelMeta};
+use tokenizers::Tokenizer;
+
+use crate::{Error, Result};
+
+/// A model directory, loaded: metadata, tokenizer and chat template.
+#[derive(Debug)]
+pub struct ModelDir {
+    /// The directory.
+    pub dir: PathBuf,
+    /// Its `morpheus.json`.
+    pub meta: ModelMeta,
+    /// Its tokenizer.
+    pub tokenizer: Tokenizer,
+    /// Its chat template.
+    pub chat: ChatTemplate,
+}
+
+impl ModelDir {
+    /// Opens `dir`.
+    pub fn open(dir: impl AsRef<Path>) -> Result<Self> {
+        let dir = dir.as_ref().to_path_buf();
+        let meta = ModelMeta::read(&dir)?;
+        let tok_path = dir.join(&meta.tokenizer_file);
+        let tokenizer = Tokenizer::from_file(&tok_path)
+            .map_err(|e| Error::model(&tok_path, format!("cannot load the tokenizer: {e}")))?;
+        let chat = ChatTemplate::new(&meta)?;
+        if !dir.join(&meta.model_file).is_file() {
+            return Err(Error::model(
+                &dir,
+                format!("{} is missing", meta.model_file),
+            ));
+        }
+        Ok(Self {
+            dir,
+            meta,
+            tokenizer,
+            chat,
+        })
+    }
+
+    /// Path of the ONNX file (the file the liveness proofs cover).
+    pub fn model_path(&self) -> PathBuf {
+        self.dir.join(&self.meta.model_file)
+    }
+
+    /// Token ids of `text` (special tokens in the text are honoured; no BOS is added here).
+    pub fn encode(&self, text: &str) -> Result<Vec<u32>> {
+        let enc = self
+            .tokenizer
+            .encode(text, false)
+            .map_err(|e| Error::Tokenizer(e.to_string()))?;
+        let mut ids = enc.get_ids().to_vec();
+        if self.meta.add_bos_token
+            && let Some(bos) = self.meta.bos_token_id
+            && ids.first() != Some(&bos)
+        {
+            ids.insert(0, bos);
+        }
+        Ok(ids)
+    }
+}

@@ -1,0 +1,104 @@
+//! `morpheus-worker model prepare`: GGUF -> model directory, through the Python converter in
+//! `worker/python/morpheus_model`, then the model file's Merkle root (via `morpheus-sdk`).
+
+use std::{
+    path::{Path, PathBuf},
+    process::Command,
+    time::Instant,
+};
+
+use morpheus_sdk::merkle::ModelTree;
+use tracing::info;
+
+use super::ModelMeta;
+use crate::{Error, Result};
+
+/// Environment variable overriding where the converter's Python package lives.
+pub const PYTHON_DIR_ENV: &str = "MORPHEUS_PYTHON_DIR";
+
+/// What to prepare.
+#[derive(Debug, Clone)]
+pub struct PrepareOptions {
+    /// `tiny` (the fixed-seed test model), a known source name (`smollm2`) or a GGUF path.
+    pub source: String,
+    /// Output directory.
+    pub out: PathBuf,
+    /// Python interpreter; by default `.venv/bin/python` found from the current directory up.
+    pub python: Option<PathBuf>,
+    /// Convert again even when the directory is up to date.
+    pub force: bool,
+}
+
+/// The converter's Python package directory (`worker/python`).
+pub fn python_dir() -> PathBuf {
+    std::env::var_os(PYTHON_DIR_ENV)
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("python"))
+}
+
+/// `.venv/bin/python` in `start` or a parent, else `python3` from `PATH`.
+pub fn default_python(start: &Path) -> PathBuf {
+    start
+        .ancestors()
+        .map(|d| d.join(".venv/bin/python"))
+        .find(|p| p.is_file())
+        .unwrap_or_else(|| PathBuf::from("python3"))
+}
+
+/// Prepares `opts.out` (cached: the converter skips an up-to-date directory) and records the
+/// model file's Merkle root in its `morpheus.json`.
+pub fn prepare(opts: &PrepareOptions) -> Result<ModelMeta> {
+    let cwd = std::env::current_dir().map_err(|e| Error::io(".", e))?;
+    let python = opts.python.clone().unwrap_or_else(|| default_python(&cwd));
+    let mut cmd = Command::new(&python);
+    cmd.env("PYTHONPATH", python_dir())
+        .arg("-m")
+        .arg("morpheus_model");
+    if opts.source == "tiny" {
+        cmd.arg("tiny");
+    } else {
+        cmd.arg("prepare").arg(&opts.source);
+    }
+    cmd.arg("--out").arg(&opts.out);
+    if opts.force {
+        cmd.arg("--force");
+    }
+    info!(target: "worker::prepare", python = %python.display(), source = %opts.source, out = %opts.out.display(), "converting");
+    let status = cmd
+        .status()
+        .map_err(|e| Error::Prepare(format!("cannot run {}: {e}", python.display())))?;
+    if !status.success() {
+        return Err(Error::Prepare(format!(
+            "the converter exited with {status}"
+        )));
+    }
+    let meta = ModelMeta::read(&opts.out)?;
+    let root = merkle_root(&opts.out.join(&meta.model_file))?;
+    ModelMeta::write_merkle_root(&opts.out, &root.to_string())?;
+    ModelMeta::read(&opts.out)
+}
+
+/// The model file's Merkle tree (1 MiB keccak chunks), with progress in the log.
+pub fn model_tree(path: &Path) -> Result<ModelTree> {
+    let started = Instant::now();
+    let mut last_pct = u64::MAX;
+    let tree = ModelTree::from_file(path, |done, total| {
+        let pct = (done * 100).checked_div(total).unwrap_or(100);
+        if pct / 10 != last_pct / 10 {
+            last_pct = pct;
+            info!(target: "worker::merkle", file = %path.display(), pct, "hashing model chunks");
+        }
+    })?;
+    info!(
+        target: "worker::merkle",
+        root = %tree.root(),
+        chunks = tree.leaf_count(),
+        ms = started.elapsed().as_millis() as u64,
+        "model merkle tree ready"
+    );
+    Ok(tree)
+}
+
+fn merkle_root(path: &Path) -> Result<alloy::primitives::B256> {
+    Ok(model_tree(path)?.root())
+}
