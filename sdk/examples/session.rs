@@ -214,7 +214,12 @@ async fn chat(
             .first()
             .map(|m| m.id.clone())
             .unwrap_or_default(),
-        messages: vec![ChatMessage::user(question)],
+        // SmolLM2's chat template adds a default system prompt when there is none, with which this
+        // small quantised model tends to answer in French; an explicit one keeps it in English.
+        messages: vec![
+            ChatMessage::system("You are a helpful assistant."),
+            ChatMessage::user(question),
+        ],
         max_tokens: Some(64),
         temperature: Some(0.0),
         stream_options: Some(StreamOptions {
@@ -230,7 +235,7 @@ async fn chat(
     while let Some(chunk) = stream.next().await {
         let chunk = chunk?;
         for choice in &chunk.choices {
-            if let Some(text) = &choice.delta.content {
+            if let Some(text) = choice.delta.content.as_ref().filter(|t| !t.is_empty()) {
                 ttft.get_or_insert_with(|| started.elapsed());
                 print!("{text}");
                 answer.push_str(text);
