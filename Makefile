@@ -80,6 +80,7 @@ gas-check: build ## fail when gas differs from the committed snapshots
 
 test-rust: deps build ## cargo test for every crate (needs anvil and ONNX Runtime from deps)
 	cargo test --workspace --all-targets
+	cargo test --workspace --doc
 
 test-tools: node_modules/.installed ## tests of the repository's own tools (the solc wrapper)
 	node --test tools/test/
