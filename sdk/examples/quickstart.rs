@@ -116,7 +116,7 @@ async fn main() -> eyre::Result<()> {
         cumulativeTokens: U256::from(record.tokens) + tokens,
         sessions: U256::from(record.sessions) + U256::from(3),
         failed: U256::from(record.failed),
-        issuedAt: U256::from(latest_time(&provider).await?),
+        issuedAt: U256::from(provider.latest_block_time().await?),
     };
     let signed = Signed::sign(voucher, &deployment.domain(), &router_key)?;
     let before = provider.mor().balance_of(me).await?;
@@ -136,14 +136,4 @@ async fn main() -> eyre::Result<()> {
         format_ether(rep.earned)
     );
     Ok(())
-}
-
-async fn latest_time(protocol: &Protocol) -> eyre::Result<u64> {
-    use alloy::providers::Provider;
-    let block = protocol
-        .provider()
-        .get_block_by_number(alloy::eips::BlockNumberOrTag::Latest)
-        .await?
-        .ok_or_else(|| eyre::eyre!("no latest block"))?;
-    Ok(block.header.timestamp)
 }

@@ -285,7 +285,7 @@ async fn chat(
             cumulativeTokens: U256::from(record.tokens) + report.message.tokens,
             sessions: U256::from(record.sessions) + U256::from(1),
             failed: U256::from(record.failed) + U256::from(u8::from(!report.message.passed)),
-            issuedAt: U256::from(chain_time(&provider).await?),
+            issuedAt: U256::from(provider.latest_block_time().await?),
         },
         &domain,
         &router_key,
@@ -307,14 +307,4 @@ async fn chat(
         format_ether(paid)
     );
     Ok(())
-}
-
-async fn chain_time(protocol: &Protocol) -> eyre::Result<u64> {
-    use alloy::providers::Provider;
-    let block = protocol
-        .provider()
-        .get_block_by_number(alloy::eips::BlockNumberOrTag::Latest)
-        .await?
-        .ok_or_else(|| eyre::eyre!("no latest block"))?;
-    Ok(block.header.timestamp)
 }

@@ -71,6 +71,17 @@ impl Protocol {
         &self.provider
     }
 
+    /// The latest block's time (unix seconds): what a voucher's `issuedAt` may be at most.
+    pub async fn latest_block_time(&self) -> Result<u64> {
+        let block = self
+            .provider
+            .get_block_by_number(alloy::eips::BlockNumberOrTag::Latest)
+            .await
+            .map_err(|e| Error::Rpc(e.to_string()))?
+            .ok_or_else(|| Error::Rpc("the node has no latest block".into()))?;
+        Ok(block.header.timestamp)
+    }
+
     /// The MOR token.
     pub fn mor(&self) -> MorClient {
         MorClient::new(self.deployment.mor, self.provider.clone(), self.sender)

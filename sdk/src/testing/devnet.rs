@@ -105,13 +105,10 @@ impl Devnet {
 
     /// The chain's latest block time (unix seconds).
     pub async fn now(&self) -> Result<u64> {
-        let provider = ProviderBuilder::new().connect_http(self.anvil.endpoint_url());
-        let block = provider
-            .get_block_by_number(alloy::eips::BlockNumberOrTag::Latest)
+        Protocol::connect(&self.rpc_url(), self.deployment, None)
+            .await?
+            .latest_block_time()
             .await
-            .map_err(|e| Error::Rpc(e.to_string()))?
-            .ok_or_else(|| Error::Rpc("no latest block".into()))?;
-        Ok(block.header.timestamp)
     }
 }
 
