@@ -41,8 +41,17 @@ impl Metrics {
         Self::default()
     }
 
-    pub(crate) fn set_queue_depth(&self, depth: usize) {
-        self.queue_depth.store(depth as u64, Ordering::Relaxed);
+    /// A job entered the queue; returns the new depth. The gauge is the counter itself, so
+    /// submitters and the scheduler never overwrite each other's view of it.
+    pub(crate) fn queue_entered(&self) -> u64 {
+        self.queue_depth.fetch_add(1, Ordering::SeqCst) + 1
+    }
+
+    /// A job left the queue (admitted, or refused before it got in); returns the new depth.
+    pub(crate) fn queue_left(&self) -> u64 {
+        self.queue_depth
+            .fetch_sub(1, Ordering::SeqCst)
+            .saturating_sub(1)
     }
 
     pub(crate) fn set_batch_size(&self, n: usize) {

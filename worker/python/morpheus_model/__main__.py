@@ -20,6 +20,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--name", default=None)
     p.add_argument("--max-positions", type=int, default=2048)
     p.add_argument("--accuracy-level", type=int, default=4, choices=[0, 1, 2, 3, 4])
+    p.add_argument("--q4-1", default="auto", choices=["auto", "int8", "exact"],
+                   help="Q4_1 weights: 8-bit kernels with the minimums folded in (int8), or 4-bit kernels "
+                        "plus a per-block-minimum matmul (exact); auto: int8 at accuracy level 4")
     p.add_argument("--force", action="store_true")
 
     t = sub.add_parser("tiny", help="write the tiny fixed-seed test model directory")
@@ -41,7 +44,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.cmd == "prepare":
         path = sources.resolve(args.source)
         name = args.name or sources.default_name(args.source)
-        prepare.prepare(path, args.out, name, args.max_positions, args.accuracy_level, args.force)
+        prepare.prepare(path, args.out, name, args.max_positions, args.accuracy_level, args.force, args.q4_1)
     elif args.cmd == "tiny":
         with tempfile.TemporaryDirectory() as d:
             gguf = Path(d) / "tiny-llama-test.gguf"

@@ -3,9 +3,13 @@
 `MatMulNBits` computes `y = x @ dequant(B)^T` with, per block of 32 inputs, `w = scale * (q - zp)`.
 
 * Q4_0 (`w = d * (q - 8)`): 4-bit, no zero-point input (the default is 8). Exact.
-* Q4_1 (`w = d * q + m`): 4-bit with packed zero points of 0, plus `m`: the caller adds
-  `blocksum(x) @ m^T` (a tiny matmul of the input's per-block sums). Exact, and keeps the fast
-  integer kernel (a float zero point would fall to a path ~40x slower).
+* Q4_1 (`w = d * q + m`): 4-bit with the nearest zero point `z = round(-m/d)` (0..15), plus the
+  remainder `m + d*z`: the caller adds `blocksum(x) @ rest^T` (a tiny matmul of the input's
+  per-block sums). Exact, and keeps the fast
+  integer kernel (a float zero point would fall to a path ~40x slower). Or, with `fold_q4_1`,
+  8-bit `(d/k) * ((k*q + c) - zp)` with `c - zp = round(k*m/d)`, k = 16 for almost every block:
+  the 4-bit values and scales stay exact, the offset is off by at most d/32 (a 32nd of one
+  quantisation step), and the matmul is one kernel with no correction (4 graph nodes fewer).
 * Q8_0 (`w = d * q`, q int8): 8-bit with `q + 128` and zero point 128. Exact.
 * Anything else (F32, F16, K-quants): dequantised, then 8-bit symmetric per block (near exact).
 """
@@ -79,8 +83,12 @@ def _pack4(q: np.ndarray) -> np.ndarray:
     return (q[..., 0::2] | (q[..., 1::2] << 4)).astype(np.uint8)
 
 
-def _zero_zp4(n: int, kb: int) -> np.ndarray:
-    return np.zeros(n * ((kb + 1) // 2), dtype=np.uint8)
+def _pack_zp4(z: np.ndarray) -> np.ndarray:
+    """Zero points uint8 [n, kb] in 0..15 -> MatMulNBits' packing (two per byte, rows padded)."""
+    n, kb = z.shape
+    if kb % 2:
+        z = np.concatenate([z, np.zeros((n, 1), dtype=np.uint8)], axis=1)
+    return (z[:, 0::2] | (z[:, 1::2] << 4)).astype(np.uint8).reshape(-1)
 
 
 def from_raw(qtype: Q, data: np.ndarray, n: int, k: int) -> NBits:
@@ -96,7 +104,12 @@ def from_raw(qtype: Q, data: np.ndarray, n: int, k: int) -> NBits:
         qs = b[..., 4:20]
         # GGML packs element j in the low nibble and j+16 in the high nibble of byte j.
         q = np.concatenate([qs & 0x0F, qs >> 4], axis=-1)
-        return NBits(n, k, 4, _pack4(q), d, _zero_zp4(n, kb), m)
+        # d*q + m = d*(q - z) + (m + d*z): the nearest zero point z centres the 4-bit weights (int8
+        # activations then err less), and `mins` keeps the small remainder, so it stays exact.
+        z = np.clip(np.rint(-m / np.where(d == 0, 1, d)), 0, 15).astype(np.uint8)
+        z = np.where(d == 0, 0, z).astype(np.uint8)
+        rest = (m.astype(np.float64) + d.astype(np.float64) * z).astype(np.float32)
+        return NBits(n, k, 4, _pack4(q), d, _pack_zp4(z), rest)
     if qtype == Q.Q4_0:
         b = raw.reshape(n, kb, 18)
         d = b[..., 0:2].copy().view(np.float16)[..., 0].astype(np.float32)
@@ -109,6 +122,42 @@ def from_raw(qtype: Q, data: np.ndarray, n: int, k: int) -> NBits:
         q = (b[..., 2:34].view(np.int8).astype(np.int16) + 128).astype(np.uint8)
         return NBits(n, k, 8, q, d, np.full(n * kb, 128, dtype=np.uint8), None)
     return quantize8(dequantize_raw(qtype, data, n, k))
+
+
+def fold_q4_1(w: NBits) -> NBits:
+    """A Q4_1 weight (4-bit + `mins`) as one 8-bit MatMulNBits weight with zero points.
+
+    Per block, `w = d*q + m = (d/k) * (k*q + t)` with `t = round(k*m/d)`, stored as `q8 = k*q + c`
+    and zero point `zp = c - t` (`c` in [0, 255 - 15k], `zp` in [0, 255]). `k` is the largest of
+    16, 8, 4, 2, 1 that fits (16 unless a block lies far from zero), so the scale `d/k` is exact
+    and the only change is the offset, by at most `d/(2k)`. Blocks with `d = 0` (constant) are
+    exact: scale `m`, every `q8` 1, zero point 0.
+    """
+    if w.bits != 4 or w.mins is None:
+        raise ValueError("fold_q4_1 takes a 4-bit weight with Q4_1 minimums")
+    kb = w.k // BLOCK
+    q = np.stack([w.packed & 0x0F, w.packed >> 4], axis=-1).reshape(w.n, kb, BLOCK).astype(np.int64)
+    d = w.scales.astype(np.float64)
+    z = 0.0 if w.zero_points is None else _unpack_zp4(w.zero_points, w.n, kb).astype(np.float64)
+    m = w.mins.astype(np.float64) - d * z  # back to Q4_1's own w = d*q + m
+    flat = d == 0
+    ratio = np.where(flat, 0.0, m / np.where(flat, 1.0, d))
+    k = np.ones(d.shape, dtype=np.int64)
+    for cand in (2, 4, 8, 16):
+        t = np.rint(ratio * cand)
+        k = np.where((t >= -255) & (t <= 255 - 15 * cand), cand, k)
+    t = np.rint(ratio * k).astype(np.int64)
+    if np.any((t < -255) | (t > 255 - 15 * k)):
+        raise ValueError("a Q4_1 block's minimum is too far from zero for 8-bit folding")
+    c = np.clip(t, 0, 255 - 15 * k)
+    zp = c - t
+    q8 = k[..., None] * q + c[..., None]
+    scales = (d / k).astype(np.float32)
+    # Constant blocks: w = m exactly.
+    q8 = np.where(flat[..., None], np.where(m[..., None] != 0, 1, 0), q8)
+    zp = np.where(flat, 0, zp)
+    scales = np.where(flat, m, scales).astype(np.float32)
+    return NBits(w.n, w.k, 8, q8.astype(np.uint8), scales, zp.astype(np.uint8).reshape(-1), None)
 
 
 def quantize8(w: np.ndarray) -> NBits:

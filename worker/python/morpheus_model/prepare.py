@@ -12,7 +12,7 @@ from . import convert, graph, tokenizer_json
 from .gguf_source import GgufModel, load, sha256_file
 
 # Bump when the produced files change for the same source.
-CONVERTER_VERSION = 2
+CONVERTER_VERSION = 3
 STOP_TOKENS = ("<|im_end|>", "<|endoftext|>", "<|eot_id|>", "<|end|>", "<|end_of_text|>")
 
 
@@ -20,8 +20,23 @@ def _log(msg: str) -> None:
     print(f"[prepare] {msg}", file=sys.stderr, flush=True)
 
 
-def _options(max_positions: int, accuracy_level: int) -> dict:
-    return {"converter_version": CONVERTER_VERSION, "max_positions": max_positions, "accuracy_level": accuracy_level}
+def _options(max_positions: int, accuracy_level: int, q4_1: str) -> dict:
+    return {
+        "converter_version": CONVERTER_VERSION,
+        "max_positions": max_positions,
+        "accuracy_level": accuracy_level,
+        "q4_1": q4_1,
+    }
+
+
+def resolve_q4_1(q4_1: str, accuracy_level: int) -> str:
+    """`auto`: `int8` (folded 8-bit kernels, see `blocks.fold_q4_1`) when activations are int8
+    anyway (accuracy level 4), else `exact` (4-bit kernels plus the per-block-minimum matmul)."""
+    if q4_1 == "auto":
+        return "int8" if accuracy_level == 4 else "exact"
+    if q4_1 not in ("int8", "exact"):
+        raise ValueError(f"unknown Q4_1 mode {q4_1!r}")
+    return q4_1
 
 
 def is_current(out: Path, source_sha: str, options: dict) -> bool:
@@ -68,11 +83,11 @@ def metadata(model: GgufModel, name: str, source_sha: str, options: dict) -> dic
 
 
 def prepare(gguf_path: Path, out: Path, name: str, max_positions: int = 2048, accuracy_level: int = 4,
-            force: bool = False) -> Path:
+            force: bool = False, q4_1: str = "auto") -> Path:
     """Convert `gguf_path` into `out` unless it is already there; returns `out`."""
     _log(f"hashing {gguf_path}")
     sha = sha256_file(gguf_path)
-    options = _options(max_positions, accuracy_level)
+    options = _options(max_positions, accuracy_level, resolve_q4_1(q4_1, accuracy_level))
     if not force and is_current(out, sha, options):
         _log(f"{out} is up to date (source sha256 {sha[:16]}...)")
         return out
@@ -83,7 +98,7 @@ def prepare(gguf_path: Path, out: Path, name: str, max_positions: int = 2048, ac
         f"{name}: {c.num_layers} layers, width {c.hidden}, heads {c.num_heads}/{c.num_kv_heads}, "
         f"vocab {c.vocab}, rope theta {c.rope_theta:g}"
     )
-    weights = convert.decoder_weights(model)
+    weights = convert.decoder_weights(model, fold_q4_1=options["q4_1"] == "int8")
     _log("building the ONNX graph")
     proto = graph.build(weights, c, max_positions=max_positions, accuracy_level=accuracy_level)
     tmp = out / "model.onnx.tmp"

@@ -3,9 +3,9 @@
 use std::{path::Path, sync::Arc};
 
 use ort::{
+    AsPointer,
     environment::Environment,
-    memory::{AllocationDevice, AllocatorType, MemoryInfo, MemoryType},
-    session::{Session, builder::GraphOptimizationLevel},
+    session::{IoBinding, Session, builder::GraphOptimizationLevel},
     value::{DynValue, Tensor, TensorRef},
 };
 use tracing::info;
@@ -27,6 +27,8 @@ pub(crate) struct Decoder {
     has_position_ids: bool,
     /// (`past_key_values.{i}.{key,value}`, `present.{i}.{key,value}`) in layer order, key first.
     names: Vec<(String, String)>,
+    /// The binding of the slots last run (declared before `kv`: its views alias the cache).
+    bound: Option<Bound>,
     /// The in-place cache, for [`KvCacheLayout::SharedBuffer`] decoders.
     pub(crate) kv: Option<SharedKv>,
     pub(crate) device: &'static str,
@@ -94,6 +96,7 @@ impl Decoder {
             head_dim: meta.head_dim,
             vocab: meta.vocab_size,
             names,
+            bound: None,
             kv,
             device,
         })
@@ -121,13 +124,29 @@ impl Decoder {
             pos.extend((*cached..cached + s).map(|p| p as i64));
             mask[r * total..r * total + cached + s].fill(1);
         }
-        let kv = self.kv.as_mut().ok_or(Error::EngineStopped)?;
-        let mut binding = self.session.create_binding()?;
+        if self.bound.as_ref().map(|b| (b.first, b.n)) != Some((first, n)) {
+            // New slot range: drop the old binding (and its cache views) before making the next.
+            self.bound = None;
+            self.bound = Some(self.bind_slots(first, n)?);
+        }
+        let bound = self.bound.as_mut().ok_or(Error::EngineStopped)?;
+        let binding = &mut bound.binding;
         binding.bind_input("input_ids", &Tensor::from_array(([n, s], ids))?)?;
         binding.bind_input("attention_mask", &Tensor::from_array(([n, total], mask))?)?;
         if self.has_position_ids {
             binding.bind_input("position_ids", &Tensor::from_array(([n, s], pos))?)?;
         }
+        run_bound(&self.session, binding)?;
+        let (_, data) = bound.logits.extract_tensor();
+        Ok(data.to_vec())
+    }
+
+    /// A binding of slots `first..first + n`: every cache buffer as both `past_key_values.*` and
+    /// `present.*`, and `logits` into a tensor of its own. Kept across decode steps while the
+    /// running sequences stay the same, so a step only rebinds the three small inputs.
+    fn bind_slots(&mut self, first: usize, n: usize) -> Result<Bound> {
+        let kv = self.kv.as_mut().ok_or(Error::EngineStopped)?;
+        let mut binding = self.session.create_binding()?;
         let mut views = Vec::with_capacity(self.names.len());
         for (i, (past, present)) in self.names.iter().enumerate() {
             let mut view = kv.view(&self.session, i, first, n)?;
@@ -135,19 +154,15 @@ impl Decoder {
             binding.bind_output(present.as_str(), &mut view)?;
             views.push(view);
         }
-        let cpu = MemoryInfo::new(
-            AllocationDevice::CPU,
-            0,
-            AllocatorType::Device,
-            MemoryType::CPUOutput,
-        )?;
-        binding.bind_output_to_device("logits", &cpu)?;
-        let outputs = self.session.run_binding(&binding)?;
-        let logits = last_rows(&outputs["logits"], n, self.vocab)?;
-        drop(outputs);
-        drop(binding);
-        drop(views);
-        Ok(logits)
+        let mut logits = Tensor::<f32>::new(self.session.allocator(), [n, 1, self.vocab])?;
+        binding.bind_output("logits", &mut logits)?;
+        Ok(Bound {
+            first,
+            n,
+            binding,
+            _views: views,
+            logits,
+        })
     }
 
     /// Concat layout: runs `new` after `cached` positions held in `past` (replaced by the
@@ -198,6 +213,40 @@ impl Decoder {
         *past = next;
         Ok(logits)
     }
+}
+
+/// A binding kept across runs on the same slots (see [`Decoder::bind_slots`]).
+#[derive(Debug)]
+struct Bound {
+    first: usize,
+    n: usize,
+    binding: IoBinding,
+    /// The cache views bound as past and present; they must outlive the binding's use.
+    _views: Vec<DynValue>,
+    /// `[n, 1, vocab]`, written by every run.
+    logits: Tensor<f32>,
+}
+
+/// Runs `binding` without fetching its outputs back as values (`Session::run_binding` would wrap
+/// all 61 of them every step; the caller reads the one it bound itself).
+fn run_bound(session: &Session, binding: &IoBinding) -> Result<()> {
+    let api = ort::api();
+    // SAFETY: both pointers are live for the call; the session runs one binding at a time (the
+    // engine thread owns it), and every bound output is a tensor that outlives the run.
+    let status =
+        unsafe { (api.RunWithBinding)(session.ptr().cast_mut(), std::ptr::null(), binding.ptr()) };
+    if status.0.is_null() {
+        return Ok(());
+    }
+    // SAFETY: a non-null status is a valid OrtStatus that we release after reading.
+    let msg = unsafe {
+        let msg = std::ffi::CStr::from_ptr((api.GetErrorMessage)(status.0))
+            .to_string_lossy()
+            .into_owned();
+        (api.ReleaseStatus)(status.0);
+        msg
+    };
+    Err(Error::Engine(format!("decoder run failed: {msg}")))
 }
 
 /// The last position's logits of each of `n` rows, from `[n, seq, vocab]` (or `[n, vocab]`).

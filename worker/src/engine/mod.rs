@@ -9,10 +9,7 @@ mod scheduler;
 mod stop;
 
 use std::{
-    sync::{
-        Arc, Mutex,
-        atomic::{AtomicUsize, Ordering},
-    },
+    sync::{Arc, Mutex},
     thread::JoinHandle,
     time::{Duration, Instant},
 };
@@ -134,7 +131,6 @@ pub struct Engine {
 struct Inner {
     tx: Mutex<Option<mpsc::Sender<Job>>>,
     thread: Mutex<Option<JoinHandle<()>>>,
-    queued: Arc<AtomicUsize>,
     metrics: Arc<Metrics>,
     info: EngineInfo,
 }
@@ -166,13 +162,11 @@ impl Engine {
             max_batch: cfg.max_batch,
         };
         let (tx, rx) = mpsc::channel(cfg.max_queue.max(1));
-        let queued = Arc::new(AtomicUsize::new(0));
         let sched = scheduler::Scheduler::new(
             decoder,
             model.tokenizer.clone(),
             model.meta.eos_token_ids.iter().copied().collect(),
             rx,
-            queued.clone(),
             metrics.clone(),
             cfg.max_batch,
             max_context,
@@ -185,7 +179,6 @@ impl Engine {
             inner: Arc::new(Inner {
                 tx: Mutex::new(Some(tx)),
                 thread: Mutex::new(Some(thread)),
-                queued,
                 metrics,
                 info,
             }),
@@ -213,18 +206,15 @@ impl Engine {
         let (events, rx) = mpsc::unbounded_channel();
         let guard = self.inner.tx.lock().map_err(|_| Error::EngineStopped)?;
         let tx = guard.as_ref().ok_or(Error::EngineStopped)?;
-        let depth = self.inner.queued.fetch_add(1, Ordering::SeqCst) + 1;
+        self.inner.metrics.queue_entered();
         match tx.try_send(Job {
             request,
             events,
             submitted: Instant::now(),
         }) {
-            Ok(()) => {
-                self.inner.metrics.set_queue_depth(depth);
-                Ok(rx)
-            }
+            Ok(()) => Ok(rx),
             Err(e) => {
-                let depth = self.inner.queued.fetch_sub(1, Ordering::SeqCst) - 1;
+                let depth = self.inner.metrics.queue_left() as usize;
                 Err(match e {
                     mpsc::error::TrySendError::Full(_) => Error::Busy { queued: depth },
                     mpsc::error::TrySendError::Closed(_) => Error::EngineStopped,

@@ -5,14 +5,7 @@
 //! single run. Sequences that finish, or whose client went away, leave the batch after the step
 //! and free their slot for the next request.
 
-use std::{
-    collections::HashSet,
-    sync::{
-        Arc,
-        atomic::{AtomicUsize, Ordering},
-    },
-    time::Instant,
-};
+use std::{collections::HashSet, sync::Arc, time::Instant};
 
 use ort::value::DynValue;
 use tokenizers::Tokenizer;
@@ -52,7 +45,6 @@ pub(crate) struct Scheduler {
     tokenizer: Tokenizer,
     eos: HashSet<u32>,
     rx: mpsc::Receiver<Job>,
-    queued: Arc<AtomicUsize>,
     metrics: Arc<Metrics>,
     max_batch: usize,
     max_context: usize,
@@ -66,7 +58,6 @@ impl Scheduler {
         tokenizer: Tokenizer,
         eos: HashSet<u32>,
         rx: mpsc::Receiver<Job>,
-        queued: Arc<AtomicUsize>,
         metrics: Arc<Metrics>,
         max_batch: usize,
         max_context: usize,
@@ -76,7 +67,6 @@ impl Scheduler {
             tokenizer,
             eos,
             rx,
-            queued,
             metrics,
             max_batch,
             max_context,
@@ -106,8 +96,7 @@ impl Scheduler {
                         }
                     }
                 };
-                let depth = self.queued.fetch_sub(1, Ordering::SeqCst).saturating_sub(1);
-                self.metrics.set_queue_depth(depth);
+                self.metrics.queue_left();
                 self.admit(job);
             }
             if self.active.is_empty() {

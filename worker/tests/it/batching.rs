@@ -35,6 +35,25 @@ async fn concurrent_requests_share_decode_steps() {
         steps < tokens,
         "{steps} decode steps for {tokens} tokens: requests did not share steps"
     );
+    // Every request was answered: the gauges settle at nothing queued and nothing decoding (the
+    // scheduler updates the batch gauge just after sending a sequence's last event).
+    let settled = |m: &str| {
+        [
+            "morpheus_worker_queue_depth 0",
+            "morpheus_worker_batch_size 0",
+        ]
+        .iter()
+        .all(|gauge| m.lines().any(|l| l == *gauge))
+    };
+    let mut metrics = metrics;
+    for _ in 0..50 {
+        if settled(&metrics) {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        metrics = server.metrics().await;
+    }
+    assert!(settled(&metrics), "gauges did not settle at 0:\n{metrics}");
     server.stop().await;
 }
 
