@@ -7,6 +7,7 @@ pub mod merkle;
 pub mod messages;
 pub mod openai;
 pub mod provider;
+pub mod router;
 pub mod testing;
 
 pub use deployments::{Deployment, Network};

@@ -1,0 +1,116 @@
+//! The HTTP API (routes and wire types in `morpheus_sdk::router`).
+
+use std::{collections::HashMap, future::Future};
+
+use alloy::primitives::{Address, B256};
+use axum::{
+    Json,
+    body::Bytes,
+    extract::{Path, Query, State},
+    http::StatusCode,
+    response::{IntoResponse, Response},
+    routing::{get, post},
+};
+use morpheus_sdk::openai::{ErrorBody, ErrorDetail};
+use serde::de::DeserializeOwned;
+use tokio::net::TcpListener;
+use tracing::{error, info};
+
+use crate::{AppState, Error, Result};
+
+/// The router's routes over `state`.
+pub fn router(state: AppState) -> axum::Router {
+    axum::Router::new()
+        .route("/v1/compute", post(compute))
+        .route("/v1/usage", post(usage))
+        .route("/v1/vouchers/{provider}", get(voucher))
+        .route("/v1/providers", get(providers))
+        .route("/v1/allowance/{user}", get(allowance))
+        .route("/health", get(|| async { "ok" }))
+        .fallback(|| async { Error::BadRequest("no such route".into()).into_response() })
+        .with_state(state)
+}
+
+/// Serves the router on `listener` until `shutdown` resolves, then lets running requests finish.
+pub async fn run(
+    listener: TcpListener,
+    state: AppState,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<()> {
+    let addr = listener.local_addr()?;
+    info!(target: "router::api", %addr, router = %state.address(), "serving");
+    axum::serve(listener, router(state))
+        .with_graceful_shutdown(shutdown)
+        .await?;
+    info!(target: "router::api", %addr, "stopped");
+    Ok(())
+}
+
+impl IntoResponse for Error {
+    fn into_response(self) -> Response {
+        let (status, kind, code) = self.classify();
+        if status >= 500 {
+            error!(target: "router::api", error = %self, "request failed");
+        }
+        let body = ErrorBody {
+            error: ErrorDetail {
+                message: self.public_message(),
+                kind: kind.into(),
+                code: Some(code.into()),
+            },
+        };
+        let status = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        (status, Json(body)).into_response()
+    }
+}
+
+/// Parses a JSON body, naming what it should have been when it is not.
+fn body<T: DeserializeOwned>(bytes: &Bytes, what: &str) -> Result<T> {
+    serde_json::from_slice(bytes)
+        .map_err(|e| Error::BadRequest(format!("the body is not a {what}: {e}")))
+}
+
+fn address(value: &str, what: &str) -> Result<Address> {
+    value
+        .parse()
+        .map_err(|e| Error::BadRequest(format!("{what} {value:?} is not an address: {e}")))
+}
+
+async fn compute(State(state): State<AppState>, bytes: Bytes) -> Result<impl IntoResponse> {
+    let request = body(&bytes, "signed ComputeRequest")?;
+    Ok(Json(state.compute(request).await?))
+}
+
+async fn usage(State(state): State<AppState>, bytes: Bytes) -> Result<impl IntoResponse> {
+    let report = body(&bytes, "signed UsageReport")?;
+    Ok(Json(state.report(report).await?))
+}
+
+async fn voucher(
+    State(state): State<AppState>,
+    Path(provider): Path<String>,
+) -> Result<impl IntoResponse> {
+    let provider = address(&provider, "provider")?;
+    Ok(Json(state.voucher(provider).await?))
+}
+
+async fn providers(
+    State(state): State<AppState>,
+    Query(query): Query<HashMap<String, String>>,
+) -> Result<impl IntoResponse> {
+    let model = query
+        .get("model")
+        .ok_or_else(|| Error::BadRequest("the query parameter model=0x.. is missing".into()))?;
+    let model_id: B256 = model
+        .parse()
+        .map_err(|e| Error::BadRequest(format!("model {model:?} is not a bytes32 id: {e}")))?;
+    Ok(Json(state.providers(model_id).await?))
+}
+
+async fn allowance(
+    State(state): State<AppState>,
+    Path(user): Path<String>,
+) -> Result<impl IntoResponse> {
+    let user = address(&user, "user")?;
+    Ok(Json(state.allowance(user).await?))
+}

@@ -1,0 +1,13 @@
+#![doc = include_str!("../README.md")]
+
+pub mod api;
+mod config;
+mod error;
+mod select;
+mod service;
+mod store;
+
+pub use api::{router, run};
+pub use config::RouterConfig;
+pub use error::{Error, Result, Shortfall};
+pub use service::AppState;

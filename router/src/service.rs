@@ -1,0 +1,286 @@
+//! What the router does per request, independent of HTTP.
+
+use std::{
+    sync::Arc,
+    time::{SystemTime, UNIX_EPOCH},
+};
+
+use alloy::{
+    primitives::{Address, B256, U256},
+    signers::local::PrivateKeySigner,
+    sol_types::Eip712Domain,
+};
+use morpheus_sdk::{
+    contracts::Protocol,
+    messages::{Assignment, ComputeRequest, CreditVoucher, Signed, UsageReport},
+    router::{Allowance, ProviderInfo, ProviderList, UsageReceipt},
+};
+use tracing::{info, warn};
+
+use crate::{
+    Error, Result, RouterConfig, select,
+    store::{NewSession, SpeedRule, Store},
+};
+
+const DAY: u64 = 86_400;
+
+/// The router's clock (unix seconds): deadlines and expiries are wall-clock times.
+pub(crate) fn unix_now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or_default()
+}
+
+/// A running router's shared state: the chain connection, the signer and the store.
+#[derive(Debug, Clone)]
+pub struct AppState(Arc<Inner>);
+
+#[derive(Debug)]
+struct Inner {
+    config: RouterConfig,
+    protocol: Protocol,
+    domain: Eip712Domain,
+    store: Store,
+}
+
+impl AppState {
+    /// Connects to the chain (read-only: the router never sends a transaction), checks that the
+    /// signer is an authorised router, and opens the database.
+    pub async fn connect(config: RouterConfig) -> Result<Self> {
+        if config.report_window == 0 {
+            return Err(Error::Config(
+                "the report window Z must be at least 1".into(),
+            ));
+        }
+        let protocol = Protocol::connect(&config.rpc_url, config.deployment, None).await?;
+        let signer = config.signer.address();
+        if !protocol.session_router().is_router(signer).await? {
+            return Err(Error::Config(format!(
+                "{signer} is not an authorised router signer of SessionRouter {}",
+                config.deployment.session_router
+            )));
+        }
+        let store = Store::open(&config.db_path)?;
+        info!(target: "router", router = %signer, db = %config.db_path.display(), "ready");
+        Ok(Self(Arc::new(Inner {
+            domain: config.deployment.domain(),
+            config,
+            protocol,
+            store,
+        })))
+    }
+
+    /// The router signer's address.
+    pub fn address(&self) -> Address {
+        self.0.config.signer.address()
+    }
+
+    fn signer(&self) -> &PrivateKeySigner {
+        &self.0.config.signer
+    }
+
+    /// The UTC day by the chain's clock, the same day `SessionRouter.userMax` is computed for.
+    async fn chain_day(&self) -> Result<(u64, u64)> {
+        let now = self.0.protocol.latest_block_time().await?;
+        Ok((now / DAY, now))
+    }
+
+    /// Checks a user's signed request, picks a live provider and signs the assignment.
+    pub async fn compute(&self, request: Signed<ComputeRequest>) -> Result<Signed<Assignment>> {
+        let r = &request.message;
+        let signer = request
+            .recover(&self.0.domain)
+            .map_err(|e| Error::BadSignature {
+                message: "compute request",
+                reason: e.to_string(),
+            })?;
+        if signer != r.user {
+            return Err(Error::WrongSigner {
+                user: r.user,
+                signer,
+            });
+        }
+        let now = unix_now();
+        let deadline = u64::try_from(r.deadline).unwrap_or(u64::MAX);
+        if deadline < now {
+            return Err(Error::Expired { deadline, now });
+        }
+        let token_max = u64::try_from(r.tokenMax)
+            .ok()
+            .filter(|t| (1..=i64::MAX as u64).contains(t))
+            .ok_or_else(|| {
+                Error::BadRequest(format!(
+                    "tokenMax must be between 1 and {}, got {}",
+                    i64::MAX,
+                    r.tokenMax
+                ))
+            })?;
+        let registry = self.0.protocol.registry();
+        let model = select::model(&registry, r.modelId).await?;
+        let user_max = self.0.protocol.session_router().user_max(r.user).await?;
+        let (day, _) = self.chain_day().await?;
+
+        let session = NewSession {
+            session_id: B256::from(rand::random::<[u8; 32]>()),
+            user: r.user,
+            nonce: r.nonce,
+            model_id: r.modelId,
+            day,
+            token_max,
+        };
+        self.0.store.reserve(&session, user_max)?;
+        match self.assign(&session, &model).await {
+            Ok(assignment) => Ok(assignment),
+            Err(e) => {
+                if let Err(undo) = self.0.store.cancel(session.session_id) {
+                    warn!(target: "router::compute", error = %undo, "releasing a reservation failed");
+                }
+                Err(e)
+            }
+        }
+    }
+
+    async fn assign(
+        &self,
+        session: &NewSession,
+        model: &morpheus_sdk::contracts::Model,
+    ) -> Result<Signed<Assignment>> {
+        let now = unix_now();
+        let store = &self.0.store;
+        let window = self.0.config.report_window;
+        let candidates = select::candidates(&self.0.protocol.registry(), session.model_id, |p| {
+            Ok((store.stats(p, window)?, store.open_sessions(p, now)?))
+        })
+        .await?;
+        let liveness = self
+            .0
+            .config
+            .liveness
+            .then_some(self.0.config.liveness_timeout);
+        let chosen =
+            select::pick(&candidates, model, &self.0.domain, self.signer(), liveness).await?;
+        let expires_at = unix_now() + self.0.config.assignment_lifetime.as_secs();
+        store.assign(
+            session.session_id,
+            chosen.provider,
+            chosen.price_per_token,
+            expires_at,
+        )?;
+        info!(
+            target: "router::compute",
+            session = %session.session_id, user = %session.user, provider = %chosen.provider,
+            price = %chosen.price_per_token, token_max = session.token_max, "assigned"
+        );
+        Ok(Signed::sign(
+            Assignment {
+                sessionId: session.session_id,
+                user: session.user,
+                provider: chosen.provider,
+                endpoint: chosen.endpoint,
+                modelId: session.model_id,
+                tokenMax: U256::from(session.token_max),
+                pricePerToken: chosen.price_per_token,
+                expiresAt: U256::from(expires_at),
+            },
+            &self.0.domain,
+            self.signer(),
+        )?)
+    }
+
+    /// Applies a user's signed usage report to the session's provider.
+    pub async fn report(&self, report: Signed<UsageReport>) -> Result<UsageReceipt> {
+        let signer = report
+            .recover(&self.0.domain)
+            .map_err(|e| Error::BadSignature {
+                message: "usage report",
+                reason: e.to_string(),
+            })?;
+        let rule = SpeedRule {
+            slow_threshold_pct: self.0.config.slow_threshold_pct,
+            window: self.0.config.report_window,
+        };
+        let receipt = self.0.store.record_report(&report.message, signer, rule)?;
+        info!(
+            target: "router::usage",
+            session = %receipt.session_id, provider = %receipt.provider,
+            outcome = ?receipt.outcome, tokens = %receipt.tokens, amount = %receipt.amount, "reported"
+        );
+        Ok(receipt)
+    }
+
+    /// The provider's newest cumulative voucher, issued at the chain's latest block time.
+    pub async fn voucher(&self, provider: Address) -> Result<Signed<CreditVoucher>> {
+        let credits = self
+            .0
+            .store
+            .credits(provider)?
+            .filter(|c| !c.amount.is_zero())
+            .ok_or(Error::NoCredit(provider))?;
+        let issued_at = self.0.protocol.latest_block_time().await?;
+        Ok(Signed::sign(
+            CreditVoucher {
+                router: self.address(),
+                provider,
+                cumulativeAmount: credits.amount,
+                // The bootstrap share is not computed yet (docs/router.md).
+                cumulativeBootstrap: U256::ZERO,
+                cumulativeTokens: U256::from(credits.tokens),
+                sessions: U256::from(credits.sessions),
+                failed: U256::from(credits.failed),
+                issuedAt: U256::from(issued_at),
+            },
+            &self.0.domain,
+            self.signer(),
+        )?)
+    }
+
+    /// Providers with an active bid for the model, in the order the router would try them.
+    pub async fn providers(&self, model_id: B256) -> Result<ProviderList> {
+        let registry = self.0.protocol.registry();
+        select::model(&registry, model_id).await?;
+        let now = unix_now();
+        let store = &self.0.store;
+        let window = self.0.config.report_window;
+        let mut opens = Vec::new();
+        let candidates = select::candidates(&registry, model_id, |p| {
+            let open = store.open_sessions(p, now)?;
+            opens.push((p, open));
+            Ok((store.stats(p, window)?, open))
+        })
+        .await?;
+        let providers = candidates
+            .into_iter()
+            .map(|c| ProviderInfo {
+                open_sessions: opens
+                    .iter()
+                    .find(|(p, _)| *p == c.provider)
+                    .map(|(_, n)| *n)
+                    .unwrap_or_default(),
+                provider: c.provider,
+                endpoint: c.endpoint,
+                price_per_token: c.price_per_token,
+                capacity: c.capacity,
+                record: c.record,
+            })
+            .collect();
+        Ok(ProviderList {
+            model_id,
+            providers,
+        })
+    }
+
+    /// A user's allowance today.
+    pub async fn allowance(&self, user: Address) -> Result<Allowance> {
+        let user_max = self.0.protocol.session_router().user_max(user).await?;
+        let (day, _) = self.chain_day().await?;
+        let used = U256::from(self.0.store.used(user, day)?);
+        Ok(Allowance {
+            user,
+            day,
+            user_max,
+            used,
+            remaining: user_max.saturating_sub(used),
+        })
+    }
+}

@@ -1,0 +1,432 @@
+//! The router's state in one SQLite file: used nonces, sessions (what each user reserved and
+//! used per UTC day), the speed of recent reports, and every provider's cumulative credit.
+//!
+//! Nothing here can reconstruct a prompt or an answer (invariant 6): the router only ever sees
+//! ids, addresses, token counts and timings.
+
+use std::{
+    path::Path,
+    sync::{Mutex, MutexGuard},
+};
+
+use alloy::primitives::{Address, B256, U256};
+use morpheus_sdk::{
+    messages::UsageReport,
+    router::{Outcome, ProviderStats, UsageReceipt},
+};
+use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
+
+use crate::{Error, Result, error::Shortfall};
+
+/// Reports a provider needs in its window before its record can count as bad.
+const MIN_RECORD: u64 = 3;
+
+const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS nonces (
+    user  TEXT NOT NULL,
+    nonce TEXT NOT NULL,
+    PRIMARY KEY (user, nonce)
+);
+CREATE TABLE IF NOT EXISTS sessions (
+    session_id      TEXT PRIMARY KEY,
+    user            TEXT NOT NULL,
+    nonce           TEXT NOT NULL,
+    model_id        TEXT NOT NULL,
+    day             INTEGER NOT NULL,
+    token_max       INTEGER NOT NULL,
+    provider        TEXT,
+    price_per_token TEXT,
+    expires_at      INTEGER,
+    reported        INTEGER NOT NULL DEFAULT 0,
+    tokens          INTEGER,
+    outcome         TEXT,
+    amount          TEXT
+);
+CREATE INDEX IF NOT EXISTS sessions_user_day ON sessions (user, day);
+CREATE INDEX IF NOT EXISTS sessions_provider ON sessions (provider, reported, expires_at);
+CREATE TABLE IF NOT EXISTS reports (
+    id           INTEGER PRIMARY KEY AUTOINCREMENT,
+    model_id     TEXT NOT NULL,
+    provider     TEXT NOT NULL,
+    ms_per_token REAL,
+    failed       INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS reports_model ON reports (model_id, id);
+CREATE INDEX IF NOT EXISTS reports_provider ON reports (provider, id);
+CREATE TABLE IF NOT EXISTS credits (
+    provider TEXT PRIMARY KEY,
+    amount   TEXT NOT NULL,
+    tokens   INTEGER NOT NULL,
+    sessions INTEGER NOT NULL,
+    failed   INTEGER NOT NULL
+);
+";
+
+/// A request being served: inserted (reserving `token_max`) before the provider is picked.
+#[derive(Debug, Clone)]
+pub(crate) struct NewSession {
+    pub(crate) session_id: B256,
+    pub(crate) user: Address,
+    pub(crate) nonce: U256,
+    pub(crate) model_id: B256,
+    pub(crate) day: u64,
+    pub(crate) token_max: u64,
+}
+
+/// A provider's cumulative counters at this router: what its voucher carries.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub(crate) struct Credits {
+    pub(crate) amount: U256,
+    pub(crate) tokens: u64,
+    pub(crate) sessions: u64,
+    pub(crate) failed: u64,
+}
+
+/// The speed rule: X and Z.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct SpeedRule {
+    pub(crate) slow_threshold_pct: u32,
+    pub(crate) window: u32,
+}
+
+/// The SQLite store. Calls are short and never held across an `.await`.
+#[derive(Debug)]
+pub(crate) struct Store {
+    conn: Mutex<Connection>,
+}
+
+fn key<T: std::fmt::Debug>(value: &T) -> String {
+    // Debug of alloy's addresses and fixed bytes is the full lowercase 0x hex: one spelling.
+    format!("{value:?}").to_lowercase()
+}
+
+fn to_i64(v: u64) -> i64 {
+    i64::try_from(v).unwrap_or(i64::MAX)
+}
+
+fn to_u64(v: i64) -> u64 {
+    u64::try_from(v).unwrap_or_default()
+}
+
+fn parse_u256(s: &str) -> Result<U256> {
+    s.parse()
+        .map_err(|e| Error::Config(format!("database holds a bad amount {s:?}: {e}")))
+}
+
+impl Store {
+    /// Opens (or creates) the database at `path`.
+    pub(crate) fn open(path: &Path) -> Result<Self> {
+        let conn = Connection::open(path)?;
+        conn.busy_timeout(std::time::Duration::from_secs(5))?;
+        conn.pragma_update(None, "journal_mode", "WAL")?;
+        conn.pragma_update(None, "synchronous", "NORMAL")?;
+        conn.execute_batch(SCHEMA)?;
+        Ok(Self {
+            conn: Mutex::new(conn),
+        })
+    }
+
+    fn conn(&self) -> MutexGuard<'_, Connection> {
+        // A panic while holding the lock cannot leave SQLite half-written (transactions roll
+        // back on drop), so a poisoned lock is safe to take over.
+        self.conn.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// In one transaction: refuses a used nonce, refuses a request over `user_max`, then
+    /// records the nonce and reserves `token_max` against the user's day.
+    pub(crate) fn reserve(&self, s: &NewSession, user_max: U256) -> Result<()> {
+        let mut conn = self.conn();
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let (user, nonce) = (key(&s.user), s.nonce.to_string());
+        let used_nonce: bool = tx
+            .query_row(
+                "SELECT 1 FROM nonces WHERE user = ?1 AND nonce = ?2",
+                params![user, nonce],
+                |_| Ok(()),
+            )
+            .optional()?
+            .is_some();
+        if used_nonce {
+            return Err(Error::NonceUsed {
+                user: s.user,
+                nonce: s.nonce,
+            });
+        }
+        let used = U256::from(used_on(&tx, &user, s.day)?);
+        let requested = U256::from(s.token_max);
+        if used + requested > user_max {
+            return Err(Error::OverAllowance(Box::new(Shortfall {
+                user: s.user,
+                requested,
+                user_max,
+                used,
+            })));
+        }
+        tx.execute(
+            "INSERT INTO nonces (user, nonce) VALUES (?1, ?2)",
+            params![user, nonce],
+        )?;
+        tx.execute(
+            "INSERT INTO sessions (session_id, user, nonce, model_id, day, token_max)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            params![
+                key(&s.session_id),
+                user,
+                nonce,
+                key(&s.model_id),
+                to_i64(s.day),
+                to_i64(s.token_max)
+            ],
+        )?;
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// Undoes [`reserve`](Self::reserve) when no provider could be assigned: the reservation
+    /// and the nonce are released, so the same signed request may be sent again.
+    pub(crate) fn cancel(&self, session_id: B256) -> Result<()> {
+        let mut conn = self.conn();
+        let tx = conn.transaction()?;
+        let id = key(&session_id);
+        let row: Option<(String, String)> = tx
+            .query_row(
+                "SELECT user, nonce FROM sessions WHERE session_id = ?1 AND provider IS NULL",
+                params![id],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .optional()?;
+        if let Some((user, nonce)) = row {
+            tx.execute("DELETE FROM sessions WHERE session_id = ?1", params![id])?;
+            tx.execute(
+                "DELETE FROM nonces WHERE user = ?1 AND nonce = ?2",
+                params![user, nonce],
+            )?;
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// Records the provider picked for a reserved session.
+    pub(crate) fn assign(
+        &self,
+        session_id: B256,
+        provider: Address,
+        price_per_token: U256,
+        expires_at: u64,
+    ) -> Result<()> {
+        self.conn().execute(
+            "UPDATE sessions SET provider = ?2, price_per_token = ?3, expires_at = ?4
+             WHERE session_id = ?1",
+            params![
+                key(&session_id),
+                key(&provider),
+                price_per_token.to_string(),
+                to_i64(expires_at)
+            ],
+        )?;
+        Ok(())
+    }
+
+    /// Tokens `user` used or reserved on `day`.
+    pub(crate) fn used(&self, user: Address, day: u64) -> Result<u64> {
+        used_on(&self.conn(), &key(&user), day)
+    }
+
+    /// Sessions assigned to `provider` that are neither reported nor expired at `now`.
+    pub(crate) fn open_sessions(&self, provider: Address, now: u64) -> Result<u64> {
+        let n: i64 = self.conn().query_row(
+            "SELECT COUNT(*) FROM sessions
+             WHERE provider = ?1 AND reported = 0 AND expires_at >= ?2",
+            params![key(&provider), to_i64(now)],
+            |r| r.get(0),
+        )?;
+        Ok(to_u64(n))
+    }
+
+    /// A provider's record: cumulative counters plus its last `window` reports.
+    pub(crate) fn stats(&self, provider: Address, window: u32) -> Result<ProviderStats> {
+        let conn = self.conn();
+        let credits = credits_of(&conn, &key(&provider))?.unwrap_or_default();
+        let (count, failed, mean): (i64, i64, Option<f64>) = conn.query_row(
+            "SELECT COUNT(*), COALESCE(SUM(failed), 0), AVG(ms_per_token) FROM (
+                 SELECT failed, ms_per_token FROM reports WHERE provider = ?1
+                 ORDER BY id DESC LIMIT ?2)",
+            params![key(&provider), window],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+        )?;
+        let (count, failed) = (to_u64(count), to_u64(failed));
+        Ok(ProviderStats {
+            sessions: credits.sessions,
+            failed: credits.failed,
+            tokens: credits.tokens,
+            amount: credits.amount,
+            ms_per_token: mean,
+            bad_record: count >= MIN_RECORD && failed * 2 > count,
+        })
+    }
+
+    /// A provider's cumulative counters, if it was ever reported on.
+    pub(crate) fn credits(&self, provider: Address) -> Result<Option<Credits>> {
+        credits_of(&self.conn(), &key(&provider))
+    }
+
+    /// Applies a usage report signed by `signer`, in one transaction: checks it belongs to the
+    /// session's user and is the session's first, judges it (pass/fail, the speed rule), then
+    /// marks the session reported (its unused tokens return to the user's day) and updates the
+    /// provider's counters and the speed window.
+    pub(crate) fn record_report(
+        &self,
+        report: &UsageReport,
+        signer: Address,
+        rule: SpeedRule,
+    ) -> Result<UsageReceipt> {
+        let mut conn = self.conn();
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let id = key(&report.sessionId);
+        type Row = (String, String, i64, Option<String>, Option<String>, i64);
+        let row: Option<Row> = tx
+            .query_row(
+                "SELECT user, model_id, token_max, provider, price_per_token, reported
+                 FROM sessions WHERE session_id = ?1",
+                params![id],
+                |r| {
+                    Ok((
+                        r.get(0)?,
+                        r.get(1)?,
+                        r.get(2)?,
+                        r.get(3)?,
+                        r.get(4)?,
+                        r.get(5)?,
+                    ))
+                },
+            )
+            .optional()?;
+        let Some((user, model, token_max, Some(provider), Some(price), reported)) = row else {
+            return Err(Error::UnknownSession(report.sessionId));
+        };
+        if user != key(&signer) {
+            return Err(Error::WrongReporter {
+                session: report.sessionId,
+                user: user.parse().unwrap_or_default(),
+                signer,
+            });
+        }
+        if reported != 0 {
+            return Err(Error::AlreadyReported(report.sessionId));
+        }
+        let provider_address: Address = provider.parse().unwrap_or_default();
+        let token_max = to_u64(token_max);
+        let tokens = u64::try_from(report.tokens)
+            .unwrap_or(u64::MAX)
+            .min(token_max);
+        let duration_ms = u64::try_from(report.durationMs).unwrap_or(u64::MAX);
+        let ms_per_token = (tokens > 0).then(|| duration_ms as f64 / tokens as f64);
+
+        let mean: Option<f64> = tx.query_row(
+            "SELECT AVG(ms_per_token) FROM (
+                 SELECT ms_per_token FROM reports
+                 WHERE model_id = ?1 AND ms_per_token IS NOT NULL
+                 ORDER BY id DESC LIMIT ?2)",
+            params![model, rule.window],
+            |r| r.get(0),
+        )?;
+        let limit = mean.map(|m| m * (1.0 + f64::from(rule.slow_threshold_pct) / 100.0));
+        let (outcome, detail) = match (report.passed, ms_per_token, limit) {
+            (false, _, _) => (
+                Outcome::Failed,
+                "the user reported the session failed".into(),
+            ),
+            (true, Some(speed), Some(limit)) if speed > limit => (
+                Outcome::Slow,
+                format!(
+                    "{speed:.3} ms/token is more than {}% above the model's recent mean \
+                     {:.3} ms/token (limit {limit:.3})",
+                    rule.slow_threshold_pct,
+                    mean.unwrap_or_default()
+                ),
+            ),
+            (true, speed, _) => (
+                Outcome::Credited,
+                match speed {
+                    Some(s) => format!("{tokens} tokens at {s:.3} ms/token"),
+                    None => "no tokens served".into(),
+                },
+            ),
+        };
+        let price = parse_u256(&price)?;
+        let amount = if outcome == Outcome::Credited {
+            U256::from(tokens) * price
+        } else {
+            U256::ZERO
+        };
+        let failed = outcome != Outcome::Credited;
+
+        tx.execute(
+            "UPDATE sessions SET reported = 1, tokens = ?2, outcome = ?3, amount = ?4
+             WHERE session_id = ?1",
+            params![
+                id,
+                to_i64(tokens),
+                format!("{outcome:?}"),
+                amount.to_string()
+            ],
+        )?;
+        tx.execute(
+            "INSERT INTO reports (model_id, provider, ms_per_token, failed) VALUES (?1, ?2, ?3, ?4)",
+            params![model, provider, ms_per_token, failed],
+        )?;
+        let before = credits_of(&tx, &provider)?.unwrap_or_default();
+        tx.execute(
+            "INSERT INTO credits (provider, amount, tokens, sessions, failed)
+             VALUES (?1, ?2, ?3, ?4, ?5)
+             ON CONFLICT (provider) DO UPDATE SET amount = excluded.amount,
+                 tokens = excluded.tokens, sessions = excluded.sessions, failed = excluded.failed",
+            params![
+                provider,
+                (before.amount + amount).to_string(),
+                to_i64(before.tokens.saturating_add(tokens)),
+                to_i64(before.sessions + 1),
+                to_i64(before.failed + u64::from(failed))
+            ],
+        )?;
+        tx.commit()?;
+        Ok(UsageReceipt {
+            session_id: report.sessionId,
+            provider: provider_address,
+            outcome,
+            tokens: U256::from(tokens),
+            amount,
+            detail,
+        })
+    }
+}
+
+/// Reported sessions count their (capped) tokens, open ones their whole `tokenMax`.
+fn used_on(conn: &Connection, user: &str, day: u64) -> Result<u64> {
+    let used: i64 = conn.query_row(
+        "SELECT COALESCE(SUM(CASE WHEN reported = 1 THEN tokens ELSE token_max END), 0)
+         FROM sessions WHERE user = ?1 AND day = ?2",
+        params![user, to_i64(day)],
+        |r| r.get(0),
+    )?;
+    Ok(to_u64(used))
+}
+
+fn credits_of(conn: &Connection, provider: &str) -> Result<Option<Credits>> {
+    let row: Option<(String, i64, i64, i64)> = conn
+        .query_row(
+            "SELECT amount, tokens, sessions, failed FROM credits WHERE provider = ?1",
+            params![provider],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
+        )
+        .optional()?;
+    row.map(|(amount, tokens, sessions, failed)| {
+        Ok(Credits {
+            amount: parse_u256(&amount)?,
+            tokens: to_u64(tokens),
+            sessions: to_u64(sessions),
+            failed: to_u64(failed),
+        })
+    })
+    .transpose()
+}

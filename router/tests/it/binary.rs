@@ -1,0 +1,88 @@
+//! The `morpheus-router` binary: serves until ctrl-c, and refuses a key that is not a router's.
+
+use std::{process::Stdio, time::Duration};
+
+use morpheus_sdk::{router::RouterClient, testing::Devnet};
+use tempfile::TempDir;
+use tokio::process::Command;
+
+use crate::common::USER;
+
+fn command(devnet: &Devnet, dir: &TempDir, key: String, listen: &str) -> Command {
+    let deployment = dir.path().join("deployment.json");
+    devnet
+        .deployment()
+        .save(&deployment)
+        .expect("deployment file");
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_morpheus-router"));
+    cmd.arg("serve")
+        .arg("--rpc-url")
+        .arg(devnet.rpc_url())
+        .arg("--deployment")
+        .arg(&deployment)
+        .arg("--db")
+        .arg(dir.path().join("router.db"))
+        .arg("--listen")
+        .arg(listen)
+        .env("MORPHEUS_ROUTER_KEY", key)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true);
+    cmd
+}
+
+fn key_hex(devnet: &Devnet, index: usize) -> String {
+    format!("{:?}", devnet.signer(index).to_bytes())
+}
+
+#[tokio::test]
+async fn serves_until_ctrl_c() {
+    let devnet = Devnet::start().await.expect("devnet");
+    let dir = TempDir::new().expect("tempdir");
+    let addr = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("free port");
+    let mut child = command(&devnet, &dir, key_hex(&devnet, 1), &addr.to_string())
+        .spawn()
+        .expect("router starts");
+    let client = RouterClient::new(&format!("http://{addr}")).expect("client");
+    let user = devnet.signer(USER).address();
+    let mut answered = None;
+    for _ in 0..100 {
+        if let Ok(a) = client.allowance(user).await {
+            answered = Some(a);
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(answered.is_some(), "the binary answers on {addr}");
+
+    let pid = child.id().expect("running").to_string();
+    let status = Command::new("kill")
+        .args(["-INT", &pid])
+        .status()
+        .await
+        .expect("kill");
+    assert!(status.success());
+    let exit = tokio::time::timeout(Duration::from_secs(10), child.wait())
+        .await
+        .expect("stops within 10 s")
+        .expect("exit status");
+    assert!(exit.success(), "clean exit on ctrl-c: {exit}");
+}
+
+#[tokio::test]
+async fn refuses_a_key_that_is_not_a_router() {
+    let devnet = Devnet::start().await.expect("devnet");
+    let dir = TempDir::new().expect("tempdir");
+    let output = command(&devnet, &dir, key_hex(&devnet, 5), "127.0.0.1:0")
+        .output()
+        .await
+        .expect("runs");
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("not an authorised router signer"),
+        "stderr: {stderr}"
+    );
+}

@@ -1,0 +1,364 @@
+//! Shared set-up: a devnet, a provider running a real worker with the tiny model registered
+//! on-chain by its Merkle root, a staked user, and the router on 127.0.0.1:0.
+
+use std::{
+    collections::HashSet,
+    path::{Path, PathBuf},
+    sync::{Arc, Mutex},
+    time::{SystemTime, UNIX_EPOCH},
+};
+
+use alloy::{
+    primitives::{Address, B256, U256, utils::parse_ether},
+    signers::local::PrivateKeySigner,
+};
+use morpheus_router::{AppState, RouterConfig};
+use morpheus_sdk::{
+    merkle::ModelTree,
+    messages::{ComputeRequest, Signed, UsageReport},
+    router::RouterClient,
+    testing::Devnet,
+};
+use morpheus_worker::{
+    ProtocolConfig,
+    api::{self as worker_api, AppState as WorkerState},
+    engine::{Engine, EngineConfig},
+    metrics::Metrics,
+    model::{
+        ModelDir,
+        prepare::{self, PrepareOptions},
+    },
+    runtime::{self, Device},
+};
+use tempfile::TempDir;
+use tokio::{sync::oneshot, task::JoinHandle};
+
+/// Anvil account of the provider running the worker.
+pub(crate) const PROVIDER: usize = 2;
+/// Anvil account of the user.
+pub(crate) const USER: usize = 3;
+/// MOR (wei) per token the provider bids.
+pub(crate) const PRICE: u64 = 2_000_000_000_000;
+
+fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("router/ has a parent")
+        .to_path_buf()
+}
+
+/// `<repo>/models/tiny`, made by the worker's converter on first use.
+pub(crate) fn tiny_model() -> PathBuf {
+    static LOCK: Mutex<()> = Mutex::new(());
+    let _guard = LOCK.lock().unwrap_or_else(|e| e.into_inner());
+    let out = repo_root().join("models").join("tiny");
+    let ready =
+        morpheus_worker::model::ModelMeta::read(&out).is_ok_and(|m| m.merkle_root.is_some());
+    if !ready {
+        prepare::prepare(&PrepareOptions {
+            source: "tiny".into(),
+            out: out.clone(),
+            python: Some(prepare::default_python(&repo_root())),
+            force: false,
+        })
+        .unwrap_or_else(|e| panic!("preparing the tiny model: {e} (is the venv installed?)"));
+    }
+    out
+}
+
+pub(crate) fn unix_now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .expect("clock")
+        .as_secs()
+}
+
+/// A running worker.
+pub(crate) struct Worker {
+    shutdown: Option<oneshot::Sender<()>>,
+    handle: Option<JoinHandle<morpheus_worker::Result<()>>>,
+}
+
+impl Worker {
+    /// Starts a worker for `provider` serving the tiny model as `model_id` on `listener`.
+    pub(crate) async fn start(
+        devnet: &Devnet,
+        listener: tokio::net::TcpListener,
+        provider: PrivateKeySigner,
+        model_id: B256,
+    ) -> Self {
+        let lib = runtime::ort_library(&repo_root())
+            .expect("ONNX Runtime library (run `make venv` or set ORT_DYLIB_PATH)");
+        let env = runtime::environment(&lib).expect("ONNX Runtime loads");
+        let model = Arc::new(ModelDir::open(tiny_model()).expect("model opens"));
+        let tree = prepare::model_tree(&model.model_path()).expect("merkle tree");
+        let metrics = Arc::new(Metrics::new());
+        let cfg = EngineConfig {
+            max_batch: 4,
+            max_context: 4096,
+            threads: 1,
+            device: Device::Cpu,
+            max_queue: 16,
+        };
+        let engine = Engine::start(&env, &model, &cfg, metrics.clone()).expect("engine starts");
+        let deployment = devnet.deployment();
+        let protocol = ProtocolConfig {
+            signer: provider,
+            chain_id: deployment.chain_id,
+            session_router: deployment.session_router,
+            routers: [devnet.router_signer().address()]
+                .into_iter()
+                .collect::<HashSet<Address>>(),
+            model_id: Some(model_id),
+        };
+        let state = WorkerState::new(engine, model, protocol, tree, metrics);
+        let (tx, rx) = oneshot::channel();
+        let handle = tokio::spawn(worker_api::run(listener, state, async {
+            let _ = rx.await;
+        }));
+        Self {
+            shutdown: Some(tx),
+            handle: Some(handle),
+        }
+    }
+
+    async fn stop(mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        if let Some(h) = self.handle.take() {
+            h.await.expect("worker task").expect("worker ends cleanly");
+        }
+    }
+}
+
+/// Registers account `index` as a provider at `endpoint`, claims `model_id` and bids `price`.
+pub(crate) async fn provide(
+    devnet: &Devnet,
+    index: usize,
+    endpoint: &str,
+    model_id: B256,
+    price: u64,
+) {
+    let protocol = devnet.protocol(index).await.expect("connect");
+    let registry = protocol.registry();
+    registry
+        .register(endpoint, parse_ether("10").expect("amount"))
+        .await
+        .expect("register");
+    let claim = registry
+        .sign_model_claim(model_id, &devnet.signer(index))
+        .await
+        .expect("sign claim");
+    registry
+        .claim_model(devnet.signer(index).address(), model_id, claim)
+        .await
+        .expect("claim model");
+    registry
+        .post_bid(model_id, U256::from(price), U256::from(16))
+        .await
+        .expect("bid");
+}
+
+/// The whole set-up: devnet, provider + worker, staked user, router.
+pub(crate) struct Net {
+    pub(crate) devnet: Devnet,
+    pub(crate) model_id: B256,
+    pub(crate) router: RouterClient,
+    pub(crate) worker: Option<Worker>,
+    url: String,
+    config: RouterConfig,
+    _db: TempDir,
+    shutdown: Option<oneshot::Sender<()>>,
+    handle: Option<RouterTask>,
+}
+
+impl Net {
+    pub(crate) async fn start() -> Self {
+        Self::with(|_| {}).await
+    }
+
+    pub(crate) async fn with(edit: impl FnOnce(&mut RouterConfig)) -> Self {
+        let devnet = Devnet::start().await.expect("devnet");
+        let tree =
+            ModelTree::from_file(tiny_model().join("model.onnx"), |_, _| {}).expect("model tree");
+
+        // The provider: registered at its worker's address, the model registered by its root.
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let endpoint = format!("http://{}", listener.local_addr().expect("addr"));
+        let model_id = devnet
+            .protocol(PROVIDER)
+            .await
+            .expect("connect")
+            .registry()
+            .register_model(tree.root(), tree.leaf_count(), "tiny")
+            .await
+            .expect("register model");
+        provide(&devnet, PROVIDER, &endpoint, model_id, PRICE).await;
+        let worker = Worker::start(&devnet, listener, devnet.signer(PROVIDER), model_id).await;
+
+        // The user stakes 5 MOR.
+        devnet
+            .protocol(USER)
+            .await
+            .expect("connect")
+            .session_router()
+            .stake(parse_ether("5").expect("amount"))
+            .await
+            .expect("stake");
+
+        // The router.
+        let db = TempDir::new().expect("tempdir");
+        let mut config = RouterConfig::new(
+            devnet.rpc_url(),
+            devnet.deployment(),
+            devnet.router_signer(),
+            db.path().join("router.db"),
+        );
+        edit(&mut config);
+        let (url, shutdown, handle) = serve(config.clone()).await;
+        Self {
+            devnet,
+            model_id,
+            router: RouterClient::new(&url).expect("client"),
+            worker: Some(worker),
+            url,
+            config,
+            _db: db,
+            shutdown: Some(shutdown),
+            handle: Some(handle),
+        }
+    }
+
+    /// Stops the router and starts a new one on the same database (on a new port).
+    pub(crate) async fn restart_router(&mut self) {
+        self.stop_router().await;
+        let (url, shutdown, handle) = serve(self.config.clone()).await;
+        self.router = RouterClient::new(&url).expect("client");
+        self.url = url;
+        self.shutdown = Some(shutdown);
+        self.handle = Some(handle);
+    }
+
+    async fn stop_router(&mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        if let Some(h) = self.handle.take() {
+            h.await.expect("router task").expect("router ends cleanly");
+        }
+    }
+
+    /// The database file the router uses.
+    pub(crate) fn db_path(&self) -> PathBuf {
+        self.config.db_path.clone()
+    }
+
+    /// The router's URL for `path` (for raw requests).
+    pub(crate) fn router_url(&self, path: &str) -> String {
+        format!("{}{path}", self.url)
+    }
+
+    pub(crate) fn user(&self) -> PrivateKeySigner {
+        self.devnet.signer(USER)
+    }
+
+    /// A request from `signer` naming `user`.
+    pub(crate) fn request_as(
+        &self,
+        signer: &PrivateKeySigner,
+        edit: impl FnOnce(&mut ComputeRequest),
+    ) -> Signed<ComputeRequest> {
+        let mut r = ComputeRequest {
+            user: self.user().address(),
+            modelId: self.model_id,
+            tokenMax: U256::from(256),
+            nonce: U256::from_be_bytes(rand_bytes()),
+            deadline: U256::from(unix_now() + 60),
+        };
+        edit(&mut r);
+        Signed::sign(r, &self.devnet.deployment().domain(), signer).expect("sign")
+    }
+
+    /// A request from the user.
+    pub(crate) fn request(&self, edit: impl FnOnce(&mut ComputeRequest)) -> Signed<ComputeRequest> {
+        self.request_as(&self.user(), edit)
+    }
+
+    /// A usage report signed by `signer`.
+    pub(crate) fn report_as(
+        &self,
+        signer: &PrivateKeySigner,
+        session: B256,
+        tokens: u64,
+        duration_ms: u64,
+        passed: bool,
+    ) -> Signed<UsageReport> {
+        Signed::sign(
+            UsageReport {
+                sessionId: session,
+                tokens: U256::from(tokens),
+                ttftMs: U256::from(duration_ms / 10),
+                durationMs: U256::from(duration_ms),
+                passed,
+            },
+            &self.devnet.deployment().domain(),
+            signer,
+        )
+        .expect("sign")
+    }
+
+    pub(crate) async fn stop(mut self) {
+        self.stop_router().await;
+        if let Some(w) = self.worker.take() {
+            w.stop().await;
+        }
+    }
+}
+
+type RouterTask = JoinHandle<morpheus_router::Result<()>>;
+
+/// Starts a router on 127.0.0.1:0; returns its URL, its shutdown switch and its task.
+async fn serve(config: RouterConfig) -> (String, oneshot::Sender<()>, RouterTask) {
+    let state = AppState::connect(config).await.expect("router connects");
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let url = format!("http://{}", listener.local_addr().expect("addr"));
+    let (tx, rx) = oneshot::channel();
+    let handle = tokio::spawn(morpheus_router::run(listener, state, async {
+        let _ = rx.await;
+    }));
+    (url, tx, handle)
+}
+
+fn rand_bytes() -> [u8; 32] {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static NEXT: AtomicU64 = AtomicU64::new(1);
+    let n = NEXT.fetch_add(1, Ordering::Relaxed);
+    *B256::left_padding_from(&[unix_now().to_be_bytes(), n.to_be_bytes()].concat())
+}
+
+/// Asserts `result` is the router's refusal with `status` and a message containing `words`.
+pub(crate) fn assert_refused<T: std::fmt::Debug>(
+    result: morpheus_sdk::Result<T>,
+    status: u16,
+    words: &str,
+) {
+    match result {
+        Err(morpheus_sdk::Error::Http {
+            peer: "router",
+            status: s,
+            message,
+        }) => {
+            assert_eq!(s, status, "status of refusal {message:?}");
+            assert!(
+                message.contains(words),
+                "refusal {message:?} should mention {words:?}"
+            );
+        }
+        other => panic!("expected a {status} refusal mentioning {words:?}, got {other:?}"),
+    }
+}

@@ -1,0 +1,128 @@
+//! The whole flow: request -> assignment -> chat with the provider -> usage report -> voucher
+//! -> the provider's claim paid on-chain.
+
+use alloy::primitives::U256;
+use morpheus_sdk::{
+    openai::{ChatCompletionRequest, ChatMessage},
+    provider::ProviderClient,
+    router::Outcome,
+};
+
+use crate::common::{Net, PRICE, PROVIDER};
+
+/// A prompt the router's database must never contain (invariant 6).
+const PROMPT: &str = "Tell me about the purple elephant of Zanzibar";
+
+#[tokio::test]
+async fn a_session_pays_the_provider_on_chain() {
+    let net = Net::start().await;
+    let user = net.user().address();
+    let provider = net.devnet.signer(PROVIDER).address();
+    let before = net.router.allowance(user).await.expect("allowance");
+    assert!(
+        before.user_max > U256::ZERO,
+        "the staked user has an allowance"
+    );
+    assert_eq!(before.used, U256::ZERO);
+
+    // The router checks the request, proves the provider live and signs the assignment.
+    let assignment = net
+        .router
+        .request_compute(&net.request(|_| {}))
+        .await
+        .expect("assignment");
+    let a = &assignment.message;
+    assert_eq!(a.provider, provider);
+    assert_eq!(a.user, user);
+    assert_eq!(a.pricePerToken, U256::from(PRICE));
+    assert_eq!(a.tokenMax, U256::from(256));
+    assignment
+        .verify(
+            &net.devnet.deployment().domain(),
+            net.devnet.router_signer().address(),
+        )
+        .expect("router-signed");
+    let reserved = net.router.allowance(user).await.expect("allowance");
+    assert_eq!(reserved.used, U256::from(256), "tokenMax is reserved");
+
+    // The user talks to the provider directly, with the assignment.
+    let client = ProviderClient::new(&a.endpoint).expect("provider client");
+    let model = client.models().await.expect("models").data[0].id.clone();
+    let answer = client
+        .chat(
+            &assignment,
+            &ChatCompletionRequest {
+                model,
+                messages: vec![ChatMessage::user(PROMPT)],
+                max_tokens: Some(8),
+                temperature: Some(0.0),
+                ..Default::default()
+            },
+        )
+        .await
+        .expect("chat");
+    let tokens = u64::from(answer.usage.total_tokens);
+    let reply = answer.choices[0].message.content.clone();
+    assert!(tokens > 0);
+
+    // The user reports; the router credits the provider.
+    let receipt = net
+        .router
+        .report_usage(&net.report_as(&net.user(), a.sessionId, tokens, 200, true))
+        .await
+        .expect("report");
+    assert_eq!(receipt.outcome, Outcome::Credited, "{}", receipt.detail);
+    assert_eq!(receipt.tokens, U256::from(tokens));
+    let amount = U256::from(tokens) * U256::from(PRICE);
+    assert_eq!(receipt.amount, amount);
+    let after = net.router.allowance(user).await.expect("allowance");
+    assert_eq!(
+        after.used,
+        U256::from(tokens),
+        "the unused reservation is released"
+    );
+
+    let list = net.router.providers(net.model_id).await.expect("providers");
+    assert_eq!(list.providers.len(), 1);
+    assert_eq!(list.providers[0].record.sessions, 1);
+    assert_eq!(list.providers[0].record.amount, amount);
+
+    // The provider fetches its voucher and claims it.
+    let voucher = net
+        .router
+        .voucher(provider)
+        .await
+        .expect("voucher")
+        .expect("the provider has earned something");
+    assert_eq!(voucher.message.cumulativeAmount, amount);
+    assert_eq!(voucher.message.cumulativeTokens, U256::from(tokens));
+    assert_eq!(voucher.message.sessions, U256::from(1));
+    assert_eq!(voucher.message.failed, U256::ZERO);
+    assert_eq!(voucher.message.cumulativeBootstrap, U256::ZERO);
+    let chain = net.devnet.protocol(PROVIDER).await.expect("connect");
+    let balance = chain.mor().balance_of(provider).await.expect("balance");
+    chain
+        .session_router()
+        .claim(std::slice::from_ref(&voucher))
+        .await
+        .expect("claim");
+    let paid = chain.mor().balance_of(provider).await.expect("balance") - balance;
+    assert_eq!(paid, amount, "the claim pays the credited amount");
+
+    // Invariant 6: nothing the router stored holds the prompt or the answer.
+    let db = net.db_path();
+    let mut stored = Vec::new();
+    for suffix in ["", "-wal"] {
+        let path = format!("{}{suffix}", db.display());
+        stored.extend(std::fs::read(&path).unwrap_or_default());
+    }
+    assert!(!stored.is_empty(), "the router wrote its database");
+    let stored = String::from_utf8_lossy(&stored);
+    assert!(!stored.contains("purple elephant"));
+    let reply = reply.trim();
+    assert!(
+        reply.len() < 8 || !stored.contains(reply),
+        "the answer is not stored"
+    );
+    net.stop().await;
+}

@@ -1,0 +1,10 @@
+//! Integration tests of the router: a real anvil with the protocol deployed (`Devnet`), a real
+//! SQLite file, a real `morpheus-worker` serving the tiny test model, all through `RouterClient`.
+
+mod binary;
+mod common;
+mod flow;
+mod persistence;
+mod refusals;
+mod select;
+mod speed;
