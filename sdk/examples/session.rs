@@ -1,19 +1,20 @@
-//! One session of the real flow against a running `morpheus-worker`, with this program playing
-//! the provider's on-chain set-up, the router's signatures and the user's client:
+//! One session of the real flow through a running `morpheus-router` and `morpheus-worker`, with
+//! this program as the provider's on-chain set-up and as the user's client:
 //!
 //! ```sh
 //! # 1. the provider registers at ENDPOINT, registers MODEL_FILE by its Merkle root, claims it
 //! #    and bids; prints the model id (the worker is then started with it)
 //! cargo run -p morpheus-sdk --example session -- register RPC DEPLOYMENT ENDPOINT MODEL_FILE NAME
-//! # 2. liveness check, assignment, a streamed chat, the usage report, the voucher and the claim
-//! cargo run -p morpheus-sdk --example session -- chat RPC DEPLOYMENT ENDPOINT MODEL_ID "question"
+//! # 2. a signed request to the router (which checks the provider's liveness and assigns it), a
+//! #    streamed chat with the provider, the usage report, the router's voucher, the claim
+//! cargo run -p morpheus-sdk --example session -- chat RPC DEPLOYMENT ROUTER_URL MODEL_ID "question"
 //! ```
-//! Keys are anvil's default accounts: 1 signs as the router, 2 is the provider, 3 the user.
+//! Keys are anvil's default accounts: 2 is the provider, 3 the user.
 
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use alloy::{
-    primitives::{B256, U256, keccak256, utils::format_ether, utils::parse_ether},
+    primitives::{B256, U256, utils::format_ether, utils::parse_ether},
     signers::{Signer, local::PrivateKeySigner},
 };
 use futures::StreamExt;
@@ -21,12 +22,12 @@ use morpheus_sdk::{
     Deployment,
     contracts::Protocol,
     merkle::ModelTree,
-    messages::{Assignment, ComputeRequest, CreditVoucher, LivenessChallenge, Signed, UsageReport},
+    messages::{ComputeRequest, Signed, UsageReport},
     openai::{ChatCompletionRequest, ChatMessage, StreamOptions},
     provider::ProviderClient,
+    router::RouterClient,
 };
 
-const ROUTER_KEY: &str = "0x59c6995e998f97a5a0044966f0945389dc9e86dae88c7a8412f4603b6b78690d";
 const PROVIDER_KEY: &str = "0x5de4111afa1a4b94908f83103eb1f1706367c2e68ca870fc3fb9a804cdab365a";
 const USER_KEY: &str = "0x7c852118294e51e653712a81e05800f419141751be58f605c371e15141b007a6";
 /// MOR (wei) per token the provider bids: 2e-6 MOR.
@@ -63,7 +64,7 @@ async fn main() -> eyre::Result<()> {
         }
         _ => eyre::bail!(
             "usage: session register RPC DEPLOYMENT ENDPOINT MODEL_FILE NAME\n       \
-             session chat RPC DEPLOYMENT ENDPOINT MODEL_ID QUESTION"
+             session chat RPC DEPLOYMENT ROUTER_URL MODEL_ID QUESTION"
         ),
     }
 }
@@ -118,43 +119,17 @@ async fn register(
 async fn chat(
     rpc: &str,
     deployment: &Deployment,
-    endpoint: &str,
+    router_url: &str,
     model_id: B256,
     question: &str,
 ) -> eyre::Result<()> {
     let domain = deployment.domain();
-    let (router_key, provider_key, user_key) = (
-        key(ROUTER_KEY, deployment)?,
-        key(PROVIDER_KEY, deployment)?,
-        key(USER_KEY, deployment)?,
-    );
+    let (provider_key, user_key) = (key(PROVIDER_KEY, deployment)?, key(USER_KEY, deployment)?);
     let user = Protocol::connect(rpc, *deployment, Some(user_key.clone())).await?;
     let provider = Protocol::connect(rpc, *deployment, Some(provider_key.clone())).await?;
-    let client = ProviderClient::new(endpoint)?;
+    let router = RouterClient::new(router_url)?;
 
-    // Router: liveness check, proved against the model root registered on-chain.
-    let model = user.registry().model(model_id).await?;
-    let chunk = u64::from_be_bytes(keccak256(unix_now().to_be_bytes())[..8].try_into()?)
-        % model.chunkCount.to::<u64>();
-    let challenge = LivenessChallenge {
-        challengeId: keccak256(format!("challenge-{}", unix_now())),
-        provider: provider_key.address(),
-        modelId: model_id,
-        chunkIndex: U256::from(chunk),
-        deadline: U256::from(unix_now() + 60),
-    };
-    let started = Instant::now();
-    let proof = client
-        .liveness(&Signed::sign(challenge.clone(), &domain, &router_key)?)
-        .await?;
-    proof.verify(&challenge, model.merkleRoot, &domain)?;
-    println!(
-        "router: liveness ok, chunk {chunk} of {} proved against the on-chain root in {:?}",
-        model.chunkCount,
-        started.elapsed()
-    );
-
-    // User: stake once, then a signed request within the day's allowance.
+    // User: stake once; the allowance follows the stake, day by day.
     let sessions = user.session_router();
     if sessions
         .stake_of(user_key.address())
@@ -164,49 +139,40 @@ async fn chat(
     {
         sessions.stake(parse_ether("5")?).await?;
     }
-    let allowance = sessions.user_max(user_key.address()).await?;
-    let token_max = U256::from(256);
+    let allowance = router.allowance(user_key.address()).await?;
+    println!(
+        "user: 5 MOR staked -> {} tokens today, {} used",
+        allowance.user_max, allowance.used
+    );
+
+    // User -> router: a signed request; the router checks it, picks the cheapest live provider
+    // (after a Merkle-chunk liveness check against the on-chain root) and signs the assignment.
     let request = Signed::sign(
         ComputeRequest {
             user: user_key.address(),
             modelId: model_id,
-            tokenMax: token_max,
+            tokenMax: U256::from(256),
             nonce: U256::from(unix_now()),
             deadline: U256::from(unix_now() + 60),
         },
         &domain,
         &user_key,
     )?;
-    request.verify(&domain, user_key.address())?;
-    eyre::ensure!(
-        token_max <= allowance,
-        "request exceeds the user's allowance of {allowance} tokens"
-    );
+    let started = Instant::now();
+    let assignment = router.request_compute(&request).await?;
+    let a = &assignment.message;
     println!(
-        "user: 5 MOR staked -> allowance {allowance} tokens today; request for {token_max} tokens signed"
+        "router {}: assigned provider {} at {} for up to {} tokens at {} wei/token ({:?}, liveness included)",
+        assignment.recover(&domain)?,
+        a.provider,
+        a.endpoint,
+        a.tokenMax,
+        a.pricePerToken,
+        started.elapsed()
     );
 
-    // Router: the assignment.
-    let bid = user
-        .registry()
-        .bid(provider_key.address(), model_id)
-        .await?;
-    let assignment = Signed::sign(
-        Assignment {
-            sessionId: keccak256(format!("session-{}", unix_now())),
-            user: user_key.address(),
-            provider: provider_key.address(),
-            endpoint: endpoint.to_string(),
-            modelId: model_id,
-            tokenMax: token_max,
-            pricePerToken: bid.pricePerToken,
-            expiresAt: U256::from(unix_now() + 300),
-        },
-        &domain,
-        &router_key,
-    )?;
-
-    // User: the prompt goes straight to the provider; the answer streams back.
+    // User -> provider: the prompt goes straight to the provider; the router never sees it.
+    let client = ProviderClient::new(&a.endpoint)?;
     let models = client.models().await?;
     let chat = ChatCompletionRequest {
         model: models
@@ -254,10 +220,10 @@ async fn chat(
         duration
     );
 
-    // User: the signed usage report; router: credit and a cumulative voucher.
+    // User -> router: the signed usage report; the router credits the provider.
     let report = Signed::sign(
         UsageReport {
-            sessionId: assignment.message.sessionId,
+            sessionId: a.sessionId,
             tokens: U256::from(usage.total_tokens),
             ttftMs: U256::from(ttft.unwrap_or(duration).as_millis()),
             durationMs: U256::from(duration.as_millis()),
@@ -266,44 +232,27 @@ async fn chat(
         &domain,
         &user_key,
     )?;
-    report.verify(&domain, user_key.address())?;
-    let credit = if report.message.passed {
-        report.message.tokens * bid.pricePerToken
-    } else {
-        U256::ZERO
-    };
-    let record = provider
-        .session_router()
-        .claim_record(router_key.address(), provider_key.address())
-        .await?;
-    let voucher = Signed::sign(
-        CreditVoucher {
-            router: router_key.address(),
-            provider: provider_key.address(),
-            cumulativeAmount: U256::from(record.paid) + credit,
-            cumulativeBootstrap: U256::from(record.bootstrapPaid),
-            cumulativeTokens: U256::from(record.tokens) + report.message.tokens,
-            sessions: U256::from(record.sessions) + U256::from(1),
-            failed: U256::from(record.failed) + U256::from(u8::from(!report.message.passed)),
-            issuedAt: U256::from(provider.latest_block_time().await?),
-        },
-        &domain,
-        &router_key,
-    )?;
+    let receipt = router.report_usage(&report).await?;
     println!(
-        "router: report passed={}, credited {} MOR in a voucher",
-        report.message.passed,
-        format_ether(credit)
+        "router: report {:?}: {} tokens, {} MOR credited ({})",
+        receipt.outcome,
+        receipt.tokens,
+        format_ether(receipt.amount),
+        receipt.detail
     );
 
-    // Provider: the claim on-chain.
+    // Provider: fetch the newest cumulative voucher and claim it on-chain.
+    let voucher = router
+        .voucher(provider_key.address())
+        .await?
+        .ok_or_else(|| eyre::eyre!("the router has no voucher for the provider"))?;
     let before = provider.mor().balance_of(provider_key.address()).await?;
-    let receipt = provider.session_router().claim(&[voucher]).await?;
+    let tx = provider.session_router().claim(&[voucher]).await?;
     let paid = provider.mor().balance_of(provider_key.address()).await? - before;
     println!(
-        "provider: claimed on-chain in tx {} ({} gas): {} MOR paid",
-        receipt.transaction_hash,
-        receipt.gas_used,
+        "provider: claimed the voucher on-chain in tx {} ({} gas): {} MOR paid",
+        tx.transaction_hash,
+        tx.gas_used,
         format_ether(paid)
     );
     Ok(())
