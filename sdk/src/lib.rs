@@ -3,6 +3,7 @@
 pub mod contracts;
 pub mod deployments;
 mod error;
+mod http;
 pub mod merkle;
 pub mod messages;
 pub mod openai;

@@ -1,6 +1,30 @@
 //! A minimal server-sent-events reader: enough for OpenAI streams (`data:` lines, blank-line
 //! separated, ended by `data: [DONE]`).
 
+/// Turns the bytes of a stream into event payloads, holding back a UTF-8 character split
+/// between two network chunks until its last byte arrives.
+#[derive(Debug, Default)]
+pub(crate) struct Reader {
+    bytes: Vec<u8>,
+    text: String,
+}
+
+impl Reader {
+    /// Adds a network chunk; returns the payloads of the events it completes.
+    pub(crate) fn push(&mut self, chunk: &[u8]) -> Vec<String> {
+        self.bytes.extend_from_slice(chunk);
+        let valid = match std::str::from_utf8(&self.bytes) {
+            Ok(s) => s.len(),
+            // An incomplete character at the end waits; invalid bytes are replaced.
+            Err(e) if e.error_len().is_none() => e.valid_up_to(),
+            Err(_) => self.bytes.len(),
+        };
+        let head: Vec<u8> = self.bytes.drain(..valid).collect();
+        self.text.push_str(&String::from_utf8_lossy(&head));
+        drain_events(&mut self.text)
+    }
+}
+
 /// Splits complete events off the front of `buf`, returning their `data` payloads in order.
 ///
 /// An event's data lines are joined with `\n` (per the SSE spec); comments and other fields are
@@ -35,6 +59,17 @@ fn find_event_end(buf: &str) -> Option<(usize, usize)> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_character_split_between_chunks_survives() {
+        let event = "data: {\"content\":\"caf\u{e9} \u{1F600}\"}\n\n".as_bytes();
+        let mut reader = Reader::default();
+        let mut events = Vec::new();
+        for byte in event {
+            events.extend(reader.push(std::slice::from_ref(byte)));
+        }
+        assert_eq!(events, vec!["{\"content\":\"caf\u{e9} \u{1F600}\"}"]);
+    }
 
     #[test]
     fn splits_complete_events_and_keeps_the_rest() {
