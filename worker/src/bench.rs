@@ -287,6 +287,9 @@ fn print_table(r: &Value) {
         &theirs["prompt_tps"],
     );
     if let Some(streams) = ours["streams"].as_object() {
+        // JSON object keys come back in text order ("1", "16", "4"): print by stream count.
+        let mut streams: Vec<_> = streams.iter().collect();
+        streams.sort_by_key(|(s, _)| s.parse::<usize>().unwrap_or(usize::MAX));
         for (s, v) in streams {
             row(
                 &format!("decode tok/s, {s} streams"),
