@@ -235,18 +235,7 @@ fn run_bound(session: &Session, binding: &IoBinding) -> Result<()> {
     // engine thread owns it), and every bound output is a tensor that outlives the run.
     let status =
         unsafe { (api.RunWithBinding)(session.ptr().cast_mut(), std::ptr::null(), binding.ptr()) };
-    if status.0.is_null() {
-        return Ok(());
-    }
-    // SAFETY: a non-null status is a valid OrtStatus that we release after reading.
-    let msg = unsafe {
-        let msg = std::ffi::CStr::from_ptr((api.GetErrorMessage)(status.0))
-            .to_string_lossy()
-            .into_owned();
-        (api.ReleaseStatus)(status.0);
-        msg
-    };
-    Err(Error::Engine(format!("decoder run failed: {msg}")))
+    super::kv::check_status(status, "decoder run failed")
 }
 
 /// The last position's logits of each of `n` rows, from `[n, seq, vocab]` (or `[n, vocab]`).

@@ -129,19 +129,26 @@ unsafe fn alias_f32(
             &mut out,
         )
     };
-    if !status.0.is_null() {
-        // SAFETY: a non-null status is a valid OrtStatus that we release after reading.
-        let msg = unsafe {
-            let msg = std::ffi::CStr::from_ptr((api.GetErrorMessage)(status.0))
-                .to_string_lossy()
-                .into_owned();
-            (api.ReleaseStatus)(status.0);
-            msg
-        };
-        return Err(Error::Engine(format!("cannot create a KV view: {msg}")));
-    }
+    check_status(status, "cannot create a KV view")?;
     let ptr = NonNull::new(out).ok_or(Error::EngineStopped)?;
     // SAFETY: `ptr` is a fresh tensor value; releasing it later does not free `data`.
     let value: Tensor<f32> = unsafe { Value::from_ptr(ptr, Some(session.allocator())) };
     Ok(value.into_dyn())
+}
+
+/// Turns the status of a raw ONNX Runtime call into the engine's error, releasing it.
+pub(super) fn check_status(status: ort::sys::OrtStatusPtr, what: &str) -> Result<()> {
+    if status.0.is_null() {
+        return Ok(());
+    }
+    let api = ort::api();
+    // SAFETY: a non-null status is a valid OrtStatus that we release after reading.
+    let msg = unsafe {
+        let msg = std::ffi::CStr::from_ptr((api.GetErrorMessage)(status.0))
+            .to_string_lossy()
+            .into_owned();
+        (api.ReleaseStatus)(status.0);
+        msg
+    };
+    Err(Error::Engine(format!("{what}: {msg}")))
 }
