@@ -12,12 +12,8 @@ use morpheus_worker::{
     ProtocolConfig,
     api::{self, AppState},
     bench,
-    engine::{Engine, EngineConfig},
-    metrics::Metrics,
-    model::{
-        ModelDir,
-        prepare::{self, PrepareOptions},
-    },
+    engine::EngineConfig,
+    model::prepare::{self, PrepareOptions},
     runtime::{self, Device},
 };
 use tracing_subscriber::EnvFilter;
@@ -198,27 +194,16 @@ async fn serve(args: ServeArgs) -> Result<()> {
         model_id: args.model_id,
     };
     let env = args.engine.environment()?;
-    let model = Arc::new(ModelDir::open(&args.engine.model)?);
-    let tree = {
-        let path = model.model_path();
-        tokio::task::spawn_blocking(move || prepare::model_tree(&path)).await??
-    };
-    if let Some(root) = &model.meta.merkle_root
-        && *root != tree.root().to_string()
-    {
-        tracing::warn!(recorded = %root, actual = %tree.root(), "model.onnx differs from the Merkle root in morpheus.json");
-    }
-    let metrics = Arc::new(Metrics::new());
-    let engine = Engine::start(
-        &env,
-        &model,
-        &args.engine.config(args.max_queue),
-        metrics.clone(),
-    )?;
+    let (model_dir, cfg) = (
+        args.engine.model.clone(),
+        args.engine.config(args.max_queue),
+    );
+    let state =
+        tokio::task::spawn_blocking(move || AppState::load(&env, &model_dir, &cfg, protocol))
+            .await??;
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await
         .wrap_err_with(|| format!("cannot listen on {}", args.listen))?;
-    let state = AppState::new(engine, model, protocol, tree, metrics);
     api::run(listener, state, shutdown_signal()).await?;
     Ok(())
 }

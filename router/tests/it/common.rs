@@ -4,7 +4,7 @@
 use std::{
     collections::HashSet,
     path::{Path, PathBuf},
-    sync::{Arc, Mutex},
+    sync::Mutex,
     time::{SystemTime, UNIX_EPOCH},
 };
 
@@ -22,12 +22,8 @@ use morpheus_sdk::{
 use morpheus_worker::{
     ProtocolConfig,
     api::{self as worker_api, AppState as WorkerState},
-    engine::{Engine, EngineConfig},
-    metrics::Metrics,
-    model::{
-        ModelDir,
-        prepare::{self, PrepareOptions},
-    },
+    engine::EngineConfig,
+    model::prepare::{self, PrepareOptions},
     runtime::{self, Device},
 };
 use tempfile::TempDir;
@@ -90,9 +86,6 @@ impl Worker {
         let lib = runtime::ort_library(&repo_root())
             .expect("ONNX Runtime library (run `make venv` or set ORT_DYLIB_PATH)");
         let env = runtime::environment(&lib).expect("ONNX Runtime loads");
-        let model = Arc::new(ModelDir::open(tiny_model()).expect("model opens"));
-        let tree = prepare::model_tree(&model.model_path()).expect("merkle tree");
-        let metrics = Arc::new(Metrics::new());
         let cfg = EngineConfig {
             max_batch: 4,
             max_context: 4096,
@@ -100,7 +93,6 @@ impl Worker {
             device: Device::Cpu,
             max_queue: 16,
         };
-        let engine = Engine::start(&env, &model, &cfg, metrics.clone()).expect("engine starts");
         let deployment = devnet.deployment();
         let protocol = ProtocolConfig {
             signer: provider,
@@ -111,7 +103,7 @@ impl Worker {
                 .collect::<HashSet<Address>>(),
             model_id: Some(model_id),
         };
-        let state = WorkerState::new(engine, model, protocol, tree, metrics);
+        let state = WorkerState::load(&env, &tiny_model(), &cfg, protocol).expect("worker loads");
         let (tx, rx) = oneshot::channel();
         let handle = tokio::spawn(worker_api::run(listener, state, async {
             let _ = rx.await;

@@ -7,7 +7,7 @@ mod error;
 mod liveness;
 mod models;
 
-use std::{future::Future, sync::Arc};
+use std::{future::Future, path::Path, sync::Arc};
 
 use axum::{
     Router,
@@ -16,10 +16,16 @@ use axum::{
 };
 pub use error::ApiError;
 use morpheus_sdk::merkle::ModelTree;
+use ort::environment::Environment;
 use tokio::net::TcpListener;
-use tracing::info;
+use tracing::{info, warn};
 
-use crate::{Error, ProtocolConfig, Result, engine::Engine, metrics::Metrics, model::ModelDir};
+use crate::{
+    Error, ProtocolConfig, Result,
+    engine::{Engine, EngineConfig},
+    metrics::Metrics,
+    model::{ModelDir, prepare},
+};
 
 /// Largest request body accepted (bigger ones get 413).
 pub const MAX_BODY_BYTES: usize = 1 << 20;
@@ -39,6 +45,27 @@ struct Shared {
 }
 
 impl AppState {
+    /// Opens the prepared model in `model_dir`, hashes its Merkle tree (for liveness answers),
+    /// starts the engine and returns the state to serve it with. Blocking: hashing and loading
+    /// take a second or more, so async callers run it on a blocking thread.
+    pub fn load(
+        env: &Arc<Environment>,
+        model_dir: &Path,
+        cfg: &EngineConfig,
+        protocol: ProtocolConfig,
+    ) -> Result<Self> {
+        let model = Arc::new(ModelDir::open(model_dir)?);
+        let tree = prepare::model_tree(&model.model_path())?;
+        if let Some(root) = &model.meta.merkle_root
+            && *root != tree.root().to_string()
+        {
+            warn!(target: "worker", recorded = %root, actual = %tree.root(), "model.onnx differs from the Merkle root in morpheus.json");
+        }
+        let metrics = Arc::new(Metrics::new());
+        let engine = Engine::start(env, &model, cfg, metrics.clone())?;
+        Ok(Self::new(engine, model, protocol, tree, metrics))
+    }
+
     /// State for serving `model` through `engine`; `tree` is the Merkle tree of the model file.
     pub fn new(
         engine: Engine,

@@ -20,11 +20,7 @@ use morpheus_worker::{
     ProtocolConfig,
     api::{self, AppState},
     engine::{Engine, EngineConfig},
-    metrics::Metrics,
-    model::{
-        ModelDir,
-        prepare::{self, PrepareOptions},
-    },
+    model::prepare::{self, PrepareOptions},
     runtime::{self, Device},
 };
 use tokio::{sync::oneshot, task::JoinHandle};
@@ -119,9 +115,6 @@ impl TestServer {
 
     pub(crate) async fn with(opts: Options) -> Self {
         let env = ort_env();
-        let model = Arc::new(ModelDir::open(&opts.model).expect("model opens"));
-        let tree = prepare::model_tree(&model.model_path()).expect("merkle tree");
-        let metrics = Arc::new(Metrics::new());
         let cfg = EngineConfig {
             max_batch: opts.max_batch,
             max_context: opts.max_context,
@@ -129,7 +122,6 @@ impl TestServer {
             device: Device::Cpu,
             max_queue: opts.max_queue,
         };
-        let engine = Engine::start(&env, &model, &cfg, metrics.clone()).expect("engine starts");
         let router = PrivateKeySigner::random();
         let provider = PrivateKeySigner::random();
         let session_router = Address::repeat_byte(0x11);
@@ -144,7 +136,8 @@ impl TestServer {
             .await
             .expect("bind");
         let url = format!("http://{}", listener.local_addr().expect("addr"));
-        let state = AppState::new(engine.clone(), model, protocol, tree, metrics);
+        let state = AppState::load(&env, &opts.model, &cfg, protocol).expect("worker loads");
+        let engine = state.engine().clone();
         let (tx, rx) = oneshot::channel();
         let handle = tokio::spawn(api::run(listener, state, async {
             let _ = rx.await;
