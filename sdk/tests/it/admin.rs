@@ -2,9 +2,7 @@
 
 use alloy::primitives::{Address, U256, keccak256, utils::parse_ether};
 use morpheus_sdk::{
-    Error,
-    contracts::{Revert, bindings::session_router::SessionRouter::SessionRouterErrors},
-    testing::Devnet,
+    contracts::bindings::session_router::SessionRouter::SessionRouterErrors, testing::Devnet,
 };
 
 #[tokio::test]
@@ -17,28 +15,13 @@ async fn the_owner_manages_router_signers() -> eyre::Result<()> {
 
     router.add_router(second, 2_500).await?;
     assert!(router.is_router(second).await?);
-    let err = router.add_router(second, 2_500).await.expect_err("twice");
-    assert!(
-        matches!(
-            err,
-            Error::Reverted(Revert::SessionRouter(
-                SessionRouterErrors::SessionRouterRouterExists(_)
-            ))
-        ),
-        "{err}"
+    assert_reverted!(
+        router.add_router(second, 2_500).await,
+        SessionRouter(SessionRouterErrors::SessionRouterRouterExists(_))
     );
-    let err = router
-        .add_router(Address::repeat_byte(9), 10_001)
-        .await
-        .expect_err("share");
-    assert!(
-        matches!(
-            err,
-            Error::Reverted(Revert::SessionRouter(
-                SessionRouterErrors::SessionRouterShareOutOfRange(_)
-            ))
-        ),
-        "{err}"
+    assert_reverted!(
+        router.add_router(Address::repeat_byte(9), 10_001).await,
+        SessionRouter(SessionRouterErrors::SessionRouterShareOutOfRange(_))
     );
 
     router.remove_router(second).await?;
@@ -46,19 +29,9 @@ async fn the_owner_manages_router_signers() -> eyre::Result<()> {
 
     // Only the owner may do any of it.
     let stranger = devnet.protocol(5).await?;
-    let err = stranger
-        .session_router()
-        .add_router(second, 1)
-        .await
-        .expect_err("not owner");
-    assert!(
-        matches!(
-            err,
-            Error::Reverted(Revert::SessionRouter(
-                SessionRouterErrors::OwnableUnauthorizedAccount(_)
-            ))
-        ),
-        "{err}"
+    assert_reverted!(
+        stranger.session_router().add_router(second, 1).await,
+        SessionRouter(SessionRouterErrors::OwnableUnauthorizedAccount(_))
     );
     Ok(())
 }

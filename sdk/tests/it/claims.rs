@@ -3,7 +3,7 @@
 use alloy::primitives::{U256, utils::parse_ether};
 use morpheus_sdk::{
     Error,
-    contracts::{Protocol, Revert, bindings::session_router::SessionRouter::SessionRouterErrors},
+    contracts::{Protocol, bindings::session_router::SessionRouter::SessionRouterErrors},
     messages::{Signed, protocol_domain},
     testing::Devnet,
 };
@@ -124,19 +124,9 @@ async fn foreign_or_forged_vouchers_are_refused() -> eyre::Result<()> {
         &domain,
         &stranger,
     )?;
-    let err = provider
-        .session_router()
-        .claim(&[forged])
-        .await
-        .expect_err("unauthorised");
-    assert!(
-        matches!(
-            err,
-            Error::Reverted(Revert::SessionRouter(
-                SessionRouterErrors::SessionRouterUnauthorisedRouter(_)
-            ))
-        ),
-        "{err}"
+    assert_reverted!(
+        provider.session_router().claim(&[forged]).await,
+        SessionRouter(SessionRouterErrors::SessionRouterUnauthorisedRouter(_))
     );
 
     // The right router key, but for another chain: the signature does not recover to it.
@@ -147,19 +137,9 @@ async fn foreign_or_forged_vouchers_are_refused() -> eyre::Result<()> {
         &other_chain,
         &router_key,
     )?;
-    let err = provider
-        .session_router()
-        .claim(&[replayed])
-        .await
-        .expect_err("other chain");
-    assert!(
-        matches!(
-            err,
-            Error::Reverted(Revert::SessionRouter(
-                SessionRouterErrors::SessionRouterInvalidSignature(_)
-            ))
-        ),
-        "{err}"
+    assert_reverted!(
+        provider.session_router().claim(&[replayed]).await,
+        SessionRouter(SessionRouterErrors::SessionRouterInvalidSignature(_))
     );
 
     // A malleable twin of a valid signature: refused off-chain and on-chain.
@@ -182,19 +162,9 @@ async fn foreign_or_forged_vouchers_are_refused() -> eyre::Result<()> {
         &domain,
         &router_key,
     )?;
-    let err = provider
-        .session_router()
-        .claim(&[future])
-        .await
-        .expect_err("future");
-    assert!(
-        matches!(
-            err,
-            Error::Reverted(Revert::SessionRouter(
-                SessionRouterErrors::SessionRouterVoucherFromFuture(_)
-            ))
-        ),
-        "{err}"
+    assert_reverted!(
+        provider.session_router().claim(&[future]).await,
+        SessionRouter(SessionRouterErrors::SessionRouterVoucherFromFuture(_))
     );
     Ok(())
 }

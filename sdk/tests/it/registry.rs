@@ -2,8 +2,7 @@
 
 use alloy::primitives::{U256, keccak256, utils::parse_ether};
 use morpheus_sdk::{
-    Error,
-    contracts::{Revert, bindings::provider_registry::ProviderRegistry::ProviderRegistryErrors},
+    contracts::bindings::provider_registry::ProviderRegistry::ProviderRegistryErrors,
     merkle::{CHUNK_SIZE, ModelTree},
     testing::Devnet,
 };
@@ -79,28 +78,16 @@ async fn provider_registers_claims_a_model_and_bids() -> eyre::Result<()> {
     );
 
     // Deregistering with an active bid is refused, with the reason decoded.
-    let err = registry.deregister().await.expect_err("active bid");
-    assert!(
-        matches!(
-            err,
-            Error::Reverted(Revert::ProviderRegistry(
-                ProviderRegistryErrors::ProviderRegistryActiveBids(_)
-            ))
-        ),
-        "{err}"
+    assert_reverted!(
+        registry.deregister().await,
+        ProviderRegistry(ProviderRegistryErrors::ProviderRegistryActiveBids(_))
     );
     registry.delete_bid(model_id).await?;
     registry.deregister().await?;
     // The stake stays locked through the cooldown.
-    let err = registry.withdraw_stake().await.expect_err("cooldown");
-    assert!(
-        matches!(
-            err,
-            Error::Reverted(Revert::ProviderRegistry(
-                ProviderRegistryErrors::ProviderRegistryStakeLocked(_)
-            ))
-        ),
-        "{err}"
+    assert_reverted!(
+        registry.withdraw_stake().await,
+        ProviderRegistry(ProviderRegistryErrors::ProviderRegistryStakeLocked(_))
     );
     devnet.advance_days(8).await?;
     let before = provider.mor().balance_of(me).await?;
@@ -118,61 +105,29 @@ async fn bad_registrations_are_typed_errors() -> eyre::Result<()> {
     let provider = devnet.protocol(3).await?;
     let registry = provider.registry();
 
-    let err = registry
-        .register("http://x", parse_ether("1")?)
-        .await
-        .expect_err("stake too low");
-    assert!(
-        matches!(
-            err,
-            Error::Reverted(Revert::ProviderRegistry(
-                ProviderRegistryErrors::ProviderRegistryStakeTooLow(_)
-            ))
-        ),
-        "{err}"
+    assert_reverted!(
+        registry.register("http://x", parse_ether("1")?).await,
+        ProviderRegistry(ProviderRegistryErrors::ProviderRegistryStakeTooLow(_))
     );
 
     registry.register("http://x", parse_ether("10")?).await?;
-    let err = registry
-        .register("http://x", parse_ether("10")?)
-        .await
-        .expect_err("twice");
-    assert!(
-        matches!(
-            err,
-            Error::Reverted(Revert::ProviderRegistry(
-                ProviderRegistryErrors::ProviderRegistryAlreadyRegistered(_)
-            ))
-        ),
-        "{err}"
+    assert_reverted!(
+        registry.register("http://x", parse_ether("10")?).await,
+        ProviderRegistry(ProviderRegistryErrors::ProviderRegistryAlreadyRegistered(_))
     );
 
-    let err = registry
-        .post_bid(keccak256("no such model"), U256::from(1), U256::from(1))
-        .await
-        .expect_err("model never claimed");
-    assert!(
-        matches!(
-            err,
-            Error::Reverted(Revert::ProviderRegistry(
-                ProviderRegistryErrors::ProviderRegistryModelNotClaimed(_)
-            ))
-        ),
-        "{err}"
+    assert_reverted!(
+        registry
+            .post_bid(keccak256("no such model"), U256::from(1), U256::from(1))
+            .await,
+        ProviderRegistry(ProviderRegistryErrors::ProviderRegistryModelNotClaimed(_))
     );
 
-    let err = registry
-        .sign_model_claim(keccak256("no such model"), &devnet.signer(3))
-        .await
-        .expect_err("unknown");
-    assert!(
-        matches!(
-            err,
-            Error::Reverted(Revert::ProviderRegistry(
-                ProviderRegistryErrors::ProviderRegistryUnknownModel(_)
-            ))
-        ),
-        "{err}"
+    assert_reverted!(
+        registry
+            .sign_model_claim(keccak256("no such model"), &devnet.signer(3))
+            .await,
+        ProviderRegistry(ProviderRegistryErrors::ProviderRegistryUnknownModel(_))
     );
 
     Ok(())

@@ -2,9 +2,7 @@
 
 use alloy::primitives::{U256, utils::parse_ether};
 use morpheus_sdk::{
-    Error,
-    contracts::{Revert, bindings::session_router::SessionRouter::SessionRouterErrors},
-    testing::Devnet,
+    contracts::bindings::session_router::SessionRouter::SessionRouterErrors, testing::Devnet,
 };
 
 #[tokio::test]
@@ -38,15 +36,9 @@ async fn allowance_follows_stake_and_unstaked_mor_waits_a_day() -> eyre::Result<
         (stake.staked, stake.pending),
         (parse_ether("3")?, parse_ether("2")?)
     );
-    let err = router.withdraw().await.expect_err("same day");
-    assert!(
-        matches!(
-            err,
-            Error::Reverted(Revert::SessionRouter(
-                SessionRouterErrors::SessionRouterWithdrawLocked(_)
-            ))
-        ),
-        "{err}"
+    assert_reverted!(
+        router.withdraw().await,
+        SessionRouter(SessionRouterErrors::SessionRouterWithdrawLocked(_))
     );
 
     devnet.advance_days(1).await?;
@@ -61,34 +53,15 @@ async fn bad_stakes_are_typed_errors() -> eyre::Result<()> {
     let devnet = Devnet::start().await?;
     let user = devnet.protocol(5).await?;
     let router = user.session_router();
-    let err = router.stake(U256::ZERO).await.expect_err("zero");
-    assert!(
-        matches!(
-            err,
-            Error::Reverted(Revert::SessionRouter(
-                SessionRouterErrors::SessionRouterZeroAmount(_)
-            ))
-        ),
-        "{err}"
+    assert_reverted!(
+        router.stake(U256::ZERO).await,
+        SessionRouter(SessionRouterErrors::SessionRouterZeroAmount(_))
     );
-    let err = router
-        .unstake(parse_ether("1")?)
-        .await
-        .expect_err("nothing staked");
-    assert!(
-        matches!(
-            err,
-            Error::Reverted(Revert::SessionRouter(
-                SessionRouterErrors::SessionRouterInsufficientStake(_)
-            ))
-        ),
-        "{err}"
+    assert_reverted!(
+        router.unstake(parse_ether("1")?).await,
+        SessionRouter(SessionRouterErrors::SessionRouterInsufficientStake(_))
     );
     // More than the wallet holds: the token's own error comes through decoded.
-    let err = router
-        .stake(parse_ether("1000000000")?)
-        .await
-        .expect_err("balance");
-    assert!(matches!(err, Error::Reverted(Revert::Token(_))), "{err}");
+    assert_reverted!(router.stake(parse_ether("1000000000")?).await, Token(_));
     Ok(())
 }
