@@ -15,6 +15,7 @@ use tracing::{info, warn};
 use crate::{
     Error, Result,
     engine::{Engine, EngineConfig, Event, GenerateRequest, Sampling},
+    kernels::Activations,
     metrics::Metrics,
     model::{ModelDir, prepare},
     runtime::{self, Device},
@@ -56,6 +57,9 @@ pub struct BenchArgs {
     /// Write the results here as JSON too.
     #[arg(long)]
     pub json: Option<PathBuf>,
+    /// Activation modes of the worker's kernels to measure (each against the same llama.cpp run).
+    #[arg(long, value_enum, value_delimiter = ',', default_value = "int8x2,int8")]
+    pub activations: Vec<Activations>,
 }
 
 const TEXT: &str = "The history of the city begins with a small settlement on the river, where traders \
@@ -72,25 +76,35 @@ pub fn run(args: &BenchArgs) -> Result<()> {
     let env = runtime::environment(&lib)?;
     let model = ModelDir::open(&args.model)?;
     let max_streams = args.streams.iter().copied().max().unwrap_or(1);
-    let cfg = EngineConfig {
-        max_batch: max_streams,
-        max_context: (args.prompt_tokens + args.gen_tokens as usize + 8).max(512),
-        threads: args.threads,
-        device: Device::Cpu,
-        max_queue: max_streams * 2,
-    };
-    let engine = Engine::start(&env, &model, &cfg, Arc::new(Metrics::new()))?;
-    let mut text = String::new();
-    while model.encode(&text)?.len() < args.prompt_tokens {
-        text.push_str(TEXT);
+    let mut prompt = Vec::new();
+    let mut ours = serde_json::Map::new();
+    for &activations in &args.activations {
+        let cfg = EngineConfig {
+            max_batch: max_streams,
+            max_context: (args.prompt_tokens + args.gen_tokens as usize + 8).max(512),
+            threads: args.threads,
+            device: Device::Cpu,
+            max_queue: max_streams * 2,
+            activations,
+        };
+        let engine = Engine::start(&env, &model, &cfg, Arc::new(Metrics::new()))?;
+        if prompt.is_empty() {
+            let mut text = String::new();
+            while model.encode(&text)?.len() < args.prompt_tokens {
+                text.push_str(TEXT);
+            }
+            prompt = model.encode(&text)?;
+            prompt.truncate(args.prompt_tokens);
+        }
+        info!(target: "worker::bench", activations = activations.as_str(), "measuring the engine");
+        ours.insert(
+            activations.as_str().into(),
+            measure(&engine, &prompt, args)?,
+        );
+        engine.shutdown();
     }
-    let mut prompt = model.encode(&text)?;
-    prompt.truncate(args.prompt_tokens);
-
     info!(target: "worker::bench", "measuring memory read bandwidth");
     let bandwidth = read_bandwidth(args.threads);
-    let ours = measure(&engine, &prompt, args)?;
-    engine.shutdown();
     let llama = match &args.gguf {
         Some(g) => llama_cpp(args, g, &prompt, &cwd)?,
         None => Value::Null,
@@ -260,9 +274,6 @@ fn read_bandwidth(threads: usize) -> f64 {
 }
 
 fn print_table(r: &Value) {
-    let f = |v: &Value| v.as_f64().map_or("-".to_string(), |x| format!("{x:.1}"));
-    let ours = &r["morpheus"];
-    let theirs = &r["llama_cpp"];
     println!();
     println!(
         "threads {} | read bandwidth {:.1} GB/s | 4-bit decode bound {:.0} tok/s",
@@ -270,9 +281,23 @@ fn print_table(r: &Value) {
         r["read_bandwidth_gb_s"].as_f64().unwrap_or(0.0),
         r["decode_bound_4bit_tps"].as_f64().unwrap_or(0.0)
     );
+    if let Some(modes) = r["morpheus"].as_object() {
+        for (mode, ours) in modes {
+            print_mode(r, mode, ours);
+        }
+    }
+}
+
+fn print_mode(r: &Value, mode: &str, ours: &Value) {
+    let f = |v: &Value| v.as_f64().map_or("-".to_string(), |x| format!("{x:.1}"));
+    let theirs = &r["llama_cpp"];
+    println!();
     println!(
         "{:<28} {:>12} {:>12} {:>8}",
-        "metric", "morpheus", "llama.cpp", "ratio"
+        format!("activations {mode}"),
+        "morpheus",
+        "llama.cpp",
+        "ratio"
     );
     let row = |name: &str, a: &Value, b: &Value| {
         let ratio = match (a.as_f64(), b.as_f64()) {

@@ -5,6 +5,7 @@ pub mod bench;
 mod config;
 pub mod engine;
 mod error;
+pub mod kernels;
 pub mod metrics;
 pub mod model;
 pub mod runtime;

@@ -57,6 +57,10 @@ enum ModelCmd {
         /// Convert again even if up to date.
         #[arg(long)]
         force: bool,
+        /// Operators for the quantised matmuls: `morpheus` (this worker's CPU kernels over the
+        /// GGUF's own blocks, fastest on CPU) or `onnxruntime` (any ONNX Runtime, CUDA included).
+        #[arg(long, value_enum, default_value_t)]
+        kernels: prepare::Kernels,
     },
 }
 
@@ -80,6 +84,10 @@ struct EngineArgs {
     /// Longest sequence (prompt + completion).
     #[arg(long, default_value_t = 2048)]
     max_context: usize,
+    /// Activation quantisation of the worker's own CPU kernels: `int8x2` (two int8 stages,
+    /// logits as a float pass of the GGUF's weights) or `int8` (one stage, fastest).
+    #[arg(long, value_enum, default_value_t)]
+    activations: morpheus_worker::kernels::Activations,
 }
 
 #[derive(Args)]
@@ -121,6 +129,7 @@ impl EngineArgs {
             max_context: self.max_context,
             device: self.device,
             max_queue,
+            activations: self.activations,
             ..Default::default()
         };
         if let Some(t) = self.threads {
@@ -154,6 +163,7 @@ async fn main() -> Result<()> {
                     out,
                     python,
                     force,
+                    kernels,
                 },
         } => {
             let out = out.unwrap_or_else(|| {
@@ -168,6 +178,7 @@ async fn main() -> Result<()> {
                     out,
                     python,
                     force,
+                    kernels,
                 })
             })
             .await??;

@@ -48,14 +48,14 @@ pub(crate) fn tiny_model() -> PathBuf {
     static LOCK: Mutex<()> = Mutex::new(());
     let _guard = LOCK.lock().unwrap_or_else(|e| e.into_inner());
     let out = repo_root().join("models").join("tiny");
-    let ready =
-        morpheus_worker::model::ModelMeta::read(&out).is_ok_and(|m| m.merkle_root.is_some());
-    if !ready {
+    // Always through the converter: it keeps an up-to-date directory and redoes a stale one.
+    {
         prepare::prepare(&PrepareOptions {
             source: "tiny".into(),
             out: out.clone(),
             python: Some(prepare::default_python(&repo_root())),
             force: false,
+            kernels: Default::default(),
         })
         .unwrap_or_else(|e| panic!("preparing the tiny model: {e} (is the venv installed?)"));
     }
@@ -92,6 +92,7 @@ impl Worker {
             threads: 1,
             device: Device::Cpu,
             max_queue: 16,
+            ..Default::default()
         };
         let deployment = devnet.deployment();
         let protocol = ProtocolConfig {

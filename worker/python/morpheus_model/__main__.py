@@ -23,11 +23,15 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--q4-1", default="auto", choices=["auto", "int8", "exact"],
                    help="Q4_1 weights: 8-bit kernels with the minimums folded in (int8), or 4-bit kernels "
                         "plus a per-block-minimum matmul (exact); auto: int8 at accuracy level 4")
+    p.add_argument("--kernels", default="morpheus", choices=list(prepare.KERNELS),
+                   help="morpheus: Q4_1/Q8_0 weights stay GGUF blocks for the worker's own CPU operator "
+                        "(default, fastest); onnxruntime: only ONNX Runtime operators (any runtime, CUDA)")
     p.add_argument("--force", action="store_true")
 
     t = sub.add_parser("tiny", help="write the tiny fixed-seed test model directory")
     t.add_argument("--out", type=Path, required=True)
     t.add_argument("--seed", type=int, default=7)
+    t.add_argument("--kernels", default="morpheus", choices=list(prepare.KERNELS))
     t.add_argument("--force", action="store_true")
 
     loc = sub.add_parser("locate", help="print the GGUF path of a known source")
@@ -44,12 +48,14 @@ def main(argv: list[str] | None = None) -> int:
     if args.cmd == "prepare":
         path = sources.resolve(args.source)
         name = args.name or sources.default_name(args.source)
-        prepare.prepare(path, args.out, name, args.max_positions, args.accuracy_level, args.force, args.q4_1)
+        prepare.prepare(path, args.out, name, args.max_positions, args.accuracy_level, args.force, args.q4_1,
+                        args.kernels)
     elif args.cmd == "tiny":
         with tempfile.TemporaryDirectory() as d:
             gguf = Path(d) / "tiny-llama-test.gguf"
             tiny.write(gguf, args.seed)
-            prepare.prepare(gguf, args.out, "tiny-llama-test", max_positions=4096, force=args.force)
+            prepare.prepare(gguf, args.out, "tiny-llama-test", max_positions=4096, force=args.force,
+                            kernels=args.kernels)
             # Keep the source next to the model so tests can check against the reference.
             (args.out / "source.gguf").write_bytes(gguf.read_bytes())
     elif args.cmd == "locate":

@@ -12,6 +12,10 @@
   quantisation step), and the matmul is one kernel with no correction (4 graph nodes fewer).
 * Q8_0 (`w = d * q`, q int8): 8-bit with `q + 128` and zero point 128. Exact.
 * Anything else (F32, F16, K-quants): dequantised, then 8-bit symmetric per block (near exact).
+
+With the worker's own kernels (`--kernels morpheus`, the default), Q4_1 and Q8_0 weights skip all
+of that: `GgmlBlocks` keeps the GGUF's blocks byte for byte and `pack_groups` only reorders them for
+the `ai.morpheus.BlockMatMul` operator (layout in `worker/src/kernels/mod.rs`).
 """
 
 from __future__ import annotations
@@ -69,6 +73,76 @@ class NBits:
         if self.mins is not None:
             w = w + self.mins[..., None]
         return w.reshape(self.n, self.k)
+
+
+@dataclass
+class GgmlBlocks:
+    """A Q4_1 or Q8_0 weight of `n` outputs by `k` inputs, kept as the GGUF's own blocks."""
+
+    qtype: Q
+    n: int
+    k: int
+    raw: np.ndarray  # uint8 [n, k/32, bytes per block]
+
+    FORMATS = {Q.Q4_1: "q4_1", Q.Q8_0: "q8_0"}
+
+    @property
+    def format(self) -> str:
+        return self.FORMATS[self.qtype]
+
+    def take_rows(self, order: np.ndarray) -> "GgmlBlocks":
+        """The same weight with its output rows reordered (blocks run along k, so this is exact)."""
+        return GgmlBlocks(self.qtype, self.n, self.k, self.raw[order])
+
+    def to_nbits(self) -> NBits:
+        """The MatMulNBits form, for a fused weight whose parts differ in format."""
+        return from_raw(self.qtype, self.raw, self.n, self.k)
+
+
+# Output rows per group and bytes per (group, block) of the packed layout.
+GROUP_ROWS = 16
+GROUP_BLOCK_BYTES = {Q.Q4_1: 320, Q.Q8_0: 544}
+
+
+def ggml_blocks(qtype: Q, data: np.ndarray, n: int, k: int) -> GgmlBlocks | None:
+    """`data` as `GgmlBlocks` when the worker's kernels take its format, else None."""
+    if qtype not in GgmlBlocks.FORMATS:
+        return None
+    if k % BLOCK:
+        raise ValueError(f"input width {k} is not a multiple of {BLOCK}")
+    per = 20 if qtype == Q.Q4_1 else 34
+    raw = np.ascontiguousarray(data).view(np.uint8).reshape(n, k // BLOCK, per)
+    return GgmlBlocks(qtype, n, k, raw)
+
+
+def pack_groups(w: GgmlBlocks) -> np.ndarray:
+    """uint8 [ceil(n/16), k/32, group-block bytes]: the layout `BlockMatMul` streams.
+
+    Q4_1: per (group, block) `qs[4 chunks][16 rows][4 bytes]` (chunk c holds GGML's bytes 4c..4c+3 of
+    each row: elements 4c+j in the low nibbles, 16+4c+j in the high ones), then `d[16]`, `m[16]` f16.
+    Q8_0: `qs[8][16][4]` as `q + 128`, then `d[16]` f16. Rows past `n` are zero. Lossless.
+    """
+    g = -(-w.n // GROUP_ROWS)
+    kb = w.k // BLOCK
+    raw = w.raw
+    if g * GROUP_ROWS != w.n:
+        raw = np.concatenate([raw, np.zeros((g * GROUP_ROWS - w.n, kb, raw.shape[2]), dtype=np.uint8)])
+    rows = raw.reshape(g, GROUP_ROWS, kb, raw.shape[2])
+
+    def per_row(field: np.ndarray) -> np.ndarray:
+        # [g, 16, kb, b] -> [g, kb, 16 * b]: one value per row, rows consecutive
+        return field.transpose(0, 2, 1, 3).reshape(g, kb, -1)
+
+    if w.qtype == Q.Q4_1:
+        qs = rows[..., 4:20].reshape(g, GROUP_ROWS, kb, 4, 4).transpose(0, 2, 3, 1, 4).reshape(g, kb, 256)
+        parts = [qs, per_row(rows[..., 0:2]), per_row(rows[..., 2:4])]
+    else:
+        q = rows[..., 2:34] ^ np.uint8(0x80)  # int8 q -> q + 128
+        qs = q.reshape(g, GROUP_ROWS, kb, 8, 4).transpose(0, 2, 3, 1, 4).reshape(g, kb, 512)
+        parts = [qs, per_row(rows[..., 0:2])]
+    out = np.ascontiguousarray(np.concatenate(parts, axis=-1))
+    assert out.shape[-1] == GROUP_BLOCK_BYTES[w.qtype]
+    return out
 
 
 def _unpack_zp4(zp: np.ndarray, n: int, kb: int) -> np.ndarray:
@@ -180,8 +254,14 @@ def dequantize_raw(qtype: Q, data: np.ndarray, n: int, k: int) -> np.ndarray:
     return quants.dequantize(np.asarray(data), qtype).astype(np.float32).reshape(n, k)
 
 
-def concat_rows(parts: list[NBits]) -> NBits:
+def concat_rows(parts: list[NBits | GgmlBlocks]) -> NBits | GgmlBlocks:
     """Stack weights that share an input (Q|K|V, gate|up) into one matmul."""
+    if all(isinstance(p, GgmlBlocks) for p in parts) and len({p.qtype for p in parts}) == 1:
+        if len({p.k for p in parts}) != 1:
+            raise ValueError("cannot fuse weights of different input widths")
+        return GgmlBlocks(parts[0].qtype, sum(p.n for p in parts), parts[0].k,
+                          np.concatenate([p.raw for p in parts]))
+    parts = [p.to_nbits() if isinstance(p, GgmlBlocks) else p for p in parts]
     bits = {p.bits for p in parts}
     k = {p.k for p in parts}
     if len(bits) != 1 or len(k) != 1:

@@ -22,9 +22,13 @@ def unpermute_order(rows: int, n_head: int) -> np.ndarray:
     return idx
 
 
-def _w(model: GgufModel, name: str) -> blocks.NBits:
+def _w(model: GgufModel, name: str, kernels: str = "onnxruntime") -> blocks.NBits | blocks.GgmlBlocks:
     t = model.tensors[name]
     n, k = t.shape
+    if kernels == "morpheus":
+        raw = blocks.ggml_blocks(t.qtype, t.data, n, k)
+        if raw is not None:
+            return raw
     return blocks.from_raw(t.qtype, t.data, n, k)
 
 
@@ -40,9 +44,9 @@ def _vec(model: GgufModel, name: str) -> np.ndarray:
 FOLD_MAX_WEIGHTS = 1 << 20
 
 
-def _fold(w: blocks.NBits, fold_q4_1: bool) -> blocks.NBits:
+def _fold(w, fold_q4_1: bool):
     """`w` as one 8-bit kernel when it is Q4_1, folding is on and it is small enough (else unchanged)."""
-    if not fold_q4_1 or w.mins is None or w.n * w.k > FOLD_MAX_WEIGHTS:
+    if isinstance(w, blocks.GgmlBlocks) or not fold_q4_1 or w.mins is None or w.n * w.k > FOLD_MAX_WEIGHTS:
         return w
     try:
         return blocks.fold_q4_1(w)
@@ -50,8 +54,11 @@ def _fold(w: blocks.NBits, fold_q4_1: bool) -> blocks.NBits:
         return w  # a block too far from zero: keep the exact 4-bit + correction form
 
 
-def decoder_weights(model: GgufModel, fold_q4_1: bool = False) -> DecoderWeights:
+def decoder_weights(model: GgufModel, fold_q4_1: bool = False, kernels: str = "onnxruntime") -> DecoderWeights:
     """All weights of `model`, Q/K back in rotate-half order, Q|K|V and gate|up fused.
+
+    With `kernels="morpheus"`, Q4_1 and Q8_0 weights stay the GGUF's own blocks (`GgmlBlocks`, for
+    the worker's `BlockMatMul`); other formats, and every weight otherwise, take MatMulNBits form.
 
     With `fold_q4_1`, Q4_1 weights of up to `FOLD_MAX_WEIGHTS` become 8-bit kernels with their
     minimums folded into the zero points (`blocks.fold_q4_1`) instead of 4-bit kernels plus a
@@ -61,22 +68,21 @@ def decoder_weights(model: GgufModel, fold_q4_1: bool = False) -> DecoderWeights
     layers = []
     for i in progress(range(cfg.num_layers), "convert layers"):
         p = f"blk.{i}"
-        q = _w(model, f"{p}.attn_q.weight")
-        k = _w(model, f"{p}.attn_k.weight")
-        v = _w(model, f"{p}.attn_v.weight")
+
+        def w(name: str, p: str = p):
+            return _w(model, f"{p}.{name}.weight", kernels)
+
+        q, k, v = w("attn_q"), w("attn_k"), w("attn_v")
         q = q.take_rows(unpermute_order(q.n, cfg.num_heads))
         k = k.take_rows(unpermute_order(k.n, cfg.num_kv_heads))
         layers.append(
             LayerWeights(
                 attn_norm=_vec(model, f"{p}.attn_norm.weight"),
                 qkv=_fold(blocks.concat_rows([q, k, v]), fold_q4_1),
-                o=_fold(_w(model, f"{p}.attn_output.weight"), fold_q4_1),
+                o=_fold(w("attn_output"), fold_q4_1),
                 ffn_norm=_vec(model, f"{p}.ffn_norm.weight"),
-                gate_up=_fold(
-                    blocks.concat_rows([_w(model, f"{p}.ffn_gate.weight"), _w(model, f"{p}.ffn_up.weight")]),
-                    fold_q4_1,
-                ),
-                down=_fold(_w(model, f"{p}.ffn_down.weight"), fold_q4_1),
+                gate_up=_fold(blocks.concat_rows([w("ffn_gate"), w("ffn_up")]), fold_q4_1),
+                down=_fold(w("ffn_down"), fold_q4_1),
             )
         )
     emb = model.tensors["token_embd.weight"]
@@ -86,5 +92,5 @@ def decoder_weights(model: GgufModel, fold_q4_1: bool = False) -> DecoderWeights
         embed=embed,
         layers=layers,
         out_norm=_vec(model, "output_norm.weight"),
-        lm_head=_fold(_w(model, head_name), fold_q4_1),
+        lm_head=_fold(_w(model, head_name, kernels), fold_q4_1),
     )

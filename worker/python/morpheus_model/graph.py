@@ -20,9 +20,10 @@ import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
 
-from .blocks import BLOCK, NBits
+from .blocks import BLOCK, GgmlBlocks, NBits, pack_groups
 
 MS = "com.microsoft"
+MORPHEUS = "ai.morpheus"  # the worker's custom operators (worker/src/kernels)
 IR_VERSION = 10  # ONNX Runtime 1.31 reads IR <= 13; onnx 1.23 would write 14.
 OPSET = 21
 
@@ -32,11 +33,11 @@ class LayerWeights:
     """One decoder layer, already in kernel form."""
 
     attn_norm: np.ndarray
-    qkv: NBits  # rows: q (heads*hd) | k | v, q and k in Hugging Face (rotate-half) order
-    o: NBits
+    qkv: NBits | GgmlBlocks  # rows: q (heads*hd) | k | v, q and k in Hugging Face (rotate-half) order
+    o: NBits | GgmlBlocks
     ffn_norm: np.ndarray
-    gate_up: NBits  # rows: gate | up
-    down: NBits
+    gate_up: NBits | GgmlBlocks  # rows: gate | up
+    down: NBits | GgmlBlocks
 
 
 @dataclass
@@ -46,7 +47,7 @@ class DecoderWeights:
     embed: np.ndarray  # float32 [vocab, hidden]
     layers: list[LayerWeights]
     out_norm: np.ndarray
-    lm_head: NBits
+    lm_head: NBits | GgmlBlocks
 
 
 class _Builder:
@@ -54,6 +55,7 @@ class _Builder:
         self.nodes: list[onnx.NodeProto] = []
         self.inits: list[onnx.TensorProto] = []
         self.accuracy_level = accuracy_level
+        self.uses_morpheus = False
         self._n = 0
 
     def name(self, base: str) -> str:
@@ -73,7 +75,15 @@ class _Builder:
         self.nodes.append(helper.make_node(op, inputs, outs, name=name, domain=domain, **attrs))
         return outs[0] if len(outs) == 1 else outs
 
-    def linear(self, x: str, w: NBits, prefix: str) -> str:
+    def linear(self, x: str, w: NBits | GgmlBlocks, prefix: str, activation: str = "none") -> str:
+        """`act(x) @ w^T`; `activation="swiglu"` (GGML blocks only) takes x = gate | up."""
+        if isinstance(w, GgmlBlocks):
+            self.uses_morpheus = True
+            b = self.init(f"{prefix}.blocks", pack_groups(w))
+            return self.node("BlockMatMul", [x, b], domain=MORPHEUS, format=w.format, N=w.n, K=w.k,
+                             activation=activation)
+        if activation != "none":
+            raise ValueError(f"{prefix}: {activation} is only fused into BlockMatMul")
         kb = w.k // BLOCK
         b = self.init(f"{prefix}.qweight", w.packed.reshape(w.n, kb, -1))
         s = self.init(f"{prefix}.scales", w.scales.reshape(-1).astype(np.float32))
@@ -170,9 +180,13 @@ def build(weights: DecoderWeights, cfg, max_positions: int, accuracy_level: int 
             "SkipSimplifiedLayerNormalization", [o, x, norm2], domain=MS, n_out=4, epsilon=cfg.rms_eps
         )
         gu = bld.linear(h2, lw.gate_up, f"{p}.gate_up")
-        gate, up = bld.node("Split", [gu], n_out=2, axis=-1, num_outputs=2)
-        act = bld.node("Mul", [bld.node("QuickGelu", [gate], domain=MS, alpha=1.0), up])
-        down = bld.linear(act, lw.down, f"{p}.down")
+        if isinstance(lw.down, GgmlBlocks):
+            # silu(gate) * up happens inside the down matmul, as it quantises its input.
+            down = bld.linear(gu, lw.down, f"{p}.down", activation="swiglu")
+        else:
+            gate, up = bld.node("Split", [gu], n_out=2, axis=-1, num_outputs=2)
+            act = bld.node("Mul", [bld.node("QuickGelu", [gate], domain=MS, alpha=1.0), up])
+            down = bld.linear(act, lw.down, f"{p}.down")
         if i + 1 < L:
             nxt = bld.init(f"layers.{i + 1}.attn_norm", weights.layers[i + 1].attn_norm)
             h, _, _, x = bld.node(
@@ -191,9 +205,12 @@ def build(weights: DecoderWeights, cfg, max_positions: int, accuracy_level: int 
     bld.node("Identity", [logits], outputs=["logits"])
 
     graph = helper.make_graph(bld.nodes, "morpheus_llama_decoder", inputs, outputs, bld.inits)
+    opsets = [helper.make_opsetid("", OPSET), helper.make_opsetid(MS, 1)]
+    if bld.uses_morpheus:
+        opsets.append(helper.make_opsetid(MORPHEUS, 1))
     model = helper.make_model(
         graph,
-        opset_imports=[helper.make_opsetid("", OPSET), helper.make_opsetid(MS, 1)],
+        opset_imports=opsets,
         producer_name="morpheus-worker",
     )
     model.ir_version = IR_VERSION

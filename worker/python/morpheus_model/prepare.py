@@ -12,7 +12,7 @@ from . import convert, graph, tokenizer_json
 from .gguf_source import GgufModel, load, sha256_file
 
 # Bump when the produced files change for the same source.
-CONVERTER_VERSION = 3
+CONVERTER_VERSION = 4
 STOP_TOKENS = ("<|im_end|>", "<|endoftext|>", "<|eot_id|>", "<|end|>", "<|end_of_text|>")
 
 
@@ -20,12 +20,18 @@ def _log(msg: str) -> None:
     print(f"[prepare] {msg}", file=sys.stderr, flush=True)
 
 
-def _options(max_positions: int, accuracy_level: int, q4_1: str) -> dict:
+KERNELS = ("morpheus", "onnxruntime")
+
+
+def _options(max_positions: int, accuracy_level: int, q4_1: str, kernels: str) -> dict:
+    if kernels not in KERNELS:
+        raise ValueError(f"unknown kernels {kernels!r} (one of {', '.join(KERNELS)})")
     return {
         "converter_version": CONVERTER_VERSION,
         "max_positions": max_positions,
         "accuracy_level": accuracy_level,
         "q4_1": q4_1,
+        "kernels": kernels,
     }
 
 
@@ -83,11 +89,16 @@ def metadata(model: GgufModel, name: str, source_sha: str, options: dict) -> dic
 
 
 def prepare(gguf_path: Path, out: Path, name: str, max_positions: int = 2048, accuracy_level: int = 4,
-            force: bool = False, q4_1: str = "auto") -> Path:
-    """Convert `gguf_path` into `out` unless it is already there; returns `out`."""
+            force: bool = False, q4_1: str = "auto", kernels: str = "morpheus") -> Path:
+    """Convert `gguf_path` into `out` unless it is already there; returns `out`.
+
+    `kernels`: `morpheus` keeps Q4_1/Q8_0 weights as the GGUF's blocks for the worker's own CPU
+    operator (fewest bytes per token; runs only in morpheus-worker); `onnxruntime` uses ONNX
+    Runtime's `MatMulNBits` only (any ONNX Runtime, CUDA included).
+    """
     _log(f"hashing {gguf_path}")
     sha = sha256_file(gguf_path)
-    options = _options(max_positions, accuracy_level, resolve_q4_1(q4_1, accuracy_level))
+    options = _options(max_positions, accuracy_level, resolve_q4_1(q4_1, accuracy_level), kernels)
     if not force and is_current(out, sha, options):
         _log(f"{out} is up to date (source sha256 {sha[:16]}...)")
         return out
@@ -98,7 +109,7 @@ def prepare(gguf_path: Path, out: Path, name: str, max_positions: int = 2048, ac
         f"{name}: {c.num_layers} layers, width {c.hidden}, heads {c.num_heads}/{c.num_kv_heads}, "
         f"vocab {c.vocab}, rope theta {c.rope_theta:g}"
     )
-    weights = convert.decoder_weights(model, fold_q4_1=options["q4_1"] == "int8")
+    weights = convert.decoder_weights(model, fold_q4_1=options["q4_1"] == "int8", kernels=kernels)
     _log("building the ONNX graph")
     proto = graph.build(weights, c, max_positions=max_positions, accuracy_level=accuracy_level)
     tmp = out / "model.onnx.tmp"

@@ -8,11 +8,11 @@ use ort::{
     session::{IoBinding, Session, builder::GraphOptimizationLevel},
     value::{DynValue, Tensor, TensorRef},
 };
-use tracing::info;
+use tracing::{info, warn};
 
 use super::{EngineConfig, kv::SharedKv};
 use crate::{
-    Error, Result,
+    Error, Result, kernels,
     model::{KvCacheLayout, ModelMeta},
     runtime,
 };
@@ -45,8 +45,19 @@ impl Decoder {
             .with_optimization_level(GraphOptimizationLevel::All)
             .map_err(ort::Error::from)?
             .with_intra_threads(cfg.threads)
+            .map_err(ort::Error::from)?
+            .with_operators(kernels::operators(cfg.threads, cfg.activations)?)
             .map_err(ort::Error::from)?;
         let device = runtime::select_device(&mut builder, cfg.device);
+        if device != "cpu" && meta.uses_morpheus_kernels() {
+            warn!(
+                target: "worker::engine",
+                device,
+                "this model's quantised matmuls are CPU operators (prepared with `--kernels morpheus`): \
+                 every layer will copy between the GPU and the CPU; prepare it with `--kernels \
+                 onnxruntime` to run it all on the GPU"
+            );
+        }
         let session = builder.commit_from_file(path)?;
         let has = |n: &str| session.inputs().iter().any(|i| i.name() == n);
         for required in ["input_ids", "attention_mask"] {
@@ -87,6 +98,7 @@ impl Decoder {
             layers = meta.num_layers,
             kv_cache = ?meta.kv_cache,
             threads = cfg.threads,
+            activations = cfg.activations.as_str(),
             "decoder loaded"
         );
         Ok(Self {
@@ -256,3 +268,7 @@ fn last_rows(value: &DynValue, n: usize, vocab: usize) -> Result<Vec<f32>> {
     }
     Ok(out)
 }
+
+#[cfg(test)]
+#[path = "decoder_tests.rs"]
+mod tests;

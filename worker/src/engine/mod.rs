@@ -33,6 +33,8 @@ pub struct EngineConfig {
     pub device: Device,
     /// Most requests waiting for a slot; beyond it requests are refused as busy.
     pub max_queue: usize,
+    /// Activation quantisation of the worker's own matmul kernels (`kernels`).
+    pub activations: crate::kernels::Activations,
 }
 
 impl Default for EngineConfig {
@@ -43,6 +45,7 @@ impl Default for EngineConfig {
             threads: std::thread::available_parallelism().map_or(1, |n| n.get()),
             device: Device::Auto,
             max_queue: 256,
+            activations: Default::default(),
         }
     }
 }

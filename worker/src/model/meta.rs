@@ -74,9 +74,23 @@ pub struct ModelMeta {
     /// Source the model was converted from (file name and sha256), if any.
     #[serde(default)]
     pub source: Option<serde_json::Value>,
+    /// The converter's options (`kernels`, `accuracy_level`, ...), if converted here.
+    #[serde(default)]
+    pub options: Option<serde_json::Value>,
     /// Merkle root (1 MiB keccak chunks) of the model file, `0x`-hex, written by `model prepare`.
     #[serde(default)]
     pub merkle_root: Option<String>,
+}
+
+impl ModelMeta {
+    /// Whether the decoder uses this worker's own CPU operators (`ai.morpheus`).
+    pub fn uses_morpheus_kernels(&self) -> bool {
+        self.options
+            .as_ref()
+            .and_then(|o| o.get("kernels"))
+            .and_then(|k| k.as_str())
+            == Some("morpheus")
+    }
 }
 
 fn default_model_file() -> String {

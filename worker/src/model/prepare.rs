@@ -16,6 +16,27 @@ use crate::{Error, Result};
 /// Environment variable overriding where the converter's Python package lives.
 pub const PYTHON_DIR_ENV: &str = "MORPHEUS_PYTHON_DIR";
 
+/// Which operators the prepared decoder uses for its quantised matmuls.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+pub enum Kernels {
+    /// Q4_1 and Q8_0 weights stay the GGUF's own blocks, for this worker's `ai.morpheus`
+    /// CPU operator (`kernels`): the fewest bytes per token. Runs only in morpheus-worker.
+    #[default]
+    Morpheus,
+    /// ONNX Runtime's `MatMulNBits` only: any ONNX Runtime runs it, CUDA included.
+    Onnxruntime,
+}
+
+impl Kernels {
+    /// The converter's name for it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Morpheus => "morpheus",
+            Self::Onnxruntime => "onnxruntime",
+        }
+    }
+}
+
 /// What to prepare.
 #[derive(Debug, Clone)]
 pub struct PrepareOptions {
@@ -27,6 +48,8 @@ pub struct PrepareOptions {
     pub python: Option<PathBuf>,
     /// Convert again even when the directory is up to date.
     pub force: bool,
+    /// Operators for the quantised matmuls.
+    pub kernels: Kernels,
 }
 
 /// The converter's Python package directory (`worker/python`).
@@ -59,10 +82,15 @@ pub fn prepare(opts: &PrepareOptions) -> Result<ModelMeta> {
     } else {
         cmd.arg("prepare").arg(&opts.source);
     }
-    cmd.arg("--out").arg(&opts.out);
+    cmd.arg("--out")
+        .arg(&opts.out)
+        .arg("--kernels")
+        .arg(opts.kernels.as_str());
     if opts.force {
         cmd.arg("--force");
     }
+    // The converter skips an up-to-date directory; then the recorded root still holds.
+    let before = model_file_mtime(&opts.out);
     info!(target: "worker::prepare", python = %python.display(), source = %opts.source, out = %opts.out.display(), "converting");
     let status = cmd
         .status()
@@ -73,9 +101,19 @@ pub fn prepare(opts: &PrepareOptions) -> Result<ModelMeta> {
         )));
     }
     let meta = ModelMeta::read(&opts.out)?;
+    if meta.merkle_root.is_some() && before.is_some() && before == model_file_mtime(&opts.out) {
+        return Ok(meta);
+    }
     let root = merkle_root(&opts.out.join(&meta.model_file))?;
     ModelMeta::write_merkle_root(&opts.out, &root.to_string())?;
     ModelMeta::read(&opts.out)
+}
+
+fn model_file_mtime(dir: &Path) -> Option<std::time::SystemTime> {
+    let meta = ModelMeta::read(dir).ok()?;
+    std::fs::metadata(dir.join(meta.model_file))
+        .and_then(|m| m.modified())
+        .ok()
 }
 
 /// The model file's Merkle tree (1 MiB keccak chunks), with progress in the log.

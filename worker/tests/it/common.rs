@@ -45,15 +45,15 @@ fn prepared(source: &str) -> PathBuf {
     static LOCK: Mutex<()> = Mutex::new(());
     let _guard = LOCK.lock().unwrap_or_else(|e| e.into_inner());
     let out = repo_root().join("models").join(source);
-    let ready = out.join("morpheus.json").is_file()
-        && morpheus_worker::model::ModelMeta::read(&out).is_ok_and(|m| m.merkle_root.is_some());
-    if !ready {
+    // Always through the converter: it keeps an up-to-date directory and redoes a stale one.
+    {
         let python = prepare::default_python(&repo_root());
         prepare::prepare(&PrepareOptions {
             source: source.into(),
             out: out.clone(),
             python: Some(python),
             force: false,
+            kernels: Default::default(),
         })
         .unwrap_or_else(|e| panic!("preparing {source}: {e} (is the venv installed?)"));
     }
@@ -121,6 +121,7 @@ impl TestServer {
             threads: 2,
             device: Device::Cpu,
             max_queue: opts.max_queue,
+            ..Default::default()
         };
         let router = PrivateKeySigner::random();
         let provider = PrivateKeySigner::random();

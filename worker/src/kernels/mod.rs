@@ -1,0 +1,213 @@
+//! Matrix-vector kernels over GGML's own quantised blocks, run as an ONNX Runtime custom operator.
+//!
+//! `ai.morpheus.BlockMatMul` computes `y = act(x) @ W^T` for a weight kept exactly as the GGUF
+//! stores it (Q4_1: `w = d*q + m`, Q8_0: `w = d*q`, blocks of 32 along `k`), so a prepared model
+//! reads the GGUF's bytes per token and nothing more: 5 bits per Q4_1 weight, where ONNX
+//! Runtime's `MatMulNBits` needs either 8-bit weights or a second matmul for Q4_1's minimums.
+//! The activations are quantised to int8 per block of 32 (as llama.cpp and `MatMulNBits` at
+//! accuracy level 4 do) and the products run on 8-bit integer dot products.
+//!
+//! # Packed layout
+//!
+//! The converter (`worker/python/morpheus_model/blocks.py`, `pack_groups`) reorders the GGUF's
+//! bytes, losslessly, so that one SIMD register holds 16 output rows: a weight of `n` rows by `k`
+//! inputs is `[ceil(n/16) groups][k/32 blocks][group-block bytes]` (rows past `n` are zero):
+//!
+//! * Q4_1, 320 bytes: `qs[4][16][4]` (chunk `c`, row `r`, byte `j`: the low nibble is element
+//!   `4c + j` of the block, the high nibble element `16 + 4c + j`, exactly GGML's nibbles), then
+//!   `d[16]` and `m[16]` as f16.
+//! * Q8_0, 544 bytes: `qs[8][16][4]` (chunk `s`, row `r`, byte `j`: element `4s + j` as `q + 128`),
+//!   then `d[16]` as f16.
+//!
+//! With that layout a 64-byte load is four inputs of all 16 rows, and one `vpdpbusd` with four
+//! broadcast int8 activations advances 16 dot products at once; each byte of the weight is
+//! loaded once per token.
+
+mod avx512;
+mod op;
+mod portable;
+mod quantize;
+
+#[cfg(test)]
+mod tests;
+
+pub use op::{BlockMatMul, BlockMatMulKernel, DOMAIN, operators};
+pub(crate) use quantize::{Activation, Quantized};
+
+/// How the operator quantises its activations (a run-time choice: the model file is the same).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+pub enum Activations {
+    /// Two int8 stages per block (`Quantized`): ~15 bits, logits within ~0.01 of a float
+    /// forward pass of the GGUF's weights, at one more dot product per weight byte.
+    #[default]
+    Int8x2,
+    /// One int8 stage per block, as llama.cpp and ONNX Runtime's `MatMulNBits` do: fastest,
+    /// logits within ~2 of the float ones (cosine ~0.998), which can flip near-ties.
+    Int8,
+}
+
+impl Activations {
+    /// The name on the command line and in reports.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Int8x2 => "int8x2",
+            Self::Int8 => "int8",
+        }
+    }
+}
+
+/// Inputs per quantisation block.
+pub(crate) const BLOCK: usize = 32;
+/// Output rows per packed group (one 512-bit register of f32 or i32).
+pub(crate) const ROWS: usize = 16;
+
+/// Q4_1 blocks are computed as `d*(q - 8) + (m + 8d)`: the int8 activations' rounding errors
+/// then meet weights centred on zero instead of 0..15, which makes the result about twice as
+/// close to the exact one; the `m + 8d` part takes the block's real sum, so it adds no error.
+pub(crate) const Q4_1_CENTRE: i32 = 8;
+
+/// The block formats the kernels take.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Format {
+    /// GGML Q4_1: `w = d*q + m`, `q` 4-bit unsigned.
+    Q4_1,
+    /// GGML Q8_0: `w = d*q`, `q` 8-bit signed.
+    Q8_0,
+}
+
+impl Format {
+    /// From the operator's `format` attribute.
+    pub(crate) fn parse(name: &str) -> Option<Self> {
+        match name {
+            "q4_1" => Some(Self::Q4_1),
+            "q8_0" => Some(Self::Q8_0),
+            _ => None,
+        }
+    }
+
+    /// Bytes of one block of one 16-row group.
+    pub(crate) const fn group_block_bytes(self) -> usize {
+        match self {
+            Self::Q4_1 => 256 + 2 * 2 * ROWS,
+            Self::Q8_0 => 512 + 2 * ROWS,
+        }
+    }
+}
+
+/// A packed weight: `n` outputs by `k` inputs in the layout above.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Packed<'a> {
+    pub(crate) format: Format,
+    pub(crate) n: usize,
+    pub(crate) k: usize,
+    pub(crate) data: &'a [u8],
+}
+
+impl<'a> Packed<'a> {
+    /// Checks that `data` is exactly a packed `n` x `k` weight.
+    pub(crate) fn new(format: Format, n: usize, k: usize, data: &'a [u8]) -> Result<Self, String> {
+        if n == 0 || k == 0 || !k.is_multiple_of(BLOCK) {
+            return Err(format!(
+                "weight of {n} x {k}: needs n > 0 and k a positive multiple of {BLOCK}"
+            ));
+        }
+        let want = Self::groups_of(n) * (k / BLOCK) * format.group_block_bytes();
+        if data.len() != want {
+            return Err(format!(
+                "packed {format:?} weight of {n} x {k} must be {want} bytes, got {}",
+                data.len()
+            ));
+        }
+        Ok(Self { format, n, k, data })
+    }
+
+    fn groups_of(n: usize) -> usize {
+        n.div_ceil(ROWS)
+    }
+
+    /// Number of 16-row groups.
+    pub(crate) fn groups(&self) -> usize {
+        Self::groups_of(self.n)
+    }
+
+    /// Bytes of one group (all its blocks).
+    pub(crate) fn group_bytes(&self) -> usize {
+        (self.k / BLOCK) * self.format.group_block_bytes()
+    }
+}
+
+/// Where a kernel writes: row-major `[rows, n]` f32, shared by the threads of one matmul.
+///
+/// Each thread writes the columns of its own groups only, so writes never overlap.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Out {
+    ptr: *mut f32,
+    rows: usize,
+    n: usize,
+}
+
+// SAFETY: `Out` is only handed to threads that write disjoint column ranges (their own groups)
+// of a buffer that outlives the parallel loop.
+unsafe impl Send for Out {}
+unsafe impl Sync for Out {}
+
+impl Out {
+    pub(crate) fn new(buf: &mut [f32], rows: usize, n: usize) -> Self {
+        assert_eq!(buf.len(), rows * n, "output buffer must be rows x n");
+        Self {
+            ptr: buf.as_mut_ptr(),
+            rows,
+            n,
+        }
+    }
+}
+
+/// Which implementation runs on this CPU.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Isa {
+    /// AVX-512 with VNNI (`vpdpbusd`): Zen 4+, Ice Lake+ / Sapphire Rapids.
+    Avx512Vnni,
+    /// Plain Rust, for any other CPU.
+    Portable,
+}
+
+impl Isa {
+    /// The best this CPU has.
+    pub(crate) fn detect() -> Self {
+        #[cfg(target_arch = "x86_64")]
+        {
+            if std::arch::is_x86_feature_detected!("avx512f")
+                && std::arch::is_x86_feature_detected!("avx512bw")
+                && std::arch::is_x86_feature_detected!("avx512vnni")
+            {
+                return Self::Avx512Vnni;
+            }
+        }
+        Self::Portable
+    }
+}
+
+/// `out[rows, n] = a @ W^T` for the groups `groups` of `w` (all rows of `a`).
+pub(crate) fn matmul_groups(
+    isa: Isa,
+    w: &Packed<'_>,
+    a: &Quantized,
+    groups: std::ops::Range<usize>,
+    out: Out,
+) {
+    assert!(groups.end <= w.groups(), "group range past the weight");
+    assert_eq!(a.k(), w.k, "activation width must match the weight");
+    assert_eq!(a.rows(), out.rows, "activation rows must match the output");
+    assert_eq!(out.n, w.n, "output width must match the weight");
+    match isa {
+        #[cfg(target_arch = "x86_64")]
+        Isa::Avx512Vnni => {
+            // SAFETY: `Isa::Avx512Vnni` is only chosen after detecting these features; the
+            // asserts above bound every access the kernel makes.
+            unsafe { avx512::matmul_groups(w, a, groups, out) }
+        }
+        #[cfg(not(target_arch = "x86_64"))]
+        Isa::Avx512Vnni => portable::matmul_groups(w, a, groups, out),
+        Isa::Portable => portable::matmul_groups(w, a, groups, out),
+    }
+}

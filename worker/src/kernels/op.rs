@@ -1,0 +1,159 @@
+//! `ai.morpheus.BlockMatMul`, the ONNX Runtime custom operator over the kernels.
+//!
+//! Inputs: `A` float `[.., K]` (`[.., 2K]` with `activation = "swiglu"`), `B` uint8, the packed
+//! weight (see the module docs). Output: `Y` float `[.., N]`. Attributes: `format` (`"q4_1"`,
+//! `"q8_0"`), `N`, `K`, `activation` (`"none"`, the default, or `"swiglu"`).
+//!
+//! The work is split over ONNX Runtime's own intra-op threads (`KernelContext_ParallelFor`), in
+//! contiguous runs of 16-row groups so each thread streams its own part of the weight.
+
+use ort::{
+    operator::{
+        ComputeContext, Kernel, KernelContext, Operator, OperatorDomain, OperatorInput,
+        OperatorOutput,
+    },
+    value::TensorElementType,
+};
+
+use super::{Activation, Activations, Format, Isa, Out, Packed, Quantized, matmul_groups};
+
+/// The custom operator domain the converter's graphs import.
+pub const DOMAIN: &str = "ai.morpheus";
+
+/// The operator domain to register on a session whose intra-op pool has `threads` threads.
+pub fn operators(threads: usize, activations: Activations) -> ort::Result<OperatorDomain> {
+    OperatorDomain::new(DOMAIN)?.add(BlockMatMul::new(threads, activations))
+}
+
+/// The `BlockMatMul` operator (one per session; ONNX Runtime creates a kernel per node).
+#[derive(Debug, Clone, Copy)]
+pub struct BlockMatMul {
+    threads: usize,
+    isa: Isa,
+    activations: Activations,
+}
+
+impl BlockMatMul {
+    /// For a session with `threads` intra-op threads, on the best kernels this CPU runs.
+    pub fn new(threads: usize, activations: Activations) -> Self {
+        Self {
+            threads: threads.max(1),
+            isa: Isa::detect(),
+            activations,
+        }
+    }
+}
+
+impl Operator for BlockMatMul {
+    type Kernel<'attr> = BlockMatMulKernel;
+
+    fn name(&self) -> &str {
+        "BlockMatMul"
+    }
+
+    fn inputs(&self) -> impl IntoIterator<Item = OperatorInput> {
+        [
+            OperatorInput::required(TensorElementType::Float32),
+            OperatorInput::required(TensorElementType::Uint8),
+        ]
+    }
+
+    fn outputs(&self) -> impl IntoIterator<Item = OperatorOutput> {
+        [OperatorOutput::required(TensorElementType::Float32)]
+    }
+
+    fn create_kernel<'attr>(&self, info: &KernelContext<'attr>) -> ort::Result<BlockMatMulKernel> {
+        let node = info.node_name().unwrap_or_default();
+        let bad = |what: String| ort::Error::new(format!("BlockMatMul node `{node}`: {what}"));
+        let format = info
+            .get::<String>("format")
+            .ok_or_else(|| bad("missing the `format` attribute".into()))?;
+        let format = Format::parse(&format)
+            .ok_or_else(|| bad(format!("unknown format `{format}` (q4_1 or q8_0)")))?;
+        let dim = |name: &str| match info.get::<i64>(name) {
+            Some(v) if v > 0 => usize::try_from(v).map_err(|_| bad(format!("`{name}` too large"))),
+            Some(v) => Err(bad(format!("`{name}` = {v} must be positive"))),
+            None => Err(bad(format!("missing the `{name}` attribute"))),
+        };
+        let (n, k) = (dim("N")?, dim("K")?);
+        let activation = info.get::<String>("activation").unwrap_or_default();
+        let activation = Activation::parse(&activation).ok_or_else(|| {
+            bad(format!(
+                "unknown activation `{activation}` (none or swiglu)"
+            ))
+        })?;
+        Ok(BlockMatMulKernel {
+            node,
+            format,
+            n,
+            k,
+            activation,
+            threads: self.threads,
+            isa: self.isa,
+            two_stage: self.activations == Activations::Int8x2,
+            a: Quantized::default(),
+        })
+    }
+}
+
+/// One `BlockMatMul` node: its attributes and its activation buffers.
+#[derive(Debug)]
+pub struct BlockMatMulKernel {
+    node: String,
+    format: Format,
+    n: usize,
+    k: usize,
+    activation: Activation,
+    threads: usize,
+    isa: Isa,
+    two_stage: bool,
+    a: Quantized,
+}
+
+impl Kernel for BlockMatMulKernel {
+    fn compute(&mut self, ctx: &ComputeContext) -> ort::Result<()> {
+        let bad =
+            |what: String| ort::Error::new(format!("BlockMatMul node `{}`: {what}", self.node));
+        let x = ctx.input(0)?.ok_or_else(|| bad("missing input A".into()))?;
+        let (shape, xs) = x.try_extract_tensor::<f32>()?;
+        let width = self.activation.input_width(self.k);
+        if shape.last().copied() != Some(width as i64) {
+            return Err(bad(format!(
+                "input A is {shape:?}, its last dimension must be {width}"
+            )));
+        }
+        let rows = xs.len() / width;
+        let b = ctx.input(1)?.ok_or_else(|| bad("missing input B".into()))?;
+        let (_, bytes) = b.try_extract_tensor::<u8>()?;
+        let w = Packed::new(self.format, self.n, self.k, bytes).map_err(bad)?;
+
+        self.a
+            .quantize(self.isa, xs, rows, self.k, self.activation, self.two_stage);
+
+        let mut out_shape = shape.to_vec();
+        if let Some(last) = out_shape.last_mut() {
+            *last = self.n as i64;
+        }
+        let mut y = ctx
+            .output(0, out_shape)?
+            .ok_or_else(|| bad("no output Y".into()))?;
+        let (_, ys) = y.try_extract_tensor_mut::<f32>()?;
+        if rows == 0 {
+            return Ok(());
+        }
+        let out = Out::new(ys, rows, self.n);
+        let groups = w.groups();
+        // A few runs per thread, so a thread slowed by the machine does not hold the others up.
+        let runs = groups.min(self.threads * 4);
+        let (isa, a) = (self.isa, &self.a);
+        if self.threads == 1 || runs <= 1 {
+            matmul_groups(isa, &w, a, 0..groups, out);
+        } else {
+            ctx.par_for(runs, 0, |run| {
+                let range = run * groups / runs..(run + 1) * groups / runs;
+                matmul_groups(isa, &w, a, range, out);
+            })?;
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,201 @@
+//! Activations to int8 per block of 32, with the per-block sums the kernels' offsets need.
+
+use super::{BLOCK, Isa, Q4_1_CENTRE};
+
+/// Residual steps per int8 step: `r` spans half a step in 127 steps each way.
+pub(crate) const RESIDUAL: f32 = 254.0;
+
+/// What the operator applies to its input before the matmul.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Activation {
+    /// The input as is: `[.., k]`.
+    None,
+    /// `silu(gate) * up` of an input `[.., 2k]` holding gate then up (Llama's MLP), so the
+    /// gate|up matmul feeds the down matmul without three graph nodes in between.
+    SwiGlu,
+}
+
+impl Activation {
+    /// From the operator's `activation` attribute.
+    pub(crate) fn parse(name: &str) -> Option<Self> {
+        match name {
+            "" | "none" => Some(Self::None),
+            "swiglu" => Some(Self::SwiGlu),
+            _ => None,
+        }
+    }
+
+    /// Input width the operator takes for a weight of `k` inputs.
+    pub(crate) fn input_width(self, k: usize) -> usize {
+        match self {
+            Self::None => k,
+            Self::SwiGlu => 2 * k,
+        }
+    }
+}
+
+/// `rows` activation rows of width `k`, quantised in two int8 stages per block:
+/// `x ≈ d * (q + r / RESIDUAL)`, `q` the nearest int8 step and `r` the rounding left over, so the
+/// error is 1/508 of a step instead of 1/2. The kernels run both stages through the same
+/// unpacked weights (one more `vpdpbusd` each); the logits then sit within ~1e-5 (cosine) of the
+/// float ones instead of ~1e-3, which is the difference between SmolLM2 answering the demo's
+/// question in English or in French.
+///
+/// Kept by the kernel between runs so decoding allocates nothing per step.
+#[derive(Debug, Default)]
+pub(crate) struct Quantized {
+    rows: usize,
+    k: usize,
+    /// Whether `r` is filled (else only the first stage is computed and used).
+    two_stage: bool,
+    /// int8 values, `[rows, k]`.
+    pub(crate) q: Vec<i8>,
+    /// int8 residuals in steps of `d / RESIDUAL`, `[rows, k]`.
+    pub(crate) r: Vec<i8>,
+    /// Scale per block, `[rows, k/32]`.
+    pub(crate) d: Vec<f32>,
+    /// Sum of the block's real (unquantised) values, for Q4_1's `m` term.
+    pub(crate) sum: Vec<f32>,
+    /// Sum of the block's `q`, for the weights' offsets (Q4_1's centre, Q8_0's `+128`).
+    pub(crate) qsum: Vec<i32>,
+    /// Sum of the block's `r`, likewise.
+    pub(crate) rsum: Vec<i32>,
+    /// Per block, `8 * (sum - d * (qsum + rsum/RESIDUAL))`: with it a Q4_1 block is
+    /// `d_w * (d * x·q + centre) + m_w * sum`, where x·q is the dot product with the raw
+    /// 4-bit weights. That equals `d_w * x̂·(q - 8) + (m_w + 8 d_w) * sum`: the int8 rounding
+    /// errors meet weights centred on zero (see `Q4_1_CENTRE`), and the rest is exact.
+    pub(crate) centre_q4_1: Vec<f32>,
+    /// Per block, `-128 * d * (qsum + rsum/RESIDUAL)`: takes off the `+128` of Q8_0's stored
+    /// weights, so a block is `d_w * (d * x·(q + 128) + offset)`.
+    pub(crate) offset_q8_0: Vec<f32>,
+    /// One row after the activation (SwiGLU only).
+    scratch: Vec<f32>,
+}
+
+impl Quantized {
+    pub(crate) fn rows(&self) -> usize {
+        self.rows
+    }
+
+    pub(crate) fn k(&self) -> usize {
+        self.k
+    }
+
+    pub(crate) fn two_stage(&self) -> bool {
+        self.two_stage
+    }
+
+    /// Sizes the buffers for `rows` x `k` (keeps their memory when they shrink).
+    pub(crate) fn reset(&mut self, rows: usize, k: usize) {
+        assert!(k.is_multiple_of(BLOCK), "k must be a multiple of {BLOCK}");
+        self.rows = rows;
+        self.k = k;
+        let kb = k / BLOCK;
+        self.q.resize(rows * k, 0);
+        self.r.resize(rows * k, 0);
+        self.d.resize(rows * kb, 0.0);
+        self.sum.resize(rows * kb, 0.0);
+        self.qsum.resize(rows * kb, 0);
+        self.rsum.resize(rows * kb, 0);
+        self.centre_q4_1.resize(rows * kb, 0.0);
+        self.offset_q8_0.resize(rows * kb, 0.0);
+    }
+
+    /// Quantises all rows of `x` (`[rows, act.input_width(k)]`) after `act`.
+    /// With `two_stage`, the kernels use the residuals too (see the type's docs).
+    pub(crate) fn quantize(
+        &mut self,
+        isa: Isa,
+        x: &[f32],
+        rows: usize,
+        k: usize,
+        act: Activation,
+        two_stage: bool,
+    ) {
+        self.reset(rows, k);
+        self.two_stage = two_stage;
+        let width = act.input_width(k);
+        assert_eq!(x.len(), rows * width, "input must be rows x {width}");
+        self.scratch.resize(k, 0.0);
+        for r in 0..rows {
+            let x = &x[r * width..(r + 1) * width];
+            match isa {
+                #[cfg(target_arch = "x86_64")]
+                Isa::Avx512Vnni => {
+                    let kb = k / BLOCK;
+                    // SAFETY: the features were detected for this `Isa`; every slice is sized
+                    // as `quantize_row` requires (k a multiple of 32, checked by `reset`).
+                    unsafe {
+                        super::avx512::quantize_row(
+                            x,
+                            act == Activation::SwiGlu,
+                            &mut self.scratch,
+                            &mut self.q[r * k..(r + 1) * k],
+                            &mut self.r[r * k..(r + 1) * k],
+                            &mut self.d[r * kb..(r + 1) * kb],
+                            &mut self.sum[r * kb..(r + 1) * kb],
+                            &mut self.qsum[r * kb..(r + 1) * kb],
+                            &mut self.rsum[r * kb..(r + 1) * kb],
+                        )
+                    }
+                }
+                _ => self.quantize_row(r, x, act),
+            }
+        }
+        let centre = Q4_1_CENTRE as f32;
+        for i in 0..rows * (k / BLOCK) {
+            let r = if two_stage {
+                self.rsum[i] as f32 / RESIDUAL
+            } else {
+                0.0
+            };
+            let quantised_sum = self.d[i] * (self.qsum[i] as f32 + r);
+            self.centre_q4_1[i] = centre * (self.sum[i] - quantised_sum);
+            self.offset_q8_0[i] = -128.0 * quantised_sum;
+        }
+    }
+
+    /// Quantises row `r` from `x` (one input row, `act.input_width(k)` wide), in plain Rust.
+    fn quantize_row(&mut self, r: usize, x: &[f32], act: Activation) {
+        let k = self.k;
+        let kb = k / BLOCK;
+        let row: &[f32] = match act {
+            Activation::None => x,
+            Activation::SwiGlu => {
+                let (gate, up) = x.split_at(k);
+                for ((s, &g), &u) in self.scratch.iter_mut().zip(gate).zip(up) {
+                    *s = g / (1.0 + (-g).exp()) * u;
+                }
+                &self.scratch
+            }
+        };
+        let q = &mut self.q[r * k..(r + 1) * k];
+        let res = &mut self.r[r * k..(r + 1) * k];
+        for b in 0..kb {
+            let xs = &row[b * BLOCK..(b + 1) * BLOCK];
+            let amax = xs.iter().fold(0.0f32, |m, v| m.max(v.abs()));
+            let sum: f32 = xs.iter().sum();
+            let (d, inv) = if amax > 0.0 {
+                (amax / 127.0, 127.0 / amax)
+            } else {
+                (0.0, 0.0)
+            };
+            let (mut qsum, mut rsum) = (0i32, 0i32);
+            for j in b * BLOCK..(b + 1) * BLOCK {
+                // |t| <= 127 by construction, and t - q is within half a step.
+                let t = row[j] * inv;
+                let qv = t.round_ties_even();
+                let rv = ((t - qv) * RESIDUAL).round_ties_even();
+                q[j] = qv.clamp(-127.0, 127.0) as i8;
+                res[j] = rv.clamp(-127.0, 127.0) as i8;
+                qsum += i32::from(q[j]);
+                rsum += i32::from(res[j]);
+            }
+            let i = r * kb + b;
+            self.d[i] = d;
+            self.sum[i] = sum;
+            self.qsum[i] = qsum;
+            self.rsum[i] = rsum;
+        }
+    }
+}
