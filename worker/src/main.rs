@@ -12,7 +12,7 @@ use morpheus_worker::{
     ProtocolConfig,
     api::{self, AppState},
     bench,
-    engine::EngineConfig,
+    engine::{self, EngineConfig},
     model::prepare::{self, PrepareOptions},
     runtime::{self, Device},
 };
@@ -62,6 +62,34 @@ enum ModelCmd {
         #[arg(long, value_enum, default_value_t)]
         kernels: prepare::Kernels,
     },
+    /// Write the logits after every token of a sequence (then greedy tokens), on the CPU: for
+    /// checking a model against a reference (`python -m morpheus_model verify` uses it).
+    Logits(LogitsArgs),
+}
+
+#[derive(Args)]
+struct LogitsArgs {
+    /// Model directory.
+    #[arg(long)]
+    model: PathBuf,
+    /// Token ids to run, comma-separated.
+    #[arg(long, value_delimiter = ',', required = true)]
+    tokens: Vec<u32>,
+    /// Greedy tokens to add after them.
+    #[arg(long, default_value_t = 0)]
+    generate: usize,
+    /// Write the logits here: rows of vocab-size little-endian f32, one per token run.
+    #[arg(long)]
+    out: PathBuf,
+    /// ONNX Runtime shared library (default: ORT_DYLIB_PATH, else found in .venv).
+    #[arg(long)]
+    ort_lib: Option<PathBuf>,
+    /// ONNX Runtime intra-op threads.
+    #[arg(long, default_value_t = 2)]
+    threads: usize,
+    /// Activation quantisation of the worker's own CPU kernels.
+    #[arg(long, value_enum, default_value_t)]
+    activations: morpheus_worker::kernels::Activations,
 }
 
 #[derive(Args)]
@@ -84,8 +112,8 @@ struct EngineArgs {
     /// Longest sequence (prompt + completion).
     #[arg(long, default_value_t = 2048)]
     max_context: usize,
-    /// Activation quantisation of the worker's own CPU kernels: `int8x2` (two int8 stages,
-    /// logits as a float pass of the GGUF's weights) or `int8` (one stage, fastest).
+    /// Activation quantisation of the worker's own CPU kernels: `int8x2` (two stages: logits as
+    /// a float pass of the GGUF's weights) or `int8` (one stage, as llama.cpp: fastest).
     #[arg(long, value_enum, default_value_t)]
     activations: morpheus_worker::kernels::Activations,
 }
@@ -185,6 +213,9 @@ async fn main() -> Result<()> {
             tracing::info!(model = %meta.name, merkle_root = ?meta.merkle_root, "model ready");
             Ok(())
         }
+        Cmd::Model {
+            cmd: ModelCmd::Logits(args),
+        } => tokio::task::spawn_blocking(move || logits(&args)).await?,
         Cmd::Bench(args) => tokio::task::spawn_blocking(move || bench::run(&args))
             .await?
             .map_err(Into::into),
@@ -237,4 +268,27 @@ async fn shutdown_signal() {
         () = term => {},
     }
     tracing::info!("shutting down: finishing running requests");
+}
+
+fn logits(args: &LogitsArgs) -> Result<()> {
+    let lib = match &args.ort_lib {
+        Some(p) => p.clone(),
+        None => runtime::ort_library(&std::env::current_dir()?)?,
+    };
+    let env = runtime::environment(&lib)?;
+    let cfg = EngineConfig {
+        threads: args.threads,
+        device: Device::Cpu,
+        activations: args.activations,
+        ..Default::default()
+    };
+    let found = engine::sequence_logits(&env, &args.model, &cfg, &args.tokens, args.generate)?;
+    let bytes: Vec<u8> = found.logits.iter().flat_map(|v| v.to_le_bytes()).collect();
+    std::fs::write(&args.out, bytes)?;
+    let rows = found.logits.len() / found.vocab;
+    println!(
+        "{}",
+        serde_json::json!({ "generated": found.generated, "rows": rows, "vocab": found.vocab })
+    );
+    Ok(())
 }

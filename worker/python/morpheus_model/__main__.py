@@ -41,8 +41,15 @@ def main(argv: list[str] | None = None) -> int:
     v.add_argument("model", type=Path)
     v.add_argument("--gguf", required=True)
     v.add_argument("--prompt", default="What is the capital of France?")
+    v.add_argument("--system", default=None, help="a system message before the prompt")
     v.add_argument("--expect", default=None, help="fail unless the greedy answer contains this")
     v.add_argument("--max-new", type=int, default=40)
+    v.add_argument("--worker", type=Path, default=None,
+                   help="check through this morpheus-worker binary (`model logits`) instead of Python's ONNX "
+                        "Runtime; models on the worker's own kernels always are (default: MORPHEUS_WORKER, "
+                        "else target/release/morpheus-worker)")
+    v.add_argument("--activations", choices=["int8x2", "int8"], default=None,
+                   help="the worker's activation mode (its default when omitted)")
 
     args = ap.parse_args(argv)
     if args.cmd == "prepare":
@@ -54,7 +61,7 @@ def main(argv: list[str] | None = None) -> int:
         with tempfile.TemporaryDirectory() as d:
             gguf = Path(d) / "tiny-llama-test.gguf"
             tiny.write(gguf, args.seed)
-            prepare.prepare(gguf, args.out, "tiny-llama-test", max_positions=4096, force=args.force,
+            prepare.prepare(gguf, args.out, "tiny-llama-test", max_positions=32768, force=args.force,
                             kernels=args.kernels)
             # Keep the source next to the model so tests can check against the reference.
             (args.out / "source.gguf").write_bytes(gguf.read_bytes())
@@ -63,7 +70,8 @@ def main(argv: list[str] | None = None) -> int:
     elif args.cmd == "verify":
         from . import verify
 
-        ok = verify.run(args.model, sources.resolve(args.gguf), args.prompt, args.expect, args.max_new)
+        ok = verify.run(args.model, sources.resolve(args.gguf), args.prompt, args.expect, args.max_new,
+                        args.worker, args.activations, args.system)
         return 0 if ok else 1
     return 0
 

@@ -75,13 +75,21 @@ class _Builder:
         self.nodes.append(helper.make_node(op, inputs, outs, name=name, domain=domain, **attrs))
         return outs[0] if len(outs) == 1 else outs
 
-    def linear(self, x: str, w: NBits | GgmlBlocks, prefix: str, activation: str = "none") -> str:
-        """`act(x) @ w^T`; `activation="swiglu"` (GGML blocks only) takes x = gate | up."""
+    def linear(self, x: str, w: NBits | GgmlBlocks, prefix: str, activation: str = "none",
+               norm: str = "", eps: float = 1e-5, residual: str = "") -> str:
+        """`act(x) @ w^T (+ residual)`. GGML blocks only: `activation="swiglu"` takes x = gate | up;
+        `"rmsnorm"` normalises x with the weight named `norm` first; `residual` is added after."""
         if isinstance(w, GgmlBlocks):
             self.uses_morpheus = True
             b = self.init(f"{prefix}.blocks", pack_groups(w))
-            return self.node("BlockMatMul", [x, b], domain=MORPHEUS, format=w.format, N=w.n, K=w.k,
-                             activation=activation)
+            inputs = [x, b, norm, residual]
+            while inputs[-1] == "":
+                inputs.pop()
+            attrs = {"epsilon": float(eps)} if activation == "rmsnorm" else {}
+            return self.node("BlockMatMul", inputs, domain=MORPHEUS, format=w.format, N=w.n, K=w.k,
+                             activation=activation, **attrs)
+        if norm or residual:
+            raise ValueError(f"{prefix}: norms and residuals are only fused into BlockMatMul")
         if activation != "none":
             raise ValueError(f"{prefix}: {activation} is only fused into BlockMatMul")
         kb = w.k // BLOCK
@@ -158,22 +166,50 @@ def build(weights: DecoderWeights, cfg, max_positions: int, accuracy_level: int 
 
     embed = bld.init("embed_tokens.weight", weights.embed.astype(np.float32))
     x = bld.node("Gather", [embed, "input_ids"], axis=0)
-    h = bld.node("SimplifiedLayerNormalization", [x, bld.init("layers.0.attn_norm", weights.layers[0].attn_norm)],
-                 axis=-1, epsilon=cfg.rms_eps, stash_type=1)
-    for i, lw in enumerate(weights.layers):
-        p = f"layers.{i}"
-        qkv = bld.linear(h, lw.qkv, f"{p}.qkv")
-        attn = bld.node(
+
+    def attention(i: int, qkv: str) -> str:
+        return bld.node(
             "GroupQueryAttention",
             [qkv, "", "", f"past_key_values.{i}.key", f"past_key_values.{i}.value", seqlens, total, cos_n, sin_n],
             domain=MS,
-            outputs=[f"{p}.attn_out", f"present.{i}.key", f"present.{i}.value"],
+            outputs=[f"layers.{i}.attn_out", f"present.{i}.key", f"present.{i}.value"],
             num_heads=nh,
             kv_num_heads=nkv,
             do_rotary=1,
             rotary_interleaved=0,
             scale=float(1.0 / np.sqrt(hd)),
         )[0]
+
+    def last_position(x: str) -> str:
+        # Only the last position's logits are needed to generate: skip the vocab matmul for the rest.
+        ids_shape = bld.node("Shape", ["input_ids"])
+        last = bld.node("Sub", [bld.node("Gather", [ids_shape, axis1], axis=0), bld.const_i64("one_1d", [1])])
+        return bld.node("Gather", [x, last], axis=1)
+
+    blocks_only = isinstance(weights.lm_head, GgmlBlocks) and all(
+        isinstance(w, GgmlBlocks) for lw in weights.layers for w in (lw.qkv, lw.o, lw.gate_up, lw.down)
+    )
+    if blocks_only:
+        # Five nodes a layer: the norms, SwiGLU and residual adds live inside BlockMatMul.
+        eps = cfg.rms_eps
+        for i, lw in enumerate(weights.layers):
+            p = f"layers.{i}"
+            qkv = bld.linear(x, lw.qkv, f"{p}.qkv", "rmsnorm", bld.init(f"{p}.attn_norm", lw.attn_norm), eps)
+            attn = attention(i, qkv)
+            x_mid = bld.linear(attn, lw.o, f"{p}.o", residual=x)
+            gu = bld.linear(x_mid, lw.gate_up, f"{p}.gate_up", "rmsnorm", bld.init(f"{p}.ffn_norm", lw.ffn_norm), eps)
+            x = bld.linear(gu, lw.down, f"{p}.down", "swiglu", residual=x_mid)
+        logits = bld.linear(last_position(x), weights.lm_head, "lm_head", "rmsnorm",
+                            bld.init("norm.weight", weights.out_norm), eps)
+        bld.node("Identity", [logits], outputs=["logits"])
+        return _model(bld, inputs, outputs)
+
+    h = bld.node("SimplifiedLayerNormalization", [x, bld.init("layers.0.attn_norm", weights.layers[0].attn_norm)],
+                 axis=-1, epsilon=cfg.rms_eps, stash_type=1)
+    for i, lw in enumerate(weights.layers):
+        p = f"layers.{i}"
+        qkv = bld.linear(h, lw.qkv, f"{p}.qkv")
+        attn = attention(i, qkv)
         o = bld.linear(attn, lw.o, f"{p}.o")
         norm2 = bld.init(f"{p}.ffn_norm", lw.ffn_norm)
         h2, _, _, x_mid = bld.node(
@@ -195,23 +231,18 @@ def build(weights: DecoderWeights, cfg, max_positions: int, accuracy_level: int 
         else:
             x = bld.node("Add", [down, x_mid])
 
-    # Only the last position's logits are needed to generate: skip the vocab matmul for the rest.
-    ids_shape = bld.node("Shape", ["input_ids"])
-    last = bld.node("Sub", [bld.node("Gather", [ids_shape, axis1], axis=0), bld.const_i64("one_1d", [1])])
-    x_last = bld.node("Gather", [x, last], axis=1)
-    hn = bld.node("SimplifiedLayerNormalization", [x_last, bld.init("norm.weight", weights.out_norm)],
+    hn = bld.node("SimplifiedLayerNormalization", [last_position(x), bld.init("norm.weight", weights.out_norm)],
                   axis=-1, epsilon=cfg.rms_eps, stash_type=1)
     logits = bld.linear(hn, weights.lm_head, "lm_head")
     bld.node("Identity", [logits], outputs=["logits"])
+    return _model(bld, inputs, outputs)
 
+
+def _model(bld: _Builder, inputs, outputs) -> onnx.ModelProto:
     graph = helper.make_graph(bld.nodes, "morpheus_llama_decoder", inputs, outputs, bld.inits)
     opsets = [helper.make_opsetid("", OPSET), helper.make_opsetid(MS, 1)]
     if bld.uses_morpheus:
         opsets.append(helper.make_opsetid(MORPHEUS, 1))
-    model = helper.make_model(
-        graph,
-        opset_imports=opsets,
-        producer_name="morpheus-worker",
-    )
+    model = helper.make_model(graph, opset_imports=opsets, producer_name="morpheus-worker")
     model.ir_version = IR_VERSION
     return model

@@ -12,7 +12,7 @@ from . import convert, graph, tokenizer_json
 from .gguf_source import GgufModel, load, sha256_file
 
 # Bump when the produced files change for the same source.
-CONVERTER_VERSION = 4
+CONVERTER_VERSION = 5
 STOP_TOKENS = ("<|im_end|>", "<|endoftext|>", "<|eot_id|>", "<|end|>", "<|end_of_text|>")
 
 

@@ -49,7 +49,7 @@ def write(path: Path, seed: int = 7) -> None:
     w = GGUFWriter(str(path), "llama")
     w.add_name("tiny-llama-test")
     w.add_block_count(layers)
-    w.add_context_length(4096)
+    w.add_context_length(32768)
     w.add_embedding_length(hidden)
     w.add_feed_forward_length(inter)
     w.add_head_count(heads)

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -18,23 +21,70 @@ def _log(msg: str) -> None:
     print(f"[verify] {msg}", file=sys.stderr, flush=True)
 
 
-def _chat_prompt(meta: dict, text: str) -> str:
+def _chat_prompt(meta: dict, text: str, system: str | None = None) -> str:
     # The engine renders the real template with minijinja; ChatML by hand is enough here.
     if "<|im_start|>" not in (meta.get("chat_template") or ""):
         return text
-    return f"<|im_start|>user\n{text}<|im_end|>\n<|im_start|>assistant\n"
+    head = f"<|im_start|>system\n{system}<|im_end|>\n" if system else ""
+    return f"{head}<|im_start|>user\n{text}<|im_end|>\n<|im_start|>assistant\n"
 
 
-def run(model_dir: Path, gguf: Path, prompt: str, expect: str | None, max_new: int) -> bool:
+def default_worker() -> Path:
+    """`MORPHEUS_WORKER`, else the release build in this repository."""
+    env = os.environ.get("MORPHEUS_WORKER")
+    if env:
+        return Path(env)
+    return Path(__file__).resolve().parents[3] / "target" / "release" / "morpheus-worker"
+
+
+def worker_logits(worker: Path, model_dir: Path, ids: list[int], max_new: int,
+                  activations: str | None) -> tuple[list[int], np.ndarray]:
+    """`morpheus-worker model logits`: the worker's logits after each token, then greedy tokens."""
+    with tempfile.TemporaryDirectory() as d:
+        out = Path(d) / "logits.f32"
+        cmd = [str(worker), "model", "logits", "--model", str(model_dir), "--tokens", ",".join(map(str, ids)),
+               "--generate", str(max_new), "--out", str(out)]
+        if activations:
+            cmd += ["--activations", activations]
+        res = subprocess.run(cmd, capture_output=True, text=True)
+        if res.returncode != 0:
+            raise RuntimeError(f"{' '.join(cmd[:3])} failed:\n{res.stdout}{res.stderr}")
+        info = json.loads(res.stdout.strip().splitlines()[-1])
+        logits = np.fromfile(out, dtype="<f4").reshape(info["rows"], info["vocab"])
+    return info["generated"], logits
+
+
+def run_worker(model_dir: Path, gguf: Path, ids: list[int], max_new: int, meta: dict, worker: Path,
+               activations: str | None) -> tuple[bool, list[int]]:
+    """Models on the worker's own kernels (which ONNX Runtime alone cannot run): the worker's logits
+    at every position of the prompt and of its greedy answer against the reference's."""
+    _log(f"running {worker} model logits ({activations or 'default'} activations)")
+    generated, ours = worker_logits(worker, model_dir, ids, max_new, activations)
+    seq = (ids + generated)[: ours.shape[0]]
+    ref = Reference(load(gguf)).logits(seq)
+    cos = np.sum(ours * ref, axis=1) / (np.linalg.norm(ours, axis=1) * np.linalg.norm(ref, axis=1))
+    err = np.max(np.abs(ours - ref))
+    same = int(np.sum(np.argmax(ours, axis=1) == np.argmax(ref, axis=1)))
+    _log(f"{len(seq)} positions: cosine mean {cos.mean():.6f}, worst {cos.min():.6f}; largest logit error "
+         f"{err:.3f}; same argmax at {same}/{len(seq)}")
+    # The worker's two int8 stages leave the logits within ~0.01 of the float ones; one int8
+    # stage (its `int8` mode, or MatMulNBits at accuracy level 4) within a few.
+    opts = meta["options"]
+    if opts.get("kernels") == "morpheus":
+        close = activations != "int8"
+    else:
+        close = opts["accuracy_level"] == 0 and opts.get("q4_1", "exact") == "exact"
+    ok = bool(cos.min() > (0.9999 if close else 0.98))
+    stops = set(meta["eos_token_ids"])
+    return ok, [t for t in generated if t not in stops]
+
+
+def run(model_dir: Path, gguf: Path, prompt: str, expect: str | None, max_new: int,
+        worker: Path | None = None, activations: str | None = None, system: str | None = None) -> bool:
     """True when logits agree with the reference and, if `expect` is given, the answer contains it."""
     meta = json.loads((model_dir / "morpheus.json").read_text())
-    if meta["options"].get("kernels") == "morpheus":
-        # ONNX Runtime alone cannot run `ai.morpheus.BlockMatMul`; the worker's tests check it
-        # against this path (`cargo test -p morpheus-worker kernels`).
-        _log("this model uses the worker's own kernels: prepare it with --kernels onnxruntime to verify here")
-        return False
     tok = Tokenizer.from_file(str(model_dir / "tokenizer.json"))
-    ids = tok.encode(_chat_prompt(meta, prompt), add_special_tokens=False).ids
+    ids = tok.encode(_chat_prompt(meta, prompt, system), add_special_tokens=False).ids
     _log(f"prompt: {len(ids)} tokens")
     ok = True
 
@@ -42,12 +92,17 @@ def run(model_dir: Path, gguf: Path, prompt: str, expect: str | None, max_new: i
         import llama_cpp  # noqa: PLC0415
 
         llm = llama_cpp.Llama(model_path=str(gguf), vocab_only=True, verbose=False)
-        theirs = llm.tokenize(_chat_prompt(meta, prompt).encode(), add_bos=False, special=True)
+        theirs = llm.tokenize(_chat_prompt(meta, prompt, system).encode(), add_bos=False, special=True)
         same = list(theirs) == ids
         _log(f"tokenizer matches llama.cpp: {same}")
         ok &= same
     except ImportError:
         _log("llama_cpp not installed: tokenizer not compared")
+
+    if meta["options"].get("kernels") == "morpheus" or worker is not None:
+        good, out = run_worker(model_dir, gguf, ids, max_new, meta, worker or default_worker(), activations)
+        ok &= good
+        return _answer(tok, out, expect, ok)
 
     dec = Decoder(model_dir)
     ref = Reference(load(gguf))
@@ -78,6 +133,10 @@ def run(model_dir: Path, gguf: Path, prompt: str, expect: str | None, max_new: i
 
     stops = set(meta["eos_token_ids"])
     out = dec.greedy(ids, max_new, stops)
+    return _answer(tok, out, expect, ok)
+
+
+def _answer(tok: Tokenizer, out: list[int], expect: str | None, ok: bool) -> bool:
     answer = tok.decode(out, skip_special_tokens=True)
     _log(f"answer: {answer!r}")
     if expect is not None:

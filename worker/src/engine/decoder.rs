@@ -1,6 +1,9 @@
 //! One ONNX Runtime session of a decoder with optimum's KV-cache interface, and its runs.
 
-use std::{path::Path, sync::Arc};
+use std::{
+    path::Path,
+    sync::{Arc, Mutex},
+};
 
 use ort::{
     AsPointer,
@@ -41,6 +44,11 @@ impl Decoder {
         meta: &ModelMeta,
         cfg: &EngineConfig,
     ) -> Result<Self> {
+        // ONNX Runtime keeps custom operator domains in a process-wide table that is not safe
+        // to update from two threads at once ("domain is already exist"): sessions that
+        // register `ai.morpheus` are built one at a time.
+        static REGISTER: Mutex<()> = Mutex::new(());
+        let _registering = REGISTER.lock().unwrap_or_else(|e| e.into_inner());
         let mut builder = Session::builder(env)?
             .with_optimization_level(GraphOptimizationLevel::All)
             .map_err(ort::Error::from)?
@@ -59,6 +67,7 @@ impl Decoder {
             );
         }
         let session = builder.commit_from_file(path)?;
+        drop(_registering);
         let has = |n: &str| session.inputs().iter().any(|i| i.name() == n);
         for required in ["input_ids", "attention_mask"] {
             if !has(required) {

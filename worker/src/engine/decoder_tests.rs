@@ -5,6 +5,7 @@ use std::path::{Path, PathBuf};
 use super::Decoder;
 use crate::{
     engine::EngineConfig,
+    kernels::Activations,
     model::{
         ModelMeta,
         prepare::{self, Kernels, PrepareOptions},
@@ -19,7 +20,7 @@ fn repo_root() -> PathBuf {
         .to_path_buf()
 }
 
-fn load(kernels: Kernels) -> Decoder {
+fn load(kernels: Kernels, activations: Activations) -> Decoder {
     let root = repo_root();
     let dir = root.join("models").join(match kernels {
         Kernels::Morpheus => "tiny",
@@ -41,7 +42,7 @@ fn load(kernels: Kernels) -> Decoder {
         threads: 2,
         device: Device::Cpu,
         max_queue: 4,
-        ..Default::default()
+        activations,
     };
     Decoder::load(&env, &dir.join(&meta.model_file), &meta, &cfg).expect("decoder loads")
 }
@@ -58,8 +59,14 @@ fn cosine(a: &[f32], b: &[f32]) -> f64 {
 
 #[test]
 fn morpheus_kernels_agree_with_onnxruntime_kernels() {
-    let mut ours = load(Kernels::Morpheus);
-    let mut theirs = load(Kernels::Onnxruntime);
+    for activations in [Activations::Int8x2, Activations::Int8] {
+        agree(activations);
+    }
+}
+
+fn agree(activations: Activations) {
+    let mut ours = load(Kernels::Morpheus, activations);
+    let mut theirs = load(Kernels::Onnxruntime, Activations::default());
     let meta = ModelMeta::read(&repo_root().join("models/tiny")).expect("meta");
     assert_eq!(ours.vocab, meta.vocab_size);
     let vocab = ours.vocab;
@@ -115,6 +122,14 @@ fn morpheus_kernels_agree_with_onnxruntime_kernels() {
         .iter()
         .min_by(|a, b| a.1.total_cmp(&b.1))
         .expect("some runs");
-    assert!(mean > 0.994, "mean cosine {mean}: {cosines:?}");
-    assert!(worst.1 > 0.98, "{}: cosine {}", worst.0, worst.1);
+    assert!(
+        mean > 0.994,
+        "{activations:?}: mean cosine {mean}: {cosines:?}"
+    );
+    assert!(
+        worst.1 > 0.98,
+        "{activations:?}, {}: cosine {}",
+        worst.0,
+        worst.1
+    );
 }

@@ -4,6 +4,7 @@
 mod decoder;
 mod detok;
 mod kv;
+mod logits;
 mod sampler;
 mod scheduler;
 mod stop;
@@ -14,6 +15,7 @@ use std::{
     time::{Duration, Instant},
 };
 
+pub use logits::{SequenceLogits, sequence_logits};
 use ort::environment::Environment;
 pub use sampler::Sampling;
 use tokio::sync::mpsc;

@@ -1,8 +1,13 @@
 //! `ai.morpheus.BlockMatMul`, the ONNX Runtime custom operator over the kernels.
 //!
 //! Inputs: `A` float `[.., K]` (`[.., 2K]` with `activation = "swiglu"`), `B` uint8, the packed
-//! weight (see the module docs). Output: `Y` float `[.., N]`. Attributes: `format` (`"q4_1"`,
-//! `"q8_0"`), `N`, `K`, `activation` (`"none"`, the default, or `"swiglu"`).
+//! weight (see the module docs), optional `norm_weight` float `[K]` (with `"rmsnorm"`), optional
+//! `residual` float `[.., N]`, added to the result. Output: `Y` float `[.., N]`. Attributes:
+//! `format` (`"q4_1"`, `"q8_0"`), `N`, `K`, `activation` (`"none"`, the default, `"swiglu"` or
+//! `"rmsnorm"`), `epsilon` (RMSNorm's, default 1e-5).
+//!
+//! With the norm before and the residual add after, a Llama layer is five nodes: Q|K|V (norm),
+//! attention, O (+ residual), gate|up (norm), down (SwiGLU, + residual).
 //!
 //! The work is split over ONNX Runtime's own intra-op threads (`KernelContext_ParallelFor`), in
 //! contiguous runs of 16-row groups so each thread streams its own part of the weight.
@@ -15,7 +20,9 @@ use ort::{
     value::TensorElementType,
 };
 
-use super::{Activation, Activations, Format, Isa, Out, Packed, Quantized, matmul_groups};
+use super::{
+    Activation, Activations, Format, Isa, Out, Packed, Prologue, Quantized, matmul_groups,
+};
 
 /// The custom operator domain the converter's graphs import.
 pub const DOMAIN: &str = "ai.morpheus";
@@ -55,6 +62,8 @@ impl Operator for BlockMatMul {
         [
             OperatorInput::required(TensorElementType::Float32),
             OperatorInput::required(TensorElementType::Uint8),
+            OperatorInput::optional(TensorElementType::Float32),
+            OperatorInput::optional(TensorElementType::Float32),
         ]
     }
 
@@ -79,15 +88,22 @@ impl Operator for BlockMatMul {
         let activation = info.get::<String>("activation").unwrap_or_default();
         let activation = Activation::parse(&activation).ok_or_else(|| {
             bad(format!(
-                "unknown activation `{activation}` (none or swiglu)"
+                "unknown activation `{activation}` (none, swiglu or rmsnorm)"
             ))
         })?;
+        let epsilon = info.get::<f32>("epsilon").unwrap_or(1e-5);
+        if !(epsilon.is_finite() && epsilon >= 0.0) {
+            return Err(bad(format!(
+                "`epsilon` = {epsilon} must be finite and not negative"
+            )));
+        }
         Ok(BlockMatMulKernel {
             node,
             format,
             n,
             k,
             activation,
+            epsilon,
             threads: self.threads,
             isa: self.isa,
             two_stage: self.activations == Activations::Int8x2,
@@ -104,6 +120,7 @@ pub struct BlockMatMulKernel {
     n: usize,
     k: usize,
     activation: Activation,
+    epsilon: f32,
     threads: usize,
     isa: Isa,
     two_stage: bool,
@@ -116,7 +133,36 @@ impl Kernel for BlockMatMulKernel {
             |what: String| ort::Error::new(format!("BlockMatMul node `{}`: {what}", self.node));
         let x = ctx.input(0)?.ok_or_else(|| bad("missing input A".into()))?;
         let (shape, xs) = x.try_extract_tensor::<f32>()?;
-        let width = self.activation.input_width(self.k);
+        let optional = |i: usize| -> ort::Result<_> {
+            if ctx.num_inputs()? > i {
+                ctx.input(i)
+            } else {
+                Ok(None)
+            }
+        };
+        let gamma = optional(2)?;
+        let prologue = match (self.activation, &gamma) {
+            (Activation::None, _) => Prologue::None,
+            (Activation::SwiGlu, _) => Prologue::SwiGlu,
+            (Activation::RmsNorm, Some(g)) => {
+                let (_, gamma) = g.try_extract_tensor::<f32>()?;
+                if gamma.len() != self.k {
+                    return Err(bad(format!(
+                        "norm_weight has {} values, K is {}",
+                        gamma.len(),
+                        self.k
+                    )));
+                }
+                Prologue::RmsNorm {
+                    gamma,
+                    eps: self.epsilon,
+                }
+            }
+            (Activation::RmsNorm, None) => {
+                return Err(bad("rmsnorm needs input norm_weight".into()));
+            }
+        };
+        let width = prologue.input_width(self.k);
         if shape.last().copied() != Some(width as i64) {
             return Err(bad(format!(
                 "input A is {shape:?}, its last dimension must be {width}"
@@ -126,9 +172,25 @@ impl Kernel for BlockMatMulKernel {
         let b = ctx.input(1)?.ok_or_else(|| bad("missing input B".into()))?;
         let (_, bytes) = b.try_extract_tensor::<u8>()?;
         let w = Packed::new(self.format, self.n, self.k, bytes).map_err(bad)?;
+        let residual = optional(3)?;
+        let residual = match &residual {
+            Some(r) => {
+                let (_, values) = r.try_extract_tensor::<f32>()?;
+                if values.len() != rows * self.n {
+                    return Err(bad(format!(
+                        "residual has {} values, the output {} x {}",
+                        values.len(),
+                        rows,
+                        self.n
+                    )));
+                }
+                Some(values)
+            }
+            None => None,
+        };
 
         self.a
-            .quantize(self.isa, xs, rows, self.k, self.activation, self.two_stage);
+            .quantize(self.isa, xs, rows, self.k, prologue, self.two_stage);
 
         let mut out_shape = shape.to_vec();
         if let Some(last) = out_shape.last_mut() {
@@ -153,6 +215,11 @@ impl Kernel for BlockMatMulKernel {
                 let range = run * groups / runs..(run + 1) * groups / runs;
                 matmul_groups(isa, &w, a, range, out);
             })?;
+        }
+        if let Some(residual) = residual {
+            for (y, r) in ys.iter_mut().zip(residual) {
+                *y += r;
+            }
         }
         Ok(())
     }

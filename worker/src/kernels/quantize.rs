@@ -5,7 +5,7 @@ use super::{BLOCK, Isa, Q4_1_CENTRE};
 /// Residual steps per int8 step: `r` spans half a step in 127 steps each way.
 pub(crate) const RESIDUAL: f32 = 254.0;
 
-/// What the operator applies to its input before the matmul.
+/// What the operator applies to its input before the matmul (its `activation` attribute).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Activation {
     /// The input as is: `[.., k]`.
@@ -13,6 +13,9 @@ pub(crate) enum Activation {
     /// `silu(gate) * up` of an input `[.., 2k]` holding gate then up (Llama's MLP), so the
     /// gate|up matmul feeds the down matmul without three graph nodes in between.
     SwiGlu,
+    /// RMSNorm with a weight (the operator's third input) and `epsilon`: the layer norms before
+    /// attention, the MLP and the output head, without a graph node of their own.
+    RmsNorm,
 }
 
 impl Activation {
@@ -21,25 +24,38 @@ impl Activation {
         match name {
             "" | "none" => Some(Self::None),
             "swiglu" => Some(Self::SwiGlu),
+            "rmsnorm" => Some(Self::RmsNorm),
             _ => None,
-        }
-    }
-
-    /// Input width the operator takes for a weight of `k` inputs.
-    pub(crate) fn input_width(self, k: usize) -> usize {
-        match self {
-            Self::None => k,
-            Self::SwiGlu => 2 * k,
         }
     }
 }
 
-/// `rows` activation rows of width `k`, quantised in two int8 stages per block:
-/// `x ≈ d * (q + r / RESIDUAL)`, `q` the nearest int8 step and `r` the rounding left over, so the
+/// An [`Activation`] with what it needs, for one run.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Prologue<'a> {
+    /// See [`Activation::None`].
+    None,
+    /// See [`Activation::SwiGlu`].
+    SwiGlu,
+    /// `x / sqrt(mean(x^2) + eps) * gamma`, `gamma` `k` long.
+    RmsNorm { gamma: &'a [f32], eps: f32 },
+}
+
+impl Prologue<'_> {
+    /// Input width the operator takes for a weight of `k` inputs.
+    pub(crate) fn input_width(self, k: usize) -> usize {
+        match self {
+            Self::SwiGlu => 2 * k,
+            Self::None | Self::RmsNorm { .. } => k,
+        }
+    }
+}
+
+/// `rows` activation rows of width `k`, quantised per block: `x ≈ d * q`, `q` the nearest int8
+/// step, and with two stages `x ≈ d * (q + r / RESIDUAL)`, `r` the rounding left over, so the
 /// error is 1/508 of a step instead of 1/2. The kernels run both stages through the same
 /// unpacked weights (one more `vpdpbusd` each); the logits then sit within ~1e-5 (cosine) of the
-/// float ones instead of ~1e-3, which is the difference between SmolLM2 answering the demo's
-/// question in English or in French.
+/// float ones instead of ~1e-3 (`kernels::Activations`).
 ///
 /// Kept by the kernel between runs so decoding allocates nothing per step.
 #[derive(Debug, Default)]
@@ -68,8 +84,10 @@ pub(crate) struct Quantized {
     /// Per block, `-128 * d * (qsum + rsum/RESIDUAL)`: takes off the `+128` of Q8_0's stored
     /// weights, so a block is `d_w * (d * x·(q + 128) + offset)`.
     pub(crate) offset_q8_0: Vec<f32>,
-    /// One row after the activation (SwiGLU only).
+    /// One row after SwiGLU.
     scratch: Vec<f32>,
+    /// One row after RMSNorm.
+    normed: Vec<f32>,
 }
 
 impl Quantized {
@@ -109,16 +127,35 @@ impl Quantized {
         x: &[f32],
         rows: usize,
         k: usize,
-        act: Activation,
+        act: Prologue<'_>,
         two_stage: bool,
     ) {
         self.reset(rows, k);
         self.two_stage = two_stage;
         let width = act.input_width(k);
         assert_eq!(x.len(), rows * width, "input must be rows x {width}");
-        self.scratch.resize(k, 0.0);
+        if let Prologue::RmsNorm { gamma, .. } = act {
+            assert_eq!(gamma.len(), k, "the norm weight must be {k} long");
+        }
+        let mut scratch = std::mem::take(&mut self.scratch);
+        scratch.resize(k, 0.0);
+        let mut normed = std::mem::take(&mut self.normed);
+        normed.resize(k, 0.0);
         for r in 0..rows {
-            let x = &x[r * width..(r + 1) * width];
+            let mut x = &x[r * width..(r + 1) * width];
+            let mut swiglu = false;
+            match act {
+                Prologue::None => {}
+                Prologue::SwiGlu => swiglu = true,
+                Prologue::RmsNorm { gamma, eps } => {
+                    let mean = x.iter().map(|v| v * v).sum::<f32>() / k as f32;
+                    let inv = 1.0 / (mean + eps).sqrt();
+                    for ((n, v), g) in normed.iter_mut().zip(x).zip(gamma) {
+                        *n = v * inv * g;
+                    }
+                    x = &normed;
+                }
+            }
             match isa {
                 #[cfg(target_arch = "x86_64")]
                 Isa::Avx512Vnni => {
@@ -128,8 +165,8 @@ impl Quantized {
                     unsafe {
                         super::avx512::quantize_row(
                             x,
-                            act == Activation::SwiGlu,
-                            &mut self.scratch,
+                            swiglu,
+                            &mut scratch,
                             &mut self.q[r * k..(r + 1) * k],
                             &mut self.r[r * k..(r + 1) * k],
                             &mut self.d[r * kb..(r + 1) * kb],
@@ -139,9 +176,11 @@ impl Quantized {
                         )
                     }
                 }
-                _ => self.quantize_row(r, x, act),
+                _ => self.quantize_row(r, x, swiglu, &mut scratch),
             }
         }
+        self.scratch = scratch;
+        self.normed = normed;
         let centre = Q4_1_CENTRE as f32;
         for i in 0..rows * (k / BLOCK) {
             let r = if two_stage {
@@ -155,19 +194,18 @@ impl Quantized {
         }
     }
 
-    /// Quantises row `r` from `x` (one input row, `act.input_width(k)` wide), in plain Rust.
-    fn quantize_row(&mut self, r: usize, x: &[f32], act: Activation) {
+    /// Quantises row `r` from `x` (one input row: `k` wide, `2k` with `swiglu`), in plain Rust.
+    fn quantize_row(&mut self, r: usize, x: &[f32], swiglu: bool, scratch: &mut [f32]) {
         let k = self.k;
         let kb = k / BLOCK;
-        let row: &[f32] = match act {
-            Activation::None => x,
-            Activation::SwiGlu => {
-                let (gate, up) = x.split_at(k);
-                for ((s, &g), &u) in self.scratch.iter_mut().zip(gate).zip(up) {
-                    *s = g / (1.0 + (-g).exp()) * u;
-                }
-                &self.scratch
+        let row: &[f32] = if swiglu {
+            let (gate, up) = x.split_at(k);
+            for ((s, &g), &u) in scratch.iter_mut().zip(gate).zip(up) {
+                *s = g / (1.0 + (-g).exp()) * u;
             }
+            scratch
+        } else {
+            x
         };
         let q = &mut self.q[r * k..(r + 1) * k];
         let res = &mut self.r[r * k..(r + 1) * k];

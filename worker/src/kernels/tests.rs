@@ -1,7 +1,7 @@
 //! The kernels against a float64 reference of GGML's formats, on random blocks and odd shapes.
 
 use super::{
-    Activation, BLOCK, Format, Isa, Out, Packed, Quantized, ROWS, matmul_groups, portable::f16,
+    BLOCK, Format, Isa, Out, Packed, Prologue, Quantized, ROWS, matmul_groups, portable::f16,
 };
 
 /// Deterministic pseudo-random numbers (SplitMix64).
@@ -214,7 +214,7 @@ fn every_isa_matches_the_reference_on_odd_shapes() {
             ] {
                 let x = activations(rows, k, &mut rng);
                 let mut a = Quantized::default();
-                a.quantize(Isa::Portable, &x, rows, k, Activation::None, two_stage);
+                a.quantize(Isa::Portable, &x, rows, k, Prologue::None, two_stage);
                 let want = reference(format, &raw, n, &a);
                 for isa in isas() {
                     let got = run(isa, format, &packed, n, &a);
@@ -238,7 +238,7 @@ fn the_result_is_close_to_the_float_matmul() {
         let w = dequantize(format, &raw, n, k);
         let x = activations(rows, k, &mut rng);
         let mut a = Quantized::default();
-        a.quantize(Isa::Portable, &x, rows, k, Activation::None, true);
+        a.quantize(Isa::Portable, &x, rows, k, Prologue::None, true);
         let got = run(Isa::detect(), format, &packed, n, &a);
         let (mut err, mut norm) = (0f64, 0f64);
         for m in 0..rows {
@@ -256,7 +256,7 @@ fn the_result_is_close_to_the_float_matmul() {
             "{format:?}: relative error {rel} against the float matmul"
         );
         // One stage alone errs ~250 times more (and still well under 1%).
-        a.quantize(Isa::Portable, &x, rows, k, Activation::None, false);
+        a.quantize(Isa::Portable, &x, rows, k, Prologue::None, false);
         let one = run(Isa::detect(), format, &packed, n, &a);
         let (mut err1, mut norm1) = (0f64, 0f64);
         for m in 0..rows {
@@ -293,9 +293,9 @@ fn swiglu_is_applied_before_quantising() {
         .collect();
     for isa in isas() {
         let mut fused = Quantized::default();
-        fused.quantize(isa, &x, rows, k, Activation::SwiGlu, true);
+        fused.quantize(isa, &x, rows, k, Prologue::SwiGlu, true);
         let mut plain = Quantized::default();
-        plain.quantize(Isa::Portable, &act, rows, k, Activation::None, true);
+        plain.quantize(Isa::Portable, &act, rows, k, Prologue::None, true);
         for (i, (f, p)) in fused.q.iter().zip(&plain.q).enumerate() {
             // A vector exp may land a value on the other side of a rounding boundary.
             assert!(
@@ -316,10 +316,10 @@ fn every_isa_quantises_alike() {
     let mut x = activations(rows, k, &mut rng);
     x[64..96].fill(0.0); // an all-zero block
     let mut want = Quantized::default();
-    want.quantize(Isa::Portable, &x, rows, k, Activation::None, true);
+    want.quantize(Isa::Portable, &x, rows, k, Prologue::None, true);
     for isa in isas() {
         let mut got = Quantized::default();
-        got.quantize(isa, &x, rows, k, Activation::None, true);
+        got.quantize(isa, &x, rows, k, Prologue::None, true);
         assert_eq!(got.q, want.q, "{isa:?}");
         assert_eq!(got.d, want.d, "{isa:?}");
         assert_eq!(got.r, want.r, "{isa:?}");
@@ -343,7 +343,7 @@ fn quantised_blocks_are_exact_for_zero_and_keep_their_sums() {
         x[41] = 1.5;
         x[42] = 3.0 * 0.5 / 127.0; // 0.5 after scaling: ties to even, 0
         x[43] = 3.0 * 1.5 / 127.0; // 1.5: ties to even, 2
-        a.quantize(isa, &x, 1, 64, Activation::None, true);
+        a.quantize(isa, &x, 1, 64, Prologue::None, true);
         assert_eq!(a.d[0], 0.0, "{isa:?}");
         assert!(a.q[..32].iter().all(|&q| q == 0), "{isa:?}");
         assert_eq!(&a.q[40..44], &[-127, 64, 0, 2], "{isa:?}"); // 63.5 -> 64, even

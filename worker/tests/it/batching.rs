@@ -59,13 +59,16 @@ async fn concurrent_requests_share_decode_steps() {
 
 #[tokio::test]
 async fn disconnect_frees_the_slot() {
+    // Long enough (the tiny model has no end-of-sequence token) that the answer cannot finish
+    // before the server sees the client go.
     let server = TestServer::with(Options {
         max_batch: 1,
+        max_context: 32768,
         ..Default::default()
     })
     .await;
     let client = server.client();
-    let mut req = request("go on forever", 4000, 5);
+    let mut req = request("go on forever", 32000, 5);
     req.temperature = Some(0.0);
     let mut stream = client
         .chat_stream(&server.assignment(100_000), &req)
@@ -94,21 +97,26 @@ async fn full_queue_is_refused_with_503() {
     let server = TestServer::with(Options {
         max_batch: 1,
         max_queue: 1,
+        max_context: 32768,
         ..Default::default()
     })
     .await;
     let client = server.client();
-    let mut long = request("keep going", 4000, 9);
+    let mut long = request("keep going", 32000, 9);
     long.temperature = Some(0.0);
     // The tiny model has no end-of-sequence token: the first request holds the only slot for
-    // 4000 steps, long enough for the next two to arrive.
+    // 32000 steps, long enough for the next two to arrive.
     let mut running = client
         .chat_stream(&server.assignment(100_000), &long)
         .await
         .expect("first");
     running.next().await.expect("role chunk").expect("ok");
     running.next().await.expect("first token").expect("ok");
-    let (c2, a2, l2) = (client.clone(), server.assignment(100_000), long.clone());
+    let (c2, a2, l2) = (
+        client.clone(),
+        server.assignment(10_000),
+        request("second", 8, 2),
+    );
     let queued = tokio::spawn(async move { c2.chat(&a2, &l2).await });
     wait_for_metric(&server, "morpheus_worker_queue_depth 1").await;
     let refused = reqwest::Client::new()

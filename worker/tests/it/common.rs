@@ -20,6 +20,7 @@ use morpheus_worker::{
     ProtocolConfig,
     api::{self, AppState},
     engine::{Engine, EngineConfig},
+    kernels::Activations,
     model::prepare::{self, PrepareOptions},
     runtime::{self, Device},
 };
@@ -95,6 +96,7 @@ pub(crate) struct Options {
     pub(crate) max_batch: usize,
     pub(crate) max_queue: usize,
     pub(crate) max_context: usize,
+    pub(crate) activations: Activations,
 }
 
 impl Default for Options {
@@ -104,6 +106,7 @@ impl Default for Options {
             max_batch: 4,
             max_queue: 16,
             max_context: 4096,
+            activations: Activations::default(),
         }
     }
 }
@@ -121,7 +124,7 @@ impl TestServer {
             threads: 2,
             device: Device::Cpu,
             max_queue: opts.max_queue,
-            ..Default::default()
+            activations: opts.activations,
         };
         let router = PrivateKeySigner::random();
         let provider = PrivateKeySigner::random();
