@@ -110,7 +110,7 @@ bench: deps build $(VENV)/.bench $(WORKER) ## benchmarks: gas, and inference aga
 	$(FORGE) test $(GAS_TESTS) -vv
 	$(FORGE) snapshot $(SNAPSHOT_ARGS) --diff
 	$(WORKER) model prepare smollm2
-	$(WORKER) bench --model models/smollm2 --gguf smollm2 --threads 2 --json bench/results.json
+	$(WORKER) bench --model models/smollm2 --gguf smollm2 --threads 2 --repeats 5 --json bench/results.json
 
 slither: deps build ## static analysis of the contracts
 	$(PY) -m pip install --quiet slither-analyzer==0.11.6

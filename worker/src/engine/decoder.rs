@@ -57,6 +57,14 @@ impl Decoder {
             .with_operators(kernels::operators(cfg.threads, cfg.activations)?)
             .map_err(ort::Error::from)?;
         let device = runtime::select_device(&mut builder, cfg.device);
+        if meta.uses_morpheus_kernels() && kernels::Isa::select() == kernels::Isa::Portable {
+            warn!(
+                target: "worker::engine",
+                "this CPU has neither AVX-512 VNNI nor AVX2: the model's matmuls (`--kernels \
+                 morpheus`) run portable code; a `--kernels onnxruntime` build of the same GGUF \
+                 may be faster here"
+            );
+        }
         if device != "cpu" && meta.uses_morpheus_kernels() {
             warn!(
                 target: "worker::engine",
@@ -108,6 +116,7 @@ impl Decoder {
             kv_cache = ?meta.kv_cache,
             threads = cfg.threads,
             activations = cfg.activations.as_str(),
+            kernels = ?kernels::Isa::select(),
             "decoder loaded"
         );
         Ok(Self {

@@ -1,5 +1,5 @@
 //! The inference engine: one decoder on its own thread, fed by a bounded queue, serving many
-//! sequences at once with continuous batching (see [`scheduler`]).
+//! sequences at once with continuous batching (see `scheduler`).
 
 mod decoder;
 mod detok;

@@ -19,10 +19,14 @@
 //! * Q8_0, 544 bytes: `qs[8][16][4]` (chunk `s`, row `r`, byte `j`: element `4s + j` as `q + 128`),
 //!   then `d[16]` as f16.
 //!
+//! Implementations: AVX-512 VNNI, AVX2 (two registers of 8 rows per chunk) and plain Rust, chosen
+//! at start from what the CPU has ([`Isa`]); all three compute the same sums.
+//!
 //! With that layout a 64-byte load is four inputs of all 16 rows, and one `vpdpbusd` with four
 //! broadcast int8 activations advances 16 dot products at once; each byte of the weight is
 //! loaded once per token.
 
+mod avx2;
 mod avx512;
 mod op;
 mod portable;
@@ -169,11 +173,44 @@ impl Out {
 pub(crate) enum Isa {
     /// AVX-512 with VNNI (`vpdpbusd`): Zen 4+, Ice Lake+ / Sapphire Rapids.
     Avx512Vnni,
+    /// AVX2 with FMA and F16C: Haswell+, Zen 1-3.
+    Avx2,
     /// Plain Rust, for any other CPU.
     Portable,
 }
 
+/// Environment variable choosing a lesser implementation (`avx2`, `portable`), to compare them.
+pub const ISA_ENV: &str = "MORPHEUS_KERNEL_ISA";
+
 impl Isa {
+    /// The best this CPU has, or the one `MORPHEUS_KERNEL_ISA` names when the CPU has it.
+    pub(crate) fn select() -> Self {
+        let best = Self::detect();
+        let wanted = match std::env::var(ISA_ENV).ok().as_deref() {
+            None | Some("") => return best,
+            Some("avx512") => Self::Avx512Vnni,
+            Some("avx2") => Self::Avx2,
+            Some("portable") => Self::Portable,
+            Some(other) => {
+                tracing::warn!(target: "worker::kernels", "{ISA_ENV}={other} is not avx512, avx2 or portable: using {best:?}");
+                return best;
+            }
+        };
+        if wanted.rank() > best.rank() {
+            tracing::warn!(target: "worker::kernels", "{ISA_ENV}: this CPU cannot run {wanted:?}: using {best:?}");
+            return best;
+        }
+        wanted
+    }
+
+    fn rank(self) -> u8 {
+        match self {
+            Self::Portable => 0,
+            Self::Avx2 => 1,
+            Self::Avx512Vnni => 2,
+        }
+    }
+
     /// The best this CPU has.
     pub(crate) fn detect() -> Self {
         #[cfg(target_arch = "x86_64")]
@@ -183,6 +220,12 @@ impl Isa {
                 && std::arch::is_x86_feature_detected!("avx512vnni")
             {
                 return Self::Avx512Vnni;
+            }
+            if std::arch::is_x86_feature_detected!("avx2")
+                && std::arch::is_x86_feature_detected!("fma")
+                && std::arch::is_x86_feature_detected!("f16c")
+            {
+                return Self::Avx2;
             }
         }
         Self::Portable
@@ -208,8 +251,13 @@ pub(crate) fn matmul_groups(
             // asserts above bound every access the kernel makes.
             unsafe { avx512::matmul_groups(w, a, groups, out) }
         }
+        #[cfg(target_arch = "x86_64")]
+        Isa::Avx2 => {
+            // SAFETY: as above, for AVX2, FMA and F16C.
+            unsafe { avx2::matmul_groups(w, a, groups, out) }
+        }
         #[cfg(not(target_arch = "x86_64"))]
-        Isa::Avx512Vnni => portable::matmul_groups(w, a, groups, out),
+        Isa::Avx512Vnni | Isa::Avx2 => portable::matmul_groups(w, a, groups, out),
         Isa::Portable => portable::matmul_groups(w, a, groups, out),
     }
 }

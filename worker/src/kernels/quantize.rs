@@ -176,6 +176,11 @@ impl Quantized {
                         )
                     }
                 }
+                #[cfg(target_arch = "x86_64")]
+                Isa::Avx2 => {
+                    // SAFETY: the features were detected for this `Isa`.
+                    unsafe { quantize_row_avx2(self, r, x, swiglu, &mut scratch) }
+                }
                 _ => self.quantize_row(r, x, swiglu, &mut scratch),
             }
         }
@@ -195,6 +200,7 @@ impl Quantized {
     }
 
     /// Quantises row `r` from `x` (one input row: `k` wide, `2k` with `swiglu`), in plain Rust.
+    #[inline(always)]
     fn quantize_row(&mut self, r: usize, x: &[f32], swiglu: bool, scratch: &mut [f32]) {
         let k = self.k;
         let kb = k / BLOCK;
@@ -236,4 +242,20 @@ impl Quantized {
             self.rsum[i] = rsum;
         }
     }
+}
+
+/// [`Quantized::quantize_row`] compiled for AVX2 (rounding and the block loops vectorise).
+///
+/// # Safety
+/// The CPU must have AVX2, FMA and F16C.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma,f16c")]
+unsafe fn quantize_row_avx2(
+    q: &mut Quantized,
+    r: usize,
+    x: &[f32],
+    swiglu: bool,
+    scratch: &mut [f32],
+) {
+    q.quantize_row(r, x, swiglu, scratch);
 }

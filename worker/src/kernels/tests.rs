@@ -189,10 +189,20 @@ fn assert_close(got: &[f32], want: &[f64], what: &str) {
     }
 }
 
+/// Every implementation this CPU can run.
 fn isas() -> Vec<Isa> {
     let mut v = vec![Isa::Portable];
-    if Isa::detect() != Isa::Portable {
-        v.push(Isa::detect());
+    #[cfg(target_arch = "x86_64")]
+    {
+        if std::arch::is_x86_feature_detected!("avx2")
+            && std::arch::is_x86_feature_detected!("fma")
+            && std::arch::is_x86_feature_detected!("f16c")
+        {
+            v.push(Isa::Avx2);
+        }
+    }
+    if Isa::detect() == Isa::Avx512Vnni {
+        v.push(Isa::Avx512Vnni);
     }
     v
 }

@@ -1,0 +1,199 @@
+//! AVX2 kernels, for x86 CPUs without AVX-512 VNNI (Zen 2/3, most client Intel parts): the same
+//! packed layout, each 64-byte chunk taken as two registers of 8 rows.
+//!
+//! Without `vpdpbusd`, a dot product of four bytes is `vpmaddubsw` (pairs into i16) then
+//! `vpmaddwd` (pairs into i32). Q4_1 products are small enough (15 x 127) that a whole block's
+//! pairs add up in i16 first (8 x 2 x 1905 < 32767), so each block needs one `vpmaddwd` per half
+//! and stage. Q8_0 takes the signed weights back (`q = stored ^ 0x80`) and multiplies `|q|` by
+//! `sign(q) * x`, as `vpmaddubsw` wants one operand unsigned; its pairs need i32 at once.
+#![cfg(target_arch = "x86_64")]
+
+use std::{arch::x86_64::*, ops::Range};
+
+use super::{BLOCK, Format, Out, Packed, Quantized, ROWS, quantize::RESIDUAL};
+
+/// # Safety
+/// The CPU must have AVX2, FMA and F16C; `groups` within `w`, `a` and `out` sized to match
+/// (checked by the caller).
+#[target_feature(enable = "avx2,fma,f16c")]
+pub(super) unsafe fn matmul_groups(w: &Packed<'_>, a: &Quantized, groups: Range<usize>, out: Out) {
+    let kb = w.k / BLOCK;
+    for g in groups {
+        // SAFETY (whole body): the group lies within `w.data` (g < groups), every block read
+        // below is within the group, activation reads are within row `m` of `a` (k = w.k), and
+        // stores are limited to this group's valid columns of rows < out.rows.
+        let wg = unsafe { w.data.as_ptr().add(g * w.group_bytes()) };
+        let valid = ROWS.min(w.n - g * ROWS);
+        let rows = a.rows();
+        let mut m = 0;
+        while m < rows {
+            let take = (rows - m).min(2);
+            let tile = unsafe {
+                match (w.format, a.two_stage(), take) {
+                    (Format::Q4_1, true, 2) => q4_1::<2, true>(wg, kb, a, m),
+                    (Format::Q4_1, true, _) => q4_1::<1, true>(wg, kb, a, m),
+                    (Format::Q4_1, false, 2) => q4_1::<2, false>(wg, kb, a, m),
+                    (Format::Q4_1, false, _) => q4_1::<1, false>(wg, kb, a, m),
+                    (Format::Q8_0, true, 2) => q8_0::<2, true>(wg, kb, a, m),
+                    (Format::Q8_0, true, _) => q8_0::<1, true>(wg, kb, a, m),
+                    (Format::Q8_0, false, 2) => q8_0::<2, false>(wg, kb, a, m),
+                    (Format::Q8_0, false, _) => q8_0::<1, false>(wg, kb, a, m),
+                }
+            };
+            for (r, row) in tile.iter().enumerate().take(take) {
+                for (c, v) in row.iter().enumerate().take(valid) {
+                    unsafe { *out.ptr.add((m + r) * out.n + g * ROWS + c) = *v };
+                }
+            }
+            m += take;
+        }
+    }
+}
+
+/// Four int8 activations (read from `at`) in every 32-bit lane.
+#[target_feature(enable = "avx2")]
+#[inline]
+unsafe fn broadcast(at: *const i32) -> __m256i {
+    _mm256_set1_epi32(unsafe { at.read_unaligned() })
+}
+
+/// Rows `m0..m0 + MB` of `a` times one Q4_1 group: `[row][16 outputs]`.
+#[target_feature(enable = "avx2,fma,f16c")]
+unsafe fn q4_1<const MB: usize, const R: bool>(
+    wg: *const u8,
+    kb: usize,
+    a: &Quantized,
+    m0: usize,
+) -> [[f32; ROWS]; 2] {
+    let low = _mm256_set1_epi8(0x0F);
+    let ones = _mm256_set1_epi16(1);
+    let step = _mm256_set1_ps(1.0 / RESIDUAL);
+    let mut acc = [[_mm256_setzero_ps(); 2]; MB];
+    let k = kb * BLOCK;
+    for b in 0..kb {
+        unsafe {
+            let p = wg.add(b * 320);
+            // Per row, half (rows 0-7, 8-15) and stage: the block's pair sums, in i16.
+            let mut qs = [[_mm256_setzero_si256(); 2]; MB];
+            let mut rs = [[_mm256_setzero_si256(); 2]; MB];
+            for c in 0..4 {
+                for h in 0..2 {
+                    let z = _mm256_loadu_si256(p.add(64 * c + 32 * h).cast());
+                    let lo = _mm256_and_si256(z, low);
+                    let hi = _mm256_and_si256(_mm256_srli_epi16::<4>(z), low);
+                    for r in 0..MB {
+                        let at = (m0 + r) * k + b * BLOCK;
+                        let qa = a.q.as_ptr().add(at).cast::<i32>();
+                        let q = _mm256_add_epi16(
+                            _mm256_maddubs_epi16(lo, broadcast(qa.add(c))),
+                            _mm256_maddubs_epi16(hi, broadcast(qa.add(4 + c))),
+                        );
+                        qs[r][h] = _mm256_add_epi16(qs[r][h], q);
+                        if R {
+                            let ra = a.r.as_ptr().add(at).cast::<i32>();
+                            let s = _mm256_add_epi16(
+                                _mm256_maddubs_epi16(lo, broadcast(ra.add(c))),
+                                _mm256_maddubs_epi16(hi, broadcast(ra.add(4 + c))),
+                            );
+                            rs[r][h] = _mm256_add_epi16(rs[r][h], s);
+                        }
+                    }
+                }
+            }
+            let half = |at: usize| _mm256_cvtph_ps(_mm_loadu_si128(p.add(at).cast()));
+            let d = [half(256), half(272)];
+            let mn = [half(288), half(304)];
+            for r in 0..MB {
+                let i = (m0 + r) * kb + b;
+                let da = _mm256_set1_ps(*a.d.get_unchecked(i));
+                let centre = _mm256_set1_ps(*a.centre_q4_1.get_unchecked(i));
+                let sum = _mm256_set1_ps(*a.sum.get_unchecked(i));
+                for h in 0..2 {
+                    let mut t = _mm256_cvtepi32_ps(_mm256_madd_epi16(qs[r][h], ones));
+                    if R {
+                        let res = _mm256_cvtepi32_ps(_mm256_madd_epi16(rs[r][h], ones));
+                        t = _mm256_fmadd_ps(res, step, t);
+                    }
+                    // As the AVX-512 kernel: d * (x·q * da + centre) + m * sum.
+                    let u = _mm256_fmadd_ps(t, da, centre);
+                    acc[r][h] = _mm256_fmadd_ps(d[h], u, acc[r][h]);
+                    acc[r][h] = _mm256_fmadd_ps(mn[h], sum, acc[r][h]);
+                }
+            }
+        }
+    }
+    spill(&acc)
+}
+
+/// Rows `m0..m0 + MB` of `a` times one Q8_0 group: `[row][16 outputs]`.
+#[target_feature(enable = "avx2,fma,f16c")]
+unsafe fn q8_0<const MB: usize, const R: bool>(
+    wg: *const u8,
+    kb: usize,
+    a: &Quantized,
+    m0: usize,
+) -> [[f32; ROWS]; 2] {
+    let flip = _mm256_set1_epi8(-128);
+    let ones = _mm256_set1_epi16(1);
+    let step = _mm256_set1_ps(1.0 / RESIDUAL);
+    let mut acc = [[_mm256_setzero_ps(); 2]; MB];
+    let k = kb * BLOCK;
+    for b in 0..kb {
+        unsafe {
+            let p = wg.add(b * 544);
+            let mut qs = [[_mm256_setzero_si256(); 2]; MB];
+            let mut rs = [[_mm256_setzero_si256(); 2]; MB];
+            for s in 0..8 {
+                for h in 0..2 {
+                    // Stored as q + 128: back to signed q, then |q| (unsigned) times sign(q)*x.
+                    let w =
+                        _mm256_xor_si256(_mm256_loadu_si256(p.add(64 * s + 32 * h).cast()), flip);
+                    let magnitude = _mm256_abs_epi8(w);
+                    for r in 0..MB {
+                        let at = (m0 + r) * k + b * BLOCK;
+                        let qa = a.q.as_ptr().add(at).cast::<i32>();
+                        let x = _mm256_sign_epi8(broadcast(qa.add(s)), w);
+                        let pairs = _mm256_maddubs_epi16(magnitude, x);
+                        qs[r][h] = _mm256_add_epi32(qs[r][h], _mm256_madd_epi16(pairs, ones));
+                        if R {
+                            let ra = a.r.as_ptr().add(at).cast::<i32>();
+                            let x = _mm256_sign_epi8(broadcast(ra.add(s)), w);
+                            let pairs = _mm256_maddubs_epi16(magnitude, x);
+                            rs[r][h] = _mm256_add_epi32(rs[r][h], _mm256_madd_epi16(pairs, ones));
+                        }
+                    }
+                }
+            }
+            let d = [
+                _mm256_cvtph_ps(_mm_loadu_si128(p.add(512).cast())),
+                _mm256_cvtph_ps(_mm_loadu_si128(p.add(528).cast())),
+            ];
+            for r in 0..MB {
+                let i = (m0 + r) * kb + b;
+                let da = _mm256_set1_ps(*a.d.get_unchecked(i));
+                for h in 0..2 {
+                    let mut t = _mm256_cvtepi32_ps(qs[r][h]);
+                    if R {
+                        t = _mm256_fmadd_ps(_mm256_cvtepi32_ps(rs[r][h]), step, t);
+                    }
+                    // Signed weights here: no +128 to take off.
+                    acc[r][h] = _mm256_fmadd_ps(d[h], _mm256_mul_ps(t, da), acc[r][h]);
+                }
+            }
+        }
+    }
+    spill(&acc)
+}
+
+/// The accumulators of up to two rows as plain arrays.
+#[target_feature(enable = "avx")]
+fn spill<const MB: usize>(acc: &[[__m256; 2]; MB]) -> [[f32; ROWS]; 2] {
+    let mut out = [[0f32; ROWS]; 2];
+    for (row, halves) in out.iter_mut().zip(acc) {
+        for (h, v) in halves.iter().enumerate() {
+            // SAFETY: 8 floats fit in row[8h..8h + 8].
+            unsafe { _mm256_storeu_ps(row.as_mut_ptr().add(8 * h), *v) };
+        }
+    }
+    out
+}
