@@ -18,6 +18,8 @@ use std::{
 pub use logits::{SequenceLogits, sequence_logits};
 use ort::environment::Environment;
 pub use sampler::Sampling;
+#[cfg(test)]
+pub(crate) use sampler::SplitMix64;
 use tokio::sync::mpsc;
 
 use crate::{Error, Result, metrics::Metrics, model::ModelDir, runtime::Device};

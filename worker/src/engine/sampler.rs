@@ -104,10 +104,10 @@ pub(crate) fn argmax(logits: &[f32]) -> u32 {
 
 /// SplitMix64: small, fast and fully determined by its seed.
 #[derive(Debug, Clone)]
-struct SplitMix64(u64);
+pub(crate) struct SplitMix64(pub(crate) u64);
 
 impl SplitMix64 {
-    fn next_u64(&mut self) -> u64 {
+    pub(crate) fn next_u64(&mut self) -> u64 {
         self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
         let mut z = self.0;
         z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
@@ -115,7 +115,8 @@ impl SplitMix64 {
         z ^ (z >> 31)
     }
 
-    fn next_f32(&mut self) -> f32 {
+    /// Uniform in [0, 1).
+    pub(crate) fn next_f32(&mut self) -> f32 {
         (self.next_u64() >> 40) as f32 / (1u64 << 24) as f32
     }
 }

@@ -110,9 +110,8 @@ unsafe fn q4_1<const MB: usize, const R: bool>(
             }
         }
     }
-    for (r, v) in acc.iter().enumerate() {
-        unsafe { _mm512_mask_storeu_ps(out.ptr.add((m0 + r) * out.n + g * ROWS), mask, *v) };
-    }
+    // SAFETY: rows m0..m0 + MB of `out`, this group's valid columns (the caller's bounds).
+    unsafe { store(&acc, out, m0, g, mask) };
 }
 
 /// Rows `m0..m0 + MB` of `a` times one Q8_0 group.
@@ -161,6 +160,23 @@ unsafe fn q8_0<const MB: usize, const R: bool>(
             }
         }
     }
+    // SAFETY: rows m0..m0 + MB of `out`, this group's valid columns (the caller's bounds).
+    unsafe { store(&acc, out, m0, g, mask) };
+}
+
+/// Writes the accumulators of rows `m0..m0 + MB` into group `g`'s columns of `out`.
+///
+/// # Safety
+/// AVX-512 F; those rows and the columns `mask` selects lie within `out`.
+#[target_feature(enable = "avx512f")]
+#[inline]
+unsafe fn store<const MB: usize>(
+    acc: &[__m512; MB],
+    out: Out,
+    m0: usize,
+    g: usize,
+    mask: __mmask16,
+) {
     for (r, v) in acc.iter().enumerate() {
         unsafe { _mm512_mask_storeu_ps(out.ptr.add((m0 + r) * out.n + g * ROWS), mask, *v) };
     }

@@ -1,19 +1,21 @@
 //! The kernels against a float64 reference of GGML's formats, on random blocks and odd shapes.
 
+use crate::engine::SplitMix64;
+
 use super::{
     BLOCK, Format, Isa, Out, Packed, Prologue, Quantized, ROWS, matmul_groups, portable::f16,
 };
 
-/// Deterministic pseudo-random numbers (SplitMix64).
-struct Rng(u64);
+/// Deterministic pseudo-random test data.
+struct Rng(SplitMix64);
 
 impl Rng {
+    fn new(seed: u64) -> Self {
+        Self(SplitMix64(seed))
+    }
+
     fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
+        self.0.next_u64()
     }
 
     fn byte(&mut self) -> u8 {
@@ -29,7 +31,7 @@ impl Rng {
     }
 
     fn float(&mut self) -> f32 {
-        (self.next() >> 40) as f32 / (1u64 << 24) as f32 * 4.0 - 2.0
+        self.0.next_f32() * 4.0 - 2.0
     }
 }
 
@@ -209,7 +211,7 @@ fn isas() -> Vec<Isa> {
 
 #[test]
 fn every_isa_matches_the_reference_on_odd_shapes() {
-    let mut rng = Rng(7);
+    let mut rng = Rng::new(7);
     for format in [Format::Q4_1, Format::Q8_0] {
         for (n, k) in [(1, 32), (15, 64), (16, 32), (17, 96), (40, 128), (48, 1536)] {
             let raw = ggml(format, n, k, &mut rng);
@@ -239,56 +241,47 @@ fn every_isa_matches_the_reference_on_odd_shapes() {
 
 #[test]
 fn the_result_is_close_to_the_float_matmul() {
-    // Only the two-stage int8 activations differ from a float matmul: the weights are GGML's.
-    let mut rng = Rng(11);
+    // Only the int8 activations differ from a float matmul: the weights are GGML's, exactly.
+    let mut rng = Rng::new(11);
     let (n, k, rows) = (64, 576, 3);
     for format in [Format::Q4_1, Format::Q8_0] {
         let raw = ggml(format, n, k, &mut rng);
         let packed = pack(format, &raw, n, k);
         let w = dequantize(format, &raw, n, k);
         let x = activations(rows, k, &mut rng);
-        let mut a = Quantized::default();
-        a.quantize(Isa::Portable, &x, rows, k, Prologue::None, true);
-        let got = run(Isa::detect(), format, &packed, n, &a);
-        let (mut err, mut norm) = (0f64, 0f64);
-        for m in 0..rows {
-            for col in 0..n {
-                let exact: f64 = (0..k)
-                    .map(|i| w[col * k + i] * f64::from(x[m * k + i]))
-                    .sum();
-                err += (f64::from(got[m * n + col]) - exact).powi(2);
-                norm += exact.powi(2);
+        // Root of the summed squared error over that of the exact result.
+        let relative_error = |two_stage: bool| {
+            let mut a = Quantized::default();
+            a.quantize(Isa::Portable, &x, rows, k, Prologue::None, two_stage);
+            let got = run(Isa::detect(), format, &packed, n, &a);
+            let (mut err, mut norm) = (0f64, 0f64);
+            for m in 0..rows {
+                for col in 0..n {
+                    let exact: f64 = (0..k)
+                        .map(|i| w[col * k + i] * f64::from(x[m * k + i]))
+                        .sum();
+                    err += (f64::from(got[m * n + col]) - exact).powi(2);
+                    norm += exact.powi(2);
+                }
             }
-        }
-        let rel = (err / norm).sqrt();
+            (err / norm).sqrt()
+        };
+        let (two, one) = (relative_error(true), relative_error(false));
         assert!(
-            rel < 1e-4,
-            "{format:?}: relative error {rel} against the float matmul"
+            two < 1e-4,
+            "{format:?}: two stages err {two} against the float matmul"
         );
         // One stage alone errs ~250 times more (and still well under 1%).
-        a.quantize(Isa::Portable, &x, rows, k, Prologue::None, false);
-        let one = run(Isa::detect(), format, &packed, n, &a);
-        let (mut err1, mut norm1) = (0f64, 0f64);
-        for m in 0..rows {
-            for col in 0..n {
-                let exact: f64 = (0..k)
-                    .map(|i| w[col * k + i] * f64::from(x[m * k + i]))
-                    .sum();
-                err1 += (f64::from(one[m * n + col]) - exact).powi(2);
-                norm1 += exact.powi(2);
-            }
-        }
-        let rel1 = (err1 / norm1).sqrt();
         assert!(
-            rel1 < 0.01 && rel1 > 20.0 * rel,
-            "{format:?}: one stage {rel1}, two {rel}"
+            one < 0.01 && one > 20.0 * two,
+            "{format:?}: one stage {one}, two {two}"
         );
     }
 }
 
 #[test]
 fn swiglu_is_applied_before_quantising() {
-    let mut rng = Rng(3);
+    let mut rng = Rng::new(3);
     let (rows, k) = (2, 64);
     let mut x = activations(rows, 2 * k, &mut rng);
     x[5] = -95.0; // exp(95) overflows f32: silu must still be ~0 there
@@ -321,7 +314,7 @@ fn swiglu_is_applied_before_quantising() {
 
 #[test]
 fn every_isa_quantises_alike() {
-    let mut rng = Rng(5);
+    let mut rng = Rng::new(5);
     let (rows, k) = (3, 576);
     let mut x = activations(rows, k, &mut rng);
     x[64..96].fill(0.0); // an all-zero block
