@@ -8,3 +8,4 @@ mod liveness;
 mod openai_client;
 mod refusals;
 mod smollm2;
+mod verify;
