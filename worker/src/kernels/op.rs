@@ -26,7 +26,7 @@ use super::{
 
 /// Runs of groups per thread: ONNX Runtime hands them out as threads come free, so a thread
 /// slowed by the rest of the machine does not hold the others up (measured on SmolLM2 with two
-/// threads: 8 to 64 per thread decode alike, 4 about 10% slower, 1 slower still).
+/// threads: 8 to 64 per thread decode alike, 1 and 4 some 10% slower).
 const RUNS_PER_THREAD: usize = 16;
 
 /// The custom operator domain the converter's graphs import.
