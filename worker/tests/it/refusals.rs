@@ -94,22 +94,14 @@ async fn malformed_and_oversized_requests_are_refused() {
         (status, err["error"]["type"].as_str()),
         (400, Some("invalid_request_error"))
     );
-    let (status, _) = post(&server, a(), br#"{"model":"m","messages":[]}"#.to_vec()).await;
-    assert_eq!(status, 400);
-    let (status, _) = post(
-        &server,
-        a(),
-        br#"{"model":"m","messages":[{"role":"user","content":"x"}],"n":2}"#.to_vec(),
-    )
-    .await;
-    assert_eq!(status, 400);
-    let (status, _) = post(
-        &server,
-        a(),
-        br#"{"model":"m","messages":[{"role":"user","content":"x"}],"temperature":9}"#.to_vec(),
-    )
-    .await;
-    assert_eq!(status, 400);
+    for body in [
+        r#"{"model":"m","messages":[]}"#,
+        r#"{"model":"m","messages":[{"role":"user","content":"x"}],"n":2}"#,
+        r#"{"model":"m","messages":[{"role":"user","content":"x"}],"temperature":9}"#,
+    ] {
+        let (status, _) = post(&server, a(), body.as_bytes().to_vec()).await;
+        assert_eq!(status, 400, "{body}");
+    }
     let huge = serde_json::to_vec(&request(&"x".repeat(2 << 20), 4, 1)).expect("json");
     let (status, err) = post(&server, a(), huge).await;
     assert_eq!(status, 413, "{err}");
