@@ -9,10 +9,11 @@ import {SessionRouter} from "../contracts/SessionRouter.sol";
 import {Messages} from "../contracts/libraries/Messages.sol";
 import {FixedPriceSource} from "../contracts/oracles/FixedPriceSource.sol";
 import {TestMOR} from "../contracts/token/TestMOR.sol";
+import {Signing} from "./utils/Signing.sol";
 
 /// @notice Actors and a wired deployment shared by every test. The clock starts one hour into a UTC day;
 /// the pool is funded on day 0 and tests start on day 1, when its budget is 1% of 900,000 MOR = 9,000 MOR.
-abstract contract Base is Test {
+abstract contract Base is Test, Signing {
     uint256 internal constant START = 1_767_225_600 + 1 hours; // 2026-01-01T01:00:00Z
     uint256 internal constant MIN_STAKE = 10e18;
     uint256 internal constant COOLDOWN = 7 days;
@@ -107,29 +108,13 @@ abstract contract Base is Test {
         });
     }
 
-    /// @dev The EIP-712 domain separator computed here, independently of the contracts.
-    function _domain(address verifyingContract) internal view returns (bytes32) {
-        return keccak256(
-            abi.encode(
-                keccak256(
-                    "EIP712Domain(string name,string version,uint256 chainId,address verifyingContract)"
-                ),
-                keccak256("Morpheus Compute"),
-                keccak256("1"),
-                block.chainid,
-                verifyingContract
-            )
-        );
-    }
-
     function _digest(Messages.CreditVoucher memory voucher) internal view returns (bytes32) {
-        return keccak256(abi.encodePacked("\x19\x01", _domain(address(router)), Messages.hash(voucher)));
+        return _digest(address(router), voucher);
     }
 
     /// @dev Signs without calling the router, so it can sit between `vm.expectRevert` and the call.
     function _sign(uint256 key, Messages.CreditVoucher memory voucher) internal view returns (bytes memory) {
-        (uint8 v, bytes32 r, bytes32 s) = vm.sign(key, _digest(voucher));
-        return abi.encodePacked(r, s, v);
+        return _sign(key, address(router), voucher);
     }
 
     function _one(Messages.CreditVoucher memory voucher)
@@ -161,8 +146,7 @@ abstract contract Base is Test {
     }
 
     function _signModelClaim(uint256 key, address who, bytes32 modelId) internal view returns (bytes memory) {
-        (uint8 v, bytes32 r, bytes32 s) = vm.sign(key, registry.hashModelClaim(who, modelId));
-        return abi.encodePacked(r, s, v);
+        return _sign(key, registry.hashModelClaim(who, modelId));
     }
 
     function _claimModel(uint256 key, address who, bytes32 modelId) internal {

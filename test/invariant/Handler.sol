@@ -9,9 +9,10 @@ import {ComputePool} from "../../contracts/ComputePool.sol";
 import {SessionRouter} from "../../contracts/SessionRouter.sol";
 import {Messages} from "../../contracts/libraries/Messages.sol";
 import {TestMOR} from "../../contracts/token/TestMOR.sol";
+import {Signing} from "../utils/Signing.sol";
 
 /// @notice Drives the pool and the router with bounded inputs and keeps ghost totals to check against.
-contract Handler is CommonBase, StdCheats, StdUtils {
+contract Handler is CommonBase, StdCheats, StdUtils, Signing {
     TestMOR internal immutable _mor;
     ComputePool internal immutable _pool;
     SessionRouter internal immutable _router;
@@ -87,7 +88,7 @@ contract Handler is CommonBase, StdCheats, StdUtils {
         uint256 today = block.timestamp / 1 days;
         if (ghostBudgetOfDay[today] == 0) ghostBudgetOfDay[today] = _pool.todayBudget() + 1; // +1: "recorded"
         (uint256 paid, uint256 bootstrapPaid) =
-            _router.claim(_one(v), _one(_sign(_routerKeys[routerIndex], v)));
+            _router.claim(_one(v), _one(_sign(_routerKeys[routerIndex], address(_router), v)));
         ghostPaid += paid + bootstrapPaid;
         ghostPaidOnDay[today] += paid;
         if (ghostPaidOnDay[today] > ghostBudgetOfDay[today] - 1) ghostBudgetExceeded = true;
@@ -123,11 +124,11 @@ contract Handler is CommonBase, StdCheats, StdUtils {
         });
         bytes memory sig;
         if (kind % 2 == 0) {
-            sig = _sign(_rogueKey, v);
+            sig = _sign(_rogueKey, address(_router), v);
         } else {
             uint256 chainId = block.chainid;
             vm.chainId(chainId + 1);
-            sig = _sign(_routerKeys[0], v);
+            sig = _sign(_routerKeys[0], address(_router), v);
             vm.chainId(chainId);
         }
         uint256 before = _mor.balanceOf(_providers[0]);
@@ -168,23 +169,6 @@ contract Handler is CommonBase, StdCheats, StdUtils {
     /*//////////////////////////////////////////////////////////////
                                 HELPERS
     //////////////////////////////////////////////////////////////*/
-
-    function _sign(uint256 key, Messages.CreditVoucher memory v) internal view returns (bytes memory) {
-        bytes32 domain = keccak256(
-            abi.encode(
-                keccak256(
-                    "EIP712Domain(string name,string version,uint256 chainId,address verifyingContract)"
-                ),
-                keccak256("Morpheus Compute"),
-                keccak256("1"),
-                block.chainid,
-                address(_router)
-            )
-        );
-        (uint8 sv, bytes32 r, bytes32 s) =
-            vm.sign(key, keccak256(abi.encodePacked("\x19\x01", domain, Messages.hash(v))));
-        return abi.encodePacked(r, s, sv);
-    }
 
     function _one(Messages.CreditVoucher memory v)
         internal
