@@ -26,13 +26,18 @@ pub struct RouterConfig {
     pub assignment_lifetime: Duration,
     /// Whether providers must pass a liveness challenge before each assignment.
     pub liveness: bool,
-    /// How long a provider has to answer a liveness challenge.
+    /// How long a provider has to answer a liveness challenge: the whole-request timeout of the
+    /// router's one HTTP client to providers (connecting, sending, the answer's headers and
+    /// body). The challenge's deadline is twice this.
     pub liveness_timeout: Duration,
+    /// How long the router's HTTP client waits for a provider's TCP connection to be accepted.
+    /// Also bounded by [`liveness_timeout`](Self::liveness_timeout).
+    pub provider_connect_timeout: Duration,
 }
 
 impl RouterConfig {
     /// Settings with the defaults: X = 50 %, Z = 20 reports, assignments valid 300 s, liveness
-    /// on with a 10 s timeout.
+    /// on with a 10 s timeout, 3 s to connect to a provider.
     pub fn new(
         rpc_url: impl Into<String>,
         deployment: Deployment,
@@ -49,6 +54,7 @@ impl RouterConfig {
             assignment_lifetime: Duration::from_secs(300),
             liveness: true,
             liveness_timeout: Duration::from_secs(10),
+            provider_connect_timeout: Duration::from_secs(3),
         }
     }
 }

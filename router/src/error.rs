@@ -1,5 +1,7 @@
 //! The router's one error type: refusals with a reason for the client, and internal failures.
 
+use std::path::PathBuf;
+
 use alloy::primitives::{Address, B256, U256};
 
 /// Everything that can go wrong in the router.
@@ -86,6 +88,29 @@ pub enum Error {
     /// The database failed.
     #[error("database: {0}")]
     Database(#[from] rusqlite::Error),
+    /// The database file could not be opened or set up (not a SQLite database, unreadable,
+    /// a schema that does not fit).
+    #[error("cannot open the database {}: {source}", path.display())]
+    OpenDatabase {
+        /// The database file.
+        path: PathBuf,
+        /// SQLite's reason ("file is not a database", ...).
+        source: rusqlite::Error,
+    },
+    /// A value read back from the database does not parse: the file was changed outside the
+    /// router or is damaged. Never replaced by a default (a zero address would be credited).
+    #[error("the database holds a bad value in {column}: {value:?} ({reason})")]
+    CorruptDatabase {
+        /// `table.column` the value was read from.
+        column: &'static str,
+        /// The value as stored.
+        value: String,
+        /// Why it is not what the column holds.
+        reason: String,
+    },
+    /// A database call on the blocking thread pool panicked or was cancelled.
+    #[error("database task: {0}")]
+    DatabaseTask(#[from] tokio::task::JoinError),
     /// Binding or serving the listener failed.
     #[error("io: {0}")]
     Io(#[from] std::io::Error),
@@ -129,17 +154,28 @@ impl Error {
             Self::AlreadyReported(_) => (409, "invalid_request_error", "already_reported"),
             Self::NoCredit(_) => (404, "not_found_error", "no_credit"),
             Self::Chain(_) => (502, "server_error", "chain_unavailable"),
-            Self::Config(_) | Self::Database(_) | Self::Io(_) => {
-                (500, "server_error", "internal_error")
-            }
+            Self::Config(_)
+            | Self::Database(_)
+            | Self::OpenDatabase { .. }
+            | Self::CorruptDatabase { .. }
+            | Self::DatabaseTask(_)
+            | Self::Io(_) => (500, "server_error", "internal_error"),
         }
     }
 
-    /// What the client is told: the reason for a refusal, a generic line for internal failures.
+    /// What the client is told: the reason for a refusal, a generic line for internal failures
+    /// (the column and value of a corrupt row go to the log only).
     pub fn public_message(&self) -> String {
         match self {
             Self::Chain(_) => "the router could not read the chain; try again".into(),
-            Self::Config(_) | Self::Database(_) | Self::Io(_) => "internal router error".into(),
+            Self::CorruptDatabase { .. } => {
+                "internal router error: the router's database is corrupt".into()
+            }
+            Self::Config(_)
+            | Self::Database(_)
+            | Self::OpenDatabase { .. }
+            | Self::DatabaseTask(_)
+            | Self::Io(_) => "internal router error".into(),
             other => other.to_string(),
         }
     }

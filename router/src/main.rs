@@ -52,6 +52,12 @@ struct Serve {
     /// Skip the liveness challenge before assigning (for testing only).
     #[arg(long, env = "MORPHEUS_NO_LIVENESS")]
     no_liveness: bool,
+    /// Seconds a provider has to answer a liveness challenge (the whole request).
+    #[arg(long, env = "MORPHEUS_LIVENESS_TIMEOUT", default_value_t = 10)]
+    liveness_timeout: u64,
+    /// Seconds to wait for a provider to accept the connection.
+    #[arg(long, env = "MORPHEUS_PROVIDER_CONNECT_TIMEOUT", default_value_t = 3)]
+    provider_connect_timeout: u64,
 }
 
 #[tokio::main]
@@ -80,15 +86,47 @@ async fn serve(args: Serve) -> eyre::Result<()> {
     config.report_window = args.report_window;
     config.assignment_lifetime = Duration::from_secs(args.assignment_lifetime);
     config.liveness = !args.no_liveness;
+    config.liveness_timeout = Duration::from_secs(args.liveness_timeout);
+    config.provider_connect_timeout = Duration::from_secs(args.provider_connect_timeout);
     let state = AppState::connect(config).await?;
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await
         .wrap_err_with(|| format!("binding {}", args.listen))?;
-    morpheus_router::run(listener, state, async {
-        if let Err(e) = tokio::signal::ctrl_c().await {
-            tracing::error!(error = %e, "waiting for ctrl-c failed");
-        }
-    })
-    .await?;
+    morpheus_router::run(listener, state, shutdown_signal()).await?;
     Ok(())
+}
+
+/// Resolves on Ctrl-C (SIGINT) or SIGTERM (what `kill`, systemd and container runtimes send),
+/// after logging which; the server then lets running requests finish.
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        if let Err(e) = tokio::signal::ctrl_c().await {
+            tracing::error!(target: "router", error = %e, "waiting for ctrl-c failed");
+            std::future::pending::<()>().await;
+        }
+    };
+    let signal = tokio::select! {
+        () = ctrl_c => "SIGINT",
+        () = terminate() => "SIGTERM",
+    };
+    tracing::info!(target: "router", signal, "shutting down");
+}
+
+#[cfg(unix)]
+async fn terminate() {
+    use tokio::signal::unix::{SignalKind, signal};
+    match signal(SignalKind::terminate()) {
+        Ok(mut sigterm) => {
+            sigterm.recv().await;
+        }
+        Err(e) => {
+            tracing::error!(target: "router", error = %e, "listening for SIGTERM failed");
+            std::future::pending::<()>().await;
+        }
+    }
+}
+
+#[cfg(not(unix))]
+async fn terminate() {
+    std::future::pending::<()>().await;
 }

@@ -1,22 +1,23 @@
 //! Picking a provider: the cheapest live bid among registered, whitelisted providers with a
 //! model claim, free capacity and a good record; ties by latency record, then at random.
 
-use std::cmp::Ordering;
+use std::{cmp::Ordering, time::Duration};
 
 use alloy::{
     primitives::{Address, B256, U256},
     signers::local::PrivateKeySigner,
     sol_types::Eip712Domain,
+    transports::http::reqwest,
 };
 use morpheus_sdk::{
-    contracts::{Model, ProviderRegistryClient},
+    contracts::{Bid, Model, ProviderRegistryClient},
     messages::{LivenessChallenge, Signed},
     provider::ProviderClient,
     router::ProviderStats,
 };
 use tracing::{debug, info};
 
-use crate::{Error, Result, service::unix_now};
+use crate::{Error, Result, RouterConfig, service::unix_now, store::Standing};
 
 /// `ProviderStatus.Active` in `IProviderRegistry`.
 const STATUS_ACTIVE: u8 = 1;
@@ -31,6 +32,8 @@ pub(crate) struct Candidate {
     pub(crate) price_per_token: U256,
     pub(crate) capacity: U256,
     pub(crate) record: ProviderStats,
+    /// Its sessions neither reported nor expired.
+    pub(crate) open_sessions: u64,
     /// Why it may not be picked now (not registered, no claim, full); `None` when eligible.
     pub(crate) excluded: Option<String>,
     tiebreak: u64,
@@ -59,13 +62,8 @@ pub(crate) async fn model(registry: &ProviderRegistryClient, model_id: B256) -> 
     }
 }
 
-/// Every provider with an active bid for `model_id`, in selection order. `record` and
-/// `open_sessions` come from the router's store.
-pub(crate) async fn candidates(
-    registry: &ProviderRegistryClient,
-    model_id: B256,
-    mut record: impl FnMut(Address) -> Result<(ProviderStats, u64)>,
-) -> Result<Vec<Candidate>> {
+/// Every active bid for `model_id`.
+pub(crate) async fn bids(registry: &ProviderRegistryClient, model_id: B256) -> Result<Vec<Bid>> {
     let mut bids = Vec::new();
     loop {
         let page = registry
@@ -77,11 +75,20 @@ pub(crate) async fn candidates(
             break;
         }
     }
+    Ok(bids)
+}
+
+/// The bidders for `model_id` with their standing in the router's store, in selection order.
+pub(crate) async fn candidates(
+    registry: &ProviderRegistryClient,
+    model_id: B256,
+    bids: impl IntoIterator<Item = (Bid, Standing)>,
+) -> Result<Vec<Candidate>> {
     let whitelist_on = registry.whitelist_active().await?;
-    let mut out = Vec::with_capacity(bids.len());
-    for bid in bids {
+    let mut out = Vec::new();
+    for (bid, standing) in bids {
         let info = registry.provider(bid.provider).await?;
-        let (stats, open) = record(bid.provider)?;
+        let open = standing.open_sessions;
         let excluded = if info.status != STATUS_ACTIVE {
             Some("not a registered provider".to_string())
         } else if whitelist_on && !registry.is_whitelisted(bid.provider).await? {
@@ -101,7 +108,8 @@ pub(crate) async fn candidates(
             endpoint: info.endpoint,
             price_per_token: bid.pricePerToken,
             capacity: bid.capacity,
-            record: stats,
+            record: standing.record,
+            open_sessions: open,
             excluded,
             tiebreak: rand::random(),
         });
@@ -110,15 +118,42 @@ pub(crate) async fn candidates(
     Ok(out)
 }
 
+/// The router's one HTTP client to providers, shared by every liveness check: one connection
+/// pool, and the config's connect and whole-request timeouts, so that a provider that accepts
+/// the connection and never answers costs at most `liveness_timeout`. It follows no redirects:
+/// a provider's endpoint is where the router talks to it, not a pointer elsewhere.
+pub(crate) fn provider_http(config: &RouterConfig) -> Result<reqwest::Client> {
+    reqwest::Client::builder()
+        .connect_timeout(config.provider_connect_timeout)
+        .timeout(config.liveness_timeout)
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .map_err(|e| Error::Config(format!("building the HTTP client to providers: {e}")))
+}
+
+/// What a liveness check needs: the shared client, the domain and signer of the challenge, and
+/// the timeout the client enforces (the challenge's deadline is twice it).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Liveness<'a> {
+    pub(crate) http: &'a reqwest::Client,
+    pub(crate) domain: &'a Eip712Domain,
+    pub(crate) signer: &'a PrivateKeySigner,
+    pub(crate) timeout: Duration,
+}
+
 /// Challenges a provider for one random chunk of the model and checks the proof against the
 /// on-chain root. `Err` says why the provider is not live.
 pub(crate) async fn check_liveness(
     candidate: &Candidate,
     model: &Model,
-    domain: &Eip712Domain,
-    signer: &PrivateKeySigner,
-    timeout: std::time::Duration,
+    check: Liveness<'_>,
 ) -> std::result::Result<(), String> {
+    let Liveness {
+        http,
+        domain,
+        signer,
+        timeout,
+    } = check;
     let chunks = model.chunkCount.max(U256::from(1));
     let challenge = LivenessChallenge {
         challengeId: B256::from(rand::random::<[u8; 32]>()),
@@ -128,11 +163,17 @@ pub(crate) async fn check_liveness(
         deadline: U256::from(unix_now() + timeout.as_secs().max(1) * 2),
     };
     let signed = Signed::sign(challenge.clone(), domain, signer).map_err(|e| e.to_string())?;
-    let client = ProviderClient::new(&candidate.endpoint).map_err(|e| e.to_string())?;
-    let proof = tokio::time::timeout(timeout, client.liveness(&signed))
-        .await
-        .map_err(|_| format!("no liveness answer within {timeout:?}"))?
+    let client = ProviderClient::with_client(&candidate.endpoint, http.clone())
         .map_err(|e| e.to_string())?;
+    let started = std::time::Instant::now();
+    // Bounded by the shared client's timeouts (provider_http).
+    let proof = client.liveness(&signed).await.map_err(|e| {
+        if started.elapsed() >= timeout {
+            format!("no liveness answer within {timeout:?} ({e})")
+        } else {
+            e.to_string()
+        }
+    })?;
     proof
         .verify(&challenge, model.merkleRoot, domain)
         .map_err(|e| e.to_string())?;
@@ -140,13 +181,12 @@ pub(crate) async fn check_liveness(
     Ok(())
 }
 
-/// Walks the candidates in order and returns the first eligible one that passes liveness.
+/// Walks the candidates in order and returns the first eligible one that passes liveness (the
+/// first eligible one when `liveness` is `None`).
 pub(crate) async fn pick(
     candidates: &[Candidate],
     model: &Model,
-    domain: &Eip712Domain,
-    signer: &PrivateKeySigner,
-    liveness: Option<std::time::Duration>,
+    liveness: Option<Liveness<'_>>,
 ) -> Result<Candidate> {
     let mut refused = Vec::new();
     for c in candidates {
@@ -154,8 +194,8 @@ pub(crate) async fn pick(
             refused.push(format!("{}: {why}", c.provider));
             continue;
         }
-        if let Some(timeout) = liveness
-            && let Err(why) = check_liveness(c, model, domain, signer, timeout).await
+        if let Some(check) = liveness
+            && let Err(why) = check_liveness(c, model, check).await
         {
             info!(target: "router::select", provider = %c.provider, reason = %why, "liveness failed");
             refused.push(format!("{}: liveness failed: {why}", c.provider));

@@ -9,6 +9,7 @@ use alloy::{
     primitives::{Address, B256, U256},
     signers::local::PrivateKeySigner,
     sol_types::Eip712Domain,
+    transports::http::reqwest,
 };
 use morpheus_sdk::{
     contracts::Protocol,
@@ -18,8 +19,9 @@ use morpheus_sdk::{
 use tracing::{info, warn};
 
 use crate::{
-    Error, Result, RouterConfig, select,
-    store::{NewSession, SpeedRule, Store},
+    Error, Result, RouterConfig,
+    select::{self, Candidate, Liveness},
+    store::{self, NewSession, SpeedRule, Store},
 };
 
 const DAY: u64 = 86_400;
@@ -32,7 +34,8 @@ pub(crate) fn unix_now() -> u64 {
         .unwrap_or_default()
 }
 
-/// A running router's shared state: the chain connection, the signer and the store.
+/// A running router's shared state: the chain connection, the signer, the HTTP client to
+/// providers and the store.
 #[derive(Debug, Clone)]
 pub struct AppState(Arc<Inner>);
 
@@ -41,12 +44,16 @@ struct Inner {
     config: RouterConfig,
     protocol: Protocol,
     domain: Eip712Domain,
-    store: Store,
+    /// The one client every liveness check goes through (`select::provider_http`).
+    http: reqwest::Client,
+    /// Reached only through `store::blocking`, off the runtime's worker threads.
+    store: Arc<Store>,
 }
 
 impl AppState {
     /// Connects to the chain (read-only: the router never sends a transaction), checks that the
-    /// signer is an authorised router, and opens the database.
+    /// signer is an authorised router, and opens the database: a file that is not a SQLite
+    /// database is [`Error::OpenDatabase`] naming it.
     pub async fn connect(config: RouterConfig) -> Result<Self> {
         if config.report_window == 0 {
             return Err(Error::Config(
@@ -61,14 +68,38 @@ impl AppState {
                 config.deployment.session_router
             )));
         }
-        let store = Store::open(&config.db_path)?;
+        let http = select::provider_http(&config)?;
+        let path = config.db_path.clone();
+        let store = tokio::task::spawn_blocking(move || Store::open(&path)).await??;
         info!(target: "router", router = %signer, db = %config.db_path.display(), "ready");
         Ok(Self(Arc::new(Inner {
             domain: config.deployment.domain(),
             config,
             protocol,
-            store,
+            http,
+            store: Arc::new(store),
         })))
+    }
+
+    /// Runs `f` on the store, off the async runtime's threads.
+    async fn store<T, F>(&self, f: F) -> Result<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Store) -> Result<T> + Send + 'static,
+    {
+        store::blocking(&self.0.store, f).await
+    }
+
+    /// The bidders for `model_id` in selection order, with their standing in the store at `now`.
+    async fn candidates(&self, model_id: B256, now: u64) -> Result<Vec<Candidate>> {
+        let registry = self.0.protocol.registry();
+        let bids = select::bids(&registry, model_id).await?;
+        let providers: Vec<Address> = bids.iter().map(|b| b.provider).collect();
+        let window = self.0.config.report_window;
+        let standings = self
+            .store(move |s| s.standings(&providers, window, now))
+            .await?;
+        select::candidates(&registry, model_id, bids.into_iter().zip(standings)).await
     }
 
     /// The router signer's address.
@@ -129,11 +160,13 @@ impl AppState {
             day,
             token_max,
         };
-        self.0.store.reserve(&session, user_max)?;
+        let reserved = session.clone();
+        self.store(move |s| s.reserve(&reserved, user_max)).await?;
         match self.assign(&session, &model).await {
             Ok(assignment) => Ok(assignment),
             Err(e) => {
-                if let Err(undo) = self.0.store.cancel(session.session_id) {
+                let id = session.session_id;
+                if let Err(undo) = self.store(move |s| s.cancel(id)).await {
                     warn!(target: "router::compute", error = %undo, "releasing a reservation failed");
                 }
                 Err(e)
@@ -146,27 +179,18 @@ impl AppState {
         session: &NewSession,
         model: &morpheus_sdk::contracts::Model,
     ) -> Result<Signed<Assignment>> {
-        let now = unix_now();
-        let store = &self.0.store;
-        let window = self.0.config.report_window;
-        let candidates = select::candidates(&self.0.protocol.registry(), session.model_id, |p| {
-            Ok((store.stats(p, window)?, store.open_sessions(p, now)?))
-        })
-        .await?;
-        let liveness = self
-            .0
-            .config
-            .liveness
-            .then_some(self.0.config.liveness_timeout);
-        let chosen =
-            select::pick(&candidates, model, &self.0.domain, self.signer(), liveness).await?;
-        let expires_at = unix_now() + self.0.config.assignment_lifetime.as_secs();
-        store.assign(
-            session.session_id,
-            chosen.provider,
-            chosen.price_per_token,
-            expires_at,
-        )?;
+        let candidates = self.candidates(session.model_id, unix_now()).await?;
+        let liveness = self.0.config.liveness.then_some(Liveness {
+            http: &self.0.http,
+            domain: &self.0.domain,
+            signer: self.signer(),
+            timeout: self.0.config.liveness_timeout,
+        });
+        let chosen = select::pick(&candidates, model, liveness).await?;
+        let expires_at = unix_now().saturating_add(self.0.config.assignment_lifetime.as_secs());
+        let (id, provider, price) = (session.session_id, chosen.provider, chosen.price_per_token);
+        self.store(move |s| s.assign(id, provider, price, expires_at))
+            .await?;
         info!(
             target: "router::compute",
             session = %session.session_id, user = %session.user, provider = %chosen.provider,
@@ -200,7 +224,10 @@ impl AppState {
             slow_threshold_pct: self.0.config.slow_threshold_pct,
             window: self.0.config.report_window,
         };
-        let receipt = self.0.store.record_report(&report.message, signer, rule)?;
+        let message = report.message;
+        let receipt = self
+            .store(move |s| s.record_report(&message, signer, rule))
+            .await?;
         info!(
             target: "router::usage",
             session = %receipt.session_id, provider = %receipt.provider,
@@ -212,9 +239,8 @@ impl AppState {
     /// The provider's newest cumulative voucher, issued at the chain's latest block time.
     pub async fn voucher(&self, provider: Address) -> Result<Signed<CreditVoucher>> {
         let credits = self
-            .0
-            .store
-            .credits(provider)?
+            .store(move |s| s.credits(provider))
+            .await?
             .filter(|c| !c.amount.is_zero())
             .ok_or(Error::NoCredit(provider))?;
         let issued_at = self.0.protocol.latest_block_time().await?;
@@ -237,26 +263,12 @@ impl AppState {
 
     /// Providers with an active bid for the model, in the order the router would try them.
     pub async fn providers(&self, model_id: B256) -> Result<ProviderList> {
-        let registry = self.0.protocol.registry();
-        select::model(&registry, model_id).await?;
-        let now = unix_now();
-        let store = &self.0.store;
-        let window = self.0.config.report_window;
-        let mut opens = Vec::new();
-        let candidates = select::candidates(&registry, model_id, |p| {
-            let open = store.open_sessions(p, now)?;
-            opens.push((p, open));
-            Ok((store.stats(p, window)?, open))
-        })
-        .await?;
+        select::model(&self.0.protocol.registry(), model_id).await?;
+        let candidates = self.candidates(model_id, unix_now()).await?;
         let providers = candidates
             .into_iter()
             .map(|c| ProviderInfo {
-                open_sessions: opens
-                    .iter()
-                    .find(|(p, _)| *p == c.provider)
-                    .map(|(_, n)| *n)
-                    .unwrap_or_default(),
+                open_sessions: c.open_sessions,
                 provider: c.provider,
                 endpoint: c.endpoint,
                 price_per_token: c.price_per_token,
@@ -274,7 +286,7 @@ impl AppState {
     pub async fn allowance(&self, user: Address) -> Result<Allowance> {
         let user_max = self.0.protocol.session_router().user_max(user).await?;
         let (day, _) = self.chain_day().await?;
-        let used = U256::from(self.0.store.used(user, day)?);
+        let used = U256::from(self.store(move |s| s.used(user, day)).await?);
         Ok(Allowance {
             user,
             day,

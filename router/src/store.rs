@@ -6,7 +6,7 @@
 
 use std::{
     path::Path,
-    sync::{Mutex, MutexGuard},
+    sync::{Arc, Mutex, MutexGuard},
 };
 
 use alloy::primitives::{Address, B256, U256};
@@ -89,10 +89,30 @@ pub(crate) struct SpeedRule {
     pub(crate) window: u32,
 }
 
-/// The SQLite store. Calls are short and never held across an `.await`.
+/// What the store knows of a provider when picking one: its record and its open sessions.
+#[derive(Debug, Clone)]
+pub(crate) struct Standing {
+    pub(crate) record: ProviderStats,
+    pub(crate) open_sessions: u64,
+}
+
+/// The SQLite store. Its calls block (on the disk, on another writer's lock for up to the
+/// busy timeout), so async code reaches it only through [`blocking`].
 #[derive(Debug)]
 pub(crate) struct Store {
     conn: Mutex<Connection>,
+}
+
+/// Runs `f` on the store on tokio's blocking thread pool, so that SQLite never holds up the
+/// runtime's worker threads. The call runs to its end even when the awaiting request is
+/// dropped: a report the store accepted is committed whether or not its reply is sent.
+pub(crate) async fn blocking<T, F>(store: &Arc<Store>, f: F) -> Result<T>
+where
+    T: Send + 'static,
+    F: FnOnce(&Store) -> Result<T> + Send + 'static,
+{
+    let store = Arc::clone(store);
+    tokio::task::spawn_blocking(move || f(&store)).await?
 }
 
 fn key<T: std::fmt::Debug>(value: &T) -> String {
@@ -100,27 +120,54 @@ fn key<T: std::fmt::Debug>(value: &T) -> String {
     format!("{value:?}").to_lowercase()
 }
 
+/// A count or time for an INTEGER column. Saturates instead of failing: every value written is
+/// already below 2^63 (`tokenMax` is refused above it, times are unix seconds and days), and a
+/// cumulative token counter cannot reach 2^63 tokens.
 fn to_i64(v: u64) -> i64 {
     i64::try_from(v).unwrap_or(i64::MAX)
 }
 
-fn to_u64(v: i64) -> u64 {
-    u64::try_from(v).unwrap_or_default()
+/// The error for a value read back from `column` that is not what the router wrote there.
+fn corrupt(column: &'static str, value: impl ToString, reason: impl ToString) -> Error {
+    Error::CorruptDatabase {
+        column,
+        value: value.to_string(),
+        reason: reason.to_string(),
+    }
 }
 
-fn parse_u256(s: &str) -> Result<U256> {
+/// A count read back from `column`; the router never writes a negative one.
+fn read_u64(column: &'static str, v: i64) -> Result<u64> {
+    u64::try_from(v).map_err(|_| corrupt(column, v, "a negative count"))
+}
+
+fn read_u256(column: &'static str, s: &str) -> Result<U256> {
     s.parse()
-        .map_err(|e| Error::Config(format!("database holds a bad amount {s:?}: {e}")))
+        .map_err(|e| corrupt(column, s, format_args!("not an amount: {e}")))
+}
+
+fn read_address(column: &'static str, s: &str) -> Result<Address> {
+    s.parse()
+        .map_err(|e| corrupt(column, s, format_args!("not an address: {e}")))
 }
 
 impl Store {
-    /// Opens (or creates) the database at `path`.
+    /// Opens (or creates) the database at `path`. A file that is not a SQLite database, or
+    /// cannot be read or set up, is [`Error::OpenDatabase`] naming it.
     pub(crate) fn open(path: &Path) -> Result<Self> {
-        let conn = Connection::open(path)?;
-        conn.busy_timeout(std::time::Duration::from_secs(5))?;
-        conn.pragma_update(None, "journal_mode", "WAL")?;
-        conn.pragma_update(None, "synchronous", "NORMAL")?;
-        conn.execute_batch(SCHEMA)?;
+        let open = || -> rusqlite::Result<Connection> {
+            let conn = Connection::open(path)?;
+            conn.busy_timeout(std::time::Duration::from_secs(5))?;
+            // The first statement that reads the file: where "file is not a database" shows.
+            conn.pragma_update(None, "journal_mode", "WAL")?;
+            conn.pragma_update(None, "synchronous", "NORMAL")?;
+            conn.execute_batch(SCHEMA)?;
+            Ok(conn)
+        };
+        let conn = open().map_err(|source| Error::OpenDatabase {
+            path: path.to_path_buf(),
+            source,
+        })?;
         Ok(Self {
             conn: Mutex::new(conn),
         })
@@ -232,37 +279,24 @@ impl Store {
         used_on(&self.conn(), &key(&user), day)
     }
 
-    /// Sessions assigned to `provider` that are neither reported nor expired at `now`.
-    pub(crate) fn open_sessions(&self, provider: Address, now: u64) -> Result<u64> {
-        let n: i64 = self.conn().query_row(
-            "SELECT COUNT(*) FROM sessions
-             WHERE provider = ?1 AND reported = 0 AND expires_at >= ?2",
-            params![key(&provider), to_i64(now)],
-            |r| r.get(0),
-        )?;
-        Ok(to_u64(n))
-    }
-
-    /// A provider's record: cumulative counters plus its last `window` reports.
-    pub(crate) fn stats(&self, provider: Address, window: u32) -> Result<ProviderStats> {
+    /// The standing of each of `providers` (in that order): its record over its last `window`
+    /// reports, and its sessions neither reported nor expired at `now`.
+    pub(crate) fn standings(
+        &self,
+        providers: &[Address],
+        window: u32,
+        now: u64,
+    ) -> Result<Vec<Standing>> {
         let conn = self.conn();
-        let credits = credits_of(&conn, &key(&provider))?.unwrap_or_default();
-        let (count, failed, mean): (i64, i64, Option<f64>) = conn.query_row(
-            "SELECT COUNT(*), COALESCE(SUM(failed), 0), AVG(ms_per_token) FROM (
-                 SELECT failed, ms_per_token FROM reports WHERE provider = ?1
-                 ORDER BY id DESC LIMIT ?2)",
-            params![key(&provider), window],
-            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
-        )?;
-        let (count, failed) = (to_u64(count), to_u64(failed));
-        Ok(ProviderStats {
-            sessions: credits.sessions,
-            failed: credits.failed,
-            tokens: credits.tokens,
-            amount: credits.amount,
-            ms_per_token: mean,
-            bad_record: count >= MIN_RECORD && failed * 2 > count,
-        })
+        providers
+            .iter()
+            .map(|p| {
+                Ok(Standing {
+                    record: stats(&conn, *p, window)?,
+                    open_sessions: open_sessions(&conn, *p, now)?,
+                })
+            })
+            .collect()
     }
 
     /// A provider's cumulative counters, if it was ever reported on.
@@ -304,18 +338,24 @@ impl Store {
         let Some((user, model, token_max, Some(provider), Some(price), reported)) = row else {
             return Err(Error::UnknownSession(report.sessionId));
         };
-        if user != key(&signer) {
+        // Everything read back is checked before anything is judged or written: a damaged row
+        // fails the report (and rolls the transaction back) instead of crediting a default.
+        let user = read_address("sessions.user", &user)?;
+        let provider = read_address("sessions.provider", &provider)?;
+        let price = read_u256("sessions.price_per_token", &price)?;
+        let token_max = read_u64("sessions.token_max", token_max)?;
+        if user != signer {
             return Err(Error::WrongReporter {
                 session: report.sessionId,
-                user: user.parse().unwrap_or_default(),
+                user,
                 signer,
             });
         }
         if reported != 0 {
             return Err(Error::AlreadyReported(report.sessionId));
         }
-        let provider_address: Address = provider.parse().unwrap_or_default();
-        let token_max = to_u64(token_max);
+        // The user's signed numbers, not the database's: a count above u64 is capped like any
+        // count above tokenMax, a duration above u64 is as slow as one can be.
         let tokens = u64::try_from(report.tokens)
             .unwrap_or(u64::MAX)
             .min(token_max);
@@ -330,19 +370,18 @@ impl Store {
             params![model, rule.window],
             |r| r.get(0),
         )?;
-        let limit = mean.map(|m| m * (1.0 + f64::from(rule.slow_threshold_pct) / 100.0));
+        let limit = mean.map(|m| (m, m * (1.0 + f64::from(rule.slow_threshold_pct) / 100.0)));
         let (outcome, detail) = match (report.passed, ms_per_token, limit) {
             (false, _, _) => (
                 Outcome::Failed,
                 "the user reported the session failed".into(),
             ),
-            (true, Some(speed), Some(limit)) if speed > limit => (
+            (true, Some(speed), Some((mean, limit))) if speed > limit => (
                 Outcome::Slow,
                 format!(
                     "{speed:.3} ms/token is more than {}% above the model's recent mean \
-                     {:.3} ms/token (limit {limit:.3})",
+                     {mean:.3} ms/token (limit {limit:.3})",
                     rule.slow_threshold_pct,
-                    mean.unwrap_or_default()
                 ),
             ),
             (true, speed, _) => (
@@ -353,7 +392,6 @@ impl Store {
                 },
             ),
         };
-        let price = parse_u256(&price)?;
         let amount = if outcome == Outcome::Credited {
             U256::from(tokens) * price
         } else {
@@ -373,16 +411,17 @@ impl Store {
         )?;
         tx.execute(
             "INSERT INTO reports (model_id, provider, ms_per_token, failed) VALUES (?1, ?2, ?3, ?4)",
-            params![model, provider, ms_per_token, failed],
+            params![model, key(&provider), ms_per_token, failed],
         )?;
-        let before = credits_of(&tx, &provider)?.unwrap_or_default();
+        // A provider never reported on has all-zero counters: the true starting point.
+        let before = credits_of(&tx, &key(&provider))?.unwrap_or_default();
         tx.execute(
             "INSERT INTO credits (provider, amount, tokens, sessions, failed)
              VALUES (?1, ?2, ?3, ?4, ?5)
              ON CONFLICT (provider) DO UPDATE SET amount = excluded.amount,
                  tokens = excluded.tokens, sessions = excluded.sessions, failed = excluded.failed",
             params![
-                provider,
+                key(&provider),
                 (before.amount + amount).to_string(),
                 to_i64(before.tokens.saturating_add(tokens)),
                 to_i64(before.sessions + 1),
@@ -392,7 +431,7 @@ impl Store {
         tx.commit()?;
         Ok(UsageReceipt {
             session_id: report.sessionId,
-            provider: provider_address,
+            provider,
             outcome,
             tokens: U256::from(tokens),
             amount,
@@ -409,7 +448,42 @@ fn used_on(conn: &Connection, user: &str, day: u64) -> Result<u64> {
         params![user, to_i64(day)],
         |r| r.get(0),
     )?;
-    Ok(to_u64(used))
+    read_u64("sessions (tokens used today)", used)
+}
+
+/// Sessions assigned to `provider` that are neither reported nor expired at `now`.
+fn open_sessions(conn: &Connection, provider: Address, now: u64) -> Result<u64> {
+    let n: i64 = conn.query_row(
+        "SELECT COUNT(*) FROM sessions
+         WHERE provider = ?1 AND reported = 0 AND expires_at >= ?2",
+        params![key(&provider), to_i64(now)],
+        |r| r.get(0),
+    )?;
+    read_u64("sessions (open count)", n)
+}
+
+/// A provider's record: cumulative counters plus its last `window` reports.
+fn stats(conn: &Connection, provider: Address, window: u32) -> Result<ProviderStats> {
+    // A provider never reported on has all-zero counters: the true starting point.
+    let credits = credits_of(conn, &key(&provider))?.unwrap_or_default();
+    // COALESCE: no reports means none failed; AVG of no reports stays NULL (speed unknown).
+    let (count, failed, mean): (i64, i64, Option<f64>) = conn.query_row(
+        "SELECT COUNT(*), COALESCE(SUM(failed), 0), AVG(ms_per_token) FROM (
+             SELECT failed, ms_per_token FROM reports WHERE provider = ?1
+             ORDER BY id DESC LIMIT ?2)",
+        params![key(&provider), window],
+        |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+    )?;
+    let count = read_u64("reports (count)", count)?;
+    let failed = read_u64("reports.failed", failed)?;
+    Ok(ProviderStats {
+        sessions: credits.sessions,
+        failed: credits.failed,
+        tokens: credits.tokens,
+        amount: credits.amount,
+        ms_per_token: mean,
+        bad_record: count >= MIN_RECORD && failed.saturating_mul(2) > count,
+    })
 }
 
 fn credits_of(conn: &Connection, provider: &str) -> Result<Option<Credits>> {
@@ -422,11 +496,91 @@ fn credits_of(conn: &Connection, provider: &str) -> Result<Option<Credits>> {
         .optional()?;
     row.map(|(amount, tokens, sessions, failed)| {
         Ok(Credits {
-            amount: parse_u256(&amount)?,
-            tokens: to_u64(tokens),
-            sessions: to_u64(sessions),
-            failed: to_u64(failed),
+            amount: read_u256("credits.amount", &amount)?,
+            tokens: read_u64("credits.tokens", tokens)?,
+            sessions: read_u64("credits.sessions", sessions)?,
+            failed: read_u64("credits.failed", failed)?,
         })
     })
     .transpose()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A session reserved by `user` and assigned to `provider`, in a fresh store.
+    fn assigned(dir: &Path, user: Address, provider: Address) -> (Store, B256) {
+        let store = Store::open(&dir.join("router.db")).expect("open");
+        let session = NewSession {
+            session_id: B256::repeat_byte(7),
+            user,
+            nonce: U256::from(1),
+            model_id: B256::repeat_byte(9),
+            day: 1,
+            token_max: 100,
+        };
+        store.reserve(&session, U256::from(1000)).expect("reserve");
+        store
+            .assign(session.session_id, provider, U256::from(3), u64::MAX / 4)
+            .expect("assign");
+        (store, session.session_id)
+    }
+
+    fn report(session_id: B256) -> UsageReport {
+        UsageReport {
+            sessionId: session_id,
+            tokens: U256::from(10),
+            ttftMs: U256::from(1),
+            durationMs: U256::from(10),
+            passed: true,
+        }
+    }
+
+    const RULE: SpeedRule = SpeedRule {
+        slow_threshold_pct: 50,
+        window: 20,
+    };
+
+    #[test]
+    fn a_bad_address_read_back_names_its_column_and_value() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (user, provider) = (Address::repeat_byte(1), Address::repeat_byte(2));
+        let (store, id) = assigned(dir.path(), user, provider);
+        store
+            .conn()
+            .execute("UPDATE sessions SET provider = '0xnot-an-address'", [])
+            .expect("tamper");
+        match store.record_report(&report(id), user, RULE) {
+            Err(e @ Error::CorruptDatabase { .. }) => {
+                let message = e.to_string();
+                assert!(
+                    message.contains("sessions.provider") && message.contains("0xnot-an-address"),
+                    "{message:?} names the column and the value"
+                );
+            }
+            other => panic!("expected Error::CorruptDatabase, got {other:?}"),
+        }
+        assert_eq!(store.credits(Address::ZERO).expect("read"), None);
+    }
+
+    #[test]
+    fn a_negative_count_read_back_names_its_column_and_value() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (user, provider) = (Address::repeat_byte(1), Address::repeat_byte(2));
+        let (store, id) = assigned(dir.path(), user, provider);
+        store
+            .record_report(&report(id), user, RULE)
+            .expect("report");
+        store
+            .conn()
+            .execute("UPDATE credits SET tokens = -5", [])
+            .expect("tamper");
+        match store.credits(provider) {
+            Err(Error::CorruptDatabase { column, value, .. }) => {
+                assert_eq!((column, value.as_str()), ("credits.tokens", "-5"));
+            }
+            other => panic!("expected Error::CorruptDatabase, got {other:?}"),
+        }
+    }
 }

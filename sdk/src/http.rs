@@ -19,13 +19,6 @@ pub(crate) struct Peer {
 impl Peer {
     /// A peer at `url`; `timeout` bounds whole requests (none for streams that may run long).
     pub(crate) fn new(name: &'static str, url: &str, timeout: Option<Duration>) -> Result<Self> {
-        let mut base = Url::parse(url).map_err(|e| Error::Transport {
-            peer: name,
-            message: format!("{name} URL {url:?} is not a URL: {e}"),
-        })?;
-        if !base.path().ends_with('/') {
-            base.set_path(&format!("{}/", base.path()));
-        }
         let mut builder = reqwest::Client::builder().connect_timeout(Duration::from_secs(10));
         if let Some(timeout) = timeout {
             builder = builder.timeout(timeout);
@@ -34,6 +27,22 @@ impl Peer {
             peer: name,
             message: e.to_string(),
         })?;
+        Self::with_client(name, url, http)
+    }
+
+    /// A peer at `url` over `http`, whose settings (timeouts, pool) the caller chose.
+    pub(crate) fn with_client(
+        name: &'static str,
+        url: &str,
+        http: reqwest::Client,
+    ) -> Result<Self> {
+        let mut base = Url::parse(url).map_err(|e| Error::Transport {
+            peer: name,
+            message: format!("{name} URL {url:?} is not a URL: {e}"),
+        })?;
+        if !base.path().ends_with('/') {
+            base.set_path(&format!("{}/", base.path()));
+        }
         Ok(Self { name, http, base })
     }
 

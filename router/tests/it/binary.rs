@@ -2,7 +2,8 @@
 
 use std::{process::Stdio, time::Duration};
 
-use morpheus_sdk::{router::RouterClient, testing::Devnet};
+use morpheus_sdk::router::RouterClient;
+use morpheus_testkit::Devnet;
 use tempfile::TempDir;
 use tokio::process::Command;
 

@@ -1,15 +1,10 @@
 //! Shared set-up: a devnet, a provider running a real worker with the tiny model registered
 //! on-chain by its Merkle root, a staked user, and the router on 127.0.0.1:0.
 
-use std::{
-    collections::HashSet,
-    path::{Path, PathBuf},
-    sync::Mutex,
-    time::{SystemTime, UNIX_EPOCH},
-};
+use std::path::PathBuf;
 
 use alloy::{
-    primitives::{Address, B256, U256, utils::parse_ether},
+    primitives::{B256, U256, utils::parse_ether},
     signers::local::PrivateKeySigner,
 };
 use morpheus_router::{AppState, RouterConfig};
@@ -17,15 +12,8 @@ use morpheus_sdk::{
     merkle::ModelTree,
     messages::{ComputeRequest, Signed, UsageReport},
     router::RouterClient,
-    testing::Devnet,
 };
-use morpheus_worker::{
-    ProtocolConfig,
-    api::{self as worker_api, AppState as WorkerState},
-    engine::EngineConfig,
-    model::prepare::{self, PrepareOptions},
-    runtime::{self, Device},
-};
+use morpheus_testkit::{Devnet, TestWorker, WorkerOptions, tiny_model, unique_b256, unix_now};
 use tempfile::TempDir;
 use tokio::{sync::oneshot, task::JoinHandle};
 
@@ -35,95 +23,6 @@ pub(crate) const PROVIDER: usize = 2;
 pub(crate) const USER: usize = 3;
 /// MOR (wei) per token the provider bids.
 pub(crate) const PRICE: u64 = 2_000_000_000_000;
-
-fn repo_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .expect("router/ has a parent")
-        .to_path_buf()
-}
-
-/// `<repo>/models/tiny`, made by the worker's converter on first use.
-pub(crate) fn tiny_model() -> PathBuf {
-    static LOCK: Mutex<()> = Mutex::new(());
-    let _guard = LOCK.lock().unwrap_or_else(|e| e.into_inner());
-    let out = repo_root().join("models").join("tiny");
-    // Always through the converter: it keeps an up-to-date directory and redoes a stale one.
-    {
-        prepare::prepare(&PrepareOptions {
-            source: "tiny".into(),
-            out: out.clone(),
-            python: Some(prepare::default_python(&repo_root())),
-            force: false,
-            kernels: Default::default(),
-        })
-        .unwrap_or_else(|e| panic!("preparing the tiny model: {e} (is the venv installed?)"));
-    }
-    out
-}
-
-pub(crate) fn unix_now() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .expect("clock")
-        .as_secs()
-}
-
-/// A running worker.
-pub(crate) struct Worker {
-    shutdown: Option<oneshot::Sender<()>>,
-    handle: Option<JoinHandle<morpheus_worker::Result<()>>>,
-}
-
-impl Worker {
-    /// Starts a worker for `provider` serving the tiny model as `model_id` on `listener`.
-    pub(crate) async fn start(
-        devnet: &Devnet,
-        listener: tokio::net::TcpListener,
-        provider: PrivateKeySigner,
-        model_id: B256,
-    ) -> Self {
-        let lib = runtime::ort_library(&repo_root())
-            .expect("ONNX Runtime library (run `make venv` or set ORT_DYLIB_PATH)");
-        let env = runtime::environment(&lib).expect("ONNX Runtime loads");
-        let cfg = EngineConfig {
-            max_batch: 4,
-            max_context: 4096,
-            threads: 1,
-            device: Device::Cpu,
-            max_queue: 16,
-            ..Default::default()
-        };
-        let deployment = devnet.deployment();
-        let protocol = ProtocolConfig {
-            signer: provider,
-            chain_id: deployment.chain_id,
-            session_router: deployment.session_router,
-            routers: [devnet.router_signer().address()]
-                .into_iter()
-                .collect::<HashSet<Address>>(),
-            model_id: Some(model_id),
-        };
-        let state = WorkerState::load(&env, &tiny_model(), &cfg, protocol).expect("worker loads");
-        let (tx, rx) = oneshot::channel();
-        let handle = tokio::spawn(worker_api::run(listener, state, async {
-            let _ = rx.await;
-        }));
-        Self {
-            shutdown: Some(tx),
-            handle: Some(handle),
-        }
-    }
-
-    async fn stop(mut self) {
-        if let Some(tx) = self.shutdown.take() {
-            let _ = tx.send(());
-        }
-        if let Some(h) = self.handle.take() {
-            h.await.expect("worker task").expect("worker ends cleanly");
-        }
-    }
-}
 
 /// Registers account `index` as a provider at `endpoint`, claims `model_id` and bids `price`.
 pub(crate) async fn provide(
@@ -158,10 +57,10 @@ pub(crate) struct Net {
     pub(crate) devnet: Devnet,
     pub(crate) model_id: B256,
     pub(crate) router: RouterClient,
-    pub(crate) worker: Option<Worker>,
+    pub(crate) worker: Option<TestWorker>,
     url: String,
     config: RouterConfig,
-    _db: TempDir,
+    db: TempDir,
     shutdown: Option<oneshot::Sender<()>>,
     handle: Option<RouterTask>,
 }
@@ -176,11 +75,7 @@ impl Net {
         let tree =
             ModelTree::from_file(tiny_model().join("model.onnx"), |_, _| {}).expect("model tree");
 
-        // The provider: registered at its worker's address, the model registered by its root.
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("bind");
-        let endpoint = format!("http://{}", listener.local_addr().expect("addr"));
+        // The provider: the model registered by its root, its worker registered at its address.
         let model_id = devnet
             .protocol(PROVIDER)
             .await
@@ -189,8 +84,18 @@ impl Net {
             .register_model(tree.root(), tree.leaf_count(), "tiny")
             .await
             .expect("register model");
-        provide(&devnet, PROVIDER, &endpoint, model_id, PRICE).await;
-        let worker = Worker::start(&devnet, listener, devnet.signer(PROVIDER), model_id).await;
+        let deployment = devnet.deployment();
+        let worker = TestWorker::with(WorkerOptions {
+            threads: 1,
+            provider: devnet.signer(PROVIDER),
+            router: devnet.router_signer(),
+            chain_id: deployment.chain_id,
+            session_router: deployment.session_router,
+            model_id,
+            ..Default::default()
+        })
+        .await;
+        provide(&devnet, PROVIDER, &worker.url, model_id, PRICE).await;
 
         // The user stakes 5 MOR.
         devnet
@@ -219,7 +124,7 @@ impl Net {
             worker: Some(worker),
             url,
             config,
-            _db: db,
+            db,
             shutdown: Some(shutdown),
             handle: Some(handle),
         }
@@ -249,6 +154,12 @@ impl Net {
         self.config.db_path.clone()
     }
 
+    /// The directory holding the router's database and nothing else: every file the router
+    /// writes is in it.
+    pub(crate) fn state_dir(&self) -> PathBuf {
+        self.db.path().to_path_buf()
+    }
+
     /// The router's URL for `path` (for raw requests).
     pub(crate) fn router_url(&self, path: &str) -> String {
         format!("{}{path}", self.url)
@@ -268,7 +179,7 @@ impl Net {
             user: self.user().address(),
             modelId: self.model_id,
             tokenMax: U256::from(256),
-            nonce: U256::from_be_bytes(rand_bytes()),
+            nonce: U256::from_be_bytes(*unique_b256()),
             deadline: U256::from(unix_now() + 60),
         };
         edit(&mut r);
@@ -325,13 +236,6 @@ async fn serve(config: RouterConfig) -> (String, oneshot::Sender<()>, RouterTask
         let _ = rx.await;
     }));
     (url, tx, handle)
-}
-
-fn rand_bytes() -> [u8; 32] {
-    use std::sync::atomic::{AtomicU64, Ordering};
-    static NEXT: AtomicU64 = AtomicU64::new(1);
-    let n = NEXT.fetch_add(1, Ordering::Relaxed);
-    *B256::left_padding_from(&[unix_now().to_be_bytes(), n.to_be_bytes()].concat())
 }
 
 /// Asserts `result` is the router's refusal with `status` and a message containing `words`.

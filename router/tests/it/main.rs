@@ -3,6 +3,7 @@
 
 mod binary;
 mod common;
+mod edges;
 mod flow;
 mod persistence;
 mod refusals;

@@ -2,7 +2,9 @@
 
 use alloy::{primitives::U256, signers::local::PrivateKeySigner};
 
-use crate::common::{Net, PROVIDER, assert_refused, unix_now};
+use morpheus_testkit::unix_now;
+
+use crate::common::{Net, PROVIDER, assert_refused};
 
 #[tokio::test]
 async fn bad_requests_are_refused() {

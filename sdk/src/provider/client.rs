@@ -33,6 +33,15 @@ impl ProviderClient {
         })
     }
 
+    /// A client of the provider at `endpoint` that sends over `http`, so that a caller talking
+    /// to many providers shares one connection pool and chooses the timeouts. `http` is used as
+    /// given: without a timeout set on it, a request may wait forever.
+    pub fn with_client(endpoint: &str, http: reqwest::Client) -> Result<Self> {
+        Ok(Self {
+            peer: Peer::with_client(PEER, endpoint, http)?,
+        })
+    }
+
     /// The models the provider serves.
     pub async fn models(&self) -> Result<ModelList> {
         self.peer.json(self.peer.get("v1/models")?).await

@@ -1,0 +1,97 @@
+//! A damaged database is a clear error, never a silent default: a file that is not SQLite stops
+//! the router at start naming the file, and a row with a bad address fails the report instead of
+//! crediting the zero address.
+
+use alloy::primitives::Address;
+use morpheus_router::{AppState, Error, RouterConfig};
+use rusqlite::{Connection, params};
+use tempfile::TempDir;
+
+use crate::common::{Net, PROVIDER, assert_refused};
+
+#[tokio::test]
+async fn a_file_that_is_not_a_database_is_refused_at_start_naming_it() {
+    let net = Net::start().await;
+    let dir = TempDir::new().expect("tempdir");
+    let path = dir.path().join("router.db");
+    // 4 KiB of noise: no SQLite header.
+    let noise: Vec<u8> = (0..4096u32)
+        .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
+        .collect();
+    std::fs::write(&path, noise).expect("write the corrupt file");
+
+    let config = RouterConfig::new(
+        net.devnet.rpc_url(),
+        net.devnet.deployment(),
+        net.devnet.router_signer(),
+        &path,
+    );
+    match AppState::connect(config).await {
+        Err(e @ Error::OpenDatabase { .. }) => {
+            let message = e.to_string();
+            assert!(
+                message.contains(&path.display().to_string()),
+                "{message:?} names the file"
+            );
+            assert!(
+                message.contains("not a database"),
+                "{message:?} says what is wrong with it"
+            );
+        }
+        other => panic!("expected Error::OpenDatabase naming {path:?}, got {other:?}"),
+    }
+    net.stop().await;
+}
+
+#[tokio::test]
+async fn a_tampered_provider_address_fails_the_report_and_credits_no_one() {
+    let net = Net::start().await;
+    let provider = net.devnet.signer(PROVIDER).address();
+    let assignment = net
+        .router
+        .request_compute(&net.request(|_| {}))
+        .await
+        .expect("assignment");
+    let session = assignment.message.sessionId;
+
+    // Someone with the file writes a provider that is not an address into the session's row.
+    let db = Connection::open(net.db_path()).expect("open the router's database");
+    db.busy_timeout(std::time::Duration::from_secs(5))
+        .expect("busy timeout");
+    let changed = db
+        .execute(
+            "UPDATE sessions SET provider = 'not-an-address' WHERE session_id = lower(?1)",
+            params![session.to_string()],
+        )
+        .expect("tamper");
+    assert_eq!(changed, 1, "the session's row was changed");
+
+    assert_refused(
+        net.router
+            .report_usage(&net.report_as(&net.user(), session, 100, 100, true))
+            .await,
+        500,
+        "database is corrupt",
+    );
+
+    // Nothing was credited, to the zero address or anyone, and the report did not count.
+    let credits: i64 = db
+        .query_row("SELECT COUNT(*) FROM credits", [], |r| r.get(0))
+        .expect("count credits");
+    assert_eq!(credits, 0, "no provider's counters were written");
+    let reported: i64 = db
+        .query_row(
+            "SELECT reported FROM sessions WHERE session_id = lower(?1)",
+            params![session.to_string()],
+            |r| r.get(0),
+        )
+        .expect("session row");
+    assert_eq!(reported, 0, "the report's transaction was rolled back");
+    for who in [Address::ZERO, provider] {
+        assert!(
+            net.router.voucher(who).await.expect("voucher").is_none(),
+            "{who} has no voucher"
+        );
+    }
+    net.stop().await;
+}
