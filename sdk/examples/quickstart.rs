@@ -17,8 +17,8 @@ use morpheus_sdk::{
     contracts::Protocol,
     merkle::ModelTree,
     messages::{CreditVoucher, Signed},
-    testing::Devnet,
 };
+use morpheus_testkit::Devnet;
 
 /// anvil's default accounts 1 (the router signer), 2 (a provider) and 3 (a user).
 const ROUTER_KEY: &str = "0x59c6995e998f97a5a0044966f0945389dc9e86dae88c7a8412f4603b6b78690d";

@@ -80,9 +80,6 @@ pub enum Error {
     /// The deployment description is missing, unreadable or incomplete.
     #[error("deployment: {0}")]
     Deployment(String),
-    /// A local tool (anvil) could not be found or started.
-    #[error("local node: {0}")]
-    LocalNode(String),
     /// An HTTP peer (router or provider) refused a request; `message` is its reason.
     #[error("{peer} answered {status}: {message}")]
     Http {

@@ -9,7 +9,6 @@ pub mod messages;
 pub mod openai;
 pub mod provider;
 pub mod router;
-pub mod testing;
 
 pub use deployments::{Deployment, Network};
 pub use error::{Error, Result};

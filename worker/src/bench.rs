@@ -17,48 +17,39 @@ use crate::{
     engine::{Engine, EngineConfig, Event, GenerateRequest, Sampling},
     kernels::Activations,
     metrics::Metrics,
-    model::{ModelDir, prepare},
+    model::{ModelDir, converter, prepare},
     runtime::{self, Device},
 };
 
-/// Benchmark options.
-#[derive(Debug, Clone, clap::Args)]
-pub struct BenchArgs {
+/// Benchmark options (the binary's `bench` flags).
+#[derive(Debug, Clone)]
+pub struct BenchOptions {
     /// Prepared model directory.
-    #[arg(long, default_value = "models/smollm2")]
     pub model: PathBuf,
-    /// The GGUF it was prepared from, for llama.cpp (`smollm2` or a path); omit to skip llama.cpp.
-    #[arg(long)]
+    /// The GGUF it was prepared from, for llama.cpp (`smollm2` or a path); `None` skips llama.cpp.
     pub gguf: Option<String>,
     /// Threads for both engines.
-    #[arg(long, default_value_t = 2)]
     pub threads: usize,
     /// Prompt length for the prompt-throughput test.
-    #[arg(long, default_value_t = 256)]
     pub prompt_tokens: usize,
     /// Prompt length of each stream in the decode tests.
-    #[arg(long, default_value_t = 32)]
     pub stream_prompt_tokens: usize,
     /// Tokens generated per stream.
-    #[arg(long, default_value_t = 64)]
     pub gen_tokens: u32,
     /// Concurrent stream counts to test.
-    #[arg(long, value_delimiter = ',', default_value = "1,4,16")]
     pub streams: Vec<usize>,
-    /// ONNX Runtime shared library (default: ORT_DYLIB_PATH, else found in .venv).
-    #[arg(long)]
+    /// ONNX Runtime shared library (default: `ORT_DYLIB_PATH`, else found in `.venv`).
     pub ort_lib: Option<PathBuf>,
     /// Rounds of each measurement; the best is reported (for both engines).
-    #[arg(long, default_value_t = 3)]
     pub repeats: usize,
     /// Python interpreter for the llama.cpp side.
-    #[arg(long, env = "MORPHEUS_PYTHON")]
     pub python: Option<PathBuf>,
+    /// Directory holding `llama_cpp_bench.py` (default: `$MORPHEUS_PYTHON_DIR`, else the copy
+    /// embedded in the binary).
+    pub python_dir: Option<PathBuf>,
     /// Write the results here as JSON too.
-    #[arg(long)]
     pub json: Option<PathBuf>,
     /// Activation modes of the worker's kernels to measure (each against the same llama.cpp run).
-    #[arg(long, value_enum, value_delimiter = ',', default_value = "int8x2,int8")]
     pub activations: Vec<Activations>,
 }
 
@@ -67,7 +58,7 @@ const TEXT: &str = "The history of the city begins with a small settlement on th
     then a fortified city with walls, bridges and a cathedral whose bells could be heard for miles. ";
 
 /// Runs the benchmark and prints a table.
-pub fn run(args: &BenchArgs) -> Result<()> {
+pub fn run(args: &BenchOptions) -> Result<()> {
     let cwd = std::env::current_dir().map_err(|e| Error::io(".", e))?;
     let lib = match &args.ort_lib {
         Some(p) => p.clone(),
@@ -127,7 +118,7 @@ pub fn run(args: &BenchArgs) -> Result<()> {
     Ok(())
 }
 
-fn measure(engine: &Engine, prompt: &[u32], args: &BenchArgs) -> Result<Value> {
+fn measure(engine: &Engine, prompt: &[u32], args: &BenchOptions) -> Result<Value> {
     let greedy = Sampling {
         temperature: 0.0,
         top_p: 1.0,
@@ -180,7 +171,7 @@ fn measure(engine: &Engine, prompt: &[u32], args: &BenchArgs) -> Result<Value> {
 fn wait(mut rx: tokio::sync::mpsc::UnboundedReceiver<Event>) -> Result<(f64, u32)> {
     while let Some(ev) = rx.blocking_recv() {
         match ev {
-            Event::Text(_) => {}
+            Event::Text { .. } => {}
             Event::Done(c) => return Ok((c.ttft.as_secs_f64(), c.completion_tokens)),
             Event::Failed(m) => return Err(Error::Engine(m)),
         }
@@ -188,7 +179,7 @@ fn wait(mut rx: tokio::sync::mpsc::UnboundedReceiver<Event>) -> Result<(f64, u32
     Err(Error::EngineStopped)
 }
 
-fn llama_cpp(args: &BenchArgs, gguf: &str, prompt: &[u32], cwd: &Path) -> Result<Value> {
+fn llama_cpp(args: &BenchOptions, gguf: &str, prompt: &[u32], cwd: &Path) -> Result<Value> {
     let python = args
         .python
         .clone()
@@ -197,7 +188,10 @@ fn llama_cpp(args: &BenchArgs, gguf: &str, prompt: &[u32], cwd: &Path) -> Result
         gguf.to_string()
     } else {
         let out = Command::new(&python)
-            .env("PYTHONPATH", prepare::python_dir())
+            .env(
+                "PYTHONPATH",
+                converter::python_dir(args.python_dir.as_deref())?,
+            )
             .args(["-m", "morpheus_model", "locate", gguf])
             .output()
             .map_err(|e| Error::Prepare(format!("cannot run {}: {e}", python.display())))?;
@@ -206,7 +200,7 @@ fn llama_cpp(args: &BenchArgs, gguf: &str, prompt: &[u32], cwd: &Path) -> Result
     let ids =
         std::env::temp_dir().join(format!("morpheus-bench-prompt-{}.json", std::process::id()));
     std::fs::write(&ids, serde_json::to_string(prompt)?).map_err(|e| Error::io(&ids, e))?;
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../bench/llama_cpp_bench.py");
+    let script = converter::llama_bench_script(args.python_dir.as_deref())?;
     info!(target: "worker::bench", gguf = %gguf_path, "measuring llama.cpp");
     let streams: Vec<String> = args.streams.iter().map(ToString::to_string).collect();
     let out = Command::new(&python)

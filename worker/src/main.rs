@@ -1,12 +1,11 @@
 //! `morpheus-worker`: serve a model, prepare one, or benchmark the engine.
 
-use std::{collections::HashSet, net::SocketAddr, path::PathBuf, sync::Arc};
+mod cli;
 
-use alloy::{
-    primitives::{Address, B256},
-    signers::local::PrivateKeySigner,
-};
-use clap::{Args, Parser, Subcommand};
+use std::{collections::HashSet, path::PathBuf, sync::Arc};
+
+use alloy::signers::local::PrivateKeySigner;
+use clap::Parser;
 use eyre::{Context, Result};
 use morpheus_worker::{
     ProtocolConfig,
@@ -16,148 +15,17 @@ use morpheus_worker::{
     model::prepare::{self, PrepareOptions},
     runtime::{self, Device},
 };
-use tracing_subscriber::EnvFilter;
 
-#[derive(Parser)]
-#[command(
-    name = "morpheus-worker",
-    version,
-    about = "Morpheus Compute provider node"
-)]
-struct Cli {
-    #[command(subcommand)]
-    cmd: Cmd,
-}
-
-#[derive(Subcommand)]
-enum Cmd {
-    /// Serve a prepared model over the OpenAI-compatible API.
-    Serve(ServeArgs),
-    /// Model directories.
-    Model {
-        #[command(subcommand)]
-        cmd: ModelCmd,
-    },
-    /// Measure prompt and decode throughput, against llama.cpp on the same GGUF.
-    Bench(bench::BenchArgs),
-}
-
-#[derive(Subcommand)]
-enum ModelCmd {
-    /// Convert a GGUF (`smollm2`, `tiny`, or a path) into a model directory (cached).
-    Prepare {
-        /// `smollm2`, `tiny` (the fixed-seed test model) or a path to a .gguf file.
-        source: String,
-        /// Output directory (default: models/<source>).
-        #[arg(long)]
-        out: Option<PathBuf>,
-        /// Python interpreter with worker/python/requirements.txt installed.
-        #[arg(long, env = "MORPHEUS_PYTHON")]
-        python: Option<PathBuf>,
-        /// Convert again even if up to date.
-        #[arg(long)]
-        force: bool,
-        /// Operators for the quantised matmuls: `morpheus` (this worker's CPU kernels over the
-        /// GGUF's own blocks, fastest on CPU) or `onnxruntime` (any ONNX Runtime, CUDA included).
-        #[arg(long, value_enum, default_value_t)]
-        kernels: prepare::Kernels,
-    },
-    /// Write the logits after every token of a sequence (then greedy tokens), on the CPU: for
-    /// checking a model against a reference (`python -m morpheus_model verify` uses it).
-    Logits(LogitsArgs),
-}
-
-#[derive(Args)]
-struct LogitsArgs {
-    /// Model directory.
-    #[arg(long)]
-    model: PathBuf,
-    /// Token ids to run, comma-separated.
-    #[arg(long, value_delimiter = ',', required = true)]
-    tokens: Vec<u32>,
-    /// Greedy tokens to add after them.
-    #[arg(long, default_value_t = 0)]
-    generate: usize,
-    /// Write the logits here: rows of vocab-size little-endian f32, one per token run.
-    #[arg(long)]
-    out: PathBuf,
-    /// ONNX Runtime shared library (default: ORT_DYLIB_PATH, else found in .venv).
-    #[arg(long)]
-    ort_lib: Option<PathBuf>,
-    /// ONNX Runtime intra-op threads.
-    #[arg(long, default_value_t = 2)]
-    threads: usize,
-    /// Activation quantisation of the worker's own CPU kernels.
-    #[arg(long, value_enum, default_value_t)]
-    activations: morpheus_worker::kernels::Activations,
-}
-
-#[derive(Args)]
-struct EngineArgs {
-    /// Model directory (model.onnx, tokenizer.json, morpheus.json).
-    #[arg(long, env = "MORPHEUS_MODEL", default_value = "models/smollm2")]
-    model: PathBuf,
-    /// ONNX Runtime shared library (default: ORT_DYLIB_PATH, else found in .venv).
-    #[arg(long)]
-    ort_lib: Option<PathBuf>,
-    /// Where to run.
-    #[arg(long, value_enum, default_value_t = Device::Auto)]
-    device: Device,
-    /// ONNX Runtime intra-op threads (default: all cores).
-    #[arg(long)]
-    threads: Option<usize>,
-    /// Most sequences decoded together.
-    #[arg(long, default_value_t = 16)]
-    max_batch: usize,
-    /// Longest sequence (prompt + completion).
-    #[arg(long, default_value_t = 2048)]
-    max_context: usize,
-    /// Activation quantisation of the worker's own CPU kernels: `int8x2` (two stages: logits as
-    /// a float pass of the GGUF's weights) or `int8` (one stage, as llama.cpp: fastest).
-    #[arg(long, value_enum, default_value_t)]
-    activations: morpheus_worker::kernels::Activations,
-}
-
-#[derive(Args)]
-struct ServeArgs {
-    #[command(flatten)]
-    engine: EngineArgs,
-    /// Address to listen on.
-    #[arg(long, env = "MORPHEUS_LISTEN", default_value = "127.0.0.1:8080")]
-    listen: SocketAddr,
-    /// Provider private key (hex).
-    #[arg(long, env = "MORPHEUS_PROVIDER_KEY", hide_env_values = true)]
-    provider_key: String,
-    /// Chain id of the protocol's EIP-712 domain.
-    #[arg(long, env = "MORPHEUS_CHAIN_ID")]
-    chain_id: u64,
-    /// SessionRouter address (the domain's verifying contract).
-    #[arg(long, env = "MORPHEUS_SESSION_ROUTER")]
-    session_router: Address,
-    /// Authorised router signer (repeat, or comma-separated).
-    #[arg(
-        long = "router",
-        env = "MORPHEUS_ROUTERS",
-        value_delimiter = ',',
-        required = true
-    )]
-    routers: Vec<Address>,
-    /// Registered model id served (bytes32); when set, assignments must name it.
-    #[arg(long, env = "MORPHEUS_MODEL_ID")]
-    model_id: Option<B256>,
-    /// Requests waiting beyond the batch before new ones are refused (503).
-    #[arg(long, default_value_t = 256)]
-    max_queue: usize,
-}
+use crate::cli::{Cli, Cmd, EngineArgs, LogitsArgs, ModelCmd, ServeArgs};
 
 impl EngineArgs {
     fn config(&self, max_queue: usize) -> EngineConfig {
         let mut cfg = EngineConfig {
             max_batch: self.max_batch,
             max_context: self.max_context,
-            device: self.device,
+            device: self.device.into(),
             max_queue,
-            activations: self.activations,
+            activations: self.activations.into(),
             ..Default::default()
         };
         if let Some(t) = self.threads {
@@ -175,6 +43,8 @@ impl EngineArgs {
     }
 }
 
+use tracing_subscriber::EnvFilter;
+
 #[tokio::main]
 async fn main() -> Result<()> {
     tracing_subscriber::fmt()
@@ -190,6 +60,7 @@ async fn main() -> Result<()> {
                     source,
                     out,
                     python,
+                    python_dir,
                     force,
                     kernels,
                 },
@@ -205,8 +76,9 @@ async fn main() -> Result<()> {
                     source,
                     out,
                     python,
+                    python_dir,
                     force,
-                    kernels,
+                    kernels: kernels.into(),
                 })
             })
             .await??;
@@ -216,7 +88,7 @@ async fn main() -> Result<()> {
         Cmd::Model {
             cmd: ModelCmd::Logits(args),
         } => tokio::task::spawn_blocking(move || logits(&args)).await?,
-        Cmd::Bench(args) => tokio::task::spawn_blocking(move || bench::run(&args))
+        Cmd::Bench(args) => tokio::task::spawn_blocking(move || bench::run(&args.into()))
             .await?
             .map_err(Into::into),
     }
@@ -279,7 +151,7 @@ fn logits(args: &LogitsArgs) -> Result<()> {
     let cfg = EngineConfig {
         threads: args.threads,
         device: Device::Cpu,
-        activations: args.activations,
+        activations: args.activations.into(),
         ..Default::default()
     };
     let found = engine::sequence_logits(&env, &args.model, &cfg, &args.tokens, args.generate)?;

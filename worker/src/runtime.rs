@@ -1,9 +1,10 @@
 //! Finding and loading ONNX Runtime (`ort` with `load-dynamic`), and choosing the device.
 //!
 //! The shared library comes from the PyPI `onnxruntime` (CPU) or `onnxruntime-gpu` wheel that the
-//! project's set-up installs into `.venv`. [`ort_library`] finds it: `ORT_DYLIB_PATH` when set,
-//! else `.venv/lib/python3*/site-packages/onnxruntime/capi/libonnxruntime.so.*` in the given
-//! directory or one of its parents.
+//! project's set-up installs into `.venv`. [`ort_library`] finds it: `ORT_DYLIB_PATH` when set
+//! (and not empty), else `.venv/lib/python3*/site-packages/onnxruntime/capi/libonnxruntime.so.*`
+//! in the given directory or one of its parents, else in the executable's directory or one of
+//! its parents (a binary built in `target/release` finds the repository's venv from anywhere).
 
 use std::{
     path::{Path, PathBuf},
@@ -23,7 +24,7 @@ use crate::{Error, Result};
 pub const ORT_DYLIB_ENV: &str = "ORT_DYLIB_PATH";
 
 /// Where inference runs.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Device {
     /// CUDA when this ONNX Runtime build and the machine have it, else CPU.
     #[default]
@@ -34,9 +35,11 @@ pub enum Device {
     Cuda,
 }
 
-/// The ONNX Runtime library: `ORT_DYLIB_PATH` if set, else searched from `start` upwards.
+/// The ONNX Runtime library: `ORT_DYLIB_PATH` if set, else searched from `start` upwards, then
+/// from the executable upwards.
 pub fn ort_library(start: &Path) -> Result<PathBuf> {
-    if let Some(path) = std::env::var_os(ORT_DYLIB_ENV) {
+    // An empty value is "unset": `make` and shells export one when a lookup found nothing.
+    if let Some(path) = std::env::var_os(ORT_DYLIB_ENV).filter(|v| !v.is_empty()) {
         let path = PathBuf::from(path);
         if path.is_file() {
             return Ok(path);
@@ -46,14 +49,17 @@ pub fn ort_library(start: &Path) -> Result<PathBuf> {
             path.display()
         )));
     }
-    for dir in start.ancestors() {
+    let exe = std::env::current_exe().ok();
+    let exe_dirs = exe.iter().flat_map(|e| e.ancestors().skip(1));
+    for dir in start.ancestors().chain(exe_dirs) {
         if let Some(found) = search_venv(&dir.join(".venv")) {
             return Ok(found);
         }
     }
     Err(Error::OrtLibrary(format!(
-        "set {ORT_DYLIB_ENV}, or install the onnxruntime wheel into .venv (`make venv`): no \
-         .venv/lib/python3*/site-packages/onnxruntime/capi/libonnxruntime.so.* in {} or its parents",
+        "set {ORT_DYLIB_ENV}, or install the onnxruntime wheel into .venv (`make deps` in the \
+         repository): no .venv/lib/python3*/site-packages/onnxruntime/capi/libonnxruntime.so.* in \
+         {} or its parents, nor beside the executable",
         start.display()
     )))
 }

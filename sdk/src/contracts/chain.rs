@@ -120,7 +120,7 @@ impl Protocol {
 /// The nonce is read from the node for every transaction: alloy's default cached nonce manager
 /// counts a nonce as used even when gas estimation then fails (a revert), which leaves a gap and
 /// every later transaction of the account pending for ever.
-pub(crate) fn wallet_provider(url: reqwest::Url, signer: PrivateKeySigner) -> DynProvider {
+pub fn wallet_provider(url: reqwest::Url, signer: PrivateKeySigner) -> DynProvider {
     ProviderBuilder::new()
         .disable_recommended_fillers()
         .with_gas_estimation()

@@ -13,7 +13,7 @@ mod session_router;
 mod token;
 
 pub use chain::Protocol;
-pub(crate) use chain::wallet_provider;
+pub use chain::wallet_provider;
 pub use compute_pool::{ComputePoolClient, DailyBudget};
 pub use provider_registry::{Bid, Model, ProviderRecord, ProviderRegistryClient};
 pub use revert::Revert;

@@ -1,9 +1,8 @@
 //! The remaining client methods: router signers, the whitelist, paging views, pool deposits.
 
 use alloy::primitives::{Address, U256, keccak256, utils::parse_ether};
-use morpheus_sdk::{
-    contracts::bindings::session_router::SessionRouter::SessionRouterErrors, testing::Devnet,
-};
+use morpheus_sdk::contracts::bindings::session_router::SessionRouter::SessionRouterErrors;
+use morpheus_testkit::Devnet;
 
 #[tokio::test]
 async fn the_owner_manages_router_signers() -> eyre::Result<()> {

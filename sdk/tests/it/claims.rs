@@ -5,8 +5,8 @@ use morpheus_sdk::{
     Error,
     contracts::{Protocol, bindings::session_router::SessionRouter::SessionRouterErrors},
     messages::{Signed, protocol_domain},
-    testing::Devnet,
 };
+use morpheus_testkit::Devnet;
 
 use crate::{malleable, voucher};
 
@@ -153,7 +153,12 @@ async fn foreign_or_forged_vouchers_are_refused() -> eyre::Result<()> {
         twin.recover(&domain),
         Err(Error::MalleableSignature { .. })
     ));
-    assert!(provider.session_router().claim(&[twin]).await.is_err());
+    // On-chain, OpenZeppelin's ECDSA refuses the high-s form: no signer is recovered.
+    assert_reverted!(
+        provider.session_router().claim(&[twin]).await,
+        SessionRouter(SessionRouterErrors::SessionRouterInvalidSignature(e))
+            if e.router == router_key.address() && e.recovered.is_zero()
+    );
     provider.session_router().claim(&[valid]).await?;
 
     // A voucher from the future.

@@ -4,13 +4,11 @@ use alloy::{
     primitives::{Address, U256, keccak256},
     sol_types::SolStruct,
 };
-use morpheus_sdk::{
-    messages::{
-        Assignment, ComputeRequest, CreditVoucher, LivenessChallenge, LivenessResponse, ModelClaim,
-        UsageReport,
-    },
-    testing::Devnet,
+use morpheus_sdk::messages::{
+    Assignment, ComputeRequest, CreditVoucher, LivenessChallenge, LivenessResponse, ModelClaim,
+    UsageReport,
 };
+use morpheus_testkit::Devnet;
 
 use crate::session;
 

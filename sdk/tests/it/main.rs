@@ -3,12 +3,13 @@
 /// Asserts that `result` failed with the given custom error of the given contract, e.g.
 /// `assert_reverted!(call.await, SessionRouter(SessionRouterErrors::SessionRouterZeroAmount(_)))`.
 macro_rules! assert_reverted {
-    ($result:expr, $contract:ident($pattern:pat)) => {{
+    ($result:expr, $contract:ident($pattern:pat) $(if $guard:expr)?) => {{
         let err = $result.expect_err(concat!("should revert with ", stringify!($pattern)));
         assert!(
             matches!(
                 &err,
                 morpheus_sdk::Error::Reverted(morpheus_sdk::contracts::Revert::$contract($pattern))
+                    $(if $guard)?
             ),
             "{err}"
         );

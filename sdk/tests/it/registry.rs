@@ -4,8 +4,8 @@ use alloy::primitives::{U256, keccak256, utils::parse_ether};
 use morpheus_sdk::{
     contracts::bindings::provider_registry::ProviderRegistry::ProviderRegistryErrors,
     merkle::{CHUNK_SIZE, ModelTree},
-    testing::Devnet,
 };
+use morpheus_testkit::Devnet;
 
 #[tokio::test]
 async fn provider_registers_claims_a_model_and_bids() -> eyre::Result<()> {

@@ -1,9 +1,8 @@
 //! User stakes and the access rate.
 
 use alloy::primitives::{U256, utils::parse_ether};
-use morpheus_sdk::{
-    contracts::bindings::session_router::SessionRouter::SessionRouterErrors, testing::Devnet,
-};
+use morpheus_sdk::contracts::bindings::session_router::SessionRouter::SessionRouterErrors;
+use morpheus_testkit::Devnet;
 
 #[tokio::test]
 async fn allowance_follows_stake_and_unstaked_mor_waits_a_day() -> eyre::Result<()> {

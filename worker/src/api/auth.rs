@@ -3,7 +3,7 @@
 
 use std::{
     collections::HashMap,
-    sync::Mutex,
+    sync::{Arc, Mutex, PoisonError},
     time::{SystemTime, UNIX_EPOCH},
 };
 
@@ -26,11 +26,48 @@ pub(crate) struct Grant {
     expires_at: u64,
 }
 
-/// Tokens reserved for one request; give back the unused part with [`Auth::settle`].
-#[derive(Debug, Clone, Copy)]
+/// session -> (tokens reserved or charged, expiry)
+type Ledger = Arc<Mutex<HashMap<B256, (u64, u64)>>>;
+
+/// Tokens reserved for one request from its session's budget: the prompt and the completion cap.
+///
+/// The request is charged its prompt and the tokens it delivered, from its first delivered
+/// token on ([`Reservation::delivered`]; [`Reservation::finished`] sets the engine's exact count);
+/// a request that delivered nothing is charged nothing. Dropping the reservation gives back the
+/// rest, so every ending settles the same way: done, failed, refused, or the client gone.
+#[derive(Debug)]
 pub(crate) struct Reservation {
+    ledger: Ledger,
     session: B256,
-    tokens: u64,
+    prompt: u64,
+    reserved: u64,
+    charged: u64,
+}
+
+impl Reservation {
+    /// `tokens` more completion tokens reached the client (the first also charges the prompt).
+    pub(crate) fn delivered(&mut self, tokens: u32) {
+        if self.charged == 0 {
+            self.charged = self.prompt;
+        }
+        self.charged = (self.charged + u64::from(tokens)).min(self.reserved);
+    }
+
+    /// The engine finished with these exact counts.
+    pub(crate) fn finished(&mut self, prompt: u32, completion: u32) {
+        self.charged = (u64::from(prompt) + u64::from(completion)).min(self.reserved);
+    }
+}
+
+impl Drop for Reservation {
+    fn drop(&mut self) {
+        let unused = self.reserved - self.charged;
+        let mut ledger = self.ledger.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(e) = ledger.get_mut(&self.session) {
+            e.0 = e.0.saturating_sub(unused);
+        }
+        debug!(target: "worker::auth", session = %self.session, charged = self.charged, unused, "tokens settled");
+    }
 }
 
 /// Checks assignments and keeps each session within its `tokenMax`.
@@ -38,8 +75,7 @@ pub(crate) struct Reservation {
 pub(crate) struct Auth {
     policy: AssignmentPolicy,
     model_id: Option<B256>,
-    /// session -> (tokens reserved or used, expiry)
-    ledger: Mutex<HashMap<B256, (u64, u64)>>,
+    ledger: Ledger,
 }
 
 pub(crate) fn now() -> u64 {
@@ -53,7 +89,7 @@ impl Auth {
         Self {
             policy,
             model_id,
-            ledger: Mutex::new(HashMap::new()),
+            ledger: Arc::default(),
         }
     }
 
@@ -109,7 +145,7 @@ impl Auth {
         prompt: u64,
         want: u64,
     ) -> Result<(Reservation, u32), ApiError> {
-        let mut ledger = self.ledger.lock().map_err(|_| ApiError::internal())?;
+        let mut ledger = self.ledger.lock().unwrap_or_else(PoisonError::into_inner);
         let t = now();
         ledger.retain(|_, (_, exp)| *exp >= t);
         let used = ledger.get(&grant.session).map_or(0, |e| e.0);
@@ -129,19 +165,89 @@ impl Auth {
         debug!(target: "worker::auth", session = %grant.session, router = %grant.router, prompt, completion, left, "tokens reserved");
         Ok((
             Reservation {
+                ledger: self.ledger.clone(),
                 session: grant.session,
-                tokens: prompt + completion,
+                prompt,
+                reserved: prompt + completion,
+                charged: 0,
             },
             completion as u32,
         ))
     }
 
-    /// Gives back what a finished request did not use.
-    pub(crate) fn settle(&self, r: Reservation, used: u64) {
-        if let Ok(mut ledger) = self.ledger.lock()
-            && let Some(e) = ledger.get_mut(&r.session)
-        {
-            e.0 = e.0.saturating_sub(r.tokens.saturating_sub(used));
-        }
+    /// Tokens reserved or charged in `session` (for tests).
+    #[cfg(test)]
+    fn in_use(&self, session: B256) -> u64 {
+        let ledger = self.ledger.lock().unwrap_or_else(PoisonError::into_inner);
+        ledger.get(&session).map_or(0, |e| e.0)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashSet;
+
+    use alloy::primitives::Address;
+    use morpheus_sdk::messages::protocol_domain;
+
+    use super::*;
+
+    fn auth() -> (Auth, Grant) {
+        let policy = AssignmentPolicy {
+            domain: protocol_domain(31337, Address::ZERO),
+            provider: Address::ZERO,
+            routers: HashSet::new(),
+        };
+        let grant = Grant {
+            session: B256::repeat_byte(7),
+            router: Address::ZERO,
+            token_max: 1000,
+            expires_at: u64::MAX,
+        };
+        (Auth::new(policy, None), grant)
+    }
+
+    #[test]
+    fn done_charges_the_engines_count() {
+        let (auth, grant) = auth();
+        let (mut r, granted) = auth.reserve(&grant, 10, 500).expect("room");
+        assert_eq!((granted, auth.in_use(grant.session)), (500, 510));
+        r.delivered(3);
+        r.finished(10, 4);
+        drop(r);
+        assert_eq!(auth.in_use(grant.session), 14);
+    }
+
+    #[test]
+    fn a_failure_or_a_client_gone_charges_what_was_delivered() {
+        let (auth, grant) = auth();
+        let (mut r, _) = auth.reserve(&grant, 10, 500).expect("room");
+        r.delivered(2);
+        r.delivered(1);
+        drop(r);
+        assert_eq!(auth.in_use(grant.session), 13);
+    }
+
+    #[test]
+    fn a_request_that_delivered_nothing_is_charged_nothing() {
+        let (auth, grant) = auth();
+        let (_kept, _) = auth.reserve(&grant, 5, 5).expect("room");
+        let (r, _) = auth.reserve(&grant, 10, 500).expect("room");
+        drop(r);
+        assert_eq!(
+            auth.in_use(grant.session),
+            10,
+            "only the first reservation stays"
+        );
+    }
+
+    #[test]
+    fn charges_never_exceed_the_reservation() {
+        let (auth, grant) = auth();
+        let (mut r, _) = auth.reserve(&grant, 10, 20).expect("room");
+        r.delivered(100);
+        r.finished(10, 100);
+        drop(r);
+        assert_eq!(auth.in_use(grant.session), 30);
     }
 }

@@ -20,10 +20,7 @@ use morpheus_sdk::openai::{
 use tokio::sync::mpsc::UnboundedReceiver;
 use tracing::{debug, info};
 
-use super::{
-    ApiError, AppState,
-    auth::{Auth, Reservation},
-};
+use super::{ApiError, AppState, auth::Reservation};
 use crate::engine::{Completion, Event, GenerateRequest, Sampling};
 
 /// Most stop sequences (OpenAI's limit).
@@ -52,12 +49,18 @@ pub(super) async fn completions(
     })?;
     validate(&req)?;
 
-    let prompt_text = s
-        .model
-        .chat
-        .render(&req.messages)
-        .map_err(|e| ApiError::bad_request("invalid_messages", e.to_string()))?;
-    let prompt = s.model.encode(&prompt_text)?;
+    // Rendering and tokenising a prompt of up to a megabyte takes milliseconds of CPU: off the
+    // async runtime's threads, so other connections keep being served meanwhile.
+    let (model, messages) = (s.model.clone(), req.messages.clone());
+    let prompt = tokio::task::spawn_blocking(move || {
+        let text = model
+            .chat
+            .render(&messages)
+            .map_err(|e| ApiError::bad_request("invalid_messages", e.to_string()))?;
+        model.encode(&text).map_err(ApiError::from)
+    })
+    .await
+    .map_err(|_| ApiError::internal())??;
     let context = s.engine.info().max_context;
     if prompt.len() >= context {
         return Err(ApiError::bad_request(
@@ -87,10 +90,10 @@ pub(super) async fn completions(
         ignore_eos: false,
     };
     let prompt_tokens = request.prompt.len();
+    // A refusal drops the reservation, which gives its tokens back.
     let events = match s.engine.submit(request) {
         Ok(rx) => rx,
         Err(e) => {
-            s.auth.settle(reservation, 0);
             s.metrics.request_finished("refused");
             return Err(e.into());
         }
@@ -103,9 +106,9 @@ pub(super) async fn completions(
     };
     if req.stream {
         let usage = req.stream_options.as_ref().is_some_and(|o| o.include_usage);
-        Ok(stream_response(state.clone(), meta, events, reservation, usage).into_response())
+        Ok(stream_response(meta, events, reservation, usage).into_response())
     } else {
-        whole_response(&s.auth, meta, events, reservation)
+        whole_response(meta, events, reservation)
             .await
             .map(|r| Json(r).into_response())
     }
@@ -178,21 +181,22 @@ fn usage(c: &Completion) -> Usage {
     }
 }
 
+/// The whole answer at once. Dropped mid-way (the client went away), the reservation settles
+/// for the tokens generated so far.
 async fn whole_response(
-    auth: &Auth,
     meta: Meta,
     mut events: UnboundedReceiver<Event>,
-    reservation: Reservation,
+    mut reservation: Reservation,
 ) -> Result<ChatCompletionResponse, ApiError> {
     let mut text = String::new();
     while let Some(ev) = events.recv().await {
         match ev {
-            Event::Text(t) => text.push_str(&t),
+            Event::Text { text: t, tokens } => {
+                reservation.delivered(tokens);
+                text.push_str(&t);
+            }
             Event::Done(c) => {
-                auth.settle(
-                    reservation,
-                    u64::from(c.prompt_tokens + c.completion_tokens),
-                );
+                reservation.finished(c.prompt_tokens, c.completion_tokens);
                 debug!(target: "worker::api", id = %meta.id, tokens = c.completion_tokens, ttft_ms = c.ttft.as_millis() as u64, "completed");
                 return Ok(ChatCompletionResponse {
                     id: meta.id,
@@ -236,9 +240,9 @@ fn sse(c: &ChatCompletionChunk) -> SseEvent {
 }
 
 /// SSE: a role chunk, content chunks, a finish chunk, the usage chunk if asked, `[DONE]`.
-/// Dropping the stream (client gone) drops the event receiver, which cancels the sequence.
+/// Dropping the stream (client gone) drops the event receiver, which cancels the sequence, and
+/// the reservation, which settles for the tokens sent.
 fn stream_response(
-    state: AppState,
     meta: Meta,
     events: UnboundedReceiver<Event>,
     reservation: Reservation,
@@ -252,15 +256,16 @@ fn stream_response(
         },
         None,
     ));
-    let body = stream::unfold(Some((state, meta, events)), move |st| async move {
-        let (state, meta, mut events) = st?;
+    let body = stream::unfold(Some((reservation, meta, events)), move |st| async move {
+        let (mut reservation, meta, mut events) = st?;
         match events.recv().await {
-            Some(Event::Text(t)) => {
-                let ev = sse(&chunk(&meta, Delta { role: None, content: Some(t) }, None));
-                Some((vec![ev], Some((state, meta, events))))
+            Some(Event::Text { text, tokens }) => {
+                reservation.delivered(tokens);
+                let ev = sse(&chunk(&meta, Delta { role: None, content: Some(text) }, None));
+                Some((vec![ev], Some((reservation, meta, events))))
             }
             Some(Event::Done(c)) => {
-                state.0.auth.settle(reservation, u64::from(c.prompt_tokens + c.completion_tokens));
+                reservation.finished(c.prompt_tokens, c.completion_tokens);
                 let mut out = vec![sse(&chunk(&meta, Delta::default(), Some(c.finish.as_str())))];
                 if include_usage {
                     let mut u = chunk(&meta, Delta::default(), None);

@@ -1,40 +1,21 @@
 //! The worker's own kernels against ONNX Runtime's, through whole decoders of the tiny model.
 
-use std::path::{Path, PathBuf};
-
 use super::Decoder;
 use crate::{
     engine::EngineConfig,
     kernels::Activations,
-    model::{
-        ModelMeta,
-        prepare::{self, Kernels, PrepareOptions},
-    },
+    model::{ModelMeta, prepare::Kernels},
     runtime::{self, Device},
 };
 
-fn repo_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .expect("worker/ has a parent")
-        .to_path_buf()
-}
-
 fn load(kernels: Kernels, activations: Activations) -> Decoder {
-    let root = repo_root();
-    let dir = root.join("models").join(match kernels {
-        Kernels::Morpheus => "tiny",
-        Kernels::Onnxruntime => "tiny-onnxruntime",
-    });
-    let meta = prepare::prepare(&PrepareOptions {
-        source: "tiny".into(),
-        out: dir.clone(),
-        python: Some(prepare::default_python(&root)),
-        force: false,
-        kernels,
-    })
-    .expect("the tiny model prepares (is the venv installed?)");
-    let lib = runtime::ort_library(&root).expect("ONNX Runtime library");
+    // The kit prepares the models (with its own build of this crate: only paths cross over).
+    let dir = match kernels {
+        Kernels::Morpheus => morpheus_testkit::tiny_model(),
+        Kernels::Onnxruntime => morpheus_testkit::tiny_model_onnxruntime(),
+    };
+    let meta = ModelMeta::read(&dir).expect("the prepared model's morpheus.json");
+    let lib = morpheus_testkit::ort_library().expect("ONNX Runtime library");
     let env = runtime::environment(&lib).expect("ONNX Runtime loads");
     let cfg = EngineConfig {
         max_batch: 4,
@@ -67,7 +48,7 @@ fn morpheus_kernels_agree_with_onnxruntime_kernels() {
 fn agree(activations: Activations) {
     let mut ours = load(Kernels::Morpheus, activations);
     let mut theirs = load(Kernels::Onnxruntime, Activations::default());
-    let meta = ModelMeta::read(&repo_root().join("models/tiny")).expect("meta");
+    let meta = ModelMeta::read(&morpheus_testkit::tiny_model()).expect("meta");
     assert_eq!(ours.vocab, meta.vocab_size);
     let vocab = ours.vocab;
     let prompts: [Vec<u32>; 3] = [

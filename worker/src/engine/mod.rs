@@ -104,8 +104,14 @@ pub struct Completion {
 /// What the engine sends back for one request.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Event {
-    /// New text.
-    Text(String),
+    /// New text, and how many generated tokens it completes (tokens held back by the
+    /// detokenizer or a stop-sequence check are counted with the text they end up in).
+    Text {
+        /// The text.
+        text: String,
+        /// Tokens it accounts for.
+        tokens: u32,
+    },
     /// Generation ended.
     Done(Completion),
     /// Generation failed.

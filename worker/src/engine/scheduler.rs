@@ -28,6 +28,8 @@ struct Seq {
     /// Last sampled token, fed at the next step.
     last: u32,
     generated: u32,
+    /// Tokens generated since the last text sent (held back by the detokenizer or a stop check).
+    unsent: u32,
     sampler: Sampler,
     detok: Detokenizer,
     stop: StopMatcher,
@@ -154,6 +156,7 @@ impl Scheduler {
             cached: prompt.len(),
             last: 0,
             generated: 0,
+            unsent: 0,
             detok: Detokenizer::default(),
         };
         self.metrics.first_token(seq.ttft.as_secs_f64());
@@ -235,7 +238,8 @@ impl Scheduler {
     fn finish(&mut self, mut seq: Seq, finish: FinishReason) {
         let rest = seq.stop.flush();
         if !rest.is_empty() {
-            let _ = seq.job.events.send(Event::Text(rest));
+            let tokens = std::mem::take(&mut seq.unsent);
+            let _ = seq.job.events.send(Event::Text { text: rest, tokens });
         }
         let done = Completion {
             finish,
@@ -264,11 +268,15 @@ fn accept(
         return Outcome::Finished(FinishReason::Stop);
     }
     seq.generated += 1;
+    seq.unsent += 1;
     seq.last = tok;
     let delta = seq.detok.push(tokenizer, tok);
     let (text, stopped) = seq.stop.push(&delta);
-    if !text.is_empty() && seq.job.events.send(Event::Text(text)).is_err() {
-        return Outcome::Cancelled;
+    if !text.is_empty() {
+        let tokens = std::mem::take(&mut seq.unsent);
+        if seq.job.events.send(Event::Text { text, tokens }).is_err() {
+            return Outcome::Cancelled;
+        }
     }
     if stopped {
         seq.stop = StopMatcher::default();

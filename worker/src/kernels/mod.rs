@@ -39,7 +39,7 @@ pub use op::{BlockMatMul, BlockMatMulKernel, DOMAIN, operators};
 pub(crate) use quantize::{Activation, Prologue, Quantized};
 
 /// How the operator quantises its activations (a run-time choice: the model file is the same).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Activations {
     /// Two int8 stages per block (`Quantized`): ~15 bits, logits within ~0.01 of a float forward
     /// pass of the GGUF's weights, at two dot products per weight byte.

@@ -5,6 +5,7 @@
 //! from a GGUF file ([`prepare`]); any optimum-exported decoder works too, given a `morpheus.json`.
 
 mod chat;
+pub mod converter;
 mod meta;
 pub mod prepare;
 

@@ -1,5 +1,6 @@
-//! `morpheus-worker model prepare`: GGUF -> model directory, through the Python converter in
-//! `worker/python/morpheus_model`, then the model file's Merkle root (via `morpheus-sdk`).
+//! `morpheus-worker model prepare`: GGUF -> model directory, through the Python converter
+//! (`worker/python/morpheus_model`, carried inside the binary: [`super::converter`]), then the
+//! model file's Merkle root (via `morpheus-sdk`).
 
 use std::{
     path::{Path, PathBuf},
@@ -10,14 +11,11 @@ use std::{
 use morpheus_sdk::merkle::ModelTree;
 use tracing::info;
 
-use super::ModelMeta;
+use super::{ModelMeta, converter};
 use crate::{Error, Result};
 
-/// Environment variable overriding where the converter's Python package lives.
-pub const PYTHON_DIR_ENV: &str = "MORPHEUS_PYTHON_DIR";
-
 /// Which operators the prepared decoder uses for its quantised matmuls.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Kernels {
     /// Q4_1 and Q8_0 weights stay the GGUF's own blocks, for this worker's `ai.morpheus`
     /// CPU operator (`kernels`): the fewest bytes per token. Runs only in morpheus-worker.
@@ -46,17 +44,13 @@ pub struct PrepareOptions {
     pub out: PathBuf,
     /// Python interpreter; by default `.venv/bin/python` found from the current directory up.
     pub python: Option<PathBuf>,
+    /// Directory holding the converter's `morpheus_model` package; by default
+    /// `$MORPHEUS_PYTHON_DIR`, else the copy embedded in the binary.
+    pub python_dir: Option<PathBuf>,
     /// Convert again even when the directory is up to date.
     pub force: bool,
     /// Operators for the quantised matmuls.
     pub kernels: Kernels,
-}
-
-/// The converter's Python package directory (`worker/python`).
-pub fn python_dir() -> PathBuf {
-    std::env::var_os(PYTHON_DIR_ENV)
-        .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("python"))
 }
 
 /// `.venv/bin/python` in `start` or a parent, else `python3` from `PATH`.
@@ -73,8 +67,9 @@ pub fn default_python(start: &Path) -> PathBuf {
 pub fn prepare(opts: &PrepareOptions) -> Result<ModelMeta> {
     let cwd = std::env::current_dir().map_err(|e| Error::io(".", e))?;
     let python = opts.python.clone().unwrap_or_else(|| default_python(&cwd));
+    let package = converter::python_dir(opts.python_dir.as_deref())?;
     let mut cmd = Command::new(&python);
-    cmd.env("PYTHONPATH", python_dir())
+    cmd.env("PYTHONPATH", &package)
         .arg("-m")
         .arg("morpheus_model");
     if opts.source == "tiny" {

@@ -3,11 +3,13 @@
 use futures::StreamExt;
 use morpheus_sdk::openai::Stop;
 
-use crate::common::{TestServer, request};
+use morpheus_testkit::TestWorker;
+
+use crate::common::request;
 
 #[tokio::test]
 async fn same_seed_same_answer() {
-    let server = TestServer::start().await;
+    let server = TestWorker::start().await;
     let client = server.client();
     let a = client
         .chat(
@@ -35,7 +37,7 @@ async fn same_seed_same_answer() {
 
 #[tokio::test]
 async fn streaming_gives_the_same_text() {
-    let server = TestServer::start().await;
+    let server = TestWorker::start().await;
     let client = server.client();
     let whole = client
         .chat(&server.assignment(10_000), &request("hello there", 20, 3))
@@ -71,7 +73,7 @@ async fn streaming_gives_the_same_text() {
 
 #[tokio::test]
 async fn raw_sse_ends_with_done() {
-    let server = TestServer::start().await;
+    let server = TestWorker::start().await;
     let mut req = request("hi", 5, 1);
     req.stream = true;
     let resp = reqwest::Client::new()
@@ -98,7 +100,7 @@ async fn raw_sse_ends_with_done() {
 
 #[tokio::test]
 async fn stop_sequence_cuts_the_answer() {
-    let server = TestServer::start().await;
+    let server = TestWorker::start().await;
     let client = server.client();
     let mut req = request("abc", 40, 11);
     req.temperature = Some(0.0);
@@ -129,7 +131,7 @@ async fn stop_sequence_cuts_the_answer() {
 
 #[tokio::test]
 async fn models_lists_the_served_model() {
-    let server = TestServer::start().await;
+    let server = TestWorker::start().await;
     let list = server.client().models().await.expect("models");
     assert_eq!(list.object, "list");
     assert_eq!(list.data.len(), 1);

@@ -6,13 +6,13 @@ use morpheus_sdk::{
     messages::{LivenessChallenge, Signed},
 };
 
-use crate::common::{TestServer, model_id, tiny_model, unique_id, unix_now};
+use morpheus_testkit::{TestWorker, tiny_model, unique_b256, unix_now};
 
-fn challenge(server: &TestServer, chunk: u64) -> LivenessChallenge {
+fn challenge(server: &TestWorker, chunk: u64) -> LivenessChallenge {
     LivenessChallenge {
-        challengeId: unique_id(),
+        challengeId: unique_b256(),
         provider: server.provider,
-        modelId: model_id(),
+        modelId: server.model_id,
         chunkIndex: U256::from(chunk),
         deadline: U256::from(unix_now() + 60),
     }
@@ -20,7 +20,7 @@ fn challenge(server: &TestServer, chunk: u64) -> LivenessChallenge {
 
 #[tokio::test]
 async fn answers_with_a_valid_proof() {
-    let server = TestServer::start().await;
+    let server = TestWorker::start().await;
     let root = ModelTree::from_file(tiny_model().join("model.onnx"), |_, _| {})
         .expect("tree")
         .root();
@@ -35,16 +35,38 @@ async fn answers_with_a_valid_proof() {
 
 #[tokio::test]
 async fn refuses_unknown_routers_and_bad_chunks() {
-    let server = TestServer::start().await;
+    let server = TestWorker::start().await;
     let stranger = PrivateKeySigner::random();
     let signed = Signed::sign(challenge(&server, 0), &server.domain, &stranger).expect("sign");
-    assert!(server.client().liveness(&signed).await.is_err());
+    assert_refused(
+        server.client().liveness(&signed).await,
+        403,
+        &format!("{} is not an authorised router signer", stranger.address()),
+    );
     let signed = Signed::sign(
         challenge(&server, 1_000_000),
         &server.domain,
         &server.router,
     )
     .expect("sign");
-    assert!(server.client().liveness(&signed).await.is_err());
+    assert_refused(server.client().liveness(&signed).await, 400, "1000000");
     server.stop().await;
+}
+
+/// The provider refused with `status` and an error body mentioning `words`.
+fn assert_refused<T: std::fmt::Debug>(result: morpheus_sdk::Result<T>, status: u16, words: &str) {
+    match result {
+        Err(morpheus_sdk::Error::Http {
+            peer: "provider",
+            status: s,
+            message,
+        }) => {
+            assert_eq!(s, status, "{message}");
+            assert!(
+                message.contains(words),
+                "{message:?} should mention {words:?}"
+            );
+        }
+        other => panic!("expected a {status} refusal mentioning {words:?}, got {other:?}"),
+    }
 }

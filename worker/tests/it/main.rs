@@ -1,7 +1,9 @@
-//! Integration tests of the worker: a real server on 127.0.0.1:0 with the tiny fixed-seed model
-//! (prepared on first use by the Python converter), and SmolLM2 for the end-to-end answer.
+//! Integration tests of the worker: a real server on 127.0.0.1:0 (the kit's `TestWorker`) with
+//! the tiny fixed-seed model, SmolLM2 for the end-to-end answer, and the built binary itself.
 
 mod batching;
+mod binary;
+mod budget;
 mod chat;
 mod common;
 mod liveness;

@@ -4,7 +4,7 @@ use morpheus_sdk::openai::{ChatCompletionRequest, ChatMessage};
 
 use morpheus_worker::kernels::Activations;
 
-use crate::common::{Options, TestServer, smollm2_model};
+use morpheus_testkit::{TestWorker, WorkerOptions, smollm2_model};
 
 #[tokio::test]
 async fn knows_the_capital_of_france() {
@@ -13,7 +13,7 @@ async fn knows_the_capital_of_france() {
     // answer may be French: that mode is checked on logits instead (kernels, decoder tests).
     let activations = Activations::default();
     assert_eq!(activations, Activations::Int8x2);
-    let server = TestServer::with(Options {
+    let server = TestWorker::with(WorkerOptions {
         model: smollm2_model(),
         max_batch: 2,
         activations,

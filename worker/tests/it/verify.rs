@@ -4,15 +4,15 @@
 
 use std::process::Command;
 
-use morpheus_worker::model::prepare;
-
-use crate::common::{repo_root, tiny_model};
+use morpheus_testkit::{python, tiny_model};
 
 fn verify(activations: &str) -> String {
-    let root = repo_root();
     let model = tiny_model();
-    let out = Command::new(prepare::default_python(&root))
-        .env("PYTHONPATH", prepare::python_dir())
+    let out = Command::new(python().expect("the project's venv"))
+        .env(
+            "PYTHONPATH",
+            env!("CARGO_MANIFEST_DIR").to_owned() + "/python",
+        )
         .args(["-m", "morpheus_model", "verify"])
         .arg(&model)
         .arg("--gguf")

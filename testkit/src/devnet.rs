@@ -1,0 +1,204 @@
+//! A deployed local protocol on a fresh anvil.
+
+use alloy::{
+    node_bindings::AnvilInstance,
+    primitives::{Address, U256, utils::parse_ether},
+    providers::{DynProvider, Provider, ProviderBuilder},
+    signers::{Signer, local::PrivateKeySigner},
+};
+
+use morpheus_sdk::{
+    Deployment,
+    contracts::{
+        Protocol,
+        bindings::{
+            compute_pool::ComputePool, fixed_price_source::FixedPriceSource,
+            provider_registry::ProviderRegistry, session_router::SessionRouter, test_mor::TestMOR,
+        },
+        wallet_provider,
+    },
+};
+
+use crate::{Error, Result, anvil::spawn_anvil};
+
+/// Accounts funded and whitelisted on a devnet (anvil's first ten).
+pub const FUNDED_ACCOUNTS: usize = 10;
+
+/// A running anvil with the protocol deployed the way `script/Deploy.s.sol` deploys it locally:
+/// test MOR minted to every anvil account, the pool funded with 1,000,000 MOR, account 1 the
+/// router signer, every account whitelisted as a provider, prices MOR $20 and $0.002 per 1000
+/// tokens. The chain is then moved one day on, so today's budget is 1% of the funded pool.
+///
+/// Dropping it stops anvil.
+#[derive(Debug)]
+pub struct Devnet {
+    anvil: AnvilInstance,
+    deployment: Deployment,
+}
+
+impl Devnet {
+    /// MOR (wei) minted to every funded account.
+    pub fn mint_per_account() -> U256 {
+        parse_ether("100000").expect("constant")
+    }
+
+    /// MOR (wei) deposited into the pool.
+    pub fn pool_deposit() -> U256 {
+        parse_ether("1000000").expect("constant")
+    }
+
+    /// Starts anvil and deploys the protocol from the artifacts in `sdk/abi/`.
+    pub async fn start() -> Result<Self> {
+        let anvil = spawn_anvil()?;
+        let deployment = deploy(&anvil).await?;
+        let devnet = Self { anvil, deployment };
+        devnet.advance_days(1).await?;
+        Ok(devnet)
+    }
+
+    /// The JSON-RPC URL.
+    pub fn rpc_url(&self) -> String {
+        self.anvil.endpoint()
+    }
+
+    /// The deployed addresses.
+    pub fn deployment(&self) -> Deployment {
+        self.deployment
+    }
+
+    /// Anvil account `index` (0 deployed the contracts and owns them; 1 is the router signer).
+    pub fn signer(&self, index: usize) -> PrivateKeySigner {
+        let key = self.anvil.keys()[index].clone();
+        let mut signer = PrivateKeySigner::from(key);
+        signer.set_chain_id(Some(self.anvil.chain_id()));
+        signer
+    }
+
+    /// The router signer's key.
+    pub fn router_signer(&self) -> PrivateKeySigner {
+        self.signer(1)
+    }
+
+    /// A connection sending as anvil account `index`.
+    pub async fn protocol(&self, index: usize) -> Result<Protocol> {
+        Ok(Protocol::connect(&self.rpc_url(), self.deployment, Some(self.signer(index))).await?)
+    }
+
+    /// Moves the chain's clock `days` UTC days on and mines a block.
+    pub async fn advance_days(&self, days: u64) -> Result<()> {
+        self.advance_seconds(days * 86_400).await
+    }
+
+    /// Moves the chain's clock `seconds` on and mines a block.
+    pub async fn advance_seconds(&self, seconds: u64) -> Result<()> {
+        let provider = ProviderBuilder::new().connect_http(self.anvil.endpoint_url());
+        let rpc = |e: alloy::transports::TransportError| rpc_error(e.to_string());
+        let _: serde_json::Value = provider
+            .raw_request("evm_increaseTime".into(), (seconds,))
+            .await
+            .map_err(rpc)?;
+        let _: serde_json::Value = provider
+            .raw_request("evm_mine".into(), ())
+            .await
+            .map_err(rpc)?;
+        Ok(())
+    }
+
+    /// The chain's latest block time (unix seconds).
+    pub async fn now(&self) -> Result<u64> {
+        Ok(Protocol::connect(&self.rpc_url(), self.deployment, None)
+            .await?
+            .latest_block_time()
+            .await?)
+    }
+}
+
+fn rpc_error(message: String) -> Error {
+    Error::Sdk(morpheus_sdk::Error::Rpc(message))
+}
+
+async fn deploy(anvil: &AnvilInstance) -> Result<Deployment> {
+    let mut owner = PrivateKeySigner::from(anvil.keys()[0].clone());
+    owner.set_chain_id(Some(anvil.chain_id()));
+    let owner_address = owner.address();
+    let provider: DynProvider = wallet_provider(anvil.endpoint_url(), owner.clone());
+    let deploy_err = |what: &'static str| {
+        move |e: alloy::contract::Error| rpc_error(format!("deploying {what}: {e}"))
+    };
+    let deploy_block = provider
+        .get_block_number()
+        .await
+        .map_err(|e| rpc_error(e.to_string()))?;
+
+    let mor = TestMOR::deploy(provider.clone(), owner_address)
+        .await
+        .map_err(deploy_err("TestMOR"))?;
+    let prices = FixedPriceSource::deploy(
+        provider.clone(),
+        owner_address,
+        parse_ether("20").expect("constant"),
+        parse_ether("0.002").expect("constant"),
+    )
+    .await
+    .map_err(deploy_err("FixedPriceSource"))?;
+    let registry = ProviderRegistry::deploy(
+        provider.clone(),
+        owner_address,
+        *mor.address(),
+        parse_ether("10").expect("constant"),
+        U256::from(7 * 86_400),
+    )
+    .await
+    .map_err(deploy_err("ProviderRegistry"))?;
+    let pool = ComputePool::deploy(
+        provider.clone(),
+        owner_address,
+        *mor.address(),
+        U256::from(100),
+        U256::from(1000),
+    )
+    .await
+    .map_err(deploy_err("ComputePool"))?;
+    let router = SessionRouter::deploy(
+        provider.clone(),
+        owner_address,
+        *mor.address(),
+        *pool.address(),
+        *prices.address(),
+    )
+    .await
+    .map_err(deploy_err("SessionRouter"))?;
+
+    let deployment = Deployment {
+        chain_id: anvil.chain_id(),
+        mor: *mor.address(),
+        price_source: *prices.address(),
+        provider_registry: *registry.address(),
+        compute_pool: *pool.address(),
+        session_router: *router.address(),
+        deploy_block,
+    };
+    let protocol = Protocol::connect(&anvil.endpoint(), deployment, Some(owner)).await?;
+    protocol
+        .pool()
+        .set_session_router(*router.address())
+        .await?;
+    let accounts: Vec<Address> = anvil
+        .addresses()
+        .iter()
+        .take(FUNDED_ACCOUNTS)
+        .copied()
+        .collect();
+    protocol
+        .session_router()
+        .add_router(accounts[1], 10_000)
+        .await?;
+    let token = protocol.mor();
+    for account in &accounts {
+        token.mint(*account, Devnet::mint_per_account()).await?;
+        protocol.registry().add_to_whitelist(*account).await?;
+    }
+    token.mint(owner_address, Devnet::pool_deposit()).await?;
+    protocol.pool().deposit(Devnet::pool_deposit()).await?;
+    Ok(deployment)
+}

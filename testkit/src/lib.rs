@@ -1,0 +1,20 @@
+#![doc = include_str!("../README.md")]
+
+mod anvil;
+mod devnet;
+mod error;
+mod ids;
+mod lock;
+mod models;
+mod setup;
+mod worker;
+
+pub use anvil::{ANVIL_ENV, anvil_path, spawn_anvil};
+pub use devnet::{Devnet, FUNDED_ACCOUNTS};
+pub use error::{Error, Result};
+pub use ids::{unique_b256, unix_now};
+pub use models::{smollm2_model, tiny_model, tiny_model_onnxruntime};
+pub use setup::{
+    CACHE_ENV, cache_dir, ensure_installed, ort_environment, ort_library, python, repo_root,
+};
+pub use worker::{TestWorker, WorkerOptions};

@@ -1,0 +1,270 @@
+//! The command line: clap's types live here, the library takes plain options.
+
+use std::{net::SocketAddr, path::PathBuf};
+
+use alloy::primitives::{Address, B256};
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use morpheus_worker::{
+    bench::BenchOptions, kernels::Activations, model::prepare::Kernels, runtime::Device,
+};
+
+#[derive(Parser)]
+#[command(
+    name = "morpheus-worker",
+    version,
+    about = "Morpheus Compute provider node"
+)]
+pub(crate) struct Cli {
+    #[command(subcommand)]
+    pub(crate) cmd: Cmd,
+}
+
+#[derive(Subcommand)]
+pub(crate) enum Cmd {
+    /// Serve a prepared model over the OpenAI-compatible API.
+    Serve(ServeArgs),
+    /// Model directories.
+    Model {
+        #[command(subcommand)]
+        cmd: ModelCmd,
+    },
+    /// Measure prompt and decode throughput, against llama.cpp on the same GGUF.
+    Bench(BenchArgs),
+}
+
+#[derive(Subcommand)]
+pub(crate) enum ModelCmd {
+    /// Convert a GGUF (`smollm2`, `tiny`, or a path) into a model directory (cached).
+    Prepare {
+        /// `smollm2`, `tiny` (the fixed-seed test model) or a path to a .gguf file.
+        source: String,
+        /// Output directory (default: models/<source>).
+        #[arg(long)]
+        out: Option<PathBuf>,
+        /// Python interpreter with worker/python/requirements.txt installed (default:
+        /// `.venv/bin/python` in the current directory or a parent, else `python3`).
+        #[arg(long, env = "MORPHEUS_PYTHON")]
+        python: Option<PathBuf>,
+        /// Directory holding the converter's `morpheus_model` package (default: the copy
+        /// built into this binary).
+        #[arg(long, env = "MORPHEUS_PYTHON_DIR")]
+        python_dir: Option<PathBuf>,
+        /// Convert again even if up to date.
+        #[arg(long)]
+        force: bool,
+        /// Operators for the quantised matmuls: `morpheus` (this worker's CPU kernels over the
+        /// GGUF's own blocks, fastest on CPU) or `onnxruntime` (any ONNX Runtime, CUDA included).
+        #[arg(long, value_enum, default_value_t)]
+        kernels: KernelsArg,
+    },
+    /// Write the logits after every token of a sequence (then greedy tokens), on the CPU: for
+    /// checking a model against a reference (`python -m morpheus_model verify` uses it).
+    Logits(LogitsArgs),
+}
+
+#[derive(Args)]
+pub(crate) struct LogitsArgs {
+    /// Model directory.
+    #[arg(long)]
+    pub(crate) model: PathBuf,
+    /// Token ids to run, comma-separated.
+    #[arg(long, value_delimiter = ',', required = true)]
+    pub(crate) tokens: Vec<u32>,
+    /// Greedy tokens to add after them.
+    #[arg(long, default_value_t = 0)]
+    pub(crate) generate: usize,
+    /// Write the logits here: rows of vocab-size little-endian f32, one per token run.
+    #[arg(long)]
+    pub(crate) out: PathBuf,
+    /// ONNX Runtime shared library (default: ORT_DYLIB_PATH, else found in .venv).
+    #[arg(long)]
+    pub(crate) ort_lib: Option<PathBuf>,
+    /// ONNX Runtime intra-op threads.
+    #[arg(long, default_value_t = 2)]
+    pub(crate) threads: usize,
+    /// Activation quantisation of the worker's own CPU kernels.
+    #[arg(long, value_enum, default_value_t)]
+    pub(crate) activations: ActivationsArg,
+}
+
+#[derive(Args)]
+pub(crate) struct EngineArgs {
+    /// Model directory (model.onnx, tokenizer.json, morpheus.json).
+    #[arg(long, env = "MORPHEUS_MODEL", default_value = "models/smollm2")]
+    pub(crate) model: PathBuf,
+    /// ONNX Runtime shared library (default: ORT_DYLIB_PATH, else found in .venv).
+    #[arg(long)]
+    pub(crate) ort_lib: Option<PathBuf>,
+    /// Where to run.
+    #[arg(long, value_enum, default_value_t = DeviceArg::Auto)]
+    pub(crate) device: DeviceArg,
+    /// ONNX Runtime intra-op threads (default: all cores).
+    #[arg(long)]
+    pub(crate) threads: Option<usize>,
+    /// Most sequences decoded together.
+    #[arg(long, default_value_t = 16)]
+    pub(crate) max_batch: usize,
+    /// Longest sequence (prompt + completion).
+    #[arg(long, default_value_t = 2048)]
+    pub(crate) max_context: usize,
+    /// Activation quantisation of the worker's own CPU kernels: `int8x2` (two stages: logits as
+    /// a float pass of the GGUF's weights) or `int8` (one stage, as llama.cpp: fastest).
+    #[arg(long, value_enum, default_value_t)]
+    pub(crate) activations: ActivationsArg,
+}
+
+#[derive(Args)]
+pub(crate) struct ServeArgs {
+    #[command(flatten)]
+    pub(crate) engine: EngineArgs,
+    /// Address to listen on.
+    #[arg(long, env = "MORPHEUS_LISTEN", default_value = "127.0.0.1:8080")]
+    pub(crate) listen: SocketAddr,
+    /// Provider private key (hex).
+    #[arg(long, env = "MORPHEUS_PROVIDER_KEY", hide_env_values = true)]
+    pub(crate) provider_key: String,
+    /// Chain id of the protocol's EIP-712 domain.
+    #[arg(long, env = "MORPHEUS_CHAIN_ID")]
+    pub(crate) chain_id: u64,
+    /// SessionRouter address (the domain's verifying contract).
+    #[arg(long, env = "MORPHEUS_SESSION_ROUTER")]
+    pub(crate) session_router: Address,
+    /// Authorised router signer (repeat, or comma-separated).
+    #[arg(
+        long = "router",
+        env = "MORPHEUS_ROUTERS",
+        value_delimiter = ',',
+        required = true
+    )]
+    pub(crate) routers: Vec<Address>,
+    /// Registered model id served (bytes32); when set, assignments must name it.
+    #[arg(long, env = "MORPHEUS_MODEL_ID")]
+    pub(crate) model_id: Option<B256>,
+    /// Requests waiting beyond the batch before new ones are refused (503).
+    #[arg(long, default_value_t = 256)]
+    pub(crate) max_queue: usize,
+}
+
+#[derive(Args)]
+pub(crate) struct BenchArgs {
+    /// Prepared model directory.
+    #[arg(long, default_value = "models/smollm2")]
+    model: PathBuf,
+    /// The GGUF it was prepared from, for llama.cpp (`smollm2` or a path); omit to skip llama.cpp.
+    #[arg(long)]
+    gguf: Option<String>,
+    /// Threads for both engines.
+    #[arg(long, default_value_t = 2)]
+    threads: usize,
+    /// Prompt length for the prompt-throughput test.
+    #[arg(long, default_value_t = 256)]
+    prompt_tokens: usize,
+    /// Prompt length of each stream in the decode tests.
+    #[arg(long, default_value_t = 32)]
+    stream_prompt_tokens: usize,
+    /// Tokens generated per stream.
+    #[arg(long, default_value_t = 64)]
+    gen_tokens: u32,
+    /// Concurrent stream counts to test.
+    #[arg(long, value_delimiter = ',', default_value = "1,4,16")]
+    streams: Vec<usize>,
+    /// ONNX Runtime shared library (default: ORT_DYLIB_PATH, else found in .venv).
+    #[arg(long)]
+    ort_lib: Option<PathBuf>,
+    /// Rounds of each measurement; the best is reported (for both engines).
+    #[arg(long, default_value_t = 3)]
+    repeats: usize,
+    /// Python interpreter for the llama.cpp side.
+    #[arg(long, env = "MORPHEUS_PYTHON")]
+    python: Option<PathBuf>,
+    /// Directory holding `llama_cpp_bench.py` and `morpheus_model` (default: the copies built
+    /// into this binary).
+    #[arg(long, env = "MORPHEUS_PYTHON_DIR")]
+    python_dir: Option<PathBuf>,
+    /// Write the results here as JSON too.
+    #[arg(long)]
+    json: Option<PathBuf>,
+    /// Activation modes of the worker's kernels to measure (each against the same llama.cpp run).
+    #[arg(long, value_enum, value_delimiter = ',', default_value = "int8x2,int8")]
+    activations: Vec<ActivationsArg>,
+}
+
+impl From<BenchArgs> for BenchOptions {
+    fn from(a: BenchArgs) -> Self {
+        Self {
+            model: a.model,
+            gguf: a.gguf,
+            threads: a.threads,
+            prompt_tokens: a.prompt_tokens,
+            stream_prompt_tokens: a.stream_prompt_tokens,
+            gen_tokens: a.gen_tokens,
+            streams: a.streams,
+            ort_lib: a.ort_lib,
+            repeats: a.repeats,
+            python: a.python,
+            python_dir: a.python_dir,
+            json: a.json,
+            activations: a.activations.into_iter().map(Into::into).collect(),
+        }
+    }
+}
+
+/// `--device`: where to run.
+#[derive(Clone, Copy, Default, ValueEnum)]
+pub(crate) enum DeviceArg {
+    /// CUDA when this ONNX Runtime build and the machine have it, else CPU.
+    #[default]
+    Auto,
+    /// CPU only.
+    Cpu,
+    /// CUDA, falling back to CPU with a warning when unavailable.
+    Cuda,
+}
+
+impl From<DeviceArg> for Device {
+    fn from(d: DeviceArg) -> Self {
+        match d {
+            DeviceArg::Auto => Self::Auto,
+            DeviceArg::Cpu => Self::Cpu,
+            DeviceArg::Cuda => Self::Cuda,
+        }
+    }
+}
+
+/// `--kernels`: operators for the quantised matmuls.
+#[derive(Clone, Copy, Default, ValueEnum)]
+pub(crate) enum KernelsArg {
+    /// This worker's CPU kernels over the GGUF's own blocks (fastest on CPU).
+    #[default]
+    Morpheus,
+    /// ONNX Runtime's `MatMulNBits` only (any ONNX Runtime, CUDA included).
+    Onnxruntime,
+}
+
+impl From<KernelsArg> for Kernels {
+    fn from(k: KernelsArg) -> Self {
+        match k {
+            KernelsArg::Morpheus => Self::Morpheus,
+            KernelsArg::Onnxruntime => Self::Onnxruntime,
+        }
+    }
+}
+
+/// `--activations`: activation quantisation of the worker's own CPU kernels.
+#[derive(Clone, Copy, Default, ValueEnum)]
+pub(crate) enum ActivationsArg {
+    /// Two int8 stages per block: logits within ~0.01 of a float pass of the GGUF's weights.
+    #[default]
+    Int8x2,
+    /// One int8 stage per block, as llama.cpp: fastest, logits within ~2.
+    Int8,
+}
+
+impl From<ActivationsArg> for Activations {
+    fn from(a: ActivationsArg) -> Self {
+        match a {
+            ActivationsArg::Int8x2 => Self::Int8x2,
+            ActivationsArg::Int8 => Self::Int8,
+        }
+    }
+}

@@ -1,0 +1,136 @@
+//! The built `morpheus-worker` binary as a provider runs it: copied out of the source tree, it
+//! still prepares a model (the converter is inside it); serving, it stops cleanly on SIGTERM.
+
+use std::{
+    io::{BufRead, BufReader},
+    process::{Command, Stdio},
+    time::{Duration, Instant},
+};
+
+use morpheus_testkit::{ort_library, python, tiny_model};
+
+const BINARY: &str = env!("CARGO_BIN_EXE_morpheus-worker");
+
+#[test]
+fn a_copied_binary_prepares_a_model_outside_the_source_tree() {
+    let python = python().expect("the project's venv");
+    let place = tempfile::tempdir().expect("tempdir");
+    let binary = place.path().join("bin").join("morpheus-worker");
+    std::fs::create_dir_all(binary.parent().expect("bin/")).expect("mkdir");
+    std::fs::copy(BINARY, &binary).expect("copy the binary");
+    let cache = place.path().join("cache");
+    let out = Command::new(&binary)
+        .current_dir(place.path())
+        .env_remove("MORPHEUS_PYTHON_DIR")
+        .env("XDG_CACHE_HOME", &cache)
+        .args([
+            "model",
+            "prepare",
+            "tiny",
+            "--out",
+            "models/tiny",
+            "--python",
+        ])
+        .arg(&python)
+        .output()
+        .expect("the binary runs");
+    let log =
+        String::from_utf8_lossy(&out.stderr).into_owned() + &String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "model prepare failed:\n{log}");
+    let dir = place.path().join("models/tiny");
+    for file in ["model.onnx", "tokenizer.json", "morpheus.json"] {
+        assert!(dir.join(file).is_file(), "{file} missing:\n{log}");
+    }
+    // The converter it ran is the one it carries, unpacked into its cache.
+    let unpacked = std::fs::read_dir(cache.join("morpheus-worker"))
+        .expect("the converter was unpacked into the cache")
+        .filter_map(|e| e.ok())
+        .any(|e| e.path().join("morpheus_model/__main__.py").is_file());
+    assert!(unpacked, "no morpheus_model in {}", cache.display());
+    // The same model as the kit's own build of it: the converter is deterministic.
+    let ours = std::fs::read(dir.join("model.onnx")).expect("model");
+    let kit = std::fs::read(tiny_model().join("model.onnx")).expect("kit model");
+    assert!(ours == kit, "the copied binary made a different tiny model");
+}
+
+#[test]
+fn a_missing_converter_directory_is_named() {
+    let out = Command::new(BINARY)
+        .env("MORPHEUS_PYTHON_DIR", "/nonexistent/morpheus")
+        .args(["model", "prepare", "tiny", "--out"])
+        .arg(tempfile::tempdir().expect("tempdir").path().join("m"))
+        .output()
+        .expect("the binary runs");
+    assert!(!out.status.success());
+    let log = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        log.contains("/nonexistent/morpheus holds no morpheus_model package"),
+        "{log}"
+    );
+}
+
+#[test]
+fn sigterm_stops_the_server_cleanly() {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("a free port");
+    let addr = listener.local_addr().expect("addr");
+    drop(listener);
+    let mut child = Command::new(BINARY)
+        .env("ORT_DYLIB_PATH", ort_library().expect("ONNX Runtime"))
+        .env("RUST_LOG", "info")
+        .env("NO_COLOR", "1")
+        .arg("serve")
+        .arg("--model")
+        .arg(tiny_model())
+        .args([
+            "--device",
+            "cpu",
+            "--threads",
+            "1",
+            "--listen",
+            &addr.to_string(),
+        ])
+        .args([
+            "--chain-id",
+            "31337",
+            "--session-router",
+            "0x1111111111111111111111111111111111111111",
+        ])
+        .args(["--router", "0x2222222222222222222222222222222222222222"])
+        .env(
+            "MORPHEUS_PROVIDER_KEY",
+            "0x5de4111afa1a4b94908f83103eb1f1706367c2e68ca870fc3fb9a804cdab365a",
+        )
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("the worker starts");
+    let mut lines = BufReader::new(child.stdout.take().expect("stdout")).lines();
+    let mut log = String::new();
+    let serving = lines.by_ref().map_while(Result::ok).any(|l| {
+        log.push_str(&l);
+        log.push('\n');
+        l.contains("serving")
+    });
+    assert!(serving, "the worker never served:\n{log}");
+    let kill = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .expect("kill runs");
+    assert!(kill.success());
+    let started = Instant::now();
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("wait") {
+            break status;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "still running 20 s after SIGTERM"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let rest: Vec<String> = lines.map_while(Result::ok).collect();
+    log.push_str(&rest.join("\n"));
+    assert!(status.success(), "exit {status} after SIGTERM:\n{log}");
+    assert!(log.contains("shutting down"), "{log}");
+    assert!(log.contains("stopped"), "{log}");
+}
