@@ -6,6 +6,7 @@ mod error;
 mod ids;
 mod lock;
 mod models;
+mod process;
 mod setup;
 mod worker;
 
@@ -14,6 +15,7 @@ pub use devnet::{Devnet, FUNDED_ACCOUNTS};
 pub use error::{Error, Result};
 pub use ids::{unique_b256, unix_now};
 pub use models::{smollm2_model, tiny_model, tiny_model_onnxruntime};
+pub use process::{assert_refused, log_of, stop_with_signal};
 pub use setup::{
     CACHE_ENV, cache_dir, ensure_installed, ort_environment, ort_library, python, repo_root,
 };

@@ -1,9 +1,10 @@
-//! The `morpheus-router` binary: serves until ctrl-c, and refuses a key that is not a router's.
+//! The `morpheus-router` binary: serves until Ctrl-C or SIGTERM (what `kill`, systemd and
+//! container runtimes send) and then stops gracefully; refuses a key that is not a router's.
 
 use std::{process::Stdio, time::Duration};
 
 use morpheus_sdk::router::RouterClient;
-use morpheus_testkit::Devnet;
+use morpheus_testkit::{Devnet, log_of, stop_with_signal};
 use tempfile::TempDir;
 use tokio::process::Command;
 
@@ -26,7 +27,9 @@ fn command(devnet: &Devnet, dir: &TempDir, key: String, listen: &str) -> Command
         .arg("--listen")
         .arg(listen)
         .env("MORPHEUS_ROUTER_KEY", key)
-        .stdout(Stdio::null())
+        .env("RUST_LOG", "info")
+        .env("NO_COLOR", "1")
+        .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .kill_on_drop(true);
     cmd
@@ -36,14 +39,14 @@ fn key_hex(devnet: &Devnet, index: usize) -> String {
     format!("{:?}", devnet.signer(index).to_bytes())
 }
 
-#[tokio::test]
-async fn serves_until_ctrl_c() {
+/// Starts the binary, waits until it answers, sends `signal`; returns its log after a clean exit.
+async fn serve_then_signal(signal: &str) -> String {
     let devnet = Devnet::start().await.expect("devnet");
     let dir = TempDir::new().expect("tempdir");
     let addr = std::net::TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
         .expect("free port");
-    let mut child = command(&devnet, &dir, key_hex(&devnet, 1), &addr.to_string())
+    let child = command(&devnet, &dir, key_hex(&devnet, 1), &addr.to_string())
         .spawn()
         .expect("router starts");
     let client = RouterClient::new(&format!("http://{addr}")).expect("client");
@@ -57,19 +60,30 @@ async fn serves_until_ctrl_c() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     assert!(answered.is_some(), "the binary answers on {addr}");
+    let output = stop_with_signal(child, signal, Duration::from_secs(10)).await;
+    let log = log_of(&output);
+    assert!(
+        output.status.success(),
+        "clean exit on SIG{signal}: {}\n{log}",
+        output.status
+    );
+    assert!(log.contains("stopped"), "the log says it stopped:\n{log}");
+    log
+}
 
-    let pid = child.id().expect("running").to_string();
-    let status = Command::new("kill")
-        .args(["-INT", &pid])
-        .status()
-        .await
-        .expect("kill");
-    assert!(status.success());
-    let exit = tokio::time::timeout(Duration::from_secs(10), child.wait())
-        .await
-        .expect("stops within 10 s")
-        .expect("exit status");
-    assert!(exit.success(), "clean exit on ctrl-c: {exit}");
+#[tokio::test]
+async fn serves_until_ctrl_c() {
+    let log = serve_then_signal("INT").await;
+    assert!(log.contains("shutting down"), "{log}");
+}
+
+#[tokio::test]
+async fn sigterm_stops_the_binary_cleanly() {
+    let log = serve_then_signal("TERM").await;
+    assert!(
+        log.contains("shutting down") && log.contains("SIGTERM"),
+        "the log says it shuts down on SIGTERM:\n{log}"
+    );
 }
 
 #[tokio::test]

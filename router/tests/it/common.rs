@@ -10,7 +10,7 @@ use alloy::{
 use morpheus_router::{AppState, RouterConfig};
 use morpheus_sdk::{
     merkle::ModelTree,
-    messages::{ComputeRequest, Signed, UsageReport},
+    messages::{Assignment, ComputeRequest, Signed, UsageReport},
     router::RouterClient,
 };
 use morpheus_testkit::{Devnet, TestWorker, WorkerOptions, tiny_model, unique_b256, unix_now};
@@ -186,6 +186,14 @@ impl Net {
         Signed::sign(r, &self.devnet.deployment().domain(), signer).expect("sign")
     }
 
+    /// An assignment for a default request of the user (256 tokens), which must be granted.
+    pub(crate) async fn assignment(&self) -> Signed<Assignment> {
+        self.router
+            .request_compute(&self.request(|_| {}))
+            .await
+            .expect("assignment")
+    }
+
     /// A request from the user.
     pub(crate) fn request(&self, edit: impl FnOnce(&mut ComputeRequest)) -> Signed<ComputeRequest> {
         self.request_as(&self.user(), edit)
@@ -244,18 +252,5 @@ pub(crate) fn assert_refused<T: std::fmt::Debug>(
     status: u16,
     words: &str,
 ) {
-    match result {
-        Err(morpheus_sdk::Error::Http {
-            peer: "router",
-            status: s,
-            message,
-        }) => {
-            assert_eq!(s, status, "status of refusal {message:?}");
-            assert!(
-                message.contains(words),
-                "refusal {message:?} should mention {words:?}"
-            );
-        }
-        other => panic!("expected a {status} refusal mentioning {words:?}, got {other:?}"),
-    }
+    morpheus_testkit::assert_refused(result, "router", status, words);
 }

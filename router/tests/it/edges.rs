@@ -1,7 +1,5 @@
-//! Hardened service edges: what the router does when a provider, the operating system or its
-//! own database misbehaves.
+//! Hardened service edges: what the router does when a provider or its own database misbehaves.
 
 mod blocking_store;
 mod corrupt_database;
 mod hung_provider;
-mod sigterm;

@@ -26,11 +26,7 @@ async fn a_session_pays_the_provider_on_chain() {
     assert_eq!(before.used, U256::ZERO);
 
     // The router checks the request, proves the provider live and signs the assignment.
-    let assignment = net
-        .router
-        .request_compute(&net.request(|_| {}))
-        .await
-        .expect("assignment");
+    let assignment = net.assignment().await;
     let a = &assignment.message;
     assert_eq!(a.provider, provider);
     assert_eq!(a.user, user);

@@ -11,11 +11,7 @@ async fn a_restarted_router_remembers_everything() {
     let user = net.user().address();
     let provider = net.devnet.signer(PROVIDER).address();
 
-    let done = net
-        .router
-        .request_compute(&net.request(|_| {}))
-        .await
-        .expect("assignment");
+    let done = net.assignment().await;
     net.router
         .report_usage(&net.report_as(&net.user(), done.message.sessionId, 100, 100, true))
         .await

@@ -113,11 +113,7 @@ async fn bad_requests_are_refused() {
 #[tokio::test]
 async fn bad_reports_are_refused() {
     let net = Net::start().await;
-    let assignment = net
-        .router
-        .request_compute(&net.request(|_| {}))
-        .await
-        .expect("assignment");
+    let assignment = net.assignment().await;
     let session = assignment.message.sessionId;
 
     // From someone other than the session's user.

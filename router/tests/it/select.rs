@@ -21,11 +21,7 @@ async fn a_provider_that_fails_liveness_is_skipped() {
     assert_eq!(list.providers.len(), 2);
     assert_eq!(list.providers[0].provider, dead, "cheapest first");
 
-    let assignment = net
-        .router
-        .request_compute(&net.request(|_| {}))
-        .await
-        .expect("assignment");
+    let assignment = net.assignment().await;
     assert_eq!(
         assignment.message.provider,
         net.devnet.signer(PROVIDER).address()
@@ -45,11 +41,7 @@ async fn a_full_provider_gets_no_more_sessions_until_one_ends() {
         .update_bid(net.model_id, U256::from(PRICE), U256::from(1))
         .await
         .expect("capacity 1");
-    let first = net
-        .router
-        .request_compute(&net.request(|_| {}))
-        .await
-        .expect("assignment");
+    let first = net.assignment().await;
     let waiting = net.request(|_| {});
     assert_refused(net.router.request_compute(&waiting).await, 503, "full");
 

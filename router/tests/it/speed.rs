@@ -64,10 +64,5 @@ async fn slow_and_failed_reports_earn_nothing() {
 }
 
 async fn session(net: &Net) -> B256 {
-    net.router
-        .request_compute(&net.request(|_| {}))
-        .await
-        .expect("assignment")
-        .message
-        .sessionId
+    net.assignment().await.message.sessionId
 }

@@ -5,7 +5,7 @@ use futures::StreamExt;
 
 use morpheus_testkit::{TestWorker, WorkerOptions};
 
-use crate::common::{fill_slot_and_queue, request};
+use crate::common::{fill_slot_and_queue, leave_after_first_token, one_slot_worker, request};
 
 #[tokio::test]
 async fn concurrent_requests_share_decode_steps() {
@@ -79,16 +79,7 @@ async fn disconnect_frees_the_slot() {
     let client = server.client();
     let mut req = request("go on forever", 32000, 5);
     req.temperature = Some(0.0);
-    let mut stream = client
-        .chat_stream(&server.assignment(100_000), &req)
-        .await
-        .expect("stream");
-    stream.next().await.expect("role chunk").expect("ok");
-    stream.next().await.expect("first token").expect("ok");
-    drop(stream);
-    server
-        .wait_for_metric("morpheus_worker_requests_total{outcome=\"cancelled\"} 1")
-        .await;
+    leave_after_first_token(&server, &server.assignment(100_000), &req).await;
     server.wait_for_metric("morpheus_worker_batch_size 0").await;
     // The only slot serves the next request.
     let next = client
@@ -101,13 +92,7 @@ async fn disconnect_frees_the_slot() {
 
 #[tokio::test]
 async fn full_queue_is_refused_with_503() {
-    let server = TestWorker::with(WorkerOptions {
-        max_batch: 1,
-        max_queue: 1,
-        max_context: 32768,
-        ..Default::default()
-    })
-    .await;
+    let server = one_slot_worker().await;
     let (running, queued) = fill_slot_and_queue(&server).await;
     let refused = reqwest::Client::new()
         .post(format!("{}/v1/chat/completions", server.url))

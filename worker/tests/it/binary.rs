@@ -2,12 +2,11 @@
 //! still prepares a model (the converter is inside it); serving, it stops cleanly on SIGTERM.
 
 use std::{
-    io::{BufRead, BufReader},
     process::{Command, Stdio},
-    time::{Duration, Instant},
+    time::Duration,
 };
 
-use morpheus_testkit::{ort_library, python, tiny_model};
+use morpheus_testkit::{log_of, ort_library, python, stop_with_signal, tiny_model};
 
 const BINARY: &str = env!("CARGO_BIN_EXE_morpheus-worker");
 
@@ -69,12 +68,12 @@ fn a_missing_converter_directory_is_named() {
     );
 }
 
-#[test]
-fn sigterm_stops_the_server_cleanly() {
+#[tokio::test]
+async fn sigterm_stops_the_server_cleanly() {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("a free port");
     let addr = listener.local_addr().expect("addr");
     drop(listener);
-    let mut child = Command::new(BINARY)
+    let mut child = tokio::process::Command::new(BINARY)
         .env("ORT_DYLIB_PATH", ort_library().expect("ONNX Runtime"))
         .env("RUST_LOG", "info")
         .env("NO_COLOR", "1")
@@ -101,36 +100,34 @@ fn sigterm_stops_the_server_cleanly() {
             "0x5de4111afa1a4b94908f83103eb1f1706367c2e68ca870fc3fb9a804cdab365a",
         )
         .stdout(Stdio::piped())
-        .stderr(Stdio::null())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
         .spawn()
         .expect("the worker starts");
-    let mut lines = BufReader::new(child.stdout.take().expect("stdout")).lines();
-    let mut log = String::new();
-    let serving = lines.by_ref().map_while(Result::ok).any(|l| {
-        log.push_str(&l);
-        log.push('\n');
-        l.contains("serving")
-    });
-    assert!(serving, "the worker never served:\n{log}");
-    let kill = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .expect("kill runs");
-    assert!(kill.success());
-    let started = Instant::now();
-    let status = loop {
-        if let Some(status) = child.try_wait().expect("wait") {
-            break status;
+    // Serving once /v1/models answers.
+    let url = format!("http://{addr}/v1/models");
+    let mut serving = false;
+    for _ in 0..200 {
+        if reqwest::get(&url)
+            .await
+            .is_ok_and(|r| r.status().is_success())
+        {
+            serving = true;
+            break;
         }
-        assert!(
-            started.elapsed() < Duration::from_secs(20),
-            "still running 20 s after SIGTERM"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    };
-    let rest: Vec<String> = lines.map_while(Result::ok).collect();
-    log.push_str(&rest.join("\n"));
-    assert!(status.success(), "exit {status} after SIGTERM:\n{log}");
+        if let Ok(Some(status)) = child.try_wait() {
+            panic!("the worker exited before serving: {status}");
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(serving, "the worker never answered on {url}");
+    let output = stop_with_signal(child, "TERM", Duration::from_secs(20)).await;
+    let log = log_of(&output);
+    assert!(
+        output.status.success(),
+        "exit {} after SIGTERM:\n{log}",
+        output.status
+    );
     assert!(log.contains("shutting down"), "{log}");
     assert!(log.contains("stopped"), "{log}");
 }

@@ -3,14 +3,13 @@
 //! Each test measures what is left by a last request that asks for more than can remain: the
 //! tiny model never ends on its own, so it generates exactly what the budget leaves.
 
-use futures::StreamExt;
 use morpheus_sdk::{
     messages::{Assignment, Signed},
     provider::ProviderClient,
 };
 use morpheus_testkit::{TestWorker, WorkerOptions};
 
-use crate::common::{fill_slot_and_queue, request};
+use crate::common::{fill_slot_and_queue, leave_after_first_token, one_slot_worker, request};
 
 /// Prompt tokens of `request("hi", ..)` (the chat template around it included).
 async fn prompt_tokens(server: &TestWorker) -> u64 {
@@ -77,13 +76,7 @@ async fn a_client_gone_mid_stream_is_charged_what_it_was_sent() {
     let session = server.assignment(2 * p + 3_000);
     let mut long = request("hi", 2_500, 1);
     long.temperature = Some(0.0);
-    let mut stream = client.chat_stream(&session, &long).await.expect("stream");
-    stream.next().await.expect("role chunk").expect("ok");
-    stream.next().await.expect("first token").expect("ok");
-    drop(stream);
-    server
-        .wait_for_metric("morpheus_worker_requests_total{outcome=\"cancelled\"} 1")
-        .await;
+    leave_after_first_token(&server, &session, &long).await;
     // Sent before the worker saw the client go: a few steps' worth, far from the 2,500.
     let remaining = left(&client, &session).await;
     assert!(
@@ -95,13 +88,7 @@ async fn a_client_gone_mid_stream_is_charged_what_it_was_sent() {
 
 #[tokio::test]
 async fn a_refused_request_gives_back_its_whole_reservation() {
-    let server = TestWorker::with(WorkerOptions {
-        max_batch: 1,
-        max_queue: 1,
-        max_context: 32768,
-        ..Default::default()
-    })
-    .await;
+    let server = one_slot_worker().await;
     let (client, p) = (server.client(), prompt_tokens(&server).await);
     // With the only slot and the only queue place taken, the next request is refused (503).
     let (running, queued) = fill_slot_and_queue(&server).await;

@@ -2,10 +2,11 @@
 
 use futures::StreamExt;
 use morpheus_sdk::{
+    messages::{Assignment, Signed},
     openai::{ChatCompletionRequest, ChatCompletionResponse, ChatMessage},
     provider::ChatStream,
 };
-use morpheus_testkit::TestWorker;
+use morpheus_testkit::{TestWorker, WorkerOptions};
 use tokio::task::JoinHandle;
 
 /// A chat request with one user message (sampled: temperature 0.8, top-p 0.95).
@@ -21,7 +22,18 @@ pub(crate) fn request(text: &str, max_tokens: u32, seed: u64) -> ChatCompletionR
     }
 }
 
-/// Fills a worker started with `max_batch: 1, max_queue: 1`: a stream that would run for 30,000
+/// A worker with one slot and one queue place, and room for very long answers.
+pub(crate) async fn one_slot_worker() -> TestWorker {
+    TestWorker::with(WorkerOptions {
+        max_batch: 1,
+        max_queue: 1,
+        max_context: 32768,
+        ..Default::default()
+    })
+    .await
+}
+
+/// Fills a [`one_slot_worker`]: a stream that would run for 30,000
 /// tokens holds the only slot (its first token read), and a short request waits in the only
 /// queue place. Dropping the stream lets the queued request run; the task gives its answer.
 pub(crate) async fn fill_slot_and_queue(
@@ -50,4 +62,24 @@ pub(crate) async fn fill_slot_and_queue(
         .wait_for_metric("morpheus_worker_queue_depth 1")
         .await;
     (running, queued)
+}
+
+/// Streams `req` on `assignment`, reads the role chunk and the first token, then goes away as a
+/// client would; returns once the worker has counted the request cancelled.
+pub(crate) async fn leave_after_first_token(
+    server: &TestWorker,
+    assignment: &Signed<Assignment>,
+    req: &ChatCompletionRequest,
+) {
+    let mut stream = server
+        .client()
+        .chat_stream(assignment, req)
+        .await
+        .expect("stream");
+    stream.next().await.expect("role chunk").expect("ok");
+    stream.next().await.expect("first token").expect("ok");
+    drop(stream);
+    server
+        .wait_for_metric("morpheus_worker_requests_total{outcome=\"cancelled\"} 1")
+        .await;
 }

@@ -6,7 +6,7 @@ use morpheus_sdk::{
     messages::{LivenessChallenge, Signed},
 };
 
-use morpheus_testkit::{TestWorker, tiny_model, unique_b256, unix_now};
+use morpheus_testkit::{TestWorker, assert_refused, tiny_model, unique_b256, unix_now};
 
 fn challenge(server: &TestWorker, chunk: u64) -> LivenessChallenge {
     LivenessChallenge {
@@ -40,6 +40,7 @@ async fn refuses_unknown_routers_and_bad_chunks() {
     let signed = Signed::sign(challenge(&server, 0), &server.domain, &stranger).expect("sign");
     assert_refused(
         server.client().liveness(&signed).await,
+        "provider",
         403,
         &format!("{} is not an authorised router signer", stranger.address()),
     );
@@ -49,24 +50,11 @@ async fn refuses_unknown_routers_and_bad_chunks() {
         &server.router,
     )
     .expect("sign");
-    assert_refused(server.client().liveness(&signed).await, 400, "1000000");
+    assert_refused(
+        server.client().liveness(&signed).await,
+        "provider",
+        400,
+        "1000000",
+    );
     server.stop().await;
-}
-
-/// The provider refused with `status` and an error body mentioning `words`.
-fn assert_refused<T: std::fmt::Debug>(result: morpheus_sdk::Result<T>, status: u16, words: &str) {
-    match result {
-        Err(morpheus_sdk::Error::Http {
-            peer: "provider",
-            status: s,
-            message,
-        }) => {
-            assert_eq!(s, status, "{message}");
-            assert!(
-                message.contains(words),
-                "{message:?} should mention {words:?}"
-            );
-        }
-        other => panic!("expected a {status} refusal mentioning {words:?}, got {other:?}"),
-    }
 }

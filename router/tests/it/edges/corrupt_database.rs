@@ -47,11 +47,7 @@ async fn a_file_that_is_not_a_database_is_refused_at_start_naming_it() {
 async fn a_tampered_provider_address_fails_the_report_and_credits_no_one() {
     let net = Net::start().await;
     let provider = net.devnet.signer(PROVIDER).address();
-    let assignment = net
-        .router
-        .request_compute(&net.request(|_| {}))
-        .await
-        .expect("assignment");
+    let assignment = net.assignment().await;
     let session = assignment.message.sessionId;
 
     // Someone with the file writes a provider that is not an address into the session's row.
