@@ -1,63 +1,208 @@
 // SPDX-License-Identifier: MIT
 pragma solidity 0.8.30;
 
+import {ProviderRegistry} from "../../../contracts/ProviderRegistry.sol";
+import {SessionRouter} from "../../../contracts/SessionRouter.sol";
 import {ISessionRouter} from "../../../contracts/interfaces/ISessionRouter.sol";
 import {Messages} from "../../../contracts/libraries/Messages.sol";
 import {Base} from "../../Base.t.sol";
+import {MessageVectors} from "../../utils/MessageVectors.sol";
 
-contract Views_Unit_Test is Base {
-    function test_DomainSeparator() external view {
-        assertEq(router.domainSeparator(), _domain(address(router)));
-        assertEq(registry.domainSeparator(), _domain(address(registry)));
+/// @notice The hash views are checked against the fixed vectors of `MessageVectors`, computed with cast
+/// alone (the recipe is in that file), on a router and a registry deployed as `Base` deploys them but at
+/// the fixed addresses those vectors were computed for. The fuzz tests compare two different
+/// implementations, or hold a property that a hash dropping or truncating a field breaks.
+contract Views_Unit_Test is Base, MessageVectors {
+    /// @dev The domain on Arbitrum One (chain 42161) for ROUTER_AT, as in `MessageVectors` with 42161 for 31337.
+    bytes32 internal constant ROUTER_DOMAIN_ARBITRUM =
+        0x1d38ed5cbdf70acc67210f389b89ab749fadfe9ddf66a0251d1b6156a2fc47b5;
+    /// @dev cast keccak $(cast concat-hex 0x1901 ROUTER_DOMAIN_ARBITRUM CREDIT_VOUCHER_HASH)
+    bytes32 internal constant CREDIT_VOUCHER_DIGEST_ARBITRUM =
+        0xf6f3f6a0a2cb15f245a88ea66ba673491a6e868ada6cef36abb47a04e1ee062b;
+
+    SessionRouter internal pinnedRouter;
+    ProviderRegistry internal pinnedRegistry;
+
+    function setUp() public override {
+        super.setUp();
+        vm.chainId(CHAIN_ID);
+        deployCodeTo("SessionRouter.sol:SessionRouter", abi.encode(owner, mor, pool, prices), ROUTER_AT);
+        deployCodeTo(
+            "ProviderRegistry.sol:ProviderRegistry", abi.encode(owner, mor, MIN_STAKE, COOLDOWN), REGISTRY_AT
+        );
+        pinnedRouter = SessionRouter(ROUTER_AT);
+        pinnedRegistry = ProviderRegistry(REGISTRY_AT);
     }
 
+    /*//////////////////////////////////////////////////////////////
+                              DOMAIN, DIGEST
+    //////////////////////////////////////////////////////////////*/
+
+    function test_DomainSeparator() external view {
+        assertEq(pinnedRouter.domainSeparator(), ROUTER_DOMAIN, "router");
+        assertEq(pinnedRegistry.domainSeparator(), REGISTRY_DOMAIN, "registry");
+    }
+
+    /// @dev OZ `EIP712` caches the separator of the deployment chain and rebuilds it on another chain, so a
+    /// voucher signed for one chain is not the digest the router checks on another.
+    function test_DomainSeparator_FollowsTheChain() external {
+        vm.chainId(42_161);
+        assertEq(pinnedRouter.domainSeparator(), ROUTER_DOMAIN_ARBITRUM, "domain");
+        assertEq(pinnedRouter.hashCreditVoucher(_exampleVoucher()), CREDIT_VOUCHER_DIGEST_ARBITRUM, "digest");
+        vm.chainId(CHAIN_ID);
+        assertEq(pinnedRouter.domainSeparator(), ROUTER_DOMAIN, "back on the deployment chain");
+    }
+
+    /// @dev The digest of a struct hash, without `Messages`: each fixed struct hash to its fixed digest.
+    function test_HashTypedData() external view {
+        assertEq(pinnedRouter.hashTypedData(COMPUTE_REQUEST_HASH), COMPUTE_REQUEST_DIGEST, "ComputeRequest");
+        assertEq(pinnedRouter.hashTypedData(ASSIGNMENT_HASH), ASSIGNMENT_DIGEST, "Assignment");
+        assertEq(pinnedRouter.hashTypedData(USAGE_REPORT_HASH), USAGE_REPORT_DIGEST, "UsageReport");
+        assertEq(pinnedRouter.hashTypedData(CREDIT_VOUCHER_HASH), CREDIT_VOUCHER_DIGEST, "CreditVoucher");
+        assertEq(
+            pinnedRouter.hashTypedData(LIVENESS_CHALLENGE_HASH),
+            LIVENESS_CHALLENGE_DIGEST,
+            "LivenessChallenge"
+        );
+        assertEq(
+            pinnedRouter.hashTypedData(LIVENESS_RESPONSE_HASH), LIVENESS_RESPONSE_DIGEST, "LivenessResponse"
+        );
+        assertEq(pinnedRegistry.hashTypedData(MODEL_CLAIM_HASH), MODEL_CLAIM_DIGEST, "ModelClaim");
+    }
+
+    /// @dev EIP-712's formula over the fixed domains against OZ's assembly `toTypedDataHash`, for any struct hash.
     function testFuzz_HashTypedData(bytes32 structHash) external view {
         assertEq(
-            router.hashTypedData(structHash),
-            keccak256(abi.encodePacked("\x19\x01", _domain(address(router)), structHash))
+            pinnedRouter.hashTypedData(structHash),
+            keccak256(abi.encodePacked(hex"1901", ROUTER_DOMAIN, structHash))
         );
         assertEq(
-            registry.hashTypedData(structHash),
-            keccak256(abi.encodePacked("\x19\x01", _domain(address(registry)), structHash))
+            pinnedRegistry.hashTypedData(structHash),
+            keccak256(abi.encodePacked(hex"1901", REGISTRY_DOMAIN, structHash))
         );
     }
 
-    function testFuzz_HashCreditVoucher(Messages.CreditVoucher memory v) external view {
+    /*//////////////////////////////////////////////////////////////
+                               HASH VIEWS
+    //////////////////////////////////////////////////////////////*/
+
+    function test_HashComputeRequest() external view {
+        assertEq(pinnedRouter.hashComputeRequest(_exampleRequest()), COMPUTE_REQUEST_DIGEST);
+    }
+
+    /// @dev Flipping any one bit of any field moves the digest off the fixed vector. The vector alone misses a
+    /// field dropped for a constant that matches the example, or cut to fewer bits (4096 fits a uint64);
+    /// a single flipped bit, high or low, does not.
+    function testFuzz_HashComputeRequest_ChangesWithAnyBit(uint256 field, uint8 bit) external view {
+        Messages.ComputeRequest memory m = _exampleRequest();
+        uint256 flip = 1 << bit;
+        field = bound(field, 0, 4);
+        if (field == 0) m.user = _flip(m.user, bit);
+        else if (field == 1) m.modelId ^= bytes32(flip);
+        else if (field == 2) m.tokenMax ^= flip;
+        else if (field == 3) m.nonce ^= flip;
+        else m.deadline ^= flip;
+        assertNotEq(pinnedRouter.hashComputeRequest(m), COMPUTE_REQUEST_DIGEST);
+    }
+
+    function test_HashAssignment() external view {
+        assertEq(pinnedRouter.hashAssignment(_exampleAssignment()), ASSIGNMENT_DIGEST);
+    }
+
+    /// @dev As for the request; the endpoint changes in one bit of its UTF-8 bytes.
+    function testFuzz_HashAssignment_ChangesWithAnyBit(uint256 field, uint8 bit) external view {
+        Messages.Assignment memory m = _exampleAssignment();
+        uint256 flip = 1 << bit;
+        field = bound(field, 0, 7);
+        if (field == 0) m.sessionId ^= bytes32(flip);
+        else if (field == 1) m.user = _flip(m.user, bit);
+        else if (field == 2) m.provider = _flip(m.provider, bit);
+        else if (field == 3) m.endpoint = _flip(m.endpoint, bit);
+        else if (field == 4) m.modelId ^= bytes32(flip);
+        else if (field == 5) m.tokenMax ^= flip;
+        else if (field == 6) m.pricePerToken ^= flip;
+        else m.expiresAt ^= flip;
+        assertNotEq(pinnedRouter.hashAssignment(m), ASSIGNMENT_DIGEST);
+    }
+
+    function test_HashUsageReport() external view {
+        assertEq(pinnedRouter.hashUsageReport(_exampleReport()), USAGE_REPORT_DIGEST);
+    }
+
+    /// @dev As for the request; `passed` changes by negation.
+    function testFuzz_HashUsageReport_ChangesWithAnyBit(uint256 field, uint8 bit) external view {
+        Messages.UsageReport memory m = _exampleReport();
+        uint256 flip = 1 << bit;
+        field = bound(field, 0, 4);
+        if (field == 0) m.sessionId ^= bytes32(flip);
+        else if (field == 1) m.tokens ^= flip;
+        else if (field == 2) m.ttftMs ^= flip;
+        else if (field == 3) m.durationMs ^= flip;
+        else m.passed = !m.passed;
+        assertNotEq(pinnedRouter.hashUsageReport(m), USAGE_REPORT_DIGEST);
+    }
+
+    /// @dev The router hashes the voucher from calldata in assembly; the test kit signs `Messages.hash`.
+    function test_HashCreditVoucher() external view {
+        assertEq(pinnedRouter.hashCreditVoucher(_exampleVoucher()), CREDIT_VOUCHER_DIGEST, "router");
+        assertEq(_digest(ROUTER_AT, _exampleVoucher()), CREDIT_VOUCHER_DIGEST, "test kit");
+    }
+
+    /// @dev Two implementations: the router's calldata hash against the test kit's digest over the
+    /// library's memory hash, which every claim test signs with `Base`'s router, for any voucher.
+    function testFuzz_HashCreditVoucher_MatchesTestKit(Messages.CreditVoucher memory v) external view {
         assertEq(router.hashCreditVoucher(v), _digest(v));
-        assertEq(router.hashCreditVoucher(v), router.hashTypedData(Messages.hash(v)));
     }
 
-    function testFuzz_HashComputeRequest(Messages.ComputeRequest memory m) external view {
-        bytes32 expected = keccak256(
-            abi.encode(
-                keccak256(
-                    "ComputeRequest(address user,bytes32 modelId,uint256 tokenMax,uint256 nonce,uint256 deadline)"
-                ),
-                m.user,
-                m.modelId,
-                m.tokenMax,
-                m.nonce,
-                m.deadline
-            )
-        );
-        assertEq(router.hashComputeRequest(m), router.hashTypedData(expected));
+    /// @dev As for the request.
+    function testFuzz_HashCreditVoucher_ChangesWithAnyBit(uint256 field, uint8 bit) external view {
+        Messages.CreditVoucher memory m = _exampleVoucher();
+        uint256 flip = 1 << bit;
+        field = bound(field, 0, 7);
+        if (field == 0) m.router = _flip(m.router, bit);
+        else if (field == 1) m.provider = _flip(m.provider, bit);
+        else if (field == 2) m.cumulativeAmount ^= flip;
+        else if (field == 3) m.cumulativeBootstrap ^= flip;
+        else if (field == 4) m.cumulativeTokens ^= flip;
+        else if (field == 5) m.sessions ^= flip;
+        else if (field == 6) m.failed ^= flip;
+        else m.issuedAt ^= flip;
+        assertNotEq(pinnedRouter.hashCreditVoucher(m), CREDIT_VOUCHER_DIGEST);
     }
 
-    function testFuzz_HashAssignment(Messages.Assignment memory m) external view {
-        assertEq(router.hashAssignment(m), router.hashTypedData(Messages.hash(m)));
+    function test_HashLivenessChallenge() external view {
+        assertEq(pinnedRouter.hashLivenessChallenge(_exampleChallenge()), LIVENESS_CHALLENGE_DIGEST);
     }
 
-    function testFuzz_HashUsageReport(Messages.UsageReport memory m) external view {
-        assertEq(router.hashUsageReport(m), router.hashTypedData(Messages.hash(m)));
+    /// @dev As for the request.
+    function testFuzz_HashLivenessChallenge_ChangesWithAnyBit(uint256 field, uint8 bit) external view {
+        Messages.LivenessChallenge memory m = _exampleChallenge();
+        uint256 flip = 1 << bit;
+        field = bound(field, 0, 4);
+        if (field == 0) m.challengeId ^= bytes32(flip);
+        else if (field == 1) m.provider = _flip(m.provider, bit);
+        else if (field == 2) m.modelId ^= bytes32(flip);
+        else if (field == 3) m.chunkIndex ^= flip;
+        else m.deadline ^= flip;
+        assertNotEq(pinnedRouter.hashLivenessChallenge(m), LIVENESS_CHALLENGE_DIGEST);
     }
 
-    function testFuzz_HashLivenessChallenge(Messages.LivenessChallenge memory m) external view {
-        assertEq(router.hashLivenessChallenge(m), router.hashTypedData(Messages.hash(m)));
+    function test_HashLivenessResponse() external view {
+        assertEq(pinnedRouter.hashLivenessResponse(_exampleResponse()), LIVENESS_RESPONSE_DIGEST);
     }
 
-    function testFuzz_HashLivenessResponse(Messages.LivenessResponse memory m) external view {
-        assertEq(router.hashLivenessResponse(m), router.hashTypedData(Messages.hash(m)));
+    /// @dev As for the request.
+    function testFuzz_HashLivenessResponse_ChangesWithAnyBit(bool second, uint8 bit) external view {
+        Messages.LivenessResponse memory m = _exampleResponse();
+        uint256 flip = 1 << bit;
+        if (second) m.chunkHash ^= bytes32(flip);
+        else m.challengeId ^= bytes32(flip);
+        assertNotEq(pinnedRouter.hashLivenessResponse(m), LIVENESS_RESPONSE_DIGEST);
     }
+
+    /*//////////////////////////////////////////////////////////////
+                         ACCESS RATE, REPUTATION
+    //////////////////////////////////////////////////////////////*/
 
     /// @dev The access-rate views follow the pool's budget and the price source.
     function test_AccessRateViews() external {
@@ -89,5 +234,22 @@ contract Views_Unit_Test is Base {
         assertEq(rep.earned, 30e18);
         assertEq(rep.bootstrapEarned, 1e18);
         assertEq(router.reputation(provider2).sessions, 0);
+    }
+
+    /*//////////////////////////////////////////////////////////////
+                                HELPERS
+    //////////////////////////////////////////////////////////////*/
+
+    /// @dev `a` with one of its 160 bits flipped.
+    function _flip(address a, uint8 bit) internal pure returns (address) {
+        return address(uint160(a) ^ uint160(1 << (bit % 160)));
+    }
+
+    /// @dev A copy of `s` with one bit of its bytes flipped (`s` is not empty).
+    function _flip(string memory s, uint8 bit) internal pure returns (string memory) {
+        bytes memory b = bytes.concat(bytes(s));
+        uint256 i = bit % (b.length * 8);
+        b[i / 8] ^= bytes1(uint8(1 << (i % 8)));
+        return string(b);
     }
 }

@@ -6,90 +6,12 @@ import {Test} from "forge-std/Test.sol";
 import {ProviderRegistry} from "../../../contracts/ProviderRegistry.sol";
 import {SessionRouter} from "../../../contracts/SessionRouter.sol";
 import {Messages} from "../../../contracts/libraries/Messages.sol";
+import {MessageVectors} from "../../utils/MessageVectors.sol";
 
 /// @notice The type strings are the protocol's wire format: the Rust SDK's `sol!` structs must match them.
-/// Every struct hash and digest is checked against a fixed vector computed outside Solidity, with cast
-/// alone, for the example messages of `sdk/tests/it/hashes.rs`:
-///   t=$(cast keccak "<type string>")
-///   struct hash = cast keccak $(cast abi-encode "f(bytes32,<field types>)" $t <fields>)
-///     (a string field enters as $(cast keccak "<string>"), as EIP-712 says)
-///   domain = cast keccak $(cast abi-encode "f(bytes32,bytes32,bytes32,uint256,address)" \
-///     $(cast keccak "EIP712Domain(string name,string version,uint256 chainId,address verifyingContract)") \
-///     $(cast keccak "Morpheus Compute") $(cast keccak 1) 31337 <verifyingContract>)
-///   digest = cast keccak $(cast concat-hex 0x1901 <domain> <struct hash>)
-/// The voucher's and the assignment's digests were cross-checked with `cast wallet sign --data` over the
-/// same messages as EIP-712 JSON, which signs the same digests as `cast wallet sign --no-hash <digest>`.
-contract Messages_Unit_Test is Test {
-    /*//////////////////////////////////////////////////////////////
-                             EXAMPLE INPUTS
-    //////////////////////////////////////////////////////////////*/
-
-    uint256 internal constant CHAIN_ID = 31_337;
-    address internal constant ROUTER_AT = address(0x5E55);
-    address internal constant REGISTRY_AT = address(0xBEE);
-
-    address internal constant A1 = 0x0101010101010101010101010101010101010101;
-    address internal constant A2 = 0x0202020202020202020202020202020202020202;
-    address internal constant A7 = 0x0707070707070707070707070707070707070707;
-    address internal constant A8 = 0x0808080808080808080808080808080808080808;
-    bytes32 internal constant MODEL_ID = keccak256("m");
-    bytes32 internal constant SESSION_1 = keccak256(hex"0000000000000001"); // `session(1)` in sdk/tests/it
-    bytes32 internal constant SESSION_2 = keccak256(hex"0000000000000002");
-    string internal constant ENDPOINT = unicode"http://127.0.0.1:8080/ünïcode";
-
-    /*//////////////////////////////////////////////////////////////
-                              FIXED VECTORS
-    //////////////////////////////////////////////////////////////*/
-
-    // "f(bytes32,address,bytes32,uint256,uint256,uint256)" $t A7 $(cast keccak m) 4096 9 1900000000
-    bytes32 internal constant COMPUTE_REQUEST_HASH =
-        0x2082cd17159f9ccbe3fab4a40f4af5fa0a09438144d32eefd929e5684c4352c9;
-    // "f(bytes32,bytes32,address,address,bytes32,bytes32,uint256,uint256,uint256)"
-    //   $t $(cast keccak 0x0000000000000001) A7 A8 $(cast keccak "http://127.0.0.1:8080/ünïcode")
-    //   $(cast keccak m) 4096 1000000000000 1900000000
-    bytes32 internal constant ASSIGNMENT_HASH =
-        0x5e76e56898feed89ce391fcb476c8e443a62bc8c53a7c9e9658a46c2aac61ee2;
-    // As ASSIGNMENT_HASH, with $(cast keccak "") for the endpoint.
-    bytes32 internal constant ASSIGNMENT_EMPTY_ENDPOINT_HASH =
-        0xb92b461543b0a564d891019436406c02b4947073ca326f762c5cf2fa771596fc;
-    // "f(bytes32,bytes32,uint256,uint256,uint256,bool)" $t $(cast keccak 0x0000000000000001) 321 80 2100 true
-    bytes32 internal constant USAGE_REPORT_HASH =
-        0x754f42d85b6c8b99d174acda4a988534ce3513b64f5c45b1a9b8c307b14aacc5;
-    // "f(bytes32,address,address,uint256,uint256,uint256,uint256,uint256,uint256)" $t A1 A2 $(cast max-uint) 3 4 5 6 7
-    bytes32 internal constant CREDIT_VOUCHER_HASH =
-        0x65db49def08c0a2cbeaf2ff67ba183491e3e01be69d9d1cad49d716e0d28f9bc;
-    // "f(bytes32,bytes32,address,bytes32,uint256,uint256)" $t $(cast keccak 0x0000000000000002) A8
-    //   $(cast keccak m) 3 1900000000
-    bytes32 internal constant LIVENESS_CHALLENGE_HASH =
-        0x7842dd499b5fdd3f9b9e630b5aaedc9b052e84aceef7ea457afcbf51571cbd35;
-    // "f(bytes32,bytes32,bytes32)" $t $(cast keccak 0x0000000000000002) $(cast keccak chunk)
-    bytes32 internal constant LIVENESS_RESPONSE_HASH =
-        0x6797305db9f4c53f164b3ff66dc2a9362b20a739803452aa8fdcc2afbdccf8fa;
-    // "f(bytes32,address,bytes32,bytes32)" $t A8 $(cast keccak m) $(cast keccak weights)
-    bytes32 internal constant MODEL_CLAIM_HASH =
-        0x4a310156fd88d8df57badc696a66d4f5e848e6db2bfe58829048c2d6dcf61cfa;
-
-    // The domains on chain 31337, verifyingContract = ROUTER_AT (0x...5E55) and REGISTRY_AT (0x...0BEE).
-    bytes32 internal constant ROUTER_DOMAIN =
-        0xc857e0f201072e9107ab7f254dcf4c78cba10d5e95d562f8b1d3f6a27794609c;
-    bytes32 internal constant REGISTRY_DOMAIN =
-        0xa00630f9ead14e7973a776324611f18731783c2e7be512a07de6f62994ef982e;
-
-    bytes32 internal constant COMPUTE_REQUEST_DIGEST =
-        0xb2ed8c2d69a9c954b30253b30e33ee009aeb86dc1054081a51134e5ae80ed1e2;
-    bytes32 internal constant ASSIGNMENT_DIGEST =
-        0x34b22123ea629f3c6746d28de3deee96e48abe411c264836959b29193adf491c;
-    bytes32 internal constant USAGE_REPORT_DIGEST =
-        0x1f9bd1a6106fe39197a5a8cee2699ba708d793225f84ac829ad3cd95a9d56f54;
-    bytes32 internal constant CREDIT_VOUCHER_DIGEST =
-        0x739ca2b2532fea1c07a33ead9459817a9164b0f9a35048215b4ae723d6abebe0;
-    bytes32 internal constant LIVENESS_CHALLENGE_DIGEST =
-        0xc469dce8e1eb37069c7e2bd011d9a099d806a4e56315f21af63f24f0bb308953;
-    bytes32 internal constant LIVENESS_RESPONSE_DIGEST =
-        0x33aa93327a6bd0b390013163582eb01c3f74710d62e44a8829b5548a6fd0693f;
-    bytes32 internal constant MODEL_CLAIM_DIGEST =
-        0x8d4b17472fdb3f6e0860d431890f7b925ea5c61026b7e8b670f139dec19a1c0d;
-
+/// Every struct hash and digest is checked against a fixed vector of `MessageVectors`, computed outside
+/// Solidity with cast alone (the recipe is in that file).
+contract Messages_Unit_Test is Test, MessageVectors {
     /*//////////////////////////////////////////////////////////////
                                  TESTS
     //////////////////////////////////////////////////////////////*/
@@ -137,18 +59,18 @@ contract Messages_Unit_Test is Test {
 
     /// @dev Each struct hash fixes the type string, the field order and each field's encoding.
     function test_StructHashes() external pure {
-        assertEq(Messages.hash(_request()), COMPUTE_REQUEST_HASH, "ComputeRequest");
-        assertEq(Messages.hash(_assignment()), ASSIGNMENT_HASH, "Assignment");
-        assertEq(Messages.hash(_report()), USAGE_REPORT_HASH, "UsageReport");
-        assertEq(Messages.hash(_voucher()), CREDIT_VOUCHER_HASH, "CreditVoucher");
-        assertEq(Messages.hash(_challenge()), LIVENESS_CHALLENGE_HASH, "LivenessChallenge");
-        assertEq(Messages.hash(_response()), LIVENESS_RESPONSE_HASH, "LivenessResponse");
-        assertEq(Messages.hash(_modelClaim()), MODEL_CLAIM_HASH, "ModelClaim");
+        assertEq(Messages.hash(_exampleRequest()), COMPUTE_REQUEST_HASH, "ComputeRequest");
+        assertEq(Messages.hash(_exampleAssignment()), ASSIGNMENT_HASH, "Assignment");
+        assertEq(Messages.hash(_exampleReport()), USAGE_REPORT_HASH, "UsageReport");
+        assertEq(Messages.hash(_exampleVoucher()), CREDIT_VOUCHER_HASH, "CreditVoucher");
+        assertEq(Messages.hash(_exampleChallenge()), LIVENESS_CHALLENGE_HASH, "LivenessChallenge");
+        assertEq(Messages.hash(_exampleResponse()), LIVENESS_RESPONSE_HASH, "LivenessResponse");
+        assertEq(Messages.hash(_exampleModelClaim()), MODEL_CLAIM_HASH, "ModelClaim");
     }
 
     /// @dev The endpoint enters as the hash of its UTF-8 bytes, so the empty string hashes too.
     function test_HashAssignment_HashesTheEndpoint() external pure {
-        Messages.Assignment memory m = _assignment();
+        Messages.Assignment memory m = _exampleAssignment();
         m.endpoint = "";
         assertEq(Messages.hash(m), ASSIGNMENT_EMPTY_ENDPOINT_HASH);
     }
@@ -159,7 +81,7 @@ contract Messages_Unit_Test is Test {
 
     /// @dev The claim's hot path hashes the voucher in assembly; the fixed vector holds it to the wire format.
     function test_HashCalldata() external view {
-        assertEq(this.hashCalldata(_voucher()), CREDIT_VOUCHER_HASH);
+        assertEq(this.hashCalldata(_exampleVoucher()), CREDIT_VOUCHER_HASH);
     }
 
     function testFuzz_HashCalldataMatchesHash(Messages.CreditVoucher memory v) external view {
@@ -183,69 +105,18 @@ contract Messages_Unit_Test is Test {
 
         assertEq(router.domainSeparator(), ROUTER_DOMAIN, "router domain");
         assertEq(registry.domainSeparator(), REGISTRY_DOMAIN, "registry domain");
-        assertEq(router.hashComputeRequest(_request()), COMPUTE_REQUEST_DIGEST, "ComputeRequest");
-        assertEq(router.hashAssignment(_assignment()), ASSIGNMENT_DIGEST, "Assignment");
-        assertEq(router.hashUsageReport(_report()), USAGE_REPORT_DIGEST, "UsageReport");
-        assertEq(router.hashCreditVoucher(_voucher()), CREDIT_VOUCHER_DIGEST, "CreditVoucher");
-        assertEq(router.hashLivenessChallenge(_challenge()), LIVENESS_CHALLENGE_DIGEST, "LivenessChallenge");
-        assertEq(router.hashLivenessResponse(_response()), LIVENESS_RESPONSE_DIGEST, "LivenessResponse");
-        assertEq(registry.hashTypedData(Messages.hash(_modelClaim())), MODEL_CLAIM_DIGEST, "ModelClaim");
-    }
-
-    /*//////////////////////////////////////////////////////////////
-                                HELPERS
-    //////////////////////////////////////////////////////////////*/
-
-    function _request() internal pure returns (Messages.ComputeRequest memory) {
-        return Messages.ComputeRequest({
-            user: A7, modelId: MODEL_ID, tokenMax: 4096, nonce: 9, deadline: 1_900_000_000
-        });
-    }
-
-    function _assignment() internal pure returns (Messages.Assignment memory) {
-        return Messages.Assignment({
-            sessionId: SESSION_1,
-            user: A7,
-            provider: A8,
-            endpoint: ENDPOINT,
-            modelId: MODEL_ID,
-            tokenMax: 4096,
-            pricePerToken: 1e12,
-            expiresAt: 1_900_000_000
-        });
-    }
-
-    function _report() internal pure returns (Messages.UsageReport memory) {
-        return
-            Messages.UsageReport({
-                sessionId: SESSION_1, tokens: 321, ttftMs: 80, durationMs: 2100, passed: true
-            });
-    }
-
-    function _voucher() internal pure returns (Messages.CreditVoucher memory) {
-        return Messages.CreditVoucher({
-            router: A1,
-            provider: A2,
-            cumulativeAmount: type(uint256).max,
-            cumulativeBootstrap: 3,
-            cumulativeTokens: 4,
-            sessions: 5,
-            failed: 6,
-            issuedAt: 7
-        });
-    }
-
-    function _challenge() internal pure returns (Messages.LivenessChallenge memory) {
-        return Messages.LivenessChallenge({
-            challengeId: SESSION_2, provider: A8, modelId: MODEL_ID, chunkIndex: 3, deadline: 1_900_000_000
-        });
-    }
-
-    function _response() internal pure returns (Messages.LivenessResponse memory) {
-        return Messages.LivenessResponse({challengeId: SESSION_2, chunkHash: keccak256("chunk")});
-    }
-
-    function _modelClaim() internal pure returns (Messages.ModelClaim memory) {
-        return Messages.ModelClaim({provider: A8, modelId: MODEL_ID, merkleRoot: keccak256("weights")});
+        assertEq(router.hashComputeRequest(_exampleRequest()), COMPUTE_REQUEST_DIGEST, "ComputeRequest");
+        assertEq(router.hashAssignment(_exampleAssignment()), ASSIGNMENT_DIGEST, "Assignment");
+        assertEq(router.hashUsageReport(_exampleReport()), USAGE_REPORT_DIGEST, "UsageReport");
+        assertEq(router.hashCreditVoucher(_exampleVoucher()), CREDIT_VOUCHER_DIGEST, "CreditVoucher");
+        assertEq(
+            router.hashLivenessChallenge(_exampleChallenge()), LIVENESS_CHALLENGE_DIGEST, "LivenessChallenge"
+        );
+        assertEq(
+            router.hashLivenessResponse(_exampleResponse()), LIVENESS_RESPONSE_DIGEST, "LivenessResponse"
+        );
+        assertEq(
+            registry.hashTypedData(Messages.hash(_exampleModelClaim())), MODEL_CLAIM_DIGEST, "ModelClaim"
+        );
     }
 }
