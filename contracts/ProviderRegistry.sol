@@ -94,13 +94,14 @@ contract ProviderRegistry is IProviderRegistry, Ownable2Step, EIP712 {
 
     /// @param owner_ The account that runs the whitelist and sets the minimum stake.
     /// @param mor_ The MOR token.
-    /// @param minStake_ The minimum stake to register, in MOR wei.
+    /// @param minStake_ The minimum stake to register, in MOR wei; not zero.
     /// @param cooldown How long a deregistered provider's stake stays locked, in seconds.
     constructor(address owner_, IERC20 mor_, uint256 minStake_, uint256 cooldown)
         Ownable(owner_)
         EIP712(Messages.DOMAIN_NAME, Messages.DOMAIN_VERSION)
     {
         if (address(mor_) == address(0)) revert ProviderRegistryZeroAddress();
+        if (minStake_ == 0) revert ProviderRegistryZeroMinStake();
         if (minStake_ > type(uint96).max) revert ProviderRegistryStakeTooLarge(minStake_);
         mor = mor_;
         COOLDOWN = cooldown;
@@ -355,6 +356,7 @@ contract ProviderRegistry is IProviderRegistry, Ownable2Step, EIP712 {
 
     /// @inheritdoc IProviderRegistry
     function setMinStake(uint256 minStake_) external onlyOwner {
+        if (minStake_ == 0) revert ProviderRegistryZeroMinStake();
         if (minStake_ > type(uint96).max) revert ProviderRegistryStakeTooLarge(minStake_);
         _minStake = uint96(minStake_);
         emit MinStakeSet(minStake_);

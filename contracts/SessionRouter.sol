@@ -235,6 +235,9 @@ contract SessionRouter is ISessionRouter, Ownable2Step, ReentrancyGuardTransient
             c.budgetLeft = c.budget - c.spent;
         }
         c.day = uint32(block.timestamp / 1 days);
+        // A lone stale voucher reverts so its submitter learns nothing was settled; in a batch it is skipped,
+        // so a third party's fresher voucher claimed first cannot revert the others.
+        c.skipStale = count > 1;
 
         for (uint256 i; i < count; ++i) {
             Messages.CreditVoucher calldata voucher = vouchers[i];
@@ -368,6 +371,7 @@ contract SessionRouter is ISessionRouter, Ownable2Step, ReentrancyGuardTransient
         uint256 budgetLeft;
         uint256 reserveLeft;
         uint32 day;
+        bool skipStale;
         address router;
         RouterState routerState;
         uint256 routerLeft;
@@ -428,7 +432,8 @@ contract SessionRouter is ISessionRouter, Ownable2Step, ReentrancyGuardTransient
         }
     }
 
-    /// @dev Settles one voucher: works out what it may pay now, and records it.
+    /// @dev Settles one voucher: works out what it may pay now, and records it. A stale voucher is skipped
+    /// (nothing paid, nothing recorded) when `c.skipStale`, and reverts the claim otherwise.
     function _settle(
         ClaimContext memory c,
         Messages.CreditVoucher calldata voucher,
@@ -438,7 +443,9 @@ contract SessionRouter is ISessionRouter, Ownable2Step, ReentrancyGuardTransient
         ClaimRecord memory record = _records[router][provider];
         uint256 issuedAt = voucher.issuedAt;
         if (issuedAt < record.issuedAt) {
-            revert SessionRouterStaleVoucher(router, provider, issuedAt, record.issuedAt);
+            if (!c.skipStale) revert SessionRouterStaleVoucher(router, provider, issuedAt, record.issuedAt);
+            emit VoucherSkipped(router, provider, issuedAt, record.issuedAt);
+            return;
         }
         if (issuedAt > block.timestamp) revert SessionRouterVoucherFromFuture(issuedAt, block.timestamp);
 

@@ -19,7 +19,7 @@ import {BaseScript} from "./Base.s.sol";
 /// and registers an example model (env MODEL_ROOT, MODEL_CHUNKS, MODEL_NAME).
 /// On Arbitrum Sepolia (421614) and Arbitrum One (42161): takes env MOR and PRICE_SOURCE, deploys the three
 /// contracts, authorises ROUTER_SIGNER if set, registers the model if MODEL_ROOT is set.
-/// Optional everywhere: MIN_STAKE (wei, default 10 MOR), COOLDOWN (seconds, default 7 days).
+/// Optional everywhere: MIN_STAKE (wei, default 10 MOR, not 0), COOLDOWN (seconds, default 7 days).
 contract Deploy is BaseScript {
     /// @notice What the script deployed; `deployBlock` is the block before the first deployment, where an
     /// indexer can start.

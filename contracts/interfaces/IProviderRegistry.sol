@@ -92,6 +92,10 @@ interface IProviderRegistry {
     /// @param stake The value given.
     error ProviderRegistryStakeTooLarge(uint256 stake);
 
+    /// @notice Thrown when the minimum stake would be zero (at deployment or by `setMinStake`): every
+    /// provider identity must lock some MOR, or identities are free.
+    error ProviderRegistryZeroMinStake();
+
     /// @notice Thrown when an endpoint is empty or longer than 256 bytes.
     /// @param length Its length in bytes.
     error ProviderRegistryInvalidEndpoint(uint256 length);
@@ -372,7 +376,7 @@ interface IProviderRegistry {
     function disableWhitelist() external;
 
     /// @notice Sets the minimum stake for later registrations. Owner only.
-    /// @param minStake_ The minimum, in MOR wei.
+    /// @param minStake_ The minimum, in MOR wei: not zero (`ProviderRegistryZeroMinStake`), at most 96 bits.
     function setMinStake(uint256 minStake_) external;
 
     /// @notice Registers a model. Anyone may; the id includes the caller.

@@ -68,7 +68,8 @@ interface ISessionRouter {
     /// @param recovered The signer recovered, or zero if the signature is malformed.
     error SessionRouterInvalidSignature(address router, address recovered);
 
-    /// @notice Thrown when a voucher is older than the newest one already claimed for its pair.
+    /// @notice Thrown when the only voucher of a claim is older than the newest one already claimed for its
+    /// pair (in a claim of several, such a voucher is skipped: `VoucherSkipped`).
     /// @param router The voucher's router.
     /// @param provider The voucher's provider.
     /// @param issuedAt The voucher's `issuedAt`.
@@ -169,6 +170,17 @@ interface ISessionRouter {
         uint256 bootstrapAmount,
         uint256 paid,
         uint256 bootstrapPaid
+    );
+
+    /// @notice Emitted for a voucher a claim of several skipped because it is older than the newest one
+    /// already claimed for its pair (in this claim or before): it paid nothing and changed no record. Someone
+    /// claimed a fresher voucher first; claim the newest voucher for what is still owed.
+    /// @param router The voucher's router.
+    /// @param provider The voucher's provider.
+    /// @param issuedAt The voucher's `issuedAt`.
+    /// @param lastIssuedAt The `issuedAt` of the newest voucher claimed for the pair.
+    event VoucherSkipped(
+        address indexed router, address indexed provider, uint256 issuedAt, uint256 lastIssuedAt
     );
 
     /*//////////////////////////////////////////////////////////////
@@ -272,8 +284,10 @@ interface ISessionRouter {
     /// each voucher's provider. Per voucher it pays `cumulativeAmount - paid` from the daily budget, capped
     /// by what is left of today's budget and of the router's share of it, and `cumulativeBootstrap -
     /// bootstrapPaid` from the reserve, capped by the reserve and the router's share; what is not paid stays
-    /// owed for a later claim. Reverts on an unauthorised router, a bad signature, a stale voucher (older
-    /// `issuedAt` than one already claimed for the pair) or one from the future.
+    /// owed for a later claim. Reverts on an unauthorised router, a bad signature or a voucher from the
+    /// future. A stale voucher (older `issuedAt` than one already claimed for the pair) reverts a claim of
+    /// one voucher (`SessionRouterStaleVoucher`); in a claim of several it is skipped (`VoucherSkipped`) and
+    /// the others pay, so nobody can revert a batch by claiming a fresher voucher for one of its pairs first.
     /// @param vouchers The vouchers, for one or many routers and providers; consecutive vouchers for the
     /// same provider are paid in one transfer.
     /// @param signatures The routers' 65-byte signatures, one per voucher.

@@ -162,6 +162,54 @@ contract Attacks_Integration_Test is Base {
         assertEq(router.claimRecord(routerSigner, provider).paid, 300e18);
     }
 
+    function test_Attack_FrontRunFresherVoucherRevertsBatch() external {
+        // A keeper holds one voucher each for two providers and submits them in one claim.
+        Messages.CreditVoucher[] memory batch = new Messages.CreditVoucher[](2);
+        bytes[] memory sigs = new bytes[](2);
+        batch[0] = _voucher(routerSigner, provider, 100e18, 0);
+        batch[1] = _voucher(routerSigner, provider2, 200e18, 0);
+        sigs[0] = _sign(routerKey, batch[0]);
+        sigs[1] = _sign(routerKey, batch[1]);
+        // Eve holds a fresher voucher for the first provider (anyone may submit one) and lands it first.
+        vm.warp(block.timestamp + 1 minutes);
+        Messages.CreditVoucher memory fresher = _voucher(routerSigner, provider, 150e18, 0);
+        vm.prank(eve);
+        _claim(routerKey, fresher);
+        uint256 p1 = mor.balanceOf(provider);
+        uint256 p2 = mor.balanceOf(provider2);
+
+        // Eve must not get the keeper's claim reverted: the stale entry pays nothing, the other pays in full.
+        vm.expectEmit(address(router));
+        emit ISessionRouter.VoucherSkipped(routerSigner, provider, batch[0].issuedAt, fresher.issuedAt);
+        vm.prank(alice);
+        (uint256 paid,) = router.claim(batch, sigs);
+        assertEq(paid, 200e18);
+        assertEq(mor.balanceOf(provider2) - p2, 200e18);
+        assertEq(mor.balanceOf(provider), p1);
+        ISessionRouter.ClaimRecord memory r = router.claimRecord(routerSigner, provider);
+        assertEq(r.paid, 150e18);
+        assertEq(r.issuedAt, fresher.issuedAt);
+        assertEq(router.claimRecord(routerSigner, provider2).paid, 200e18);
+    }
+
+    function test_Attack_ZeroStakeSybilProviders() external {
+        // Eve wants many provider identities for free, to fill the bid book once the whitelist is off.
+        vm.prank(owner);
+        registry.disableWhitelist();
+        // The owner cannot open the door by mistake: no minimum stake of zero, at deployment or later.
+        vm.expectRevert(IProviderRegistry.ProviderRegistryZeroMinStake.selector);
+        new ProviderRegistry(owner, mor, 0, COOLDOWN);
+        vm.expectRevert(IProviderRegistry.ProviderRegistryZeroMinStake.selector);
+        vm.prank(owner);
+        registry.setMinStake(0);
+        // So every identity costs at least MIN_STAKE, locked.
+        vm.expectRevert(
+            abi.encodeWithSelector(IProviderRegistry.ProviderRegistryStakeTooLow.selector, 0, MIN_STAKE)
+        );
+        vm.prank(eve);
+        registry.register("https://sybil.example/v1", 0);
+    }
+
     function test_Attack_TwoVouchersOneBlock() external {
         // Two vouchers for the same pair in one call (and so one block) pay the larger total once.
         Messages.CreditVoucher[] memory vs = new Messages.CreditVoucher[](2);

@@ -7,6 +7,7 @@ import {StdUtils} from "forge-std/StdUtils.sol";
 
 import {ComputePool} from "../../contracts/ComputePool.sol";
 import {SessionRouter} from "../../contracts/SessionRouter.sol";
+import {ISessionRouter} from "../../contracts/interfaces/ISessionRouter.sol";
 import {Messages} from "../../contracts/libraries/Messages.sol";
 import {TestMOR} from "../../contracts/token/TestMOR.sol";
 import {Signing} from "../utils/Signing.sol";
@@ -33,6 +34,9 @@ contract Handler is CommonBase, StdCheats, StdUtils, Signing {
     mapping(uint256 day => uint256) public ghostBudgetOfDay;
     mapping(address router => mapping(address provider => uint256)) public ghostCumulative;
     mapping(address user => uint256) public ghostUserMor;
+    uint256 public ghostStaleSkips;
+    uint256 public ghostStalePaid;
+    bool public ghostBatchMisaccounted;
 
     constructor(TestMOR mor_, ComputePool pool_, SessionRouter router_, uint256[2] memory routerKeys) {
         _mor = mor_;
@@ -78,20 +82,42 @@ contract Handler is CommonBase, StdCheats, StdUtils, Signing {
     }
 
     function claim(uint256 routerIndex, uint256 providerIndex, uint256 more, uint256 moreBootstrap) external {
-        routerIndex = bound(routerIndex, 0, 1);
-        Messages.CreditVoucher memory v = _nextVoucher(
-            _routers[routerIndex],
-            _providers[bound(providerIndex, 0, 2)],
-            bound(more, 0, 20_000e18),
-            moreBootstrap
-        );
-        uint256 today = block.timestamp / 1 days;
-        if (ghostBudgetOfDay[today] == 0) ghostBudgetOfDay[today] = _pool.todayBudget() + 1; // +1: "recorded"
-        (uint256 paid, uint256 bootstrapPaid) =
-            _router.claim(_one(v), _one(_sign(_routerKeys[routerIndex], address(_router), v)));
-        ghostPaid += paid + bootstrapPaid;
-        ghostPaidOnDay[today] += paid;
-        if (ghostPaidOnDay[today] > ghostBudgetOfDay[today] - 1) ghostBudgetExceeded = true;
+        _claimOne(bound(routerIndex, 0, 1), bound(providerIndex, 0, 2), more, moreBootstrap);
+    }
+
+    /// @dev The front-run of a batch: a fresher voucher for pair B lands first, then a batch of B's stale
+    /// voucher (for more than B was ever signed) and a new voucher for pair A (another provider), in either
+    /// order. The batch must not revert (fail_on_revert), must pay B nothing, and must pay A exactly what
+    /// A's voucher alone is owed within today's budget, the reserve and its router's share. `pick` draws the
+    /// two routers, the two providers and the order.
+    function claimBatchWithStale(uint256 pick, uint256 more, uint256 moreBootstrap) external {
+        uint256 routerA = pick % 2;
+        uint256 routerB = (pick >> 1) % 2;
+        uint256 providerA = (pick >> 2) % 3;
+        uint256 providerB = (providerA + 1 + (pick >> 4) % 2) % 3;
+        _claimOne(routerB, providerB, more / 2, moreBootstrap / 2);
+
+        StaleBatch memory b;
+        b.stale = _nextVoucher(_routers[routerB], _providers[providerB], 0, 0);
+        b.stale.cumulativeAmount += 1000e18;
+        b.stale.cumulativeBootstrap += 1000e18;
+        b.stale.issuedAt = block.timestamp - 1;
+        b.fresh =
+            _nextVoucher(_routers[routerA], _providers[providerA], bound(more, 0, 20_000e18), moreBootstrap);
+        (b.expected, b.expectedBootstrap) = _owedAlone(b.fresh);
+        b.staleBefore = _router.claimRecord(b.stale.router, b.stale.provider);
+        b.balanceA = _mor.balanceOf(b.fresh.provider);
+        b.balanceB = _mor.balanceOf(b.stale.provider);
+
+        Messages.CreditVoucher[] memory vs = new Messages.CreditVoucher[](2);
+        bytes[] memory sigs = new bytes[](2);
+        uint256 s = (pick >> 5) % 2;
+        vs[s] = b.stale;
+        vs[1 - s] = b.fresh;
+        sigs[s] = _sign(_routerKeys[routerB], address(_router), b.stale);
+        sigs[1 - s] = _sign(_routerKeys[routerA], address(_router), b.fresh);
+        (uint256 paid, uint256 bootstrapPaid) = _account(vs, sigs);
+        _checkStaleBatch(b, paid, bootstrapPaid);
     }
 
     function _nextVoucher(address router, address provider, uint256 more, uint256 moreBootstrap)
@@ -169,6 +195,75 @@ contract Handler is CommonBase, StdCheats, StdUtils, Signing {
     /*//////////////////////////////////////////////////////////////
                                 HELPERS
     //////////////////////////////////////////////////////////////*/
+
+    /// @dev One `claimBatchWithStale`: its vouchers and what it expects.
+    struct StaleBatch {
+        Messages.CreditVoucher stale;
+        Messages.CreditVoucher fresh;
+        uint256 expected;
+        uint256 expectedBootstrap;
+        ISessionRouter.ClaimRecord staleBefore;
+        uint256 balanceA;
+        uint256 balanceB;
+    }
+
+    function _checkStaleBatch(StaleBatch memory b, uint256 paid, uint256 bootstrapPaid) internal {
+        ISessionRouter.ClaimRecord memory staleAfter = _router.claimRecord(b.stale.router, b.stale.provider);
+        ++ghostStaleSkips;
+        ghostStalePaid += _mor.balanceOf(b.stale.provider) - b.balanceB;
+        ghostStalePaid += staleAfter.paid - b.staleBefore.paid;
+        ghostStalePaid += staleAfter.bootstrapPaid - b.staleBefore.bootstrapPaid;
+        if (staleAfter.issuedAt != b.staleBefore.issuedAt) ++ghostStalePaid;
+        if (
+            paid != b.expected || bootstrapPaid != b.expectedBootstrap
+                || _mor.balanceOf(b.fresh.provider) - b.balanceA != paid + bootstrapPaid
+        ) ghostBatchMisaccounted = true;
+    }
+
+    function _claimOne(uint256 routerIndex, uint256 providerIndex, uint256 more, uint256 moreBootstrap)
+        internal
+    {
+        Messages.CreditVoucher memory v = _nextVoucher(
+            _routers[routerIndex], _providers[providerIndex], bound(more, 0, 20_000e18), moreBootstrap
+        );
+        _account(_one(v), _one(_sign(_routerKeys[routerIndex], address(_router), v)));
+    }
+
+    /// @dev Claims and adds what was paid to the ghost totals.
+    function _account(Messages.CreditVoucher[] memory vs, bytes[] memory sigs)
+        internal
+        returns (uint256 paid, uint256 bootstrapPaid)
+    {
+        uint256 today = block.timestamp / 1 days;
+        if (ghostBudgetOfDay[today] == 0) ghostBudgetOfDay[today] = _pool.todayBudget() + 1; // +1: "recorded"
+        (paid, bootstrapPaid) = _router.claim(vs, sigs);
+        ghostPaid += paid + bootstrapPaid;
+        ghostPaidOnDay[today] += paid;
+        if (ghostPaidOnDay[today] > ghostBudgetOfDay[today] - 1) ghostBudgetExceeded = true;
+    }
+
+    /// @dev What `v` would be paid if claimed alone now: the protocol's rule, from the contracts' views.
+    function _owedAlone(Messages.CreditVoucher memory v)
+        internal
+        view
+        returns (uint256 amount, uint256 bootstrapAmount)
+    {
+        (uint256 budget, uint256 spent, uint256 reserve) = _pool.today();
+        (, uint256 shareBps, uint256 routerSpent) = _router.routerInfo(v.router);
+        uint256 limit = budget * shareBps / 10_000;
+        uint256 routerLeft = limit > routerSpent ? limit - routerSpent : 0;
+        ISessionRouter.ClaimRecord memory r = _router.claimRecord(v.router, v.provider);
+        amount = v.cumulativeAmount > r.paid ? v.cumulativeAmount - r.paid : 0;
+        amount = _min(amount, _min(budget - spent, routerLeft));
+        routerLeft -= amount;
+        bootstrapAmount =
+            v.cumulativeBootstrap > r.bootstrapPaid ? v.cumulativeBootstrap - r.bootstrapPaid : 0;
+        bootstrapAmount = _min(bootstrapAmount, _min(reserve, routerLeft));
+    }
+
+    function _min(uint256 a, uint256 b) internal pure returns (uint256) {
+        return a < b ? a : b;
+    }
 
     function _one(Messages.CreditVoucher memory v)
         internal

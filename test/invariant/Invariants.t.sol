@@ -38,7 +38,7 @@ contract Invariants_Test is Test {
         // Every action of the handler and nothing else (not its views or ghost getters). An action left out
         // is never called, and the invariants it feeds pass unexercised: without `claim`, a router that pays
         // a voucher's whole cumulative amount again still passes invariant_NoDoublePay.
-        bytes4[] memory actions = new bytes4[](7);
+        bytes4[] memory actions = new bytes4[](8);
         actions[0] = Handler.deposit.selector;
         actions[1] = Handler.warp.selector;
         actions[2] = Handler.claim.selector;
@@ -46,6 +46,7 @@ contract Invariants_Test is Test {
         actions[4] = Handler.stake.selector;
         actions[5] = Handler.unstake.selector;
         actions[6] = Handler.withdraw.selector;
+        actions[7] = Handler.claimBatchWithStale.selector;
         targetContract(address(handler));
         targetSelector(FuzzSelector({addr: address(handler), selectors: actions}));
     }
@@ -93,5 +94,12 @@ contract Invariants_Test is Test {
     /// @notice 5. A voucher from an unauthorised signer or another chain pays nothing.
     function invariant_ForeignVouchersPayNothing() external view {
         assertEq(handler.ghostForeignPaid(), 0);
+    }
+
+    /// @notice 8. A stale voucher in a batch of several is skipped: it pays nothing and moves nothing of its
+    /// pair's record, and the batch pays its other voucher exactly what that voucher alone is owed.
+    function invariant_StaleVoucherInBatchSkipped() external view {
+        assertEq(handler.ghostStalePaid(), 0);
+        assertFalse(handler.ghostBatchMisaccounted());
     }
 }

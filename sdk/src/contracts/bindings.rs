@@ -40,6 +40,19 @@ pub mod fixed_price_source {
     );
 }
 
+/// `IPriceSource` (`contracts/interfaces/IPriceSource.sol`): the one call every price source
+/// answers, `FixedPriceSource` on local chains and a Chainlink adapter elsewhere. Declared here
+/// rather than from an ABI file: the interface is not deployed and has no artifact in `abi/`.
+pub mod price_source {
+    alloy::sol!(
+        #[sol(rpc, all_derives)]
+        interface IPriceSource {
+            /// Both in USD with 18 decimals: 1 MOR, and 1000 tokens of inference.
+            function prices() external view returns (uint256 morUsd, uint256 tokensUsd);
+        }
+    );
+}
+
 /// `TestMOR`: the mintable MOR stand-in of local chains (an OpenZeppelin ERC20).
 pub mod test_mor {
     alloy::sol!(

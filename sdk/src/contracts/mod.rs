@@ -17,5 +17,5 @@ pub use chain::wallet_provider;
 pub use compute_pool::{ComputePoolClient, DailyBudget};
 pub use provider_registry::{Bid, Model, ProviderRecord, ProviderRegistryClient};
 pub use revert::Revert;
-pub use session_router::{ClaimRecord, Reputation, SessionRouterClient, UserStake};
+pub use session_router::{ClaimRecord, Prices, Reputation, SessionRouterClient, UserStake};
 pub use token::MorClient;

@@ -6,11 +6,15 @@ use alloy::{
 };
 
 pub use super::bindings::session_router::ISessionRouter::{ClaimRecord, Reputation};
+use super::bindings::session_router::SessionRouter::VoucherSkipped;
 use super::{
     MorClient,
-    bindings::session_router::{
-        Messages,
-        SessionRouter::{self, SessionRouterInstance},
+    bindings::{
+        price_source::IPriceSource,
+        session_router::{
+            Messages,
+            SessionRouter::{self, SessionRouterInstance},
+        },
     },
     call::{send, view},
 };
@@ -31,6 +35,16 @@ pub struct UserStake {
     pub pending: U256,
     /// UTC day from which `pending` can be withdrawn.
     pub unlock_day: U256,
+}
+
+/// The prices `SessionRouter` computes the access rate from (`IPriceSource.prices()`), both in
+/// USD with 18 decimals.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Prices {
+    /// The USD price of 1 MOR.
+    pub mor_usd: U256,
+    /// The USD price of 1000 tokens of inference.
+    pub tokens_usd: U256,
 }
 
 /// Client of `SessionRouter`: user stakes, access rate, router signers, voucher claims.
@@ -102,6 +116,23 @@ impl SessionRouterClient {
         view(self.contract.userMax(user)).await
     }
 
+    /// The price source `maxT`, `accessRate` and `userMax` read (owner-settable, so read it
+    /// rather than the deployment file's address).
+    pub async fn price_source(&self) -> Result<Address> {
+        view(self.contract.priceSource()).await
+    }
+
+    /// The prices `maxT`, `accessRate` and `userMax` are computed from now: `prices()` of the
+    /// current [`price_source`](Self::price_source) (two calls, not one atomic read).
+    pub async fn prices(&self) -> Result<Prices> {
+        let source = IPriceSource::new(self.price_source().await?, self.contract.provider());
+        let p = view(source.prices()).await?;
+        Ok(Prices {
+            mor_usd: p.morUsd,
+            tokens_usd: p.tokensUsd,
+        })
+    }
+
     // --- providers ---------------------------------------------------------------------------
 
     /// Claims vouchers (one or many routers, one or many providers) in one transaction.
@@ -116,6 +147,20 @@ impl SessionRouterClient {
             })
             .collect::<Result<(Vec<_>, Vec<_>)>>()?;
         send(self.contract.claim(messages, signatures)).await
+    }
+
+    /// The vouchers a claim skipped, read from its receipt (`VoucherSkipped`, in claim order): in a
+    /// claim of several, a voucher older than the newest already claimed for its router and
+    /// provider (someone claimed a fresher one first) pays nothing and is skipped, while the rest
+    /// pay. A claim of one such voucher reverts instead (`SessionRouterStaleVoucher`).
+    pub fn skipped(&self, receipt: &TransactionReceipt) -> Vec<VoucherSkipped> {
+        receipt
+            .logs()
+            .iter()
+            .filter(|log| log.address() == self.address())
+            .filter_map(|log| log.log_decode::<VoucherSkipped>().ok())
+            .map(|log| log.inner.data)
+            .collect()
     }
 
     /// What `router` has paid `provider` so far, and its last counters.

@@ -109,6 +109,84 @@ async fn many_providers_settle_in_one_transaction_within_the_budget() -> eyre::R
 }
 
 #[tokio::test]
+async fn a_front_run_voucher_reverts_alone_and_is_skipped_in_a_batch() -> eyre::Result<()> {
+    let devnet = Devnet::start().await?;
+    let keeper = devnet.protocol(6).await?;
+    let router_key = devnet.router_signer();
+    let domain = devnet.deployment().domain();
+    let now = devnet.now().await?;
+    let (a, b) = (devnet.signer(2).address(), devnet.signer(3).address());
+
+    // The keeper holds a voucher each for two providers...
+    let held = [
+        Signed::sign(
+            voucher(router_key.address(), a, parse_ether("100")?, now),
+            &domain,
+            &router_key,
+        )?,
+        Signed::sign(
+            voucher(router_key.address(), b, parse_ether("20")?, now),
+            &domain,
+            &router_key,
+        )?,
+    ];
+    // ...and someone else claims a fresher voucher for the first provider before it does.
+    devnet.advance_seconds(60).await?;
+    let fresher = Signed::sign(
+        voucher(router_key.address(), a, parse_ether("150")?, now + 60),
+        &domain,
+        &router_key,
+    )?;
+    devnet
+        .protocol(7)
+        .await?
+        .session_router()
+        .claim(&[fresher])
+        .await?;
+    let (a0, b0) = (
+        keeper.mor().balance_of(a).await?,
+        keeper.mor().balance_of(b).await?,
+    );
+
+    // Alone, the stale voucher reverts: its submitter learns that nothing was settled.
+    assert_reverted!(
+        keeper.session_router().claim(&held[..1]).await,
+        SessionRouter(SessionRouterErrors::SessionRouterStaleVoucher(e))
+            if e.provider == a
+                && e.issuedAt == U256::from(now)
+                && e.lastIssuedAt == U256::from(now + 60)
+    );
+
+    // In a batch it is skipped, and the other voucher pays in full.
+    let receipt = keeper.session_router().claim(&held).await?;
+    let skipped = keeper.session_router().skipped(&receipt);
+    assert_eq!(skipped.len(), 1, "{skipped:?}");
+    assert_eq!(
+        (
+            skipped[0].router,
+            skipped[0].provider,
+            skipped[0].issuedAt,
+            skipped[0].lastIssuedAt
+        ),
+        (
+            router_key.address(),
+            a,
+            U256::from(now),
+            U256::from(now + 60)
+        )
+    );
+    assert_eq!(keeper.mor().balance_of(b).await? - b0, parse_ether("20")?);
+    assert_eq!(keeper.mor().balance_of(a).await?, a0);
+    let record = keeper
+        .session_router()
+        .claim_record(router_key.address(), a)
+        .await?;
+    assert_eq!(U256::from(record.paid), parse_ether("150")?);
+    assert_eq!(U256::from(record.issuedAt), U256::from(now + 60));
+    Ok(())
+}
+
+#[tokio::test]
 async fn foreign_or_forged_vouchers_are_refused() -> eyre::Result<()> {
     let devnet = Devnet::start().await?;
     let provider = devnet.protocol(2).await?;

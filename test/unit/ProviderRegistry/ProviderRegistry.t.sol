@@ -9,9 +9,26 @@ import {IProviderRegistry} from "../../../contracts/interfaces/IProviderRegistry
 import {ModelMerkle} from "../../../contracts/libraries/ModelMerkle.sol";
 import {Base} from "../../Base.t.sol";
 import {ERC1271Wallet} from "../../mocks/ERC1271Wallet.sol";
+import {MessageVectors} from "../../utils/MessageVectors.sol";
 
-contract ProviderRegistry_Unit_Test is Base {
-    string internal constant ENDPOINT = "https://provider.example:8443/v1";
+contract ProviderRegistry_Unit_Test is Base, MessageVectors {
+    string internal constant PROVIDER_ENDPOINT = "https://provider.example:8443/v1";
+
+    // The model claim `test_HashModelClaim` hashes, computed with cast alone (the recipe of `MessageVectors`):
+    //   P=$(cast wallet address --private-key $(cast keccak provider))    # makeAddr("provider")
+    //   A=$(cast wallet address --private-key $(cast keccak alice))       # makeAddr("alice")
+    //   R=$(cast keccak weights)
+    //   M=$(cast keccak $(cast abi-encode "f(address,bytes32,bytes32)" $A $R $(cast keccak llama-3-8b)))
+    //   t=$(cast keccak "ModelClaim(address provider,bytes32 modelId,bytes32 merkleRoot)")
+    //   S=$(cast keccak $(cast abi-encode "f(bytes32,address,bytes32,bytes32)" $t $P $M $R))
+    //   cast keccak $(cast concat-hex 0x1901 <REGISTRY_DOMAIN> $S)
+    address internal constant CLAIM_PROVIDER = 0x9B78803558F9Ea56F4f0a966322C8dD9B2fBebc0; // $P
+    bytes32 internal constant CLAIM_MODEL_ID =
+        0x6ab866ff1b0cbaa79dd4618a19b8f13a1b908f2db72c859972e22a60e4232ea7; // $M
+    bytes32 internal constant MODEL_CLAIM_HASH_PINNED =
+        0x14fa8ee112b0e29f5218f20baa879618095234903ef07887380602cb7ceaf282; // $S
+    bytes32 internal constant MODEL_CLAIM_DIGEST_PINNED =
+        0xe844533963824ed11523fae52c0087778c4e51c2a4543bb7c29a743040f94308;
 
     /*//////////////////////////////////////////////////////////////
                           CONSTRUCTOR / ADMIN
@@ -28,6 +45,11 @@ contract ProviderRegistry_Unit_Test is Base {
     function test_RevertWhen_ConstructorZeroMor() external {
         vm.expectRevert(IProviderRegistry.ProviderRegistryZeroAddress.selector);
         new ProviderRegistry(owner, IERC20(address(0)), 1, 1);
+    }
+
+    function test_RevertWhen_ConstructorMinStakeZero() external {
+        vm.expectRevert(IProviderRegistry.ProviderRegistryZeroMinStake.selector);
+        new ProviderRegistry(owner, mor, 0, 1);
     }
 
     function test_RevertWhen_ConstructorMinStakeTooLarge() external {
@@ -86,12 +108,19 @@ contract ProviderRegistry_Unit_Test is Base {
     }
 
     function testFuzz_SetMinStake(uint256 minStake) external {
-        minStake = bound(minStake, 0, type(uint96).max);
+        minStake = bound(minStake, 1, type(uint96).max);
         vm.expectEmit(address(registry));
         emit IProviderRegistry.MinStakeSet(minStake);
         vm.prank(owner);
         registry.setMinStake(minStake);
         assertEq(registry.minStake(), minStake);
+    }
+
+    function test_RevertWhen_SetMinStakeZero() external {
+        vm.expectRevert(IProviderRegistry.ProviderRegistryZeroMinStake.selector);
+        vm.prank(owner);
+        registry.setMinStake(0);
+        assertEq(registry.minStake(), MIN_STAKE);
     }
 
     function test_RevertWhen_SetMinStakeTooLarge() external {
@@ -107,12 +136,12 @@ contract ProviderRegistry_Unit_Test is Base {
 
     function test_Register() external {
         vm.expectEmit(address(registry));
-        emit IProviderRegistry.ProviderRegistered(provider, ENDPOINT, 20e18);
+        emit IProviderRegistry.ProviderRegistered(provider, PROVIDER_ENDPOINT, 20e18);
         vm.prank(provider);
-        registry.register(ENDPOINT, 20e18);
+        registry.register(PROVIDER_ENDPOINT, 20e18);
         IProviderRegistry.Provider memory p = registry.getProvider(provider);
         assertEq(p.provider, provider);
-        assertEq(p.endpoint, ENDPOINT);
+        assertEq(p.endpoint, PROVIDER_ENDPOINT);
         assertEq(p.stake, 20e18);
         assertEq(p.registeredAt, block.timestamp);
         assertEq(uint8(p.status), uint8(IProviderRegistry.ProviderStatus.Active));
@@ -134,7 +163,7 @@ contract ProviderRegistry_Unit_Test is Base {
             abi.encodeWithSelector(IProviderRegistry.ProviderRegistryNotWhitelisted.selector, eve)
         );
         vm.prank(eve);
-        registry.register(ENDPOINT, MIN_STAKE);
+        registry.register(PROVIDER_ENDPOINT, MIN_STAKE);
     }
 
     function test_Register_AfterWhitelistDisabled() external {
@@ -159,14 +188,14 @@ contract ProviderRegistry_Unit_Test is Base {
             )
         );
         vm.prank(provider);
-        registry.register(ENDPOINT, MIN_STAKE - 1);
+        registry.register(PROVIDER_ENDPOINT, MIN_STAKE - 1);
     }
 
     function test_RevertWhen_RegisterStakeTooLarge() external {
         uint256 big = uint256(type(uint96).max) + 1;
         vm.expectRevert(abi.encodeWithSelector(IProviderRegistry.ProviderRegistryStakeTooLarge.selector, big));
         vm.prank(provider);
-        registry.register(ENDPOINT, big);
+        registry.register(PROVIDER_ENDPOINT, big);
     }
 
     function test_RevertWhen_RegisterEndpointEmpty() external {
@@ -382,7 +411,7 @@ contract ProviderRegistry_Unit_Test is Base {
         mor.mint(address(wallet), MIN_STAKE);
         vm.startPrank(address(wallet));
         mor.approve(address(registry), MIN_STAKE);
-        registry.register(ENDPOINT, MIN_STAKE);
+        registry.register(PROVIDER_ENDPOINT, MIN_STAKE);
         vm.stopPrank();
         bytes32 modelId = _registerModel();
         bytes memory sig = _signModelClaim(providerKey, address(wallet), modelId);
@@ -574,19 +603,23 @@ contract ProviderRegistry_Unit_Test is Base {
         registry.deleteBid("m");
     }
 
+    /// @dev Against the fixed vectors above, computed with cast alone, on a registry deployed as `Base` deploys
+    /// it but at `REGISTRY_AT` on chain 31337, where its domain is `MessageVectors.REGISTRY_DOMAIN`. Its inputs
+    /// are asserted first, then the domain and the digest of the fixed struct hash, so a failure of the last
+    /// assertion is the struct hash of `Messages.hash(ModelClaim)`.
     function test_HashModelClaim() external {
-        bytes32 modelId = _registerModel();
-        bytes32 structHash = keccak256(
-            abi.encode(
-                keccak256("ModelClaim(address provider,bytes32 modelId,bytes32 merkleRoot)"),
-                provider,
-                modelId,
-                keccak256("weights")
-            )
+        vm.chainId(CHAIN_ID);
+        deployCodeTo(
+            "ProviderRegistry.sol:ProviderRegistry", abi.encode(owner, mor, MIN_STAKE, COOLDOWN), REGISTRY_AT
         );
-        assertEq(
-            registry.hashModelClaim(provider, modelId),
-            keccak256(abi.encodePacked("\x19\x01", _domain(address(registry)), structHash))
-        );
+        ProviderRegistry pinned = ProviderRegistry(REGISTRY_AT);
+        vm.prank(alice);
+        bytes32 modelId = pinned.registerModel(keccak256("weights"), 3, "llama-3-8b");
+
+        assertEq(provider, CLAIM_PROVIDER, "provider");
+        assertEq(modelId, CLAIM_MODEL_ID, "model id");
+        assertEq(pinned.domainSeparator(), REGISTRY_DOMAIN, "domain");
+        assertEq(pinned.hashTypedData(MODEL_CLAIM_HASH_PINNED), MODEL_CLAIM_DIGEST_PINNED, "digest of $S");
+        assertEq(pinned.hashModelClaim(provider, modelId), MODEL_CLAIM_DIGEST_PINNED, "digest");
     }
 }

@@ -77,7 +77,7 @@ contract Claim_Unit_Test is Base {
         _claim(routerKey, v);
     }
 
-    function test_RevertWhen_VoucherStale() external {
+    function test_RevertWhen_OnlyVoucherStale() external {
         Messages.CreditVoucher memory old = _voucher(routerSigner, provider, 1e18, 0);
         vm.warp(block.timestamp + 60);
         Messages.CreditVoucher memory fresh = _voucher(routerSigner, provider, 2e18, 0);
@@ -92,6 +92,110 @@ contract Claim_Unit_Test is Base {
             )
         );
         _claim(routerKey, old);
+    }
+
+    /*//////////////////////////////////////////////////////////////
+                          STALE IN A BATCH
+    //////////////////////////////////////////////////////////////*/
+
+    function test_WhenStaleVoucherInBatch_SkipsItAndPaysTheRest() external {
+        Messages.CreditVoucher memory old = _voucher(routerSigner, provider, BUDGET, 0); // the whole budget
+        vm.warp(block.timestamp + 60);
+        Messages.CreditVoucher memory fresh = _voucher(routerSigner, provider, 2e18, 0);
+        _claim(routerKey, fresh);
+        ISessionRouter.ClaimRecord memory before = router.claimRecord(routerSigner, provider);
+        uint256 providerBefore = mor.balanceOf(provider);
+        uint256 provider2Before = mor.balanceOf(provider2);
+
+        Messages.CreditVoucher[] memory vs = new Messages.CreditVoucher[](2);
+        bytes[] memory sigs = new bytes[](2);
+        vs[0] = old;
+        vs[1] = _voucher(routerSigner, provider2, 30e18, 1e18);
+        sigs[0] = _sign(routerKey, vs[0]);
+        sigs[1] = _sign(routerKey, vs[1]);
+        vm.expectEmit(address(router));
+        emit ISessionRouter.VoucherSkipped(routerSigner, provider, old.issuedAt, fresh.issuedAt);
+        vm.expectEmit(address(router));
+        emit ISessionRouter.VoucherClaimed(routerSigner, provider2, 30e18, 1e18, 30e18, 1e18);
+        (uint256 paid, uint256 bootstrapPaid) = router.claim(vs, sigs);
+
+        // The other voucher pays as if the stale one were absent: it took none of the budget or the share.
+        assertEq(paid, 30e18);
+        assertEq(bootstrapPaid, 1e18);
+        assertEq(mor.balanceOf(provider2) - provider2Before, 31e18);
+        assertEq(pool.spentToday(), 32e18);
+        (,, uint256 spent) = router.routerInfo(routerSigner);
+        assertEq(spent, 33e18);
+        // The stale one paid nothing and left its pair's record as it was.
+        assertEq(mor.balanceOf(provider), providerBefore);
+        ISessionRouter.ClaimRecord memory afterwards = router.claimRecord(routerSigner, provider);
+        assertEq(abi.encode(afterwards), abi.encode(before));
+    }
+
+    function test_WhenOlderVoucherFollowsNewerInBatch_SkipsOlder() external {
+        Messages.CreditVoucher memory older = _voucher(routerSigner, provider, 300e18, 0);
+        older.sessions = 1000;
+        vm.warp(block.timestamp + 60);
+        Messages.CreditVoucher memory newer = _voucher(routerSigner, provider, 200e18, 0);
+        Messages.CreditVoucher[] memory vs = new Messages.CreditVoucher[](2);
+        bytes[] memory sigs = new bytes[](2);
+        vs[0] = newer;
+        vs[1] = older;
+        sigs[0] = _sign(routerKey, newer);
+        sigs[1] = _sign(routerKey, older);
+        vm.expectEmit(address(router));
+        emit ISessionRouter.VoucherClaimed(routerSigner, provider, 200e18, 0, 200e18, 0);
+        vm.expectEmit(address(router));
+        emit ISessionRouter.VoucherSkipped(routerSigner, provider, older.issuedAt, newer.issuedAt);
+        (uint256 paid,) = router.claim(vs, sigs);
+        assertEq(paid, 200e18);
+        ISessionRouter.ClaimRecord memory r = router.claimRecord(routerSigner, provider);
+        assertEq(r.paid, 200e18);
+        assertEq(r.sessions, newer.sessions);
+        assertEq(r.issuedAt, newer.issuedAt);
+    }
+
+    function test_WhenEveryVoucherOfBatchStale_PaysNothing() external {
+        Messages.CreditVoucher[] memory vs = new Messages.CreditVoucher[](2);
+        bytes[] memory sigs = new bytes[](2);
+        vs[0] = _voucher(routerSigner, provider, 10e18, 0);
+        vs[1] = _voucher(routerSigner, provider2, 20e18, 0);
+        sigs[0] = _sign(routerKey, vs[0]);
+        sigs[1] = _sign(routerKey, vs[1]);
+        vm.warp(block.timestamp + 60);
+        _claim(routerKey, _voucher(routerSigner, provider, 11e18, 0));
+        _claim(routerKey, _voucher(routerSigner, provider2, 21e18, 0));
+        uint256 spentBefore = pool.spentToday();
+        uint256 p1 = mor.balanceOf(provider);
+        uint256 p2 = mor.balanceOf(provider2);
+        vm.expectEmit(address(router));
+        emit ISessionRouter.VoucherSkipped(routerSigner, provider, vs[0].issuedAt, block.timestamp);
+        vm.expectEmit(address(router));
+        emit ISessionRouter.VoucherSkipped(routerSigner, provider2, vs[1].issuedAt, block.timestamp);
+        (uint256 paid, uint256 bootstrapPaid) = router.claim(vs, sigs);
+        assertEq(paid + bootstrapPaid, 0);
+        assertEq(pool.spentToday(), spentBefore);
+        assertEq(mor.balanceOf(provider), p1);
+        assertEq(mor.balanceOf(provider2), p2);
+    }
+
+    function test_RevertWhen_StaleVoucherInBatchHasBadSignature() external {
+        // Skipping is for stale vouchers only: a forged one still reverts the batch, whatever its age.
+        Messages.CreditVoucher memory old = _voucher(routerSigner, provider, 1e18, 0);
+        vm.warp(block.timestamp + 60);
+        _claim(routerKey, _voucher(routerSigner, provider, 2e18, 0));
+        Messages.CreditVoucher[] memory vs = new Messages.CreditVoucher[](2);
+        bytes[] memory sigs = new bytes[](2);
+        vs[0] = old;
+        vs[1] = _voucher(routerSigner, provider2, 20e18, 0);
+        sigs[0] = _sign(router2Key, old);
+        sigs[1] = _sign(routerKey, vs[1]);
+        vm.expectRevert(
+            abi.encodeWithSelector(
+                ISessionRouter.SessionRouterInvalidSignature.selector, routerSigner, router2Signer
+            )
+        );
+        router.claim(vs, sigs);
     }
 
     function test_RevertWhen_VoucherFromFuture() external {

@@ -91,14 +91,15 @@ contract Messages_Unit_Test is Test, MessageVectors {
     /// @dev The digests a signer signs: the contracts' own views, deployed at fixed addresses on a fixed chain.
     function test_Digests() external {
         vm.chainId(CHAIN_ID);
-        // The constructors only check that these are non-zero; the views never call them.
+        // The constructors only check that these (the registry's minimum stake too) are non-zero; the views never
+        // call them.
         deployCodeTo(
             "SessionRouter.sol:SessionRouter",
             abi.encode(address(this), address(1), address(2), address(3)),
             ROUTER_AT
         );
         deployCodeTo(
-            "ProviderRegistry.sol:ProviderRegistry", abi.encode(address(this), address(1), 0, 0), REGISTRY_AT
+            "ProviderRegistry.sol:ProviderRegistry", abi.encode(address(this), address(1), 1, 0), REGISTRY_AT
         );
         SessionRouter router = SessionRouter(ROUTER_AT);
         ProviderRegistry registry = ProviderRegistry(REGISTRY_AT);
