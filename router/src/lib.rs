@@ -2,6 +2,7 @@
 
 pub mod api;
 mod config;
+mod credit;
 mod error;
 mod select;
 mod service;

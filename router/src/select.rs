@@ -96,10 +96,7 @@ pub(crate) async fn candidates(
         } else if !registry.has_model_claim(bid.provider, model_id).await? {
             Some("no model claim".to_string())
         } else if U256::from(open) >= bid.capacity {
-            Some(format!(
-                "full ({open} open sessions, capacity {})",
-                bid.capacity
-            ))
+            Some(full_reason(open, bid.capacity))
         } else {
             None
         };
@@ -181,15 +178,25 @@ pub(crate) async fn check_liveness(
     Ok(())
 }
 
-/// Walks the candidates in order and returns the first eligible one that passes liveness (the
-/// first eligible one when `liveness` is `None`).
+fn full_reason(open: u64, capacity: U256) -> String {
+    format!("full ({open} open sessions, capacity {capacity})")
+}
+
+/// Why `provider` was refused when [`Store::book`](crate::store::Store::book) found it full.
+pub(crate) fn full(provider: Address, open: u64, capacity: U256) -> String {
+    format!("{provider}: {}", full_reason(open, capacity))
+}
+
+/// Walks the candidates in order and returns the index of the first eligible one that passes
+/// liveness (the first eligible one when `liveness` is `None`); each one passed over adds its
+/// reason to `refused`.
 pub(crate) async fn pick(
     candidates: &[Candidate],
     model: &Model,
     liveness: Option<Liveness<'_>>,
-) -> Result<Candidate> {
-    let mut refused = Vec::new();
-    for c in candidates {
+    refused: &mut Vec<String>,
+) -> Option<usize> {
+    for (i, c) in candidates.iter().enumerate() {
         if let Some(why) = &c.excluded {
             refused.push(format!("{}: {why}", c.provider));
             continue;
@@ -201,14 +208,19 @@ pub(crate) async fn pick(
             refused.push(format!("{}: liveness failed: {why}", c.provider));
             continue;
         }
-        return Ok(c.clone());
+        return Some(i);
     }
-    Err(Error::NoProvider {
-        model: model.modelId,
+    None
+}
+
+/// The refusal when no candidate could be assigned, with each one's reason.
+pub(crate) fn no_provider(model: B256, refused: Vec<String>) -> Error {
+    Error::NoProvider {
+        model,
         reason: if refused.is_empty() {
             "no active bids".into()
         } else {
             refused.join("; ")
         },
-    })
+    }
 }

@@ -19,9 +19,9 @@ use morpheus_sdk::{
 use tracing::{info, warn};
 
 use crate::{
-    Error, Result, RouterConfig,
-    select::{self, Candidate, Liveness},
-    store::{self, NewSession, SpeedRule, Store},
+    Error, Result, RouterConfig, credit,
+    select::{self, Liveness},
+    store::{self, Booking, NewSession, SpeedRule, Store},
 };
 
 const DAY: u64 = 86_400;
@@ -91,7 +91,7 @@ impl AppState {
     }
 
     /// The bidders for `model_id` in selection order, with their standing in the store at `now`.
-    async fn candidates(&self, model_id: B256, now: u64) -> Result<Vec<Candidate>> {
+    async fn candidates(&self, model_id: B256, now: u64) -> Result<Vec<select::Candidate>> {
         let registry = self.0.protocol.registry();
         let bids = select::bids(&registry, model_id).await?;
         let providers: Vec<Address> = bids.iter().map(|b| b.provider).collect();
@@ -149,7 +149,12 @@ impl AppState {
             })?;
         let registry = self.0.protocol.registry();
         let model = select::model(&registry, r.modelId).await?;
-        let user_max = self.0.protocol.session_router().user_max(r.user).await?;
+        // The allowance and the price it is counted at, read together: a token of this session
+        // earns at most the price `userMax` assumed (credit::credit_per_token).
+        let session_router = self.0.protocol.session_router();
+        let (user_max, prices) =
+            tokio::try_join!(session_router.user_max(r.user), session_router.prices())?;
+        let reference = credit::reference_price(prices);
         let (day, _) = self.chain_day().await?;
 
         let session = NewSession {
@@ -162,7 +167,7 @@ impl AppState {
         };
         let reserved = session.clone();
         self.store(move |s| s.reserve(&reserved, user_max)).await?;
-        match self.assign(&session, &model).await {
+        match self.assign(&session, &model, reference).await {
             Ok(assignment) => Ok(assignment),
             Err(e) => {
                 let id = session.session_id;
@@ -174,10 +179,13 @@ impl AppState {
         }
     }
 
+    /// Picks the first live candidate and books it within its capacity; a candidate found full
+    /// at booking (others booked it meanwhile) is passed over for the next one.
     async fn assign(
         &self,
         session: &NewSession,
         model: &morpheus_sdk::contracts::Model,
+        reference: U256,
     ) -> Result<Signed<Assignment>> {
         let candidates = self.candidates(session.model_id, unix_now()).await?;
         let liveness = self.0.config.liveness.then_some(Liveness {
@@ -186,30 +194,44 @@ impl AppState {
             signer: self.signer(),
             timeout: self.0.config.liveness_timeout,
         });
-        let chosen = select::pick(&candidates, model, liveness).await?;
-        let expires_at = unix_now().saturating_add(self.0.config.assignment_lifetime.as_secs());
-        let (id, provider, price) = (session.session_id, chosen.provider, chosen.price_per_token);
-        self.store(move |s| s.assign(id, provider, price, expires_at))
-            .await?;
-        info!(
-            target: "router::compute",
-            session = %session.session_id, user = %session.user, provider = %chosen.provider,
-            price = %chosen.price_per_token, token_max = session.token_max, "assigned"
-        );
-        Ok(Signed::sign(
-            Assignment {
-                sessionId: session.session_id,
-                user: session.user,
-                provider: chosen.provider,
-                endpoint: chosen.endpoint,
-                modelId: session.model_id,
-                tokenMax: U256::from(session.token_max),
-                pricePerToken: chosen.price_per_token,
-                expiresAt: U256::from(expires_at),
-            },
-            &self.0.domain,
-            self.signer(),
-        )?)
+        let mut refused = Vec::new();
+        let mut next = 0;
+        while let Some(i) = select::pick(&candidates[next..], model, liveness, &mut refused).await {
+            let chosen = &candidates[next + i];
+            next += i + 1;
+            let price = credit::credit_per_token(chosen.price_per_token, reference);
+            let expires_at = unix_now().saturating_add(self.0.config.assignment_lifetime.as_secs());
+            let (id, provider, capacity) = (session.session_id, chosen.provider, chosen.capacity);
+            let booking = self
+                .store(move |s| s.book(id, provider, capacity, price, unix_now(), expires_at))
+                .await?;
+            if let Booking::Full { open } = booking {
+                info!(target: "router::compute", provider = %provider, open, "full at booking");
+                refused.push(select::full(provider, open, capacity));
+                continue;
+            }
+            info!(
+                target: "router::compute",
+                session = %session.session_id, user = %session.user, provider = %provider,
+                bid = %chosen.price_per_token, price = %price, token_max = session.token_max,
+                "assigned"
+            );
+            return Ok(Signed::sign(
+                Assignment {
+                    sessionId: session.session_id,
+                    user: session.user,
+                    provider,
+                    endpoint: chosen.endpoint.clone(),
+                    modelId: session.model_id,
+                    tokenMax: U256::from(session.token_max),
+                    pricePerToken: price,
+                    expiresAt: U256::from(expires_at),
+                },
+                &self.0.domain,
+                self.signer(),
+            )?);
+        }
+        Err(select::no_provider(model.modelId, refused))
     }
 
     /// Applies a user's signed usage report to the session's provider.

@@ -35,7 +35,7 @@ CREATE TABLE IF NOT EXISTS sessions (
     day             INTEGER NOT NULL,
     token_max       INTEGER NOT NULL,
     provider        TEXT,
-    price_per_token TEXT,
+    price_per_token TEXT, -- what one token earns: credit_per_token(bid, reference price)
     expires_at      INTEGER,
     reported        INTEGER NOT NULL DEFAULT 0,
     tokens          INTEGER,
@@ -87,6 +87,18 @@ pub(crate) struct Credits {
 pub(crate) struct SpeedRule {
     pub(crate) slow_threshold_pct: u32,
     pub(crate) window: u32,
+}
+
+/// Whether [`Store::book`] assigned the provider.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Booking {
+    /// The session is the provider's.
+    Booked,
+    /// The provider already has `open` sessions, its bid's capacity or more.
+    Full {
+        /// Its sessions neither reported nor expired.
+        open: u64,
+    },
 }
 
 /// What the store knows of a provider when picking one: its record and its open sessions.
@@ -253,25 +265,38 @@ impl Store {
         Ok(())
     }
 
-    /// Records the provider picked for a reserved session.
-    pub(crate) fn assign(
+    /// Books `provider` for a reserved session, in one transaction taken for writing at its
+    /// start (`BEGIN IMMEDIATE`): the provider's open sessions at `now` are counted and the
+    /// session is assigned only while they are below `capacity`, so concurrent requests (or
+    /// routers sharing the file) cannot book more sessions than the bid's capacity.
+    /// `credit_per_token` is what each token of the session earns.
+    pub(crate) fn book(
         &self,
         session_id: B256,
         provider: Address,
-        price_per_token: U256,
+        capacity: U256,
+        credit_per_token: U256,
+        now: u64,
         expires_at: u64,
-    ) -> Result<()> {
-        self.conn().execute(
+    ) -> Result<Booking> {
+        let mut conn = self.conn();
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let open = open_sessions(&tx, provider, now)?;
+        if U256::from(open) >= capacity {
+            return Ok(Booking::Full { open });
+        }
+        tx.execute(
             "UPDATE sessions SET provider = ?2, price_per_token = ?3, expires_at = ?4
              WHERE session_id = ?1",
             params![
                 key(&session_id),
                 key(&provider),
-                price_per_token.to_string(),
+                credit_per_token.to_string(),
                 to_i64(expires_at)
             ],
         )?;
-        Ok(())
+        tx.commit()?;
+        Ok(Booking::Booked)
     }
 
     /// Tokens `user` used or reserved on `day`.
@@ -521,9 +546,17 @@ mod tests {
             token_max: 100,
         };
         store.reserve(&session, U256::from(1000)).expect("reserve");
-        store
-            .assign(session.session_id, provider, U256::from(3), u64::MAX / 4)
-            .expect("assign");
+        let booked = store
+            .book(
+                session.session_id,
+                provider,
+                U256::from(1),
+                U256::from(3),
+                0,
+                u64::MAX / 4,
+            )
+            .expect("book");
+        assert_eq!(booked, Booking::Booked);
         (store, session.session_id)
     }
 
@@ -541,6 +574,47 @@ mod tests {
         slow_threshold_pct: 50,
         window: 20,
     };
+
+    #[test]
+    fn a_provider_at_capacity_is_not_booked_until_a_session_ends() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (user, provider) = (Address::repeat_byte(1), Address::repeat_byte(2));
+        // One session booked at capacity 1, open until u64::MAX / 4.
+        let (store, _) = assigned(dir.path(), user, provider);
+        let second = NewSession {
+            session_id: B256::repeat_byte(8),
+            user,
+            nonce: U256::from(2),
+            model_id: B256::repeat_byte(9),
+            day: 1,
+            token_max: 100,
+        };
+        store.reserve(&second, U256::from(1000)).expect("reserve");
+        let book = |now| {
+            store
+                .book(
+                    second.session_id,
+                    provider,
+                    U256::from(1),
+                    U256::from(3),
+                    now,
+                    u64::MAX / 2,
+                )
+                .expect("book")
+        };
+        assert_eq!(book(0), Booking::Full { open: 1 });
+        let provider_of: Option<String> = store
+            .conn()
+            .query_row(
+                "SELECT provider FROM sessions WHERE session_id = ?1",
+                params![key(&second.session_id)],
+                |r| r.get(0),
+            )
+            .expect("row");
+        assert_eq!(provider_of, None, "a full provider is not written");
+        // Once the first session has expired, the provider has room again.
+        assert_eq!(book(u64::MAX / 4 + 1), Booking::Booked);
+    }
 
     #[test]
     fn a_bad_address_read_back_names_its_column_and_value() {

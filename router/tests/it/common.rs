@@ -21,8 +21,11 @@ use tokio::{sync::oneshot, task::JoinHandle};
 pub(crate) const PROVIDER: usize = 2;
 /// Anvil account of the user.
 pub(crate) const USER: usize = 3;
-/// MOR (wei) per token the provider bids.
-pub(crate) const PRICE: u64 = 2_000_000_000_000;
+/// MOR (wei) per token the provider bids: half the reference price, so it is credited as bid.
+pub(crate) const PRICE: u64 = 50_000_000_000;
+/// MOR (wei) per token at the devnet's prices (MOR $20, $0.002 per 1000 tokens):
+/// `0.002e18 * 1e15 / 20e18`, the most one token earns (`credit_per_token`).
+pub(crate) const REFERENCE_PRICE: u64 = 100_000_000_000;
 
 /// Registers account `index` as a provider at `endpoint`, claims `model_id` and bids `price`.
 pub(crate) async fn provide(
@@ -50,6 +53,18 @@ pub(crate) async fn provide(
         .post_bid(model_id, U256::from(price), U256::from(16))
         .await
         .expect("bid");
+}
+
+/// Account `index` stakes `mor` MOR (whole MOR, decimal) in `SessionRouter`.
+pub(crate) async fn stake(devnet: &Devnet, index: usize, mor: &str) {
+    devnet
+        .protocol(index)
+        .await
+        .expect("connect")
+        .session_router()
+        .stake(parse_ether(mor).expect("amount"))
+        .await
+        .expect("stake");
 }
 
 /// The whole set-up: devnet, provider + worker, staked user, router.
@@ -98,14 +113,7 @@ impl Net {
         provide(&devnet, PROVIDER, &worker.url, model_id, PRICE).await;
 
         // The user stakes 5 MOR.
-        devnet
-            .protocol(USER)
-            .await
-            .expect("connect")
-            .session_router()
-            .stake(parse_ether("5").expect("amount"))
-            .await
-            .expect("stake");
+        stake(&devnet, USER, "5").await;
 
         // The router.
         let db = TempDir::new().expect("tempdir");
@@ -128,6 +136,18 @@ impl Net {
             shutdown: Some(shutdown),
             handle: Some(handle),
         }
+    }
+
+    /// The provider (account [`PROVIDER`]) changes its bid on the model.
+    pub(crate) async fn bid(&self, price_per_token: U256, capacity: u64) {
+        self.devnet
+            .protocol(PROVIDER)
+            .await
+            .expect("connect")
+            .registry()
+            .update_bid(self.model_id, price_per_token, U256::from(capacity))
+            .await
+            .expect("update bid");
     }
 
     /// Stops the router and starts a new one on the same database (on a new port).

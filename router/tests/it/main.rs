@@ -1,6 +1,7 @@
 //! Integration tests of the router: a real anvil with the protocol deployed (`Devnet`), a real
 //! SQLite file, a real `morpheus-worker` serving the tiny test model, all through `RouterClient`.
 
+mod attacks;
 mod binary;
 mod common;
 mod edges;
