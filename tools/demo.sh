@@ -80,7 +80,7 @@ curl -s "$ENDPOINT/v1/models"; echo
 say "router: morpheus-router serve on $ROUTER_URL (log: $LOG_DIR/router.log, state: $LOG_DIR/router.db)"
 rm -f "$LOG_DIR"/router.db*
 NO_COLOR=1 "$ROUTER" serve --rpc-url "$RPC" --deployment deployments/31337.json --router-key "$ROUTER_KEY" \
-  --db "$LOG_DIR/router.db" --listen "127.0.0.1:$ROUTER_PORT" >"$LOG_DIR/router.log" 2>&1 &
+  --db "$LOG_DIR/router.db" --listen "127.0.0.1:$ROUTER_PORT" --allow-private-endpoints >"$LOG_DIR/router.log" 2>&1 &
 pids+=($!)
 for _ in $(seq 100); do curl -s -o /dev/null "$ROUTER_URL/v1/allowance/$ROUTER_ADDRESS" && break; sleep 0.2; done
 

@@ -5,6 +5,8 @@ use std::{path::PathBuf, time::Duration};
 use alloy::signers::local::PrivateKeySigner;
 use morpheus_sdk::Deployment;
 
+use crate::{Error, Result, record::RecordRule, speed::SpeedRule};
+
 /// A router's settings. [`RouterConfig::new`] fills in the defaults.
 #[derive(Debug, Clone)]
 pub struct RouterConfig {
@@ -17,11 +19,22 @@ pub struct RouterConfig {
     pub signer: PrivateKeySigner,
     /// The SQLite database file (created when missing).
     pub db_path: PathBuf,
-    /// X: a report earns nothing when its ms per token is more than this many percent above the
-    /// mean of the model's last [`report_window`](Self::report_window) reports.
+    /// X: a passed report earns nothing when its ms per token is more than this many percent
+    /// above the model's speed reference: the median of the newest credited report of each of
+    /// the model's last [`report_window`](Self::report_window) reporting users.
     pub slow_threshold_pct: u32,
-    /// Z: how many recent reports the speed mean and a provider's record look at.
+    /// Z: how many reporting users the speed reference takes one sample from each, and how many
+    /// of a provider's recent reports its record looks at.
     pub report_window: u32,
+    /// The floor in ms per token: a report claiming less (`durationMs < floor × tokens`) is
+    /// judged at the floor and is not a sample of the speed reference. Above 0.
+    pub min_ms_per_token: f64,
+    /// The ceiling in ms per token: the most one report contributes to the speed reference (and
+    /// to a provider's mean). At least the floor.
+    pub max_ms_per_token: f64,
+    /// K: a provider's record is bad only when its failed reports come from at least this many
+    /// distinct users. At least 1.
+    pub bad_record_users: u32,
     /// How long an assignment is valid (its `expiresAt`).
     pub assignment_lifetime: Duration,
     /// Whether providers must pass a liveness challenge before each assignment.
@@ -33,11 +46,26 @@ pub struct RouterConfig {
     /// How long the router's HTTP client waits for a provider's TCP connection to be accepted.
     /// Also bounded by [`liveness_timeout`](Self::liveness_timeout).
     pub provider_connect_timeout: Duration,
+    /// How long all the checks for one request may take together: a check still running then
+    /// counts as failed, and the first candidate in order that passed is taken.
+    pub liveness_deadline: Duration,
+    /// How many candidates are checked at once (in selection order). At least 1.
+    pub liveness_concurrency: usize,
+    /// How long a failed check is remembered per provider endpoint: the provider is refused
+    /// with the remembered reason, not contacted, until it ends. A passed check clears it; 0
+    /// remembers nothing.
+    pub liveness_cooldown: Duration,
+    /// Whether provider endpoints may be loopback, private, link-local or other non-public
+    /// addresses (a devnet on one machine). Off: such endpoints, and names resolving to them,
+    /// are refused without being contacted.
+    pub allow_private_endpoints: bool,
 }
 
 impl RouterConfig {
-    /// Settings with the defaults: X = 50 %, Z = 20 reports, assignments valid 300 s, liveness
-    /// on with a 10 s timeout, 3 s to connect to a provider.
+    /// Settings with the defaults: X = 50 %, Z = 20, a floor of 1 ms/token and a ceiling of
+    /// 10,000 ms/token, K = 3 users, assignments valid 300 s, liveness on with a 3 s timeout,
+    /// 3 s to connect to a provider, all checks of a request within 5 s, 8 at once, a failure
+    /// remembered 30 s, private endpoints refused.
     pub fn new(
         rpc_url: impl Into<String>,
         deployment: Deployment,
@@ -51,10 +79,53 @@ impl RouterConfig {
             db_path: db_path.into(),
             slow_threshold_pct: 50,
             report_window: 20,
+            min_ms_per_token: 1.0,
+            max_ms_per_token: 10_000.0,
+            bad_record_users: 3,
             assignment_lifetime: Duration::from_secs(300),
             liveness: true,
-            liveness_timeout: Duration::from_secs(10),
+            liveness_timeout: Duration::from_secs(3),
             provider_connect_timeout: Duration::from_secs(3),
+            liveness_deadline: Duration::from_secs(5),
+            liveness_concurrency: 8,
+            liveness_cooldown: Duration::from_secs(30),
+            allow_private_endpoints: false,
+        }
+    }
+
+    /// Refuses settings the report rules cannot work with.
+    pub(crate) fn check(&self) -> Result<()> {
+        let refuse = |why: &str| Err(Error::Config(why.into()));
+        if self.report_window == 0 {
+            return refuse("the report window Z must be at least 1");
+        }
+        if !self.min_ms_per_token.is_finite() || self.min_ms_per_token <= 0.0 {
+            return refuse("the speed floor (min ms/token) must be a number above 0");
+        }
+        if self.max_ms_per_token.is_nan() || self.max_ms_per_token < self.min_ms_per_token {
+            return refuse("the speed ceiling (max ms/token) must be at least the floor");
+        }
+        if self.bad_record_users == 0 {
+            return refuse("the bad record's distinct users K must be at least 1");
+        }
+        Ok(())
+    }
+
+    /// The speed rule's parameters (`speed.rs`).
+    pub(crate) fn speed_rule(&self) -> SpeedRule {
+        SpeedRule {
+            slow_threshold_pct: self.slow_threshold_pct,
+            window: self.report_window,
+            min_ms_per_token: self.min_ms_per_token,
+            max_ms_per_token: self.max_ms_per_token,
+        }
+    }
+
+    /// The bad record's parameters (`record.rs`).
+    pub(crate) fn record_rule(&self) -> RecordRule {
+        RecordRule {
+            window: self.report_window,
+            min_users: self.bad_record_users,
         }
     }
 }

@@ -4,8 +4,10 @@ pub mod api;
 mod config;
 mod credit;
 mod error;
+mod record;
 mod select;
 mod service;
+mod speed;
 mod store;
 
 pub use api::{router, run};

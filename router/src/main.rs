@@ -40,12 +40,23 @@ struct Serve {
     /// Address to listen on.
     #[arg(long, env = "MORPHEUS_LISTEN", default_value = "127.0.0.1:8090")]
     listen: SocketAddr,
-    /// X: percent above the model's recent mean ms/token beyond which a report earns nothing.
+    /// X: percent above the model's speed reference (median ms/token) beyond which a report
+    /// earns nothing.
     #[arg(long, env = "MORPHEUS_SLOW_THRESHOLD_PCT", default_value_t = 50)]
     slow_threshold_pct: u32,
-    /// Z: recent reports the speed mean and provider records look at.
+    /// Z: recent users the speed reference takes a sample from each; recent reports a
+    /// provider's record looks at.
     #[arg(long, env = "MORPHEUS_REPORT_WINDOW", default_value_t = 20)]
     report_window: u32,
+    /// The speed floor: a report claiming fewer ms/token is judged at it and is not a sample.
+    #[arg(long, env = "MORPHEUS_MIN_MS_PER_TOKEN", default_value_t = 1.0)]
+    min_ms_per_token: f64,
+    /// The speed ceiling: the most ms/token one report contributes to the reference.
+    #[arg(long, env = "MORPHEUS_MAX_MS_PER_TOKEN", default_value_t = 10_000.0)]
+    max_ms_per_token: f64,
+    /// K: distinct users whose failures a provider's bad record needs.
+    #[arg(long, env = "MORPHEUS_BAD_RECORD_USERS", default_value_t = 3)]
+    bad_record_users: u32,
     /// Seconds an assignment is valid.
     #[arg(long, env = "MORPHEUS_ASSIGNMENT_LIFETIME", default_value_t = 300)]
     assignment_lifetime: u64,
@@ -53,11 +64,23 @@ struct Serve {
     #[arg(long, env = "MORPHEUS_NO_LIVENESS")]
     no_liveness: bool,
     /// Seconds a provider has to answer a liveness challenge (the whole request).
-    #[arg(long, env = "MORPHEUS_LIVENESS_TIMEOUT", default_value_t = 10)]
+    #[arg(long, env = "MORPHEUS_LIVENESS_TIMEOUT", default_value_t = 3)]
     liveness_timeout: u64,
     /// Seconds to wait for a provider to accept the connection.
     #[arg(long, env = "MORPHEUS_PROVIDER_CONNECT_TIMEOUT", default_value_t = 3)]
     provider_connect_timeout: u64,
+    /// Seconds all the provider checks of one request may take together.
+    #[arg(long, env = "MORPHEUS_LIVENESS_DEADLINE", default_value_t = 5)]
+    liveness_deadline: u64,
+    /// Providers checked at once, in selection order.
+    #[arg(long, env = "MORPHEUS_LIVENESS_CONCURRENCY", default_value_t = 8)]
+    liveness_concurrency: usize,
+    /// Seconds a provider endpoint that failed a check is not contacted again (0: none).
+    #[arg(long, env = "MORPHEUS_LIVENESS_COOLDOWN", default_value_t = 30)]
+    liveness_cooldown: u64,
+    /// Allow provider endpoints on loopback, private and other non-public addresses (a devnet).
+    #[arg(long, env = "MORPHEUS_ALLOW_PRIVATE_ENDPOINTS")]
+    allow_private_endpoints: bool,
 }
 
 #[tokio::main]
@@ -84,10 +107,17 @@ async fn serve(args: Serve) -> eyre::Result<()> {
     let mut config = RouterConfig::new(args.rpc_url, deployment, signer, args.db);
     config.slow_threshold_pct = args.slow_threshold_pct;
     config.report_window = args.report_window;
+    config.min_ms_per_token = args.min_ms_per_token;
+    config.max_ms_per_token = args.max_ms_per_token;
+    config.bad_record_users = args.bad_record_users;
     config.assignment_lifetime = Duration::from_secs(args.assignment_lifetime);
     config.liveness = !args.no_liveness;
     config.liveness_timeout = Duration::from_secs(args.liveness_timeout);
     config.provider_connect_timeout = Duration::from_secs(args.provider_connect_timeout);
+    config.liveness_deadline = Duration::from_secs(args.liveness_deadline);
+    config.liveness_concurrency = args.liveness_concurrency;
+    config.liveness_cooldown = Duration::from_secs(args.liveness_cooldown);
+    config.allow_private_endpoints = args.allow_private_endpoints;
     let state = AppState::connect(config).await?;
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await

@@ -9,7 +9,6 @@ use alloy::{
     primitives::{Address, B256, U256},
     signers::local::PrivateKeySigner,
     sol_types::Eip712Domain,
-    transports::http::reqwest,
 };
 use morpheus_sdk::{
     contracts::Protocol,
@@ -20,8 +19,8 @@ use tracing::{info, warn};
 
 use crate::{
     Error, Result, RouterConfig, credit,
-    select::{self, Liveness},
-    store::{self, Booking, NewSession, SpeedRule, Store},
+    select::{self, Checks},
+    store::{self, Booking, NewSession, Store},
 };
 
 const DAY: u64 = 86_400;
@@ -34,8 +33,8 @@ pub(crate) fn unix_now() -> u64 {
         .unwrap_or_default()
 }
 
-/// A running router's shared state: the chain connection, the signer, the HTTP client to
-/// providers and the store.
+/// A running router's shared state: the chain connection, the signer, the checks of providers
+/// (with their HTTP client) and the store.
 #[derive(Debug, Clone)]
 pub struct AppState(Arc<Inner>);
 
@@ -44,8 +43,8 @@ struct Inner {
     config: RouterConfig,
     protocol: Protocol,
     domain: Eip712Domain,
-    /// The one client every liveness check goes through (`select::provider_http`).
-    http: reqwest::Client,
+    /// The checks before an assignment, with their HTTP client and cool-downs (`select::Checks`).
+    checks: Checks,
     /// Reached only through `store::blocking`, off the runtime's worker threads.
     store: Arc<Store>,
 }
@@ -55,11 +54,7 @@ impl AppState {
     /// signer is an authorised router, and opens the database: a file that is not a SQLite
     /// database is [`Error::OpenDatabase`] naming it.
     pub async fn connect(config: RouterConfig) -> Result<Self> {
-        if config.report_window == 0 {
-            return Err(Error::Config(
-                "the report window Z must be at least 1".into(),
-            ));
-        }
+        config.check()?;
         let protocol = Protocol::connect(&config.rpc_url, config.deployment, None).await?;
         let signer = config.signer.address();
         if !protocol.session_router().is_router(signer).await? {
@@ -68,7 +63,7 @@ impl AppState {
                 config.deployment.session_router
             )));
         }
-        let http = select::provider_http(&config)?;
+        let checks = Checks::new(&config)?;
         let path = config.db_path.clone();
         let store = tokio::task::spawn_blocking(move || Store::open(&path)).await??;
         info!(target: "router", router = %signer, db = %config.db_path.display(), "ready");
@@ -76,7 +71,7 @@ impl AppState {
             domain: config.deployment.domain(),
             config,
             protocol,
-            http,
+            checks,
             store: Arc::new(store),
         })))
     }
@@ -95,9 +90,9 @@ impl AppState {
         let registry = self.0.protocol.registry();
         let bids = select::bids(&registry, model_id).await?;
         let providers: Vec<Address> = bids.iter().map(|b| b.provider).collect();
-        let window = self.0.config.report_window;
+        let rule = self.0.config.record_rule();
         let standings = self
-            .store(move |s| s.standings(&providers, window, now))
+            .store(move |s| s.standings(&providers, rule, now))
             .await?;
         select::candidates(&registry, model_id, bids.into_iter().zip(standings)).await
     }
@@ -188,15 +183,14 @@ impl AppState {
         reference: U256,
     ) -> Result<Signed<Assignment>> {
         let candidates = self.candidates(session.model_id, unix_now()).await?;
-        let liveness = self.0.config.liveness.then_some(Liveness {
-            http: &self.0.http,
-            domain: &self.0.domain,
-            signer: self.signer(),
-            timeout: self.0.config.liveness_timeout,
-        });
         let mut refused = Vec::new();
         let mut next = 0;
-        while let Some(i) = select::pick(&candidates[next..], model, liveness, &mut refused).await {
+        while let Some(i) = self
+            .0
+            .checks
+            .pick(&candidates[next..], model, &mut refused)
+            .await
+        {
             let chosen = &candidates[next + i];
             next += i + 1;
             let price = credit::credit_per_token(chosen.price_per_token, reference);
@@ -242,10 +236,7 @@ impl AppState {
                 message: "usage report",
                 reason: e.to_string(),
             })?;
-        let rule = SpeedRule {
-            slow_threshold_pct: self.0.config.slow_threshold_pct,
-            window: self.0.config.report_window,
-        };
+        let rule = self.0.config.speed_rule();
         let message = report.message;
         let receipt = self
             .store(move |s| s.record_report(&message, signer, rule))

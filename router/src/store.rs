@@ -1,5 +1,9 @@
 //! The router's state in one SQLite file: used nonces, sessions (what each user reserved and
-//! used per UTC day), the speed of recent reports, and every provider's cumulative credit.
+//! used per UTC day), every report (who sent it on which provider, its speed, whether it earned),
+//! each user's newest speed sample per model, and every provider's cumulative credit.
+//!
+//! The rules a report is judged by are pure functions elsewhere (`speed.rs`, `record.rs`): the
+//! store only gathers their inputs and writes what they decided.
 //!
 //! Nothing here can reconstruct a prompt or an answer (invariant 6): the router only ever sees
 //! ids, addresses, token counts and timings.
@@ -16,10 +20,12 @@ use morpheus_sdk::{
 };
 use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
 
-use crate::{Error, Result, error::Shortfall};
-
-/// Reports a provider needs in its window before its record can count as bad.
-const MIN_RECORD: u64 = 3;
+use crate::{
+    Error, Result,
+    error::Shortfall,
+    record::{self, RecordEntry, RecordRule},
+    speed::{self, SpeedRule, SpeedSample},
+};
 
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS nonces (
@@ -48,11 +54,21 @@ CREATE TABLE IF NOT EXISTS reports (
     id           INTEGER PRIMARY KEY AUTOINCREMENT,
     model_id     TEXT NOT NULL,
     provider     TEXT NOT NULL,
-    ms_per_token REAL,
-    failed       INTEGER NOT NULL
+    ms_per_token REAL, -- the speed judged, between the floor and the ceiling; NULL: no tokens
+    failed       INTEGER NOT NULL, -- earned nothing (failed or slow)
+    user         TEXT -- who signed it; NULL in rows written before the column was added
 );
 CREATE INDEX IF NOT EXISTS reports_model ON reports (model_id, id);
 CREATE INDEX IF NOT EXISTS reports_provider ON reports (provider, id);
+-- The newest credited, believed speed of each user per model: what the speed reference reads.
+CREATE TABLE IF NOT EXISTS speed_samples (
+    model_id     TEXT NOT NULL,
+    user         TEXT NOT NULL,
+    report_id    INTEGER NOT NULL,
+    ms_per_token REAL NOT NULL,
+    PRIMARY KEY (model_id, user)
+);
+CREATE INDEX IF NOT EXISTS speed_samples_model ON speed_samples (model_id, report_id);
 CREATE TABLE IF NOT EXISTS credits (
     provider TEXT PRIMARY KEY,
     amount   TEXT NOT NULL,
@@ -80,13 +96,6 @@ pub(crate) struct Credits {
     pub(crate) tokens: u64,
     pub(crate) sessions: u64,
     pub(crate) failed: u64,
-}
-
-/// The speed rule: X and Z.
-#[derive(Debug, Clone, Copy)]
-pub(crate) struct SpeedRule {
-    pub(crate) slow_threshold_pct: u32,
-    pub(crate) window: u32,
 }
 
 /// Whether [`Store::book`] assigned the provider.
@@ -168,12 +177,13 @@ impl Store {
     /// cannot be read or set up, is [`Error::OpenDatabase`] naming it.
     pub(crate) fn open(path: &Path) -> Result<Self> {
         let open = || -> rusqlite::Result<Connection> {
-            let conn = Connection::open(path)?;
+            let mut conn = Connection::open(path)?;
             conn.busy_timeout(std::time::Duration::from_secs(5))?;
             // The first statement that reads the file: where "file is not a database" shows.
             conn.pragma_update(None, "journal_mode", "WAL")?;
             conn.pragma_update(None, "synchronous", "NORMAL")?;
             conn.execute_batch(SCHEMA)?;
+            add_report_user(&mut conn)?;
             Ok(conn)
         };
         let conn = open().map_err(|source| Error::OpenDatabase {
@@ -304,12 +314,12 @@ impl Store {
         used_on(&self.conn(), &key(&user), day)
     }
 
-    /// The standing of each of `providers` (in that order): its record over its last `window`
+    /// The standing of each of `providers` (in that order): its record over its last Z
     /// reports, and its sessions neither reported nor expired at `now`.
     pub(crate) fn standings(
         &self,
         providers: &[Address],
-        window: u32,
+        rule: RecordRule,
         now: u64,
     ) -> Result<Vec<Standing>> {
         let conn = self.conn();
@@ -317,7 +327,7 @@ impl Store {
             .iter()
             .map(|p| {
                 Ok(Standing {
-                    record: stats(&conn, *p, window)?,
+                    record: stats(&conn, *p, &rule)?,
                     open_sessions: open_sessions(&conn, *p, now)?,
                 })
             })
@@ -330,9 +340,10 @@ impl Store {
     }
 
     /// Applies a usage report signed by `signer`, in one transaction: checks it belongs to the
-    /// session's user and is the session's first, judges it (pass/fail, the speed rule), then
-    /// marks the session reported (its unused tokens return to the user's day) and updates the
-    /// provider's counters and the speed window.
+    /// session's user and is the session's first, judges it (pass/fail, the speed rule against
+    /// the model's reference before it), then marks the session reported (its unused tokens
+    /// return to the user's day), records the report, and updates the provider's counters and,
+    /// when it was credited at a believed speed, the user's speed sample for the model.
     pub(crate) fn record_report(
         &self,
         report: &UsageReport,
@@ -385,37 +396,39 @@ impl Store {
             .unwrap_or(u64::MAX)
             .min(token_max);
         let duration_ms = u64::try_from(report.durationMs).unwrap_or(u64::MAX);
-        let ms_per_token = (tokens > 0).then(|| duration_ms as f64 / tokens as f64);
-
-        let mean: Option<f64> = tx.query_row(
-            "SELECT AVG(ms_per_token) FROM (
-                 SELECT ms_per_token FROM reports
-                 WHERE model_id = ?1 AND ms_per_token IS NOT NULL
-                 ORDER BY id DESC LIMIT ?2)",
-            params![model, rule.window],
-            |r| r.get(0),
-        )?;
-        let limit = mean.map(|m| (m, m * (1.0 + f64::from(rule.slow_threshold_pct) / 100.0)));
-        let (outcome, detail) = match (report.passed, ms_per_token, limit) {
-            (false, _, _) => (
+        let speed = speed::report_speed(tokens, duration_ms, &rule);
+        let reference = speed::speed_reference(&speed_samples(&tx, &model, rule.window)?, &rule);
+        let (outcome, detail) = match (report.passed, speed) {
+            (false, _) => (
                 Outcome::Failed,
                 "the user reported the session failed".into(),
             ),
-            (true, Some(speed), Some((mean, limit))) if speed > limit => (
-                Outcome::Slow,
+            (true, Some(s)) if speed::is_slow(s.ms_per_token, reference, &rule) => {
+                let reference = reference.unwrap_or_default();
+                (
+                    Outcome::Slow,
+                    format!(
+                        "{:.3} ms/token is more than {}% above the model's reference {reference:.3} \
+                         ms/token (the median of its recent users' credited reports; limit {:.3})",
+                        s.ms_per_token,
+                        rule.slow_threshold_pct,
+                        speed::slow_limit(reference, &rule),
+                    ),
+                )
+            }
+            (true, Some(s)) if !s.believed => (
+                Outcome::Credited,
                 format!(
-                    "{speed:.3} ms/token is more than {}% above the model's recent mean \
-                     {mean:.3} ms/token (limit {limit:.3})",
-                    rule.slow_threshold_pct,
+                    "{tokens} tokens in {duration_ms} ms is below the floor of {} ms/token: \
+                     judged at the floor, not a speed sample",
+                    rule.min_ms_per_token
                 ),
             ),
-            (true, speed, _) => (
+            (true, Some(s)) => (
                 Outcome::Credited,
-                match speed {
-                    Some(s) => format!("{tokens} tokens at {s:.3} ms/token"),
-                    None => "no tokens served".into(),
-                },
+                format!("{tokens} tokens at {:.3} ms/token", s.ms_per_token),
             ),
+            (true, None) => (Outcome::Credited, "no tokens served".into()),
         };
         let amount = if outcome == Outcome::Credited {
             U256::from(tokens) * price
@@ -434,10 +447,21 @@ impl Store {
                 amount.to_string()
             ],
         )?;
+        let counted = speed.map(|s| s.ms_per_token.min(rule.max_ms_per_token));
         tx.execute(
-            "INSERT INTO reports (model_id, provider, ms_per_token, failed) VALUES (?1, ?2, ?3, ?4)",
-            params![model, key(&provider), ms_per_token, failed],
+            "INSERT INTO reports (model_id, provider, ms_per_token, failed, user)
+             VALUES (?1, ?2, ?3, ?4, ?5)",
+            params![model, key(&provider), counted, failed, key(&user)],
         )?;
+        if let Some(s) = speed.filter(|s| s.believed && outcome == Outcome::Credited) {
+            tx.execute(
+                "INSERT INTO speed_samples (model_id, user, report_id, ms_per_token)
+                 VALUES (?1, ?2, ?3, ?4)
+                 ON CONFLICT (model_id, user) DO UPDATE SET report_id = excluded.report_id,
+                     ms_per_token = excluded.ms_per_token",
+                params![model, key(&user), tx.last_insert_rowid(), s.ms_per_token],
+            )?;
+        }
         // A provider never reported on has all-zero counters: the true starting point.
         let before = credits_of(&tx, &key(&provider))?.unwrap_or_default();
         tx.execute(
@@ -487,28 +511,77 @@ fn open_sessions(conn: &Connection, provider: Address, now: u64) -> Result<u64> 
     read_u64("sessions (open count)", n)
 }
 
-/// A provider's record: cumulative counters plus its last `window` reports.
-fn stats(conn: &Connection, provider: Address, window: u32) -> Result<ProviderStats> {
+/// A provider's record: cumulative counters, the mean speed of its last Z reports, and whether
+/// they make a bad record ([`record::bad_record`]).
+fn stats(conn: &Connection, provider: Address, rule: &RecordRule) -> Result<ProviderStats> {
     // A provider never reported on has all-zero counters: the true starting point.
     let credits = credits_of(conn, &key(&provider))?.unwrap_or_default();
-    // COALESCE: no reports means none failed; AVG of no reports stays NULL (speed unknown).
-    let (count, failed, mean): (i64, i64, Option<f64>) = conn.query_row(
-        "SELECT COUNT(*), COALESCE(SUM(failed), 0), AVG(ms_per_token) FROM (
-             SELECT failed, ms_per_token FROM reports WHERE provider = ?1
-             ORDER BY id DESC LIMIT ?2)",
-        params![key(&provider), window],
-        |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+    let mut recent = conn.prepare_cached(
+        "SELECT user, failed, ms_per_token FROM reports WHERE provider = ?1
+         ORDER BY id DESC LIMIT ?2",
     )?;
-    let count = read_u64("reports (count)", count)?;
-    let failed = read_u64("reports.failed", failed)?;
+    let rows = recent.query_map(params![key(&provider), rule.window], |r| {
+        Ok((
+            r.get::<_, Option<String>>(0)?,
+            r.get::<_, bool>(1)?,
+            r.get::<_, Option<f64>>(2)?,
+        ))
+    })?;
+    let (mut entries, mut speeds) = (Vec::new(), Vec::new());
+    for row in rows {
+        let (user, failed, ms_per_token) = row?;
+        // Rows from before reports named their user count for the speed, not the record.
+        if let Some(user) = user {
+            entries.push(RecordEntry {
+                user: read_address("reports.user", &user)?,
+                earned: !failed,
+            });
+        }
+        speeds.extend(ms_per_token);
+    }
+    // No report with tokens: the speed is unknown.
+    let mean = (!speeds.is_empty()).then(|| speeds.iter().sum::<f64>() / speeds.len() as f64);
     Ok(ProviderStats {
         sessions: credits.sessions,
         failed: credits.failed,
         tokens: credits.tokens,
         amount: credits.amount,
         ms_per_token: mean,
-        bad_record: count >= MIN_RECORD && failed.saturating_mul(2) > count,
+        bad_record: record::bad_record(&entries, rule),
     })
+}
+
+/// The newest speed sample of each of the model's last `window` users to have one, newest first:
+/// what [`speed::speed_reference`] reads.
+fn speed_samples(conn: &Connection, model: &str, window: u32) -> Result<Vec<SpeedSample>> {
+    let mut newest = conn.prepare_cached(
+        "SELECT user, ms_per_token FROM speed_samples WHERE model_id = ?1
+         ORDER BY report_id DESC LIMIT ?2",
+    )?;
+    let rows = newest.query_map(params![model, window], |r| {
+        Ok((r.get::<_, String>(0)?, r.get::<_, f64>(1)?))
+    })?;
+    rows.map(|row| {
+        let (user, ms_per_token) = row?;
+        Ok(SpeedSample {
+            user: read_address("speed_samples.user", &user)?,
+            ms_per_token,
+        })
+    })
+    .collect()
+}
+
+/// Adds `reports.user` to a database written before reports named their user (`CREATE TABLE IF
+/// NOT EXISTS` leaves an existing table as it was). Its old rows keep NULL there.
+fn add_report_user(conn: &mut Connection) -> rusqlite::Result<()> {
+    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    let has_user = tx
+        .prepare("SELECT 1 FROM pragma_table_info('reports') WHERE name = 'user'")?
+        .exists([])?;
+    if !has_user {
+        tx.execute_batch("ALTER TABLE reports ADD COLUMN user TEXT")?;
+    }
+    tx.commit()
 }
 
 fn credits_of(conn: &Connection, provider: &str) -> Result<Option<Credits>> {
@@ -537,27 +610,40 @@ mod tests {
     /// A session reserved by `user` and assigned to `provider`, in a fresh store.
     fn assigned(dir: &Path, user: Address, provider: Address) -> (Store, B256) {
         let store = Store::open(&dir.join("router.db")).expect("open");
+        let id = book_session(&store, 7, user, provider);
+        (store, id)
+    }
+
+    /// Session `n` of model 9, reserved by `user` (nonce `n`) and assigned to `provider`.
+    fn book_session(store: &Store, n: u8, user: Address, provider: Address) -> B256 {
         let session = NewSession {
-            session_id: B256::repeat_byte(7),
+            session_id: B256::repeat_byte(n),
             user,
-            nonce: U256::from(1),
+            nonce: U256::from(n),
             model_id: B256::repeat_byte(9),
             day: 1,
             token_max: 100,
         };
-        store.reserve(&session, U256::from(1000)).expect("reserve");
+        store
+            .reserve(&session, U256::from(10_000))
+            .expect("reserve");
         let booked = store
             .book(
                 session.session_id,
                 provider,
-                U256::from(1),
+                U256::from(100),
                 U256::from(3),
                 0,
                 u64::MAX / 4,
             )
             .expect("book");
         assert_eq!(booked, Booking::Booked);
-        (store, session.session_id)
+        session.session_id
+    }
+
+    /// The speed samples of model 9, newest first.
+    fn samples(store: &Store) -> Vec<SpeedSample> {
+        speed_samples(&store.conn(), &key(&B256::repeat_byte(9)), 20).expect("samples")
     }
 
     fn report(session_id: B256) -> UsageReport {
@@ -573,7 +659,80 @@ mod tests {
     const RULE: SpeedRule = SpeedRule {
         slow_threshold_pct: 50,
         window: 20,
+        min_ms_per_token: 1.0,
+        max_ms_per_token: 10_000.0,
     };
+
+    #[test]
+    fn only_credited_reports_at_a_believed_speed_are_samples_one_per_user() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = Store::open(&dir.path().join("router.db")).expect("open");
+        let provider = Address::repeat_byte(2);
+        let [a, b, c] = [10, 11, 12].map(Address::repeat_byte);
+        let mut n = 0;
+        let mut send = |user, duration_ms: u64, passed| {
+            n += 1;
+            let id = book_session(&store, n, user, provider);
+            let r = UsageReport {
+                tokens: U256::from(100),
+                durationMs: U256::from(duration_ms),
+                passed,
+                ..report(id)
+            };
+            store.record_report(&r, user, RULE).expect("report").outcome
+        };
+        assert_eq!(send(a, 1_000, true), Outcome::Credited);
+        assert_eq!(send(b, 0, true), Outcome::Credited, "below the floor");
+        assert_eq!(send(c, 100_000, true), Outcome::Slow);
+        assert_eq!(send(c, 1_000, false), Outcome::Failed);
+        let sample = |user, ms_per_token| SpeedSample { user, ms_per_token };
+        assert_eq!(samples(&store), [sample(a, 10.0)]);
+        assert_eq!(send(b, 1_200, true), Outcome::Credited);
+        assert_eq!(send(a, 1_400, true), Outcome::Credited);
+        assert_eq!(
+            samples(&store),
+            [sample(a, 14.0), sample(b, 12.0)],
+            "each user's newest, newest first"
+        );
+    }
+
+    #[test]
+    fn a_database_from_before_reports_named_users_is_upgraded() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("router.db");
+        let old = Connection::open(&path).expect("create");
+        old.execute_batch(
+            "CREATE TABLE reports (
+                 id INTEGER PRIMARY KEY AUTOINCREMENT, model_id TEXT NOT NULL,
+                 provider TEXT NOT NULL, ms_per_token REAL, failed INTEGER NOT NULL);
+             INSERT INTO reports (model_id, provider, ms_per_token, failed) VALUES
+                 ('m', '0x0202020202020202020202020202020202020202', 4.0, 1),
+                 ('m', '0x0202020202020202020202020202020202020202', 4.0, 1);",
+        )
+        .expect("an old schema");
+        drop(old);
+        let (user, provider) = (Address::repeat_byte(1), Address::repeat_byte(2));
+        let (store, id) = assigned(dir.path(), user, provider);
+        store
+            .record_report(&report(id), user, RULE)
+            .expect("a report on the upgraded file");
+        let rule = RecordRule {
+            window: 20,
+            min_users: 1,
+        };
+        let standing = &store.standings(&[provider], rule, 0).expect("standing")[0];
+        assert!(
+            !standing.record.bad_record,
+            "the old failed rows name no user and do not count for the record"
+        );
+        assert_eq!(
+            standing.record.ms_per_token,
+            Some(3.0),
+            "mean of 4, 4 and 1"
+        );
+        drop(store);
+        Store::open(&path).expect("opening it again does not add the column twice");
+    }
 
     #[test]
     fn a_provider_at_capacity_is_not_booked_until_a_session_ends() {

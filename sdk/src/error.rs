@@ -95,7 +95,9 @@ pub enum Error {
     Transport {
         /// Which peer.
         peer: &'static str,
-        /// What went wrong.
+        /// The kind of failure, for a caller that reports it without the peer's text.
+        kind: TransportKind,
+        /// What went wrong. It may quote what the peer sent (a decoding error does).
         message: String,
     },
     /// Reading or writing a local file failed.
@@ -110,6 +112,25 @@ pub enum Error {
     /// A JSON document did not parse.
     #[error("json: {0}")]
     Json(#[from] serde_json::Error),
+}
+
+/// What kind of [`Error::Transport`] failure happened, without the peer's words.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum TransportKind {
+    /// The connection could not be made (refused, unreachable, the name does not resolve).
+    Connect,
+    /// The peer did not answer, or did not finish its answer, in time.
+    Timeout,
+    /// The answer is longer than the caller reads (`limit` bytes).
+    TooLarge {
+        /// The most the caller reads.
+        limit: usize,
+    },
+    /// The answer is not what the protocol says (not its JSON, a broken stream).
+    BadAnswer,
+    /// Anything else: the request could not be built or sent, the connection broke midway.
+    Other,
 }
 
 /// The SDK's result type.

@@ -11,4 +11,4 @@ pub mod provider;
 pub mod router;
 
 pub use deployments::{Deployment, Network};
-pub use error::{Error, Result};
+pub use error::{Error, Result, TransportKind};

@@ -123,6 +123,8 @@ impl Net {
             devnet.router_signer(),
             db.path().join("router.db"),
         );
+        // The devnet's worker and the tests' hostile servers listen on 127.0.0.1.
+        config.allow_private_endpoints = true;
         edit(&mut config);
         let (url, shutdown, handle) = serve(config.clone()).await;
         Self {

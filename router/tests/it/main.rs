@@ -2,6 +2,8 @@
 //! SQLite file, a real `morpheus-worker` serving the tiny test model, all through `RouterClient`.
 
 mod attacks;
+mod attacks_endpoints;
+mod attacks_reports;
 mod binary;
 mod common;
 mod edges;

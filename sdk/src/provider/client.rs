@@ -7,13 +7,16 @@ use reqwest::Response;
 
 use super::{ASSIGNMENT_HEADER, LivenessProof, encode_assignment, sse};
 use crate::{
-    Error, Result,
+    Error, Result, TransportKind,
     http::Peer,
     messages::{Assignment, LivenessChallenge, Signed},
     openai::{ChatCompletionChunk, ChatCompletionRequest, ChatCompletionResponse, ModelList},
 };
 
 const PEER: &str = "provider";
+
+/// The most of a liveness answer that is read: a proof for a model of 2^100 chunks is under 8 KiB.
+const LIVENESS_ANSWER_LIMIT: usize = 16 * 1024;
 
 /// A streamed answer: chunks in order, ending after the provider's `[DONE]`.
 pub type ChatStream = Pin<Box<dyn Stream<Item = Result<ChatCompletionChunk>> + Send>>;
@@ -92,6 +95,7 @@ impl ProviderClient {
                                 let item = serde_json::from_str::<ChatCompletionChunk>(&data)
                                     .map_err(|e| Error::Transport {
                                         peer: peer.name(),
+                                        kind: TransportKind::BadAnswer,
                                         message: format!("bad stream chunk {data:?}: {e}"),
                                     });
                                 return Some((item, (bytes, reader, pending, false)));
@@ -105,6 +109,7 @@ impl ProviderClient {
                                 None => {
                                     let err = Error::Transport {
                                         peer: peer.name(),
+                                        kind: TransportKind::BadAnswer,
                                         message: "stream ended before [DONE]".into(),
                                     };
                                     return Some((Err(err), (bytes, reader, pending, true)));
@@ -117,10 +122,14 @@ impl ProviderClient {
         Ok(Box::pin(stream))
     }
 
-    /// Sends the router's liveness challenge; returns the provider's proof (unverified).
+    /// Sends the router's liveness challenge; returns the provider's proof (unverified). An
+    /// answer over 16 KiB is [`TransportKind::TooLarge`], and the rest of it is never read.
     pub async fn liveness(&self, challenge: &Signed<LivenessChallenge>) -> Result<LivenessProof> {
         self.peer
-            .json(self.peer.post("v1/liveness")?.json(challenge))
+            .json_within(
+                self.peer.post("v1/liveness")?.json(challenge),
+                LIVENESS_ANSWER_LIMIT,
+            )
             .await
     }
 

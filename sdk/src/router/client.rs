@@ -22,8 +22,9 @@ impl RouterClient {
     /// A client of the router at `url` (its base URL, e.g. `http://127.0.0.1:8090`).
     pub fn new(url: &str) -> Result<Self> {
         // A compute request includes the router's liveness check of a provider: allow for it.
+        // Its refusal lists every provider it passed over, with why: read more than a line.
         Ok(Self {
-            peer: Peer::new("router", url, Some(Duration::from_secs(120)))?,
+            peer: Peer::new("router", url, Some(Duration::from_secs(120)))?.error_limit(64 * 1024),
         })
     }
 

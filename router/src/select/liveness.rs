@@ -1,0 +1,326 @@
+//! The checks before an assignment: the provider's endpoint must be one the router contacts
+//! ([`endpoint`](super::endpoint)), and the provider must prove a random chunk of the model against
+//! its on-chain root. Candidates are checked concurrently, in selection order, under one deadline
+//! per request; a failure is remembered for a cool-down, so a provider that hangs or refuses
+//! costs the requests after it nothing.
+//!
+//! What the router's client is told is its own words: who failed and the kind of failure
+//! (timeout, could not connect, status N, bad proof, ...), never the provider's text.
+
+use std::{
+    collections::{HashMap, VecDeque},
+    sync::{Arc, Mutex, MutexGuard},
+    time::{Duration, Instant},
+};
+
+use alloy::{
+    primitives::{Address, B256, U256},
+    signers::local::PrivateKeySigner,
+    sol_types::Eip712Domain,
+    transports::http::reqwest,
+};
+use morpheus_sdk::{
+    TransportKind,
+    contracts::Model,
+    messages::{LivenessChallenge, Signed},
+    provider::ProviderClient,
+};
+use tokio::task::JoinSet;
+use tracing::{debug, info};
+
+use super::{Candidate, endpoint};
+use crate::{Error, Result, RouterConfig, service::unix_now};
+
+/// The checks and what they remember, shared by every request of a running router.
+#[derive(Debug, Clone)]
+pub(crate) struct Checks(Arc<Inner>);
+
+#[derive(Debug)]
+struct Inner {
+    /// The one client every liveness check goes through (see [`Checks::new`]).
+    http: reqwest::Client,
+    domain: Eip712Domain,
+    signer: PrivateKeySigner,
+    liveness: bool,
+    timeout: Duration,
+    deadline: Duration,
+    concurrency: usize,
+    cooldown: Duration,
+    allow_private: bool,
+    /// The last failed check per (provider, endpoint), until its cool-down ends. A new endpoint
+    /// is a new key: a provider that moves is checked at once.
+    failed: Mutex<HashMap<(Address, String), Failure>>,
+}
+
+#[derive(Debug)]
+struct Failure {
+    at: Instant,
+    reason: String,
+}
+
+impl Checks {
+    /// The checks with `config`'s settings and one HTTP client to providers: the config's
+    /// connect and whole-request timeouts (so a provider that accepts the connection and never
+    /// answers costs at most `liveness_timeout`), no redirects (a provider's endpoint is where
+    /// the router talks to it, not a pointer elsewhere), and, unless private endpoints are
+    /// allowed, a resolver that refuses names resolving to non-public addresses.
+    pub(crate) fn new(config: &RouterConfig) -> Result<Self> {
+        if config.liveness_concurrency == 0 {
+            return Err(Error::Config(
+                "the liveness concurrency must be at least 1".into(),
+            ));
+        }
+        if config.liveness_timeout.is_zero() || config.liveness_deadline.is_zero() {
+            return Err(Error::Config(
+                "the liveness timeout and deadline must be above 0".into(),
+            ));
+        }
+        let mut http = reqwest::Client::builder()
+            .connect_timeout(config.provider_connect_timeout)
+            .timeout(config.liveness_timeout)
+            .redirect(reqwest::redirect::Policy::none());
+        if !config.allow_private_endpoints {
+            http = http.dns_resolver(endpoint::PublicOnly);
+        }
+        let http = http
+            .build()
+            .map_err(|e| Error::Config(format!("building the HTTP client to providers: {e}")))?;
+        Ok(Self(Arc::new(Inner {
+            http,
+            domain: config.deployment.domain(),
+            signer: config.signer.clone(),
+            liveness: config.liveness,
+            timeout: config.liveness_timeout,
+            deadline: config.liveness_deadline,
+            concurrency: config.liveness_concurrency,
+            cooldown: config.liveness_cooldown,
+            allow_private: config.allow_private_endpoints,
+            failed: Mutex::default(),
+        })))
+    }
+
+    /// The index of the first candidate, in order, that is eligible and passes the checks;
+    /// each one passed over adds its reason to `refused`.
+    ///
+    /// Eligible candidates not in cool-down are checked at most `liveness_concurrency` at a
+    /// time, in order; the first in order to pass is taken once every one before it has failed.
+    /// When `liveness_deadline` passes first, checks still running count as failed (and are
+    /// remembered), those not started as not checked, and the first passed in order is taken.
+    pub(crate) async fn pick(
+        &self,
+        candidates: &[Candidate],
+        model: &Model,
+        refused: &mut Vec<String>,
+    ) -> Option<usize> {
+        let deadline = tokio::time::Instant::now() + self.0.deadline;
+        let mut outcome: Vec<Option<Result<(), String>>> = candidates
+            .iter()
+            .map(|c| match &c.excluded {
+                Some(why) => Some(Err(why.clone())),
+                None => self.cooling(c).map(Err),
+            })
+            .collect();
+        let mut waiting: VecDeque<usize> = (0..candidates.len())
+            .filter(|&i| outcome[i].is_none())
+            .collect();
+        // Dropped on return, which aborts the checks still running.
+        let mut running = JoinSet::new();
+        let mut checking = HashMap::new();
+        let chosen = loop {
+            match outcome.iter().position(|o| !matches!(o, Some(Err(_)))) {
+                None => break None,
+                Some(i) if outcome[i].is_some() => break Some(i),
+                Some(_) => {}
+            }
+            while running.len() < self.0.concurrency
+                && let Some(i) = waiting.pop_front()
+            {
+                let c: &Candidate = &candidates[i];
+                let check = self
+                    .clone()
+                    .check(c.provider, c.endpoint.clone(), model.clone());
+                checking.insert(running.spawn(check).id(), i);
+            }
+            match tokio::time::timeout_at(deadline, running.join_next_with_id()).await {
+                Ok(Some(joined)) => {
+                    let (id, result) = match joined {
+                        Ok((id, result)) => (id, result),
+                        Err(e) => (e.id(), Err("the check failed".to_string())),
+                    };
+                    if let Some(i) = checking.remove(&id) {
+                        self.remember(&candidates[i], &result);
+                        outcome[i] = Some(result);
+                    }
+                }
+                // Unreachable: an undecided candidate is waiting or running.
+                Ok(None) => break None,
+                Err(_) => {
+                    let cut = format!(
+                        "liveness failed: no liveness answer within the {:?} deadline",
+                        self.0.deadline
+                    );
+                    for (_, i) in checking.drain() {
+                        let result = Err(cut.clone());
+                        self.remember(&candidates[i], &result);
+                        outcome[i] = Some(result);
+                    }
+                    for i in waiting.drain(..) {
+                        outcome[i] = Some(Err(format!(
+                            "not checked within the {:?} deadline",
+                            self.0.deadline
+                        )));
+                    }
+                    break outcome.iter().position(|o| matches!(o, Some(Ok(()))));
+                }
+            }
+        };
+        let passed_over = chosen.unwrap_or(candidates.len());
+        for (c, o) in candidates.iter().zip(&outcome).take(passed_over) {
+            if let Some(Err(why)) = o {
+                refused.push(format!("{}: {why}", c.provider));
+            }
+        }
+        chosen
+    }
+
+    /// Checks one candidate: its endpoint, then (when on) its liveness, within the timeout.
+    async fn check(
+        self,
+        provider: Address,
+        endpoint: String,
+        model: Model,
+    ) -> std::result::Result<(), String> {
+        let timeout = self.0.timeout;
+        let checked = async {
+            endpoint::check(&endpoint, self.0.allow_private)
+                .await
+                .map_err(|why| format!("endpoint refused: {why}"))?;
+            if self.0.liveness {
+                self.liveness(provider, &endpoint, &model)
+                    .await
+                    .map_err(|why| format!("liveness failed: {why}"))?;
+            }
+            Ok(())
+        };
+        let result = tokio::time::timeout(timeout, checked)
+            .await
+            .unwrap_or_else(|_| {
+                Err(format!(
+                    "liveness failed: no liveness answer within {timeout:?}"
+                ))
+            });
+        if let Err(why) = &result {
+            info!(target: "router::select", %provider, reason = %why, "check failed");
+        }
+        result
+    }
+
+    /// Challenges `provider` for one random chunk of the model and checks the proof against the
+    /// on-chain root. `Err` is the kind of failure, in the router's words.
+    async fn liveness(
+        &self,
+        provider: Address,
+        endpoint: &str,
+        model: &Model,
+    ) -> std::result::Result<(), String> {
+        let Inner {
+            http,
+            domain,
+            signer,
+            timeout,
+            ..
+        } = &*self.0;
+        let chunks = model.chunkCount.max(U256::from(1));
+        let challenge = LivenessChallenge {
+            challengeId: B256::from(rand::random::<[u8; 32]>()),
+            provider,
+            modelId: model.modelId,
+            chunkIndex: U256::from_be_bytes(rand::random::<[u8; 32]>()) % chunks,
+            deadline: U256::from(unix_now() + timeout.as_secs().max(1) * 2),
+        };
+        let signed = Signed::sign(challenge.clone(), domain, signer)
+            .map_err(|_| "the router could not sign the challenge".to_string())?;
+        let client = ProviderClient::with_client(endpoint, http.clone())
+            .map_err(|_| "not an http(s) URL".to_string())?;
+        // Bounded by the shared client's timeouts, and the answer by the SDK's read limit.
+        let proof = client.liveness(&signed).await.map_err(|e| {
+            debug!(target: "router::select", %provider, error = %e, "liveness answer");
+            answer_failure(&e, *timeout)
+        })?;
+        proof
+            .verify(&challenge, model.merkleRoot, domain)
+            .map_err(|e| proof_failure(&e))?;
+        debug!(target: "router::select", %provider, chunk = %challenge.chunkIndex, "liveness ok");
+        Ok(())
+    }
+
+    /// The refusal of a candidate whose last check failed within the cool-down.
+    fn cooling(&self, c: &Candidate) -> Option<String> {
+        let failed = self.failed();
+        let f = failed.get(&(c.provider, c.endpoint.clone()))?;
+        let left = self.0.cooldown.checked_sub(f.at.elapsed())?;
+        Some(format!(
+            "{} (not re-checked for {}s more)",
+            f.reason,
+            left.as_secs().max(1)
+        ))
+    }
+
+    /// Remembers a failed check for the cool-down; a passed one clears the provider's failure.
+    fn remember(&self, c: &Candidate, result: &std::result::Result<(), String>) {
+        let key = (c.provider, c.endpoint.clone());
+        let mut failed = self.failed();
+        match result {
+            Ok(()) => {
+                failed.remove(&key);
+            }
+            Err(reason) => {
+                let cooldown = self.0.cooldown;
+                failed.retain(|_, f| f.at.elapsed() < cooldown);
+                if !cooldown.is_zero() {
+                    let reason = reason.clone();
+                    failed.insert(
+                        key,
+                        Failure {
+                            at: Instant::now(),
+                            reason,
+                        },
+                    );
+                }
+            }
+        }
+    }
+
+    fn failed(&self) -> MutexGuard<'_, HashMap<(Address, String), Failure>> {
+        // A panic while holding the lock leaves the map whole: keep using it.
+        self.0
+            .failed
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+}
+
+/// Why a liveness answer was not a proof, from the SDK's error: its status or its kind of
+/// transport failure, never the provider's text.
+fn answer_failure(e: &morpheus_sdk::Error, timeout: Duration) -> String {
+    match e {
+        morpheus_sdk::Error::Http { status, .. } => format!("status {status}"),
+        morpheus_sdk::Error::Transport { kind, .. } => match kind {
+            TransportKind::Connect => "could not connect".into(),
+            TransportKind::Timeout => format!("no liveness answer within {timeout:?}"),
+            TransportKind::TooLarge { limit } => format!("answer over {limit} bytes"),
+            TransportKind::BadAnswer => "not a liveness answer".into(),
+            _ => "the request failed".into(),
+        },
+        _ => "not a liveness answer".into(),
+    }
+}
+
+/// Why a proof does not hold, naming the check that failed, not the values the provider sent.
+fn proof_failure(e: &morpheus_sdk::Error) -> String {
+    match e {
+        morpheus_sdk::Error::Mismatch { field, .. } => format!("bad proof: wrong {field}"),
+        morpheus_sdk::Error::ModelProof(_) => "bad proof: not a chunk of the model".into(),
+        _ => "bad proof: not signed by the provider".into(),
+    }
+}
