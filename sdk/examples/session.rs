@@ -255,5 +255,11 @@ async fn chat(
         tx.gas_used,
         format_ether(paid)
     );
+    // The demo (and CI, which runs it) fails unless the claim paid what the router credited.
+    eyre::ensure!(
+        paid == receipt.amount && !paid.is_zero(),
+        "the claim paid {paid} wei, the router credited {}",
+        receipt.amount
+    );
     Ok(())
 }

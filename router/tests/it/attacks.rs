@@ -2,7 +2,10 @@
 //! must not get (docs/security.md, "The router").
 
 use alloy::primitives::{Address, U256};
-use morpheus_sdk::router::Outcome;
+use morpheus_sdk::{
+    messages::{Assignment, Signed},
+    router::{Outcome, UsageReceipt},
+};
 use rusqlite::{Connection, params};
 use tokio::task::JoinSet;
 
@@ -23,6 +26,27 @@ async fn stake_share_of_budget(net: &Net, user: Address) -> (U256, U256) {
     (budget * staked / supply, budget)
 }
 
+/// The user asks for `token_max` tokens and reports every one served, at 1 ms a token; the report
+/// must be credited. Returns the tokens, the assignment and the receipt.
+async fn spend(net: &Net, token_max: U256) -> (u64, Signed<Assignment>, UsageReceipt) {
+    let tokens = u64::try_from(token_max).expect("fits");
+    let assignment = net
+        .router
+        .request_compute(&net.request(|r| r.tokenMax = token_max))
+        .await
+        .expect("assignment");
+    let report = net.report_as(
+        &net.user(),
+        assignment.message.sessionId,
+        tokens,
+        tokens,
+        true,
+    );
+    let receipt = net.router.report_usage(&report).await.expect("report");
+    assert_eq!(receipt.outcome, Outcome::Credited, "{}", receipt.detail);
+    (tokens, assignment, receipt)
+}
+
 /// The attacker is a provider that registered its own model and stakes for its own user. It bids
 /// the most the registry takes (`type(uint112).max` MOR wei per token), asks for its user's whole
 /// allowance, and reports every token served. It must be credited no more than those tokens at
@@ -37,41 +61,13 @@ async fn attack_self_priced_bid_takes_the_daily_share() {
     let max_bid = (U256::from(1) << 112) - U256::from(1);
     net.bid(max_bid, 16).await;
     let allowance = net.router.allowance(user).await.expect("allowance");
-    let tokens = u64::try_from(allowance.remaining).expect("fits");
-    let assignment = net
-        .router
-        .request_compute(&net.request(|r| r.tokenMax = allowance.remaining))
-        .await
-        .expect("assignment");
-    let receipt = net
-        .router
-        .report_usage(&net.report_as(
-            &net.user(),
-            assignment.message.sessionId,
-            tokens,
-            tokens,
-            true,
-        ))
-        .await
-        .expect("report");
-    assert_eq!(receipt.outcome, Outcome::Credited, "{}", receipt.detail);
+    let (tokens, _, receipt) = spend(&net, allowance.remaining).await;
 
     // The provider claims its voucher.
     let provider = net.devnet.signer(PROVIDER).address();
-    let voucher = net
-        .router
-        .voucher(provider)
-        .await
-        .expect("voucher")
-        .expect("credited");
+    let voucher = net.voucher(provider).await;
+    let paid = net.claim(PROVIDER, voucher).await;
     let chain = net.devnet.protocol(PROVIDER).await.expect("connect");
-    let before = chain.mor().balance_of(provider).await.expect("balance");
-    chain
-        .session_router()
-        .claim(std::slice::from_ref(&voucher))
-        .await
-        .expect("claim");
-    let paid = chain.mor().balance_of(provider).await.expect("balance") - before;
 
     // Must not get: more than its stake's share of the day's budget.
     let (share, budget) = stake_share_of_budget(&net, user).await;
@@ -105,24 +101,7 @@ async fn attack_traffic_above_the_reference_price_overspends_the_budget() {
     let user = net.user().address();
     net.bid(U256::from(20 * REFERENCE_PRICE), 16).await;
     let allowance = net.router.allowance(user).await.expect("allowance");
-    let tokens = u64::try_from(allowance.user_max).expect("fits");
-    let assignment = net
-        .router
-        .request_compute(&net.request(|r| r.tokenMax = allowance.user_max))
-        .await
-        .expect("assignment");
-    let receipt = net
-        .router
-        .report_usage(&net.report_as(
-            &net.user(),
-            assignment.message.sessionId,
-            tokens,
-            tokens,
-            true,
-        ))
-        .await
-        .expect("report");
-    assert_eq!(receipt.outcome, Outcome::Credited, "{}", receipt.detail);
+    let (tokens, assignment, receipt) = spend(&net, allowance.user_max).await;
 
     let (share, budget) = stake_share_of_budget(&net, user).await;
     assert!(

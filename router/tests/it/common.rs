@@ -4,13 +4,13 @@
 use std::path::PathBuf;
 
 use alloy::{
-    primitives::{B256, U256, utils::parse_ether},
+    primitives::{Address, B256, U256, utils::parse_ether},
     signers::local::PrivateKeySigner,
 };
 use morpheus_router::{AppState, RouterConfig};
 use morpheus_sdk::{
     merkle::ModelTree,
-    messages::{Assignment, ComputeRequest, Signed, UsageReport},
+    messages::{Assignment, ComputeRequest, CreditVoucher, Signed, UsageReport},
     router::RouterClient,
 };
 use morpheus_testkit::{Devnet, TestWorker, WorkerOptions, tiny_model, unique_b256, unix_now};
@@ -214,6 +214,28 @@ impl Net {
             .request_compute(&self.request(|_| {}))
             .await
             .expect("assignment")
+    }
+
+    /// The newest voucher the router signs for `provider`, which must have earned something.
+    pub(crate) async fn voucher(&self, provider: Address) -> Signed<CreditVoucher> {
+        self.router
+            .voucher(provider)
+            .await
+            .expect("voucher")
+            .expect("the provider was credited")
+    }
+
+    /// Account `index` (a provider) claims `voucher` on-chain; returns the MOR it was paid.
+    pub(crate) async fn claim(&self, index: usize, voucher: Signed<CreditVoucher>) -> U256 {
+        let chain = self.devnet.protocol(index).await.expect("connect");
+        let provider = self.devnet.signer(index).address();
+        let before = chain.mor().balance_of(provider).await.expect("balance");
+        chain
+            .session_router()
+            .claim(std::slice::from_ref(&voucher))
+            .await
+            .expect("claim");
+        chain.mor().balance_of(provider).await.expect("balance") - before
     }
 
     /// A request from the user.

@@ -84,25 +84,13 @@ async fn a_session_pays_the_provider_on_chain() {
     assert_eq!(list.providers[0].record.amount, amount);
 
     // The provider fetches its voucher and claims it.
-    let voucher = net
-        .router
-        .voucher(provider)
-        .await
-        .expect("voucher")
-        .expect("the provider has earned something");
+    let voucher = net.voucher(provider).await;
     assert_eq!(voucher.message.cumulativeAmount, amount);
     assert_eq!(voucher.message.cumulativeTokens, U256::from(tokens));
     assert_eq!(voucher.message.sessions, U256::from(1));
     assert_eq!(voucher.message.failed, U256::ZERO);
     assert_eq!(voucher.message.cumulativeBootstrap, U256::ZERO);
-    let chain = net.devnet.protocol(PROVIDER).await.expect("connect");
-    let balance = chain.mor().balance_of(provider).await.expect("balance");
-    chain
-        .session_router()
-        .claim(std::slice::from_ref(&voucher))
-        .await
-        .expect("claim");
-    let paid = chain.mor().balance_of(provider).await.expect("balance") - balance;
+    let paid = net.claim(PROVIDER, voucher).await;
     assert_eq!(paid, amount, "the claim pays the credited amount");
 
     // Invariant 6: no file the router wrote (database, WAL, shared memory, anything else in
