@@ -27,8 +27,8 @@ use crate::{Result, ids::unique_b256, models::tiny_model, setup, unix_now};
 /// key, a random trusted router key and a placeholder domain (chain 31337).
 #[derive(Debug)]
 pub struct WorkerOptions {
-    /// Prepared model directory.
-    pub model: PathBuf,
+    /// Prepared model directory; the kit's tiny model when `None` (prepared only then).
+    pub model: Option<PathBuf>,
     /// Most sequences decoded together.
     pub max_batch: usize,
     /// Requests waiting beyond the batch before refusals.
@@ -57,7 +57,7 @@ pub struct WorkerOptions {
 impl Default for WorkerOptions {
     fn default() -> Self {
         Self {
-            model: tiny_model(),
+            model: None,
             max_batch: 4,
             max_queue: 16,
             max_context: 4096,
@@ -131,7 +131,7 @@ impl TestWorker {
         let addr = listener
             .local_addr()
             .map_err(|e| crate::Error::io("listener", e))?;
-        let model = opts.model.clone();
+        let model = opts.model.clone().unwrap_or_else(tiny_model);
         let state =
             tokio::task::spawn_blocking(move || AppState::load(&env, &model, &cfg, protocol))
                 .await

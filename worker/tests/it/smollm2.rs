@@ -14,7 +14,7 @@ async fn knows_the_capital_of_france() {
     let activations = Activations::default();
     assert_eq!(activations, Activations::Int8x2);
     let server = TestWorker::with(WorkerOptions {
-        model: smollm2_model(),
+        model: Some(smollm2_model()),
         max_batch: 2,
         activations,
         ..Default::default()
