@@ -7,6 +7,7 @@ import {SafeERC20} from "@openzeppelin/contracts/token/ERC20/utils/SafeERC20.sol
 import {ReentrancyGuardTransient} from "@openzeppelin/contracts/utils/ReentrancyGuardTransient.sol";
 import {ECDSA} from "@openzeppelin/contracts/utils/cryptography/ECDSA.sol";
 import {EIP712} from "@openzeppelin/contracts/utils/cryptography/EIP712.sol";
+import {Math} from "@openzeppelin/contracts/utils/math/Math.sol";
 
 import {IComputePool} from "./interfaces/IComputePool.sol";
 import {IPriceSource} from "./interfaces/IPriceSource.sol";
@@ -24,8 +25,20 @@ contract SessionRouter is ISessionRouter, Ownable2Step, ReentrancyGuardTransient
                                CONSTANTS
     //////////////////////////////////////////////////////////////*/
 
-    /// @dev The denominator of every bps value.
+    /// @dev The denominator of every bps value, and the most the routers' shares may sum to.
     uint256 internal constant _BPS = 10_000;
+
+    /// @inheritdoc ISessionRouter
+    uint256 public constant MIN_ROUTER_DELAY = 1 days;
+
+    /// @inheritdoc ISessionRouter
+    uint256 public constant MAX_ROUTER_DELAY = 30 days;
+
+    /// @inheritdoc ISessionRouter
+    uint256 public constant REMOVED_ROUTER_GRACE = 7 days;
+
+    /// @inheritdoc ISessionRouter
+    uint256 public immutable ROUTER_DELAY;
 
     /// @inheritdoc ISessionRouter
     IERC20 public immutable mor;
@@ -37,13 +50,27 @@ contract SessionRouter is ISessionRouter, Ownable2Step, ReentrancyGuardTransient
                                 STORAGE
     //////////////////////////////////////////////////////////////*/
 
-    /// @dev One slot per router key: read once and written once per run of its vouchers in a claim.
+    /// @dev One slot per router key (8 + 8 + 16 + 32 + 112 + 16 + 32 + 32 = 256 bits): read once and written
+    /// once per run of its vouchers in a claim. A pending add or increase (`pendingAt != 0`) is applied in
+    /// memory by `_applyPending` wherever the state is read, so it takes effect at `pendingAt` by itself.
+    /// Timestamps fit 32 bits until 2106.
     struct RouterState {
+        // Authorised now (before any pending change applies).
         bool authorised;
+        // In `_routerList`.
         bool listed;
+        // The share of each day's budget its vouchers may pay; for a removed router, within the grace.
         uint16 shareBps;
+        // The UTC day `spent` counts.
         uint32 day;
+        // What its vouchers paid on `day`.
         uint112 spent;
+        // The share a pending add or increase gives it.
+        uint16 pendingShareBps;
+        // When the pending change applies; 0 when none is pending.
+        uint32 pendingAt;
+        // When it was removed; 0 when it is not removed.
+        uint32 removedAt;
     }
 
     /// @dev One slot per user.
@@ -57,6 +84,10 @@ contract SessionRouter is ISessionRouter, Ownable2Step, ReentrancyGuardTransient
     IPriceSource public priceSource;
 
     uint256 internal _totalStaked;
+
+    /// @dev The shares of the authorised routers, each pending add or increase counted at its announced
+    /// share instead (the share it will have, which is above its current one); at most `_BPS`.
+    uint256 internal _totalShareBps;
 
     mapping(address router => RouterState) internal _routers;
 
@@ -74,19 +105,59 @@ contract SessionRouter is ISessionRouter, Ownable2Step, ReentrancyGuardTransient
     /// @param mor_ The MOR token (staked by users).
     /// @param pool_ The pool that pays providers; it must name this contract as its SessionRouter.
     /// @param priceSource_ The source of the MOR and token prices.
-    constructor(address owner_, IERC20 mor_, IComputePool pool_, IPriceSource priceSource_)
-        Ownable(owner_)
-        EIP712(Messages.DOMAIN_NAME, Messages.DOMAIN_VERSION)
-    {
+    /// @param routerDelay_ `ROUTER_DELAY`, in [`MIN_ROUTER_DELAY`, `MAX_ROUTER_DELAY`].
+    /// @param initialRouters The router keys authorised at once, part of the deployment (distinct, non-zero).
+    /// @param initialShares Their shares, one per key, summing to at most 10,000 bps.
+    constructor(
+        address owner_,
+        IERC20 mor_,
+        IComputePool pool_,
+        IPriceSource priceSource_,
+        uint256 routerDelay_,
+        address[] memory initialRouters,
+        uint256[] memory initialShares
+    ) Ownable(owner_) EIP712(Messages.DOMAIN_NAME, Messages.DOMAIN_VERSION) {
         if (
             address(mor_) == address(0) || address(pool_) == address(0) || address(priceSource_) == address(0)
         ) {
             revert SessionRouterZeroAddress();
         }
+        if (routerDelay_ < MIN_ROUTER_DELAY || routerDelay_ > MAX_ROUTER_DELAY) {
+            revert SessionRouterRouterDelayOutOfRange(routerDelay_, MIN_ROUTER_DELAY, MAX_ROUTER_DELAY);
+        }
+        uint256 count = initialRouters.length;
+        if (count != initialShares.length) {
+            revert SessionRouterInitialRoutersMismatch(count, initialShares.length);
+        }
         mor = mor_;
         pool = pool_;
         priceSource = priceSource_;
+        ROUTER_DELAY = routerDelay_;
         emit PriceSourceSet(address(priceSource_));
+
+        uint256 total = 0;
+        for (uint256 i; i < count; ++i) {
+            address router = initialRouters[i];
+            uint256 shareBps = initialShares[i];
+            if (router == address(0)) revert SessionRouterZeroAddress();
+            if (shareBps > _BPS) revert SessionRouterShareOutOfRange(shareBps);
+            if (_routers[router].listed) revert SessionRouterRouterExists(router);
+            total += shareBps;
+            _routers[router] = RouterState({
+                authorised: true,
+                listed: true,
+                shareBps: uint16(shareBps),
+                day: 0,
+                spent: 0,
+                pendingShareBps: 0,
+                pendingAt: 0,
+                removedAt: 0
+            });
+            _routerList.push(router);
+            emit RouterAdded(router, shareBps);
+        }
+        if (total > _BPS) revert SessionRouterTotalShareTooHigh(total, _BPS);
+        _totalShareBps = total;
     }
 
     /*//////////////////////////////////////////////////////////////
@@ -95,7 +166,7 @@ contract SessionRouter is ISessionRouter, Ownable2Step, ReentrancyGuardTransient
 
     /// @inheritdoc ISessionRouter
     function isRouter(address router) external view returns (bool) {
-        return _routers[router].authorised;
+        return _load(router).authorised;
     }
 
     /// @inheritdoc ISessionRouter
@@ -104,9 +175,30 @@ contract SessionRouter is ISessionRouter, Ownable2Step, ReentrancyGuardTransient
         view
         returns (bool authorised, uint256 shareBps, uint256 spentToday)
     {
-        RouterState memory state = _routers[router];
+        RouterState memory state = _load(router);
         spentToday = state.day == block.timestamp / 1 days ? state.spent : 0;
         return (state.authorised, state.shareBps, spentToday);
+    }
+
+    /// @inheritdoc ISessionRouter
+    function pendingRouterChange(address router)
+        external
+        view
+        returns (uint256 shareBps, uint256 effectiveAt)
+    {
+        RouterState memory state = _load(router);
+        return (state.pendingShareBps, state.pendingAt);
+    }
+
+    /// @inheritdoc ISessionRouter
+    function routerRemoval(address router) external view returns (uint256 removedAt, uint256 graceEnd) {
+        removedAt = _load(router).removedAt;
+        if (removedAt != 0) graceEnd = removedAt + REMOVED_ROUTER_GRACE;
+    }
+
+    /// @inheritdoc ISessionRouter
+    function totalRouterShareBps() external view returns (uint256) {
+        return _totalShareBps;
     }
 
     /// @inheritdoc ISessionRouter
@@ -144,8 +236,15 @@ contract SessionRouter is ISessionRouter, Ownable2Step, ReentrancyGuardTransient
     }
 
     /// @inheritdoc ISessionRouter
-    function userMax(address user) external view returns (uint256) {
+    function userMax(address user) public view returns (uint256) {
         return AccessRate.userMax(maxT(), _stakes[user].staked, mor.totalSupply());
+    }
+
+    /// @inheritdoc ISessionRouter
+    function routerUserMax(address router, address user) external view returns (uint256) {
+        RouterState memory state = _load(router);
+        if (!state.authorised) return 0;
+        return Math.mulDiv(userMax(user), state.shareBps, _BPS);
     }
 
     /// @inheritdoc ISessionRouter
@@ -209,6 +308,11 @@ contract SessionRouter is ISessionRouter, Ownable2Step, ReentrancyGuardTransient
         returns (bytes32)
     {
         return _hashTypedDataV4(Messages.hash(response));
+    }
+
+    /// @inheritdoc ISessionRouter
+    function hashServiceReceipt(Messages.ServiceReceipt calldata receipt) external view returns (bytes32) {
+        return _hashTypedDataV4(Messages.hash(receipt));
     }
 
     /*//////////////////////////////////////////////////////////////
@@ -316,32 +420,73 @@ contract SessionRouter is ISessionRouter, Ownable2Step, ReentrancyGuardTransient
     function addRouter(address router, uint256 shareBps) external onlyOwner {
         if (router == address(0)) revert SessionRouterZeroAddress();
         if (shareBps > _BPS) revert SessionRouterShareOutOfRange(shareBps);
-        RouterState storage state = _routers[router];
+        RouterState memory state = _load(router);
         if (state.authorised) revert SessionRouterRouterExists(router);
+        _revertIfPending(router, state);
+        // Not authorised and nothing pending: the key counts for nothing in the total yet.
+        _setTotal(_totalShareBps + shareBps);
         // A key added back keeps its day's spending, so removing and re-adding cannot reset its share.
         if (!state.listed) {
             state.listed = true;
             _routerList.push(router);
         }
-        state.authorised = true;
-        state.shareBps = uint16(shareBps);
-        emit RouterAdded(router, shareBps);
+        _announce(router, state, shareBps);
+    }
+
+    /// @inheritdoc ISessionRouter
+    function cancelRouterChange(address router) external onlyOwner {
+        RouterState memory state = _load(router);
+        if (state.pendingAt == 0) revert SessionRouterNoPendingChange(router);
+        // Cannot underflow: the total counts the pending share.
+        unchecked {
+            _totalShareBps = _totalShareBps - state.pendingShareBps + (state.authorised ? state.shareBps : 0);
+        }
+        _cancelPending(router, state);
+        _store(router, state);
     }
 
     /// @inheritdoc ISessionRouter
     function removeRouter(address router) external onlyOwner {
-        RouterState storage state = _routers[router];
+        RouterState memory state = _load(router);
         if (!state.authorised) revert SessionRouterUnauthorisedRouter(router);
+        // Cannot underflow: the total counts this router's share, or its pending one.
+        unchecked {
+            _totalShareBps -= _committedShare(state);
+        }
+        _cancelPending(router, state);
         state.authorised = false;
+        // block.timestamp fits 32 bits until 2106; never 0 on a live chain.
+        state.removedAt = uint32(block.timestamp);
+        _store(router, state);
         emit RouterRemoved(router);
     }
 
     /// @inheritdoc ISessionRouter
     function setRouterShare(address router, uint256 shareBps) external onlyOwner {
-        RouterState storage state = _routers[router];
-        if (!state.authorised) revert SessionRouterUnauthorisedRouter(router);
         if (shareBps > _BPS) revert SessionRouterShareOutOfRange(shareBps);
+        RouterState memory state = _load(router);
+        bool removed = !state.authorised && state.removedAt != 0;
+        if (!state.authorised && !removed) revert SessionRouterUnauthorisedRouter(router);
+        if (shareBps > state.shareBps) {
+            // A removed router is added back with `addRouter`, never raised.
+            if (removed) revert SessionRouterUnauthorisedRouter(router);
+            _revertIfPending(router, state);
+            // Cannot underflow: the total counts this router's current share.
+            unchecked {
+                _setTotal(_totalShareBps - state.shareBps + shareBps);
+            }
+            _announce(router, state, shareBps);
+            return;
+        }
+        // A decrease applies at once and cancels any pending change.
+        // Cannot underflow: the total counts this router's share, or its pending one; a removed router's
+        // counts only while it has a pending add.
+        unchecked {
+            _totalShareBps = _totalShareBps - _committedShare(state) + (removed ? 0 : shareBps);
+        }
+        _cancelPending(router, state);
         state.shareBps = uint16(shareBps);
+        _store(router, state);
         emit RouterShareSet(router, shareBps);
     }
 
@@ -375,6 +520,8 @@ contract SessionRouter is ISessionRouter, Ownable2Step, ReentrancyGuardTransient
         address router;
         RouterState routerState;
         uint256 routerLeft;
+        // The latest `issuedAt` the current router's vouchers may carry: now, or its removal.
+        uint256 issuedLimit;
         address provider;
         uint256 providerAmount;
         uint256 providerBootstrap;
@@ -382,6 +529,78 @@ contract SessionRouter is ISessionRouter, Ownable2Step, ReentrancyGuardTransient
         uint256 totalBootstrapPaid;
         Payment[] payments;
         uint256 paymentCount;
+    }
+
+    /// @dev `router`'s state now: its stored state with any pending change whose time has come applied.
+    function _load(address router) internal view returns (RouterState memory state) {
+        state = _routers[router];
+        _applyPending(state);
+    }
+
+    /// @dev Writes `state` to `router`'s slot in one SSTORE. Solidity would copy a memory struct to storage
+    /// member by member, each a read-modify-write of the same slot (about 250 gas more per run of a router's
+    /// vouchers in a claim). The word follows the compiler's layout of `RouterState` (members packed from the
+    /// low-order bits up, in declaration order), which every read decodes: each view after each write in
+    /// the tests holds the two to each other.
+    function _store(address router, RouterState memory state) internal {
+        uint256 word = (state.authorised ? 1 : 0) | (state.listed ? 1 << 8 : 0)
+            | (uint256(state.shareBps) << 16) | (uint256(state.day) << 32) | (uint256(state.spent) << 64)
+            | (uint256(state.pendingShareBps) << 176) | (uint256(state.pendingAt) << 192)
+            | (uint256(state.removedAt) << 224);
+        RouterState storage slot = _routers[router];
+        assembly ("memory-safe") {
+            sstore(slot.slot, word)
+        }
+    }
+
+    /// @dev Applies the pending add or increase in `state` once its time has come: the lazy half of the
+    /// timelock, so a change takes effect at `pendingAt` without a transaction.
+    function _applyPending(RouterState memory state) internal view {
+        uint256 pendingAt = state.pendingAt;
+        if (pendingAt == 0 || block.timestamp < pendingAt) return;
+        state.authorised = true;
+        state.shareBps = state.pendingShareBps;
+        state.pendingShareBps = 0;
+        state.pendingAt = 0;
+        state.removedAt = 0;
+    }
+
+    /// @dev What `state` counts for in `_totalShareBps`: its pending share while a change is pending (an add
+    /// or an increase, so above its current share), else its share while authorised, else nothing.
+    function _committedShare(RouterState memory state) internal pure returns (uint256) {
+        if (state.pendingAt != 0) return state.pendingShareBps;
+        return state.authorised ? state.shareBps : 0;
+    }
+
+    function _revertIfPending(address router, RouterState memory state) internal pure {
+        if (state.pendingAt != 0) {
+            revert SessionRouterChangePending(router, state.pendingShareBps, state.pendingAt);
+        }
+    }
+
+    function _setTotal(uint256 total) internal {
+        if (total > _BPS) revert SessionRouterTotalShareTooHigh(total, _BPS);
+        _totalShareBps = total;
+    }
+
+    /// @dev Records an add or increase to `shareBps`, effective `ROUTER_DELAY` from now, and stores `state`.
+    function _announce(address router, RouterState memory state, uint256 shareBps) internal {
+        uint256 effectiveAt = block.timestamp + ROUTER_DELAY;
+        state.pendingShareBps = uint16(shareBps);
+        // At most 30 days past block.timestamp: fits 32 bits until 2106.
+        state.pendingAt = uint32(effectiveAt);
+        _store(router, state);
+        emit RouterChangeAnnounced(router, shareBps, effectiveAt);
+    }
+
+    /// @dev Clears the pending change in `state`, if any (the caller stores it and fixes the total).
+    function _cancelPending(address router, RouterState memory state) internal {
+        uint256 pendingAt = state.pendingAt;
+        if (pendingAt == 0) return;
+        uint256 pendingShareBps = state.pendingShareBps;
+        state.pendingShareBps = 0;
+        state.pendingAt = 0;
+        emit RouterChangeCancelled(router, pendingShareBps, pendingAt);
     }
 
     /// @dev Reverts unless `signature` is `router`'s low-s signature of the voucher under this domain.
@@ -402,11 +621,21 @@ contract SessionRouter is ISessionRouter, Ownable2Step, ReentrancyGuardTransient
     /// @dev Stores the current router's state and loads `next`'s (none when `next` is zero).
     function _switchRouter(ClaimContext memory c, address next) internal {
         if (c.router != address(0)) {
-            _routers[c.router] = c.routerState;
+            _store(c.router, c.routerState);
         }
         if (next == address(0)) return;
         RouterState memory state = _routers[next];
-        if (!state.authorised) revert SessionRouterUnauthorisedRouter(next);
+        if (state.pendingAt != 0) _applyPending(state);
+        if (state.authorised) {
+            c.issuedLimit = block.timestamp;
+        } else {
+            // A removed router's vouchers issued up to its removal pay during its grace, within its share.
+            uint256 removedAt = state.removedAt;
+            if (removedAt == 0) revert SessionRouterUnauthorisedRouter(next);
+            uint256 graceEnd = removedAt + REMOVED_ROUTER_GRACE;
+            if (block.timestamp >= graceEnd) revert SessionRouterRouterGraceEnded(next, graceEnd);
+            c.issuedLimit = removedAt;
+        }
         if (state.day != c.day) {
             state.day = c.day;
             state.spent = 0;
@@ -447,7 +676,10 @@ contract SessionRouter is ISessionRouter, Ownable2Step, ReentrancyGuardTransient
             emit VoucherSkipped(router, provider, issuedAt, record.issuedAt);
             return;
         }
-        if (issuedAt > block.timestamp) revert SessionRouterVoucherFromFuture(issuedAt, block.timestamp);
+        if (issuedAt > c.issuedLimit) {
+            if (c.routerState.authorised) revert SessionRouterVoucherFromFuture(issuedAt, block.timestamp);
+            revert SessionRouterVoucherAfterRemoval(router, issuedAt, c.issuedLimit);
+        }
 
         uint256 amount = _owed(voucher.cumulativeAmount, record.paid);
         amount = _min(amount, _min(c.budgetLeft, c.routerLeft));

@@ -19,7 +19,10 @@ import {BaseScript} from "./Base.s.sol";
 /// and registers an example model (env MODEL_ROOT, MODEL_CHUNKS, MODEL_NAME).
 /// On Arbitrum Sepolia (421614) and Arbitrum One (42161): takes env MOR and PRICE_SOURCE, deploys the three
 /// contracts, authorises ROUTER_SIGNER if set, registers the model if MODEL_ROOT is set.
-/// Optional everywhere: MIN_STAKE (wei, default 10 MOR, not 0), COOLDOWN (seconds, default 7 days).
+/// The router signer is an initial router of the SessionRouter's constructor, so it is authorised at
+/// deployment; any later router change waits ROUTER_DELAY.
+/// Optional everywhere: MIN_STAKE (wei, default 10 MOR, not 0), COOLDOWN (seconds, default 7 days),
+/// ROUTER_DELAY (seconds, default 2 days, within 1 to 30 days).
 contract Deploy is BaseScript {
     /// @notice What the script deployed; `deployBlock` is the block before the first deployment, where an
     /// indexer can start.
@@ -46,6 +49,7 @@ contract Deploy is BaseScript {
     uint256 internal constant _ANVIL_ACCOUNTS = 10;
     uint256 internal constant _MINT_PER_ACCOUNT = 100_000e18;
     uint256 internal constant _POOL_DEPOSIT = 1_000_000e18;
+    uint256 internal constant _ROUTER_DELAY = 2 days;
 
     function run() external returns (Deployment memory d) {
         d = _deploy();
@@ -75,11 +79,12 @@ contract Deploy is BaseScript {
             broadcaster, mor, vm.envOr("MIN_STAKE", uint256(10e18)), vm.envOr("COOLDOWN", uint256(7 days))
         );
         ComputePool pool = new ComputePool(broadcaster, mor, 100, 1000);
-        SessionRouter router = new SessionRouter(broadcaster, mor, pool, priceSource);
-        pool.setSessionRouter(address(router));
-
         address signer = vm.envOr("ROUTER_SIGNER", local ? _ANVIL_ROUTER : address(0));
-        if (signer != address(0)) router.addRouter(signer, 10_000);
+        (address[] memory routers, uint256[] memory shares) = initialRouters(signer);
+        SessionRouter router = new SessionRouter(
+            broadcaster, mor, pool, priceSource, vm.envOr("ROUTER_DELAY", _ROUTER_DELAY), routers, shares
+        );
+        pool.setSessionRouter(address(router));
 
         if (local) _seedLocal(TestMOR(address(mor)), registry, pool);
 
@@ -97,6 +102,19 @@ contract Deploy is BaseScript {
         d.providerRegistry = address(registry);
         d.computePool = address(pool);
         d.sessionRouter = address(router);
+    }
+
+    /// @notice The SessionRouter's initial routers: `signer` with the whole budget, or none when it is zero.
+    function initialRouters(address signer)
+        public
+        pure
+        returns (address[] memory routers, uint256[] memory shares)
+    {
+        if (signer == address(0)) return (new address[](0), new uint256[](0));
+        routers = new address[](1);
+        shares = new uint256[](1);
+        routers[0] = signer;
+        shares[0] = 10_000;
     }
 
     /// @dev Test MOR for the first anvil accounts, whitelisted as providers, and a funded pool.

@@ -13,6 +13,8 @@ import {Signing} from "./utils/Signing.sol";
 
 /// @notice Actors and a wired deployment shared by every test. The clock starts one hour into a UTC day;
 /// the pool is funded on day 0 and tests start on day 1, when its budget is 1% of 900,000 MOR = 9,000 MOR.
+/// The two router keys are authorised by the constructor with 60% and 40% of the budget (5,400 and 3,600
+/// MOR a day); router changes wait `ROUTER_DELAY` (2 days).
 abstract contract Base is Test, Signing {
     uint256 internal constant START = 1_767_225_600 + 1 hours; // 2026-01-01T01:00:00Z
     uint256 internal constant MIN_STAKE = 10e18;
@@ -23,6 +25,9 @@ abstract contract Base is Test, Signing {
     uint256 internal constant MOR_USD = 20e18;
     uint256 internal constant TOKENS_USD = 0.002e18;
     uint256 internal constant ACTOR_MOR = 1_000_000e18;
+    uint256 internal constant ROUTER_DELAY = 2 days;
+    uint256 internal constant ROUTER_SHARE = 6000;
+    uint256 internal constant ROUTER2_SHARE = 4000;
 
     address internal owner = makeAddr("owner");
     address internal depositor = makeAddr("depositor");
@@ -55,12 +60,10 @@ abstract contract Base is Test, Signing {
         prices = new FixedPriceSource(owner, MOR_USD, TOKENS_USD);
         registry = new ProviderRegistry(owner, mor, MIN_STAKE, COOLDOWN);
         pool = new ComputePool(owner, mor, BUDGET_BPS, BOOTSTRAP_BPS);
-        router = new SessionRouter(owner, mor, pool, prices);
+        router = _newRouter(pool, _pair(routerSigner, router2Signer), _pair(ROUTER_SHARE, ROUTER2_SHARE));
 
         vm.startPrank(owner);
         pool.setSessionRouter(address(router));
-        router.addRouter(routerSigner, 10_000);
-        router.addRouter(router2Signer, 10_000);
         registry.addToWhitelist(provider);
         registry.addToWhitelist(provider2);
         address[6] memory actors = [depositor, alice, bob, eve, provider, provider2];
@@ -89,6 +92,53 @@ abstract contract Base is Test, Signing {
 
     function _nextDay() internal {
         vm.warp((block.timestamp / 1 days + 1) * 1 days + 1 hours);
+    }
+
+    /// @dev A SessionRouter owned by `owner` over `mor` and `prices`, with `ROUTER_DELAY`.
+    function _newRouter(ComputePool pool_, address[] memory routers, uint256[] memory shares)
+        internal
+        returns (SessionRouter)
+    {
+        return new SessionRouter(owner, mor, pool_, prices, ROUTER_DELAY, routers, shares);
+    }
+
+    function _pair(address a, address b) internal pure returns (address[] memory list) {
+        list = new address[](2);
+        list[0] = a;
+        list[1] = b;
+    }
+
+    function _pair(uint256 a, uint256 b) internal pure returns (uint256[] memory list) {
+        list = new uint256[](2);
+        list[0] = a;
+        list[1] = b;
+    }
+
+    function _single(address a) internal pure returns (address[] memory list) {
+        list = new address[](1);
+        list[0] = a;
+    }
+
+    function _single(uint256 a) internal pure returns (uint256[] memory list) {
+        list = new uint256[](1);
+        list[0] = a;
+    }
+
+    /// @dev Gives `routerSigner` `shareBps` of the budget as the owner would: a decrease at once, an increase
+    /// announced (after lowering `router2Signer` as far as the 10,000 bps total needs) and waited out. The
+    /// wait keeps the time of day, and the pool's budget stays 9,000 MOR while nothing has been paid.
+    function _setRouterShare(uint256 shareBps) internal {
+        (, uint256 current,) = router.routerInfo(routerSigner);
+        vm.startPrank(owner);
+        if (shareBps > current) {
+            (, uint256 other,) = router.routerInfo(router2Signer);
+            if (shareBps + other > 10_000) router.setRouterShare(router2Signer, 10_000 - shareBps);
+            router.setRouterShare(routerSigner, shareBps);
+            vm.warp(block.timestamp + ROUTER_DELAY);
+        } else {
+            router.setRouterShare(routerSigner, shareBps);
+        }
+        vm.stopPrank();
     }
 
     function _voucher(address signer, address to, uint256 amount, uint256 bootstrap)

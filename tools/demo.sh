@@ -72,7 +72,7 @@ MODEL_ID=$(target/release/examples/session register "$RPC" deployments/31337.jso
 say "worker: morpheus-worker serve on $ENDPOINT (log: $LOG_DIR/worker.log)"
 NO_COLOR=1 "$WORKER" serve --model models/smollm2 --listen "127.0.0.1:$WORKER_PORT" \
   --provider-key "$PROVIDER_KEY" --chain-id 31337 --session-router "$SESSION_ROUTER" \
-  --router "$ROUTER_ADDRESS" --model-id "$MODEL_ID" >"$LOG_DIR/worker.log" 2>&1 &
+  --router "$ROUTER_ADDRESS" --model-id "$MODEL_ID" --rpc-url "$RPC" >"$LOG_DIR/worker.log" 2>&1 &
 pids+=($!)
 for _ in $(seq 300); do curl -s -o /dev/null "$ENDPOINT/v1/models" && break; sleep 0.2; done
 curl -s "$ENDPOINT/v1/models"; echo

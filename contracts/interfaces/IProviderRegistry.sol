@@ -293,7 +293,7 @@ interface IProviderRegistry {
     /// @notice Whether `leaf` is chunk `index` of the model's weights, by a Merkle proof (see ModelMerkle).
     /// @param modelId The model.
     /// @param index The chunk's index, from 0.
-    /// @param leaf keccak256 of the chunk's bytes.
+    /// @param leaf The chunk's leaf: the root of its piece tree (see ModelMerkle).
     /// @param proof The siblings from the leaf up, skipping levels where the node was promoted.
     function verifyModelChunk(bytes32 modelId, uint256 index, bytes32 leaf, bytes32[] calldata proof)
         external

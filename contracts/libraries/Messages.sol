@@ -69,6 +69,14 @@ library Messages {
         bytes32 chunkHash;
     }
 
+    /// @notice The provider's signed count of the tokens it charged a session (prompt and completion), final:
+    /// the provider serves the session no more once it has signed it; the router refunds a user's reservation
+    /// only against it.
+    struct ServiceReceipt {
+        bytes32 sessionId;
+        uint256 tokens;
+    }
+
     /// @notice A provider's claim to hold a model's weights (verified by ProviderRegistry).
     struct ModelClaim {
         address provider;
@@ -108,6 +116,9 @@ library Messages {
 
     bytes32 internal constant LIVENESS_RESPONSE_TYPEHASH =
         keccak256("LivenessResponse(bytes32 challengeId,bytes32 chunkHash)");
+
+    bytes32 internal constant SERVICE_RECEIPT_TYPEHASH =
+        keccak256("ServiceReceipt(bytes32 sessionId,uint256 tokens)");
 
     bytes32 internal constant MODEL_CLAIM_TYPEHASH =
         keccak256("ModelClaim(address provider,bytes32 modelId,bytes32 merkleRoot)");
@@ -197,6 +208,11 @@ library Messages {
     /// @notice The EIP-712 struct hash of a liveness response.
     function hash(LivenessResponse memory m) internal pure returns (bytes32) {
         return keccak256(abi.encode(LIVENESS_RESPONSE_TYPEHASH, m.challengeId, m.chunkHash));
+    }
+
+    /// @notice The EIP-712 struct hash of a service receipt.
+    function hash(ServiceReceipt memory m) internal pure returns (bytes32) {
+        return keccak256(abi.encode(SERVICE_RECEIPT_TYPEHASH, m.sessionId, m.tokens));
     }
 
     /// @notice The EIP-712 struct hash of a model claim.

@@ -4,7 +4,9 @@ pragma solidity ^0.8.24;
 /// @title ModelMerkle
 /// @notice The Merkle tree over a model's weights file, and the check of one chunk against its root.
 /// @dev The tree (the Rust SDK builds the same one):
-/// - the file is cut into 1 MiB (1,048,576-byte) chunks, the last one shorter; leaf i = keccak256(chunk i);
+/// - the file is cut into 1 MiB (1,048,576-byte) chunks, the last one shorter; leaf i is the root of chunk i's
+///   piece tree (4 KiB pieces, piece leaf keccak256(0x00 || piece), inner node keccak256(0x01 || left || right),
+///   built off-chain: docs/protocol.md, "Model Merkle tree"), so a liveness answer can carry a piece's bytes;
 /// - a parent is keccak256(abi.encodePacked(left, right)), children in file order (pairs are NOT sorted);
 /// - a node without a right sibling (the last, odd node of a level) is promoted unchanged to the next level;
 /// - a file of one chunk has its leaf as root.

@@ -31,7 +31,8 @@ pub fn router(state: AppState) -> axum::Router {
         .with_state(state)
 }
 
-/// Serves the router on `listener` until `shutdown` resolves, then lets running requests finish.
+/// Serves the router on `listener` until `shutdown` resolves, then lets running requests finish;
+/// expired sessions are settled in the background meanwhile (`AppState::settle_due`).
 pub async fn run(
     listener: TcpListener,
     state: AppState,
@@ -39,9 +40,13 @@ pub async fn run(
 ) -> Result<()> {
     let addr = listener.local_addr()?;
     info!(target: "router::api", %addr, router = %state.address(), "serving");
-    axum::serve(listener, router(state))
+    // Settling expired sessions runs beside the server and stops with it.
+    let settler = tokio::spawn(state.clone().settle_forever());
+    let served = axum::serve(listener, router(state))
         .with_graceful_shutdown(shutdown)
-        .await?;
+        .await;
+    settler.abort();
+    served?;
     info!(target: "router::api", %addr, "stopped");
     Ok(())
 }

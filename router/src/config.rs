@@ -59,13 +59,20 @@ pub struct RouterConfig {
     /// addresses (a devnet on one machine). Off: such endpoints, and names resolving to them,
     /// are refused without being contacted.
     pub allow_private_endpoints: bool,
+    /// How often expired sessions whose token count is not settled are asked for (their
+    /// provider's signed receipt). Above 0.
+    pub settle_interval: Duration,
+    /// How many times the provider of an expired session is asked for its receipt before the
+    /// session is settled by the user's report alone (`usage::counted_tokens`). At least 1.
+    pub receipt_attempts: u32,
 }
 
 impl RouterConfig {
     /// Settings with the defaults: X = 50 %, Z = 20, a floor of 1 ms/token and a ceiling of
     /// 10,000 ms/token, K = 3 users, assignments valid 300 s, liveness on with a 3 s timeout,
     /// 3 s to connect to a provider, all checks of a request within 5 s, 8 at once, a failure
-    /// remembered 30 s, private endpoints refused.
+    /// remembered 30 s, private endpoints refused, expired sessions settled every 10 s and by
+    /// the user's report after 6 unanswered requests for the provider's receipt.
     pub fn new(
         rpc_url: impl Into<String>,
         deployment: Deployment,
@@ -90,6 +97,8 @@ impl RouterConfig {
             liveness_concurrency: 8,
             liveness_cooldown: Duration::from_secs(30),
             allow_private_endpoints: false,
+            settle_interval: Duration::from_secs(10),
+            receipt_attempts: 6,
         }
     }
 
@@ -107,6 +116,12 @@ impl RouterConfig {
         }
         if self.bad_record_users == 0 {
             return refuse("the bad record's distinct users K must be at least 1");
+        }
+        if self.settle_interval.is_zero() {
+            return refuse("the settle interval must be above 0");
+        }
+        if self.receipt_attempts == 0 {
+            return refuse("the receipt attempts must be at least 1");
         }
         Ok(())
     }

@@ -9,6 +9,7 @@ mod select;
 mod service;
 mod speed;
 mod store;
+mod usage;
 
 pub use api::{router, run};
 pub use config::RouterConfig;

@@ -81,6 +81,13 @@ struct Serve {
     /// Allow provider endpoints on loopback, private and other non-public addresses (a devnet).
     #[arg(long, env = "MORPHEUS_ALLOW_PRIVATE_ENDPOINTS")]
     allow_private_endpoints: bool,
+    /// Seconds between rounds asking the providers of expired sessions for their receipts.
+    #[arg(long, env = "MORPHEUS_SETTLE_INTERVAL", default_value_t = 10)]
+    settle_interval: u64,
+    /// Times a provider is asked for an expired session's receipt before the user's report
+    /// alone settles what the session counts.
+    #[arg(long, env = "MORPHEUS_RECEIPT_ATTEMPTS", default_value_t = 6)]
+    receipt_attempts: u32,
 }
 
 #[tokio::main]
@@ -118,6 +125,8 @@ async fn serve(args: Serve) -> eyre::Result<()> {
     config.liveness_concurrency = args.liveness_concurrency;
     config.liveness_cooldown = Duration::from_secs(args.liveness_cooldown);
     config.allow_private_endpoints = args.allow_private_endpoints;
+    config.settle_interval = Duration::from_secs(args.settle_interval);
+    config.receipt_attempts = args.receipt_attempts;
     let state = AppState::connect(config).await?;
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await

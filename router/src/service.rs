@@ -10,18 +10,26 @@ use alloy::{
     signers::local::PrivateKeySigner,
     sol_types::Eip712Domain,
 };
+use futures::StreamExt;
 use morpheus_sdk::{
     contracts::Protocol,
     messages::{Assignment, ComputeRequest, CreditVoucher, Signed, UsageReport},
+    provider::ProviderClient,
     router::{Allowance, ProviderInfo, ProviderList, UsageReceipt},
 };
-use tracing::{info, warn};
+use tracing::{debug, info, warn};
 
 use crate::{
     Error, Result, RouterConfig, credit,
     select::{self, Checks},
-    store::{self, Booking, NewSession, Store},
+    store::{self, Booking, DueReceipt, NewSession, ReportTarget, Store},
 };
+
+/// Expired sessions asked for their receipts per round of [`AppState::settle_due`].
+const SETTLE_BATCH: usize = 64;
+
+/// Receipts asked for at once in a round.
+const SETTLE_CONCURRENCY: usize = 8;
 
 const DAY: u64 = 86_400;
 
@@ -147,8 +155,12 @@ impl AppState {
         // The allowance and the price it is counted at, read together: a token of this session
         // earns at most the price `userMax` assumed (credit::credit_per_token).
         let session_router = self.0.protocol.session_router();
-        let (user_max, prices) =
-            tokio::try_join!(session_router.user_max(r.user), session_router.prices())?;
+        // This router's part of the user's allowance (`routerUserMax`: userMax × its share), so
+        // that the routers together never grant a user more than userMax a day.
+        let (user_max, prices) = tokio::try_join!(
+            session_router.router_user_max(self.address(), r.user),
+            session_router.prices()
+        )?;
         let reference = credit::reference_price(prices);
         let (day, _) = self.chain_day().await?;
 
@@ -196,8 +208,19 @@ impl AppState {
             let price = credit::credit_per_token(chosen.price_per_token, reference);
             let expires_at = unix_now().saturating_add(self.0.config.assignment_lifetime.as_secs());
             let (id, provider, capacity) = (session.session_id, chosen.provider, chosen.capacity);
+            let endpoint = chosen.endpoint.clone();
             let booking = self
-                .store(move |s| s.book(id, provider, capacity, price, unix_now(), expires_at))
+                .store(move |s| {
+                    s.book(
+                        id,
+                        provider,
+                        &endpoint,
+                        capacity,
+                        price,
+                        unix_now(),
+                        expires_at,
+                    )
+                })
                 .await?;
             if let Booking::Full { open } = booking {
                 info!(target: "router::compute", provider = %provider, open, "full at booking");
@@ -228,7 +251,11 @@ impl AppState {
         Err(select::no_provider(model.modelId, refused))
     }
 
-    /// Applies a user's signed usage report to the session's provider.
+    /// Applies a user's signed usage report to the session's provider. The provider is asked
+    /// for its signed count of the session's tokens first (which closes the session there):
+    /// only that count gives the rest of the user's reservation back (`usage.rs`). A provider
+    /// that does not answer now is asked again once the session has expired
+    /// ([`settle_due`](Self::settle_due)).
     pub async fn report(&self, report: Signed<UsageReport>) -> Result<UsageReceipt> {
         let signer = report
             .recover(&self.0.domain)
@@ -236,17 +263,103 @@ impl AppState {
                 message: "usage report",
                 reason: e.to_string(),
             })?;
+        let id = report.message.sessionId;
+        let target: ReportTarget = self.store(move |s| s.report_target(id, signer)).await?;
+        let count = self.provider_count(&target).await;
         let rule = self.0.config.speed_rule();
         let message = report.message;
         let receipt = self
-            .store(move |s| s.record_report(&message, signer, rule))
+            .store(move |s| s.record_report(&message, signer, rule, count))
             .await?;
         info!(
             target: "router::usage",
             session = %receipt.session_id, provider = %receipt.provider,
-            outcome = ?receipt.outcome, tokens = %receipt.tokens, amount = %receipt.amount, "reported"
+            outcome = ?receipt.outcome, tokens = %receipt.tokens, amount = %receipt.amount,
+            provider_count = ?count, counted = %receipt.counted, "reported"
         );
         Ok(receipt)
+    }
+
+    /// The provider's signed count of a session's tokens, asked with the session's assignment
+    /// (signed again: the same terms), or `None` when it cannot be had now: no endpoint on
+    /// record, no answer, or an answer that is not the provider's signature for this session.
+    async fn provider_count(&self, terms: &DueReceipt) -> Option<u64> {
+        let endpoint = terms.endpoint.as_deref()?;
+        let assignment = Assignment {
+            sessionId: terms.session_id,
+            user: terms.user,
+            provider: terms.provider,
+            endpoint: endpoint.to_string(),
+            modelId: terms.model_id,
+            tokenMax: U256::from(terms.token_max),
+            pricePerToken: terms.price_per_token,
+            expiresAt: U256::from(terms.expires_at),
+        };
+        let asked = async {
+            let signed = Signed::sign(assignment, &self.0.domain, self.signer())?;
+            let client = ProviderClient::with_client(endpoint, self.0.checks.http().clone())?;
+            let receipt = client.receipt(&signed).await?;
+            receipt.verify(&self.0.domain, terms.provider)?;
+            if receipt.message.sessionId != terms.session_id {
+                return Err(morpheus_sdk::Error::Mismatch {
+                    field: "receipt sessionId",
+                    expected: terms.session_id.to_string(),
+                    actual: receipt.message.sessionId.to_string(),
+                });
+            }
+            Ok::<_, morpheus_sdk::Error>(u64::try_from(receipt.message.tokens).unwrap_or(u64::MAX))
+        };
+        match asked.await {
+            Ok(tokens) => Some(tokens),
+            Err(e) => {
+                warn!(
+                    target: "router::usage", session = %terms.session_id, provider = %terms.provider,
+                    error = %e, "no receipt from the provider"
+                );
+                None
+            }
+        }
+    }
+
+    /// One round of settling: asks the providers of up to 64 expired, unsettled sessions for
+    /// their receipts (8 at once) and writes each answer, or one more unanswered attempt (the
+    /// last of `receipt_attempts` settles the session by the user's report). Returns how many
+    /// sessions were asked.
+    pub async fn settle_due(&self) -> Result<usize> {
+        let now = unix_now();
+        let due = self
+            .store(move |s| s.due_receipts(now, SETTLE_BATCH))
+            .await?;
+        let asked = due.len();
+        let attempts = self.0.config.receipt_attempts;
+        let results: Vec<Result<()>> = futures::stream::iter(due)
+            .map(|terms| async move {
+                let count = self.provider_count(&terms).await;
+                let id = terms.session_id;
+                let counted = self.store(move |s| s.settle(id, count, attempts)).await?;
+                debug!(target: "router::settle", session = %id, provider_count = ?count, counted, "settled");
+                Ok(())
+            })
+            .buffer_unordered(SETTLE_CONCURRENCY)
+            .collect()
+            .await;
+        for r in results {
+            r?;
+        }
+        Ok(asked)
+    }
+
+    /// Settles expired sessions every `settle_interval` until the task is dropped (each write
+    /// runs to its end regardless: `store::blocking`).
+    pub(crate) async fn settle_forever(self) {
+        let mut tick = tokio::time::interval(self.0.config.settle_interval);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tick.tick().await;
+            if let Err(e) = self.settle_due().await {
+                warn!(target: "router::settle", error = %e, "settling expired sessions failed");
+            }
+        }
     }
 
     /// The provider's newest cumulative voucher, issued at the chain's latest block time.
@@ -297,7 +410,12 @@ impl AppState {
 
     /// A user's allowance today.
     pub async fn allowance(&self, user: Address) -> Result<Allowance> {
-        let user_max = self.0.protocol.session_router().user_max(user).await?;
+        let user_max = self
+            .0
+            .protocol
+            .session_router()
+            .router_user_max(self.address(), user)
+            .await?;
         let (day, _) = self.chain_day().await?;
         let used = U256::from(self.store(move |s| s.used(user, day)).await?);
         Ok(Allowance {

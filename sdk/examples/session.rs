@@ -240,6 +240,14 @@ async fn chat(
         format_ether(receipt.amount),
         receipt.detail
     );
+    // The provider's signed count closes the session; only it gives the reservation back.
+    let signed = receipt
+        .provider_count
+        .ok_or_else(|| eyre::eyre!("the router got no receipt from the provider"))?;
+    println!(
+        "router: the provider signed {signed} tokens served; the session counts {} of the user's day",
+        receipt.counted
+    );
 
     // Provider: fetch the newest cumulative voucher and claim it on-chain.
     let voucher = router

@@ -26,11 +26,9 @@ contract Attacks_Integration_Test is Base {
 
     function test_Attack_ReplayAcrossContracts() external {
         ComputePool pool2 = new ComputePool(owner, mor, BUDGET_BPS, 0);
-        SessionRouter router2 = new SessionRouter(owner, mor, pool2, prices);
-        vm.startPrank(owner);
+        SessionRouter router2 = _newRouter(pool2, _single(routerSigner), _single(10_000));
+        vm.prank(owner);
         pool2.setSessionRouter(address(router2));
-        router2.addRouter(routerSigner, 10_000);
-        vm.stopPrank();
         vm.prank(depositor);
         mor.approve(address(pool2), type(uint256).max);
         vm.prank(owner);
@@ -99,8 +97,10 @@ contract Attacks_Integration_Test is Base {
         pool.deposit(100_000_000e18); // the first touch of the day: the budget is fixed before it counts
         vm.stopPrank();
         assertEq(pool.todayBudget(), budget);
+        // Both routers' shares together are the whole budget, as fixed before the deposit, and no more.
         (uint256 paid,) = _claim(routerKey, _voucher(routerSigner, eve, 1e30, 0));
-        assertEq(paid, budget);
+        (uint256 paid2,) = _claim(router2Key, _voucher(router2Signer, eve, 1e30, 0));
+        assertEq(paid + paid2, budget);
         // Direct transfers are not deposits and never count.
         vm.prank(owner);
         mor.mint(address(pool), 1e30);
@@ -128,11 +128,11 @@ contract Attacks_Integration_Test is Base {
     function test_Attack_ReentrancyThroughTokenAndContractProvider() external {
         HookToken hmor = new HookToken();
         ComputePool hpool = new ComputePool(owner, hmor, BUDGET_BPS, 0);
-        SessionRouter hrouter = new SessionRouter(owner, hmor, hpool, prices);
-        vm.startPrank(owner);
+        SessionRouter hrouter = new SessionRouter(
+            owner, hmor, hpool, prices, ROUTER_DELAY, _single(routerSigner), _single(10_000)
+        );
+        vm.prank(owner);
         hpool.setSessionRouter(address(hrouter));
-        hrouter.addRouter(routerSigner, 10_000);
-        vm.stopPrank();
         hmor.mint(address(this), 1_000_000e18);
         hmor.approve(address(hpool), type(uint256).max);
         hpool.deposit(1_000_000e18);
@@ -243,6 +243,175 @@ contract Attacks_Integration_Test is Base {
         vm.expectPartialRevert(IProviderRegistry.ProviderRegistryBidExists.selector);
         vm.prank(provider);
         registry.postBid(modelId, 1, 1);
+    }
+
+    /*//////////////////////////////////////////////////////////////
+                    THE OWNER AND THE ROUTER KEYS
+    //////////////////////////////////////////////////////////////*/
+
+    /// @dev The owner holds a key of its own and wants the day's budget through it, today. It cannot: the
+    /// shares already sum to 10,000 bps, so it must first lower the honest routers (at once, and visible), and
+    /// its own key is only announced: it pays nothing for ROUTER_DELAY, while everyone watching
+    /// `RouterChangeAnnounced` can leave.
+    function test_Attack_OwnerAddsOwnKeyToTakeTheBudget() external {
+        (address ownerKey, uint256 ownerKeyPk) = makeAddrAndKey("ownerKey");
+        Messages.CreditVoucher memory v = _voucher(ownerKey, eve, 1e30, 1e30);
+
+        vm.prank(owner);
+        vm.expectRevert(
+            abi.encodeWithSelector(ISessionRouter.SessionRouterTotalShareTooHigh.selector, 20_000, 10_000)
+        );
+        router.addRouter(ownerKey, 10_000);
+
+        vm.startPrank(owner);
+        router.setRouterShare(routerSigner, 0);
+        router.setRouterShare(router2Signer, 0);
+        uint256 effectiveAt = block.timestamp + ROUTER_DELAY;
+        vm.expectEmit(address(router));
+        emit ISessionRouter.RouterChangeAnnounced(ownerKey, 10_000, effectiveAt);
+        router.addRouter(ownerKey, 10_000);
+        vm.stopPrank();
+
+        // Today, and up to the last second before effectiveAt, the key pays nothing.
+        vm.expectRevert(
+            abi.encodeWithSelector(ISessionRouter.SessionRouterUnauthorisedRouter.selector, ownerKey)
+        );
+        router.claim(_one(v), _one(_sign(ownerKeyPk, v)));
+        vm.warp(effectiveAt - 1);
+        v.issuedAt = block.timestamp;
+        vm.expectRevert(
+            abi.encodeWithSelector(ISessionRouter.SessionRouterUnauthorisedRouter.selector, ownerKey)
+        );
+        router.claim(_one(v), _one(_sign(ownerKeyPk, v)));
+        assertEq(mor.balanceOf(eve), ACTOR_MOR);
+        (uint256 shareBps, uint256 at) = router.pendingRouterChange(ownerKey);
+        assertEq(shareBps, 10_000);
+        assertEq(at, effectiveAt);
+    }
+
+    /// @dev The owner holds one of the routers' keys at a small share and raises it to take the budget:
+    /// the increase waits ROUTER_DELAY, and the claim pays within the old share meanwhile.
+    function test_Attack_OwnerRaisesItsKeysShareAtOnce() external {
+        vm.startPrank(owner);
+        router.setRouterShare(routerSigner, 100); // 1%: 90 MOR a day
+        router.setRouterShare(router2Signer, 0);
+        router.setRouterShare(routerSigner, 10_000);
+        vm.stopPrank();
+        (uint256 paid, uint256 bootstrapPaid) = _claim(routerKey, _voucher(routerSigner, eve, 1e30, 1e30));
+        assertEq(paid + bootstrapPaid, 90e18);
+        (, uint256 share,) = router.routerInfo(routerSigner);
+        assertEq(share, 100);
+    }
+
+    /// @dev The owner removes a router while providers hold its unpaid vouchers: they are not stranded. The
+    /// vouchers it signed up to the removal stay claimable for the grace, within its share.
+    function test_Attack_RouterRemovalStrandsProviderCredit() external {
+        Messages.CreditVoucher memory owed = _voucher(routerSigner, provider, 1000e18, 10e18);
+        bytes memory sig = _sign(routerKey, owed);
+        vm.warp(block.timestamp + 1 hours);
+        vm.prank(owner);
+        router.removeRouter(routerSigner);
+        _nextDay();
+        uint256 before = mor.balanceOf(provider);
+        (uint256 paid, uint256 bootstrapPaid) = router.claim(_one(owed), _one(sig));
+        assertEq(paid, 1000e18);
+        assertEq(bootstrapPaid, 10e18);
+        assertEq(mor.balanceOf(provider) - before, 1010e18);
+    }
+
+    /// @dev A removed key, perhaps compromised, keeps signing. Vouchers issued after its removal pay nothing;
+    /// backdated ones pay at most its share a day within the grace, and nothing once the owner lowers that
+    /// share to 0 (at once) or the grace ends.
+    function test_Attack_RemovedKeyKeepsSigning() external {
+        vm.prank(owner);
+        router.removeRouter(routerSigner);
+        uint256 removedAt = block.timestamp;
+        vm.warp(block.timestamp + 1);
+        Messages.CreditVoucher memory fresh = _voucher(routerSigner, eve, 1e30, 1e30);
+        vm.expectRevert(
+            abi.encodeWithSelector(
+                ISessionRouter.SessionRouterVoucherAfterRemoval.selector,
+                routerSigner,
+                fresh.issuedAt,
+                removedAt
+            )
+        );
+        _claim(routerKey, fresh);
+
+        Messages.CreditVoucher memory backdated = _voucher(routerSigner, eve, 1e30, 1e30);
+        backdated.issuedAt = removedAt;
+        (uint256 paid, uint256 bootstrapPaid) = _claim(routerKey, backdated);
+        assertEq(paid + bootstrapPaid, pool.todayBudget() * ROUTER_SHARE / 10_000);
+
+        vm.prank(owner);
+        router.setRouterShare(routerSigner, 0); // the emergency lever
+        _nextDay();
+        (paid, bootstrapPaid) = _claim(routerKey, backdated);
+        assertEq(paid + bootstrapPaid, 0);
+
+        vm.warp(removedAt + 7 days);
+        vm.expectRevert(
+            abi.encodeWithSelector(
+                ISessionRouter.SessionRouterRouterGraceEnded.selector, routerSigner, removedAt + 7 days
+            )
+        );
+        _claim(routerKey, backdated);
+    }
+
+    /// @dev A user asks every router for its whole userMax, to get a multiple of its allowance. Routers that
+    /// grant no more than routerUserMax grant at most userMax together, and the owner cannot add routers
+    /// (pending or not) whose shares sum above 10,000 bps.
+    function test_Attack_AllowanceMultipliesWithRouters() external {
+        vm.prank(alice);
+        router.stake(10_000e18);
+        uint256 userMax = router.userMax(alice);
+        uint256 granted =
+            router.routerUserMax(routerSigner, alice) + router.routerUserMax(router2Signer, alice);
+        assertLe(granted, userMax);
+        assertGe(granted + 1, userMax); // each rounds down
+        // A third router cannot be announced on top of the two.
+        vm.expectRevert(
+            abi.encodeWithSelector(ISessionRouter.SessionRouterTotalShareTooHigh.selector, 10_001, 10_000)
+        );
+        vm.prank(owner);
+        router.addRouter(eve, 1);
+        // Removing one and announcing two more is bounded the same way: the removed share is free, no more.
+        vm.startPrank(owner);
+        router.removeRouter(router2Signer);
+        router.addRouter(eve, ROUTER2_SHARE / 2);
+        // 6,000 + 2,000 + 4,001
+        vm.expectRevert(
+            abi.encodeWithSelector(ISessionRouter.SessionRouterTotalShareTooHigh.selector, 12_001, 10_000)
+        );
+        router.addRouter(bob, ROUTER2_SHARE + 1);
+        vm.stopPrank();
+        vm.warp(block.timestamp + ROUTER_DELAY);
+        uint256 sum = router.routerUserMax(routerSigner, alice) + router.routerUserMax(router2Signer, alice)
+            + router.routerUserMax(eve, alice);
+        assertLe(sum, router.userMax(alice));
+    }
+
+    /// @dev Alice stakes one second before 00:00 and hands the MOR to bob one second after, to have it count
+    /// for two addresses on one day. It counts for her on day d and for him on day d+1, each once.
+    function test_Attack_MidnightStakeCountsForTwoAddresses() external {
+        uint256 d = block.timestamp / 1 days;
+        vm.warp((d + 1) * 1 days - 1);
+        vm.startPrank(alice);
+        router.stake(1000e18);
+        assertGt(router.userMax(alice), 0);
+        router.unstake(1000e18);
+        // Day d: the MOR no longer counts for alice and cannot reach bob.
+        assertEq(router.userMax(alice), 0);
+        vm.expectPartialRevert(ISessionRouter.SessionRouterWithdrawLocked.selector);
+        router.withdraw();
+        vm.warp((d + 1) * 1 days);
+        router.withdraw();
+        assertTrue(mor.transfer(bob, 1000e18));
+        vm.stopPrank();
+        vm.prank(bob);
+        router.stake(1000e18);
+        assertEq(block.timestamp / 1 days, d + 1);
+        assertGt(router.userMax(bob), 0);
     }
 
     function test_Attack_ModelIdFrontRun() external {

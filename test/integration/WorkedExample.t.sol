@@ -15,7 +15,8 @@ contract WorkedExample_Integration_Test is Test {
         TestMOR mor = new TestMOR(address(this));
         FixedPriceSource prices = new FixedPriceSource(address(this), 20e18, 0.002e18);
         ComputePool pool = new ComputePool(address(this), mor, 100, 0);
-        SessionRouter router = new SessionRouter(address(this), mor, pool, prices);
+        SessionRouter router =
+            new SessionRouter(address(this), mor, pool, prices, 2 days, new address[](0), new uint256[](0));
         pool.setSessionRouter(address(router));
 
         address user = makeAddr("user");

@@ -5,7 +5,8 @@ import {Messages} from "../../contracts/libraries/Messages.sol";
 
 /// @notice Example EIP-712 messages and their fixed vectors, shared by the library's tests
 /// (`test/unit/libraries/Messages.t.sol`) and the contracts' hash views' tests
-/// (`test/unit/SessionRouter/views.t.sol`). The messages are those of `sdk/tests/it/hashes.rs`.
+/// (`test/unit/SessionRouter/views.t.sol`). The messages are those of `sdk/tests/it/hashes.rs`; the
+/// service receipt is for the usage report's session and token count (session 1, 321 tokens).
 /// Every vector was computed outside Solidity, with cast alone:
 ///   t=$(cast keccak "<type string>")
 ///   struct hash = cast keccak $(cast abi-encode "f(bytes32,<field types>)" $t <fields>)
@@ -62,6 +63,9 @@ abstract contract MessageVectors {
     // "f(bytes32,bytes32,bytes32)" $t $(cast keccak 0x0000000000000002) $(cast keccak chunk)
     bytes32 internal constant LIVENESS_RESPONSE_HASH =
         0x6797305db9f4c53f164b3ff66dc2a9362b20a739803452aa8fdcc2afbdccf8fa;
+    // "f(bytes32,bytes32,uint256)" $t $(cast keccak 0x0000000000000001) 321
+    bytes32 internal constant SERVICE_RECEIPT_HASH =
+        0x7e5290327e79c331e20dcb7ce3c57855ddcb354afb92f80aef2cf3d80a54027d;
     // "f(bytes32,address,bytes32,bytes32)" $t A8 $(cast keccak m) $(cast keccak weights)
     bytes32 internal constant MODEL_CLAIM_HASH =
         0x4a310156fd88d8df57badc696a66d4f5e848e6db2bfe58829048c2d6dcf61cfa;
@@ -85,6 +89,8 @@ abstract contract MessageVectors {
         0xc469dce8e1eb37069c7e2bd011d9a099d806a4e56315f21af63f24f0bb308953;
     bytes32 internal constant LIVENESS_RESPONSE_DIGEST =
         0x33aa93327a6bd0b390013163582eb01c3f74710d62e44a8829b5548a6fd0693f;
+    bytes32 internal constant SERVICE_RECEIPT_DIGEST =
+        0x152db0f892bb0e93adec56808a1970cb64b29519a1503a7ac76197cecf02c2cf;
     bytes32 internal constant MODEL_CLAIM_DIGEST =
         0x8d4b17472fdb3f6e0860d431890f7b925ea5c61026b7e8b670f139dec19a1c0d;
 
@@ -139,6 +145,10 @@ abstract contract MessageVectors {
 
     function _exampleResponse() internal pure returns (Messages.LivenessResponse memory) {
         return Messages.LivenessResponse({challengeId: SESSION_2, chunkHash: keccak256("chunk")});
+    }
+
+    function _exampleReceipt() internal pure returns (Messages.ServiceReceipt memory) {
+        return Messages.ServiceReceipt({sessionId: SESSION_1, tokens: 321});
     }
 
     function _exampleModelClaim() internal pure returns (Messages.ModelClaim memory) {

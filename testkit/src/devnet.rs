@@ -37,6 +37,10 @@ pub struct Devnet {
 }
 
 impl Devnet {
+    /// `SessionRouter.ROUTER_DELAY` on the devnet: seconds between announcing a router change
+    /// and its effect (the contract's minimum, one day).
+    pub const ROUTER_DELAY: u64 = 86_400;
+
     /// MOR (wei) minted to every funded account.
     pub fn mint_per_account() -> U256 {
         parse_ether("100000").expect("constant")
@@ -159,12 +163,23 @@ async fn deploy(anvil: &AnvilInstance) -> Result<Deployment> {
     )
     .await
     .map_err(deploy_err("ComputePool"))?;
+    // The router signer (account 1) is part of the deployment, at the whole budget; later router
+    // changes wait ROUTER_DELAY (`Devnet::ROUTER_DELAY`: advance the clock past it in a test).
+    let accounts: Vec<Address> = anvil
+        .addresses()
+        .iter()
+        .take(FUNDED_ACCOUNTS)
+        .copied()
+        .collect();
     let router = SessionRouter::deploy(
         provider.clone(),
         owner_address,
         *mor.address(),
         *pool.address(),
         *prices.address(),
+        U256::from(Devnet::ROUTER_DELAY),
+        vec![accounts[1]],
+        vec![U256::from(10_000)],
     )
     .await
     .map_err(deploy_err("SessionRouter"))?;
@@ -182,16 +197,6 @@ async fn deploy(anvil: &AnvilInstance) -> Result<Deployment> {
     protocol
         .pool()
         .set_session_router(*router.address())
-        .await?;
-    let accounts: Vec<Address> = anvil
-        .addresses()
-        .iter()
-        .take(FUNDED_ACCOUNTS)
-        .copied()
-        .collect();
-    protocol
-        .session_router()
-        .add_router(accounts[1], 10_000)
         .await?;
     let token = protocol.mor();
     for account in &accounts {

@@ -1,7 +1,7 @@
 //! One in-process `morpheus-worker` for every crate's tests: the real engine on ONNX Runtime, the
 //! real HTTP API on `127.0.0.1:0`, trusting one router key.
 
-use std::path::PathBuf;
+use std::{path::PathBuf, time::Duration};
 
 use alloy::{
     primitives::{Address, B256, U256},
@@ -43,6 +43,8 @@ pub struct WorkerOptions {
     pub provider: PrivateKeySigner,
     /// The router key whose assignments it honours ([`TestWorker::assignment`] signs with it).
     pub router: PrivateKeySigner,
+    /// More router signers it honours.
+    pub also_trust: Vec<Address>,
     /// Chain id of the EIP-712 domain.
     pub chain_id: u64,
     /// `SessionRouter` address of the domain.
@@ -52,6 +54,9 @@ pub struct WorkerOptions {
     /// Where to listen; a fresh `127.0.0.1:0` when `None` (pass one to register its address
     /// on-chain before the worker starts).
     pub listener: Option<TcpListener>,
+    /// JSON-RPC URL of the devnet: when set, the worker checks its router on-chain (every
+    /// 500 ms here) and stops honouring it once removed.
+    pub rpc_url: Option<String>,
 }
 
 impl Default for WorkerOptions {
@@ -65,10 +70,12 @@ impl Default for WorkerOptions {
             activations: Activations::default(),
             provider: PrivateKeySigner::random(),
             router: PrivateKeySigner::random(),
+            also_trust: Vec::new(),
             chain_id: 31337,
             session_router: Address::repeat_byte(0x11),
             model_id: B256::repeat_byte(0x42),
             listener: None,
+            rpc_url: None,
         }
     }
 }
@@ -119,8 +126,12 @@ impl TestWorker {
             signer: opts.provider.clone(),
             chain_id: opts.chain_id,
             session_router: opts.session_router,
-            routers: [opts.router.address()].into_iter().collect(),
+            routers: std::iter::once(opts.router.address())
+                .chain(opts.also_trust.iter().copied())
+                .collect(),
             model_id: Some(opts.model_id),
+            rpc_url: opts.rpc_url.clone(),
+            router_refresh: Duration::from_millis(500),
         };
         let listener = match opts.listener {
             Some(l) => l,

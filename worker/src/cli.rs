@@ -140,6 +140,13 @@ pub(crate) struct ServeArgs {
     /// Registered model id served (bytes32); when set, assignments must name it.
     #[arg(long, env = "MORPHEUS_MODEL_ID")]
     pub(crate) model_id: Option<B256>,
+    /// JSON-RPC URL of the chain: the routers are then checked on-chain, and one the
+    /// SessionRouter owner removed is no longer honoured.
+    #[arg(long, env = "MORPHEUS_RPC_URL")]
+    pub(crate) rpc_url: Option<String>,
+    /// Seconds between on-chain checks of the routers (with --rpc-url).
+    #[arg(long, env = "MORPHEUS_ROUTER_REFRESH", default_value_t = 30)]
+    pub(crate) router_refresh: u64,
     /// Requests waiting beyond the batch before new ones are refused (503).
     #[arg(long, default_value_t = 256)]
     pub(crate) max_queue: usize,

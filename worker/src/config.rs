@@ -1,6 +1,6 @@
 //! The worker's protocol identity: its key, the EIP-712 domain and the routers it trusts.
 
-use std::collections::HashSet;
+use std::{collections::HashSet, time::Duration};
 
 use alloy::{
     primitives::{Address, B256},
@@ -22,6 +22,12 @@ pub struct ProtocolConfig {
     pub routers: HashSet<Address>,
     /// The registered model id served; when set, assignments and challenges must name it.
     pub model_id: Option<B256>,
+    /// JSON-RPC URL of the chain: when set, the worker asks `SessionRouter.isRouter` about each
+    /// of [`routers`](Self::routers) every [`router_refresh`](Self::router_refresh) and stops
+    /// honouring one the owner removed (its credit stays claimable; docs/protocol.md).
+    pub rpc_url: Option<String>,
+    /// How often the routers are checked on-chain (with [`rpc_url`](Self::rpc_url)).
+    pub router_refresh: Duration,
 }
 
 impl ProtocolConfig {

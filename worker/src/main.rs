@@ -106,6 +106,8 @@ async fn serve(args: ServeArgs) -> Result<()> {
         session_router: args.session_router,
         routers: args.routers.iter().copied().collect::<HashSet<_>>(),
         model_id: args.model_id,
+        rpc_url: args.rpc_url.clone(),
+        router_refresh: std::time::Duration::from_secs(args.router_refresh.max(1)),
     };
     let env = args.engine.environment()?;
     let (model_dir, cfg) = (

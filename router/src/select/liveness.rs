@@ -1,8 +1,8 @@
 //! The checks before an assignment: the provider's endpoint must be one the router contacts
 //! ([`endpoint`](super::endpoint)), and the provider must prove a random chunk of the model against
-//! its on-chain root. Candidates are checked concurrently, in selection order, under one deadline
-//! per request; a failure is remembered for a cool-down, so a provider that hangs or refuses
-//! costs the requests after it nothing.
+//! its on-chain root, with the bytes of a random piece of that chunk. Candidates are checked
+//! concurrently, in selection order, under one deadline per request; a failure is remembered for
+//! a cool-down, so a provider that hangs or refuses costs the requests after it nothing.
 //!
 //! What the router's client is told is its own words: who failed and the kind of failure
 //! (timeout, could not connect, status N, bad proof, ...), never the provider's text.
@@ -97,6 +97,12 @@ impl Checks {
             allow_private: config.allow_private_endpoints,
             failed: Mutex::default(),
         })))
+    }
+
+    /// The HTTP client to providers (its timeouts, no redirects, public addresses only unless
+    /// private endpoints are allowed), shared with the router's other calls to providers.
+    pub(crate) fn http(&self) -> &reqwest::Client {
+        &self.0.http
     }
 
     /// The index of the first candidate, in order, that is eligible and passes the checks;
@@ -215,8 +221,9 @@ impl Checks {
         result
     }
 
-    /// Challenges `provider` for one random chunk of the model and checks the proof against the
-    /// on-chain root. `Err` is the kind of failure, in the router's words.
+    /// Challenges `provider` for one random chunk of the model (and, through the challenge id,
+    /// one piece of it) and checks the answer against the on-chain root and chunk count. `Err`
+    /// is the kind of failure, in the router's words.
     async fn liveness(
         &self,
         provider: Address,
@@ -247,10 +254,13 @@ impl Checks {
             debug!(target: "router::select", %provider, error = %e, "liveness answer");
             answer_failure(&e, *timeout)
         })?;
+        // The tree's shape comes from the registry (`getModel`, read with the root), never from
+        // the provider; a count beyond u64 matches no proof.
+        let chunk_count = model.chunkCount.try_into().unwrap_or(u64::MAX);
         proof
-            .verify(&challenge, model.merkleRoot, domain)
+            .verify(&challenge, model.merkleRoot, chunk_count, domain)
             .map_err(|e| proof_failure(&e))?;
-        debug!(target: "router::select", %provider, chunk = %challenge.chunkIndex, "liveness ok");
+        debug!(target: "router::select", %provider, chunk = %challenge.chunkIndex, piece = proof.piece.index, "liveness ok");
         Ok(())
     }
 

@@ -9,7 +9,9 @@ use morpheus_sdk::{
 use rusqlite::{Connection, params};
 use tokio::task::JoinSet;
 
-use crate::common::{Net, PRICE, PROVIDER, REFERENCE_PRICE, USER, assert_refused, stake};
+use crate::common::{
+    Net, PRICE, PROVIDER, REFERENCE_PRICE, SECOND_ROUTER, USER, assert_refused, stake,
+};
 
 /// The share of today's budget that `user`'s stake buys: `budget * staked / supply`, from the
 /// chain's own views. `userMax` is this share in tokens at the reference price.
@@ -185,5 +187,81 @@ async fn attack_concurrent_requests_overbook_a_provider() {
         sessions, CAPACITY as i64,
         "the refused requests left no reservation behind"
     );
+    net.stop().await;
+}
+
+/// The attacker is a staked user of a network with two authorised routers. Each router counts
+/// the user's usage alone, so were each to grant the whole `userMax`, the user would get it
+/// twice a day. Together they must never grant more than `userMax`: each grants its share
+/// (`routerUserMax`), and the contract keeps the shares within the whole budget.
+#[tokio::test]
+async fn attack_two_routers_grant_twice_the_allowance() {
+    let net = Net::start().await;
+    let user = net.user().address();
+    stake(&net.devnet, USER, "10000").await;
+    // The owner gives half the budget to a second router key (which the provider trusts): the first router's
+    // share goes down at once, the second's is announced and applies after ROUTER_DELAY.
+    let owner = net
+        .devnet
+        .protocol(0)
+        .await
+        .expect("connect")
+        .session_router();
+    let (first, second) = (net.devnet.router_signer(), net.devnet.signer(SECOND_ROUTER));
+    owner
+        .set_router_share(first.address(), 5_000)
+        .await
+        .expect("lower the first router's share");
+    owner
+        .add_router(second.address(), 5_000)
+        .await
+        .expect("announce the second router");
+    net.devnet
+        .advance_seconds(morpheus_testkit::Devnet::ROUTER_DELAY)
+        .await
+        .expect("past the delay");
+    let mut config = net.config.clone();
+    config.signer = second;
+    config.db_path = net.config.db_path.with_file_name("second.db");
+    let (url, stop_second, second_task) = crate::common::serve(config).await;
+    let routers = [
+        net.router.clone(),
+        morpheus_sdk::router::RouterClient::new(&url).expect("client"),
+    ];
+
+    // Sends: a request for all each router will grant, to each router, reported in full.
+    let user_max = owner.user_max(user).await.expect("userMax");
+    let mut granted = U256::ZERO;
+    for router in &routers {
+        let allowance = router.allowance(user).await.expect("allowance");
+        assert!(allowance.remaining > U256::ZERO);
+        let assignment = router
+            .request_compute(&net.request(|r| r.tokenMax = allowance.remaining))
+            .await
+            .expect("assignment");
+        granted += assignment.message.tokenMax;
+        // And one token more is refused by this router.
+        assert_refused(
+            router
+                .request_compute(&net.request(|r| r.tokenMax = U256::from(1)))
+                .await,
+            429,
+            "left today",
+        );
+    }
+    // Must not get: more than userMax from the two together.
+    assert!(
+        granted <= user_max,
+        "two routers granted {granted} tokens, more than userMax {user_max}"
+    );
+    assert!(
+        granted + U256::from(2) >= user_max,
+        "the two shares together ({granted}) are the whole allowance ({user_max}) but rounding"
+    );
+    let _ = stop_second.send(());
+    second_task
+        .await
+        .expect("task")
+        .expect("second router stops");
     net.stop().await;
 }

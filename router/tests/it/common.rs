@@ -21,6 +21,9 @@ use tokio::{sync::oneshot, task::JoinHandle};
 pub(crate) const PROVIDER: usize = 2;
 /// Anvil account of the user.
 pub(crate) const USER: usize = 3;
+/// Anvil account of a second router key, which the provider's worker also trusts (a test
+/// authorises it on-chain when it needs two routers).
+pub(crate) const SECOND_ROUTER: usize = 6;
 /// MOR (wei) per token the provider bids: half the reference price, so it is credited as bid.
 pub(crate) const PRICE: u64 = 50_000_000_000;
 /// MOR (wei) per token at the devnet's prices (MOR $20, $0.002 per 1000 tokens):
@@ -74,7 +77,7 @@ pub(crate) struct Net {
     pub(crate) router: RouterClient,
     pub(crate) worker: Option<TestWorker>,
     url: String,
-    config: RouterConfig,
+    pub(crate) config: RouterConfig,
     db: TempDir,
     shutdown: Option<oneshot::Sender<()>>,
     handle: Option<RouterTask>,
@@ -104,6 +107,7 @@ impl Net {
             threads: 1,
             provider: devnet.signer(PROVIDER),
             router: devnet.router_signer(),
+            also_trust: vec![devnet.signer(SECOND_ROUTER).address()],
             chain_id: deployment.chain_id,
             session_router: deployment.session_router,
             model_id,
@@ -274,10 +278,10 @@ impl Net {
     }
 }
 
-type RouterTask = JoinHandle<morpheus_router::Result<()>>;
+pub(crate) type RouterTask = JoinHandle<morpheus_router::Result<()>>;
 
 /// Starts a router on 127.0.0.1:0; returns its URL, its shutdown switch and its task.
-async fn serve(config: RouterConfig) -> (String, oneshot::Sender<()>, RouterTask) {
+pub(crate) async fn serve(config: RouterConfig) -> (String, oneshot::Sender<()>, RouterTask) {
     let state = AppState::connect(config).await.expect("router connects");
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await

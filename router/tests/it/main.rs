@@ -3,7 +3,9 @@
 
 mod attacks;
 mod attacks_endpoints;
+mod attacks_liveness;
 mod attacks_reports;
+mod attacks_usage;
 mod binary;
 mod common;
 mod edges;

@@ -21,8 +21,8 @@ use super::{
 use crate::{
     Error, Result,
     messages::{
-        Assignment, ComputeRequest, CreditVoucher, LivenessChallenge, LivenessResponse, Signed,
-        UsageReport,
+        Assignment, ComputeRequest, CreditVoucher, LivenessChallenge, LivenessResponse,
+        ServiceReceipt, Signed, UsageReport,
     },
 };
 
@@ -61,6 +61,33 @@ impl SessionRouterClient {
             contract: SessionRouter::new(address, provider),
             mor,
         }
+    }
+
+    /// A read-only client of the `SessionRouter` at `address` over `rpc_url`, for a party that
+    /// knows only that address (a provider's worker): fails with [`Error::WrongChain`] when
+    /// the node serves another chain than `chain_id`, and reads the MOR token from the contract.
+    pub async fn connect(rpc_url: &str, chain_id: u64, address: Address) -> Result<Self> {
+        use alloy::providers::{Provider, ProviderBuilder};
+        let url = rpc_url
+            .parse()
+            .map_err(|e| Error::Rpc(format!("rpc url {rpc_url:?} is not a URL: {e}")))?;
+        let provider = ProviderBuilder::new().connect_http(url).erased();
+        let actual = provider
+            .get_chain_id()
+            .await
+            .map_err(|e| Error::Rpc(e.to_string()))?;
+        if actual != chain_id {
+            return Err(Error::WrongChain {
+                expected: chain_id,
+                actual,
+            });
+        }
+        let contract = SessionRouter::new(address, provider.clone());
+        let mor = view(contract.mor()).await?;
+        Ok(Self {
+            contract,
+            mor: MorClient::new(mor, provider, None),
+        })
     }
 
     /// The contract's address (the EIP-712 verifying contract of the protocol's messages).
@@ -185,14 +212,50 @@ impl SessionRouterClient {
         view(self.contract.routers()).await
     }
 
-    /// Authorises `router` with a share (bps) of the daily budget (owner only).
+    /// Announces `router` with a share (bps) of the daily budget (owner only): it is authorised
+    /// from `ROUTER_DELAY` seconds later ([`pending_router_change`](Self::pending_router_change)).
     pub async fn add_router(&self, router: Address, share_bps: u64) -> Result<TransactionReceipt> {
         send(self.contract.addRouter(router, U256::from(share_bps))).await
     }
 
-    /// Removes a router signer (owner only): its unclaimed vouchers stop paying.
+    /// Sets a router's share (owner only): a decrease at once, an increase announced like
+    /// [`add_router`](Self::add_router).
+    pub async fn set_router_share(
+        &self,
+        router: Address,
+        share_bps: u64,
+    ) -> Result<TransactionReceipt> {
+        send(self.contract.setRouterShare(router, U256::from(share_bps))).await
+    }
+
+    /// Cancels an announced add or share increase (owner only).
+    pub async fn cancel_router_change(&self, router: Address) -> Result<TransactionReceipt> {
+        send(self.contract.cancelRouterChange(router)).await
+    }
+
+    /// Removes a router signer at once (owner only): its vouchers issued up to now stay
+    /// claimable within its share for `REMOVED_ROUTER_GRACE`, later ones never pay.
     pub async fn remove_router(&self, router: Address) -> Result<TransactionReceipt> {
         send(self.contract.removeRouter(router)).await
+    }
+
+    /// The add or increase announced for `router` and not applied yet: `(shareBps,
+    /// effectiveAt)`, `None` when there is none.
+    pub async fn pending_router_change(&self, router: Address) -> Result<Option<(U256, U256)>> {
+        let p = view(self.contract.pendingRouterChange(router)).await?;
+        Ok((!p.effectiveAt.is_zero()).then_some((p.shareBps, p.effectiveAt)))
+    }
+
+    /// Seconds between announcing a router change and its effect.
+    pub async fn router_delay(&self) -> Result<U256> {
+        view(self.contract.ROUTER_DELAY()).await
+    }
+
+    /// The part of `user`'s daily allowance `router` may grant: `userMax × shareBps / 10,000`
+    /// (0 for a router that is not authorised), so honest routers together never grant more
+    /// than `userMax` a day.
+    pub async fn router_user_max(&self, router: Address, user: Address) -> Result<U256> {
+        view(self.contract.routerUserMax(router, user)).await
     }
 
     // --- hashing (the contract's view of each message's EIP-712 digest) ------------------------
@@ -230,6 +293,11 @@ impl SessionRouterClient {
     /// The contract's digest of a liveness response.
     pub async fn hash_liveness_response(&self, m: &LivenessResponse) -> Result<B256> {
         view(self.contract.hashLivenessResponse(recast(m)?)).await
+    }
+
+    /// The contract's digest of a service receipt (what the provider signs).
+    pub async fn hash_service_receipt(&self, m: &ServiceReceipt) -> Result<B256> {
+        view(self.contract.hashServiceReceipt(recast(m)?)).await
     }
 }
 

@@ -104,13 +104,26 @@ alloy::sol! {
         uint256 deadline;
     }
 
-    /// The provider's answer to a [`LivenessChallenge`]; a Merkle proof travels beside it.
+    /// The provider's answer to a [`LivenessChallenge`]; the Merkle proofs and the challenged
+    /// piece's bytes travel beside it (`provider::LivenessProof`).
     #[derive(Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
     struct LivenessResponse {
         /// The challenge answered.
         bytes32 challengeId;
-        /// keccak256 of the requested chunk.
+        /// The requested chunk's leaf in the model tree: the root of its piece tree.
         bytes32 chunkHash;
+    }
+
+    /// The provider's signed count of the tokens it charged a session (prompt and completion,
+    /// over all of the session's requests). Final: once a provider has signed it, it serves the
+    /// session no more, so the count cannot grow afterwards. The router refunds a user's
+    /// reservation only against it (docs/protocol.md, Router, "tokens counted").
+    #[derive(Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+    struct ServiceReceipt {
+        /// The session counted.
+        bytes32 sessionId;
+        /// Tokens the provider charged the session, at most its `tokenMax`.
+        uint256 tokens;
     }
 
     /// A provider's signed statement that it holds a model's weights (the model's Merkle root).

@@ -5,18 +5,22 @@ use std::pin::Pin;
 use futures::{Stream, StreamExt};
 use reqwest::Response;
 
-use super::{ASSIGNMENT_HEADER, LivenessProof, encode_assignment, sse};
+use super::{ASSIGNMENT_HEADER, LivenessProof, RECEIPT_PATH, encode_assignment, sse};
 use crate::{
     Error, Result, TransportKind,
     http::Peer,
-    messages::{Assignment, LivenessChallenge, Signed},
+    messages::{Assignment, LivenessChallenge, ServiceReceipt, Signed},
     openai::{ChatCompletionChunk, ChatCompletionRequest, ChatCompletionResponse, ModelList},
 };
 
 const PEER: &str = "provider";
 
-/// The most of a liveness answer that is read: a proof for a model of 2^100 chunks is under 8 KiB.
+/// The most of a liveness answer that is read: the 4 KiB piece (base64), its path and a chunk
+/// proof as deep as a `u64` chunk count allows are under 12 KiB (`liveness_answer_fits_the_limit`).
 const LIVENESS_ANSWER_LIMIT: usize = 16 * 1024;
+
+/// The most of a receipt that is read: a signed receipt is under 400 bytes.
+const RECEIPT_LIMIT: usize = 4 * 1024;
 
 /// A streamed answer: chunks in order, ending after the provider's `[DONE]`.
 pub type ChatStream = Pin<Box<dyn Stream<Item = Result<ChatCompletionChunk>> + Send>>;
@@ -133,6 +137,17 @@ impl ProviderClient {
             .await
     }
 
+    /// Closes the assignment's session at the provider and returns the provider's signed count
+    /// of the tokens it charged (unverified: check it with `Signed::verify` against the
+    /// assignment's provider). The provider refuses the session's requests from then on.
+    pub async fn receipt(&self, assignment: &Signed<Assignment>) -> Result<Signed<ServiceReceipt>> {
+        let request = self
+            .peer
+            .post(RECEIPT_PATH)?
+            .header(ASSIGNMENT_HEADER, encode_assignment(assignment));
+        self.peer.json_within(request, RECEIPT_LIMIT).await
+    }
+
     async fn post_chat(
         &self,
         assignment: &Signed<Assignment>,
@@ -144,5 +159,48 @@ impl ProviderClient {
             .header(ASSIGNMENT_HEADER, encode_assignment(assignment))
             .json(request);
         self.peer.send(request).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use alloy::{
+        primitives::{Address, B256},
+        signers::local::PrivateKeySigner,
+    };
+
+    use super::*;
+    use crate::{
+        merkle::{ChunkProof, PIECE_SIZE, PIECES_PER_CHUNK, PieceProof},
+        messages::{LivenessResponse, protocol_domain},
+    };
+
+    #[test]
+    fn liveness_answer_fits_the_limit() {
+        let domain = protocol_domain(u64::MAX, Address::repeat_byte(0xff));
+        let response = LivenessResponse {
+            challengeId: B256::repeat_byte(0xff),
+            chunkHash: B256::repeat_byte(0xff),
+        };
+        // The largest answer: the deepest chunk path a u64 count allows, a full piece path.
+        let answer = LivenessProof {
+            response: Signed::sign(response, &domain, &PrivateKeySigner::random()).expect("sign"),
+            proof: ChunkProof {
+                index: u64::MAX - 1,
+                leaf_count: u64::MAX,
+                leaf: B256::repeat_byte(0xff),
+                siblings: vec![B256::repeat_byte(0xff); 64],
+            },
+            piece: PieceProof {
+                index: PIECES_PER_CHUNK - 1,
+                piece_count: PIECES_PER_CHUNK,
+                bytes: vec![0xff; PIECE_SIZE],
+                siblings: vec![B256::repeat_byte(0xff); 8],
+            },
+        };
+        let len = serde_json::to_vec(&answer).expect("serialises").len();
+        // What the limit's comment promises, well under the limit itself.
+        const _: () = assert!(12 * 1024 < LIVENESS_ANSWER_LIMIT);
+        assert!(len < 12 * 1024, "{len} bytes");
     }
 }

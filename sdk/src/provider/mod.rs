@@ -24,6 +24,9 @@ use crate::{
     messages::{Assignment, LivenessChallenge, LivenessResponse, Signed},
 };
 
+/// The provider's route that closes a session and returns its signed token count.
+pub const RECEIPT_PATH: &str = "v1/receipt";
+
 /// HTTP header that carries the signed assignment on every chat request.
 pub const ASSIGNMENT_HEADER: &str = "x-morpheus-assignment";
 
@@ -69,6 +72,15 @@ pub struct AssignmentPolicy {
 impl AssignmentPolicy {
     /// Checks a signed assignment at unix time `now`; returns the router that signed it.
     pub fn check(&self, signed: &Signed<Assignment>, now: u64) -> Result<Address> {
+        let router = self.check_issued(signed)?;
+        check_not_expired("assignment", signed.message.expiresAt, now)?;
+        Ok(router)
+    }
+
+    /// Checks that a router this provider trusts signed the assignment for this provider,
+    /// whether or not it has expired: a [`ServiceReceipt`](crate::messages::ServiceReceipt) is
+    /// asked for after the session's end too. Returns the router that signed it.
+    pub fn check_issued(&self, signed: &Signed<Assignment>) -> Result<Address> {
         let router = signed.recover(&self.domain)?;
         if !self.routers.contains(&router) {
             return Err(Error::UnauthorisedRouter { signer: router });
@@ -81,7 +93,6 @@ impl AssignmentPolicy {
                 actual: a.provider.to_string(),
             });
         }
-        check_not_expired("assignment", a.expiresAt, now)?;
         Ok(router)
     }
 
@@ -103,22 +114,37 @@ impl AssignmentPolicy {
     }
 }
 
-/// A provider's answer to a liveness challenge: the signed chunk hash and its Merkle proof.
+/// A provider's answer to a liveness challenge: the signed chunk leaf, its Merkle proof, and the
+/// bytes of the piece the challenge picks with their path to the chunk leaf (so the answer needs
+/// the weights, not only the tree's leaves: `crate::merkle`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LivenessProof {
     /// `LivenessResponse` signed by the provider.
     pub response: Signed<LivenessResponse>,
     /// Proof that the chunk belongs to the model's registered tree.
     pub proof: ChunkProof,
+    /// Piece [`LivenessProof::challenged_piece`] of the chunk, proved against the chunk's leaf.
+    pub piece: crate::merkle::PieceProof,
 }
 
 impl LivenessProof {
-    /// Checks the proof for `challenge` against the model's registered `root`; the response
-    /// must be signed by the challenged provider.
+    /// Which piece of the chunk a challenge asks for: `challengeId` as a uint256 modulo the
+    /// chunk's piece count (a count of 0, never valid, is taken as 1).
+    pub fn challenged_piece(challenge_id: B256, piece_count: u64) -> u64 {
+        let id = alloy::primitives::U256::from_be_bytes(challenge_id.0);
+        let count = alloy::primitives::U256::from(piece_count.max(1));
+        (id % count).to::<u64>()
+    }
+
+    /// Checks the answer to `challenge` against the model as registered: its `root` and its
+    /// `chunk_count`, both from the registry, never from the provider (the count fixes the
+    /// tree's shape). The response must be signed by the challenged provider, for the chunk
+    /// leaf the piece leads to.
     pub fn verify(
         &self,
         challenge: &LivenessChallenge,
         root: B256,
+        chunk_count: u64,
         domain: &Eip712Domain,
     ) -> Result<()> {
         self.response.verify(domain, challenge.provider)?;
@@ -136,6 +162,30 @@ impl LivenessProof {
                 expected: index.to_string(),
                 actual: self.proof.index.to_string(),
             });
+        }
+        // A provider-chosen count would let `leaf_count = 1, leaf = root` pass for chunk 0.
+        if self.proof.leaf_count != chunk_count {
+            return Err(Error::Mismatch {
+                field: "leafCount",
+                expected: chunk_count.to_string(),
+                actual: self.proof.leaf_count.to_string(),
+            });
+        }
+        self.piece.check_shape(index, chunk_count)?;
+        let piece = Self::challenged_piece(challenge.challengeId, self.piece.piece_count);
+        if self.piece.index != piece {
+            return Err(Error::Mismatch {
+                field: "pieceIndex",
+                expected: piece.to_string(),
+                actual: self.piece.index.to_string(),
+            });
+        }
+        let leaf = self.piece.compute_chunk_leaf()?;
+        if leaf != self.proof.leaf {
+            return Err(Error::ModelProof(format!(
+                "piece {piece} leads to chunk leaf {leaf}, the proof's is {}",
+                self.proof.leaf
+            )));
         }
         if self.proof.leaf != self.response.message.chunkHash {
             return Err(Error::ModelProof(

@@ -41,12 +41,21 @@ pub struct UsageReceipt {
     pub provider: Address,
     /// Credited, failed or slow.
     pub outcome: Outcome,
-    /// Tokens counted: the reported tokens, capped at the session's `tokenMax`.
+    /// Tokens reported, capped at the session's `tokenMax`; a credited report earns
+    /// `tokens * pricePerToken`.
     pub tokens: U256,
     /// MOR (wei) credited to the provider for this session (0 unless credited).
     pub amount: U256,
     /// Why, in words (the measured and allowed ms per token for a slow report).
     pub detail: String,
+    /// The provider's signed count of the session's tokens (its `ServiceReceipt`), when the
+    /// router got it with the report; `None` while it has not answered.
+    #[serde(default)]
+    pub provider_count: Option<U256>,
+    /// What the session takes from the user's allowance today: the whole `tokenMax` until the
+    /// provider's signed count says less (docs/protocol.md, Router, "tokens counted").
+    #[serde(default)]
+    pub counted: U256,
 }
 
 /// A provider's record at this router.
@@ -103,9 +112,11 @@ pub struct Allowance {
     pub user: Address,
     /// The UTC day (chain time / 86400) the figures are for.
     pub day: u64,
-    /// `SessionRouter.userMax(user)`: tokens the user may use today.
+    /// `SessionRouter.routerUserMax(router, user)`: the tokens this router may grant the user
+    /// today (its share of `userMax`; all of it with the whole budget's share).
     pub user_max: U256,
-    /// Tokens used today: reported tokens plus what open sessions reserve.
+    /// Tokens counted today: each session's `tokenMax` until the provider's signed count says
+    /// less (docs/protocol.md, Router, "tokens counted").
     pub used: U256,
     /// `userMax - used` (0 when the stake fell below what is used).
     pub remaining: U256,

@@ -11,20 +11,56 @@ async fn the_owner_manages_router_signers() -> eyre::Result<()> {
     let router = owner.session_router();
     let (first, second) = (devnet.router_signer().address(), devnet.signer(8).address());
     assert_eq!(router.routers().await?, vec![first]);
+    assert_eq!(
+        router.router_delay().await?,
+        U256::from(Devnet::ROUTER_DELAY)
+    );
 
-    router.add_router(second, 2_500).await?;
-    assert!(router.is_router(second).await?);
+    // The shares of all routers stay within the whole budget: room first, then the announcement.
     assert_reverted!(
         router.add_router(second, 2_500).await,
-        SessionRouter(SessionRouterErrors::SessionRouterRouterExists(_))
+        SessionRouter(SessionRouterErrors::SessionRouterTotalShareTooHigh(_))
+    );
+    router.set_router_share(first, 7_500).await?;
+    router.add_router(second, 2_500).await?;
+    let (share, effective_at) = router
+        .pending_router_change(second)
+        .await?
+        .expect("announced");
+    assert_eq!(share, U256::from(2_500));
+    assert!(!router.is_router(second).await?, "not before the delay");
+    assert_reverted!(
+        router.add_router(second, 2_500).await,
+        SessionRouter(SessionRouterErrors::SessionRouterChangePending(_))
     );
     assert_reverted!(
         router.add_router(Address::repeat_byte(9), 10_001).await,
         SessionRouter(SessionRouterErrors::SessionRouterShareOutOfRange(_))
     );
+    devnet.advance_seconds(Devnet::ROUTER_DELAY).await?;
+    assert!(devnet.now().await? >= u64::try_from(effective_at)?);
+    assert!(router.is_router(second).await?, "effective after the delay");
+    assert_eq!(router.pending_router_change(second).await?, None);
+
+    // Each router's part of a user's allowance follows its share.
+    let user = devnet.signer(3).address();
+    let staker = devnet.protocol(3).await?;
+    staker.session_router().stake(parse_ether("5")?).await?;
+    let user_max = router.user_max(user).await?;
+    let (a, b) = (
+        router.router_user_max(first, user).await?,
+        router.router_user_max(second, user).await?,
+    );
+    assert_eq!(a, user_max * U256::from(7_500) / U256::from(10_000));
+    assert_eq!(b, user_max * U256::from(2_500) / U256::from(10_000));
+    assert!(a + b <= user_max);
 
     router.remove_router(second).await?;
-    assert!(!router.is_router(second).await?);
+    assert!(
+        !router.is_router(second).await?,
+        "a removal applies at once"
+    );
+    assert_eq!(router.router_user_max(second, user).await?, U256::ZERO);
 
     // Only the owner may do any of it.
     let stranger = devnet.protocol(5).await?;

@@ -6,7 +6,7 @@ use alloy::{
 };
 use morpheus_sdk::messages::{
     Assignment, ComputeRequest, CreditVoucher, LivenessChallenge, LivenessResponse, ModelClaim,
-    UsageReport,
+    ServiceReceipt, UsageReport,
 };
 use morpheus_testkit::Devnet;
 
@@ -93,6 +93,14 @@ async fn every_message_hashes_like_the_contract() -> eyre::Result<()> {
     assert_eq!(
         router.hash_liveness_response(&response).await?,
         response.eip712_signing_hash(&domain)
+    );
+    let receipt = ServiceReceipt {
+        sessionId: session(3),
+        tokens: U256::from(240),
+    };
+    assert_eq!(
+        router.hash_service_receipt(&receipt).await?,
+        receipt.eip712_signing_hash(&domain)
     );
     Ok(())
 }

@@ -1,9 +1,9 @@
 //! ProviderRegistryClient against the deployed registry.
 
-use alloy::primitives::{U256, keccak256, utils::parse_ether};
+use alloy::primitives::{B256, U256, b256, keccak256, utils::parse_ether};
 use morpheus_sdk::{
     contracts::bindings::provider_registry::ProviderRegistry::ProviderRegistryErrors,
-    merkle::{CHUNK_SIZE, ModelTree},
+    merkle::{CHUNK_SIZE, ModelTree, PIECE_SIZE},
 };
 use morpheus_testkit::Devnet;
 
@@ -95,6 +95,57 @@ async fn provider_registers_claims_a_model_and_bids() -> eyre::Result<()> {
     assert_eq!(
         provider.mor().balance_of(me).await? - before,
         parse_ether("10")?
+    );
+    Ok(())
+}
+
+/// A chunk's leaf is the root of its 4 KiB piece tree (`0x00 || piece` leaves, `0x01 || l || r`
+/// nodes); the contract, which never looks below a leaf, proves such leaves against the root
+/// with the registry's chunk count, and no longer a leaf made the old way (`keccak256(chunk)`).
+#[tokio::test]
+async fn piece_tree_leaves_prove_on_chain() -> eyre::Result<()> {
+    let devnet = Devnet::start().await?;
+    let owner = devnet.protocol(0).await?;
+
+    // 2 MiB + 12,345 bytes: the last chunk has four pieces, the last of 57 bytes.
+    let weights: Vec<u8> = (0..(2 * CHUNK_SIZE + 12_345))
+        .map(|i| (i % 251) as u8)
+        .collect();
+    let tree = ModelTree::from_bytes(&weights)?;
+    let last = &weights[2 * CHUNK_SIZE..];
+    let piece = |i: usize| {
+        let bytes = &last[i * PIECE_SIZE..last.len().min((i + 1) * PIECE_SIZE)];
+        keccak256([&[0x00][..], bytes].concat())
+    };
+    let node = |l: B256, r: B256| keccak256([&[0x01][..], l.as_slice(), r.as_slice()].concat());
+    let by_hand = node(node(piece(0), piece(1)), node(piece(2), piece(3)));
+    assert_eq!(tree.leaves()[2], by_hand);
+    // The same root as an independent keccak (js-sha3) over the same rule gives.
+    assert_eq!(
+        tree.root(),
+        b256!("8c9e1bc01dfa3b04e3fb21aa34f171afa3d6d3f35edf7f202e0145459a824930")
+    );
+
+    let model_id = owner
+        .registry()
+        .register_model(tree.root(), tree.leaf_count(), "piece-tree")
+        .await?;
+    for i in 0..tree.leaf_count() {
+        assert!(
+            owner
+                .registry()
+                .verify_model_chunk(model_id, &tree.proof(i)?)
+                .await?,
+            "chunk {i}"
+        );
+    }
+    let mut old_rule = tree.proof(2)?;
+    old_rule.leaf = keccak256(last);
+    assert!(
+        !owner
+            .registry()
+            .verify_model_chunk(model_id, &old_rule)
+            .await?
     );
     Ok(())
 }

@@ -9,6 +9,8 @@ import {Base} from "../../Base.t.sol";
 /// @notice Follows claim.tree.
 contract Claim_Unit_Test is Base {
     uint256 internal constant BUDGET = 9000e18; // 1% of 900,000 MOR
+    uint256 internal constant ROUTER_LIMIT = 5400e18; // ROUTER_SHARE (60%) of it
+    uint256 internal constant ROUTER2_LIMIT = 3600e18; // ROUTER2_SHARE (40%) of it
 
     /*//////////////////////////////////////////////////////////////
                                 REVERTS
@@ -61,14 +63,82 @@ contract Claim_Unit_Test is Base {
         _claim(strangerKey, v);
     }
 
-    function test_RevertWhen_RouterRemoved() external {
+    /// @dev An announced router pays nothing before its `effectiveAt`.
+    function test_RevertWhen_RouterAnnouncedNotYetEffective() external {
+        (address next, uint256 nextKey) = makeAddrAndKey("next");
+        vm.startPrank(owner);
+        router.setRouterShare(router2Signer, 0);
+        router.addRouter(next, 4000);
+        vm.stopPrank();
+        vm.warp(block.timestamp + ROUTER_DELAY - 1);
+        Messages.CreditVoucher memory v = _voucher(next, provider, 1e18, 0);
+        vm.expectRevert(abi.encodeWithSelector(ISessionRouter.SessionRouterUnauthorisedRouter.selector, next));
+        _claim(nextKey, v);
+    }
+
+    function test_RevertWhen_RemovedRouterVoucherIssuedAfterRemoval() external {
         vm.prank(owner);
         router.removeRouter(routerSigner);
+        uint256 removedAt = block.timestamp;
+        vm.warp(block.timestamp + 1);
         Messages.CreditVoucher memory v = _voucher(routerSigner, provider, 1e18, 0);
         vm.expectRevert(
-            abi.encodeWithSelector(ISessionRouter.SessionRouterUnauthorisedRouter.selector, routerSigner)
+            abi.encodeWithSelector(
+                ISessionRouter.SessionRouterVoucherAfterRemoval.selector, routerSigner, v.issuedAt, removedAt
+            )
         );
         _claim(routerKey, v);
+    }
+
+    function test_RevertWhen_RemovedRouterGraceEnded() external {
+        Messages.CreditVoucher memory v = _voucher(routerSigner, provider, 1e18, 0);
+        vm.prank(owner);
+        router.removeRouter(routerSigner);
+        uint256 graceEnd = block.timestamp + 7 days;
+        vm.warp(graceEnd);
+        vm.expectRevert(
+            abi.encodeWithSelector(
+                ISessionRouter.SessionRouterRouterGraceEnded.selector, routerSigner, graceEnd
+            )
+        );
+        _claim(routerKey, v);
+    }
+
+    /// @dev Issued after removal and after the grace: the grace's end is reported first.
+    function test_RevertWhen_RemovedRouterGraceEndedAndVoucherAfterRemoval() external {
+        vm.prank(owner);
+        router.removeRouter(routerSigner);
+        uint256 graceEnd = block.timestamp + 7 days;
+        vm.warp(graceEnd + 1 days);
+        vm.expectRevert(
+            abi.encodeWithSelector(
+                ISessionRouter.SessionRouterRouterGraceEnded.selector, routerSigner, graceEnd
+            )
+        );
+        _claim(routerKey, _voucher(routerSigner, provider, 1e18, 0));
+    }
+
+    /// @dev Only staleness is skipped: a removed router's voucher issued after its removal reverts the batch.
+    function test_RevertWhen_VoucherAfterRemovalInBatch() external {
+        vm.prank(owner);
+        router.removeRouter(routerSigner);
+        uint256 removedAt = block.timestamp;
+        vm.warp(block.timestamp + 1);
+        Messages.CreditVoucher[] memory vs = new Messages.CreditVoucher[](2);
+        bytes[] memory sigs = new bytes[](2);
+        vs[0] = _voucher(router2Signer, provider2, 20e18, 0);
+        vs[1] = _voucher(routerSigner, provider, 10e18, 0);
+        sigs[0] = _sign(router2Key, vs[0]);
+        sigs[1] = _sign(routerKey, vs[1]);
+        vm.expectRevert(
+            abi.encodeWithSelector(
+                ISessionRouter.SessionRouterVoucherAfterRemoval.selector,
+                routerSigner,
+                vs[1].issuedAt,
+                removedAt
+            )
+        );
+        router.claim(vs, sigs);
     }
 
     function test_RevertWhen_ProviderZero() external {
@@ -278,6 +348,7 @@ contract Claim_Unit_Test is Base {
     }
 
     function test_WhenOwedExceedsBudget_PaysRemainingThenRestLater() external {
+        _setRouterShare(10_000); // the whole budget, so that the budget binds before the share
         Messages.CreditVoucher memory v = _voucher(routerSigner, provider, BUDGET + 500e18, 0);
         (uint256 paid,) = _claim(routerKey, v);
         assertEq(paid, BUDGET);
@@ -299,9 +370,9 @@ contract Claim_Unit_Test is Base {
         assertEq(paid, 2250e18);
         (,, uint256 spent) = router.routerInfo(routerSigner);
         assertEq(spent, 2250e18);
-        // The other router still has the rest of the budget.
+        // The other router pays its own share, whatever the first one left of the budget.
         (paid,) = _claim(router2Key, _voucher(router2Signer, provider, 8000e18, 0));
-        assertEq(paid, BUDGET - 2250e18);
+        assertEq(paid, ROUTER2_LIMIT);
     }
 
     function test_WhenBootstrapOwed_PaysFromReserve() external {
@@ -315,6 +386,7 @@ contract Claim_Unit_Test is Base {
     }
 
     function test_WhenBootstrapExceedsReserve_PaysReserve() external {
+        _setRouterShare(10_000);
         uint256 reserve = pool.reserve(); // 100,000 MOR, above the budget: lower the cap by share instead
         Messages.CreditVoucher memory v = _voucher(routerSigner, provider, 0, reserve + 1e18);
         (, uint256 bootstrapPaid) = _claim(routerKey, v);
@@ -392,15 +464,156 @@ contract Claim_Unit_Test is Base {
     }
 
     /*//////////////////////////////////////////////////////////////
+                    ROUTER CHANGES, REMOVED ROUTERS
+    //////////////////////////////////////////////////////////////*/
+
+    /// @dev An announced router pays from its `effectiveAt` on, without anyone calling anything.
+    function test_WhenAnnouncedRouterEffective_PaysWithoutTransaction() external {
+        (address next, uint256 nextKey) = makeAddrAndKey("next");
+        vm.startPrank(owner);
+        router.setRouterShare(router2Signer, 0);
+        router.addRouter(next, 4000);
+        vm.stopPrank();
+        vm.warp(block.timestamp + ROUTER_DELAY);
+        (uint256 paid,) = _claim(nextKey, _voucher(next, provider, 10_000e18, 0));
+        assertEq(paid, 3600e18);
+        (bool authorised, uint256 share, uint256 spent) = router.routerInfo(next);
+        assertTrue(authorised);
+        assertEq(share, 4000);
+        assertEq(spent, 3600e18);
+    }
+
+    /// @dev An increase is announced: until `effectiveAt` the claim pays within the old share.
+    function test_WhenShareIncreaseAnnounced_PaysOldShareUntilEffective() external {
+        vm.startPrank(owner);
+        router.setRouterShare(router2Signer, 0);
+        router.setRouterShare(routerSigner, 10_000);
+        vm.stopPrank();
+        uint256 effectiveAt = block.timestamp + ROUTER_DELAY;
+        Messages.CreditVoucher memory v = _voucher(routerSigner, provider, 1e30, 0);
+        (uint256 paid,) = _claim(routerKey, v);
+        assertEq(paid, ROUTER_LIMIT);
+        vm.warp(effectiveAt - 1); // a later day, still before effectiveAt
+        (paid,) = _claim(routerKey, _voucher(routerSigner, provider, 1e30, 0));
+        assertEq(paid, pool.todayBudget() * ROUTER_SHARE / 10_000);
+        vm.warp(effectiveAt + 1 days);
+        (paid,) = _claim(routerKey, _voucher(routerSigner, provider, 1e30, 0));
+        assertEq(paid, pool.todayBudget());
+    }
+
+    /// @dev Removal strands nothing: a voucher issued up to the removal pays within the grace.
+    function test_WhenRouterRemoved_PaysVouchersIssuedBeforeWithinGrace() external {
+        Messages.CreditVoucher memory v = _voucher(routerSigner, provider, 100e18, 2e18);
+        bytes memory sig = _sign(routerKey, v);
+        vm.warp(block.timestamp + 1 hours);
+        vm.prank(owner);
+        router.removeRouter(routerSigner);
+        Messages.CreditVoucher memory atRemoval = _voucher(routerSigner, provider2, 50e18, 0); // same second
+        vm.warp(block.timestamp + 7 days - 1); // the grace's last second
+        uint256 before = mor.balanceOf(provider);
+        vm.expectEmit(address(router));
+        emit ISessionRouter.VoucherClaimed(routerSigner, provider, 100e18, 2e18, 100e18, 2e18);
+        (uint256 paid, uint256 bootstrapPaid) = router.claim(_one(v), _one(sig));
+        assertEq(paid, 100e18);
+        assertEq(bootstrapPaid, 2e18);
+        assertEq(mor.balanceOf(provider) - before, 102e18);
+        (paid,) = _claim(routerKey, atRemoval);
+        assertEq(paid, 50e18);
+    }
+
+    /// @dev Within the grace, a removed router pays at most its share as at removal, per day.
+    function test_WhenRouterRemoved_GraceBoundedByShareAtRemoval() external {
+        Messages.CreditVoucher memory v = _voucher(routerSigner, provider, 2 * ROUTER_LIMIT + 1e18, 0);
+        vm.prank(owner);
+        router.removeRouter(routerSigner);
+        (uint256 paid,) = _claim(routerKey, v);
+        assertEq(paid, ROUTER_LIMIT);
+        _nextDay();
+        (paid,) = _claim(routerKey, v);
+        assertEq(paid, pool.todayBudget() * ROUTER_SHARE / 10_000);
+    }
+
+    /// @dev The emergency lever: lowering a removed key's share to 0 stops its old vouchers paying at once,
+    /// and strands what they still owe.
+    function test_WhenRemovedRouterShareLowered_PaysNothing() external {
+        Messages.CreditVoucher memory v = _voucher(routerSigner, provider, 100e18, 1e18);
+        vm.startPrank(owner);
+        router.removeRouter(routerSigner);
+        router.setRouterShare(routerSigner, 0);
+        vm.stopPrank();
+        vm.expectEmit(address(router));
+        emit ISessionRouter.VoucherClaimed(routerSigner, provider, 0, 0, 0, 0);
+        (uint256 paid, uint256 bootstrapPaid) = _claim(routerKey, v);
+        assertEq(paid + bootstrapPaid, 0);
+    }
+
+    /// @dev The stale-voucher skip works the same for a removed router within its grace.
+    function test_WhenRemovedRouterVoucherStaleInBatch_SkipsIt() external {
+        Messages.CreditVoucher memory old = _voucher(routerSigner, provider, 10e18, 0);
+        vm.warp(block.timestamp + 60);
+        Messages.CreditVoucher memory fresh = _voucher(routerSigner, provider, 20e18, 0);
+        vm.prank(owner);
+        router.removeRouter(routerSigner);
+        _claim(routerKey, fresh);
+        Messages.CreditVoucher[] memory vs = new Messages.CreditVoucher[](2);
+        bytes[] memory sigs = new bytes[](2);
+        vs[0] = old;
+        vs[1] = _voucher(routerSigner, provider2, 30e18, 0);
+        sigs[0] = _sign(routerKey, vs[0]);
+        sigs[1] = _sign(routerKey, vs[1]);
+        vm.expectEmit(address(router));
+        emit ISessionRouter.VoucherSkipped(routerSigner, provider, old.issuedAt, fresh.issuedAt);
+        (uint256 paid,) = router.claim(vs, sigs);
+        assertEq(paid, 30e18);
+    }
+
+    /*//////////////////////////////////////////////////////////////
                                  FUZZ
     //////////////////////////////////////////////////////////////*/
+
+    /// @dev A removed router's voucher pays (within its share) exactly when it was issued up to the removal
+    /// and is claimed before the grace's end; otherwise it reverts with the error naming why.
+    function testFuzz_ClaimRemovedRouter(uint256 issuedAfter, uint256 claimedAfter, uint256 amount) external {
+        issuedAfter = bound(issuedAfter, 0, 2 hours);
+        claimedAfter = bound(claimedAfter, issuedAfter > 1 hours ? issuedAfter : 1 hours, 10 days);
+        amount = bound(amount, 1, 10_000e18);
+        uint256 removedAt = block.timestamp + 1 hours;
+        vm.warp(removedAt);
+        vm.prank(owner);
+        router.removeRouter(routerSigner);
+        Messages.CreditVoucher memory v = _voucher(routerSigner, provider, amount, 0);
+        v.issuedAt = block.timestamp - 1 hours + issuedAfter;
+        vm.warp(block.timestamp - 1 hours + claimedAfter);
+        uint256 graceEnd = removedAt + 7 days;
+        if (block.timestamp >= graceEnd) {
+            vm.expectRevert(
+                abi.encodeWithSelector(
+                    ISessionRouter.SessionRouterRouterGraceEnded.selector, routerSigner, graceEnd
+                )
+            );
+            _claim(routerKey, v);
+        } else if (v.issuedAt > removedAt) {
+            vm.expectRevert(
+                abi.encodeWithSelector(
+                    ISessionRouter.SessionRouterVoucherAfterRemoval.selector,
+                    routerSigner,
+                    v.issuedAt,
+                    removedAt
+                )
+            );
+            _claim(routerKey, v);
+        } else {
+            (uint256 paid,) = _claim(routerKey, v);
+            uint256 limit = pool.todayBudget() * ROUTER_SHARE / 10_000;
+            assertEq(paid, amount < limit ? amount : limit);
+        }
+    }
 
     function testFuzz_Claim(uint256 amount, uint256 bootstrap, uint256 shareBps, address submitter) external {
         amount = bound(amount, 0, 20_000e18);
         bootstrap = bound(bootstrap, 0, 200_000e18);
         shareBps = bound(shareBps, 0, 10_000);
-        vm.prank(owner);
-        router.setRouterShare(routerSigner, shareBps);
+        _setRouterShare(shareBps);
         uint256 limit = BUDGET * shareBps / 10_000;
         uint256 reserve = pool.reserve();
         uint256 before = mor.balanceOf(provider);

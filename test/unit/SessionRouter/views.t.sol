@@ -26,7 +26,19 @@ contract Views_Unit_Test is Base, MessageVectors {
     function setUp() public override {
         super.setUp();
         vm.chainId(CHAIN_ID);
-        deployCodeTo("SessionRouter.sol:SessionRouter", abi.encode(owner, mor, pool, prices), ROUTER_AT);
+        deployCodeTo(
+            "SessionRouter.sol:SessionRouter",
+            abi.encode(
+                owner,
+                mor,
+                pool,
+                prices,
+                ROUTER_DELAY,
+                _pair(routerSigner, router2Signer),
+                _pair(ROUTER_SHARE, ROUTER2_SHARE)
+            ),
+            ROUTER_AT
+        );
         deployCodeTo(
             "ProviderRegistry.sol:ProviderRegistry", abi.encode(owner, mor, MIN_STAKE, COOLDOWN), REGISTRY_AT
         );
@@ -67,6 +79,7 @@ contract Views_Unit_Test is Base, MessageVectors {
         assertEq(
             pinnedRouter.hashTypedData(LIVENESS_RESPONSE_HASH), LIVENESS_RESPONSE_DIGEST, "LivenessResponse"
         );
+        assertEq(pinnedRouter.hashTypedData(SERVICE_RECEIPT_HASH), SERVICE_RECEIPT_DIGEST, "ServiceReceipt");
         assertEq(pinnedRegistry.hashTypedData(MODEL_CLAIM_HASH), MODEL_CLAIM_DIGEST, "ModelClaim");
     }
 
@@ -200,8 +213,21 @@ contract Views_Unit_Test is Base, MessageVectors {
         assertNotEq(pinnedRouter.hashLivenessResponse(m), LIVENESS_RESPONSE_DIGEST);
     }
 
+    function test_HashServiceReceipt() external view {
+        assertEq(pinnedRouter.hashServiceReceipt(_exampleReceipt()), SERVICE_RECEIPT_DIGEST);
+    }
+
+    /// @dev As for the request.
+    function testFuzz_HashServiceReceipt_ChangesWithAnyBit(bool second, uint8 bit) external view {
+        Messages.ServiceReceipt memory m = _exampleReceipt();
+        uint256 flip = 1 << bit;
+        if (second) m.tokens ^= flip;
+        else m.sessionId ^= bytes32(flip);
+        assertNotEq(pinnedRouter.hashServiceReceipt(m), SERVICE_RECEIPT_DIGEST);
+    }
+
     /*//////////////////////////////////////////////////////////////
-                         ACCESS RATE, REPUTATION
+                    ACCESS RATE, ROUTER ALLOWANCE, REPUTATION
     //////////////////////////////////////////////////////////////*/
 
     /// @dev The access-rate views follow the pool's budget and the price source.
@@ -214,6 +240,78 @@ contract Views_Unit_Test is Base, MessageVectors {
         router.stake(5e18);
         assertEq(router.userMax(alice), 90_000_000_000 * 5e18 / supply);
         assertEq(router.userMax(bob), 0);
+    }
+
+    /// @dev Each router may grant a user its share of the user's allowance; one not authorised, nothing.
+    function test_RouterUserMax() external {
+        vm.prank(alice);
+        router.stake(5000e18);
+        uint256 userMax = router.userMax(alice);
+        assertGt(userMax, 0);
+        assertEq(router.routerUserMax(routerSigner, alice), userMax * ROUTER_SHARE / 10_000);
+        assertEq(router.routerUserMax(router2Signer, alice), userMax * ROUTER2_SHARE / 10_000);
+        assertEq(router.routerUserMax(eve, alice), 0);
+        assertEq(router.routerUserMax(routerSigner, bob), 0); // bob stakes nothing
+
+        // An announced router grants nothing before its effectiveAt, and its share once it applies.
+        vm.startPrank(owner);
+        router.setRouterShare(router2Signer, 1000);
+        router.addRouter(eve, 3000);
+        vm.stopPrank();
+        assertEq(router.routerUserMax(eve, alice), 0);
+        vm.warp(block.timestamp + ROUTER_DELAY);
+        userMax = router.userMax(alice);
+        assertEq(router.routerUserMax(eve, alice), userMax * 3000 / 10_000);
+        assertEq(router.routerUserMax(router2Signer, alice), userMax * 1000 / 10_000);
+
+        // A removed router grants nothing, even within its grace.
+        vm.prank(owner);
+        router.removeRouter(routerSigner);
+        assertEq(router.routerUserMax(routerSigner, alice), 0);
+    }
+
+    /// @dev Honest routers together never grant a user more than userMax a day: whatever the routers and
+    /// their shares (the total held within 10,000 bps), pending ones included, and whatever the stake, the sum
+    /// over every listed router of routerUserMax is at most userMax.
+    function testFuzz_RouterUserMax_SumAtMostUserMax(
+        uint16[8] memory shares,
+        uint256 announced,
+        uint256 stake,
+        uint256 wait
+    ) external {
+        stake = bound(stake, 1, ACTOR_MOR);
+        announced = bound(announced, 0, 8);
+        wait = bound(wait, 0, 2 * ROUTER_DELAY);
+        vm.startPrank(owner);
+        router.setRouterShare(routerSigner, bound(shares[0], 0, ROUTER_SHARE));
+        router.setRouterShare(router2Signer, bound(shares[1], 0, ROUTER2_SHARE));
+        (, uint256 a,) = router.routerInfo(routerSigner);
+        (, uint256 b,) = router.routerInfo(router2Signer);
+        uint256 room = 10_000 - a - b;
+        for (uint256 i; i < 8; ++i) {
+            uint256 share = bound(uint256(shares[i]) * 7919, 0, room);
+            room -= share;
+            router.addRouter(makeAddr(string.concat("fuzzRouter", vm.toString(i))), share);
+            // The first `announced` are waited out and apply; the rest stay pending unless `wait` applies them.
+            if (i < announced) vm.warp(block.timestamp + ROUTER_DELAY);
+        }
+        vm.stopPrank();
+        vm.warp(block.timestamp + wait);
+        vm.prank(alice);
+        router.stake(stake);
+
+        address[] memory keys = router.routers();
+        assertEq(keys.length, 10);
+        uint256 sum;
+        uint256 shareSum;
+        for (uint256 i; i < keys.length; ++i) {
+            sum += router.routerUserMax(keys[i], alice);
+            (bool authorised, uint256 share,) = router.routerInfo(keys[i]);
+            if (authorised) shareSum += share;
+        }
+        assertLe(shareSum, router.totalRouterShareBps());
+        assertLe(router.totalRouterShareBps(), 10_000);
+        assertLe(sum, router.userMax(alice));
     }
 
     function test_Reputation_SumsRouters() external {

@@ -52,6 +52,9 @@ contract Messages_Unit_Test is Test, MessageVectors {
             keccak256("LivenessResponse(bytes32 challengeId,bytes32 chunkHash)")
         );
         assertEq(
+            Messages.SERVICE_RECEIPT_TYPEHASH, keccak256("ServiceReceipt(bytes32 sessionId,uint256 tokens)")
+        );
+        assertEq(
             Messages.MODEL_CLAIM_TYPEHASH,
             keccak256("ModelClaim(address provider,bytes32 modelId,bytes32 merkleRoot)")
         );
@@ -65,6 +68,7 @@ contract Messages_Unit_Test is Test, MessageVectors {
         assertEq(Messages.hash(_exampleVoucher()), CREDIT_VOUCHER_HASH, "CreditVoucher");
         assertEq(Messages.hash(_exampleChallenge()), LIVENESS_CHALLENGE_HASH, "LivenessChallenge");
         assertEq(Messages.hash(_exampleResponse()), LIVENESS_RESPONSE_HASH, "LivenessResponse");
+        assertEq(Messages.hash(_exampleReceipt()), SERVICE_RECEIPT_HASH, "ServiceReceipt");
         assertEq(Messages.hash(_exampleModelClaim()), MODEL_CLAIM_HASH, "ModelClaim");
     }
 
@@ -91,11 +95,13 @@ contract Messages_Unit_Test is Test, MessageVectors {
     /// @dev The digests a signer signs: the contracts' own views, deployed at fixed addresses on a fixed chain.
     function test_Digests() external {
         vm.chainId(CHAIN_ID);
-        // The constructors only check that these (the registry's minimum stake too) are non-zero; the views never
-        // call them.
+        // The constructors only check that these (the registry's minimum stake too) are non-zero and the router
+        // delay in range; the views never call them.
         deployCodeTo(
             "SessionRouter.sol:SessionRouter",
-            abi.encode(address(this), address(1), address(2), address(3)),
+            abi.encode(
+                address(this), address(1), address(2), address(3), 1 days, new address[](0), new uint256[](0)
+            ),
             ROUTER_AT
         );
         deployCodeTo(
@@ -116,6 +122,7 @@ contract Messages_Unit_Test is Test, MessageVectors {
         assertEq(
             router.hashLivenessResponse(_exampleResponse()), LIVENESS_RESPONSE_DIGEST, "LivenessResponse"
         );
+        assertEq(router.hashServiceReceipt(_exampleReceipt()), SERVICE_RECEIPT_DIGEST, "ServiceReceipt");
         assertEq(
             registry.hashTypedData(Messages.hash(_exampleModelClaim())), MODEL_CLAIM_DIGEST, "ModelClaim"
         );

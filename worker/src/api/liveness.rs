@@ -1,12 +1,21 @@
-//! `POST /v1/liveness`: the router's signed challenge, answered with the requested chunk's hash
-//! (signed by the provider) and its Merkle proof against the served model file.
+//! `POST /v1/liveness`: the router's signed challenge, answered with the requested chunk's leaf
+//! (signed by the provider), its Merkle proof, and the piece the challenge picks, read from the
+//! served model file with its path to the chunk leaf.
+//!
+//! The tree in memory holds only the chunk leaves; the piece comes from one read of the chunk
+//! (at most 1 MiB, dropped once answered), so an answer costs the file, never more memory.
 
+use std::path::Path;
+
+use alloy::primitives::B256;
 use axum::{Json, body::Bytes, extract::State};
 use morpheus_sdk::{
+    Error,
+    merkle::{PieceProof, PieceTree, read_chunk},
     messages::{LivenessChallenge, LivenessResponse, Signed},
     provider::LivenessProof,
 };
-use tracing::info;
+use tracing::{error, info};
 
 use super::{ApiError, AppState, auth::now};
 
@@ -26,6 +35,7 @@ pub(super) async fn answer(
         .policy()
         .check_challenge(&challenge, now())
         .map_err(|e| ApiError::forbidden("challenge_refused", e.to_string()))?;
+    s.auth.check_not_removed(router)?;
     let c = &challenge.message;
     if let Some(id) = s.auth.model_id()
         && c.modelId != id
@@ -40,6 +50,15 @@ pub(super) async fn answer(
         .tree
         .proof(index)
         .map_err(|e| ApiError::bad_request("bad_chunk_index", e.to_string()))?;
+    let (path, challenge_id, leaf) = (s.model.model_path(), c.challengeId, proof.leaf);
+    let piece = tokio::task::spawn_blocking(move || read_piece(&path, index, challenge_id, leaf))
+        .await
+        .map_err(|e| Error::ModelProof(format!("reading the chunk stopped: {e}")))
+        .and_then(|read| read)
+        .map_err(|e| {
+            error!(target: "worker::liveness", chunk = index, error = %e, "cannot answer from the model file");
+            ApiError::internal()
+        })?;
     let response = LivenessResponse {
         challengeId: c.challengeId,
         chunkHash: proof.leaf,
@@ -49,6 +68,33 @@ pub(super) async fn answer(
             tracing::error!(target: "worker::liveness", error = %e, "signing failed");
             ApiError::internal()
         })?;
-    info!(target: "worker::liveness", %router, chunk = index, "liveness challenge answered");
-    Ok(Json(LivenessProof { response, proof }))
+    info!(target: "worker::liveness", %router, chunk = index, piece = piece.index, "liveness challenge answered");
+    Ok(Json(LivenessProof {
+        response,
+        proof,
+        piece,
+    }))
+}
+
+/// Reads chunk `index` of the served file and proves the piece `challenge_id` picks. The chunk
+/// must still lead to `leaf`, the leaf hashed at start-up: a file changed since then is not
+/// answered from.
+fn read_piece(
+    path: &Path,
+    index: u64,
+    challenge_id: B256,
+    leaf: B256,
+) -> morpheus_sdk::Result<PieceProof> {
+    let chunk = read_chunk(path, index)?;
+    let pieces = PieceTree::new(&chunk)?;
+    if pieces.root() != leaf {
+        return Err(Error::ModelProof(format!(
+            "chunk {index} of {} changed since start-up",
+            path.display()
+        )));
+    }
+    pieces.proof(LivenessProof::challenged_piece(
+        challenge_id,
+        pieces.piece_count(),
+    ))
 }

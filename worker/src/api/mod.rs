@@ -1,11 +1,13 @@
 //! The HTTP API: OpenAI-compatible chat completions, the model list, the router's liveness
-//! check and metrics.
+//! check, session receipts and metrics.
 
 mod auth;
 mod chat;
 mod error;
 mod liveness;
 mod models;
+mod receipt;
+mod routers;
 
 use std::{future::Future, path::Path, sync::Arc};
 
@@ -98,6 +100,7 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/chat/completions", post(chat::completions))
         .route("/v1/models", get(models::list))
         .route("/v1/liveness", post(liveness::answer))
+        .route("/v1/receipt", post(receipt::close))
         .route("/metrics", get(metrics))
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .with_state(state)
@@ -119,10 +122,19 @@ pub async fn run(
         .map_err(|e| Error::io("listener", e))?;
     let engine = state.engine().clone();
     info!(target: "worker::api", %addr, model = %state.0.model.meta.name, provider = %state.0.protocol.signer.address(), "serving");
-    axum::serve(listener, router(state))
+    let watcher = state
+        .0
+        .protocol
+        .rpc_url
+        .clone()
+        .map(|url| tokio::spawn(routers::watch(state.clone(), url)));
+    let served = axum::serve(listener, router(state))
         .with_graceful_shutdown(shutdown)
-        .await
-        .map_err(|e| Error::io("server", e))?;
+        .await;
+    if let Some(w) = watcher {
+        w.abort();
+    }
+    served.map_err(|e| Error::io("server", e))?;
     info!(target: "worker::api", "draining the engine");
     tokio::task::spawn_blocking(move || engine.shutdown())
         .await

@@ -2,6 +2,7 @@
 
 use std::path::Path;
 
+use morpheus_sdk::merkle::TREE_VERSION;
 use serde::{Deserialize, Serialize};
 
 use crate::{Error, Result};
@@ -77,9 +78,13 @@ pub struct ModelMeta {
     /// The converter's options (`kernels`, `accuracy_level`, ...), if converted here.
     #[serde(default)]
     pub options: Option<serde_json::Value>,
-    /// Merkle root (1 MiB keccak chunks) of the model file, `0x`-hex, written by `model prepare`.
+    /// Merkle root of the model file (`morpheus_sdk::merkle`), `0x`-hex, written by `model prepare`.
     #[serde(default)]
     pub merkle_root: Option<String>,
+    /// The tree rule `merkle_root` was computed under (`morpheus_sdk::merkle::TREE_VERSION`);
+    /// absent before the rule was versioned (version 1).
+    #[serde(default)]
+    pub merkle_version: Option<u32>,
 }
 
 impl ModelMeta {
@@ -121,12 +126,20 @@ impl ModelMeta {
         Ok(meta)
     }
 
-    /// Writes `merkle_root` into `dir/morpheus.json`, keeping every other field as it is.
+    /// Whether `merkle_root` was computed under the SDK's current tree rule (else it is stale,
+    /// whatever the model file's age).
+    pub fn merkle_root_is_current(&self) -> bool {
+        self.merkle_root.is_some() && self.merkle_version == Some(TREE_VERSION)
+    }
+
+    /// Writes `merkle_root`, computed under the current tree rule, into `dir/morpheus.json`
+    /// with that rule's version, keeping every other field as it is.
     pub fn write_merkle_root(dir: &Path, root: &str) -> Result<()> {
         let path = dir.join("morpheus.json");
         let text = std::fs::read_to_string(&path).map_err(|e| Error::io(&path, e))?;
         let mut doc: serde_json::Value = serde_json::from_str(&text)?;
         doc["merkle_root"] = serde_json::Value::String(root.to_string());
+        doc["merkle_version"] = serde_json::Value::from(TREE_VERSION);
         let out = serde_json::to_string_pretty(&doc)?;
         std::fs::write(&path, out).map_err(|e| Error::io(&path, e))
     }

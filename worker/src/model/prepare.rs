@@ -84,7 +84,8 @@ pub fn prepare(opts: &PrepareOptions) -> Result<ModelMeta> {
     if opts.force {
         cmd.arg("--force");
     }
-    // The converter skips an up-to-date directory; then the recorded root still holds.
+    // The converter skips an up-to-date directory; then the recorded root still holds, if it
+    // was computed under the current tree rule.
     let before = model_file_mtime(&opts.out);
     info!(target: "worker::prepare", python = %python.display(), source = %opts.source, out = %opts.out.display(), "converting");
     let status = cmd
@@ -96,7 +97,7 @@ pub fn prepare(opts: &PrepareOptions) -> Result<ModelMeta> {
         )));
     }
     let meta = ModelMeta::read(&opts.out)?;
-    if meta.merkle_root.is_some() && before.is_some() && before == model_file_mtime(&opts.out) {
+    if meta.merkle_root_is_current() && before.is_some() && before == model_file_mtime(&opts.out) {
         return Ok(meta);
     }
     let root = merkle_root(&opts.out.join(&meta.model_file))?;
@@ -111,7 +112,7 @@ fn model_file_mtime(dir: &Path) -> Option<std::time::SystemTime> {
         .ok()
 }
 
-/// The model file's Merkle tree (1 MiB keccak chunks), with progress in the log.
+/// The model file's Merkle tree (1 MiB chunks over 4 KiB pieces), with progress in the log.
 pub fn model_tree(path: &Path) -> Result<ModelTree> {
     let started = Instant::now();
     let mut last_pct = u64::MAX;

@@ -8,6 +8,8 @@ mod chat;
 mod common;
 mod liveness;
 mod openai_client;
+mod receipts;
 mod refusals;
+mod removed_router;
 mod smollm2;
 mod verify;

@@ -2,8 +2,9 @@
 //! used per UTC day), every report (who sent it on which provider, its speed, whether it earned),
 //! each user's newest speed sample per model, and every provider's cumulative credit.
 //!
-//! The rules a report is judged by are pure functions elsewhere (`speed.rs`, `record.rs`): the
-//! store only gathers their inputs and writes what they decided.
+//! The rules a report is judged by are pure functions elsewhere (`speed.rs`, `record.rs`,
+//! `usage.rs`): the store only gathers their inputs and writes what they decided. Receipts (the
+//! provider's signed token counts) and the settling of expired sessions are in `receipts.rs`.
 //!
 //! Nothing here can reconstruct a prompt or an answer (invariant 6): the router only ever sees
 //! ids, addresses, token counts and timings.
@@ -25,7 +26,12 @@ use crate::{
     error::Shortfall,
     record::{self, RecordEntry, RecordRule},
     speed::{self, SpeedRule, SpeedSample},
+    usage::{self, Served},
 };
+
+mod receipts;
+
+pub(crate) use receipts::{DueReceipt, ReportTarget};
 
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS nonces (
@@ -44,7 +50,7 @@ CREATE TABLE IF NOT EXISTS sessions (
     price_per_token TEXT, -- what one token earns: credit_per_token(bid, reference price)
     expires_at      INTEGER,
     reported        INTEGER NOT NULL DEFAULT 0,
-    tokens          INTEGER,
+    tokens          INTEGER, -- the user's reported count, capped at token_max
     outcome         TEXT,
     amount          TEXT
 );
@@ -184,6 +190,7 @@ impl Store {
             conn.pragma_update(None, "synchronous", "NORMAL")?;
             conn.execute_batch(SCHEMA)?;
             add_report_user(&mut conn)?;
+            receipts::add_session_columns(&mut conn)?;
             Ok(conn)
         };
         let conn = open().map_err(|source| Error::OpenDatabase {
@@ -236,8 +243,8 @@ impl Store {
             params![user, nonce],
         )?;
         tx.execute(
-            "INSERT INTO sessions (session_id, user, nonce, model_id, day, token_max)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            "INSERT INTO sessions (session_id, user, nonce, model_id, day, token_max, counted)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?6)",
             params![
                 key(&s.session_id),
                 user,
@@ -279,11 +286,14 @@ impl Store {
     /// start (`BEGIN IMMEDIATE`): the provider's open sessions at `now` are counted and the
     /// session is assigned only while they are below `capacity`, so concurrent requests (or
     /// routers sharing the file) cannot book more sessions than the bid's capacity.
-    /// `credit_per_token` is what each token of the session earns.
+    /// `credit_per_token` is what each token of the session earns; `endpoint` is where the
+    /// provider is asked for the session's receipt.
+    #[allow(clippy::too_many_arguments)]
     pub(crate) fn book(
         &self,
         session_id: B256,
         provider: Address,
+        endpoint: &str,
         capacity: U256,
         credit_per_token: U256,
         now: u64,
@@ -296,13 +306,14 @@ impl Store {
             return Ok(Booking::Full { open });
         }
         tx.execute(
-            "UPDATE sessions SET provider = ?2, price_per_token = ?3, expires_at = ?4
+            "UPDATE sessions SET provider = ?2, price_per_token = ?3, expires_at = ?4, endpoint = ?5
              WHERE session_id = ?1",
             params![
                 key(&session_id),
                 key(&provider),
                 credit_per_token.to_string(),
-                to_i64(expires_at)
+                to_i64(expires_at),
+                endpoint
             ],
         )?;
         tx.commit()?;
@@ -341,22 +352,34 @@ impl Store {
 
     /// Applies a usage report signed by `signer`, in one transaction: checks it belongs to the
     /// session's user and is the session's first, judges it (pass/fail, the speed rule against
-    /// the model's reference before it), then marks the session reported (its unused tokens
-    /// return to the user's day), records the report, and updates the provider's counters and,
-    /// when it was credited at a believed speed, the user's speed sample for the model.
+    /// the model's reference before it), then marks the session reported, counts its tokens
+    /// against the user's day (`usage::counted_tokens`: the whole `tokenMax` unless `receipt`,
+    /// the provider's signed count, says less), records the report, and updates the provider's
+    /// counters and, when it was credited at a believed speed, the user's speed sample.
     pub(crate) fn record_report(
         &self,
         report: &UsageReport,
         signer: Address,
         rule: SpeedRule,
+        receipt: Option<u64>,
     ) -> Result<UsageReceipt> {
         let mut conn = self.conn();
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
         let id = key(&report.sessionId);
-        type Row = (String, String, i64, Option<String>, Option<String>, i64);
+        type Row = (
+            String,
+            String,
+            i64,
+            Option<String>,
+            Option<String>,
+            i64,
+            Option<i64>,
+            i64,
+        );
         let row: Option<Row> = tx
             .query_row(
-                "SELECT user, model_id, token_max, provider, price_per_token, reported
+                "SELECT user, model_id, token_max, provider, price_per_token, reported, receipt,
+                     settled
                  FROM sessions WHERE session_id = ?1",
                 params![id],
                 |r| {
@@ -367,12 +390,21 @@ impl Store {
                         r.get(3)?,
                         r.get(4)?,
                         r.get(5)?,
+                        r.get(6)?,
+                        r.get(7)?,
                     ))
                 },
             )
             .optional()?;
-        let Some((user, model, token_max, Some(provider), Some(price), reported)) = row else {
+        let Some((user, model, token_max, Some(provider), Some(price), reported, kept, settled)) =
+            row
+        else {
             return Err(Error::UnknownSession(report.sessionId));
+        };
+        // A count settled before the report (the session expired first) stands.
+        let receipt = match kept {
+            Some(kept) => Some(read_u64("sessions.receipt", kept)?),
+            None => receipt,
         };
         // Everything read back is checked before anything is judged or written: a damaged row
         // fails the report (and rolls the transaction back) instead of crediting a default.
@@ -436,15 +468,27 @@ impl Store {
             U256::ZERO
         };
         let failed = outcome != Outcome::Credited;
+        let credited = if failed { 0 } else { tokens };
+        let served = match receipt {
+            Some(r) => Served::Receipt(r),
+            None if settled != 0 => Served::Unanswered,
+            None => Served::Unknown,
+        };
+        let allowance_tokens = usage::counted_tokens(token_max, Some(tokens), credited, served);
 
         tx.execute(
-            "UPDATE sessions SET reported = 1, tokens = ?2, outcome = ?3, amount = ?4
+            "UPDATE sessions SET reported = 1, tokens = ?2, outcome = ?3, amount = ?4,
+                 credited = ?5, receipt = ?6, counted = ?7, settled = ?8
              WHERE session_id = ?1",
             params![
                 id,
                 to_i64(tokens),
                 format!("{outcome:?}"),
-                amount.to_string()
+                amount.to_string(),
+                to_i64(credited),
+                receipt.map(to_i64),
+                to_i64(allowance_tokens),
+                served != Served::Unknown
             ],
         )?;
         let counted = speed.map(|s| s.ms_per_token.min(rule.max_ms_per_token));
@@ -485,26 +529,28 @@ impl Store {
             tokens: U256::from(tokens),
             amount,
             detail,
+            provider_count: receipt.map(U256::from),
+            counted: U256::from(allowance_tokens),
         })
     }
 }
 
-/// Reported sessions count their (capped) tokens, open ones their whole `tokenMax`.
+/// What the user's sessions of `day` count (`usage::counted_tokens`, written with each change).
 fn used_on(conn: &Connection, user: &str, day: u64) -> Result<u64> {
     let used: i64 = conn.query_row(
-        "SELECT COALESCE(SUM(CASE WHEN reported = 1 THEN tokens ELSE token_max END), 0)
-         FROM sessions WHERE user = ?1 AND day = ?2",
+        "SELECT COALESCE(SUM(counted), 0) FROM sessions WHERE user = ?1 AND day = ?2",
         params![user, to_i64(day)],
         |r| r.get(0),
     )?;
     read_u64("sessions (tokens used today)", used)
 }
 
-/// Sessions assigned to `provider` that are neither reported nor expired at `now`.
+/// Sessions assigned to `provider` that are not reported, not closed by the provider's receipt
+/// and not expired at `now`.
 fn open_sessions(conn: &Connection, provider: Address, now: u64) -> Result<u64> {
     let n: i64 = conn.query_row(
         "SELECT COUNT(*) FROM sessions
-         WHERE provider = ?1 AND reported = 0 AND expires_at >= ?2",
+         WHERE provider = ?1 AND reported = 0 AND receipt IS NULL AND expires_at >= ?2",
         params![key(&provider), to_i64(now)],
         |r| r.get(0),
     )?;
@@ -631,6 +677,7 @@ mod tests {
             .book(
                 session.session_id,
                 provider,
+                "http://provider.test",
                 U256::from(100),
                 U256::from(3),
                 0,
@@ -679,7 +726,10 @@ mod tests {
                 passed,
                 ..report(id)
             };
-            store.record_report(&r, user, RULE).expect("report").outcome
+            store
+                .record_report(&r, user, RULE, None)
+                .expect("report")
+                .outcome
         };
         assert_eq!(send(a, 1_000, true), Outcome::Credited);
         assert_eq!(send(b, 0, true), Outcome::Credited, "below the floor");
@@ -714,7 +764,7 @@ mod tests {
         let (user, provider) = (Address::repeat_byte(1), Address::repeat_byte(2));
         let (store, id) = assigned(dir.path(), user, provider);
         store
-            .record_report(&report(id), user, RULE)
+            .record_report(&report(id), user, RULE, None)
             .expect("a report on the upgraded file");
         let rule = RecordRule {
             window: 20,
@@ -754,6 +804,7 @@ mod tests {
                 .book(
                     second.session_id,
                     provider,
+                    "http://provider.test",
                     U256::from(1),
                     U256::from(3),
                     now,
@@ -784,7 +835,7 @@ mod tests {
             .conn()
             .execute("UPDATE sessions SET provider = '0xnot-an-address'", [])
             .expect("tamper");
-        match store.record_report(&report(id), user, RULE) {
+        match store.record_report(&report(id), user, RULE, None) {
             Err(e @ Error::CorruptDatabase { .. }) => {
                 let message = e.to_string();
                 assert!(
@@ -803,7 +854,7 @@ mod tests {
         let (user, provider) = (Address::repeat_byte(1), Address::repeat_byte(2));
         let (store, id) = assigned(dir.path(), user, provider);
         store
-            .record_report(&report(id), user, RULE)
+            .record_report(&report(id), user, RULE, None)
             .expect("report");
         store
             .conn()
