@@ -5,7 +5,7 @@ use std::{path::PathBuf, time::Duration};
 use alloy::signers::local::PrivateKeySigner;
 use morpheus_sdk::Deployment;
 
-use crate::{Error, Result, record::RecordRule, speed::SpeedRule};
+use crate::{Error, FailPolicy, Result, record::RecordRule, speed::SpeedRule};
 
 /// A router's settings. [`RouterConfig::new`] fills in the defaults.
 #[derive(Debug, Clone)]
@@ -65,6 +65,9 @@ pub struct RouterConfig {
     /// How many times the provider of an expired session is asked for its receipt before the
     /// session is settled by the user's report alone (`usage::counted_tokens`). At least 1.
     pub receipt_attempts: u32,
+    /// Whether a failed report withholds the credit always (`Withhold`, the default) or only
+    /// when the user's stake exceeds the provider's (`ByStake`, the specification's option).
+    pub fail_policy: FailPolicy,
 }
 
 impl RouterConfig {
@@ -72,7 +75,8 @@ impl RouterConfig {
     /// 10,000 ms/token, K = 3 users, assignments valid 300 s, liveness on with a 3 s timeout,
     /// 3 s to connect to a provider, all checks of a request within 5 s, 8 at once, a failure
     /// remembered 30 s, private endpoints refused, expired sessions settled every 10 s and by
-    /// the user's report after 6 unanswered requests for the provider's receipt.
+    /// the user's report after 6 unanswered requests for the provider's receipt, every failed
+    /// report withholding the credit.
     pub fn new(
         rpc_url: impl Into<String>,
         deployment: Deployment,
@@ -99,6 +103,7 @@ impl RouterConfig {
             allow_private_endpoints: false,
             settle_interval: Duration::from_secs(10),
             receipt_attempts: 6,
+            fail_policy: FailPolicy::Withhold,
         }
     }
 

@@ -5,7 +5,7 @@ use std::{net::SocketAddr, path::PathBuf, time::Duration};
 use alloy::signers::{Signer, local::PrivateKeySigner};
 use clap::{Parser, Subcommand};
 use eyre::WrapErr;
-use morpheus_router::{AppState, RouterConfig};
+use morpheus_router::{AppState, FailPolicy, RouterConfig};
 use morpheus_sdk::Deployment;
 use tracing_subscriber::EnvFilter;
 
@@ -88,6 +88,11 @@ struct Serve {
     /// alone settles what the session counts.
     #[arg(long, env = "MORPHEUS_RECEIPT_ATTEMPTS", default_value_t = 6)]
     receipt_attempts: u32,
+    /// What a failed report does: "withhold" the session's credit always, or "by-stake": only
+    /// when the user's stake exceeds the provider's (otherwise it is credited and counts
+    /// against the provider's record).
+    #[arg(long, env = "MORPHEUS_FAIL_POLICY", default_value_t = FailPolicy::Withhold)]
+    fail_policy: FailPolicy,
 }
 
 #[tokio::main]
@@ -127,6 +132,7 @@ async fn serve(args: Serve) -> eyre::Result<()> {
     config.allow_private_endpoints = args.allow_private_endpoints;
     config.settle_interval = Duration::from_secs(args.settle_interval);
     config.receipt_attempts = args.receipt_attempts;
+    config.fail_policy = args.fail_policy;
     let state = AppState::connect(config).await?;
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await

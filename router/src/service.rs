@@ -20,7 +20,7 @@ use morpheus_sdk::{
 use tracing::{debug, info, warn};
 
 use crate::{
-    Error, Result, RouterConfig, credit,
+    Error, FailPolicy, Result, RouterConfig, credit, fail,
     select::{self, Checks},
     store::{self, Booking, DueReceipt, NewSession, ReportTarget, Store},
 };
@@ -265,11 +265,15 @@ impl AppState {
             })?;
         let id = report.message.sessionId;
         let target: ReportTarget = self.store(move |s| s.report_target(id, signer)).await?;
-        let count = self.provider_count(&target).await;
+        let (count, fail_withholds) = tokio::join!(
+            self.provider_count(&target),
+            self.fail_withholds(&report.message, &target)
+        );
+        let fail_withholds = fail_withholds?;
         let rule = self.0.config.speed_rule();
         let message = report.message;
         let receipt = self
-            .store(move |s| s.record_report(&message, signer, rule, count))
+            .store(move |s| s.record_report(&message, signer, rule, count, fail_withholds))
             .await?;
         info!(
             target: "router::usage",
@@ -278,6 +282,27 @@ impl AppState {
             provider_count = ?count, counted = %receipt.counted, "reported"
         );
         Ok(receipt)
+    }
+
+    /// Whether a failed report withholds the session's credit under the fail policy
+    /// (`fail::fail_withholds_credit`); the stakes are read only for a failed report under
+    /// `by-stake`.
+    async fn fail_withholds(&self, report: &UsageReport, terms: &ReportTarget) -> Result<bool> {
+        let policy = self.0.config.fail_policy;
+        if report.passed || policy == FailPolicy::Withhold {
+            return Ok(true);
+        }
+        let (session_router, registry) =
+            (self.0.protocol.session_router(), self.0.protocol.registry());
+        let (user, provider) = tokio::try_join!(
+            session_router.stake_of(terms.user),
+            registry.provider(terms.provider)
+        )?;
+        Ok(fail::fail_withholds_credit(
+            policy,
+            user.staked,
+            provider.stake,
+        ))
     }
 
     /// The provider's signed count of a session's tokens, asked with the session's assignment

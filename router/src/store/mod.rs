@@ -362,6 +362,7 @@ impl Store {
         signer: Address,
         rule: SpeedRule,
         receipt: Option<u64>,
+        fail_withholds: bool,
     ) -> Result<UsageReceipt> {
         let mut conn = self.conn();
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
@@ -431,9 +432,15 @@ impl Store {
         let speed = speed::report_speed(tokens, duration_ms, &rule);
         let reference = speed::speed_reference(&speed_samples(&tx, &model, rule.window)?, &rule);
         let (outcome, detail) = match (report.passed, speed) {
-            (false, _) => (
+            (false, _) if fail_withholds => (
                 Outcome::Failed,
                 "the user reported the session failed".into(),
+            ),
+            (false, _) => (
+                Outcome::Disputed,
+                "the user reported the session failed, but its stake does not exceed the \
+                 provider's (fail policy by-stake): credited, and a point against the record"
+                    .into(),
             ),
             (true, Some(s)) if speed::is_slow(s.ms_per_token, reference, &rule) => {
                 let reference = reference.unwrap_or_default();
@@ -462,13 +469,15 @@ impl Store {
             ),
             (true, None) => (Outcome::Credited, "no tokens served".into()),
         };
-        let amount = if outcome == Outcome::Credited {
+        // A disputed session earns as a credited one and counts against the record as a failure.
+        let earns = matches!(outcome, Outcome::Credited | Outcome::Disputed);
+        let amount = if earns {
             U256::from(tokens) * price
         } else {
             U256::ZERO
         };
         let failed = outcome != Outcome::Credited;
-        let credited = if failed { 0 } else { tokens };
+        let credited = if earns { tokens } else { 0 };
         let served = match receipt {
             Some(r) => Served::Receipt(r),
             None if settled != 0 => Served::Unanswered,
@@ -727,7 +736,7 @@ mod tests {
                 ..report(id)
             };
             store
-                .record_report(&r, user, RULE, None)
+                .record_report(&r, user, RULE, None, true)
                 .expect("report")
                 .outcome
         };
@@ -764,7 +773,7 @@ mod tests {
         let (user, provider) = (Address::repeat_byte(1), Address::repeat_byte(2));
         let (store, id) = assigned(dir.path(), user, provider);
         store
-            .record_report(&report(id), user, RULE, None)
+            .record_report(&report(id), user, RULE, None, true)
             .expect("a report on the upgraded file");
         let rule = RecordRule {
             window: 20,
@@ -835,7 +844,7 @@ mod tests {
             .conn()
             .execute("UPDATE sessions SET provider = '0xnot-an-address'", [])
             .expect("tamper");
-        match store.record_report(&report(id), user, RULE, None) {
+        match store.record_report(&report(id), user, RULE, None, true) {
             Err(e @ Error::CorruptDatabase { .. }) => {
                 let message = e.to_string();
                 assert!(
@@ -854,7 +863,7 @@ mod tests {
         let (user, provider) = (Address::repeat_byte(1), Address::repeat_byte(2));
         let (store, id) = assigned(dir.path(), user, provider);
         store
-            .record_report(&report(id), user, RULE, None)
+            .record_report(&report(id), user, RULE, None, true)
             .expect("report");
         store
             .conn()

@@ -9,6 +9,7 @@ mod attacks_usage;
 mod binary;
 mod common;
 mod edges;
+mod fail_policy;
 mod flow;
 mod persistence;
 mod refusals;

@@ -29,6 +29,9 @@ pub enum Outcome {
     /// The provider's ms per token was more than the router's threshold above the model's recent
     /// mean: no credit, counts against the provider's record.
     Slow,
+    /// The user reported the session failed, but under the router's fail policy (`by-stake`) its
+    /// stake does not exceed the provider's: credited, and counts against the provider's record.
+    Disputed,
 }
 
 /// `POST /v1/usage` answer.
