@@ -21,10 +21,10 @@ library Messages {
         uint256 deadline;
     }
 
-    /// @notice A router's assignment of one session to one provider.
+    /// @notice A router's assignment of one session to one provider. It does not name the user: the
+    /// provider needs only the session, and the router binds the session to its user.
     struct Assignment {
         bytes32 sessionId;
-        address user;
         address provider;
         string endpoint;
         bytes32 modelId;
@@ -99,7 +99,7 @@ library Messages {
     );
 
     bytes32 internal constant ASSIGNMENT_TYPEHASH = keccak256(
-        "Assignment(bytes32 sessionId,address user,address provider,string endpoint,bytes32 modelId,uint256 tokenMax,uint256 pricePerToken,uint256 expiresAt)"
+        "Assignment(bytes32 sessionId,address provider,string endpoint,bytes32 modelId,uint256 tokenMax,uint256 pricePerToken,uint256 expiresAt)"
     );
 
     bytes32 internal constant USAGE_REPORT_TYPEHASH = keccak256(
@@ -141,7 +141,6 @@ library Messages {
             abi.encode(
                 ASSIGNMENT_TYPEHASH,
                 m.sessionId,
-                m.user,
                 m.provider,
                 keccak256(bytes(m.endpoint)),
                 m.modelId,

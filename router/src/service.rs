@@ -236,7 +236,6 @@ impl AppState {
             return Ok(Signed::sign(
                 Assignment {
                     sessionId: session.session_id,
-                    user: session.user,
                     provider,
                     endpoint: chosen.endpoint.clone(),
                     modelId: session.model_id,
@@ -312,7 +311,6 @@ impl AppState {
         let endpoint = terms.endpoint.as_deref()?;
         let assignment = Assignment {
             sessionId: terms.session_id,
-            user: terms.user,
             provider: terms.provider,
             endpoint: endpoint.to_string(),
             modelId: terms.model_id,

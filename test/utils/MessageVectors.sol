@@ -42,14 +42,14 @@ abstract contract MessageVectors {
     // "f(bytes32,address,bytes32,uint256,uint256,uint256)" $t A7 $(cast keccak m) 4096 9 1900000000
     bytes32 internal constant COMPUTE_REQUEST_HASH =
         0x2082cd17159f9ccbe3fab4a40f4af5fa0a09438144d32eefd929e5684c4352c9;
-    // "f(bytes32,bytes32,address,address,bytes32,bytes32,uint256,uint256,uint256)"
-    //   $t $(cast keccak 0x0000000000000001) A7 A8 $(cast keccak "http://127.0.0.1:8080/ünïcode")
+    // "f(bytes32,bytes32,address,bytes32,bytes32,uint256,uint256,uint256)"
+    //   $t $(cast keccak 0x0000000000000001) A8 $(cast keccak "http://127.0.0.1:8080/ünïcode")
     //   $(cast keccak m) 4096 1000000000000 1900000000
     bytes32 internal constant ASSIGNMENT_HASH =
-        0x5e76e56898feed89ce391fcb476c8e443a62bc8c53a7c9e9658a46c2aac61ee2;
+        0xe6e972197a50e58a03a8b98d484f099c8aedac5433626288ba936aa3c8ac9850;
     // As ASSIGNMENT_HASH, with $(cast keccak "") for the endpoint.
     bytes32 internal constant ASSIGNMENT_EMPTY_ENDPOINT_HASH =
-        0xb92b461543b0a564d891019436406c02b4947073ca326f762c5cf2fa771596fc;
+        0x4ed13c60b8cc2303cc9231943195e13e7e852c8ba2dcb2b41169d0bea519c1ae;
     // "f(bytes32,bytes32,uint256,uint256,uint256,bool)" $t $(cast keccak 0x0000000000000001) 321 80 2100 true
     bytes32 internal constant USAGE_REPORT_HASH =
         0x754f42d85b6c8b99d174acda4a988534ce3513b64f5c45b1a9b8c307b14aacc5;
@@ -80,7 +80,7 @@ abstract contract MessageVectors {
     bytes32 internal constant COMPUTE_REQUEST_DIGEST =
         0xb2ed8c2d69a9c954b30253b30e33ee009aeb86dc1054081a51134e5ae80ed1e2;
     bytes32 internal constant ASSIGNMENT_DIGEST =
-        0x34b22123ea629f3c6746d28de3deee96e48abe411c264836959b29193adf491c;
+        0x741193200aa8983bc60a2cf555ef80c9d5048a9994a2ee9bf2c6f0af585b8144;
     bytes32 internal constant USAGE_REPORT_DIGEST =
         0x1f9bd1a6106fe39197a5a8cee2699ba708d793225f84ac829ad3cd95a9d56f54;
     bytes32 internal constant CREDIT_VOUCHER_DIGEST =
@@ -107,7 +107,6 @@ abstract contract MessageVectors {
     function _exampleAssignment() internal pure returns (Messages.Assignment memory) {
         return Messages.Assignment({
             sessionId: SESSION_1,
-            user: A7,
             provider: A8,
             endpoint: ENDPOINT,
             modelId: MODEL_ID,

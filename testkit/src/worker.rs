@@ -182,7 +182,6 @@ impl TestWorker {
     ) -> Signed<Assignment> {
         let mut a = Assignment {
             sessionId: unique_b256(),
-            user: Address::repeat_byte(0x22),
             provider: self.provider,
             endpoint: self.url.clone(),
             modelId: self.model_id,

@@ -32,13 +32,13 @@ alloy::sol! {
         uint256 deadline;
     }
 
-    /// The router's answer to a request: which provider serves the session, on what terms.
+    /// The router's answer to a request: which provider serves the session, on what terms. It
+    /// does not name the user: the provider needs only the session (the router binds it to its
+    /// user), so a provider learns no more of a user than the connection shows.
     #[derive(Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
     struct Assignment {
         /// Unique id of the session.
         bytes32 sessionId;
-        /// The user the session belongs to.
-        address user;
         /// The provider that must serve it.
         address provider;
         /// The provider's OpenAI-compatible endpoint (base URL).

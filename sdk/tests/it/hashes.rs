@@ -34,7 +34,6 @@ async fn every_message_hashes_like_the_contract() -> eyre::Result<()> {
 
     let assignment = Assignment {
         sessionId: session(1),
-        user: Address::repeat_byte(7),
         provider: Address::repeat_byte(8),
         endpoint: "http://127.0.0.1:8080/ünïcode".into(),
         modelId: keccak256("m"),

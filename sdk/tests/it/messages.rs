@@ -20,7 +20,6 @@ use crate::{malleable, session};
 fn assignment(provider: Address, expires_at: u64) -> Assignment {
     Assignment {
         sessionId: session(1),
-        user: Address::repeat_byte(7),
         provider,
         endpoint: "http://127.0.0.1:8080".into(),
         modelId: keccak256("m"),

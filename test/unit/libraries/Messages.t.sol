@@ -26,7 +26,7 @@ contract Messages_Unit_Test is Test, MessageVectors {
         assertEq(
             Messages.ASSIGNMENT_TYPEHASH,
             keccak256(
-                "Assignment(bytes32 sessionId,address user,address provider,string endpoint,bytes32 modelId,uint256 tokenMax,uint256 pricePerToken,uint256 expiresAt)"
+                "Assignment(bytes32 sessionId,address provider,string endpoint,bytes32 modelId,uint256 tokenMax,uint256 pricePerToken,uint256 expiresAt)"
             )
         );
         assertEq(

@@ -50,6 +50,9 @@ async fn a_request_waiting_on_the_database_does_not_stall_the_router() {
         .await
         .expect("compute task")
         .expect("the request is served once the lock is released");
-    assert_eq!(assignment.message.user, net.user().address());
+    assert_eq!(
+        assignment.message.provider,
+        net.devnet.signer(crate::common::PROVIDER).address()
+    );
     net.stop().await;
 }
