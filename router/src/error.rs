@@ -76,8 +76,8 @@ pub enum Error {
     /// A session was already reported.
     #[error("session {0} was already reported")]
     AlreadyReported(B256),
-    /// A provider has nothing to claim from this router.
-    #[error("provider {0} has earned nothing from this router")]
+    /// No session of the provider was reported at this router: there is nothing to sign.
+    #[error("provider {0} has no reported session at this router")]
     NoCredit(Address),
     /// The router's configuration is unusable (key not authorised, bad settings).
     #[error("configuration: {0}")]

@@ -385,12 +385,14 @@ impl AppState {
         }
     }
 
-    /// The provider's newest cumulative voucher, issued at the chain's latest block time.
+    /// The provider's newest cumulative voucher, issued at the chain's latest block time, once
+    /// any of its sessions was reported: also when nothing was earned, so that a provider whose
+    /// sessions all failed still reaches the chain's record (`SessionRouter.reputation`).
     pub async fn voucher(&self, provider: Address) -> Result<Signed<CreditVoucher>> {
         let credits = self
             .store(move |s| s.credits(provider))
             .await?
-            .filter(|c| !c.amount.is_zero())
+            .filter(|c| c.sessions > 0)
             .ok_or(Error::NoCredit(provider))?;
         let issued_at = self.0.protocol.latest_block_time().await?;
         Ok(Signed::sign(

@@ -18,12 +18,27 @@ async fn fail_one(net: &Net) -> UsageReceipt {
 }
 
 #[tokio::test]
-async fn by_default_every_fail_withholds_the_credit() {
+async fn by_default_every_fail_withholds_the_credit_and_still_reaches_the_chain() {
     let net = Net::start().await;
     // The user stakes 5 MOR, the provider 10: even so the fail withholds.
     let r = fail_one(&net).await;
     assert_eq!(r.outcome, Outcome::Failed, "{}", r.detail);
     assert_eq!(r.amount, U256::ZERO);
+
+    // A provider whose sessions all failed still reaches the chain's record: its voucher pays
+    // nothing and records the failure.
+    let provider = net.devnet.signer(PROVIDER).address();
+    let voucher = net.voucher(provider).await;
+    assert_eq!(voucher.message.cumulativeAmount, U256::ZERO);
+    assert_eq!(voucher.message.failed, U256::from(1));
+    assert_eq!(net.claim(PROVIDER, voucher).await, U256::ZERO);
+    let chain = net.devnet.protocol(USER).await.expect("connect");
+    let rep = chain
+        .session_router()
+        .reputation(provider)
+        .await
+        .expect("reputation");
+    assert_eq!((rep.sessions, rep.failed), (U256::from(1), U256::from(1)));
     net.stop().await;
 }
 

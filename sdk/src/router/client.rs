@@ -45,7 +45,8 @@ impl RouterClient {
             .await
     }
 
-    /// The provider's newest cumulative voucher; `None` while it has earned nothing.
+    /// The provider's newest cumulative voucher; `None` until one of its sessions is reported (it may pay 0 and
+    /// only carry the counters).
     pub async fn voucher(&self, provider: Address) -> Result<Option<Signed<CreditVoucher>>> {
         match self
             .peer

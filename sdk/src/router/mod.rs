@@ -4,7 +4,7 @@
 //! |---|---|---|
 //! | `POST /v1/compute` | `Signed<ComputeRequest>` (user-signed) | `Signed<Assignment>` (router-signed) |
 //! | `POST /v1/usage` | `Signed<UsageReport>` (signed by the session's user) | [`UsageReceipt`] |
-//! | `GET /v1/vouchers/{provider}` | | the newest `Signed<CreditVoucher>`; 404 while it has earned nothing |
+//! | `GET /v1/vouchers/{provider}` | | the newest `Signed<CreditVoucher>`; 404 until a session of it is reported |
 //! | `GET /v1/providers?model=0x..` | | [`ProviderList`] |
 //! | `GET /v1/allowance/{user}` | | [`Allowance`] |
 //!
