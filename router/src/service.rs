@@ -22,7 +22,7 @@ use tracing::{debug, info, warn};
 use crate::{
     Error, FailPolicy, Result, RouterConfig, credit, fail,
     select::{self, Checks},
-    store::{self, Booking, DueReceipt, NewSession, ReportTarget, Store},
+    store::{self, Booking, NewSession, SessionTerms, Store},
 };
 
 /// Expired sessions asked for their receipts per round of [`AppState::settle_due`].
@@ -263,7 +263,7 @@ impl AppState {
                 reason: e.to_string(),
             })?;
         let id = report.message.sessionId;
-        let target: ReportTarget = self.store(move |s| s.report_target(id, signer)).await?;
+        let target: SessionTerms = self.store(move |s| s.report_target(id, signer)).await?;
         let (count, fail_withholds) = tokio::join!(
             self.provider_count(&target),
             self.fail_withholds(&report.message, &target)
@@ -286,7 +286,7 @@ impl AppState {
     /// Whether a failed report withholds the session's credit under the fail policy
     /// (`fail::fail_withholds_credit`); the stakes are read only for a failed report under
     /// `by-stake`.
-    async fn fail_withholds(&self, report: &UsageReport, terms: &ReportTarget) -> Result<bool> {
+    async fn fail_withholds(&self, report: &UsageReport, terms: &SessionTerms) -> Result<bool> {
         let policy = self.0.config.fail_policy;
         if report.passed || policy == FailPolicy::Withhold {
             return Ok(true);
@@ -307,7 +307,7 @@ impl AppState {
     /// The provider's signed count of a session's tokens, asked with the session's assignment
     /// (signed again: the same terms), or `None` when it cannot be had now: no endpoint on
     /// record, no answer, or an answer that is not the provider's signature for this session.
-    async fn provider_count(&self, terms: &DueReceipt) -> Option<u64> {
+    async fn provider_count(&self, terms: &SessionTerms) -> Option<u64> {
         let endpoint = terms.endpoint.as_deref()?;
         let assignment = Assignment {
             sessionId: terms.session_id,

@@ -31,7 +31,7 @@ use crate::{
 
 mod receipts;
 
-pub(crate) use receipts::{DueReceipt, ReportTarget};
+pub(crate) use receipts::SessionTerms;
 
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS nonces (
@@ -383,18 +383,7 @@ impl Store {
                      settled
                  FROM sessions WHERE session_id = ?1",
                 params![id],
-                |r| {
-                    Ok((
-                        r.get(0)?,
-                        r.get(1)?,
-                        r.get(2)?,
-                        r.get(3)?,
-                        r.get(4)?,
-                        r.get(5)?,
-                        r.get(6)?,
-                        r.get(7)?,
-                    ))
-                },
+                |r| Row::try_from(r),
             )
             .optional()?;
         let Some((user, model, token_max, Some(provider), Some(price), reported, kept, settled)) =

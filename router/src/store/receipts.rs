@@ -25,12 +25,6 @@ pub(crate) struct SessionTerms {
     pub(crate) expires_at: u64,
 }
 
-/// A session a report was signed for, checked before its provider is asked for a receipt.
-pub(crate) type ReportTarget = SessionTerms;
-
-/// An expired session whose count is not settled yet.
-pub(crate) type DueReceipt = SessionTerms;
-
 const TERMS: &str = "session_id, user, provider, endpoint, model_id, token_max, price_per_token,
     expires_at";
 
@@ -46,16 +40,7 @@ type TermsRow = (
 );
 
 fn terms_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<TermsRow> {
-    Ok((
-        r.get(0)?,
-        r.get(1)?,
-        r.get(2)?,
-        r.get(3)?,
-        r.get(4)?,
-        r.get(5)?,
-        r.get(6)?,
-        r.get(7)?,
-    ))
+    TermsRow::try_from(r)
 }
 
 fn read_terms(row: TermsRow) -> Result<Option<SessionTerms>> {
@@ -85,7 +70,7 @@ impl Store {
     /// assigned (else [`Error::UnknownSession`]), `signer` is its user ([`Error::WrongReporter`])
     /// and it was not reported yet ([`Error::AlreadyReported`]). `record_report` checks the same
     /// again in its transaction.
-    pub(crate) fn report_target(&self, session_id: B256, signer: Address) -> Result<ReportTarget> {
+    pub(crate) fn report_target(&self, session_id: B256, signer: Address) -> Result<SessionTerms> {
         let conn = self.conn();
         let row = conn
             .query_row(
@@ -113,7 +98,7 @@ impl Store {
 
     /// Up to `limit` assigned sessions expired before `now` whose count is not settled, the
     /// longest expired first.
-    pub(crate) fn due_receipts(&self, now: u64, limit: usize) -> Result<Vec<DueReceipt>> {
+    pub(crate) fn due_receipts(&self, now: u64, limit: usize) -> Result<Vec<SessionTerms>> {
         let conn = self.conn();
         let mut due = conn.prepare_cached(&format!(
             "SELECT {TERMS} FROM sessions
@@ -147,17 +132,7 @@ impl Store {
                 "SELECT token_max, reported, tokens, credited, counted, settled, attempts
                  FROM sessions WHERE session_id = ?1",
                 params![id],
-                |r| {
-                    Ok((
-                        r.get(0)?,
-                        r.get(1)?,
-                        r.get(2)?,
-                        r.get(3)?,
-                        r.get(4)?,
-                        r.get(5)?,
-                        r.get(6)?,
-                    ))
-                },
+                |r| Row::try_from(r),
             )
             .optional()?;
         let Some((token_max, reported, tokens, credited, counted, settled, attempts)) = row else {
