@@ -80,6 +80,10 @@ contract ProviderRegistry is IProviderRegistry, Ownable2Step, EIP712 {
 
     mapping(bytes32 modelId => string) internal _modelNames;
 
+    /// @dev Its own slot: `ModelState` is full (20 + 8 + 4 bytes), and only `getModel` reads the format, so the
+    /// views that check a model (claims, bids, chunk proofs) load no more than before.
+    mapping(bytes32 modelId => bytes16) internal _modelFormats;
+
     bytes32[] internal _modelList;
 
     mapping(bytes32 modelId => mapping(address provider => Listing)) internal _listings;
@@ -175,6 +179,7 @@ contract ProviderRegistry is IProviderRegistry, Ownable2Step, EIP712 {
             merkleRoot: _modelRoots[modelId],
             chunkCount: m.chunkCount,
             registeredAt: m.registeredAt,
+            format: _modelFormats[modelId],
             name: _modelNames[modelId]
         });
     }
@@ -363,7 +368,7 @@ contract ProviderRegistry is IProviderRegistry, Ownable2Step, EIP712 {
     }
 
     /// @inheritdoc IProviderRegistry
-    function registerModel(bytes32 merkleRoot, uint256 chunkCount, string calldata name)
+    function registerModel(bytes32 merkleRoot, uint256 chunkCount, bytes16 format, string calldata name)
         external
         returns (bytes32 modelId)
     {
@@ -374,6 +379,7 @@ contract ProviderRegistry is IProviderRegistry, Ownable2Step, EIP712 {
         ) {
             revert ProviderRegistryInvalidModel(merkleRoot, chunkCount, nameLength);
         }
+        if (!_isFormatLabel(format)) revert ProviderRegistryInvalidFormat(format);
         modelId = computeModelId(msg.sender, merkleRoot, name);
         if (_models[modelId].creator != address(0)) revert ProviderRegistryModelExists(modelId);
         _models[modelId] = ModelState({
@@ -381,8 +387,9 @@ contract ProviderRegistry is IProviderRegistry, Ownable2Step, EIP712 {
         });
         _modelRoots[modelId] = merkleRoot;
         _modelNames[modelId] = name;
+        _modelFormats[modelId] = format;
         _modelList.push(modelId);
-        emit ModelRegistered(modelId, msg.sender, merkleRoot, chunkCount, name);
+        emit ModelRegistered(modelId, msg.sender, merkleRoot, chunkCount, format, name);
     }
 
     /// @inheritdoc IProviderRegistry
@@ -476,6 +483,21 @@ contract ProviderRegistry is IProviderRegistry, Ownable2Step, EIP712 {
     function _checkEndpoint(string calldata endpoint) internal pure {
         uint256 length = bytes(endpoint).length;
         if (length == 0 || length > _MAX_ENDPOINT_LENGTH) revert ProviderRegistryInvalidEndpoint(length);
+    }
+
+    /// @dev A label: one or more of `a-z`, `0-9` from the left, then only zero bytes. One spelling per format,
+    /// so `"GGUF"` and `"gguf "` cannot pass for another format than `"gguf"`.
+    function _isFormatLabel(bytes16 format) internal pure returns (bool) {
+        bool ended;
+        for (uint256 i; i < 16; ++i) {
+            bytes1 c = format[i];
+            if (c == 0) {
+                ended = true;
+            } else if (ended || !((c >= "a" && c <= "z") || (c >= "0" && c <= "9"))) {
+                return false;
+            }
+        }
+        return format[0] != 0;
     }
 
     function _checkBid(uint256 pricePerToken, uint256 capacity) internal pure {

@@ -16,7 +16,7 @@ import {BaseScript} from "./Base.s.sol";
 /// @dev On anvil (31337): TestMOR, FixedPriceSource (MOR $20, $0.002 per 1000 tokens), the three contracts;
 /// mints test MOR to the first ten anvil accounts, whitelists them, deposits 1,000,000 MOR into the pool,
 /// authorises the router signer (env ROUTER_SIGNER, default anvil account #1) with the whole daily budget,
-/// and registers an example model (env MODEL_ROOT, MODEL_CHUNKS, MODEL_NAME).
+/// and registers an example model (env MODEL_ROOT, MODEL_CHUNKS, MODEL_FORMAT (default gguf), MODEL_NAME).
 /// On Arbitrum Sepolia (421614) and Arbitrum One (42161): takes env MOR and PRICE_SOURCE, deploys the three
 /// contracts, authorises ROUTER_SIGNER if set, registers the model if MODEL_ROOT is set.
 /// The router signer is an initial router of the SessionRouter's constructor, so it is authorised at
@@ -93,6 +93,7 @@ contract Deploy is BaseScript {
             registry.registerModel(
                 modelRoot,
                 vm.envOr("MODEL_CHUNKS", uint256(1)),
+                bytes16(bytes(vm.envOr("MODEL_FORMAT", string("gguf")))),
                 vm.envOr("MODEL_NAME", string("example-model"))
             );
         }

@@ -192,7 +192,7 @@ abstract contract Base is Test, Signing {
 
     function _registerModel() internal returns (bytes32 modelId) {
         vm.prank(alice);
-        modelId = registry.registerModel(keccak256("weights"), 3, "llama-3-8b");
+        modelId = registry.registerModel(keccak256("weights"), 3, "gguf", "llama-3-8b");
     }
 
     function _signModelClaim(uint256 key, address who, bytes32 modelId) internal view returns (bytes memory) {

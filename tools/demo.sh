@@ -65,9 +65,13 @@ SESSION_ROUTER=$(python3 -c 'import json; print(json.load(open("deployments/3133
 "$BIN/cast" rpc --rpc-url "$RPC" evm_increaseTime 86400 >/dev/null
 "$BIN/cast" rpc --rpc-url "$RPC" evm_mine >/dev/null
 
-say "provider on-chain: register at $ENDPOINT, register the model by its Merkle root, claim it, bid"
+# The model is its published weights: the GGUF `model prepare` kept beside the build, under the
+# name and format its morpheus.json records (the same id whatever kernels the build uses).
+read -r WEIGHTS FORMAT NAME ROOT < <(python3 -c 'import json; m = json.load(open("models/smollm2/morpheus.json"))
+print("models/smollm2/" + m["weights_file"], m["weights_format"], m["name"], m["merkle_root"])')
+say "provider on-chain: register at $ENDPOINT, register $NAME ($FORMAT, root $ROOT), claim it, bid"
 MODEL_ID=$(target/release/examples/session register "$RPC" deployments/31337.json "$ENDPOINT" \
-  models/smollm2/model.onnx SmolLM2-135M-Instruct)
+  "$WEIGHTS" "$FORMAT" "$NAME")
 
 say "worker: morpheus-worker serve on $ENDPOINT (log: $LOG_DIR/worker.log)"
 NO_COLOR=1 "$WORKER" serve --model models/smollm2 --listen "127.0.0.1:$WORKER_PORT" \

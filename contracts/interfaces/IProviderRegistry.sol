@@ -45,13 +45,15 @@ interface IProviderRegistry {
     /// @param merkleRoot The Merkle root of its weights file in 1 MiB chunks.
     /// @param chunkCount How many chunks (leaves) the file has.
     /// @param registeredAt When it was registered (unix seconds).
-    /// @param name Its name.
+    /// @param format The weights file's format: a lowercase label, left-aligned and zero-padded (`"gguf"`).
+    /// @param name Its name, the one users know it by.
     struct Model {
         bytes32 modelId;
         address creator;
         bytes32 merkleRoot;
         uint256 chunkCount;
         uint256 registeredAt;
+        bytes16 format;
         string name;
     }
 
@@ -121,6 +123,11 @@ interface IProviderRegistry {
     /// @param chunkCount The chunk count given.
     /// @param nameLength The name's length in bytes (1..128).
     error ProviderRegistryInvalidModel(bytes32 merkleRoot, uint256 chunkCount, uint256 nameLength);
+
+    /// @notice Thrown when registering a model whose format is not a label: empty, or not 1..16 bytes of
+    /// `a-z`, `0-9` from the left, zero-padded.
+    /// @param format The format given.
+    error ProviderRegistryInvalidFormat(bytes16 format);
 
     /// @notice Thrown when registering a model whose id exists.
     /// @param modelId The id.
@@ -203,9 +210,15 @@ interface IProviderRegistry {
     /// @param creator Who registered it.
     /// @param merkleRoot The Merkle root of its weights.
     /// @param chunkCount How many 1 MiB chunks the weights file has.
+    /// @param format The weights file's format (`"gguf"`).
     /// @param name Its name.
     event ModelRegistered(
-        bytes32 indexed modelId, address indexed creator, bytes32 merkleRoot, uint256 chunkCount, string name
+        bytes32 indexed modelId,
+        address indexed creator,
+        bytes32 merkleRoot,
+        uint256 chunkCount,
+        bytes16 format,
+        string name
     );
 
     /// @notice Emitted when a provider's signed claim to hold a model is recorded.
@@ -380,11 +393,16 @@ interface IProviderRegistry {
     function setMinStake(uint256 minStake_) external;
 
     /// @notice Registers a model. Anyone may; the id includes the caller.
+    /// @dev The weights file is the one the model is published as (a GGUF as downloaded), not a build of it
+    /// for some hardware, so every provider of that file serves the same id. The format is not part of the id:
+    /// the root already fixes the bytes.
     /// @param merkleRoot The Merkle root of the weights file in 1 MiB chunks, not zero.
     /// @param chunkCount How many chunks the file has, not zero.
+    /// @param format The file's format: 1..16 bytes of `a-z`, `0-9` from the left, zero-padded (`"gguf"`);
+    /// else `ProviderRegistryInvalidFormat`.
     /// @param name Its name, 1..128 bytes.
     /// @return modelId The model's id.
-    function registerModel(bytes32 merkleRoot, uint256 chunkCount, string calldata name)
+    function registerModel(bytes32 merkleRoot, uint256 chunkCount, bytes16 format, string calldata name)
         external
         returns (bytes32 modelId);
 

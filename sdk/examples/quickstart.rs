@@ -14,7 +14,7 @@ use alloy::{
 };
 use morpheus_sdk::{
     Deployment,
-    contracts::Protocol,
+    contracts::{GGUF, Protocol},
     merkle::ModelTree,
     messages::{CreditVoucher, Signed},
 };
@@ -79,7 +79,7 @@ async fn main() -> eyre::Result<()> {
     }
     let name = format!("quickstart-{}", tree.root());
     let model_id = registry
-        .register_model(tree.root(), tree.leaf_count(), &name)
+        .register_model(tree.root(), tree.leaf_count(), GGUF, &name)
         .await?;
     let claim = registry.sign_model_claim(model_id, &provider_key).await?;
     registry.claim_model(me, model_id, claim).await?;

@@ -2,9 +2,10 @@
 //! this program as the provider's on-chain set-up and as the user's client:
 //!
 //! ```sh
-//! # 1. the provider registers at ENDPOINT, registers MODEL_FILE by its Merkle root, claims it
-//! #    and bids; prints the model id (the worker is then started with it)
-//! cargo run -p morpheus-sdk --example session -- register RPC DEPLOYMENT ENDPOINT MODEL_FILE NAME
+//! # 1. the provider registers at ENDPOINT, registers the model by its published weights file
+//! #    (WEIGHTS_FILE, in FORMAT: `gguf`) and NAME, claims it and bids; prints the model id (the
+//! #    worker is then started with it)
+//! cargo run -p morpheus-sdk --example session -- register RPC DEPLOYMENT ENDPOINT WEIGHTS_FILE FORMAT NAME
 //! # 2. a signed request to the router (which checks the provider's liveness and assigns it), a
 //! #    streamed chat with the provider, the usage report, the router's voucher, the claim
 //! cargo run -p morpheus-sdk --example session -- chat RPC DEPLOYMENT ROUTER_URL MODEL_ID "question"
@@ -42,12 +43,20 @@ async fn main() -> eyre::Result<()> {
         .collect::<Vec<_>>()
         .as_slice()
     {
-        ["register", rpc, deployment, endpoint, model_file, name] => {
+        [
+            "register",
+            rpc,
+            deployment,
+            endpoint,
+            weights_file,
+            format,
+            name,
+        ] => {
             register(
                 rpc,
                 &Deployment::load(deployment)?,
                 endpoint,
-                model_file,
+                (weights_file, format),
                 name,
             )
             .await
@@ -63,7 +72,7 @@ async fn main() -> eyre::Result<()> {
             .await
         }
         _ => eyre::bail!(
-            "usage: session register RPC DEPLOYMENT ENDPOINT MODEL_FILE NAME\n       \
+            "usage: session register RPC DEPLOYMENT ENDPOINT WEIGHTS_FILE FORMAT NAME\n       \
              session chat RPC DEPLOYMENT ROUTER_URL MODEL_ID QUESTION"
         ),
     }
@@ -86,7 +95,7 @@ async fn register(
     rpc: &str,
     deployment: &Deployment,
     endpoint: &str,
-    model_file: &str,
+    (weights_file, format): (&str, &str),
     name: &str,
 ) -> eyre::Result<()> {
     let provider_key = key(PROVIDER_KEY, deployment)?;
@@ -94,15 +103,15 @@ async fn register(
     let registry = provider.registry();
     let me = provider_key.address();
 
-    let tree = ModelTree::from_file(model_file, |_, _| {})?;
+    let tree = ModelTree::from_file(weights_file, |_, _| {})?;
     eprintln!(
-        "model file {model_file}: {} chunks of 1 MiB, Merkle root {}",
+        "weights file {weights_file} ({format}): {} chunks of 1 MiB, Merkle root {}",
         tree.leaf_count(),
         tree.root()
     );
     registry.register(endpoint, parse_ether("10")?).await?;
     let model_id = registry
-        .register_model(tree.root(), tree.leaf_count(), name)
+        .register_model(tree.root(), tree.leaf_count(), format, name)
         .await?;
     let claim = registry.sign_model_claim(model_id, &provider_key).await?;
     registry.claim_model(me, model_id, claim).await?;

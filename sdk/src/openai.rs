@@ -4,6 +4,7 @@
 //! request fields are ignored (clients send many optional ones); what the protocol does not
 //! support (`n > 1`, tools) is refused by the provider with a 400 naming the field.
 
+use alloy::primitives::B256;
 use serde::{Deserialize, Serialize};
 
 /// One message of a conversation.
@@ -183,10 +184,11 @@ pub struct ChatCompletionChunk {
     pub usage: Option<Usage>,
 }
 
-/// One entry of `GET /v1/models`.
+/// One entry of `GET /v1/models`: OpenAI's fields, then what a Morpheus provider adds (absent
+/// from other servers' lists).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Model {
-    /// Model name to put in requests.
+    /// Model name to put in requests: the name users know it by.
     pub id: String,
     /// Always `model`.
     pub object: String,
@@ -194,6 +196,15 @@ pub struct Model {
     pub created: u64,
     /// Who serves it.
     pub owned_by: String,
+    /// The format of the published weights file the model is registered by (`gguf`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub format: Option<String>,
+    /// That file's Merkle root, as the registry records it (`ProviderRegistry.getModel`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub merkle_root: Option<B256>,
+    /// The registry's model id the provider serves, when it was started with one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub model_id: Option<B256>,
 }
 
 /// `GET /v1/models` response body.

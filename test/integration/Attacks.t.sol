@@ -417,7 +417,7 @@ contract Attacks_Integration_Test is Base {
     function test_Attack_ModelIdFrontRun() external {
         // Eve sees alice's registerModel in the mempool and sends the same arguments first.
         vm.prank(eve);
-        bytes32 eveId = registry.registerModel(keccak256("weights"), 3, "llama-3-8b");
+        bytes32 eveId = registry.registerModel(keccak256("weights"), 3, "gguf", "llama-3-8b");
         bytes32 aliceId = _registerModel(); // still succeeds, with alice's own id
         assertTrue(eveId != aliceId);
         ProviderRegistry(address(registry)).getModel(aliceId);

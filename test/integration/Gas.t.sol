@@ -127,10 +127,10 @@ contract Gas_Test is Base {
         vm.snapshotGasLastCall("ProviderRegistry", "register (no whitelist, endpoint <= 31 bytes)");
 
         vm.prank(alice);
-        bytes32 modelId = registry.registerModel(keccak256("weights"), 3, "llama-3-8b");
+        bytes32 modelId = registry.registerModel(keccak256("weights"), 3, "gguf", "llama-3-8b");
         vm.snapshotGasLastCall("ProviderRegistry", "registerModel");
         vm.prank(alice);
-        bytes32 modelId2 = registry.registerModel(keccak256("weights2"), 5, "qwen-2.5-7b");
+        bytes32 modelId2 = registry.registerModel(keccak256("weights2"), 5, "gguf", "qwen-2.5-7b");
 
         bytes memory sig = _signModelClaim(providerKey, provider, modelId);
         registry.claimModel(provider, modelId, sig);

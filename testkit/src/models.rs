@@ -17,6 +17,16 @@ pub fn tiny_model() -> PathBuf {
     prepared("tiny", "tiny", Kernels::Morpheus)
 }
 
+/// The tiny model's published weights file (its GGUF, kept beside the build): the file its
+/// model id is registered by and liveness answers prove, the same for both kernels' builds.
+/// Panics with the reason when its `morpheus.json` cannot be read.
+pub fn tiny_weights() -> PathBuf {
+    let dir = tiny_model();
+    let meta = morpheus_worker::model::ModelMeta::read(&dir)
+        .unwrap_or_else(|e| panic!("reading {}: {e}", dir.display()));
+    dir.join(meta.weights_file())
+}
+
 /// The same tiny model with ONNX Runtime's own `MatMulNBits` operators.
 pub fn tiny_model_onnxruntime() -> PathBuf {
     prepared("tiny", "tiny-onnxruntime", Kernels::Onnxruntime)

@@ -82,7 +82,14 @@ async fn main() -> Result<()> {
                 })
             })
             .await??;
-            tracing::info!(model = %meta.name, merkle_root = ?meta.merkle_root, "model ready");
+            // What to register the model by: the published weights, whatever this build's kernels.
+            tracing::info!(
+                model = %meta.name,
+                weights = %meta.weights_file(),
+                format = %meta.weights_format(),
+                merkle_root = ?meta.merkle_root,
+                "model ready"
+            );
             Ok(())
         }
         Cmd::Model {

@@ -13,7 +13,7 @@ use morpheus_sdk::{
     messages::{Assignment, ComputeRequest, CreditVoucher, Signed, UsageReport},
     router::RouterClient,
 };
-use morpheus_testkit::{Devnet, TestWorker, WorkerOptions, tiny_model, unique_b256, unix_now};
+use morpheus_testkit::{Devnet, TestWorker, WorkerOptions, tiny_weights, unique_b256, unix_now};
 use tempfile::TempDir;
 use tokio::{sync::oneshot, task::JoinHandle};
 
@@ -90,8 +90,7 @@ impl Net {
 
     pub(crate) async fn with(edit: impl FnOnce(&mut RouterConfig)) -> Self {
         let devnet = Devnet::start().await.expect("devnet");
-        let tree =
-            ModelTree::from_file(tiny_model().join("model.onnx"), |_, _| {}).expect("model tree");
+        let tree = ModelTree::from_file(tiny_weights(), |_, _| {}).expect("model tree");
 
         // The provider: the model registered by its root, its worker registered at its address.
         let model_id = devnet
@@ -99,7 +98,12 @@ impl Net {
             .await
             .expect("connect")
             .registry()
-            .register_model(tree.root(), tree.leaf_count(), "tiny")
+            .register_model(
+                tree.root(),
+                tree.leaf_count(),
+                morpheus_sdk::contracts::GGUF,
+                "tiny",
+            )
             .await
             .expect("register model");
         let deployment = devnet.deployment();

@@ -73,7 +73,12 @@ async fn bad_requests_are_refused() {
         .await
         .expect("connect")
         .registry()
-        .register_model([9u8; 32].into(), 3, "nobody serves this")
+        .register_model(
+            [9u8; 32].into(),
+            3,
+            morpheus_sdk::contracts::GGUF,
+            "nobody serves this",
+        )
         .await
         .expect("register model");
     let before = net.router.allowance(user).await.expect("allowance");

@@ -15,7 +15,11 @@ mod token;
 pub use chain::Protocol;
 pub use chain::wallet_provider;
 pub use compute_pool::{ComputePoolClient, DailyBudget};
-pub use provider_registry::{Bid, Model, ProviderRecord, ProviderRegistryClient};
+pub use provider_registry::{
+    Bid, GGUF, Model, ProviderRecord, ProviderRegistryClient, format_label, model_format,
+};
 pub use revert::Revert;
-pub use session_router::{ClaimRecord, Prices, Reputation, SessionRouterClient, UserStake};
+pub use session_router::{
+    ClaimRecord, Prices, Reputation, RouterInfo, SessionRouterClient, UserStake,
+};
 pub use token::MorClient;

@@ -1,5 +1,5 @@
 use alloy::{
-    primitives::{Address, B256, U256},
+    primitives::{Address, B256, FixedBytes, U256},
     providers::DynProvider,
     rpc::types::TransactionReceipt,
     signers::SignerSync,
@@ -19,6 +19,38 @@ use crate::{
     merkle::ChunkProof,
     messages::{ModelClaim, registry_domain},
 };
+
+/// The format label of a GGUF weights file, as models are published for llama.cpp and its kin.
+pub const GGUF: &str = "gguf";
+
+/// A model's weights format as the registry stores it: `label` left-aligned in 16 bytes, zero
+/// padded. The label must be 1..16 bytes of `a-z`, `0-9`, the rule `registerModel` enforces
+/// (`ProviderRegistryInvalidFormat`), so one format has one spelling on-chain.
+pub fn model_format(label: &str) -> Result<FixedBytes<16>> {
+    let bytes = label.as_bytes();
+    if bytes.is_empty()
+        || bytes.len() > 16
+        || !bytes
+            .iter()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
+    {
+        return Err(Error::Mismatch {
+            field: "model format",
+            expected: "1..16 bytes of a-z, 0-9".into(),
+            actual: format!("{label:?}"),
+        });
+    }
+    let mut word = FixedBytes::<16>::ZERO;
+    word[..bytes.len()].copy_from_slice(bytes);
+    Ok(word)
+}
+
+/// The label of a format as the registry stores it ([`Model::format`]): the bytes before the
+/// first zero, as text (a registered format is always ASCII).
+pub fn format_label(format: &FixedBytes<16>) -> String {
+    let end = format.iter().position(|&b| b == 0).unwrap_or(16);
+    String::from_utf8_lossy(&format[..end]).into_owned()
+}
 
 /// Client of `ProviderRegistry`: providers, the whitelist, models, model claims and bids.
 #[derive(Debug, Clone)]
@@ -126,11 +158,19 @@ impl ProviderRegistryClient {
         .await
     }
 
-    /// Registers a model by its Merkle root and chunk count; returns its id.
-    pub async fn register_model(&self, root: B256, chunk_count: u64, name: &str) -> Result<B256> {
+    /// Registers a model by its weights file's Merkle root, chunk count and format (a label such
+    /// as [`GGUF`], checked here as the contract does: [`model_format`]); returns its id.
+    pub async fn register_model(
+        &self,
+        root: B256,
+        chunk_count: u64,
+        format: &str,
+        name: &str,
+    ) -> Result<B256> {
         let receipt = send(self.contract.registerModel(
             root,
             U256::from(chunk_count),
+            model_format(format)?,
             name.to_string(),
         ))
         .await?;
@@ -268,5 +308,41 @@ impl ProviderRegistryClient {
                 .getBidsOfProvider(provider, U256::from(offset), U256::from(limit)),
         )
         .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_format_label_is_left_aligned_and_zero_padded() {
+        let gguf = model_format(GGUF).expect("a label");
+        assert_eq!(&gguf[..4], b"gguf");
+        assert!(gguf[4..].iter().all(|&b| b == 0));
+        assert_eq!(format_label(&gguf), "gguf");
+        let longest = model_format("0123456789abcdef").expect("16 bytes");
+        assert_eq!(format_label(&longest), "0123456789abcdef");
+    }
+
+    /// The contract's rule, so a refused label never costs a transaction.
+    #[test]
+    fn labels_the_registry_refuses_are_refused_here() {
+        for bad in [
+            "",
+            "GGUF",
+            "gguf ",
+            "g\0guf",
+            "0123456789abcdefg",
+            "safe-tensors",
+        ] {
+            match model_format(bad) {
+                Err(Error::Mismatch { field, actual, .. }) => {
+                    assert_eq!(field, "model format");
+                    assert_eq!(actual, format!("{bad:?}"));
+                }
+                other => panic!("{bad:?} was not refused: {other:?}"),
+            }
+        }
     }
 }

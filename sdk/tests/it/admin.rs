@@ -1,7 +1,9 @@
 //! The remaining client methods: router signers, the whitelist, paging views, pool deposits.
 
 use alloy::primitives::{Address, U256, keccak256, utils::parse_ether};
-use morpheus_sdk::contracts::bindings::session_router::SessionRouter::SessionRouterErrors;
+use morpheus_sdk::contracts::{
+    GGUF, bindings::session_router::SessionRouter::SessionRouterErrors, format_label,
+};
 use morpheus_testkit::Devnet;
 
 #[tokio::test]
@@ -108,16 +110,20 @@ async fn whitelist_paging_and_endpoints() -> eyre::Result<()> {
         .await?;
     assert_eq!(registry.provider(p).await?.endpoint, "http://moved:81");
 
-    let a = registry.register_model(keccak256("a"), 1, "a").await?;
-    let b = registry.register_model(keccak256("b"), 2, "b").await?;
+    let a = registry
+        .register_model(keccak256("a"), 1, GGUF, "a")
+        .await?;
+    let b = registry
+        .register_model(keccak256("b"), 2, "onnx", "b")
+        .await?;
     assert_eq!(
         registry
             .models(0, 10)
             .await?
             .iter()
-            .map(|m| m.modelId)
+            .map(|m| (m.modelId, format_label(&m.format)))
             .collect::<Vec<_>>(),
-        vec![a, b]
+        vec![(a, GGUF.to_string()), (b, "onnx".to_string())]
     );
     for model in [a, b] {
         let sig = provider

@@ -4,9 +4,12 @@ use alloy::{
     primitives::{Address, U256, keccak256},
     sol_types::SolStruct,
 };
-use morpheus_sdk::messages::{
-    Assignment, ComputeRequest, CreditVoucher, LivenessChallenge, LivenessResponse, ModelClaim,
-    ServiceReceipt, UsageReport,
+use morpheus_sdk::{
+    contracts::GGUF,
+    messages::{
+        Assignment, ComputeRequest, CreditVoucher, LivenessChallenge, LivenessResponse, ModelClaim,
+        ServiceReceipt, UsageReport,
+    },
 };
 use morpheus_testkit::Devnet;
 
@@ -110,7 +113,7 @@ async fn model_claims_hash_like_the_registry() -> eyre::Result<()> {
     let protocol = devnet.protocol(0).await?;
     let registry = protocol.registry();
     let model_id = registry
-        .register_model(keccak256("weights"), 3, "tiny")
+        .register_model(keccak256("weights"), 3, GGUF, "tiny")
         .await?;
     let provider = devnet.signer(2).address();
     let claim = ModelClaim {

@@ -2,7 +2,9 @@
 
 use alloy::primitives::{B256, U256, b256, keccak256, utils::parse_ether};
 use morpheus_sdk::{
-    contracts::bindings::provider_registry::ProviderRegistry::ProviderRegistryErrors,
+    contracts::{
+        GGUF, bindings::provider_registry::ProviderRegistry::ProviderRegistryErrors, format_label,
+    },
     merkle::{CHUNK_SIZE, ModelTree, PIECE_SIZE},
 };
 use morpheus_testkit::Devnet;
@@ -21,12 +23,16 @@ async fn provider_registers_claims_a_model_and_bids() -> eyre::Result<()> {
     let tree = ModelTree::from_bytes(&weights)?;
     let model_id = owner
         .registry()
-        .register_model(tree.root(), tree.leaf_count(), "tiny-test")
+        .register_model(tree.root(), tree.leaf_count(), GGUF, "tiny-test")
         .await?;
     let model = owner.registry().model(model_id).await?;
     assert_eq!(
-        (model.merkleRoot, model.chunkCount),
-        (tree.root(), U256::from(4))
+        (
+            model.merkleRoot,
+            model.chunkCount,
+            format_label(&model.format)
+        ),
+        (tree.root(), U256::from(4), GGUF.to_string())
     );
     for i in 0..tree.leaf_count() {
         assert!(
@@ -128,7 +134,7 @@ async fn piece_tree_leaves_prove_on_chain() -> eyre::Result<()> {
 
     let model_id = owner
         .registry()
-        .register_model(tree.root(), tree.leaf_count(), "piece-tree")
+        .register_model(tree.root(), tree.leaf_count(), GGUF, "piece-tree")
         .await?;
     for i in 0..tree.leaf_count() {
         assert!(

@@ -303,7 +303,7 @@ contract ProviderRegistry_Unit_Test is Base, MessageVectors {
     function test_RegisterModel() external {
         bytes32 expected = keccak256(abi.encode(alice, keccak256("weights"), keccak256("llama-3-8b")));
         vm.expectEmit(address(registry));
-        emit IProviderRegistry.ModelRegistered(expected, alice, keccak256("weights"), 3, "llama-3-8b");
+        emit IProviderRegistry.ModelRegistered(expected, alice, keccak256("weights"), 3, "gguf", "llama-3-8b");
         bytes32 modelId = _registerModel();
         assertEq(modelId, expected);
         assertEq(registry.computeModelId(alice, keccak256("weights"), "llama-3-8b"), expected);
@@ -311,6 +311,7 @@ contract ProviderRegistry_Unit_Test is Base, MessageVectors {
         assertEq(m.creator, alice);
         assertEq(m.merkleRoot, keccak256("weights"));
         assertEq(m.chunkCount, 3);
+        assertEq(m.format, bytes16("gguf"));
         assertEq(m.name, "llama-3-8b");
         assertEq(registry.modelCount(), 1);
         assertEq(registry.getModels(0, 5).length, 1);
@@ -324,10 +325,10 @@ contract ProviderRegistry_Unit_Test is Base, MessageVectors {
     ) external {
         vm.assume(a != b && root != 0 && bytes(name).length > 0 && bytes(name).length <= 128);
         vm.prank(a);
-        bytes32 idA = registry.registerModel(root, 1, name);
+        bytes32 idA = registry.registerModel(root, 1, "gguf", name);
         // Someone else registering the same root and name gets another id: no squatting, no front-running.
         vm.prank(b);
-        bytes32 idB = registry.registerModel(root, 1, name);
+        bytes32 idB = registry.registerModel(root, 1, "gguf", name);
         assertTrue(idA != idB);
     }
 
@@ -343,25 +344,54 @@ contract ProviderRegistry_Unit_Test is Base, MessageVectors {
         vm.expectRevert(
             abi.encodeWithSelector(IProviderRegistry.ProviderRegistryInvalidModel.selector, bytes32(0), 1, 1)
         );
-        registry.registerModel(0, 1, "x");
+        registry.registerModel(0, 1, "gguf", "x");
         vm.expectRevert(
             abi.encodeWithSelector(
                 IProviderRegistry.ProviderRegistryInvalidModel.selector, bytes32("r"), 0, 1
             )
         );
-        registry.registerModel("r", 0, "x");
+        registry.registerModel("r", 0, "gguf", "x");
         vm.expectRevert(
             abi.encodeWithSelector(
                 IProviderRegistry.ProviderRegistryInvalidModel.selector, bytes32("r"), 1, 0
             )
         );
-        registry.registerModel("r", 1, "");
+        registry.registerModel("r", 1, "gguf", "");
         vm.expectRevert(
             abi.encodeWithSelector(
                 IProviderRegistry.ProviderRegistryInvalidModel.selector, bytes32("r"), 1, 129
             )
         );
-        registry.registerModel("r", 1, string(new bytes(129)));
+        registry.registerModel("r", 1, "gguf", string(new bytes(129)));
+    }
+
+    function test_RevertWhen_RegisterModelEmptyFormat() external {
+        vm.expectRevert(
+            abi.encodeWithSelector(IProviderRegistry.ProviderRegistryInvalidFormat.selector, bytes16(0))
+        );
+        registry.registerModel("r", 1, bytes16(0), "x");
+    }
+
+    /// One spelling per format: upper case, a space, a leading zero byte or a gap are not labels.
+    function test_RevertWhen_RegisterModelFormatNotALabel() external {
+        bytes16[4] memory bad = [
+            bytes16("GGUF"),
+            bytes16("gguf "),
+            bytes16(hex"0067677566"),
+            bytes16(hex"676700") | bytes16(hex"000000756600")
+        ];
+        for (uint256 i; i < bad.length; ++i) {
+            vm.expectRevert(
+                abi.encodeWithSelector(IProviderRegistry.ProviderRegistryInvalidFormat.selector, bad[i])
+            );
+            registry.registerModel("r", 1, bad[i], "x");
+        }
+    }
+
+    function test_RegisterModel_FormatOfSixteenBytes() external {
+        bytes32 modelId = registry.registerModel("r", 1, "0123456789abcdef", "x");
+        assertEq(registry.getModel(modelId).format, bytes16("0123456789abcdef"));
+        assertEq(registry.getModels(0, 1)[0].format, bytes16("0123456789abcdef"));
     }
 
     function test_RevertWhen_GetModelUnknown() external {
@@ -381,7 +411,7 @@ contract ProviderRegistry_Unit_Test is Base, MessageVectors {
         bytes32 l2 = leaves[2];
         bytes32 root = ModelMerkle.computeRoot(leaves);
         vm.prank(alice);
-        bytes32 modelId = registry.registerModel(root, 3, "m");
+        bytes32 modelId = registry.registerModel(root, 3, "gguf", "m");
         bytes32[] memory proof = new bytes32[](2);
         proof[0] = l1;
         proof[1] = l2;
@@ -567,7 +597,7 @@ contract ProviderRegistry_Unit_Test is Base, MessageVectors {
         vm.prank(provider2);
         registry.postBid(modelId, 2e11, 1);
         vm.prank(alice);
-        bytes32 model2 = registry.registerModel(keccak256("w2"), 1, "m2");
+        bytes32 model2 = registry.registerModel(keccak256("w2"), 1, "gguf", "m2");
         _claimModel(providerKey, provider, model2);
         vm.prank(provider);
         registry.postBid(model2, 3e11, 1);
@@ -614,7 +644,7 @@ contract ProviderRegistry_Unit_Test is Base, MessageVectors {
         );
         ProviderRegistry pinned = ProviderRegistry(REGISTRY_AT);
         vm.prank(alice);
-        bytes32 modelId = pinned.registerModel(keccak256("weights"), 3, "llama-3-8b");
+        bytes32 modelId = pinned.registerModel(keccak256("weights"), 3, "gguf", "llama-3-8b");
 
         assertEq(provider, CLAIM_PROVIDER, "provider");
         assertEq(modelId, CLAIM_MODEL_ID, "model id");

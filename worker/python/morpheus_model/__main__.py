@@ -61,10 +61,9 @@ def main(argv: list[str] | None = None) -> int:
         with tempfile.TemporaryDirectory() as d:
             gguf = Path(d) / "tiny-llama-test.gguf"
             tiny.write(gguf, args.seed)
+            # `prepare` keeps the GGUF beside the build (`weights.gguf`), as for any source.
             prepare.prepare(gguf, args.out, "tiny-llama-test", max_positions=32768, force=args.force,
                             kernels=args.kernels)
-            # Keep the source next to the model so tests can check against the reference.
-            (args.out / "source.gguf").write_bytes(gguf.read_bytes())
     elif args.cmd == "locate":
         print(sources.resolve(args.source))
     elif args.cmd == "verify":

@@ -1,8 +1,12 @@
-"""Prepare a model directory: model.onnx + tokenizer.json + morpheus.json, cached by source hash."""
+"""Prepare a model directory: model.onnx + tokenizer.json + morpheus.json, cached by source hash,
+and the source GGUF itself (`weights.gguf`): the published weights, which the model's Merkle root
+covers, whatever the build beside it."""
 
 from __future__ import annotations
 
 import json
+import os
+import shutil
 import sys
 from pathlib import Path
 
@@ -14,6 +18,10 @@ from .gguf_source import GgufModel, load, sha256_file
 # Bump when the produced files change for the same source.
 CONVERTER_VERSION = 5
 STOP_TOKENS = ("<|im_end|>", "<|endoftext|>", "<|eot_id|>", "<|end|>", "<|end_of_text|>")
+# The published weights file kept in every directory, under one name whatever the download's.
+WEIGHTS_FILE = "weights.gguf"
+# What morpheus-worker records about the root; stale once the weights file is replaced.
+MERKLE_KEYS = ("merkle_root", "merkle_version", "merkle_file")
 
 
 def _log(msg: str) -> None:
@@ -51,7 +59,43 @@ def is_current(out: Path, source_sha: str, options: dict) -> bool:
     if not meta_path.exists() or not (out / "model.onnx").exists() or not (out / "tokenizer.json").exists():
         return False
     meta = json.loads(meta_path.read_text())
-    return meta.get("source", {}).get("sha256") == source_sha and meta.get("options") == options
+    return (
+        meta.get("source", {}).get("sha256") == source_sha
+        and meta.get("options") == options
+        and meta.get("weights_file") == WEIGHTS_FILE
+    )
+
+
+def keep_weights(gguf_path: Path, out: Path, source_sha: str) -> bool:
+    """Keeps the source GGUF in `out` as `WEIGHTS_FILE`: a hard link on the same filesystem (no
+    second copy of the weights), else a copy. Returns whether the file was (re)placed."""
+    dst = out / WEIGHTS_FILE
+    if dst.exists() and (
+        os.path.samefile(gguf_path, dst)
+        or (dst.stat().st_size == gguf_path.stat().st_size and sha256_file(dst) == source_sha)
+    ):
+        return False
+    tmp = out / (WEIGHTS_FILE + ".tmp")
+    tmp.unlink(missing_ok=True)
+    try:
+        os.link(gguf_path, tmp)
+        how = "hard link"
+    except OSError:
+        shutil.copyfile(gguf_path, tmp)
+        how = "copy"
+    tmp.replace(dst)
+    _log(f"kept the weights as {dst} ({how} of {gguf_path})")
+    return True
+
+
+def _forget_merkle_root(out: Path) -> None:
+    """A root recorded over a weights file since replaced no longer holds."""
+    meta_path = out / "morpheus.json"
+    meta = json.loads(meta_path.read_text())
+    if any(k in meta for k in MERKLE_KEYS):
+        for k in MERKLE_KEYS:
+            meta.pop(k, None)
+        meta_path.write_text(json.dumps(meta, indent=2))
 
 
 def metadata(model: GgufModel, name: str, source_sha: str, options: dict) -> dict:
@@ -64,6 +108,10 @@ def metadata(model: GgufModel, name: str, source_sha: str, options: dict) -> dic
         "architecture": "llama",
         "model_file": "model.onnx",
         "tokenizer_file": "tokenizer.json",
+        # The published weights (the source GGUF, as downloaded): what the model id is registered
+        # by and liveness proofs read, so every build of the same file is the same model.
+        "weights_file": WEIGHTS_FILE,
+        "weights_format": "gguf",
         "source": {"file": model.path.name, "sha256": source_sha},
         "options": options,
         "num_layers": c.num_layers,
@@ -90,7 +138,8 @@ def metadata(model: GgufModel, name: str, source_sha: str, options: dict) -> dic
 
 def prepare(gguf_path: Path, out: Path, name: str, max_positions: int = 2048, accuracy_level: int = 4,
             force: bool = False, q4_1: str = "auto", kernels: str = "morpheus") -> Path:
-    """Convert `gguf_path` into `out` unless it is already there; returns `out`.
+    """Convert `gguf_path` into `out` unless it is already there, and keep `gguf_path` beside the
+    build as `WEIGHTS_FILE`; returns `out`.
 
     `kernels`: `morpheus` keeps Q4_1/Q8_0 weights as the GGUF's blocks for the worker's own CPU
     operator (fewest bytes per token; runs only in morpheus-worker); `onnxruntime` uses ONNX
@@ -101,8 +150,11 @@ def prepare(gguf_path: Path, out: Path, name: str, max_positions: int = 2048, ac
     options = _options(max_positions, accuracy_level, resolve_q4_1(q4_1, accuracy_level), kernels)
     if not force and is_current(out, sha, options):
         _log(f"{out} is up to date (source sha256 {sha[:16]}...)")
+        if keep_weights(gguf_path, out, sha):
+            _forget_merkle_root(out)
         return out
     out.mkdir(parents=True, exist_ok=True)
+    keep_weights(gguf_path, out, sha)
     model = load(gguf_path)
     c = model.config
     _log(

@@ -40,7 +40,9 @@ def _bytes_to_unicode() -> list[str]:
 def write(path: Path, seed: int = 7) -> None:
     """Write the tiny GGUF to `path`."""
     rng = np.random.default_rng(seed)
-    layers, hidden, inter, heads, kv_heads = 2, 64, 128, 4, 2
+    # Wide enough that the GGUF spans three 1 MiB chunks with a short last piece: the weights file
+    # is what liveness proofs read, and the tests prove every chunk of it.
+    layers, hidden, inter, heads, kv_heads = 2, 256, 2048, 4, 2
     hd = hidden // heads
     tokens = SPECIALS + _bytes_to_unicode() + [a + b for a, b in MERGES]
     types = [3] * len(SPECIALS) + [1] * (len(tokens) - len(SPECIALS))
@@ -67,6 +69,9 @@ def write(path: Path, seed: int = 7) -> None:
     w.add_chat_template(CHAT_TEMPLATE)
 
     def q4(n: int, k: int, scale: float) -> None:
+        # `scale` is for a fan-in of 64; wider inputs get smaller weights, so activations keep
+        # the magnitudes of a narrow model.
+        scale *= (64 / k) ** 0.5
         return quantize_q4_1((rng.standard_normal((n, k)) * scale).astype(np.float32))
 
     def add_q4(name: str, n: int, k: int, scale: float) -> None:

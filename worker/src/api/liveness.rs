@@ -1,6 +1,7 @@
 //! `POST /v1/liveness`: the router's signed challenge, answered with the requested chunk's leaf
 //! (signed by the provider), its Merkle proof, and the piece the challenge picks, read from the
-//! served model file with its path to the chunk leaf.
+//! model's published weights file (the GGUF the build was made from, not the build) with its
+//! path to the chunk leaf.
 //!
 //! The tree in memory holds only the chunk leaves; the piece comes from one read of the chunk
 //! (at most 1 MiB, dropped once answered), so an answer costs the file, never more memory.
@@ -50,13 +51,13 @@ pub(super) async fn answer(
         .tree
         .proof(index)
         .map_err(|e| ApiError::bad_request("bad_chunk_index", e.to_string()))?;
-    let (path, challenge_id, leaf) = (s.model.model_path(), c.challengeId, proof.leaf);
+    let (path, challenge_id, leaf) = (s.model.weights_path(), c.challengeId, proof.leaf);
     let piece = tokio::task::spawn_blocking(move || read_piece(&path, index, challenge_id, leaf))
         .await
         .map_err(|e| Error::ModelProof(format!("reading the chunk stopped: {e}")))
         .and_then(|read| read)
         .map_err(|e| {
-            error!(target: "worker::liveness", chunk = index, error = %e, "cannot answer from the model file");
+            error!(target: "worker::liveness", chunk = index, error = %e, "cannot answer from the weights file");
             ApiError::internal()
         })?;
     let response = LivenessResponse {
@@ -76,7 +77,7 @@ pub(super) async fn answer(
     }))
 }
 
-/// Reads chunk `index` of the served file and proves the piece `challenge_id` picks. The chunk
+/// Reads chunk `index` of the weights file and proves the piece `challenge_id` picks. The chunk
 /// must still lead to `leaf`, the leaf hashed at start-up: a file changed since then is not
 /// answered from.
 fn read_piece(

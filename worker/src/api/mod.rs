@@ -47,7 +47,8 @@ struct Shared {
 }
 
 impl AppState {
-    /// Opens the prepared model in `model_dir`, hashes its Merkle tree (for liveness answers),
+    /// Opens the prepared model in `model_dir`, hashes its weights file's Merkle tree (for
+    /// liveness answers),
     /// starts the engine and returns the state to serve it with. Blocking: hashing and loading
     /// take a second or more, so async callers run it on a blocking thread.
     pub fn load(
@@ -57,18 +58,18 @@ impl AppState {
         protocol: ProtocolConfig,
     ) -> Result<Self> {
         let model = Arc::new(ModelDir::open(model_dir)?);
-        let tree = prepare::model_tree(&model.model_path())?;
+        let tree = prepare::model_tree(&model.weights_path())?;
         if let Some(root) = &model.meta.merkle_root
             && *root != tree.root().to_string()
         {
-            warn!(target: "worker", recorded = %root, actual = %tree.root(), "model.onnx differs from the Merkle root in morpheus.json");
+            warn!(target: "worker", file = %model.meta.weights_file(), recorded = %root, actual = %tree.root(), "the weights file differs from the Merkle root in morpheus.json");
         }
         let metrics = Arc::new(Metrics::new());
         let engine = Engine::start(env, &model, cfg, metrics.clone())?;
         Ok(Self::new(engine, model, protocol, tree, metrics))
     }
 
-    /// State for serving `model` through `engine`; `tree` is the Merkle tree of the model file.
+    /// State for serving `model` through `engine`; `tree` is the Merkle tree of its weights file.
     pub fn new(
         engine: Engine,
         model: Arc<ModelDir>,
@@ -121,7 +122,7 @@ pub async fn run(
         .local_addr()
         .map_err(|e| Error::io("listener", e))?;
     let engine = state.engine().clone();
-    info!(target: "worker::api", %addr, model = %state.0.model.meta.name, provider = %state.0.protocol.signer.address(), "serving");
+    info!(target: "worker::api", %addr, model = %state.0.model.meta.name, format = %state.0.model.meta.weights_format(), merkle_root = %state.0.tree.root(), provider = %state.0.protocol.signer.address(), "serving");
     let watcher = state
         .0
         .protocol

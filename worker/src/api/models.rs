@@ -1,4 +1,5 @@
-//! `GET /v1/models`.
+//! `GET /v1/models`: the served model under the name users know, with the format and Merkle
+//! root of the published weights file it is registered by, and the model id when configured.
 
 use axum::{Json, extract::State};
 use morpheus_sdk::openai::{Model, ModelList};
@@ -6,13 +7,18 @@ use morpheus_sdk::openai::{Model, ModelList};
 use super::AppState;
 
 pub(super) async fn list(State(state): State<AppState>) -> Json<ModelList> {
+    let s = &state.0;
     Json(ModelList {
         object: "list".into(),
         data: vec![Model {
-            id: state.0.model.meta.name.clone(),
+            id: s.model.meta.name.clone(),
             object: "model".into(),
-            created: state.0.created,
-            owned_by: state.0.protocol.signer.address().to_string(),
+            created: s.created,
+            owned_by: s.protocol.signer.address().to_string(),
+            format: Some(s.model.meta.weights_format()),
+            // The root the worker proves against, hashed at start-up from the file it reads.
+            merkle_root: Some(s.tree.root()),
+            model_id: s.auth.model_id(),
         }],
     })
 }

@@ -29,6 +29,15 @@ pub struct ModelMeta {
     /// ONNX file, relative to the directory.
     #[serde(default = "default_model_file")]
     pub model_file: String,
+    /// The published weights file (the GGUF as downloaded, which `model prepare` keeps beside the
+    /// build), relative to the directory: the file the model is registered by, whose Merkle root
+    /// liveness answers prove. Absent in a directory not made by `model prepare`: its weights
+    /// are then the ONNX file itself ([`Self::weights_file`]).
+    #[serde(default)]
+    pub weights_file: Option<String>,
+    /// The weights file's format label as the registry records it (`gguf`).
+    #[serde(default)]
+    pub weights_format: Option<String>,
     /// Tokenizer file, relative to the directory.
     #[serde(default = "default_tokenizer_file")]
     pub tokenizer_file: String,
@@ -78,9 +87,13 @@ pub struct ModelMeta {
     /// The converter's options (`kernels`, `accuracy_level`, ...), if converted here.
     #[serde(default)]
     pub options: Option<serde_json::Value>,
-    /// Merkle root of the model file (`morpheus_sdk::merkle`), `0x`-hex, written by `model prepare`.
+    /// Merkle root of the weights file (`morpheus_sdk::merkle`), `0x`-hex, written by `model prepare`.
     #[serde(default)]
     pub merkle_root: Option<String>,
+    /// The file `merkle_root` was computed over; absent when roots covered `model.onnx` (before
+    /// a model was its published weights).
+    #[serde(default)]
+    pub merkle_file: Option<String>,
     /// The tree rule `merkle_root` was computed under (`morpheus_sdk::merkle::TREE_VERSION`);
     /// absent before the rule was versioned (version 1).
     #[serde(default)]
@@ -126,19 +139,40 @@ impl ModelMeta {
         Ok(meta)
     }
 
-    /// Whether `merkle_root` was computed under the SDK's current tree rule (else it is stale,
-    /// whatever the model file's age).
-    pub fn merkle_root_is_current(&self) -> bool {
-        self.merkle_root.is_some() && self.merkle_version == Some(TREE_VERSION)
+    /// The weights file, relative to the directory: `weights_file`, else the ONNX file.
+    pub fn weights_file(&self) -> &str {
+        self.weights_file.as_deref().unwrap_or(&self.model_file)
     }
 
-    /// Writes `merkle_root`, computed under the current tree rule, into `dir/morpheus.json`
-    /// with that rule's version, keeping every other field as it is.
+    /// The weights file's format label: `weights_format`, else the file's extension (`onnx`).
+    pub fn weights_format(&self) -> String {
+        self.weights_format.clone().unwrap_or_else(|| {
+            Path::new(self.weights_file())
+                .extension()
+                .map(|e| e.to_string_lossy().to_ascii_lowercase())
+                .unwrap_or_default()
+        })
+    }
+
+    /// Whether `merkle_root` was computed over the weights file under the SDK's current tree
+    /// rule (else it is stale, whatever the file's age: a root of `model.onnx` from before the
+    /// weights file was kept, or of an older rule).
+    pub fn merkle_root_is_current(&self) -> bool {
+        self.merkle_root.is_some()
+            && self.merkle_version == Some(TREE_VERSION)
+            && self.merkle_file.as_deref() == Some(self.weights_file())
+    }
+
+    /// Writes `merkle_root`, computed over the weights file under the current tree rule, into
+    /// `dir/morpheus.json` with that file's name and the rule's version, keeping every other
+    /// field as it is.
     pub fn write_merkle_root(dir: &Path, root: &str) -> Result<()> {
         let path = dir.join("morpheus.json");
+        let file = Self::read(dir)?.weights_file().to_string();
         let text = std::fs::read_to_string(&path).map_err(|e| Error::io(&path, e))?;
         let mut doc: serde_json::Value = serde_json::from_str(&text)?;
         doc["merkle_root"] = serde_json::Value::String(root.to_string());
+        doc["merkle_file"] = serde_json::Value::String(file);
         doc["merkle_version"] = serde_json::Value::from(TREE_VERSION);
         let out = serde_json::to_string_pretty(&doc)?;
         std::fs::write(&path, out).map_err(|e| Error::io(&path, e))

@@ -1,8 +1,10 @@
 //! A prepared model directory and how to make one.
 //!
 //! A directory holds `model.onnx` (a decoder with Hugging Face optimum's KV-cache interface),
-//! `tokenizer.json` and `morpheus.json` ([`ModelMeta`]). `morpheus-worker model prepare` makes one
-//! from a GGUF file ([`prepare`]); any optimum-exported decoder works too, given a `morpheus.json`.
+//! `tokenizer.json`, `morpheus.json` ([`ModelMeta`]) and the published weights the decoder was
+//! built from (`weights.gguf`, the file the model is registered by). `morpheus-worker model
+//! prepare` makes one from a GGUF file ([`prepare`]); any optimum-exported decoder works too,
+//! given a `morpheus.json` (its weights are then the ONNX file).
 
 mod chat;
 pub mod converter;
@@ -39,11 +41,10 @@ impl ModelDir {
         let tokenizer = Tokenizer::from_file(&tok_path)
             .map_err(|e| Error::model(&tok_path, format!("cannot load the tokenizer: {e}")))?;
         let chat = ChatTemplate::new(&meta)?;
-        if !dir.join(&meta.model_file).is_file() {
-            return Err(Error::model(
-                &dir,
-                format!("{} is missing", meta.model_file),
-            ));
+        for file in [&meta.model_file, meta.weights_file()] {
+            if !dir.join(file).is_file() {
+                return Err(Error::model(&dir, format!("{file} is missing")));
+            }
         }
         Ok(Self {
             dir,
@@ -53,9 +54,15 @@ impl ModelDir {
         })
     }
 
-    /// Path of the ONNX file (the file the liveness proofs cover).
+    /// Path of the ONNX file the engine runs.
     pub fn model_path(&self) -> PathBuf {
         self.dir.join(&self.meta.model_file)
+    }
+
+    /// Path of the published weights file: the file the model is registered by, which the
+    /// liveness proofs cover (the same for every build of it, whatever its kernels).
+    pub fn weights_path(&self) -> PathBuf {
+        self.dir.join(self.meta.weights_file())
     }
 
     /// Token ids of `text` (special tokens in the text are honoured; no BOS is added here).

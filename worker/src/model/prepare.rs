@@ -1,6 +1,8 @@
 //! `morpheus-worker model prepare`: GGUF -> model directory, through the Python converter
-//! (`worker/python/morpheus_model`, carried inside the binary: [`super::converter`]), then the
-//! model file's Merkle root (via `morpheus-sdk`).
+//! (`worker/python/morpheus_model`, carried inside the binary: [`super::converter`]), which keeps
+//! the GGUF beside the build; then that weights file's Merkle root (via `morpheus-sdk`). The root
+//! is of the published file, not of the build, so the same GGUF prepared for any kernels or
+//! hardware is one model.
 
 use std::{
     path::{Path, PathBuf},
@@ -63,7 +65,7 @@ pub fn default_python(start: &Path) -> PathBuf {
 }
 
 /// Prepares `opts.out` (cached: the converter skips an up-to-date directory) and records the
-/// model file's Merkle root in its `morpheus.json`.
+/// weights file's Merkle root in its `morpheus.json`.
 pub fn prepare(opts: &PrepareOptions) -> Result<ModelMeta> {
     let cwd = std::env::current_dir().map_err(|e| Error::io(".", e))?;
     let python = opts.python.clone().unwrap_or_else(|| default_python(&cwd));
@@ -85,8 +87,8 @@ pub fn prepare(opts: &PrepareOptions) -> Result<ModelMeta> {
         cmd.arg("--force");
     }
     // The converter skips an up-to-date directory; then the recorded root still holds, if it
-    // was computed under the current tree rule.
-    let before = model_file_mtime(&opts.out);
+    // was computed over the same weights file under the current tree rule.
+    let before = weights_file_stamp(&opts.out);
     info!(target: "worker::prepare", python = %python.display(), source = %opts.source, out = %opts.out.display(), "converting");
     let status = cmd
         .status()
@@ -97,22 +99,26 @@ pub fn prepare(opts: &PrepareOptions) -> Result<ModelMeta> {
         )));
     }
     let meta = ModelMeta::read(&opts.out)?;
-    if meta.merkle_root_is_current() && before.is_some() && before == model_file_mtime(&opts.out) {
+    if meta.merkle_root_is_current() && before.is_some() && before == weights_file_stamp(&opts.out)
+    {
         return Ok(meta);
     }
-    let root = merkle_root(&opts.out.join(&meta.model_file))?;
+    let root = merkle_root(&opts.out.join(meta.weights_file()))?;
     ModelMeta::write_merkle_root(&opts.out, &root.to_string())?;
     ModelMeta::read(&opts.out)
 }
 
-fn model_file_mtime(dir: &Path) -> Option<std::time::SystemTime> {
+/// The weights file's name and modification time, as `morpheus.json` names it now.
+fn weights_file_stamp(dir: &Path) -> Option<(String, std::time::SystemTime)> {
     let meta = ModelMeta::read(dir).ok()?;
-    std::fs::metadata(dir.join(meta.model_file))
+    let file = meta.weights_file().to_string();
+    let modified = std::fs::metadata(dir.join(&file))
         .and_then(|m| m.modified())
-        .ok()
+        .ok()?;
+    Some((file, modified))
 }
 
-/// The model file's Merkle tree (1 MiB chunks over 4 KiB pieces), with progress in the log.
+/// The weights file's Merkle tree (1 MiB chunks over 4 KiB pieces), with progress in the log.
 pub fn model_tree(path: &Path) -> Result<ModelTree> {
     let started = Instant::now();
     let mut last_pct = u64::MAX;
@@ -120,7 +126,7 @@ pub fn model_tree(path: &Path) -> Result<ModelTree> {
         let pct = (done * 100).checked_div(total).unwrap_or(100);
         if pct / 10 != last_pct / 10 {
             last_pct = pct;
-            info!(target: "worker::merkle", file = %path.display(), pct, "hashing model chunks");
+            info!(target: "worker::merkle", file = %path.display(), pct, "hashing weights chunks");
         }
     })?;
     info!(
@@ -128,7 +134,7 @@ pub fn model_tree(path: &Path) -> Result<ModelTree> {
         root = %tree.root(),
         chunks = tree.leaf_count(),
         ms = started.elapsed().as_millis() as u64,
-        "model merkle tree ready"
+        "weights merkle tree ready"
     );
     Ok(tree)
 }

@@ -1,9 +1,9 @@
 //! Chat completions: determinism, streaming, usage, stop sequences, the model list.
 
 use futures::StreamExt;
-use morpheus_sdk::openai::Stop;
+use morpheus_sdk::{merkle::ModelTree, openai::Stop};
 
-use morpheus_testkit::TestWorker;
+use morpheus_testkit::{TestWorker, tiny_weights};
 
 use crate::common::request;
 
@@ -135,6 +135,14 @@ async fn models_lists_the_served_model() {
     let list = server.client().models().await.expect("models");
     assert_eq!(list.object, "list");
     assert_eq!(list.data.len(), 1);
-    assert_eq!(list.data[0].id, "tiny-llama-test");
+    let model = &list.data[0];
+    assert_eq!(model.id, "tiny-llama-test");
+    // What the registry knows it by: the published GGUF's format and root, and the id served.
+    assert_eq!(model.format.as_deref(), Some("gguf"));
+    let root = ModelTree::from_file(tiny_weights(), |_, _| {})
+        .expect("tree")
+        .root();
+    assert_eq!(model.merkle_root, Some(root));
+    assert_eq!(model.model_id, Some(server.model_id));
     server.stop().await;
 }

@@ -16,7 +16,7 @@ fn verify(activations: &str) -> String {
         .args(["-m", "morpheus_model", "verify"])
         .arg(&model)
         .arg("--gguf")
-        .arg(model.join("source.gguf"))
+        .arg(model.join("weights.gguf"))
         .args(["--max-new", "8", "--activations", activations, "--worker"])
         .arg(env!("CARGO_BIN_EXE_morpheus-worker"))
         .output()

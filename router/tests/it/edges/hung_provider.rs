@@ -35,7 +35,12 @@ async fn a_provider_that_accepts_and_never_answers_is_refused_within_the_timeout
         .await
         .expect("connect")
         .registry()
-        .register_model(B256::from(rand::random::<[u8; 32]>()), 1, "hung")
+        .register_model(
+            B256::from(rand::random::<[u8; 32]>()),
+            1,
+            morpheus_sdk::contracts::GGUF,
+            "hung",
+        )
         .await
         .expect("register model");
     provide(&net.devnet, 4, &endpoint, model_id, PRICE).await;
