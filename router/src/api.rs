@@ -7,11 +7,14 @@ use axum::{
     Json,
     body::Bytes,
     extract::{Path, Query, State},
-    http::StatusCode,
+    http::{HeaderValue, StatusCode, header},
     response::{IntoResponse, Response},
     routing::{get, post},
 };
-use morpheus_sdk::openai::{ErrorBody, ErrorDetail};
+use morpheus_sdk::{
+    openai::{ErrorBody, ErrorDetail},
+    router::ComputeBody,
+};
 use serde::de::DeserializeOwned;
 use tokio::net::TcpListener;
 use tracing::{error, info};
@@ -26,6 +29,7 @@ pub fn router(state: AppState) -> axum::Router {
         .route("/v1/vouchers/{provider}", get(voucher))
         .route("/v1/providers", get(providers))
         .route("/v1/allowance/{user}", get(allowance))
+        .route("/metrics", get(metrics))
         .route("/health", get(|| async { "ok" }))
         .fallback(|| async { Error::BadRequest("no such route".into()).into_response() })
         .with_state(state)
@@ -65,7 +69,13 @@ impl IntoResponse for Error {
             },
         };
         let status = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-        (status, Json(body)).into_response()
+        let mut response = (status, Json(body)).into_response();
+        if let Self::Busy { retry_after, .. } = self {
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(retry_after));
+        }
+        response
     }
 }
 
@@ -82,8 +92,8 @@ fn address(value: &str, what: &str) -> Result<Address> {
 }
 
 async fn compute(State(state): State<AppState>, bytes: Bytes) -> Result<impl IntoResponse> {
-    let request = body(&bytes, "signed ComputeRequest")?;
-    Ok(Json(state.compute(request).await?))
+    let body: ComputeBody = body(&bytes, "signed ComputeRequest")?;
+    Ok(Json(state.compute(body.request, body.preferences).await?))
 }
 
 async fn usage(State(state): State<AppState>, bytes: Bytes) -> Result<impl IntoResponse> {
@@ -110,6 +120,13 @@ async fn providers(
         .parse()
         .map_err(|e| Error::BadRequest(format!("model {model:?} is not a bytes32 id: {e}")))?;
     Ok(Json(state.providers(model_id).await?))
+}
+
+async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
+    (
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+        crate::metrics::render(&state.queue_figures()),
+    )
 }
 
 async fn allowance(

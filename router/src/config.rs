@@ -68,6 +68,12 @@ pub struct RouterConfig {
     /// Whether a failed report withholds the credit always (`Withhold`, the default) or only
     /// when the user's stake exceeds the provider's (`ByStake`, the specification's option).
     pub fail_policy: FailPolicy,
+    /// How long a request may wait for a provider's place when every live provider of its model
+    /// is at capacity (`queue.rs`: in order of the user's stake, ties by arrival); then it is
+    /// refused 503 with `Retry-After`. 0: refused at once.
+    pub queue_wait: Duration,
+    /// How many requests may wait at once, over all models; more are refused at once.
+    pub queue_max: usize,
 }
 
 impl RouterConfig {
@@ -76,7 +82,8 @@ impl RouterConfig {
     /// 3 s to connect to a provider, all checks of a request within 5 s, 8 at once, a failure
     /// remembered 30 s, private endpoints refused, expired sessions settled every 10 s and by
     /// the user's report after 6 unanswered requests for the provider's receipt, every failed
-    /// report withholding the credit.
+    /// report withholding the credit, and requests waiting up to 10 s for capacity, at most
+    /// 1,024 at once.
     pub fn new(
         rpc_url: impl Into<String>,
         deployment: Deployment,
@@ -104,6 +111,8 @@ impl RouterConfig {
             settle_interval: Duration::from_secs(10),
             receipt_attempts: 6,
             fail_policy: FailPolicy::Withhold,
+            queue_wait: Duration::from_secs(10),
+            queue_max: 1024,
         }
     }
 
@@ -124,6 +133,9 @@ impl RouterConfig {
         }
         if self.settle_interval.is_zero() {
             return refuse("the settle interval must be above 0");
+        }
+        if self.queue_max == 0 {
+            return refuse("the queue's maximum depth must be at least 1");
         }
         if self.receipt_attempts == 0 {
             return refuse("the receipt attempts must be at least 1");

@@ -60,6 +60,17 @@ pub enum Error {
         /// Why (no bids, all full, all failed liveness).
         reason: String,
     },
+    /// Every live provider of the model stayed at capacity while the request waited its turn
+    /// (or the queues were full): try again after `retry_after` seconds.
+    #[error("every provider of model {model} is busy: {reason}")]
+    Busy {
+        /// The model asked for.
+        model: B256,
+        /// How long the request waited and why it gave up.
+        reason: String,
+        /// Seconds to wait before asking again (the `Retry-After` header).
+        retry_after: u64,
+    },
     /// A report names a session this router never assigned.
     #[error("unknown session {0}")]
     UnknownSession(B256),
@@ -149,6 +160,7 @@ impl Error {
             Self::OverAllowance(_) => (429, "rate_limit_error", "allowance_exceeded"),
             Self::UnknownModel(_) => (404, "not_found_error", "unknown_model"),
             Self::NoProvider { .. } => (503, "service_unavailable", "no_provider"),
+            Self::Busy { .. } => (503, "service_unavailable", "busy"),
             Self::UnknownSession(_) => (404, "not_found_error", "unknown_session"),
             Self::WrongReporter { .. } => (403, "permission_error", "wrong_reporter"),
             Self::AlreadyReported(_) => (409, "invalid_request_error", "already_reported"),

@@ -1,11 +1,15 @@
 #![doc = include_str!("../README.md")]
 
 pub mod api;
+mod bootstrap;
 mod config;
 mod credit;
 mod error;
 mod fail;
+mod metrics;
+mod queue;
 mod record;
+mod reputation;
 mod select;
 mod service;
 mod speed;

@@ -93,6 +93,14 @@ struct Serve {
     /// against the provider's record).
     #[arg(long, env = "MORPHEUS_FAIL_POLICY", default_value_t = FailPolicy::Withhold)]
     fail_policy: FailPolicy,
+    /// Seconds a request may wait for a place when every live provider of its model is at
+    /// capacity (served in order of the user's stake, ties by arrival); then 503 with
+    /// Retry-After. 0: refused at once.
+    #[arg(long, env = "MORPHEUS_QUEUE_WAIT", default_value_t = 10)]
+    queue_wait: u64,
+    /// Requests that may wait at once, over all models; more are refused at once (503).
+    #[arg(long, env = "MORPHEUS_QUEUE_MAX", default_value_t = 1024)]
+    queue_max: usize,
 }
 
 #[tokio::main]
@@ -133,6 +141,8 @@ async fn serve(args: Serve) -> eyre::Result<()> {
     config.settle_interval = Duration::from_secs(args.settle_interval);
     config.receipt_attempts = args.receipt_attempts;
     config.fail_policy = args.fail_policy;
+    config.queue_wait = Duration::from_secs(args.queue_wait);
+    config.queue_max = args.queue_max;
     let state = AppState::connect(config).await?;
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await

@@ -2,7 +2,7 @@
 
 use std::{
     sync::Arc,
-    time::{SystemTime, UNIX_EPOCH},
+    time::{Duration, SystemTime, UNIX_EPOCH},
 };
 
 use alloy::{
@@ -15,14 +15,19 @@ use morpheus_sdk::{
     contracts::Protocol,
     messages::{Assignment, ComputeRequest, CreditVoucher, Signed, UsageReport},
     provider::ProviderClient,
-    router::{Allowance, ProviderInfo, ProviderList, UsageReceipt},
+    router::{Allowance, Preferences, ProviderInfo, ProviderList, UsageReceipt},
 };
+use tokio::time::Instant;
 use tracing::{debug, info, warn};
 
 use crate::{
     Error, FailPolicy, Result, RouterConfig, credit, fail,
+    queue::{self, WaitQueues},
     select::{self, Checks},
-    store::{self, Booking, NewSession, SessionTerms, Store},
+    store::{
+        self, Booking, NewSession, SessionTerms, Store,
+        bootstrap::{BootstrapChain, BootstrapDay},
+    },
 };
 
 /// Expired sessions asked for their receipts per round of [`AppState::settle_due`].
@@ -55,6 +60,19 @@ struct Inner {
     checks: Checks,
     /// Reached only through `store::blocking`, off the runtime's worker threads.
     store: Arc<Store>,
+    /// Requests waiting for a provider's place, by the user's stake (`queue.rs`).
+    queues: Arc<WaitQueues>,
+}
+
+/// One try at assigning a provider.
+enum Attempt {
+    Assigned(Box<Signed<Assignment>>),
+    /// No candidate could be assigned; `full`: at least one was eligible but at capacity, so
+    /// waiting may help.
+    Refused {
+        refused: Vec<String>,
+        full: bool,
+    },
 }
 
 impl AppState {
@@ -77,6 +95,7 @@ impl AppState {
         info!(target: "router", router = %signer, db = %config.db_path.display(), "ready");
         Ok(Self(Arc::new(Inner {
             domain: config.deployment.domain(),
+            queues: Arc::new(WaitQueues::new(config.queue_max)),
             config,
             protocol,
             checks,
@@ -93,16 +112,40 @@ impl AppState {
         store::blocking(&self.0.store, f).await
     }
 
-    /// The bidders for `model_id` in selection order, with their standing in the store at `now`.
-    async fn candidates(&self, model_id: B256, now: u64) -> Result<Vec<select::Candidate>> {
+    /// The bidders for `model_id` in the order `preferences` ask for, with their standing in
+    /// the store at `now`; the bids' terms are recorded as seen (the bid history).
+    async fn candidates(
+        &self,
+        model_id: B256,
+        now: u64,
+        preferences: Preferences,
+    ) -> Result<Vec<select::Candidate>> {
         let registry = self.0.protocol.registry();
         let bids = select::bids(&registry, model_id).await?;
-        let providers: Vec<Address> = bids.iter().map(|b| b.provider).collect();
+        let terms: Vec<(Address, U256, U256)> = bids
+            .iter()
+            .map(|b| (b.provider, b.pricePerToken, b.capacity))
+            .collect();
         let rule = self.0.config.record_rule();
         let standings = self
-            .store(move |s| s.standings(&providers, rule, now))
+            .store(move |s| {
+                s.observe_bids(model_id, &terms, now)?;
+                let providers: Vec<Address> = terms.iter().map(|t| t.0).collect();
+                s.standings(&providers, model_id, rule, now)
+            })
             .await?;
-        select::candidates(&registry, model_id, bids.into_iter().zip(standings)).await
+        select::candidates(
+            &registry,
+            model_id,
+            bids.into_iter().zip(standings),
+            preferences,
+        )
+        .await
+    }
+
+    /// The wait queues' figures (`/metrics`).
+    pub(crate) fn queue_figures(&self) -> queue::QueueFigures {
+        self.0.queues.figures()
     }
 
     /// The router signer's address.
@@ -120,8 +163,13 @@ impl AppState {
         Ok((now / DAY, now))
     }
 
-    /// Checks a user's signed request, picks a live provider and signs the assignment.
-    pub async fn compute(&self, request: Signed<ComputeRequest>) -> Result<Signed<Assignment>> {
+    /// Checks a user's signed request, picks a live provider (in the order `preferences` ask
+    /// for, within their maximum price) and signs the assignment.
+    pub async fn compute(
+        &self,
+        request: Signed<ComputeRequest>,
+        preferences: Preferences,
+    ) -> Result<Signed<Assignment>> {
         let r = &request.message;
         let signer = request
             .recover(&self.0.domain)
@@ -174,7 +222,10 @@ impl AppState {
         };
         let reserved = session.clone();
         self.store(move |s| s.reserve(&reserved, user_max)).await?;
-        match self.assign(&session, &model, reference).await {
+        match self
+            .assign_or_wait(&session, &model, reference, deadline, preferences)
+            .await
+        {
             Ok(assignment) => Ok(assignment),
             Err(e) => {
                 let id = session.session_id;
@@ -186,6 +237,96 @@ impl AppState {
         }
     }
 
+    /// Assigns a provider at once, or, when every live one is at capacity (or others wait
+    /// already), waits in the model's queue by the user's stake (`queue.rs`) until it is this
+    /// request's turn and a place frees up, at most `queue_wait` and never past the request's
+    /// `deadline`; then [`Error::Busy`].
+    async fn assign_or_wait(
+        &self,
+        session: &NewSession,
+        model: &morpheus_sdk::contracts::Model,
+        reference: U256,
+        deadline: u64,
+        preferences: Preferences,
+    ) -> Result<Signed<Assignment>> {
+        let queues = &self.0.queues;
+        // Why the request waits: what its own try found, or the others ahead of it.
+        let mut refused = vec!["behind other requests waiting for a full provider".to_string()];
+        if !queues.is_waiting(session.model_id) {
+            match self.assign(session, model, reference, preferences).await? {
+                Attempt::Assigned(a) => return Ok(*a),
+                Attempt::Refused {
+                    refused: now,
+                    full: true,
+                } if !self.0.config.queue_wait.is_zero() => {
+                    debug!(target: "router::queue", session = %session.session_id, refused = %now.join("; "), "waiting for a place");
+                    refused = now;
+                }
+                Attempt::Refused { refused, .. } => {
+                    return Err(select::no_provider(model.modelId, refused));
+                }
+            }
+        }
+        let wait = self
+            .0
+            .config
+            .queue_wait
+            .min(Duration::from_secs(deadline.saturating_sub(unix_now())));
+        let retry_after = self.0.config.queue_wait.as_secs().max(1);
+        let busy = |reason: String| Error::Busy {
+            model: model.modelId,
+            reason,
+            retry_after,
+        };
+        let stake = self
+            .0
+            .protocol
+            .session_router()
+            .stake_of(session.user)
+            .await?
+            .staked;
+        let Some(ticket) = queues.join(session.model_id, stake) else {
+            return Err(busy(format!(
+                "{} requests are waiting already, the most this router queues",
+                self.0.config.queue_max
+            )));
+        };
+        let until = Instant::now() + wait;
+        loop {
+            let changed = queues.changed();
+            tokio::pin!(changed);
+            changed.as_mut().enable();
+            let mut pause = until.saturating_duration_since(Instant::now());
+            if pause.is_zero() {
+                ticket.finish(false);
+                return Err(busy(format!(
+                    "waited {wait:?} in a queue by stake: {}",
+                    refused.join("; ")
+                )));
+            }
+            if ticket.is_head() {
+                match self.assign(session, model, reference, preferences).await? {
+                    Attempt::Assigned(a) => {
+                        ticket.finish(true);
+                        return Ok(*a);
+                    }
+                    Attempt::Refused {
+                        refused: now,
+                        full: true,
+                    } => {
+                        refused = now;
+                        pause = pause.min(queue::HEAD_POLL);
+                    }
+                    // No provider is at capacity any more, but none is live: waiting won't help.
+                    Attempt::Refused { refused, .. } => {
+                        return Err(select::no_provider(model.modelId, refused));
+                    }
+                }
+            }
+            let _ = tokio::time::timeout(pause, changed).await;
+        }
+    }
+
     /// Picks the first live candidate and books it within its capacity; a candidate found full
     /// at booking (others booked it meanwhile) is passed over for the next one.
     async fn assign(
@@ -193,8 +334,12 @@ impl AppState {
         session: &NewSession,
         model: &morpheus_sdk::contracts::Model,
         reference: U256,
-    ) -> Result<Signed<Assignment>> {
-        let candidates = self.candidates(session.model_id, unix_now()).await?;
+        preferences: Preferences,
+    ) -> Result<Attempt> {
+        let candidates = self
+            .candidates(session.model_id, unix_now(), preferences)
+            .await?;
+        let mut full = candidates.iter().any(|c| c.full);
         let mut refused = Vec::new();
         let mut next = 0;
         while let Some(i) = self
@@ -225,6 +370,7 @@ impl AppState {
             if let Booking::Full { open } = booking {
                 info!(target: "router::compute", provider = %provider, open, "full at booking");
                 refused.push(select::full(provider, open, capacity));
+                full = true;
                 continue;
             }
             info!(
@@ -233,7 +379,7 @@ impl AppState {
                 bid = %chosen.price_per_token, price = %price, token_max = session.token_max,
                 "assigned"
             );
-            return Ok(Signed::sign(
+            return Ok(Attempt::Assigned(Box::new(Signed::sign(
                 Assignment {
                     sessionId: session.session_id,
                     provider,
@@ -245,9 +391,9 @@ impl AppState {
                 },
                 &self.0.domain,
                 self.signer(),
-            )?);
+            )?)));
         }
-        Err(select::no_provider(model.modelId, refused))
+        Ok(Attempt::Refused { refused, full })
     }
 
     /// Applies a user's signed usage report to the session's provider. The provider is asked
@@ -274,6 +420,8 @@ impl AppState {
         let receipt = self
             .store(move |s| s.record_report(&message, signer, rule, count, fail_withholds))
             .await?;
+        // The session no longer holds its provider's place.
+        self.0.queues.wake();
         info!(
             target: "router::usage",
             session = %receipt.session_id, provider = %receipt.provider,
@@ -366,14 +514,17 @@ impl AppState {
             .buffer_unordered(SETTLE_CONCURRENCY)
             .collect()
             .await;
+        if asked > 0 {
+            self.0.queues.wake();
+        }
         for r in results {
             r?;
         }
         Ok(asked)
     }
 
-    /// Settles expired sessions every `settle_interval` until the task is dropped (each write
-    /// runs to its end regardless: `store::blocking`).
+    /// Settles expired sessions and computes closed bootstrap days every `settle_interval`
+    /// until the task is dropped (each write runs to its end regardless: `store::blocking`).
     pub(crate) async fn settle_forever(self) {
         let mut tick = tokio::time::interval(self.0.config.settle_interval);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -382,16 +533,98 @@ impl AppState {
             if let Err(e) = self.settle_due().await {
                 warn!(target: "router::settle", error = %e, "settling expired sessions failed");
             }
+            if let Err(e) = self.settle_bootstrap().await {
+                warn!(target: "router::bootstrap", error = %e, "computing bootstrap days failed");
+            }
         }
+    }
+
+    /// Computes every closed bootstrap day not computed yet, oldest first (`bootstrap.rs`,
+    /// `store/bootstrap.rs`); reads the chain only when there is one. Returns the days computed.
+    pub(crate) async fn settle_bootstrap(&self) -> Result<Vec<BootstrapDay>> {
+        let (today, _) = self.chain_day().await?;
+        let due = self
+            .store(move |s| s.bootstrap_due(today, unix_now()))
+            .await?;
+        if due.is_empty() {
+            return Ok(Vec::new());
+        }
+        let chain = Arc::new(self.bootstrap_chain().await?);
+        let mut computed = Vec::new();
+        for day in due {
+            let c = Arc::clone(&chain);
+            let Some(d) = self
+                .store(move |s| s.compute_bootstrap_day(day, today, unix_now(), &c))
+                .await?
+            else {
+                // Computed meanwhile by another call, or open again: the next round sees it.
+                continue;
+            };
+            let total = d
+                .allotted
+                .iter()
+                .fold(U256::ZERO, |t, (_, a)| t.saturating_add(*a));
+            info!(
+                target: "router::bootstrap",
+                day = d.day, share = %d.share, allotted = %total, providers = d.allotted.len(),
+                reserve = %chain.reserve, share_bps = chain.share_bps, days_left = d.days_left,
+                outstanding = %d.outstanding, "bootstrap day computed"
+            );
+            for (provider, amount) in &d.allotted {
+                debug!(
+                    target: "router::bootstrap", day = d.day, %provider, amount = %amount,
+                    "allotted"
+                );
+            }
+            computed.push(d);
+        }
+        Ok(computed)
+    }
+
+    /// The chain's figures a bootstrap day is computed from: the reserve, the period's end,
+    /// this router's share, and what each provider with an allotment was paid of it.
+    async fn bootstrap_chain(&self) -> Result<BootstrapChain> {
+        let (pool, session_router) = (self.0.protocol.pool(), self.0.protocol.session_router());
+        let router = self.address();
+        let (reserve, end, info) = tokio::try_join!(
+            pool.reserve(),
+            pool.bootstrap_end(),
+            session_router.router_info(router)
+        )?;
+        let providers = self.store(|s| s.bootstrap_allotted()).await?;
+        let paid: Vec<morpheus_sdk::Result<(Address, U256)>> = futures::stream::iter(providers)
+            .map(|(provider, _)| {
+                let session_router = &session_router;
+                async move {
+                    let record = session_router.claim_record(router, provider).await?;
+                    Ok((provider, U256::from(record.bootstrapPaid)))
+                }
+            })
+            .buffer_unordered(SETTLE_CONCURRENCY)
+            .collect()
+            .await;
+        Ok(BootstrapChain {
+            reserve,
+            bootstrap_end: u64::try_from(end).unwrap_or(u64::MAX),
+            share_bps: u64::try_from(info.share_bps).unwrap_or(u64::MAX),
+            paid: paid.into_iter().collect::<morpheus_sdk::Result<_>>()?,
+        })
     }
 
     /// The provider's newest cumulative voucher, issued at the chain's latest block time, once
     /// any of its sessions was reported: also when nothing was earned, so that a provider whose
-    /// sessions all failed still reaches the chain's record (`SessionRouter.reputation`).
+    /// sessions all failed still reaches the chain's record (`SessionRouter.reputation`). Its
+    /// `cumulativeBootstrap` is everything allotted to the provider, closed days computed first.
     pub async fn voucher(&self, provider: Address) -> Result<Signed<CreditVoucher>> {
-        let credits = self
-            .store(move |s| s.credits(provider))
-            .await?
+        // A voucher without the newest day is still right (cumulative: the next one carries
+        // it), so a failure here does not refuse the provider its voucher.
+        if let Err(e) = self.settle_bootstrap().await {
+            warn!(target: "router::bootstrap", error = %e, "computing bootstrap days failed");
+        }
+        let (credits, bootstrap) = self
+            .store(move |s| Ok((s.credits(provider)?, s.bootstrap_of(provider)?)))
+            .await?;
+        let credits = credits
             .filter(|c| c.sessions > 0)
             .ok_or(Error::NoCredit(provider))?;
         let issued_at = self.0.protocol.latest_block_time().await?;
@@ -400,8 +633,7 @@ impl AppState {
                 router: self.address(),
                 provider,
                 cumulativeAmount: credits.amount,
-                // The bootstrap share is not computed yet (docs/router.md).
-                cumulativeBootstrap: U256::ZERO,
+                cumulativeBootstrap: bootstrap,
                 cumulativeTokens: U256::from(credits.tokens),
                 sessions: U256::from(credits.sessions),
                 failed: U256::from(credits.failed),
@@ -415,7 +647,9 @@ impl AppState {
     /// Providers with an active bid for the model, in the order the router would try them.
     pub async fn providers(&self, model_id: B256) -> Result<ProviderList> {
         select::model(&self.0.protocol.registry(), model_id).await?;
-        let candidates = self.candidates(model_id, unix_now()).await?;
+        let candidates = self
+            .candidates(model_id, unix_now(), Preferences::default())
+            .await?;
         let providers = candidates
             .into_iter()
             .map(|c| ProviderInfo {
@@ -424,7 +658,9 @@ impl AppState {
                 endpoint: c.endpoint,
                 price_per_token: c.price_per_token,
                 capacity: c.capacity,
+                stake: c.stake,
                 record: c.record,
+                reputation: c.reputation,
             })
             .collect();
         Ok(ProviderList {

@@ -89,6 +89,9 @@ pub enum Error {
         status: u16,
         /// The peer's stated reason.
         message: String,
+        /// Seconds the peer asked to wait before trying again (its `Retry-After` header, in
+        /// seconds), when it sent one: a router whose providers are all busy does.
+        retry_after: Option<u64>,
     },
     /// An HTTP peer could not be reached or sent something that is not the protocol's JSON.
     #[error("transport to {peer}: {message}")]

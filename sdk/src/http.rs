@@ -99,6 +99,11 @@ impl Peer {
         if status.is_success() {
             return Ok(response);
         }
+        let retry_after = response
+            .headers()
+            .get(reqwest::header::RETRY_AFTER)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.trim().parse::<u64>().ok());
         // Whatever came before the bound, a timeout or a broken connection is the reason.
         let (body, ending) = read_up_to(response, self.error_limit).await;
         let text = String::from_utf8_lossy(&body);
@@ -112,6 +117,7 @@ impl Peer {
             peer: self.name,
             status: status.as_u16(),
             message,
+            retry_after,
         })
     }
 

@@ -18,6 +18,7 @@ pub fn assert_refused<T: std::fmt::Debug>(
             peer: p,
             status: s,
             message,
+            ..
         }) if p == peer => {
             assert_eq!(s, status, "status of {peer}'s refusal {message:?}");
             assert!(

@@ -17,7 +17,7 @@ use std::{
 use alloy::primitives::{Address, B256, U256};
 use morpheus_sdk::{
     messages::UsageReport,
-    router::{Outcome, ProviderStats, UsageReceipt},
+    router::{ModelReputation, Outcome, ProviderStats, UsageReceipt},
 };
 use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
 
@@ -29,7 +29,9 @@ use crate::{
     usage::{self, Served},
 };
 
+pub(crate) mod bootstrap;
 mod receipts;
+mod reputation;
 
 pub(crate) use receipts::SessionTerms;
 
@@ -84,6 +86,10 @@ CREATE TABLE IF NOT EXISTS credits (
 );
 ";
 
+/// The longest time to first token a report is taken at (one day, in ms): a larger claim is
+/// counted as this, so one report cannot throw a median's arithmetic off.
+const MAX_TTFT_MS: u64 = 86_400_000;
+
 /// A request being served: inserted (reserving `token_max`) before the provider is picked.
 #[derive(Debug, Clone)]
 pub(crate) struct NewSession {
@@ -116,10 +122,12 @@ pub(crate) enum Booking {
     },
 }
 
-/// What the store knows of a provider when picking one: its record and its open sessions.
+/// What the store knows of a provider when picking one for a model: its record over all
+/// models, its reputation for the model, and its open sessions.
 #[derive(Debug, Clone)]
 pub(crate) struct Standing {
     pub(crate) record: ProviderStats,
+    pub(crate) reputation: ModelReputation,
     pub(crate) open_sessions: u64,
 }
 
@@ -191,6 +199,8 @@ impl Store {
             conn.execute_batch(SCHEMA)?;
             add_report_user(&mut conn)?;
             receipts::add_session_columns(&mut conn)?;
+            reputation::create_tables(&mut conn)?;
+            bootstrap::create_tables(&conn)?;
             Ok(conn)
         };
         let conn = open().map_err(|source| Error::OpenDatabase {
@@ -325,11 +335,13 @@ impl Store {
         used_on(&self.conn(), &key(&user), day)
     }
 
-    /// The standing of each of `providers` (in that order): its record over its last Z
-    /// reports, and its sessions neither reported nor expired at `now`.
+    /// The standing of each of `providers` (in that order) for `model`: its record over its
+    /// last Z reports, its reputation for the model, and its sessions neither reported nor
+    /// expired at `now`.
     pub(crate) fn standings(
         &self,
         providers: &[Address],
+        model: B256,
         rule: RecordRule,
         now: u64,
     ) -> Result<Vec<Standing>> {
@@ -339,6 +351,7 @@ impl Store {
             .map(|p| {
                 Ok(Standing {
                     record: stats(&conn, *p, &rule)?,
+                    reputation: reputation::model_reputation(&conn, *p, model, rule.window)?,
                     open_sessions: open_sessions(&conn, *p, now)?,
                 })
             })
@@ -490,10 +503,17 @@ impl Store {
             ],
         )?;
         let counted = speed.map(|s| s.ms_per_token.min(rule.max_ms_per_token));
+        // The user's reported time to first token (capped), for answers that passed only: a
+        // failed session's timing says nothing of how fast the provider answers.
+        let ttft_ms = report.passed.then(|| {
+            u64::try_from(report.ttftMs)
+                .unwrap_or(u64::MAX)
+                .min(MAX_TTFT_MS) as f64
+        });
         tx.execute(
-            "INSERT INTO reports (model_id, provider, ms_per_token, failed, user)
-             VALUES (?1, ?2, ?3, ?4, ?5)",
-            params![model, key(&provider), counted, failed, key(&user)],
+            "INSERT INTO reports (model_id, provider, ms_per_token, failed, user, ttft_ms)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            params![model, key(&provider), counted, failed, key(&user), ttft_ms],
         )?;
         if let Some(s) = speed.filter(|s| s.believed && outcome == Outcome::Credited) {
             tx.execute(
@@ -504,6 +524,7 @@ impl Store {
                 params![model, key(&user), tx.last_insert_rowid(), s.ms_per_token],
             )?;
         }
+        reputation::count_report(&tx, provider, &model, outcome, amount)?;
         // A provider never reported on has all-zero counters: the true starting point.
         let before = credits_of(&tx, &key(&provider))?.unwrap_or_default();
         tx.execute(
@@ -768,7 +789,9 @@ mod tests {
             window: 20,
             min_users: 1,
         };
-        let standing = &store.standings(&[provider], rule, 0).expect("standing")[0];
+        let standing = &store
+            .standings(&[provider], B256::repeat_byte(9), rule, 0)
+            .expect("standing")[0];
         assert!(
             !standing.record.bad_record,
             "the old failed rows name no user and do not count for the record"
@@ -864,5 +887,47 @@ mod tests {
             }
             other => panic!("expected Error::CorruptDatabase, got {other:?}"),
         }
+    }
+    #[test]
+    fn reputation_counts_reports_and_a_database_from_before_it_is_backfilled() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (user, provider) = (Address::repeat_byte(1), Address::repeat_byte(2));
+        let store = Store::open(&dir.path().join("router.db")).expect("open");
+        let (passed, failed) = (
+            book_session(&store, 7, user, provider),
+            book_session(&store, 8, user, provider),
+        );
+        store
+            .record_report(&report(passed), user, RULE, None, true)
+            .expect("passed");
+        let mut fail = report(failed);
+        fail.passed = false;
+        store
+            .record_report(&fail, user, RULE, None, true)
+            .expect("failed");
+        let model = B256::repeat_byte(9);
+        let read = |store: &Store| {
+            reputation::model_reputation(&store.conn(), provider, model, 20).expect("reputation")
+        };
+        let counted = read(&store);
+        // 10 tokens at 3 wei; the failed report's time to first token is not a sample.
+        assert_eq!(
+            (counted.completed, counted.failed, counted.earned),
+            (1, 1, U256::from(30))
+        );
+        assert_eq!(counted.ttft_ms, Some(1.0));
+        assert_eq!(counted.ms_per_token, Some(1.0));
+
+        store
+            .conn()
+            .execute_batch("DROP TABLE reputation")
+            .expect("as before the table");
+        drop(store);
+        let reopened = Store::open(&dir.path().join("router.db")).expect("reopen");
+        let backfilled = read(&reopened);
+        assert_eq!(
+            (backfilled.completed, backfilled.failed, backfilled.earned),
+            (1, 1, U256::from(30))
+        );
     }
 }

@@ -139,7 +139,8 @@ async fn attack_traffic_above_the_reference_price_overspends_the_budget() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn attack_concurrent_requests_overbook_a_provider() {
     const CAPACITY: u64 = 3;
-    let net = Net::start().await;
+    // The refused wait their turn for a second, in vain: no session ends.
+    let net = Net::with(|c| c.queue_wait = std::time::Duration::from_secs(1)).await;
     let users = [USER, 5, 6];
     for &u in &users[1..] {
         stake(&net.devnet, u, "5").await;

@@ -183,7 +183,12 @@ async fn sole_bidder(net: &Net, index: usize, endpoint: &str) -> (Address, B256)
         .await
         .expect("connect")
         .registry()
-        .register_model(B256::from(rand::random::<[u8; 32]>()), 1, "hostile")
+        .register_model(
+            B256::from(rand::random::<[u8; 32]>()),
+            1,
+            morpheus_sdk::contracts::GGUF,
+            "hostile",
+        )
         .await
         .expect("register model");
     provide(&net.devnet, index, endpoint, model_id, PRICE).await;
@@ -197,6 +202,7 @@ fn refusal<T: std::fmt::Debug>(result: morpheus_sdk::Result<T>) -> (u16, String)
             peer: "router",
             status,
             message,
+            ..
         }) => (status, message),
         other => panic!("expected the router's refusal, got {other:?}"),
     }

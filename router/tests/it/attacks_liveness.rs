@@ -18,7 +18,7 @@ use morpheus_sdk::{
     messages::{LivenessChallenge, LivenessResponse, Signed},
     provider::LivenessProof,
 };
-use morpheus_testkit::{tiny_model, unique_b256, unix_now};
+use morpheus_testkit::{tiny_weights, unique_b256, unix_now};
 use tokio::{net::TcpListener, task::JoinHandle};
 
 use crate::common::{Net, PRICE, PROVIDER, provide};
@@ -150,7 +150,7 @@ async fn answer(
 
 /// The tiny model's tree: the model the attacker claims to serve.
 fn tiny_tree() -> ModelTree {
-    ModelTree::from_file(tiny_model().join("model.onnx"), |_, _| {}).expect("model tree")
+    ModelTree::from_file(tiny_weights(), |_, _| {}).expect("model tree")
 }
 
 /// Account `index` registers the tiny model's root and chunk count as a model of its own and is
@@ -170,7 +170,12 @@ async fn sole_bidder(net: &Net, index: usize, holding: Holding) -> (Hostile, Add
         .await
         .expect("connect")
         .registry()
-        .register_model(tree.root(), tree.leaf_count(), "tiny, without the weights")
+        .register_model(
+            tree.root(),
+            tree.leaf_count(),
+            morpheus_sdk::contracts::GGUF,
+            "tiny, without the weights",
+        )
         .await
         .expect("register model");
     provide(&net.devnet, index, &server.endpoint, model_id, PRICE).await;
@@ -196,6 +201,7 @@ async fn refused_until_challenged(
                 peer: "router",
                 status: 503,
                 message,
+                ..
             }) => assert!(message.contains(&expected), "{message:.400}"),
             other => panic!(
                 "the attacker was not refused after challenges for chunks {:?}: {other:?}",

@@ -32,7 +32,8 @@ async fn a_provider_that_fails_liveness_is_skipped() {
 
 #[tokio::test]
 async fn a_full_provider_gets_no_more_sessions_until_one_ends() {
-    let net = Net::start().await;
+    // Refused at once rather than queued (`queue.rs` has the queue's tests).
+    let net = Net::with(|c| c.queue_wait = std::time::Duration::ZERO).await;
     net.devnet
         .protocol(PROVIDER)
         .await

@@ -47,6 +47,18 @@ pub struct Prices {
     pub tokens_usd: U256,
 }
 
+/// A router key's state (`SessionRouter.routerInfo`), pending changes applied from their
+/// `effectiveAt`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RouterInfo {
+    /// Whether the key is authorised (false once removed).
+    pub authorised: bool,
+    /// The share (bps) of each day's budget its vouchers may pay, bootstrap payments included.
+    pub share_bps: U256,
+    /// What its vouchers have paid today.
+    pub spent_today: U256,
+}
+
 /// Client of `SessionRouter`: user stakes, access rate, router signers, voucher claims.
 #[derive(Debug, Clone)]
 pub struct SessionRouterClient {
@@ -205,6 +217,16 @@ impl SessionRouterClient {
     /// Whether `router` is an authorised router signer.
     pub async fn is_router(&self, router: Address) -> Result<bool> {
         view(self.contract.isRouter(router)).await
+    }
+
+    /// `router`'s state now: authorised, its share of the daily budget, spent today.
+    pub async fn router_info(&self, router: Address) -> Result<RouterInfo> {
+        let r = view(self.contract.routerInfo(router)).await?;
+        Ok(RouterInfo {
+            authorised: r.authorised,
+            share_bps: r.shareBps,
+            spent_today: r.spentToday,
+        })
     }
 
     /// Every authorised router signer.

@@ -5,7 +5,7 @@ use std::time::Duration;
 use alloy::primitives::{Address, B256};
 use reqwest::StatusCode;
 
-use super::{Allowance, ProviderList, UsageReceipt};
+use super::{Allowance, ComputeBody, Preferences, ProviderList, UsageReceipt};
 use crate::{
     Error, Result,
     http::Peer,
@@ -35,6 +35,22 @@ impl RouterClient {
     ) -> Result<Signed<Assignment>> {
         self.peer
             .json(self.peer.post("v1/compute")?.json(request))
+            .await
+    }
+
+    /// [`request_compute`](Self::request_compute) with the user's preferences for the choice
+    /// of provider (order, maximum price).
+    pub async fn request_compute_with(
+        &self,
+        request: &Signed<ComputeRequest>,
+        preferences: Preferences,
+    ) -> Result<Signed<Assignment>> {
+        let body = ComputeBody {
+            request: request.clone(),
+            preferences,
+        };
+        self.peer
+            .json(self.peer.post("v1/compute")?.json(&body))
             .await
     }
 
