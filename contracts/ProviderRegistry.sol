@@ -488,7 +488,7 @@ contract ProviderRegistry is IProviderRegistry, Ownable2Step, EIP712 {
     /// @dev A label: one or more of `a-z`, `0-9` from the left, then only zero bytes. One spelling per format,
     /// so `"GGUF"` and `"gguf "` cannot pass for another format than `"gguf"`.
     function _isFormatLabel(bytes16 format) internal pure returns (bool) {
-        bool ended;
+        bool ended = false;
         for (uint256 i; i < 16; ++i) {
             bytes1 c = format[i];
             if (c == 0) {
