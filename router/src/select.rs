@@ -102,14 +102,16 @@ pub(crate) async fn candidates(
     registry: &ProviderRegistryClient,
     model_id: B256,
     bids: impl IntoIterator<Item = (Bid, Standing)>,
-    preferences: Preferences,
+    preferences: &Preferences,
 ) -> Result<Vec<Candidate>> {
     let whitelist_on = registry.whitelist_active().await?;
     let mut out = Vec::new();
     for (bid, standing) in bids {
         let info = registry.provider(bid.provider).await?;
         let open = standing.open_sessions;
-        let ineligible = if let Some(max) = preferences
+        let ineligible = if preferences.exclude.contains(&bid.provider) {
+            Some("excluded by the request".to_string())
+        } else if let Some(max) = preferences
             .max_price_per_token
             .filter(|max| bid.pricePerToken > *max)
         {

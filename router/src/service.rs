@@ -15,7 +15,7 @@ use morpheus_sdk::{
     contracts::Protocol,
     messages::{Assignment, ComputeRequest, CreditVoucher, Signed, UsageReport},
     provider::ProviderClient,
-    router::{Allowance, Preferences, ProviderInfo, ProviderList, UsageReceipt},
+    router::{Allowance, MAX_EXCLUDED, Preferences, ProviderInfo, ProviderList, UsageReceipt},
 };
 use tokio::time::Instant;
 use tracing::{debug, info, warn};
@@ -118,7 +118,7 @@ impl AppState {
         &self,
         model_id: B256,
         now: u64,
-        preferences: Preferences,
+        preferences: &Preferences,
     ) -> Result<Vec<select::Candidate>> {
         let registry = self.0.protocol.registry();
         let bids = select::bids(&registry, model_id).await?;
@@ -188,6 +188,12 @@ impl AppState {
         if deadline < now {
             return Err(Error::Expired { deadline, now });
         }
+        if preferences.exclude.len() > MAX_EXCLUDED {
+            return Err(Error::BadRequest(format!(
+                "exclude names {} providers; at most {MAX_EXCLUDED}",
+                preferences.exclude.len()
+            )));
+        }
         let token_max = u64::try_from(r.tokenMax)
             .ok()
             .filter(|t| (1..=i64::MAX as u64).contains(t))
@@ -223,7 +229,7 @@ impl AppState {
         let reserved = session.clone();
         self.store(move |s| s.reserve(&reserved, user_max)).await?;
         match self
-            .assign_or_wait(&session, &model, reference, deadline, preferences)
+            .assign_or_wait(&session, &model, reference, deadline, &preferences)
             .await
         {
             Ok(assignment) => Ok(assignment),
@@ -247,7 +253,7 @@ impl AppState {
         model: &morpheus_sdk::contracts::Model,
         reference: U256,
         deadline: u64,
-        preferences: Preferences,
+        preferences: &Preferences,
     ) -> Result<Signed<Assignment>> {
         let queues = &self.0.queues;
         // Why the request waits: what its own try found, or the others ahead of it.
@@ -334,7 +340,7 @@ impl AppState {
         session: &NewSession,
         model: &morpheus_sdk::contracts::Model,
         reference: U256,
-        preferences: Preferences,
+        preferences: &Preferences,
     ) -> Result<Attempt> {
         let candidates = self
             .candidates(session.model_id, unix_now(), preferences)
@@ -648,7 +654,7 @@ impl AppState {
     pub async fn providers(&self, model_id: B256) -> Result<ProviderList> {
         select::model(&self.0.protocol.registry(), model_id).await?;
         let candidates = self
-            .candidates(model_id, unix_now(), Preferences::default())
+            .candidates(model_id, unix_now(), &Preferences::default())
             .await?;
         let providers = candidates
             .into_iter()

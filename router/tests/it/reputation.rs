@@ -114,6 +114,7 @@ async fn reputation_orders_the_choice_and_a_request_may_ask_for_another() {
     let capped = Preferences {
         order: Order::Speed,
         max_price_per_token: Some(U256::from(PRICE)),
+        ..Default::default()
     };
     assert_eq!(
         ask(&net, capped).await.message.provider,
@@ -131,6 +132,15 @@ async fn reputation_orders_the_choice_and_a_request_may_ask_for_another() {
         503,
         "above the request's maximum",
     );
+
+    // A request excluding the cheaper (a gateway failing over from it) gets the other.
+    let failover = Preferences {
+        exclude: vec![first_addr],
+        ..Default::default()
+    };
+    let g = ask(&net, failover).await;
+    assert_eq!(g.message.provider, second_addr, "the cheaper excluded");
+    report(&net, &g, 100, 500, true).await;
 
     // What /v1/providers shows for each.
     let first = listed(&net, first_addr).await;
@@ -151,15 +161,15 @@ async fn reputation_orders_the_choice_and_a_request_may_ask_for_another() {
             second_info.reputation.completed,
             second_info.reputation.failed
         ),
-        (2, 0)
+        (3, 0)
     );
     assert_eq!(
         second_info.reputation.earned,
-        U256::from(200 * SECOND_PRICE)
+        U256::from(300 * SECOND_PRICE)
     );
     assert_eq!(second_info.reputation.ms_per_token, Some(5.0));
     assert_eq!(second_info.reputation.ttft_ms, Some(50.0));
-    assert_eq!(second_info.reputation.score, 0.75);
+    assert_eq!(second_info.reputation.score, 0.8);
     assert_eq!(second_info.reputation.bids.len(), 1);
     assert_eq!(
         second_info.reputation.bids[0].price_per_token,

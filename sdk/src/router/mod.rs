@@ -38,7 +38,7 @@ pub enum Order {
 
 /// What a user may ask of the router's choice, beside its signed request. Not signed: it
 /// steers the choice among providers the router would assign anyway, and grants nothing.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Preferences {
     /// The order to try providers in.
@@ -47,7 +47,14 @@ pub struct Preferences {
     /// Providers bidding more MOR (wei) per token are not assigned.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_price_per_token: Option<U256>,
+    /// Providers not to assign (a gateway failing over from one that failed before its first
+    /// token); at most [`MAX_EXCLUDED`].
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub exclude: Vec<Address>,
 }
+
+/// The most providers a request may exclude.
+pub const MAX_EXCLUDED: usize = 32;
 
 /// `POST /v1/compute` body: the signed request's `message` and `signature`, and optionally
 /// `order` and `maxPricePerToken` beside them.
@@ -244,11 +251,13 @@ mod tests {
             preferences: Preferences {
                 order: Order::Speed,
                 max_price_per_token: Some(U256::from(5)),
+                exclude: vec![Address::repeat_byte(3)],
             },
         };
         let json = serde_json::to_value(&body).expect("json");
         assert_eq!(json["order"], "speed");
         assert_eq!(json["maxPricePerToken"], "0x5");
+        assert_eq!(json["exclude"][0], Address::repeat_byte(3).to_string());
         assert!(json["message"].is_object() && json["signature"].is_string());
         assert_eq!(
             serde_json::from_value::<ComputeBody>(json).expect("back"),
