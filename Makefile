@@ -100,8 +100,15 @@ fmt: node_modules/.installed ## format Solidity and Rust
 	$(FORGE) fmt
 	cargo fmt --all
 
-demo: deps build ## the main job: local chain, contracts, and the flow as far as it exists
-	bash tools/demo.sh
+# `morpheus devnet` finds the router and worker binaries beside its own, so all three are built
+# together; `make demo ARGS="--keep-running"` (or any of `morpheus devnet --help`) passes flags on.
+ARGS ?=
+DEMO_BINS := -p morpheus-cli --bin morpheus -p morpheus-router --bin morpheus-router \
+  -p morpheus-worker --bin morpheus-worker
+
+demo: deps build ## the main job: `morpheus devnet`: chain, contracts, router, worker, gateway, a chat paid on-chain
+	cargo build --release $(DEMO_BINS)
+	target/release/morpheus devnet $(ARGS)
 
 WORKER := target/release/morpheus-worker
 
@@ -113,6 +120,7 @@ bench: deps build $(VENV)/.bench $(WORKER) ## benchmarks: gas, and inference aga
 	$(FORGE) snapshot $(SNAPSHOT_ARGS) --diff
 	$(WORKER) model prepare smollm2
 	$(WORKER) bench --model models/smollm2 --gguf smollm2 --threads 2 --repeats 5 --json bench/results.json
+	cargo run -q --release -p morpheus-cli --example protocol_overhead -- 200
 
 slither: deps build ## static analysis of the contracts
 	$(PY) -m pip install --quiet slither-analyzer==0.11.6

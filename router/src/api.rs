@@ -46,9 +46,16 @@ pub async fn run(
     info!(target: "router::api", %addr, router = %state.address(), "serving");
     // Settling expired sessions runs beside the server and stops with it.
     let settler = tokio::spawn(state.clone().settle_forever());
-    let served = axum::serve(listener, router(state))
-        .with_graceful_shutdown(shutdown)
-        .await;
+    let served = axum::serve(
+        // Small writes (an SSE chunk, a short JSON answer) go out at once: with Nagle's
+        // algorithm the first token waits for the client's delayed ACK, 40 ms on Linux.
+        axum::serve::ListenerExt::tap_io(listener, |tcp| {
+            let _ = tcp.set_nodelay(true);
+        }),
+        router(state),
+    )
+    .with_graceful_shutdown(shutdown)
+    .await;
     settler.abort();
     served?;
     info!(target: "router::api", %addr, "stopped");

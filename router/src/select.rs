@@ -107,7 +107,18 @@ pub(crate) async fn candidates(
     let whitelist_on = registry.whitelist_active().await?;
     let mut out = Vec::new();
     for (bid, standing) in bids {
-        let info = registry.provider(bid.provider).await?;
+        // The registry's three facts about the bidder, asked at once.
+        let (info, whitelisted, claimed) = tokio::try_join!(
+            registry.provider(bid.provider),
+            async {
+                if whitelist_on {
+                    registry.is_whitelisted(bid.provider).await
+                } else {
+                    Ok(true)
+                }
+            },
+            registry.has_model_claim(bid.provider, model_id)
+        )?;
         let open = standing.open_sessions;
         let ineligible = if preferences.exclude.contains(&bid.provider) {
             Some("excluded by the request".to_string())
@@ -121,9 +132,9 @@ pub(crate) async fn candidates(
             ))
         } else if info.status != STATUS_ACTIVE {
             Some("not a registered provider".to_string())
-        } else if whitelist_on && !registry.is_whitelisted(bid.provider).await? {
+        } else if !whitelisted {
             Some("not whitelisted".to_string())
-        } else if !registry.has_model_claim(bid.provider, model_id).await? {
+        } else if !claimed {
             Some("no model claim".to_string())
         } else {
             None

@@ -88,6 +88,44 @@ impl Devnet {
         Ok(Protocol::connect(&self.rpc_url(), self.deployment, Some(self.signer(index))).await?)
     }
 
+    /// Account `index` becomes a provider of `model_id`: registered at `endpoint` with 10 MOR
+    /// staked, its claim on the model signed and relayed, and a bid of `price` MOR wei per token
+    /// for `capacity` sessions at once.
+    pub async fn provide(
+        &self,
+        index: usize,
+        endpoint: &str,
+        model_id: alloy::primitives::B256,
+        price: U256,
+        capacity: u64,
+    ) -> Result<()> {
+        let protocol = self.protocol(index).await?;
+        let registry = protocol.registry();
+        registry
+            .register(endpoint, parse_ether("10").expect("constant"))
+            .await?;
+        let signer = self.signer(index);
+        let claim = registry.sign_model_claim(model_id, &signer).await?;
+        registry
+            .claim_model(signer.address(), model_id, claim)
+            .await?;
+        registry
+            .post_bid(model_id, price, U256::from(capacity))
+            .await?;
+        Ok(())
+    }
+
+    /// Account `index` stakes `mor` (whole MOR, decimal) in `SessionRouter`.
+    pub async fn stake(&self, index: usize, mor: &str) -> Result<()> {
+        let amount = parse_ether(mor).map_err(|e| Error::Setup(format!("stake {mor:?}: {e}")))?;
+        self.protocol(index)
+            .await?
+            .session_router()
+            .stake(amount)
+            .await?;
+        Ok(())
+    }
+
     /// Moves the chain's clock `days` UTC days on and mines a block.
     pub async fn advance_days(&self, days: u64) -> Result<()> {
         self.advance_seconds(days * 86_400).await

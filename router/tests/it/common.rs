@@ -4,7 +4,7 @@
 use std::path::PathBuf;
 
 use alloy::{
-    primitives::{Address, B256, U256, utils::parse_ether},
+    primitives::{Address, B256, U256},
     signers::local::PrivateKeySigner,
 };
 use morpheus_router::{AppState, RouterConfig};
@@ -30,7 +30,8 @@ pub(crate) const PRICE: u64 = 50_000_000_000;
 /// `0.002e18 * 1e15 / 20e18`, the most one token earns (`credit_per_token`).
 pub(crate) const REFERENCE_PRICE: u64 = 100_000_000_000;
 
-/// Registers account `index` as a provider at `endpoint`, claims `model_id` and bids `price`.
+/// Registers account `index` as a provider at `endpoint`, claims `model_id` and bids `price`
+/// for 16 sessions.
 pub(crate) async fn provide(
     devnet: &Devnet,
     index: usize,
@@ -38,36 +39,15 @@ pub(crate) async fn provide(
     model_id: B256,
     price: u64,
 ) {
-    let protocol = devnet.protocol(index).await.expect("connect");
-    let registry = protocol.registry();
-    registry
-        .register(endpoint, parse_ether("10").expect("amount"))
+    devnet
+        .provide(index, endpoint, model_id, U256::from(price), 16)
         .await
-        .expect("register");
-    let claim = registry
-        .sign_model_claim(model_id, &devnet.signer(index))
-        .await
-        .expect("sign claim");
-    registry
-        .claim_model(devnet.signer(index).address(), model_id, claim)
-        .await
-        .expect("claim model");
-    registry
-        .post_bid(model_id, U256::from(price), U256::from(16))
-        .await
-        .expect("bid");
+        .expect("provide");
 }
 
 /// Account `index` stakes `mor` MOR (whole MOR, decimal) in `SessionRouter`.
 pub(crate) async fn stake(devnet: &Devnet, index: usize, mor: &str) {
-    devnet
-        .protocol(index)
-        .await
-        .expect("connect")
-        .session_router()
-        .stake(parse_ether(mor).expect("amount"))
-        .await
-        .expect("stake");
+    devnet.stake(index, mor).await.expect("stake");
 }
 
 /// The whole set-up: devnet, provider + worker, staked user, router.

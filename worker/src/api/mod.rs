@@ -129,9 +129,16 @@ pub async fn run(
         .rpc_url
         .clone()
         .map(|url| tokio::spawn(routers::watch(state.clone(), url)));
-    let served = axum::serve(listener, router(state))
-        .with_graceful_shutdown(shutdown)
-        .await;
+    let served = axum::serve(
+        // Small writes (an SSE chunk, a short JSON answer) go out at once: with Nagle's
+        // algorithm the first token waits for the client's delayed ACK, 40 ms on Linux.
+        axum::serve::ListenerExt::tap_io(listener, |tcp| {
+            let _ = tcp.set_nodelay(true);
+        }),
+        router(state),
+    )
+    .with_graceful_shutdown(shutdown)
+    .await;
     if let Some(w) = watcher {
         w.abort();
     }

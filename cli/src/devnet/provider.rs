@@ -1,0 +1,138 @@
+//! The provider's side on-chain, through the SDK: register at the worker's endpoint with the
+//! minimum stake, claim the model the deploy script registered, bid for it; and at the end,
+//! claim the router's voucher.
+
+use std::time::Duration;
+
+use alloy::{
+    primitives::{B256, U256, utils::format_ether},
+    signers::local::PrivateKeySigner,
+};
+use morpheus_sdk::{
+    contracts::{DailyBudget, Protocol},
+    messages::{CreditVoucher, Signed},
+    router::RouterClient,
+};
+
+use super::model::PreparedModel;
+use crate::{Error, Result};
+
+/// MOR (wei) per token the provider bids: 2e-6 MOR.
+pub(crate) const PRICE_PER_TOKEN: u64 = 2_000_000_000_000;
+/// Sessions the provider takes at once.
+const CAPACITY: u64 = 16;
+/// How long the router may take to issue the voucher after the gateway's usage report.
+const VOUCHER_WAIT: Duration = Duration::from_secs(30);
+
+/// Registers the provider at `endpoint`, claims `model` (registered by `creator` in the deploy
+/// script) and bids for it; returns the model id.
+pub(crate) async fn set_up(
+    chain: &Protocol,
+    provider: &PrivateKeySigner,
+    creator: alloy::primitives::Address,
+    endpoint: &str,
+    model: &PreparedModel,
+) -> Result<B256> {
+    let registry = chain.registry();
+    let model_id = registry
+        .compute_model_id(creator, model.root, &model.name)
+        .await?;
+    // Reverts (`ProviderRegistryUnknownModel`) unless the deploy script registered it.
+    registry.model(model_id).await?;
+    let stake = registry.min_stake().await?;
+    registry.register(endpoint, stake).await?;
+    let claim = registry.sign_model_claim(model_id, provider).await?;
+    registry
+        .claim_model(provider.address(), model_id, claim)
+        .await?;
+    registry
+        .post_bid(model_id, U256::from(PRICE_PER_TOKEN), U256::from(CAPACITY))
+        .await?;
+    println!(
+        "provider {} registered at {endpoint} with {} MOR staked, claimed model {model_id}, bid {} MOR/token for {CAPACITY} sessions",
+        provider.address(),
+        format_ether(stake),
+        format_ether(U256::from(PRICE_PER_TOKEN)),
+    );
+    Ok(model_id)
+}
+
+/// Waits for the router's voucher to count at least one session: the gateway reports usage
+/// after the answer's last chunk, so it may still be on its way when the stream ends.
+pub(crate) async fn voucher(
+    router: &RouterClient,
+    provider: alloy::primitives::Address,
+) -> Result<Signed<CreditVoucher>> {
+    let started = tokio::time::Instant::now();
+    loop {
+        if let Some(v) = router.voucher(provider).await?
+            && !v.message.sessions.is_zero()
+        {
+            return Ok(v);
+        }
+        if started.elapsed() > VOUCHER_WAIT {
+            return Err(Error::Devnet(format!(
+                "the router issued no voucher for {provider} within {VOUCHER_WAIT:?} of the \
+                 chat: the gateway's usage report did not reach it (see the gateway's warnings \
+                 and router.log)"
+            )));
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// What the claim did, read back from the chain.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Claimed {
+    pub(crate) tx: B256,
+    pub(crate) gas: u64,
+    /// `claimRecord(router, provider)`: `paid + bootstrapPaid`.
+    pub(crate) paid: U256,
+    /// `claimRecord(router, provider).tokens`.
+    pub(crate) tokens: u64,
+    /// What the provider's MOR balance grew by in the claim.
+    pub(crate) balance_change: U256,
+    /// The provider's bid (`ProviderRegistry.getBid`), MOR (wei) per token.
+    pub(crate) bid: U256,
+    /// The reference price, MOR (wei) per token: `tokensUsd * 1e15 / morUsd` of the
+    /// SessionRouter's price source (docs/protocol.md, "Credit per token").
+    pub(crate) reference_price: U256,
+    /// `ComputePool.today()` after the claim.
+    pub(crate) budget: DailyBudget,
+}
+
+/// Claims `voucher` as the provider `chain` signs for, and reads back its effect.
+pub(crate) async fn claim(
+    chain: &Protocol,
+    voucher: Signed<CreditVoucher>,
+    model_id: B256,
+) -> Result<Claimed> {
+    let (router, provider) = (voucher.message.router, voucher.message.provider);
+    let sessions = chain.session_router();
+    let (mor, pool, registry) = (chain.mor(), chain.pool(), chain.registry());
+    let before = mor.balance_of(provider).await?;
+    let receipt = sessions.claim(std::slice::from_ref(&voucher)).await?;
+    let (after, record, budget, bid, prices) = tokio::try_join!(
+        mor.balance_of(provider),
+        sessions.claim_record(router, provider),
+        pool.today(),
+        registry.bid(provider, model_id),
+        sessions.prices(),
+    )?;
+    // 1e15: 1e18 wei per MOR over 1000 tokens per `tokensUsd`.
+    let reference_price = prices
+        .tokens_usd
+        .saturating_mul(U256::from(1_000_000_000_000_000u64))
+        .checked_div(prices.mor_usd)
+        .unwrap_or_default();
+    Ok(Claimed {
+        tx: receipt.transaction_hash,
+        gas: receipt.gas_used,
+        paid: U256::from(record.paid) + U256::from(record.bootstrapPaid),
+        tokens: u64::try_from(record.tokens).unwrap_or(u64::MAX),
+        balance_change: after.saturating_sub(before),
+        bid: bid.pricePerToken,
+        reference_price,
+        budget,
+    })
+}

@@ -1,0 +1,139 @@
+//! Any OpenAI client works unchanged through the gateway: the official Python `openai`
+//! package, and the stream's shape to its last event.
+
+use std::process::Command;
+
+use alloy::primitives::U256;
+use morpheus_testkit::python;
+
+use crate::common::{MODEL, Net, PRICE, PROVIDER, USER, chat_body, provider_of, sse_data};
+
+const SCRIPT: &str = r#"
+import json, sys, openai
+client = openai.OpenAI(base_url=sys.argv[1], api_key="any key", max_retries=0)
+assert [m.id for m in client.models.list().data] == [sys.argv[2]], client.models.list()
+messages = [{"role": "system", "content": "You are a helpful assistant."},
+            {"role": "user", "content": "Say hi"}]
+r = client.chat.completions.create(model=sys.argv[2], messages=messages, max_tokens=8,
+                                   temperature=0, seed=1)
+assert r.choices[0].message.content, r
+assert r.usage.completion_tokens > 0 and r.usage.total_tokens > r.usage.completion_tokens, r
+chunks = list(client.chat.completions.create(model=sys.argv[2], messages=messages, max_tokens=8,
+                                             temperature=0, seed=1, stream=True,
+                                             stream_options={"include_usage": True}))
+text = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
+assert text == r.choices[0].message.content, (text, r.choices[0].message.content)
+last = chunks[-1]
+assert last.choices == [] and last.usage is not None, last
+assert all(c.usage is None for c in chunks[:-1]), chunks
+assert last.usage.total_tokens == r.usage.total_tokens, (last.usage, r.usage)
+print(json.dumps({"tokens": r.usage.total_tokens + last.usage.total_tokens}))
+"#;
+
+#[tokio::test]
+async fn the_official_openai_client_chats_and_streams_with_usage() {
+    // The venv (with `openai`) is installed by the kit on first use; without it the test
+    // fails, it is never skipped.
+    let python = python().expect("the project's venv");
+    let mut net = Net::start(true).await;
+    net.add_worker(PROVIDER, PRICE).await;
+    let gw = net.gateway(USER, |_| {}).await;
+
+    let (url, script) = (gw.v1(), SCRIPT.to_string());
+    let out = tokio::task::spawn_blocking(move || {
+        Command::new(python)
+            .args(["-c", &script, &url, MODEL])
+            .output()
+    })
+    .await
+    .expect("join")
+    .expect("python runs");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "the openai client failed:\n{stderr}");
+    let printed: serde_json::Value =
+        serde_json::from_slice(&out.stdout).expect("the script prints its figures");
+    let tokens = printed["tokens"].as_u64().expect("tokens");
+
+    // Both sessions were reported as the client saw them, and credited.
+    let info = net.wait_for_reports(net.address(PROVIDER), 2).await;
+    assert_eq!(info.reputation.completed, 2, "{info:?}");
+    assert_eq!(info.reputation.failed, 0, "{info:?}");
+    assert_eq!(
+        info.record.tokens, tokens,
+        "the reports carry the client's counts"
+    );
+    assert_eq!(info.reputation.earned, U256::from(tokens * PRICE));
+    gw.stop().await;
+    net.stop().await;
+}
+
+#[tokio::test]
+async fn a_stream_keeps_openais_shape_to_the_end() {
+    let mut net = Net::start(true).await;
+    net.add_worker(PROVIDER, PRICE).await;
+    let gw = net.gateway(USER, |_| {}).await;
+
+    // With include_usage: chunks, then the usage chunk with no choices, then [DONE].
+    let response = gw.post(&chat_body("Say hi", 8, true)).await;
+    assert_eq!(response.status(), 200);
+    assert_eq!(provider_of(&response), net.address(PROVIDER));
+    assert!(
+        response
+            .headers()
+            .get("x-request-id")
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.starts_with("req-")),
+        "{:?}",
+        response.headers()
+    );
+    let events = sse_data(&response.text().await.expect("body"));
+    assert_eq!(
+        events.last().map(String::as_str),
+        Some("[DONE]"),
+        "{events:?}"
+    );
+    let chunks: Vec<serde_json::Value> = events[..events.len() - 1]
+        .iter()
+        .map(|e| serde_json::from_str(e).expect("a chunk"))
+        .collect();
+    let usage = chunks.last().expect("chunks");
+    assert_eq!(usage["choices"], serde_json::json!([]), "{usage}");
+    assert!(
+        usage["usage"]["total_tokens"]
+            .as_u64()
+            .is_some_and(|n| n > 0),
+        "{usage}"
+    );
+    assert!(
+        chunks[..chunks.len() - 1]
+            .iter()
+            .all(|c| c["object"] == "chat.completion.chunk"
+                && c["model"] == MODEL
+                && c.get("usage").is_none()),
+        "{chunks:?}"
+    );
+    assert!(
+        chunks
+            .iter()
+            .any(|c| c["choices"][0]["finish_reason"].is_string()),
+        "the finishing chunk is passed on: {chunks:?}"
+    );
+
+    // Without it: no usage anywhere, still [DONE] at the end.
+    let mut body = chat_body("Say hi", 8, true);
+    body.as_object_mut()
+        .expect("object")
+        .remove("stream_options");
+    let events = sse_data(&gw.post(&body).await.text().await.expect("body"));
+    assert_eq!(events.last().map(String::as_str), Some("[DONE]"));
+    assert!(
+        events.iter().all(|e| !e.contains("\"usage\"")),
+        "{events:?}"
+    );
+
+    // The reports still carry the provider's counts.
+    let info = net.wait_for_reports(net.address(PROVIDER), 2).await;
+    assert_eq!(info.reputation.completed, 2, "{info:?}");
+    gw.stop().await;
+    net.stop().await;
+}
