@@ -2,8 +2,8 @@
 //! tiny model served by a real worker, the router (liveness check on) and the gateway: N chats
 //! through the gateway (it signs the request, the router checks it and the provider's liveness
 //! and signs the assignment, the provider streams, the gateway reports) against N chats sent to
-//! the provider directly with an assignment fetched beforehand. Prints p50 and p99 of both and
-//! what the path adds.
+//! the provider directly with an assignment fetched beforehand, each timed to its first chunk
+//! with text. Prints p50 and p99 of both and what the path adds.
 //!
 //! `cargo run --release -p morpheus-cli --example protocol_overhead -- [N]` (default 200).
 
@@ -17,7 +17,7 @@ use morpheus_sdk::{
     contracts::GGUF,
     merkle::ModelTree,
     messages::{ComputeRequest, Signed, UsageReport},
-    openai::{ChatCompletionRequest, ChatMessage},
+    openai::{ChatCompletionChunk, ChatCompletionRequest, ChatMessage},
     provider::ProviderClient,
     router::RouterClient,
 };
@@ -35,13 +35,33 @@ fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1e3
 }
 
+/// Time to first token is to the first chunk with text, on both paths: a stream's first event
+/// (the role) comes before any token is computed.
+fn has_text(chunk: &ChatCompletionChunk) -> bool {
+    chunk
+        .choices
+        .iter()
+        .any(|c| c.delta.content.as_deref().is_some_and(|t| !t.is_empty()))
+}
+
+/// Whether the server-sent events in `body` so far hold a chunk with text.
+fn sse_has_text(body: &[u8]) -> bool {
+    String::from_utf8_lossy(body).lines().any(|line| {
+        line.strip_prefix("data: ")
+            .and_then(|data| serde_json::from_str::<ChatCompletionChunk>(data).ok())
+            .is_some_and(|chunk| has_text(&chunk))
+    })
+}
+
 fn chat(stream: bool) -> ChatCompletionRequest {
     let mut request = ChatCompletionRequest {
         model: "tiny".into(),
         messages: vec![ChatMessage::user("Say something.")],
         ..Default::default()
     };
-    request.max_tokens = Some(4);
+    // Greedy, so that both paths produce the same tokens, and enough of them for one to be text.
+    request.max_tokens = Some(8);
+    request.temperature = Some(0.0);
     request.stream = stream;
     request
 }
@@ -147,9 +167,13 @@ async fn main() -> eyre::Result<()> {
         }
         let started = Instant::now();
         let mut stream = client.chat_stream(&assignment, &chat(true)).await?;
-        stream.next().await.transpose()?;
-        let ttft = started.elapsed();
-        while stream.next().await.transpose()?.is_some() {}
+        let mut ttft = None;
+        while let Some(chunk) = stream.next().await.transpose()? {
+            if ttft.is_none() && has_text(&chunk) {
+                ttft = Some(started.elapsed());
+            }
+        }
+        let ttft = ttft.ok_or_else(|| eyre::eyre!("the provider sent no text"))?;
         if round > 0 {
             direct.push(ttft);
         }
@@ -174,9 +198,16 @@ async fn main() -> eyre::Result<()> {
             response.status()
         );
         let mut body = response.bytes_stream();
-        body.next().await.transpose()?;
-        let ttft = started.elapsed();
-        while body.next().await.transpose()?.is_some() {}
+        let (mut seen, mut ttft) = (Vec::new(), None);
+        while let Some(bytes) = body.next().await.transpose()? {
+            if ttft.is_none() {
+                seen.extend_from_slice(&bytes);
+                if sse_has_text(&seen) {
+                    ttft = Some(started.elapsed());
+                }
+            }
+        }
+        let ttft = ttft.ok_or_else(|| eyre::eyre!("the gateway sent no text"))?;
         if round > 0 {
             through.push(ttft);
         }

@@ -16,7 +16,11 @@ use morpheus_sdk::{
     router::{ModelReputation, Order, Preferences, ProviderStats},
 };
 
-use crate::{Error, Result, store::Standing};
+use crate::{
+    Error, Result,
+    chain_view::{ChainView, Head},
+    store::Standing,
+};
 
 /// `ProviderStatus.Active` in `IProviderRegistry`.
 const STATUS_ACTIVE: u8 = 1;
@@ -97,27 +101,29 @@ pub(crate) async fn bids(registry: &ProviderRegistryClient, model_id: B256) -> R
 }
 
 /// The bidders for `model_id` with their standing in the router's store, in the selection
-/// order `preferences` ask for; a bid above their maximum price is excluded.
+/// order `preferences` ask for; a bid above their maximum price is excluded. The registry's
+/// facts are read at `head` through `view`.
 pub(crate) async fn candidates(
-    registry: &ProviderRegistryClient,
+    view: &ChainView,
+    head: Head,
     model_id: B256,
     bids: impl IntoIterator<Item = (Bid, Standing)>,
     preferences: &Preferences,
 ) -> Result<Vec<Candidate>> {
-    let whitelist_on = registry.whitelist_active().await?;
+    let whitelist_on = view.whitelist_active(head).await?;
     let mut out = Vec::new();
     for (bid, standing) in bids {
         // The registry's three facts about the bidder, asked at once.
         let (info, whitelisted, claimed) = tokio::try_join!(
-            registry.provider(bid.provider),
+            view.provider(head, bid.provider),
             async {
                 if whitelist_on {
-                    registry.is_whitelisted(bid.provider).await
+                    view.is_whitelisted(head, bid.provider).await
                 } else {
                     Ok(true)
                 }
             },
-            registry.has_model_claim(bid.provider, model_id)
+            view.has_model_claim(head, bid.provider, model_id)
         )?;
         let open = standing.open_sessions;
         let ineligible = if preferences.exclude.contains(&bid.provider) {

@@ -21,7 +21,9 @@ use tokio::time::Instant;
 use tracing::{debug, info, warn};
 
 use crate::{
-    Error, FailPolicy, Result, RouterConfig, credit, fail,
+    Error, FailPolicy, Result, RouterConfig,
+    chain_view::{ChainView, Head},
+    credit, fail,
     queue::{self, WaitQueues},
     select::{self, Checks},
     store::{
@@ -55,6 +57,8 @@ pub struct AppState(Arc<Inner>);
 struct Inner {
     config: RouterConfig,
     protocol: Protocol,
+    /// What selection and reservation read, once per block (`chain_view.rs`).
+    view: ChainView,
     domain: Eip712Domain,
     /// The checks before an assignment, with their HTTP client and cool-downs (`select::Checks`).
     checks: Checks,
@@ -96,6 +100,7 @@ impl AppState {
         Ok(Self(Arc::new(Inner {
             domain: config.deployment.domain(),
             queues: Arc::new(WaitQueues::new(config.queue_max)),
+            view: ChainView::new(protocol.clone(), signer),
             config,
             protocol,
             checks,
@@ -112,16 +117,17 @@ impl AppState {
         store::blocking(&self.0.store, f).await
     }
 
-    /// The bidders for `model_id` in the order `preferences` ask for, with their standing in
-    /// the store at `now`; the bids' terms are recorded as seen (the bid history).
+    /// The bidders for `model_id` at `head` in the order `preferences` ask for, with their
+    /// standing in the store at `now`; the bids' terms are recorded as seen (the bid history).
     async fn candidates(
         &self,
+        head: Head,
         model_id: B256,
         now: u64,
         preferences: &Preferences,
     ) -> Result<Vec<select::Candidate>> {
-        let registry = self.0.protocol.registry();
-        let bids = select::bids(&registry, model_id).await?;
+        let view = &self.0.view;
+        let bids = view.bids(head, model_id).await?;
         let terms: Vec<(Address, U256, U256)> = bids
             .iter()
             .map(|b| (b.provider, b.pricePerToken, b.capacity))
@@ -135,9 +141,10 @@ impl AppState {
             })
             .await?;
         select::candidates(
-            &registry,
+            view,
+            head,
             model_id,
-            bids.into_iter().zip(standings),
+            bids.iter().cloned().zip(standings),
             preferences,
         )
         .await
@@ -159,8 +166,8 @@ impl AppState {
 
     /// The UTC day by the chain's clock, the same day `SessionRouter.userMax` is computed for.
     async fn chain_day(&self) -> Result<(u64, u64)> {
-        let now = self.0.protocol.latest_block_time().await?;
-        Ok((now / DAY, now))
+        let head = self.0.view.head().await?;
+        Ok((head.time / DAY, head.time))
     }
 
     /// Checks a user's signed request, picks a live provider (in the order `preferences` ask
@@ -204,23 +211,19 @@ impl AppState {
                     r.tokenMax
                 ))
             })?;
-        let registry = self.0.protocol.registry();
+        // Everything below reads the chain as of its latest block (`chain_view.rs`): one
+        // round trip when the block is known, and the day is that block's.
+        let view = &self.0.view;
+        let head = view.head().await?;
+        let day = head.time / DAY;
         // The allowance and the price it is counted at, read together: a token of this session
-        // earns at most the price `userMax` assumed (credit::credit_per_token).
-        let session_router = self.0.protocol.session_router();
-        // This router's part of the user's allowance (`routerUserMax`: userMax × its share), so
-        // that the routers together never grant a user more than userMax a day. The reads are
-        // independent: sent at once, each costs one round trip to the node, not one after another.
-        let (model, user_max, prices, (day, _)) = tokio::try_join!(
-            select::model(&registry, r.modelId),
-            async {
-                session_router
-                    .router_user_max(self.address(), r.user)
-                    .await
-                    .map_err(Error::from)
-            },
-            async { session_router.prices().await.map_err(Error::from) },
-            self.chain_day()
+        // earns at most the price `userMax` assumed (credit::credit_per_token). The allowance is
+        // this router's part (`routerUserMax`: userMax × its share), so that the routers together
+        // never grant a user more than userMax a day.
+        let (model, user_max, prices) = tokio::try_join!(
+            view.model(head, r.modelId),
+            view.router_user_max(head, r.user),
+            view.prices(head),
         )?;
         let reference = credit::reference_price(prices);
 
@@ -235,7 +238,7 @@ impl AppState {
         let reserved = session.clone();
         self.store(move |s| s.reserve(&reserved, user_max)).await?;
         match self
-            .assign_or_wait(&session, &model, reference, deadline, &preferences)
+            .assign_or_wait(&session, &model, reference, deadline, &preferences, head)
             .await
         {
             Ok(assignment) => Ok(assignment),
@@ -252,7 +255,8 @@ impl AppState {
     /// Assigns a provider at once, or, when every live one is at capacity (or others wait
     /// already), waits in the model's queue by the user's stake (`queue.rs`) until it is this
     /// request's turn and a place frees up, at most `queue_wait` and never past the request's
-    /// `deadline`; then [`Error::Busy`].
+    /// `deadline`; then [`Error::Busy`]. The first try reads the chain at `head`, each later
+    /// one at the latest block then.
     async fn assign_or_wait(
         &self,
         session: &NewSession,
@@ -260,12 +264,16 @@ impl AppState {
         reference: U256,
         deadline: u64,
         preferences: &Preferences,
+        head: Head,
     ) -> Result<Signed<Assignment>> {
         let queues = &self.0.queues;
         // Why the request waits: what its own try found, or the others ahead of it.
         let mut refused = vec!["behind other requests waiting for a full provider".to_string()];
         if !queues.is_waiting(session.model_id) {
-            match self.assign(session, model, reference, preferences).await? {
+            match self
+                .assign(head, session, model, reference, preferences)
+                .await?
+            {
                 Attempt::Assigned(a) => return Ok(*a),
                 Attempt::Refused {
                     refused: now,
@@ -317,7 +325,11 @@ impl AppState {
                 )));
             }
             if ticket.is_head() {
-                match self.assign(session, model, reference, preferences).await? {
+                let head = self.0.view.head().await?;
+                match self
+                    .assign(head, session, model, reference, preferences)
+                    .await?
+                {
                     Attempt::Assigned(a) => {
                         ticket.finish(true);
                         return Ok(*a);
@@ -339,17 +351,18 @@ impl AppState {
         }
     }
 
-    /// Picks the first live candidate and books it within its capacity; a candidate found full
-    /// at booking (others booked it meanwhile) is passed over for the next one.
+    /// Picks the first live candidate at `head` and books it within its capacity; a candidate
+    /// found full at booking (others booked it meanwhile) is passed over for the next one.
     async fn assign(
         &self,
+        head: Head,
         session: &NewSession,
         model: &morpheus_sdk::contracts::Model,
         reference: U256,
         preferences: &Preferences,
     ) -> Result<Attempt> {
         let candidates = self
-            .candidates(session.model_id, unix_now(), preferences)
+            .candidates(head, session.model_id, unix_now(), preferences)
             .await?;
         let mut full = candidates.iter().any(|c| c.full);
         let mut refused = Vec::new();
@@ -658,9 +671,10 @@ impl AppState {
 
     /// Providers with an active bid for the model, in the order the router would try them.
     pub async fn providers(&self, model_id: B256) -> Result<ProviderList> {
-        select::model(&self.0.protocol.registry(), model_id).await?;
+        let head = self.0.view.head().await?;
+        self.0.view.model(head, model_id).await?;
         let candidates = self
-            .candidates(model_id, unix_now(), &Preferences::default())
+            .candidates(head, model_id, unix_now(), &Preferences::default())
             .await?;
         let providers = candidates
             .into_iter()
@@ -683,13 +697,9 @@ impl AppState {
 
     /// A user's allowance today.
     pub async fn allowance(&self, user: Address) -> Result<Allowance> {
-        let user_max = self
-            .0
-            .protocol
-            .session_router()
-            .router_user_max(self.address(), user)
-            .await?;
-        let (day, _) = self.chain_day().await?;
+        let head = self.0.view.head().await?;
+        let user_max = self.0.view.router_user_max(head, user).await?;
+        let day = head.time / DAY;
         let used = U256::from(self.store(move |s| s.used(user, day)).await?);
         Ok(Allowance {
             user,

@@ -41,6 +41,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::{Error, Result};
 
+mod piece_index;
+pub use piece_index::{PIECES_PER_GROUP, PieceIndex};
+
 /// Size of one model chunk (a leaf of the registered tree): 1 MiB.
 pub const CHUNK_SIZE: usize = 1 << 20;
 

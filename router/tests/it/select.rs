@@ -2,7 +2,7 @@
 
 use alloy::primitives::U256;
 
-use crate::common::{Net, PRICE, PROVIDER, assert_refused, provide};
+use crate::common::{Net, PRICE, PROVIDER, USER, assert_refused, provide, stake};
 
 #[tokio::test]
 async fn a_provider_that_fails_liveness_is_skipped() {
@@ -55,5 +55,48 @@ async fn a_full_provider_gets_no_more_sessions_until_one_ends() {
         .request_compute(&waiting)
         .await
         .expect("the same signed request, retried");
+    net.stop().await;
+}
+
+/// The router reads the chain once per block (`chain_view.rs`): what a new block changes (a
+/// bid, a user's stake, a bid withdrawn) is what the very next request sees.
+#[tokio::test]
+async fn a_change_on_chain_is_seen_by_the_next_request() {
+    let net = Net::start().await;
+    let user = net.user().address();
+    assert_eq!(
+        net.assignment().await.message.pricePerToken,
+        U256::from(PRICE)
+    );
+    net.bid(U256::from(2 * PRICE), 16).await;
+    assert_eq!(
+        net.assignment().await.message.pricePerToken,
+        U256::from(2 * PRICE),
+        "the bid changed in the block before"
+    );
+
+    let before = net.router.allowance(user).await.expect("allowance");
+    stake(&net.devnet, USER, "10").await;
+    let after = net.router.allowance(user).await.expect("allowance");
+    assert!(
+        after.user_max > before.user_max,
+        "a stake is counted at once: {} then {}",
+        before.user_max,
+        after.user_max
+    );
+
+    net.devnet
+        .protocol(PROVIDER)
+        .await
+        .expect("connect")
+        .registry()
+        .delete_bid(net.model_id)
+        .await
+        .expect("delete the bid");
+    assert_refused(
+        net.router.request_compute(&net.request(|_| {})).await,
+        503,
+        "no active bids",
+    );
     net.stop().await;
 }

@@ -3,16 +3,14 @@
 //! model's published weights file (the GGUF the build was made from, not the build) with its
 //! path to the chunk leaf.
 //!
-//! The tree in memory holds only the chunk leaves; the piece comes from one read of the chunk
-//! (at most 1 MiB, dropped once answered), so an answer costs the file, never more memory.
+//! In memory: the chunk leaves and one level of each chunk's piece tree (`merkle::PieceIndex`,
+//! 16 hashes per MiB); the piece comes from one read of its 64 KiB group, which must still hash
+//! to the node recorded at start-up, so an answer is proved from the file as it was hashed and
+//! costs a sixteenth of hashing the chunk.
 
-use std::path::Path;
-
-use alloy::primitives::B256;
 use axum::{Json, body::Bytes, extract::State};
 use morpheus_sdk::{
     Error,
-    merkle::{PieceProof, PieceTree, read_chunk},
     messages::{LivenessChallenge, LivenessResponse, Signed},
     provider::LivenessProof,
 };
@@ -51,9 +49,13 @@ pub(super) async fn answer(
         .tree
         .proof(index)
         .map_err(|e| ApiError::bad_request("bad_chunk_index", e.to_string()))?;
-    let (path, challenge_id, leaf) = (s.model.weights_path(), c.challengeId, proof.leaf);
-    let piece = tokio::task::spawn_blocking(move || read_piece(&path, index, challenge_id, leaf))
-        .await
+    let piece = LivenessProof::challenged_piece(c.challengeId, s.pieces.piece_count(index));
+    let read = state.clone();
+    let piece = tokio::task::spawn_blocking(move || {
+        let s = &read.0;
+        s.pieces.prove(s.model.weights_path(), index, piece)
+    })
+    .await
         .map_err(|e| Error::ModelProof(format!("reading the chunk stopped: {e}")))
         .and_then(|read| read)
         .map_err(|e| {
@@ -75,27 +77,4 @@ pub(super) async fn answer(
         proof,
         piece,
     }))
-}
-
-/// Reads chunk `index` of the weights file and proves the piece `challenge_id` picks. The chunk
-/// must still lead to `leaf`, the leaf hashed at start-up: a file changed since then is not
-/// answered from.
-fn read_piece(
-    path: &Path,
-    index: u64,
-    challenge_id: B256,
-    leaf: B256,
-) -> morpheus_sdk::Result<PieceProof> {
-    let chunk = read_chunk(path, index)?;
-    let pieces = PieceTree::new(&chunk)?;
-    if pieces.root() != leaf {
-        return Err(Error::ModelProof(format!(
-            "chunk {index} of {} changed since start-up",
-            path.display()
-        )));
-    }
-    pieces.proof(LivenessProof::challenged_piece(
-        challenge_id,
-        pieces.piece_count(),
-    ))
 }

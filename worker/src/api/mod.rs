@@ -17,7 +17,7 @@ use axum::{
     routing::{get, post},
 };
 pub use error::ApiError;
-use morpheus_sdk::merkle::ModelTree;
+use morpheus_sdk::merkle::{ModelTree, PieceIndex};
 use ort::environment::Environment;
 use tokio::net::TcpListener;
 use tracing::{info, warn};
@@ -42,6 +42,8 @@ struct Shared {
     protocol: ProtocolConfig,
     auth: auth::Auth,
     tree: ModelTree,
+    /// Proves a liveness answer's piece from one 64 KiB read (`merkle::PieceIndex`).
+    pieces: PieceIndex,
     metrics: Arc<Metrics>,
     created: u64,
 }
@@ -58,7 +60,7 @@ impl AppState {
         protocol: ProtocolConfig,
     ) -> Result<Self> {
         let model = Arc::new(ModelDir::open(model_dir)?);
-        let tree = prepare::model_tree(&model.weights_path())?;
+        let (tree, pieces) = prepare::model_tree(&model.weights_path())?;
         if let Some(root) = &model.meta.merkle_root
             && *root != tree.root().to_string()
         {
@@ -66,15 +68,16 @@ impl AppState {
         }
         let metrics = Arc::new(Metrics::new());
         let engine = Engine::start(env, &model, cfg, metrics.clone())?;
-        Ok(Self::new(engine, model, protocol, tree, metrics))
+        Ok(Self::new(engine, model, protocol, (tree, pieces), metrics))
     }
 
-    /// State for serving `model` through `engine`; `tree` is the Merkle tree of its weights file.
+    /// State for serving `model` through `engine`; `tree` is the Merkle tree of its weights
+    /// file with its piece index ([`PieceIndex::from_file`]).
     pub fn new(
         engine: Engine,
         model: Arc<ModelDir>,
         protocol: ProtocolConfig,
-        tree: ModelTree,
+        (tree, pieces): (ModelTree, PieceIndex),
         metrics: Arc<Metrics>,
     ) -> Self {
         let auth = auth::Auth::new(protocol.policy(), protocol.model_id);
@@ -84,6 +87,7 @@ impl AppState {
             protocol,
             auth,
             tree,
+            pieces,
             metrics,
             created: auth::now(),
         }))

@@ -10,7 +10,7 @@ use std::{
     time::Instant,
 };
 
-use morpheus_sdk::merkle::ModelTree;
+use morpheus_sdk::merkle::{ModelTree, PieceIndex};
 use tracing::info;
 
 use super::{ModelMeta, converter};
@@ -118,11 +118,12 @@ fn weights_file_stamp(dir: &Path) -> Option<(String, std::time::SystemTime)> {
     Some((file, modified))
 }
 
-/// The weights file's Merkle tree (1 MiB chunks over 4 KiB pieces), with progress in the log.
-pub fn model_tree(path: &Path) -> Result<ModelTree> {
+/// The weights file's Merkle tree (1 MiB chunks over 4 KiB pieces) and its piece index (what
+/// a liveness answer is proved from), with progress in the log.
+pub fn model_tree(path: &Path) -> Result<(ModelTree, PieceIndex)> {
     let started = Instant::now();
     let mut last_pct = u64::MAX;
-    let tree = ModelTree::from_file(path, |done, total| {
+    let (tree, pieces) = PieceIndex::from_file(path, |done, total| {
         let pct = (done * 100).checked_div(total).unwrap_or(100);
         if pct / 10 != last_pct / 10 {
             last_pct = pct;
@@ -136,9 +137,9 @@ pub fn model_tree(path: &Path) -> Result<ModelTree> {
         ms = started.elapsed().as_millis() as u64,
         "weights merkle tree ready"
     );
-    Ok(tree)
+    Ok((tree, pieces))
 }
 
 fn merkle_root(path: &Path) -> Result<alloy::primitives::B256> {
-    Ok(model_tree(path)?.root())
+    Ok(model_tree(path)?.0.root())
 }

@@ -1,0 +1,228 @@
+//! The chain as of its latest block: what selection and reservation read (models, bids,
+//! providers, the whitelist, model claims, prices, users' allowances), read once per block and
+//! remembered until the next one.
+//!
+//! Why per block and not per request: a contract's state changes only with a new block, so a
+//! value read at block N holds for every request that finds N the latest. A request costs one
+//! `eth_blockNumber` round trip ([`ChainView::head`]) instead of a dozen calls, and nothing it
+//! reads is older than the chain it would have read. A new block (or a lower number, which only
+//! a reorganisation gives) drops every remembered value at once: no event has to be decoded, so
+//! no state change can be missed, and on a chain with a block every few seconds the cost is a
+//! few reads per block. What this does not see: a reorganisation that replaces the latest block
+//! with another of the same number, until the next block (docs/protocol.md, Router).
+
+use std::{
+    collections::HashMap,
+    hash::Hash,
+    sync::{Arc, Mutex, MutexGuard, PoisonError},
+};
+
+use alloy::{
+    eips::BlockNumberOrTag,
+    primitives::{Address, B256, U256},
+    providers::Provider,
+};
+use morpheus_sdk::contracts::{Bid, Model, Prices, Protocol, ProviderRecord};
+
+use crate::{Error, Result, select};
+
+/// Values remembered for one block at most; past it, a read goes to the chain and is not kept
+/// (a chain that stops making blocks must not let distinct users grow the memory without end).
+const MAX_ENTRIES: usize = 100_000;
+
+/// The block a request reads the chain at.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Head {
+    /// Its number.
+    pub(crate) number: u64,
+    /// Its timestamp (unix seconds): the chain's clock, by which `SessionRouter` counts days.
+    pub(crate) time: u64,
+}
+
+/// The chain's state as one block left it, read lazily.
+#[derive(Debug)]
+pub(crate) struct ChainView {
+    protocol: Protocol,
+    /// The router whose part of a user's allowance is read (`routerUserMax`).
+    router: Address,
+    snapshot: Mutex<Snapshot>,
+}
+
+#[derive(Debug, Default)]
+struct Snapshot {
+    head: Option<Head>,
+    entries: usize,
+    models: HashMap<B256, Option<Model>>,
+    bids: HashMap<B256, Arc<Vec<Bid>>>,
+    user_max: HashMap<Address, U256>,
+    prices: HashMap<(), Prices>,
+    whitelist_active: HashMap<(), bool>,
+    providers: HashMap<Address, ProviderRecord>,
+    whitelisted: HashMap<Address, bool>,
+    claims: HashMap<(Address, B256), bool>,
+}
+
+impl ChainView {
+    pub(crate) fn new(protocol: Protocol, router: Address) -> Self {
+        Self {
+            protocol,
+            router,
+            snapshot: Mutex::default(),
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Snapshot> {
+        self.snapshot.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// The latest block: one round trip while the block is the one remembered, two when it is
+    /// new (its timestamp). A block other than the remembered one starts a new snapshot.
+    pub(crate) async fn head(&self) -> Result<Head> {
+        let provider = self.protocol.provider();
+        let number = provider.get_block_number().await.map_err(rpc)?;
+        if let Some(head) = self.lock().head.filter(|h| h.number == number) {
+            return Ok(head);
+        }
+        let block = provider
+            .get_block_by_number(BlockNumberOrTag::Number(number))
+            .await
+            .map_err(rpc)?
+            .ok_or_else(|| {
+                Error::Chain(morpheus_sdk::Error::Rpc(format!(
+                    "the node has no block {number}, its latest"
+                )))
+            })?;
+        let head = Head {
+            number,
+            time: block.header.timestamp,
+        };
+        let mut snapshot = self.lock();
+        // A request that found an older number while another found this one leaves the newer
+        // snapshot alone; a lower number than the remembered one, found alone, is a reorg.
+        if snapshot.head.is_none_or(|h| h.number != number) {
+            *snapshot = Snapshot {
+                head: Some(head),
+                ..Snapshot::default()
+            };
+        }
+        Ok(head)
+    }
+
+    /// The value of `key` in the snapshot's map `map` at `head`, or `fetch`ed from the chain
+    /// and remembered while `head` is the latest block.
+    async fn read<K, V, F>(
+        &self,
+        head: Head,
+        map: fn(&mut Snapshot) -> &mut HashMap<K, V>,
+        key: K,
+        fetch: F,
+    ) -> Result<V>
+    where
+        K: Eq + Hash,
+        V: Clone,
+        F: Future<Output = Result<V>>,
+    {
+        {
+            let mut snapshot = self.lock();
+            if snapshot.head == Some(head)
+                && let Some(v) = map(&mut snapshot).get(&key)
+            {
+                return Ok(v.clone());
+            }
+        }
+        let value = fetch.await?;
+        let mut snapshot = self.lock();
+        if snapshot.head == Some(head) && snapshot.entries < MAX_ENTRIES {
+            snapshot.entries += 1;
+            map(&mut snapshot).insert(key, value.clone());
+        }
+        Ok(value)
+    }
+
+    /// The model's registry entry; an unregistered id is [`Error::UnknownModel`].
+    pub(crate) async fn model(&self, head: Head, model_id: B256) -> Result<Model> {
+        let registry = self.protocol.registry();
+        let found = self
+            .read(head, |s| &mut s.models, model_id, async {
+                match select::model(&registry, model_id).await {
+                    Ok(m) => Ok(Some(m)),
+                    Err(Error::UnknownModel(_)) => Ok(None),
+                    Err(e) => Err(e),
+                }
+            })
+            .await?;
+        found.ok_or(Error::UnknownModel(model_id))
+    }
+
+    /// Every active bid for the model.
+    pub(crate) async fn bids(&self, head: Head, model_id: B256) -> Result<Arc<Vec<Bid>>> {
+        let registry = self.protocol.registry();
+        self.read(head, |s| &mut s.bids, model_id, async {
+            Ok(Arc::new(select::bids(&registry, model_id).await?))
+        })
+        .await
+    }
+
+    /// This router's part of `user`'s daily allowance (`SessionRouter.routerUserMax`).
+    pub(crate) async fn router_user_max(&self, head: Head, user: Address) -> Result<U256> {
+        let session_router = self.protocol.session_router();
+        self.read(head, |s| &mut s.user_max, user, async {
+            Ok(session_router.router_user_max(self.router, user).await?)
+        })
+        .await
+    }
+
+    /// The prices the allowance is counted at (`SessionRouter.prices`).
+    pub(crate) async fn prices(&self, head: Head) -> Result<Prices> {
+        let session_router = self.protocol.session_router();
+        self.read(head, |s| &mut s.prices, (), async {
+            Ok(session_router.prices().await?)
+        })
+        .await
+    }
+
+    /// Whether the registry's whitelist is on.
+    pub(crate) async fn whitelist_active(&self, head: Head) -> Result<bool> {
+        let registry = self.protocol.registry();
+        self.read(head, |s| &mut s.whitelist_active, (), async {
+            Ok(registry.whitelist_active().await?)
+        })
+        .await
+    }
+
+    /// The provider's registry record.
+    pub(crate) async fn provider(&self, head: Head, provider: Address) -> Result<ProviderRecord> {
+        let registry = self.protocol.registry();
+        self.read(head, |s| &mut s.providers, provider, async {
+            Ok(registry.provider(provider).await?)
+        })
+        .await
+    }
+
+    /// Whether the provider is on the registry's whitelist.
+    pub(crate) async fn is_whitelisted(&self, head: Head, provider: Address) -> Result<bool> {
+        let registry = self.protocol.registry();
+        self.read(head, |s| &mut s.whitelisted, provider, async {
+            Ok(registry.is_whitelisted(provider).await?)
+        })
+        .await
+    }
+
+    /// Whether the provider holds a claim on the model.
+    pub(crate) async fn has_model_claim(
+        &self,
+        head: Head,
+        provider: Address,
+        model_id: B256,
+    ) -> Result<bool> {
+        let registry = self.protocol.registry();
+        self.read(head, |s| &mut s.claims, (provider, model_id), async {
+            Ok(registry.has_model_claim(provider, model_id).await?)
+        })
+        .await
+    }
+}
+
+fn rpc(e: impl std::fmt::Display) -> Error {
+    Error::Chain(morpheus_sdk::Error::Rpc(e.to_string()))
+}
