@@ -14,14 +14,12 @@ use futures::StreamExt;
 use morpheus_cli::gateway::{Gateway, GatewayConfig};
 use morpheus_router::{AppState, RouterConfig};
 use morpheus_sdk::{
-    contracts::GGUF,
-    merkle::ModelTree,
     messages::{ComputeRequest, Signed, UsageReport},
     openai::{ChatCompletionChunk, ChatCompletionRequest, ChatMessage},
     provider::ProviderClient,
     router::RouterClient,
 };
-use morpheus_testkit::{Devnet, TestWorker, WorkerOptions, tiny_weights, unique_b256, unix_now};
+use morpheus_testkit::{Devnet, TestWorker, unique_b256, unix_now};
 
 const PROVIDER: usize = 2;
 const USER: usize = 3;
@@ -74,23 +72,9 @@ async fn main() -> eyre::Result<()> {
         .transpose()?
         .unwrap_or(200);
     let devnet = Devnet::start().await?;
-    let tree = ModelTree::from_file(tiny_weights(), |_, _| {})?;
-    let provider = devnet.protocol(PROVIDER).await?;
-    let registry = provider.registry();
-    let model_id = registry
-        .register_model(tree.root(), tree.leaf_count(), GGUF, "tiny")
-        .await?;
+    let model_id = devnet.register_tiny_model(PROVIDER, "tiny").await?;
     let deployment = devnet.deployment();
-    let worker = TestWorker::with(WorkerOptions {
-        threads: 1,
-        provider: devnet.signer(PROVIDER),
-        router: devnet.router_signer(),
-        chain_id: deployment.chain_id,
-        session_router: deployment.session_router,
-        model_id,
-        ..Default::default()
-    })
-    .await;
+    let worker = TestWorker::with(devnet.worker_options(PROVIDER, model_id)).await;
     devnet
         .provide(
             PROVIDER,

@@ -2,7 +2,7 @@
 
 use alloy::{
     node_bindings::AnvilInstance,
-    primitives::{Address, U256, utils::parse_ether},
+    primitives::{Address, B256, U256, utils::parse_ether},
     providers::{DynProvider, Provider, ProviderBuilder},
     signers::{Signer, local::PrivateKeySigner},
 };
@@ -10,16 +10,17 @@ use alloy::{
 use morpheus_sdk::{
     Deployment,
     contracts::{
-        Protocol,
+        GGUF, Protocol,
         bindings::{
             compute_pool::ComputePool, fixed_price_source::FixedPriceSource,
             provider_registry::ProviderRegistry, session_router::SessionRouter, test_mor::TestMOR,
         },
         wallet_provider,
     },
+    merkle::ModelTree,
 };
 
-use crate::{Error, Result, anvil::spawn_anvil};
+use crate::{Error, Result, WorkerOptions, anvil::spawn_anvil};
 
 /// Accounts funded and whitelisted on a devnet (anvil's first ten).
 pub const FUNDED_ACCOUNTS: usize = 10;
@@ -95,7 +96,7 @@ impl Devnet {
         &self,
         index: usize,
         endpoint: &str,
-        model_id: alloy::primitives::B256,
+        model_id: B256,
         price: U256,
         capacity: u64,
     ) -> Result<()> {
@@ -113,6 +114,32 @@ impl Devnet {
             .post_bid(model_id, price, U256::from(capacity))
             .await?;
         Ok(())
+    }
+
+    /// Account `index` registers the kit's tiny model ([`tiny_weights`](crate::tiny_weights):
+    /// its GGUF's Merkle root and chunk count, format `gguf`) under `name`; returns its id.
+    pub async fn register_tiny_model(&self, index: usize, name: &str) -> Result<B256> {
+        let tree = ModelTree::from_file(crate::tiny_weights(), |_, _| {})?;
+        Ok(self
+            .protocol(index)
+            .await?
+            .registry()
+            .register_model(tree.root(), tree.leaf_count(), GGUF, name)
+            .await?)
+    }
+
+    /// The options of a worker serving `model_id` as account `index` that honours this
+    /// devnet's router signer; one thread, the kit's tiny model (edit the rest).
+    pub fn worker_options(&self, index: usize, model_id: B256) -> WorkerOptions {
+        WorkerOptions {
+            threads: 1,
+            provider: self.signer(index),
+            router: self.router_signer(),
+            chain_id: self.deployment.chain_id,
+            session_router: self.deployment.session_router,
+            model_id,
+            ..Default::default()
+        }
     }
 
     /// Account `index` stakes `mor` (whole MOR, decimal) in `SessionRouter`.

@@ -8,11 +8,8 @@ use std::{net::SocketAddr, path::PathBuf, time::Duration};
 use alloy::primitives::{Address, B256, U256};
 use morpheus_cli::gateway::{Gateway, GatewayConfig};
 use morpheus_router::{AppState, RouterConfig};
-use morpheus_sdk::{
-    merkle::ModelTree,
-    router::{ProviderInfo, RouterClient},
-};
-use morpheus_testkit::{Devnet, TestWorker, WorkerOptions, tiny_weights};
+use morpheus_sdk::router::{ProviderInfo, RouterClient};
+use morpheus_testkit::{Devnet, TestWorker};
 use tempfile::TempDir;
 use tokio::{net::TcpListener, sync::oneshot, task::JoinHandle};
 
@@ -59,18 +56,8 @@ impl Net {
     /// The same, with the router's settings edited.
     pub(crate) async fn with(edit: impl FnOnce(&mut RouterConfig)) -> Self {
         let devnet = Devnet::start().await.expect("devnet");
-        let tree = ModelTree::from_file(tiny_weights(), |_, _| {}).expect("model tree");
         let model_id = devnet
-            .protocol(PROVIDER)
-            .await
-            .expect("connect")
-            .registry()
-            .register_model(
-                tree.root(),
-                tree.leaf_count(),
-                morpheus_sdk::contracts::GGUF,
-                MODEL,
-            )
+            .register_tiny_model(PROVIDER, MODEL)
             .await
             .expect("register model");
         stake(&devnet, USER, "5").await;
@@ -142,17 +129,7 @@ impl Net {
     /// Starts a worker serving the model for account `index`, registered at its address and
     /// bidding `price`; returns its place in [`Net::workers`].
     pub(crate) async fn add_worker(&mut self, index: usize, price: u64) -> usize {
-        let deployment = self.devnet.deployment();
-        let worker = TestWorker::with(WorkerOptions {
-            threads: 1,
-            provider: self.devnet.signer(index),
-            router: self.devnet.router_signer(),
-            chain_id: deployment.chain_id,
-            session_router: deployment.session_router,
-            model_id: self.model_id,
-            ..Default::default()
-        })
-        .await;
+        let worker = TestWorker::with(self.devnet.worker_options(index, self.model_id)).await;
         self.provide(index, &worker.url, price).await;
         self.workers.push(worker);
         self.workers.len() - 1

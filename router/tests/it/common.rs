@@ -9,11 +9,10 @@ use alloy::{
 };
 use morpheus_router::{AppState, RouterConfig};
 use morpheus_sdk::{
-    merkle::ModelTree,
     messages::{Assignment, ComputeRequest, CreditVoucher, Signed, UsageReport},
     router::RouterClient,
 };
-use morpheus_testkit::{Devnet, TestWorker, WorkerOptions, tiny_weights, unique_b256, unix_now};
+use morpheus_testkit::{Devnet, TestWorker, WorkerOptions, unique_b256, unix_now};
 use tempfile::TempDir;
 use tokio::{sync::oneshot, task::JoinHandle};
 
@@ -70,32 +69,15 @@ impl Net {
 
     pub(crate) async fn with(edit: impl FnOnce(&mut RouterConfig)) -> Self {
         let devnet = Devnet::start().await.expect("devnet");
-        let tree = ModelTree::from_file(tiny_weights(), |_, _| {}).expect("model tree");
 
         // The provider: the model registered by its root, its worker registered at its address.
         let model_id = devnet
-            .protocol(PROVIDER)
-            .await
-            .expect("connect")
-            .registry()
-            .register_model(
-                tree.root(),
-                tree.leaf_count(),
-                morpheus_sdk::contracts::GGUF,
-                "tiny",
-            )
+            .register_tiny_model(PROVIDER, "tiny")
             .await
             .expect("register model");
-        let deployment = devnet.deployment();
         let worker = TestWorker::with(WorkerOptions {
-            threads: 1,
-            provider: devnet.signer(PROVIDER),
-            router: devnet.router_signer(),
             also_trust: vec![devnet.signer(SECOND_ROUTER).address()],
-            chain_id: deployment.chain_id,
-            session_router: deployment.session_router,
-            model_id,
-            ..Default::default()
+            ..devnet.worker_options(PROVIDER, model_id)
         })
         .await;
         provide(&devnet, PROVIDER, &worker.url, model_id, PRICE).await;
