@@ -73,6 +73,7 @@ impl IntoResponse for Error {
                 message: self.public_message(),
                 kind: kind.into(),
                 code: Some(code.into()),
+                param: None,
             },
         };
         let status = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);

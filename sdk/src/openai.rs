@@ -7,12 +7,19 @@
 use alloy::primitives::B256;
 use serde::{Deserialize, Serialize};
 
+mod check;
+mod content;
+
+pub use check::{MAX_STOPS, Refusal};
+
 /// One message of a conversation.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ChatMessage {
-    /// `system`, `user` or `assistant`.
+    /// `system`, `user` or `assistant` (`developer` is read as `system`).
+    #[serde(deserialize_with = "content::deserialize_role")]
     pub role: String,
-    /// The text.
+    /// The text: a string, or text parts joined with newlines (`content.rs`).
+    #[serde(deserialize_with = "content::deserialize")]
     pub content: String,
 }
 
@@ -96,6 +103,32 @@ pub struct ChatCompletionRequest {
     /// Number of choices; only 1 is supported.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub n: Option<u32>,
+    // What the network does not serve yet: read so that [`check`](Self::check) refuses a
+    // request asking for it by name instead of answering as if it had not asked.
+    /// `{"type": "text"}` only, for now.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub response_format: Option<serde_json::Value>,
+    /// Tools the model may call: none, for now.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tools: Option<serde_json::Value>,
+    /// `"none"` only, for now.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tool_choice: Option<serde_json::Value>,
+    /// Log-probabilities of the chosen tokens: not served yet.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub logprobs: Option<bool>,
+    /// Alternatives per token with their log-probabilities: not served yet.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub top_logprobs: Option<u32>,
+    /// Biases of token ids: not served yet.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub logit_bias: Option<serde_json::Value>,
+    /// 0 only, for now.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub presence_penalty: Option<f32>,
+    /// 0 only, for now.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub frequency_penalty: Option<f32>,
 }
 
 impl ChatCompletionRequest {
@@ -234,6 +267,9 @@ pub struct ErrorDetail {
     /// Machine-readable code, e.g. `assignment_expired`.
     #[serde(default)]
     pub code: Option<String>,
+    /// The request's field to blame, when one is (`messages[1].role`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub param: Option<String>,
 }
 
 #[cfg(test)]

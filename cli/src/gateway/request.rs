@@ -5,9 +5,6 @@ use morpheus_sdk::openai::ChatCompletionRequest;
 
 use crate::{Error, Result};
 
-/// Most stop sequences (OpenAI's limit).
-const MAX_STOPS: usize = 4;
-
 /// Parses a `POST /v1/chat/completions` body, naming the field that does not parse.
 pub fn parse_request(body: &[u8]) -> Result<ChatCompletionRequest> {
     let mut de = serde_json::Deserializer::from_slice(body);
@@ -46,59 +43,13 @@ fn missing_field(message: &str) -> Option<String> {
     Some(rest[..rest.find('`')?].to_string())
 }
 
-/// OpenAI's rules the network's providers hold requests to.
+/// The rules the network's providers hold requests to (`ChatCompletionRequest::check`, the
+/// same the provider applies), refused naming the field.
 pub fn validate(request: &ChatCompletionRequest) -> Result<()> {
-    let bad = |param: &str, message: String| Error::BadRequest {
-        message,
-        param: Some(param.into()),
-    };
-    if request.model.trim().is_empty() {
-        return Err(bad("model", "`model` must name a model".into()));
-    }
-    if request.messages.is_empty() {
-        return Err(bad("messages", "`messages` must not be empty".into()));
-    }
-    if let Some((i, m)) = request
-        .messages
-        .iter()
-        .enumerate()
-        .find(|(_, m)| !matches!(m.role.as_str(), "system" | "user" | "assistant"))
-    {
-        return Err(bad(
-            &format!("messages[{i}].role"),
-            format!("unsupported role `{}` (system, user or assistant)", m.role),
-        ));
-    }
-    if request.n.is_some_and(|n| n != 1) {
-        return Err(bad("n", "`n` must be 1".into()));
-    }
-    if request.requested_max_tokens() == Some(0) {
-        let param = if request.max_completion_tokens.is_some() {
-            "max_completion_tokens"
-        } else {
-            "max_tokens"
-        };
-        return Err(bad(param, format!("`{param}` must be at least 1")));
-    }
-    if let Some(t) = request.temperature
-        && !(0.0..=2.0).contains(&t)
-    {
-        return Err(bad(
-            "temperature",
-            "`temperature` must be between 0 and 2".into(),
-        ));
-    }
-    if let Some(p) = request.top_p
-        && !(p > 0.0 && p <= 1.0)
-    {
-        return Err(bad("top_p", "`top_p` must be in (0, 1]".into()));
-    }
-    if let Some(stop) = &request.stop
-        && stop.clone().into_vec().len() > MAX_STOPS
-    {
-        return Err(bad("stop", format!("at most {MAX_STOPS} stop sequences")));
-    }
-    Ok(())
+    request.check().map_err(|r| Error::BadRequest {
+        message: r.message,
+        param: Some(r.param),
+    })
 }
 
 #[cfg(test)]

@@ -1,5 +1,6 @@
 //! Any OpenAI client works unchanged through the gateway: the official Python `openai`
-//! package, and the stream's shape to its last event.
+//! package (content parts and the `developer` role included; what is not served refused by
+//! name), and the stream's shape to its last event.
 
 use std::process::Command;
 
@@ -27,11 +28,28 @@ last = chunks[-1]
 assert last.choices == [] and last.usage is not None, last
 assert all(c.usage is None for c in chunks[:-1]), chunks
 assert last.usage.total_tokens == r.usage.total_tokens, (last.usage, r.usage)
-print(json.dumps({"tokens": r.usage.total_tokens + last.usage.total_tokens}))
+# The same conversation as a `developer` message and content parts: the same answer.
+parts = [{"role": "developer", "content": [{"type": "text", "text": "You are a helpful assistant."}]},
+         {"role": "user", "content": [{"type": "text", "text": "Say hi"}]}]
+p = client.chat.completions.create(model=sys.argv[2], messages=parts, max_tokens=8,
+                                   temperature=0, seed=1, user="someone")
+assert p.choices[0].message.content == r.choices[0].message.content, (p, r)
+# What is not served is refused by name, before any session is spent on it.
+for extra, param in [({"response_format": {"type": "json_object"}}, "response_format"),
+                     ({"logprobs": True}, "logprobs"),
+                     ({"tools": [{"type": "function", "function": {"name": "f"}}]}, "tools")]:
+    try:
+        client.chat.completions.create(model=sys.argv[2], messages=messages, max_tokens=8, **extra)
+        raise AssertionError(f"{extra} was answered")
+    except openai.BadRequestError as e:
+        assert e.body["param"] == param, (extra, e.body)
+print(json.dumps({"tokens": r.usage.total_tokens + last.usage.total_tokens + p.usage.total_tokens}))
 "#;
 
 #[tokio::test]
 async fn the_official_openai_client_chats_and_streams_with_usage() {
+    // Three sessions: whole, streamed, and the same conversation as content parts; three
+    // requests for what is not served are refused before a session is asked for.
     // The venv (with `openai`) is installed by the kit on first use; without it the test
     // fails, it is never skipped.
     let python = python().expect("the project's venv");
@@ -55,8 +73,8 @@ async fn the_official_openai_client_chats_and_streams_with_usage() {
     let tokens = printed["tokens"].as_u64().expect("tokens");
 
     // Both sessions were reported as the client saw them, and credited.
-    let info = net.wait_for_reports(net.address(PROVIDER), 2).await;
-    assert_eq!(info.reputation.completed, 2, "{info:?}");
+    let info = net.wait_for_reports(net.address(PROVIDER), 3).await;
+    assert_eq!(info.reputation.completed, 3, "{info:?}");
     assert_eq!(info.reputation.failed, 0, "{info:?}");
     assert_eq!(
         info.record.tokens, tokens,

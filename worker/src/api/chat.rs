@@ -23,9 +23,6 @@ use tracing::{debug, info};
 use super::{ApiError, AppState, auth::Reservation};
 use crate::engine::{Completion, Event, GenerateRequest, Sampling};
 
-/// Most stop sequences (OpenAI's limit).
-const MAX_STOPS: usize = 4;
-
 pub(super) async fn completions(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -114,57 +111,11 @@ pub(super) async fn completions(
     }
 }
 
+/// The rules a request is held to (`ChatCompletionRequest::check`, the same the gateway
+/// applies), refused in OpenAI's body naming the field.
 fn validate(req: &ChatCompletionRequest) -> Result<(), ApiError> {
-    if req.messages.is_empty() {
-        return Err(ApiError::bad_request(
-            "invalid_messages",
-            "`messages` must not be empty",
-        ));
-    }
-    if let Some(m) = req
-        .messages
-        .iter()
-        .find(|m| !matches!(m.role.as_str(), "system" | "user" | "assistant"))
-    {
-        return Err(ApiError::bad_request(
-            "invalid_messages",
-            format!("unsupported role `{}`", m.role),
-        ));
-    }
-    if req.n.is_some_and(|n| n != 1) {
-        return Err(ApiError::bad_request("unsupported_n", "`n` must be 1"));
-    }
-    if let Some(t) = req.temperature
-        && !(0.0..=2.0).contains(&t)
-    {
-        return Err(ApiError::bad_request(
-            "invalid_temperature",
-            "`temperature` must be between 0 and 2",
-        ));
-    }
-    if let Some(p) = req.top_p
-        && !(p > 0.0 && p <= 1.0)
-    {
-        return Err(ApiError::bad_request(
-            "invalid_top_p",
-            "`top_p` must be in (0, 1]",
-        ));
-    }
-    if req.requested_max_tokens() == Some(0) {
-        return Err(ApiError::bad_request(
-            "invalid_max_tokens",
-            "`max_tokens` must be at least 1",
-        ));
-    }
-    if let Some(stop) = &req.stop
-        && stop.clone().into_vec().len() > MAX_STOPS
-    {
-        return Err(ApiError::bad_request(
-            "invalid_stop",
-            format!("at most {MAX_STOPS} stop sequences"),
-        ));
-    }
-    Ok(())
+    req.check()
+        .map_err(|r| ApiError::bad_request(r.code, r.message).with_param(r.param))
 }
 
 struct Meta {

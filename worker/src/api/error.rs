@@ -20,6 +20,8 @@ pub struct ApiError {
     pub code: &'static str,
     /// Human-readable reason.
     pub message: String,
+    /// The request's field to blame, when one is.
+    pub param: Option<String>,
 }
 
 impl ApiError {
@@ -34,7 +36,14 @@ impl ApiError {
             kind,
             code,
             message: message.into(),
+            param: None,
         }
+    }
+
+    /// The same answer naming the request's field to blame (OpenAI's `param`).
+    pub(crate) fn with_param(mut self, param: impl Into<String>) -> Self {
+        self.param = Some(param.into());
+        self
     }
 
     pub(crate) fn bad_request(code: &'static str, message: impl Into<String>) -> Self {
@@ -100,6 +109,7 @@ impl IntoResponse for ApiError {
                 message: self.message,
                 kind: self.kind.to_string(),
                 code: Some(self.code.to_string()),
+                param: self.param,
             },
         };
         (self.status, Json(body)).into_response()

@@ -96,14 +96,40 @@ async fn malformed_and_oversized_requests_are_refused() {
         (status, err["error"]["type"].as_str()),
         (400, Some("invalid_request_error"))
     );
-    for body in [
-        r#"{"model":"m","messages":[]}"#,
-        r#"{"model":"m","messages":[{"role":"user","content":"x"}],"n":2}"#,
-        r#"{"model":"m","messages":[{"role":"user","content":"x"}],"temperature":9}"#,
+    for (body, param) in [
+        (r#"{"model":"m","messages":[]}"#, "messages"),
+        (
+            r#"{"model":"m","messages":[{"role":"user","content":"x"}],"n":2}"#,
+            "n",
+        ),
+        (
+            r#"{"model":"m","messages":[{"role":"user","content":"x"}],"temperature":9}"#,
+            "temperature",
+        ),
+        (
+            r#"{"model":"m","messages":[{"role":"user","content":"x"}],"response_format":{"type":"json_schema"}}"#,
+            "response_format",
+        ),
+        (
+            r#"{"model":"m","messages":[{"role":"user","content":"x"},{"role":"tool","content":"y"}]}"#,
+            "messages[1].role",
+        ),
     ] {
-        let (status, _) = post(&server, a(), body.as_bytes().to_vec()).await;
+        let (status, err) = post(&server, a(), body.as_bytes().to_vec()).await;
         assert_eq!(status, 400, "{body}");
+        assert_eq!(err["error"]["param"], param, "{body}: {err}");
     }
+    // An image among the parts: refused, naming it (the model never saw it).
+    let image = r#"{"model":"m","messages":[{"role":"user","content":[{"type":"text","text":"x"},{"type":"image_url","image_url":{"url":"u"}}]}]}"#;
+    let (status, err) = post(&server, a(), image.as_bytes().to_vec()).await;
+    assert_eq!(status, 400, "{err}");
+    let message = err["error"]["message"].as_str().expect("message");
+    assert!(message.contains("`image_url`"), "{message}");
+    // Text parts, the developer role and fields of no consequence are served.
+    let parts = r#"{"model":"m","max_tokens":2,"user":"u","messages":[{"role":"developer","content":"Be brief."},{"role":"user","content":[{"type":"text","text":"hi"}],"name":"ann"}]}"#;
+    let (status, answer) = post(&server, a(), parts.as_bytes().to_vec()).await;
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!(answer["usage"]["completion_tokens"], 2, "{answer}");
     let huge = serde_json::to_vec(&request(&"x".repeat(2 << 20), 4, 1)).expect("json");
     let (status, err) = post(&server, a(), huge).await;
     assert_eq!(status, 413, "{err}");
