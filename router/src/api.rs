@@ -1,12 +1,12 @@
 //! The HTTP API (routes and wire types in `morpheus_sdk::router`).
 
-use std::{collections::HashMap, future::Future};
+use std::{collections::HashMap, future::Future, time::Duration};
 
 use alloy::primitives::{Address, B256};
 use axum::{
     Json,
     body::Bytes,
-    extract::{Path, Query, State},
+    extract::{DefaultBodyLimit, Path, Query, State, rejection::BytesRejection},
     http::{HeaderValue, StatusCode, header},
     response::{IntoResponse, Response},
     routing::{get, post},
@@ -21,6 +21,13 @@ use tracing::{error, info};
 
 use crate::{AppState, Error, Result};
 
+/// Largest request body accepted on any route: a signed request with 32 exclusions is under
+/// 4 KiB; a bigger body is refused 413 before it is read further.
+pub const MAX_BODY_BYTES: usize = 64 * 1024;
+
+/// How long `/readyz` waits for the chain and for the database, each.
+const READY_WITHIN: Duration = Duration::from_secs(2);
+
 /// The router's routes over `state`.
 pub fn router(state: AppState) -> axum::Router {
     axum::Router::new()
@@ -30,9 +37,39 @@ pub fn router(state: AppState) -> axum::Router {
         .route("/v1/providers", get(providers))
         .route("/v1/allowance/{user}", get(allowance))
         .route("/metrics", get(metrics))
+        // Liveness (the process answers) under both names; readiness checks what it needs.
         .route("/health", get(|| async { "ok" }))
+        .route("/healthz", get(|| async { "ok" }))
+        .route("/readyz", get(readyz))
         .fallback(|| async { Error::BadRequest("no such route".into()).into_response() })
+        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .with_state(state)
+}
+
+/// A body within [`MAX_BODY_BYTES`], or [`Error::TooLarge`] (413 in OpenAI's body).
+fn limited(bytes: std::result::Result<Bytes, BytesRejection>) -> Result<Bytes> {
+    bytes.map_err(|e| match e.status() {
+        StatusCode::PAYLOAD_TOO_LARGE => Error::TooLarge {
+            limit: MAX_BODY_BYTES,
+        },
+        _ => Error::BadRequest(format!("the body could not be read: {e}")),
+    })
+}
+
+/// 200 `{"ready": true, "block": N}` when the chain and the database answer within 2 s each;
+/// 503 `{"ready": false, "reason": ...}` naming the one that did not.
+async fn readyz(State(state): State<AppState>) -> Response {
+    match state.readiness(READY_WITHIN).await {
+        Ok(block) => Json(serde_json::json!({ "ready": true, "block": block })).into_response(),
+        Err(reason) => {
+            info!(target: "router::api", %reason, "not ready");
+            (
+                StatusCode::SERVICE_UNAVAILABLE,
+                Json(serde_json::json!({ "ready": false, "reason": reason })),
+            )
+                .into_response()
+        }
+    }
 }
 
 /// Serves the router on `listener` until `shutdown` resolves, then lets running requests finish;
@@ -99,13 +136,19 @@ fn address(value: &str, what: &str) -> Result<Address> {
         .map_err(|e| Error::BadRequest(format!("{what} {value:?} is not an address: {e}")))
 }
 
-async fn compute(State(state): State<AppState>, bytes: Bytes) -> Result<impl IntoResponse> {
-    let body: ComputeBody = body(&bytes, "signed ComputeRequest")?;
+async fn compute(
+    State(state): State<AppState>,
+    bytes: std::result::Result<Bytes, BytesRejection>,
+) -> Result<impl IntoResponse> {
+    let body: ComputeBody = body(&limited(bytes)?, "signed ComputeRequest")?;
     Ok(Json(state.compute(body.request, body.preferences).await?))
 }
 
-async fn usage(State(state): State<AppState>, bytes: Bytes) -> Result<impl IntoResponse> {
-    let report = body(&bytes, "signed UsageReport")?;
+async fn usage(
+    State(state): State<AppState>,
+    bytes: std::result::Result<Bytes, BytesRejection>,
+) -> Result<impl IntoResponse> {
+    let report = body(&limited(bytes)?, "signed UsageReport")?;
     Ok(Json(state.report(report).await?))
 }
 

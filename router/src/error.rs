@@ -84,6 +84,12 @@ pub enum Error {
         /// Who signed the report.
         signer: Address,
     },
+    /// A request body over the router's limit ([`MAX_BODY_BYTES`](crate::api::MAX_BODY_BYTES)).
+    #[error("the request body is over {limit} bytes")]
+    TooLarge {
+        /// The limit in bytes.
+        limit: usize,
+    },
     /// A session was already reported.
     #[error("session {0} was already reported")]
     AlreadyReported(B256),
@@ -165,6 +171,7 @@ impl Error {
             Self::WrongReporter { .. } => (403, "permission_error", "wrong_reporter"),
             Self::AlreadyReported(_) => (409, "invalid_request_error", "already_reported"),
             Self::NoCredit(_) => (404, "not_found_error", "no_credit"),
+            Self::TooLarge { .. } => (413, "invalid_request_error", "body_too_large"),
             Self::Chain(_) => (502, "server_error", "chain_unavailable"),
             Self::Config(_)
             | Self::Database(_)

@@ -150,6 +150,20 @@ impl AppState {
         .await
     }
 
+    /// Whether the router can serve (`/readyz`): the chain answers with its latest block and
+    /// the database answers a query, each within `within`. Returns the block number, or why not.
+    pub async fn readiness(&self, within: Duration) -> std::result::Result<u64, String> {
+        let head = tokio::time::timeout(within, self.0.view.head())
+            .await
+            .map_err(|_| format!("the chain did not answer within {within:?}"))?
+            .map_err(|e| format!("the chain: {e}"))?;
+        tokio::time::timeout(within, self.store(|s| s.ping()))
+            .await
+            .map_err(|_| format!("the database did not answer within {within:?}"))?
+            .map_err(|e| format!("the database: {e}"))?;
+        Ok(head.number)
+    }
+
     /// The wait queues' figures (`/metrics`).
     pub(crate) fn queue_figures(&self) -> queue::QueueFigures {
         self.0.queues.figures()

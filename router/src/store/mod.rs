@@ -218,6 +218,12 @@ impl Store {
         self.conn.lock().unwrap_or_else(|e| e.into_inner())
     }
 
+    /// Whether the database answers a query (`/readyz`).
+    pub(crate) fn ping(&self) -> Result<()> {
+        self.conn().query_row("SELECT 1", [], |_| Ok(()))?;
+        Ok(())
+    }
+
     /// In one transaction: refuses a used nonce, refuses a request over `user_max`, then
     /// records the nonce and reserves `token_max` against the user's day.
     pub(crate) fn reserve(&self, s: &NewSession, user_max: U256) -> Result<()> {

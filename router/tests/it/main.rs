@@ -12,6 +12,7 @@ mod common;
 mod edges;
 mod fail_policy;
 mod flow;
+mod health;
 mod persistence;
 mod queue;
 mod refusals;
