@@ -30,6 +30,49 @@ pub(crate) enum Cmd {
     },
     /// Measure prompt and decode throughput, against llama.cpp on the same GGUF.
     Bench(BenchArgs),
+    /// Claim what the routers owe this provider, in one transaction, when it is worth the gas
+    /// (or at once with --now); prints what each router owes and what was paid.
+    Claim(ClaimArgs),
+}
+
+#[derive(Args)]
+pub(crate) struct ClaimArgs {
+    /// JSON-RPC URL of the chain.
+    #[arg(long, env = "MORPHEUS_RPC_URL")]
+    pub(crate) rpc_url: String,
+    /// The deployment's addresses (`deployments/<chain id>.json`).
+    #[arg(long, env = "MORPHEUS_DEPLOYMENT")]
+    pub(crate) deployment: PathBuf,
+    /// The provider's private key (hex); it also pays the claim's gas. Prefer the environment
+    /// variable: an argument shows in `ps`.
+    #[arg(long, env = "MORPHEUS_PROVIDER_KEY", hide_env_values = true)]
+    pub(crate) provider_key: String,
+    /// A router's URL to ask for vouchers (repeat, or comma-separated).
+    #[arg(
+        long = "router-url",
+        env = "MORPHEUS_ROUTER_URLS",
+        value_delimiter = ',',
+        required = true
+    )]
+    pub(crate) router_urls: Vec<String>,
+    /// Claim whatever is owed now, whatever the gas.
+    #[arg(long)]
+    pub(crate) now: bool,
+    /// Claim once what is owed is at least this many times the claim's gas cost in MOR.
+    #[arg(long, default_value_t = 10)]
+    pub(crate) gas_multiple: u64,
+    /// Claim anything owed once the oldest credit is this many hours old.
+    #[arg(long, default_value_t = 24)]
+    pub(crate) max_age_hours: u64,
+    /// Never claim at a gas price above this many gwei.
+    #[arg(long, default_value_t = 100)]
+    pub(crate) max_gas_gwei: u64,
+    /// The price of 1 ETH in MOR, to price the gas (decimal, e.g. 1000).
+    #[arg(long, default_value = "1000")]
+    pub(crate) mor_per_eth: String,
+    /// Print JSON for scripts instead of lines for people.
+    #[arg(long)]
+    pub(crate) json: bool,
 }
 
 #[derive(Subcommand)]

@@ -2,6 +2,7 @@
 
 pub mod api;
 pub mod bench;
+pub mod claim;
 mod config;
 pub mod engine;
 mod error;

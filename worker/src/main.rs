@@ -1,5 +1,6 @@
 //! `morpheus-worker`: serve a model, prepare one, or benchmark the engine.
 
+mod claim_cmd;
 mod cli;
 
 use std::{collections::HashSet, path::PathBuf, sync::Arc};
@@ -47,10 +48,12 @@ use tracing_subscriber::EnvFilter;
 
 #[tokio::main]
 async fn main() -> Result<()> {
+    // The log goes to stderr: stdout is for what a command prints (`claim --json`).
     tracing_subscriber::fmt()
         .with_env_filter(
             EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
         )
+        .with_writer(std::io::stderr)
         .init();
     match Cli::parse().cmd {
         Cmd::Serve(args) => serve(args).await,
@@ -98,6 +101,7 @@ async fn main() -> Result<()> {
         Cmd::Bench(args) => tokio::task::spawn_blocking(move || bench::run(&args.into()))
             .await?
             .map_err(Into::into),
+        Cmd::Claim(args) => claim_cmd::run(args).await,
     }
 }
 

@@ -339,8 +339,8 @@ async fn demo(
         v.router
     );
 
-    step("claim: the provider settles the voucher on-chain");
-    let claim = provider::claim(&provider_chain, voucher, model_id).await?;
+    step("claim: the provider settles the voucher on-chain (morpheus-worker claim --now)");
+    let claim = provider::claim(&local, &provider_chain, &voucher, model_id).await?;
     println!(
         "tx {} ({} gas): {} MOR paid",
         claim.tx,

@@ -1,6 +1,6 @@
 //! The provider's side on-chain, through the SDK: register at the worker's endpoint with the
 //! minimum stake, claim the model the deploy script registered, bid for it; and at the end,
-//! claim the router's voucher.
+//! claim what the router owes with `morpheus-worker claim`, the provider's own tool.
 
 use std::time::Duration;
 
@@ -14,7 +14,7 @@ use morpheus_sdk::{
     router::RouterClient,
 };
 
-use super::model::PreparedModel;
+use super::{model::PreparedModel, services::Local};
 use crate::{Error, Result};
 
 /// MOR (wei) per token the provider bids: 2e-6 MOR.
@@ -101,17 +101,54 @@ pub(crate) struct Claimed {
     pub(crate) budget: DailyBudget,
 }
 
-/// Claims `voucher` as the provider `chain` signs for, and reads back its effect.
+/// The provider claims what the router owes with its own tool, `morpheus-worker claim --now
+/// --json` (its key through the environment), and the effect is read back from the chain.
 pub(crate) async fn claim(
+    local: &Local<'_>,
     chain: &Protocol,
-    voucher: Signed<CreditVoucher>,
+    voucher: &Signed<CreditVoucher>,
     model_id: B256,
 ) -> Result<Claimed> {
     let (router, provider) = (voucher.message.router, voucher.message.provider);
     let sessions = chain.session_router();
     let (mor, pool, registry) = (chain.mor(), chain.pool(), chain.registry());
     let before = mor.balance_of(provider).await?;
-    let receipt = sessions.claim(std::slice::from_ref(&voucher)).await?;
+    let output = tokio::process::Command::new(&local.tools.worker)
+        .arg("claim")
+        .arg("--now")
+        .arg("--json")
+        .arg("--rpc-url")
+        .arg(&local.rpc)
+        .arg("--deployment")
+        .arg(local.state.join("deployment.json"))
+        .arg("--router-url")
+        .arg(local.router_url())
+        .env(
+            "MORPHEUS_PROVIDER_KEY",
+            local.accounts.provider.to_bytes().to_string(),
+        )
+        .output()
+        .await
+        .map_err(|e| Error::Devnet(format!("running morpheus-worker claim: {e}")))?;
+    if !output.status.success() {
+        return Err(Error::Devnet(format!(
+            "morpheus-worker claim failed ({}): {}",
+            output.status,
+            String::from_utf8_lossy(&output.stderr).trim()
+        )));
+    }
+    let printed: serde_json::Value = serde_json::from_slice(&output.stdout).map_err(|e| {
+        Error::Devnet(format!(
+            "morpheus-worker claim printed no JSON ({e}): {}",
+            String::from_utf8_lossy(&output.stdout)
+        ))
+    })?;
+    let claimed = &printed["claimed"];
+    let tx: B256 = claimed["tx"]
+        .as_str()
+        .and_then(|t| t.parse().ok())
+        .ok_or_else(|| Error::Devnet(format!("morpheus-worker claim did not claim: {printed}")))?;
+    let gas = claimed["gasUsed"].as_u64().unwrap_or_default();
     let (after, record, budget, bid, prices) = tokio::try_join!(
         mor.balance_of(provider),
         sessions.claim_record(router, provider),
@@ -126,8 +163,8 @@ pub(crate) async fn claim(
         .checked_div(prices.mor_usd)
         .unwrap_or_default();
     Ok(Claimed {
-        tx: receipt.transaction_hash,
-        gas: receipt.gas_used,
+        tx,
+        gas,
         paid: U256::from(record.paid) + U256::from(record.bootstrapPaid),
         tokens: u64::try_from(record.tokens).unwrap_or(u64::MAX),
         balance_change: after.saturating_sub(before),

@@ -19,3 +19,4 @@ mod refusals;
 mod reputation;
 mod select;
 mod speed;
+mod worker_claim;

@@ -176,16 +176,18 @@ impl SessionRouterClient {
 
     /// Claims vouchers (one or many routers, one or many providers) in one transaction.
     pub async fn claim(&self, vouchers: &[Signed<CreditVoucher>]) -> Result<TransactionReceipt> {
-        let (messages, signatures) = vouchers
-            .iter()
-            .map(|v| {
-                Ok((
-                    recast::<_, Messages::CreditVoucher>(&v.message)?,
-                    v.signature_bytes(),
-                ))
-            })
-            .collect::<Result<(Vec<_>, Vec<_>)>>()?;
+        let (messages, signatures) = claim_args(vouchers)?;
         send(self.contract.claim(messages, signatures)).await
+    }
+
+    /// The gas a claim of `vouchers` would use now (a revert is the contract's error).
+    pub async fn estimate_claim_gas(&self, vouchers: &[Signed<CreditVoucher>]) -> Result<u64> {
+        let (messages, signatures) = claim_args(vouchers)?;
+        self.contract
+            .claim(messages, signatures)
+            .estimate_gas()
+            .await
+            .map_err(super::call::contract_error)
     }
 
     /// The vouchers a claim skipped, read from its receipt (`VoucherSkipped`, in claim order): in a
@@ -330,4 +332,19 @@ fn recast<A: SolValue, B: SolValue + From<<B::SolType as alloy::sol_types::SolTy
 ) -> Result<B> {
     B::abi_decode(&a.abi_encode())
         .map_err(|e| Error::Rpc(format!("message layout differs from the ABI: {e}")))
+}
+
+/// `claim`'s arguments: the vouchers' messages and their signatures.
+fn claim_args(
+    vouchers: &[Signed<CreditVoucher>],
+) -> Result<(Vec<Messages::CreditVoucher>, Vec<alloy::primitives::Bytes>)> {
+    vouchers
+        .iter()
+        .map(|v| {
+            Ok((
+                recast::<_, Messages::CreditVoucher>(&v.message)?,
+                v.signature_bytes(),
+            ))
+        })
+        .collect()
 }

@@ -1,0 +1,103 @@
+//! The provider's claim (`morpheus_worker::claim`): what the router owes by its newest voucher
+//! less what the chain paid, a claim only once it is worth its gas, and the balance rising by
+//! exactly the credit.
+
+use alloy::primitives::U256;
+use morpheus_sdk::{
+    openai::{ChatCompletionRequest, ChatMessage},
+    provider::ProviderClient,
+    router::{Outcome, RouterClient},
+};
+use morpheus_worker::claim::{self, ClaimDecision, ClaimPolicy, Owed};
+
+use crate::common::{Net, PROVIDER};
+
+/// One chat served and reported; returns the MOR wei credited.
+async fn serve_one(net: &Net) -> U256 {
+    let assignment = net.assignment().await;
+    let a = &assignment.message;
+    let answer = ProviderClient::new(&a.endpoint)
+        .expect("client")
+        .chat(
+            &assignment,
+            &ChatCompletionRequest {
+                model: "tiny".into(),
+                messages: vec![ChatMessage::user("Count to three.")],
+                max_tokens: Some(8),
+                temperature: Some(0.0),
+                ..Default::default()
+            },
+        )
+        .await
+        .expect("chat");
+    let tokens = u64::from(answer.usage.total_tokens);
+    let receipt = net
+        .router
+        .report_usage(&net.report_as(&net.user(), a.sessionId, tokens, 200, true))
+        .await
+        .expect("report");
+    assert_eq!(receipt.outcome, Outcome::Credited, "{}", receipt.detail);
+    receipt.amount
+}
+
+fn owing(answers: &[claim::RouterOwed]) -> Vec<&Owed> {
+    answers
+        .iter()
+        .map(|a| a.owed.as_ref().expect("the router answers"))
+        .filter_map(Option::as_ref)
+        .filter(|o| !o.total().is_zero())
+        .collect()
+}
+
+#[tokio::test]
+async fn the_provider_claims_what_the_router_owes_once_it_pays_its_gas() {
+    let net = Net::start().await;
+    let provider = net.devnet.signer(PROVIDER).address();
+    let chain = net.devnet.protocol(PROVIDER).await.expect("connect");
+    let url = net.router_url("");
+    let routers = vec![(url.clone(), RouterClient::new(&url).expect("client"))];
+
+    let answers = claim::owed(&chain, &routers, provider).await;
+    assert!(
+        matches!(answers[0].owed, Ok(None)),
+        "no voucher before a report"
+    );
+    let credited = serve_one(&net).await + serve_one(&net).await;
+    let answers = claim::owed(&chain, &routers, provider).await;
+    let owed = owing(&answers);
+    assert_eq!(owed.len(), 1);
+    assert_eq!(owed[0].amount, credited, "the voucher, nothing paid yet");
+
+    // Priced at 1000 MOR per ETH, the claim's gas costs far more than a few tokens' credit.
+    let now = chain.latest_block_time().await.expect("time");
+    let cost = claim::cost(&chain, &owed, now).await.expect("cost");
+    assert!(cost.gas > 50_000, "{cost:?}");
+    let decision = claim::claim_due(&ClaimPolicy::default(), &cost);
+    assert!(
+        matches!(&decision, ClaimDecision::Wait(why) if why.contains("under 10x")),
+        "{decision:?}"
+    );
+    // Gas nearly free in MOR: worth it.
+    let cheap = ClaimPolicy {
+        mor_per_eth: U256::from(1),
+        ..ClaimPolicy::default()
+    };
+    assert!(
+        matches!(claim::claim_due(&cheap, &cost), ClaimDecision::Claim(_)),
+        "{cost:?}"
+    );
+
+    let claimed = claim::claim(&chain, &owed, provider).await.expect("claim");
+    assert_eq!(claimed.paid, credited, "paid exactly what was credited");
+    assert!(claimed.gas_used > 0);
+    let answers = claim::owed(&chain, &routers, provider).await;
+    assert!(owing(&answers).is_empty(), "nothing owed after the claim");
+
+    // More credit later: owed is only the new part.
+    let more = serve_one(&net).await;
+    let answers = claim::owed(&chain, &routers, provider).await;
+    let owed = owing(&answers);
+    assert_eq!(owed[0].amount, more);
+    assert!(owed[0].last_claimed_at > 0, "the pair was claimed before");
+    net.stop().await;
+}

@@ -1,0 +1,188 @@
+//! The provider's claims: what each router owes (its newest voucher less what the chain has
+//! paid of the pair), whether a claim is worth its gas ([`policy::claim_due`]), and one
+//! transaction for every router's voucher. Anyone may submit a voucher; the MOR always goes to
+//! the voucher's provider, so the key sending the claim only pays its gas.
+
+pub mod policy;
+
+use std::time::Duration;
+
+use alloy::{
+    primitives::{Address, B256, U256},
+    providers::Provider,
+};
+use morpheus_sdk::{
+    contracts::Protocol,
+    messages::{CreditVoucher, Signed},
+    router::RouterClient,
+};
+use tracing::{info, warn};
+
+pub use policy::{ClaimCost, ClaimDecision, ClaimPolicy, claim_due};
+
+use crate::{Error, Result};
+
+/// What one router owes the provider, by its newest voucher.
+#[derive(Debug, Clone)]
+pub struct Owed {
+    /// The router's signer.
+    pub router: Address,
+    /// Its newest voucher for the provider.
+    pub voucher: Signed<CreditVoucher>,
+    /// MOR wei the voucher pays from the daily budget beyond what the chain has paid.
+    pub amount: U256,
+    /// MOR wei it pays from the bootstrap reserve beyond what the chain has paid.
+    pub bootstrap: U256,
+    /// The `issuedAt` of the pair's newest claimed voucher (0: never claimed).
+    pub last_claimed_at: u64,
+}
+
+impl Owed {
+    /// Everything the voucher would pay now, budget allowing.
+    pub fn total(&self) -> U256 {
+        self.amount.saturating_add(self.bootstrap)
+    }
+}
+
+/// One router's answer: what it owes, nothing (no voucher yet), or why it could not be asked.
+#[derive(Debug)]
+pub struct RouterOwed {
+    /// The router's URL, as configured.
+    pub url: String,
+    /// `Ok(None)`: no session of the provider was reported there yet.
+    pub owed: std::result::Result<Option<Owed>, String>,
+}
+
+/// A sent claim.
+#[derive(Debug, Clone, Copy)]
+pub struct Claimed {
+    /// Its transaction.
+    pub tx: B256,
+    /// The gas it used.
+    pub gas_used: u64,
+    /// MOR wei the provider's balance rose by.
+    pub paid: U256,
+}
+
+/// Asks each router in `routers` for its newest voucher for `provider` and the chain for what
+/// the pair was paid. A voucher for someone else, or not signed by the router it names, is that
+/// router's error (a claim including it would revert for everyone).
+pub async fn owed(
+    protocol: &Protocol,
+    routers: &[(String, RouterClient)],
+    provider: Address,
+) -> Vec<RouterOwed> {
+    let mut out = Vec::with_capacity(routers.len());
+    for (url, client) in routers {
+        let owed = one_router(protocol, client, provider)
+            .await
+            .map_err(|e| e.to_string());
+        if let Err(e) = &owed {
+            warn!(target: "worker::claim", router = %url, error = %e, "could not read what the router owes");
+        }
+        out.push(RouterOwed {
+            url: url.clone(),
+            owed,
+        });
+    }
+    out
+}
+
+async fn one_router(
+    protocol: &Protocol,
+    client: &RouterClient,
+    provider: Address,
+) -> Result<Option<Owed>> {
+    let Some(voucher) = client.voucher(provider).await? else {
+        return Ok(None);
+    };
+    let v = &voucher.message;
+    if v.provider != provider {
+        return Err(Error::InvalidRequest(format!(
+            "the router sent a voucher for {}, not this provider",
+            v.provider
+        )));
+    }
+    let domain = protocol.deployment().domain();
+    let signer = voucher.recover(&domain)?;
+    if signer != v.router {
+        return Err(Error::InvalidRequest(format!(
+            "the voucher names router {} but is signed by {signer}",
+            v.router
+        )));
+    }
+    let record = protocol
+        .session_router()
+        .claim_record(v.router, provider)
+        .await?;
+    Ok(Some(Owed {
+        router: v.router,
+        amount: v.cumulativeAmount.saturating_sub(U256::from(record.paid)),
+        bootstrap: v
+            .cumulativeBootstrap
+            .saturating_sub(U256::from(record.bootstrapPaid)),
+        last_claimed_at: u64::from(record.issuedAt),
+        voucher,
+    }))
+}
+
+/// What claiming `owed` (the routers owing something) would cost now, its oldest credit's age
+/// counted from the pairs' last claims by the chain's clock (`first_seen`, the chain time this
+/// process first saw the credit, for pairs never claimed).
+pub async fn cost(protocol: &Protocol, owed: &[&Owed], first_seen: u64) -> Result<ClaimCost> {
+    let vouchers: Vec<Signed<CreditVoucher>> = owed.iter().map(|o| o.voucher.clone()).collect();
+    let (gas, gas_price, now) = tokio::try_join!(
+        async {
+            Ok::<_, Error>(
+                protocol
+                    .session_router()
+                    .estimate_claim_gas(&vouchers)
+                    .await?,
+            )
+        },
+        async {
+            protocol
+                .provider()
+                .get_gas_price()
+                .await
+                .map_err(|e| Error::Protocol(morpheus_sdk::Error::Rpc(e.to_string())))
+        },
+        async { Ok(protocol.latest_block_time().await?) },
+    )?;
+    let since = owed
+        .iter()
+        .map(|o| {
+            if o.last_claimed_at > 0 {
+                o.last_claimed_at
+            } else {
+                first_seen
+            }
+        })
+        .min()
+        .unwrap_or(now);
+    Ok(ClaimCost {
+        owed: owed
+            .iter()
+            .fold(U256::ZERO, |t, o| t.saturating_add(o.total())),
+        gas,
+        gas_price,
+        age: Duration::from_secs(now.saturating_sub(since)),
+    })
+}
+
+/// Claims every voucher in `owed` in one transaction, sent by `protocol`'s wallet; returns what
+/// the provider's MOR balance rose by.
+pub async fn claim(protocol: &Protocol, owed: &[&Owed], provider: Address) -> Result<Claimed> {
+    let vouchers: Vec<Signed<CreditVoucher>> = owed.iter().map(|o| o.voucher.clone()).collect();
+    let mor = protocol.mor();
+    let before = mor.balance_of(provider).await?;
+    let receipt = protocol.session_router().claim(&vouchers).await?;
+    let after = mor.balance_of(provider).await?;
+    let claimed = Claimed {
+        tx: receipt.transaction_hash,
+        gas_used: receipt.gas_used,
+        paid: after.saturating_sub(before),
+    };
+    info!(target: "worker::claim", tx = %claimed.tx, vouchers = vouchers.len(), gas = claimed.gas_used, paid = %claimed.paid, "claimed");
+    Ok(claimed)
+}

@@ -1,0 +1,152 @@
+//! When a claim is worth sending (`claim_due`, docs/protocol.md, Worker): a claim costs gas
+//! whatever it pays, so a provider claims when what is owed is at least a multiple of that cost,
+//! or when its oldest unclaimed credit has waited long enough, and never at a gas price above its
+//! ceiling.
+
+use std::time::Duration;
+
+use alloy::primitives::U256;
+
+/// A provider's settings for claiming.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClaimPolicy {
+    /// Claim once what is owed is at least this many times the claim's gas cost in MOR.
+    pub gas_multiple: u64,
+    /// Claim anything owed once the oldest unclaimed credit is this old, whatever the gas.
+    pub max_age: Duration,
+    /// Never send a claim at a gas price above this (wei per gas).
+    pub max_gas_price: u128,
+    /// The price of 1 ETH in MOR, with 18 decimals (`1000e18`: 1 ETH buys 1000 MOR), to price
+    /// the gas in MOR.
+    pub mor_per_eth: U256,
+}
+
+impl Default for ClaimPolicy {
+    /// 10x the gas, at least daily, at most 100 gwei, 1 ETH = 1000 MOR.
+    fn default() -> Self {
+        Self {
+            gas_multiple: 10,
+            max_age: Duration::from_secs(86_400),
+            max_gas_price: 100_000_000_000,
+            mor_per_eth: U256::from(1000u64) * U256::from(10u64).pow(U256::from(18u64)),
+        }
+    }
+}
+
+/// What a claim would pay and cost now.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ClaimCost {
+    /// MOR wei owed over every router (daily budget and bootstrap).
+    pub owed: U256,
+    /// The claim's estimated gas.
+    pub gas: u64,
+    /// The gas price now, wei per gas.
+    pub gas_price: u128,
+    /// How long the oldest unclaimed credit has waited.
+    pub age: Duration,
+}
+
+/// Whether to claim, and why (for the log and `status`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ClaimDecision {
+    /// Send the claim.
+    Claim(String),
+    /// Not now.
+    Wait(String),
+}
+
+/// The claim's gas cost in MOR wei: gas × gas price × `mor_per_eth` / 1e18.
+pub fn gas_cost_in_mor(gas: u64, gas_price: u128, mor_per_eth: U256) -> U256 {
+    U256::from(gas)
+        .saturating_mul(U256::from(gas_price))
+        .saturating_mul(mor_per_eth)
+        / U256::from(10u64).pow(U256::from(18u64))
+}
+
+/// The rule: nothing owed, or a gas price above the ceiling, waits; otherwise claim when the
+/// owed MOR is at least `gas_multiple` × the gas cost in MOR, or when the oldest credit has
+/// waited `max_age`.
+pub fn claim_due(policy: &ClaimPolicy, cost: &ClaimCost) -> ClaimDecision {
+    if cost.owed.is_zero() {
+        return ClaimDecision::Wait("nothing is owed".into());
+    }
+    if cost.gas_price > policy.max_gas_price {
+        return ClaimDecision::Wait(format!(
+            "gas price {} wei is above the ceiling {} wei",
+            cost.gas_price, policy.max_gas_price
+        ));
+    }
+    let gas_mor = gas_cost_in_mor(cost.gas, cost.gas_price, policy.mor_per_eth);
+    let threshold = gas_mor.saturating_mul(U256::from(policy.gas_multiple));
+    if cost.owed >= threshold {
+        return ClaimDecision::Claim(format!(
+            "{} MOR wei owed, at least {}x the claim's gas ({gas_mor} MOR wei)",
+            cost.owed, policy.gas_multiple
+        ));
+    }
+    if cost.age >= policy.max_age {
+        return ClaimDecision::Claim(format!(
+            "the oldest credit has waited {}s (at most {}s)",
+            cost.age.as_secs(),
+            policy.max_age.as_secs()
+        ));
+    }
+    ClaimDecision::Wait(format!(
+        "{} MOR wei owed, under {}x the claim's gas ({threshold} MOR wei)",
+        cost.owed, policy.gas_multiple
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cost(owed: u64, gas_price: u128, age_s: u64) -> ClaimCost {
+        ClaimCost {
+            owed: U256::from(owed),
+            gas: 100_000,
+            gas_price,
+            age: Duration::from_secs(age_s),
+        }
+    }
+
+    fn claims(decision: ClaimDecision) -> bool {
+        matches!(decision, ClaimDecision::Claim(_))
+    }
+
+    #[test]
+    fn gas_is_priced_in_mor_at_the_configured_rate() {
+        // 100,000 gas at 1 gwei = 1e14 wei of ETH; at 1000 MOR per ETH, 1e17 MOR wei.
+        let policy = ClaimPolicy::default();
+        assert_eq!(
+            gas_cost_in_mor(100_000, 1_000_000_000, policy.mor_per_eth),
+            U256::from(100_000_000_000_000_000u64)
+        );
+    }
+
+    #[test]
+    fn a_claim_waits_until_it_pays_its_gas_times_the_multiple() {
+        let policy = ClaimPolicy {
+            mor_per_eth: U256::from(10u64).pow(U256::from(18u64)), // 1 ETH = 1 MOR
+            ..ClaimPolicy::default()
+        };
+        // Gas 100,000 × 1 wei = 1e5 MOR wei; 10x = 1e6.
+        assert!(!claims(claim_due(&policy, &cost(999_999, 1, 0))));
+        assert!(claims(claim_due(&policy, &cost(1_000_000, 1, 0))));
+        // Below the multiple, but old enough.
+        assert!(claims(claim_due(&policy, &cost(1, 1, 86_400))));
+        assert!(!claims(claim_due(&policy, &cost(1, 1, 86_399))));
+    }
+
+    #[test]
+    fn nothing_owed_or_a_gas_price_over_the_ceiling_never_claims() {
+        let policy = ClaimPolicy::default();
+        assert!(!claims(claim_due(&policy, &cost(0, 1, 10 * 86_400))));
+        let over = policy.max_gas_price + 1;
+        let decision = claim_due(&policy, &cost(u64::MAX, over, 10 * 86_400));
+        assert!(
+            matches!(&decision, ClaimDecision::Wait(why) if why.contains("ceiling")),
+            "{decision:?}"
+        );
+    }
+}
