@@ -5,11 +5,11 @@
 //! Why per block and not per request: a contract's state changes only with a new block, so a
 //! value read at block N holds for every request that finds N the latest. A request costs one
 //! `eth_blockNumber` round trip ([`ChainView::head`]) instead of a dozen calls, and nothing it
-//! reads is older than the chain it would have read. A new block (or a lower number, which only
-//! a reorganisation gives) drops every remembered value at once: no event has to be decoded, so
-//! no state change can be missed, and on a chain with a block every few seconds the cost is a
-//! few reads per block. What this does not see: a reorganisation that replaces the latest block
-//! with another of the same number, until the next block (docs/protocol.md, Router).
+//! reads is older than the chain it would have read. A higher block number drops every
+//! remembered value at once: no event has to be decoded, so no state change can be missed, and
+//! on a chain with a block every few seconds the cost is a few reads per block. What this does
+//! not see at once: a reorganisation, which is seen at the next higher block number; until then
+//! a request may read what the replaced block held (docs/protocol.md, Router).
 
 use std::{
     collections::HashMap,
@@ -76,7 +76,7 @@ impl ChainView {
     }
 
     /// The latest block: one round trip while the block is the one remembered, two when it is
-    /// new (its timestamp). A block other than the remembered one starts a new snapshot.
+    /// new (its timestamp). A higher block than the remembered one starts a new snapshot.
     pub(crate) async fn head(&self) -> Result<Head> {
         let provider = self.protocol.provider();
         let number = provider.get_block_number().await.map_err(rpc)?;
@@ -97,9 +97,10 @@ impl ChainView {
             time: block.header.timestamp,
         };
         let mut snapshot = self.lock();
-        // A request that found an older number while another found this one leaves the newer
-        // snapshot alone; a lower number than the remembered one, found alone, is a reorg.
-        if snapshot.head.is_none_or(|h| h.number != number) {
+        // The snapshot only moves forward: a request that found an older number than another
+        // one did reads through to the chain (its head is not the snapshot's) and leaves the
+        // newer snapshot alone.
+        if snapshot.head.is_none_or(|h| number > h.number) {
             *snapshot = Snapshot {
                 head: Some(head),
                 ..Snapshot::default()
