@@ -269,6 +269,12 @@ impl TestGateway {
             .expect("the gateway answers")
     }
 
+    /// Panics unless every report was sent: the outbox holds none.
+    pub(crate) async fn assert_outbox_empty(&self) {
+        let pending = self.gateway.outbox().pending().await.expect("outbox");
+        assert!(pending.is_empty(), "reports left unsent: {pending:?}");
+    }
+
     /// Stops serving, waits for the reports; returns the directory holding the outbox.
     pub(crate) async fn stop(mut self) -> TempDir {
         if let Some(tx) = self.shutdown.take() {
@@ -281,6 +287,20 @@ impl TestGateway {
         }
         self.dir
     }
+}
+
+/// Checks an error answer: its status, and that OpenAI's `error.message` says `says`; returns
+/// the body for more checks.
+pub(crate) async fn assert_error(
+    response: reqwest::Response,
+    status: u16,
+    says: &str,
+) -> serde_json::Value {
+    assert_eq!(response.status(), status);
+    let body: serde_json::Value = response.json().await.expect("an error body");
+    let message = body["error"]["message"].as_str().unwrap_or_default();
+    assert!(message.contains(says), "expected {says:?} in {body}");
+    body
 }
 
 /// A chat request body for the model.

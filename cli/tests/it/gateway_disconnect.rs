@@ -47,15 +47,7 @@ async fn a_client_that_leaves_mid_stream_still_gets_its_session_reported() {
     let info = net.wait_for_reports(net.address(PROVIDER), 1).await;
     assert_eq!(info.reputation.completed, 1, "{info:?}");
     assert!(info.record.tokens > 0, "{info:?}");
-    assert!(
-        gw.gateway
-            .outbox()
-            .pending()
-            .await
-            .expect("outbox")
-            .is_empty(),
-        "the report was sent"
-    );
+    gw.assert_outbox_empty().await;
     gw.stop().await;
     net.stop().await;
 }

@@ -3,7 +3,7 @@
 
 use alloy::primitives::U256;
 
-use crate::common::{MODEL, Net, PRICE, PROVIDER, USER, chat_body};
+use crate::common::{MODEL, Net, PRICE, PROVIDER, USER, assert_error, chat_body};
 
 #[tokio::test]
 async fn malformed_bodies_get_400_naming_the_field() {
@@ -94,14 +94,12 @@ async fn an_unreachable_router_or_chain_is_502_with_the_reason() {
     };
 
     let gw = net.gateway(USER, |c| c.router_url = closed.clone()).await;
-    let response = gw.post(&chat_body("hi", 8, false)).await;
-    assert_eq!(response.status(), 502);
-    let body: serde_json::Value = response.json().await.expect("json");
-    let message = body["error"]["message"].as_str().unwrap_or_default();
-    assert!(
-        message.contains("the router could not be reached"),
-        "{message}"
-    );
+    assert_error(
+        gw.post(&chat_body("hi", 8, false)).await,
+        502,
+        "the router could not be reached",
+    )
+    .await;
     gw.stop().await;
 
     let gw = net.gateway(USER, |c| c.rpc_url = closed.clone()).await;
@@ -120,16 +118,7 @@ async fn an_unreachable_router_or_chain_is_502_with_the_reason() {
     // The router stopped: 502 too, naming the router.
     let gw = net.gateway(USER, |_| {}).await;
     net.stop_router().await;
-    let response = gw.post(&chat_body("hi", 8, false)).await;
-    assert_eq!(response.status(), 502);
-    let body: serde_json::Value = response.json().await.expect("json");
-    assert!(
-        body["error"]["message"]
-            .as_str()
-            .unwrap_or_default()
-            .contains("router"),
-        "{body}"
-    );
+    assert_error(gw.post(&chat_body("hi", 8, false)).await, 502, "router").await;
     gw.stop().await;
     net.stop().await;
 }

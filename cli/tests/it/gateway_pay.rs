@@ -4,7 +4,7 @@
 use alloy::primitives::U256;
 
 use crate::{
-    common::{FAKE, Net, PRICE, PROVIDER, USER, chat_body, sse_data},
+    common::{FAKE, Net, PRICE, PROVIDER, USER, assert_error, chat_body, sse_data},
     gateway_fakes::{Behaviour, FakeProvider},
 };
 
@@ -86,16 +86,7 @@ async fn an_answer_that_breaks_off_is_reported_failed_and_earns_nothing() {
     assert_eq!(last["error"]["code"], "answer_cut", "{events:?}");
     assert!(!events.iter().any(|e| e == "[DONE]"), "{events:?}");
     // Whole: 502, saying why.
-    let response = gw.post(&chat_body("Say hi", 8, false)).await;
-    assert_eq!(response.status(), 502);
-    let body: serde_json::Value = response.json().await.expect("json");
-    assert!(
-        body["error"]["message"]
-            .as_str()
-            .unwrap_or_default()
-            .contains("[DONE]"),
-        "{body}"
-    );
+    assert_error(gw.post(&chat_body("Say hi", 8, false)).await, 502, "[DONE]").await;
 
     let info = net.wait_for_reports(net.address(FAKE), 2).await;
     assert_eq!(

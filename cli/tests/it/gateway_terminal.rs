@@ -18,14 +18,7 @@ async fn a_one_shot_chat_is_reported_before_it_returns() {
     let info = net.provider_info(net.address(PROVIDER)).await;
     assert_eq!(info.record.sessions, 1, "{info:?}");
     assert_eq!(info.reputation.completed, 1, "{info:?}");
-    assert!(
-        gw.gateway
-            .outbox()
-            .pending()
-            .await
-            .expect("outbox")
-            .is_empty()
-    );
+    gw.assert_outbox_empty().await;
     gw.stop().await;
     net.stop().await;
 }

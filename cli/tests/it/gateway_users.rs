@@ -49,15 +49,7 @@ async fn several_users_are_served_at_once_and_each_counted_its_own() {
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
         assert_eq!(used, U256::from(*tokens), "user {address}");
-        assert!(
-            gw.gateway
-                .outbox()
-                .pending()
-                .await
-                .expect("outbox")
-                .is_empty(),
-            "every report was sent"
-        );
+        gw.assert_outbox_empty().await;
     }
     let info = net.wait_for_reports(net.address(PROVIDER), 3).await;
     assert_eq!(info.reputation.completed, 3, "{info:?}");
