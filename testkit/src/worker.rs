@@ -57,6 +57,9 @@ pub struct WorkerOptions {
     /// JSON-RPC URL of the devnet: when set, the worker checks its router on-chain (every
     /// 500 ms here) and stops honouring it once removed.
     pub rpc_url: Option<String>,
+    /// The worker's database (sessions' counts); in memory when `None`. Pass a file to start a
+    /// second worker where a first one stopped.
+    pub db: Option<PathBuf>,
 }
 
 impl Default for WorkerOptions {
@@ -76,6 +79,7 @@ impl Default for WorkerOptions {
             model_id: B256::repeat_byte(0x42),
             listener: None,
             rpc_url: None,
+            db: None,
         }
     }
 }
@@ -132,6 +136,7 @@ impl TestWorker {
             model_id: Some(opts.model_id),
             rpc_url: opts.rpc_url.clone(),
             router_refresh: Duration::from_millis(500),
+            db: opts.db.clone(),
         };
         let listener = match opts.listener {
             Some(l) => l,

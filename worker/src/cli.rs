@@ -190,6 +190,10 @@ pub(crate) struct ServeArgs {
     /// Seconds between on-chain checks of the routers (with --rpc-url).
     #[arg(long, env = "MORPHEUS_ROUTER_REFRESH", default_value_t = 30)]
     pub(crate) router_refresh: u64,
+    /// The worker's database: each session's token count survives a restart (or a crash), so
+    /// no assignment is served beyond its tokenMax. Without it the counts are kept in memory.
+    #[arg(long, env = "MORPHEUS_WORKER_DB")]
+    pub(crate) db: Option<PathBuf>,
     /// Requests waiting beyond the batch before new ones are refused (503).
     #[arg(long, default_value_t = 256)]
     pub(crate) max_queue: usize,

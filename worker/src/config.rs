@@ -1,6 +1,6 @@
 //! The worker's protocol identity: its key, the EIP-712 domain and the routers it trusts.
 
-use std::{collections::HashSet, time::Duration};
+use std::{collections::HashSet, path::PathBuf, time::Duration};
 
 use alloy::{
     primitives::{Address, B256},
@@ -28,6 +28,9 @@ pub struct ProtocolConfig {
     pub rpc_url: Option<String>,
     /// How often the routers are checked on-chain (with [`rpc_url`](Self::rpc_url)).
     pub router_refresh: Duration,
+    /// The database keeping each session's token count across restarts (`store`); `None`:
+    /// in memory, so a worker restarted mid-session counts that session from 0.
+    pub db: Option<PathBuf>,
 }
 
 impl ProtocolConfig {

@@ -54,6 +54,14 @@ pub enum Error {
     /// The engine has stopped (shutdown or a fatal runtime error).
     #[error("the engine has stopped")]
     EngineStopped,
+    /// The worker's database (`store`) could not be opened, read or written.
+    #[error("database {path}: {source}")]
+    Store {
+        /// The database file.
+        path: PathBuf,
+        /// SQLite's error.
+        source: rusqlite::Error,
+    },
     /// Model preparation (the Python converter) failed.
     #[error("model preparation failed: {0}")]
     Prepare(String),
@@ -62,6 +70,13 @@ pub enum Error {
 impl Error {
     pub(crate) fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
         Self::Io {
+            path: path.into(),
+            source,
+        }
+    }
+
+    pub(crate) fn store(path: impl Into<PathBuf>, source: rusqlite::Error) -> Self {
+        Self::Store {
             path: path.into(),
             source,
         }

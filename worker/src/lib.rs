@@ -10,6 +10,7 @@ pub mod kernels;
 pub mod metrics;
 pub mod model;
 pub mod runtime;
+pub mod store;
 
 pub use config::ProtocolConfig;
 pub use error::{Error, Result};

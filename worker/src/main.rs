@@ -119,6 +119,7 @@ async fn serve(args: ServeArgs) -> Result<()> {
         model_id: args.model_id,
         rpc_url: args.rpc_url.clone(),
         router_refresh: std::time::Duration::from_secs(args.router_refresh.max(1)),
+        db: args.db.clone(),
     };
     let env = args.engine.environment()?;
     let (model_dir, cfg) = (

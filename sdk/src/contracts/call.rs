@@ -2,6 +2,7 @@
 
 use alloy::{
     contract::{CallBuilder, CallDecoder},
+    primitives::B256,
     providers::Provider,
     rpc::types::TransactionReceipt,
 };
@@ -43,4 +44,27 @@ where
         });
     }
     Ok(receipt)
+}
+
+/// Sends a transaction and returns its hash once the node accepted it, without waiting for it
+/// to be mined: a caller that must survive a crash records the hash first, then asks for the
+/// receipt ([`receipt`]). A revert at estimation is an error.
+pub(crate) async fn submit<P, D>(call: CallBuilder<P, D>) -> Result<B256>
+where
+    P: Provider,
+    D: CallDecoder,
+{
+    let pending = call.send().await.map_err(contract_error)?;
+    Ok(*pending.tx_hash())
+}
+
+/// The receipt of transaction `tx`: `None` while it is pending or when the node does not know it.
+pub(crate) async fn receipt<P: Provider>(
+    provider: &P,
+    tx: B256,
+) -> Result<Option<TransactionReceipt>> {
+    provider
+        .get_transaction_receipt(tx)
+        .await
+        .map_err(|e| Error::Rpc(e.to_string()))
 }

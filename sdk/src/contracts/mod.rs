@@ -20,6 +20,7 @@ pub use provider_registry::{
 };
 pub use revert::Revert;
 pub use session_router::{
-    ClaimRecord, Prices, Reputation, RouterInfo, SessionRouterClient, UserStake,
+    ClaimRecord, Prices, Reputation, RouterInfo, SessionRouterClient, UserStake, VoucherClaimed,
+    VoucherSkipped,
 };
 pub use token::MorClient;

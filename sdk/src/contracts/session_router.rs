@@ -6,7 +6,7 @@ use alloy::{
 };
 
 pub use super::bindings::session_router::ISessionRouter::{ClaimRecord, Reputation};
-use super::bindings::session_router::SessionRouter::VoucherSkipped;
+pub use super::bindings::session_router::SessionRouter::{VoucherClaimed, VoucherSkipped};
 use super::{
     MorClient,
     bindings::{
@@ -16,7 +16,7 @@ use super::{
             SessionRouter::{self, SessionRouterInstance},
         },
     },
-    call::{send, view},
+    call::{receipt, send, submit, view},
 };
 use crate::{
     Error, Result,
@@ -178,6 +178,32 @@ impl SessionRouterClient {
     pub async fn claim(&self, vouchers: &[Signed<CreditVoucher>]) -> Result<TransactionReceipt> {
         let (messages, signatures) = claim_args(vouchers)?;
         send(self.contract.claim(messages, signatures)).await
+    }
+
+    /// Sends a claim of `vouchers` and returns its transaction's hash without waiting for it to
+    /// be mined ([`receipt`](Self::receipt) tells how it ended): a claimant that must survive a
+    /// crash records the hash before it waits.
+    pub async fn submit_claim(&self, vouchers: &[Signed<CreditVoucher>]) -> Result<B256> {
+        let (messages, signatures) = claim_args(vouchers)?;
+        submit(self.contract.claim(messages, signatures)).await
+    }
+
+    /// The receipt of transaction `tx` (a [`submit_claim`](Self::submit_claim)): `None` while it
+    /// is pending or when the node does not know it.
+    pub async fn receipt(&self, tx: B256) -> Result<Option<TransactionReceipt>> {
+        receipt(self.contract.provider(), tx).await
+    }
+
+    /// The vouchers a claim settled, read from its receipt (`VoucherClaimed`, in claim order):
+    /// what each paid now from the daily budget and from the bootstrap reserve.
+    pub fn claimed(&self, receipt: &TransactionReceipt) -> Vec<VoucherClaimed> {
+        receipt
+            .logs()
+            .iter()
+            .filter(|log| log.address() == self.address())
+            .filter_map(|log| log.log_decode::<VoucherClaimed>().ok())
+            .map(|log| log.inner.data)
+            .collect()
     }
 
     /// The gas a claim of `vouchers` would use now (a revert is the contract's error).

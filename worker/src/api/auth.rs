@@ -13,14 +13,15 @@ use std::{
 };
 
 use alloy::primitives::{Address, B256};
-use axum::http::HeaderMap;
+use axum::http::{HeaderMap, StatusCode};
 use morpheus_sdk::{
     messages::{Assignment, Signed},
     provider::{ASSIGNMENT_HEADER, AssignmentPolicy, decode_assignment},
 };
-use tracing::debug;
+use tracing::{debug, error, info, warn};
 
 use super::error::ApiError;
+use crate::store::{Store, StoredSession};
 
 /// A checked assignment.
 #[derive(Debug, Clone)]
@@ -46,7 +47,54 @@ struct SessionEntry {
     closed: bool,
 }
 
-type Ledger = Arc<Mutex<HashMap<B256, SessionEntry>>>;
+/// The sessions' accounts in memory, written through to the worker's database: a reservation
+/// is stored before the request is served and a close before the receipt is signed, so after a
+/// crash and a restart every session's count is at least what it served (a request in flight
+/// at the crash counts its whole reservation) and a closed session stays closed.
+#[derive(Debug)]
+struct Accounts {
+    sessions: HashMap<B256, SessionEntry>,
+    store: Store,
+}
+
+impl Accounts {
+    fn persist(&self, id: B256, e: SessionEntry) -> crate::Result<()> {
+        self.store.put_session(&StoredSession {
+            id,
+            used: e.used,
+            expires_at: e.expires_at,
+            closed: e.closed,
+        })
+    }
+
+    /// Forgets the sessions whose receipts can no longer be asked for.
+    fn prune(&mut self, now: u64) {
+        let before = self.sessions.len();
+        self.sessions
+            .retain(|_, e| e.expires_at.saturating_add(RECEIPT_RETENTION_SECS) >= now);
+        if self.sessions.len() < before
+            && let Err(e) = self
+                .store
+                .prune_sessions(now.saturating_sub(RECEIPT_RETENTION_SECS))
+        {
+            warn!(target: "worker::auth", error = %e, "could not prune expired sessions");
+        }
+    }
+}
+
+type Ledger = Arc<Mutex<Accounts>>;
+
+/// 503 when a session's count cannot be stored: serving it unrecorded could let a restart
+/// serve the session beyond its `tokenMax`.
+fn not_recorded(e: &crate::Error) -> ApiError {
+    error!(target: "worker::auth", error = %e, "could not store a session's count");
+    ApiError::new(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "server_error",
+        "ledger_unavailable",
+        "the provider cannot record the session's tokens right now; retry later",
+    )
+}
 
 /// Tokens reserved for one request from its session's budget: the prompt and the completion cap.
 ///
@@ -82,8 +130,15 @@ impl Drop for Reservation {
     fn drop(&mut self) {
         let unused = self.reserved - self.charged;
         let mut ledger = self.ledger.lock().unwrap_or_else(PoisonError::into_inner);
-        if let Some(e) = ledger.get_mut(&self.session) {
+        if let Some(e) = ledger.sessions.get_mut(&self.session) {
             e.used = e.used.saturating_sub(unused);
+            let e = *e;
+            // A count that fails to store stays higher on disk than served: safe for tokenMax.
+            if unused > 0
+                && let Err(err) = ledger.persist(self.session, e)
+            {
+                warn!(target: "worker::auth", session = %self.session, error = %err, "could not store a settled count");
+            }
         }
         debug!(target: "worker::auth", session = %self.session, charged = self.charged, unused, "tokens settled");
     }
@@ -106,13 +161,37 @@ pub(crate) fn now() -> u64 {
 }
 
 impl Auth {
-    pub(crate) fn new(policy: AssignmentPolicy, model_id: Option<B256>) -> Self {
-        Self {
+    /// Checks for `policy`, keeping the sessions' counts in `store` (those stored by an earlier
+    /// run whose receipts can still be asked for are read back).
+    pub(crate) fn new(
+        policy: AssignmentPolicy,
+        model_id: Option<B256>,
+        store: Store,
+    ) -> crate::Result<Self> {
+        let since = now().saturating_sub(RECEIPT_RETENTION_SECS);
+        let sessions: HashMap<B256, SessionEntry> = store
+            .sessions(since)?
+            .into_iter()
+            .map(|s| {
+                (
+                    s.id,
+                    SessionEntry {
+                        used: s.used,
+                        expires_at: s.expires_at,
+                        closed: s.closed,
+                    },
+                )
+            })
+            .collect();
+        if !sessions.is_empty() {
+            info!(target: "worker::auth", sessions = sessions.len(), "sessions' counts read back");
+        }
+        Ok(Self {
             policy,
             model_id,
-            ledger: Arc::default(),
+            ledger: Arc::new(Mutex::new(Accounts { sessions, store })),
             removed: RwLock::default(),
-        }
+        })
     }
 
     /// Sets the configured routers that the chain no longer authorises.
@@ -203,9 +282,8 @@ impl Auth {
         want: u64,
     ) -> Result<(Reservation, u32), ApiError> {
         let mut ledger = self.ledger.lock().unwrap_or_else(PoisonError::into_inner);
-        let t = now();
-        ledger.retain(|_, e| e.expires_at.saturating_add(RECEIPT_RETENTION_SECS) >= t);
-        let entry = ledger.get(&grant.session).copied();
+        ledger.prune(now());
+        let entry = ledger.sessions.get(&grant.session).copied();
         if entry.is_some_and(|e| e.closed) {
             return Err(ApiError::forbidden(
                 "session_closed",
@@ -227,12 +305,15 @@ impl Auth {
             ));
         }
         let completion = want.min(left - prompt).min(u64::from(u32::MAX));
-        let entry = ledger.entry(grant.session).or_insert(SessionEntry {
-            used: 0,
-            expires_at: grant.expires_at,
+        let reserved = SessionEntry {
+            used: used + prompt + completion,
+            expires_at: entry.map_or(grant.expires_at, |e| e.expires_at),
             closed: false,
-        });
-        entry.used += prompt + completion;
+        };
+        ledger
+            .persist(grant.session, reserved)
+            .map_err(|e| not_recorded(&e))?;
+        ledger.sessions.insert(grant.session, reserved);
         debug!(target: "worker::auth", session = %grant.session, router = %grant.router, prompt, completion, left, "tokens reserved");
         Ok((
             Reservation {
@@ -249,24 +330,33 @@ impl Auth {
     /// Closes the session and returns the tokens it was charged, counting the reservations of
     /// requests still in flight in full (they may charge up to that; the count never falls
     /// short of what was served). A session never used is closed at 0. Closing again returns
-    /// the same count or less, never more.
-    pub(crate) fn close(&self, grant: &Grant) -> u64 {
+    /// the same count or less, never more. 503 when the close cannot be stored (a receipt for
+    /// a session a restart would reopen is not signed).
+    pub(crate) fn close(&self, grant: &Grant) -> Result<u64, ApiError> {
         let mut ledger = self.ledger.lock().unwrap_or_else(PoisonError::into_inner);
-        let entry = ledger.entry(grant.session).or_insert(SessionEntry {
-            used: 0,
-            expires_at: grant.expires_at,
-            closed: false,
-        });
+        let entry = ledger
+            .sessions
+            .entry(grant.session)
+            .or_insert(SessionEntry {
+                used: 0,
+                expires_at: grant.expires_at,
+                closed: false,
+            });
+        // Closed in memory at once: whatever the disk says, this run serves it no more.
         entry.closed = true;
+        let entry = *entry;
+        ledger
+            .persist(grant.session, entry)
+            .map_err(|e| not_recorded(&e))?;
         debug!(target: "worker::auth", session = %grant.session, tokens = entry.used, "session closed");
-        entry.used.min(grant.token_max)
+        Ok(entry.used.min(grant.token_max))
     }
 
     /// Tokens reserved or charged in `session` (for tests).
     #[cfg(test)]
     fn in_use(&self, session: B256) -> u64 {
         let ledger = self.ledger.lock().unwrap_or_else(PoisonError::into_inner);
-        ledger.get(&session).map_or(0, |e| e.used)
+        ledger.sessions.get(&session).map_or(0, |e| e.used)
     }
 }
 
@@ -291,7 +381,8 @@ mod tests {
             token_max: 1000,
             expires_at: u64::MAX,
         };
-        (Auth::new(policy, None), grant)
+        let auth = Auth::new(policy, None, Store::in_memory().expect("store")).expect("auth");
+        (auth, grant)
     }
 
     #[test]
@@ -345,13 +436,17 @@ mod tests {
         r.delivered(5);
         r.finished(10, 5);
         drop(r);
-        assert_eq!(auth.close(&grant), 15);
+        assert_eq!(auth.close(&grant).expect("close"), 15);
         let refused = auth.reserve(&grant, 1, 1).expect_err("closed");
         assert!(
             format!("{refused:?}").contains("session_closed"),
             "{refused:?}"
         );
-        assert_eq!(auth.close(&grant), 15, "closing again counts the same");
+        assert_eq!(
+            auth.close(&grant).expect("close"),
+            15,
+            "closing again counts the same"
+        );
     }
 
     #[test]
@@ -359,7 +454,7 @@ mod tests {
         let (auth, grant) = auth();
         let (_in_flight, _) = auth.reserve(&grant, 10, 20).expect("room");
         assert_eq!(
-            auth.close(&grant),
+            auth.close(&grant).expect("close"),
             30,
             "the whole reservation of the request in flight"
         );
@@ -368,7 +463,100 @@ mod tests {
     #[test]
     fn a_session_never_used_closes_at_zero() {
         let (auth, grant) = auth();
-        assert_eq!(auth.close(&grant), 0);
+        assert_eq!(auth.close(&grant).expect("close"), 0);
         assert!(auth.reserve(&grant, 1, 1).is_err());
+    }
+
+    fn reopened(path: &std::path::Path) -> Auth {
+        let (fresh, _) = auth();
+        Auth::new(
+            fresh.policy.clone(),
+            None,
+            Store::open(path).expect("reopen"),
+        )
+        .expect("auth")
+    }
+
+    #[test]
+    fn a_restart_keeps_each_sessions_count_and_a_request_in_flight_counts_in_full() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = dir.path().join("worker.db");
+        let (fresh, grant) = auth();
+        let auth = Auth::new(
+            fresh.policy.clone(),
+            None,
+            Store::open(&path).expect("open"),
+        )
+        .expect("auth");
+        let (mut done, _) = auth.reserve(&grant, 100, 500).expect("room");
+        done.finished(100, 200);
+        drop(done);
+        // A request in flight when the process is killed: its reservation is never settled.
+        let (in_flight, _) = auth.reserve(&grant, 50, 400).expect("room");
+        std::mem::forget(in_flight);
+        drop(auth);
+
+        let auth = reopened(&path);
+        assert_eq!(auth.in_use(grant.session), 300 + 450);
+        let refused = auth.reserve(&grant, 250, 10).expect_err("over tokenMax");
+        assert!(
+            format!("{refused:?}").contains("leaves 250 of 1000"),
+            "{refused:?}"
+        );
+        let (_, granted) = auth.reserve(&grant, 200, 500).expect("what is left");
+        assert_eq!(granted, 50, "only the rest of tokenMax");
+    }
+
+    #[test]
+    fn a_restart_keeps_a_closed_session_closed() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = dir.path().join("worker.db");
+        let (fresh, grant) = auth();
+        let auth = Auth::new(
+            fresh.policy.clone(),
+            None,
+            Store::open(&path).expect("open"),
+        )
+        .expect("auth");
+        let (mut r, _) = auth.reserve(&grant, 10, 20).expect("room");
+        r.finished(10, 5);
+        drop(r);
+        assert_eq!(auth.close(&grant).expect("close"), 15);
+        drop(auth);
+
+        let auth = reopened(&path);
+        let refused = auth.reserve(&grant, 1, 1).expect_err("closed");
+        assert!(
+            format!("{refused:?}").contains("session_closed"),
+            "{refused:?}"
+        );
+        assert_eq!(auth.close(&grant).expect("close"), 15, "the same receipt");
+    }
+
+    #[test]
+    fn a_count_that_cannot_be_stored_refuses_the_request() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = dir.path().join("worker.db");
+        let (fresh, grant) = auth();
+        let store = Store::open(&path).expect("open");
+        let auth = Auth::new(fresh.policy.clone(), None, store.clone()).expect("auth");
+        // Another connection holds the write lock: this one cannot commit within its timeout.
+        let other = rusqlite::Connection::open(&path).expect("second connection");
+        other.execute_batch("BEGIN IMMEDIATE").expect("lock");
+        store.set_busy_timeout_for_tests(std::time::Duration::from_millis(50));
+        let refused = auth.reserve(&grant, 10, 20).expect_err("not recorded");
+        assert_eq!(
+            refused.status,
+            StatusCode::SERVICE_UNAVAILABLE,
+            "{refused:?}"
+        );
+        assert_eq!(refused.code, "ledger_unavailable");
+        assert_eq!(
+            auth.in_use(grant.session),
+            0,
+            "nothing reserved in memory either"
+        );
+        other.execute_batch("ROLLBACK").expect("unlock");
+        auth.reserve(&grant, 10, 20).expect("recorded again");
     }
 }

@@ -27,6 +27,7 @@ use crate::{
     engine::{Engine, EngineConfig},
     metrics::Metrics,
     model::{ModelDir, prepare},
+    store::Store,
 };
 
 /// Largest request body accepted (bigger ones get 413).
@@ -66,9 +67,13 @@ impl AppState {
         {
             warn!(target: "worker", file = %model.meta.weights_file(), recorded = %root, actual = %tree.root(), "the weights file differs from the Merkle root in morpheus.json");
         }
+        let store = match &protocol.db {
+            Some(path) => Store::open(path)?,
+            None => Store::in_memory()?,
+        };
         let metrics = Arc::new(Metrics::new());
         let engine = Engine::start(env, &model, cfg, metrics.clone())?;
-        Ok(Self::new(engine, model, protocol, (tree, pieces), metrics))
+        Self::new(engine, model, protocol, (tree, pieces), metrics, store)
     }
 
     /// State for serving `model` through `engine`; `tree` is the Merkle tree of its weights
@@ -79,9 +84,10 @@ impl AppState {
         protocol: ProtocolConfig,
         (tree, pieces): (ModelTree, PieceIndex),
         metrics: Arc<Metrics>,
-    ) -> Self {
-        let auth = auth::Auth::new(protocol.policy(), protocol.model_id);
-        Self(Arc::new(Shared {
+        store: Store,
+    ) -> Result<Self> {
+        let auth = auth::Auth::new(protocol.policy(), protocol.model_id, store)?;
+        Ok(Self(Arc::new(Shared {
             engine,
             model,
             protocol,
@@ -90,7 +96,7 @@ impl AppState {
             pieces,
             metrics,
             created: auth::now(),
-        }))
+        })))
     }
 
     /// The engine behind the API.

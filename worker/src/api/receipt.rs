@@ -18,7 +18,7 @@ pub(super) async fn close(
 ) -> Result<Json<Signed<ServiceReceipt>>, ApiError> {
     let s = &state.0;
     let grant = s.auth.authorize_issued(&headers)?;
-    let tokens = s.auth.close(&grant);
+    let tokens = s.auth.close(&grant)?;
     let receipt = ServiceReceipt {
         sessionId: grant.session,
         tokens: alloy::primitives::U256::from(tokens),
