@@ -1,6 +1,7 @@
 #![doc = include_str!("../README.md")]
 
 mod anvil;
+mod binaries;
 mod devnet;
 mod error;
 mod ids;
@@ -11,6 +12,7 @@ mod setup;
 mod worker;
 
 pub use anvil::{ANVIL_ENV, anvil_path, spawn_anvil};
+pub use binaries::workspace_binaries;
 pub use devnet::{Devnet, FUNDED_ACCOUNTS};
 pub use error::{Error, Result};
 pub use ids::{unique_b256, unix_now};

@@ -6,7 +6,10 @@ use std::time::Duration;
 use alloy::{primitives::utils::parse_ether, signers::local::PrivateKeySigner};
 use eyre::{Context, Result, bail};
 use morpheus_sdk::{Deployment, contracts::Protocol, router::RouterClient};
-use morpheus_worker::claim::{self, ClaimDecision, ClaimPolicy, Owed};
+use morpheus_worker::{
+    claim::{self, ClaimDecision, ClaimPolicy, Owed},
+    store::Store,
+};
 use serde_json::json;
 
 use crate::cli::ClaimArgs;
@@ -36,36 +39,59 @@ pub(crate) async fn run(args: ClaimArgs) -> Result<()> {
         .map(|url| Ok((url.clone(), RouterClient::new(url)?)))
         .collect::<Result<Vec<_>>>()?;
 
+    let store = match &args.db {
+        Some(path) => Store::open(path)?,
+        None => Store::in_memory()?,
+    };
+    // What an earlier run left unfinished is finished first: never a claim over a pending one.
+    let recovered = claim::recover(&protocol, &store, provider)
+        .await
+        .wrap_err("finishing the claims an earlier run left unfinished")?;
+
     let answers = claim::owed(&protocol, &routers, provider).await;
+    let chain_now = protocol.latest_block_time().await?;
+    claim::keep(&store, &answers, chain_now)?;
+    let answered: Vec<_> = answers
+        .iter()
+        .filter_map(|a| a.owed.as_ref().ok().and_then(Option::as_ref))
+        .map(|o| o.router)
+        .collect();
+    let stored = claim::stored_owed(&protocol, &store, provider, &answered).await?;
     let owing: Vec<&Owed> = answers
         .iter()
         .filter_map(|a| a.owed.as_ref().ok().and_then(Option::as_ref))
+        .chain(&stored)
         .filter(|o| !o.total().is_zero())
         .collect();
     let decision = if owing.is_empty() {
         ClaimDecision::Wait("nothing is owed".into())
     } else {
-        let now = protocol.latest_block_time().await?;
-        let cost = claim::cost(&protocol, &owing, now).await?;
+        let first_seen = claim::first_seen(&store, chain_now)?;
+        let cost = claim::cost(&protocol, &owing, first_seen).await?;
         match claim::claim_due(&policy, &cost) {
             ClaimDecision::Wait(why) if args.now => ClaimDecision::Claim(format!("--now ({why})")),
             decision => decision,
         }
     };
     let claimed = match &decision {
-        ClaimDecision::Claim(_) => Some(claim::claim(&protocol, &owing, provider).await?),
+        ClaimDecision::Claim(_) => Some(claim::claim(&protocol, &store, &owing, provider).await?),
         ClaimDecision::Wait(_) => None,
     };
 
     let failed = answers.iter().filter(|a| a.owed.is_err()).count();
     if args.json {
-        let routers: Vec<_> = answers
+        let mut routers: Vec<_> = answers
             .iter()
             .map(|a| match &a.owed {
                 Ok(Some(o)) => json!({"url": a.url, "router": o.router, "owed": o.amount.to_string(), "bootstrap": o.bootstrap.to_string()}),
                 Ok(None) => json!({"url": a.url, "owed": "0", "bootstrap": "0"}),
                 Err(e) => json!({"url": a.url, "error": e}),
             })
+            .collect();
+        routers.extend(stored.iter().map(|o| json!({"url": null, "router": o.router, "owed": o.amount.to_string(), "bootstrap": o.bootstrap.to_string(), "stored": true})));
+        let recovered: Vec<_> = recovered
+            .iter()
+            .map(|r| json!({"claim": r.row.id, "state": format!("{:?}", r.row.state).to_lowercase(), "tx": r.row.tx, "paid": r.claimed.map(|c| c.paid.to_string()), "detail": r.row.detail}))
             .collect();
         let (claimed_json, why) = match (&decision, claimed) {
             (ClaimDecision::Claim(why), Some(c)) => (
@@ -78,9 +104,28 @@ pub(crate) async fn run(args: ClaimArgs) -> Result<()> {
         };
         println!(
             "{}",
-            json!({"provider": provider, "routers": routers, "claimed": claimed_json, "why": why})
+            json!({"provider": provider, "routers": routers, "recovered": recovered, "claimed": claimed_json, "why": why})
         );
     } else {
+        for r in &recovered {
+            match (&r.claimed, &r.row.detail) {
+                (Some(c), _) => println!(
+                    "finished an earlier claim: {} MOR wei paid in {} ({} gas)",
+                    c.paid, c.tx, c.gas_used
+                ),
+                (None, detail) => println!(
+                    "an earlier claim ended {:?}: {}",
+                    r.row.state,
+                    detail.as_deref().unwrap_or("reverted")
+                ),
+            }
+        }
+        for o in &stored {
+            println!(
+                "router {} (stored voucher)  owes {} MOR wei (+{} bootstrap)",
+                o.router, o.amount, o.bootstrap
+            );
+        }
         for a in &answers {
             match &a.owed {
                 Ok(Some(o)) => println!(
@@ -101,7 +146,7 @@ pub(crate) async fn run(args: ClaimArgs) -> Result<()> {
             }
         }
     }
-    if failed == answers.len() {
+    if failed == answers.len() && stored.is_empty() {
         bail!("no router could be asked for a voucher");
     }
     Ok(())

@@ -55,6 +55,11 @@ pub(crate) struct ClaimArgs {
         required = true
     )]
     pub(crate) router_urls: Vec<String>,
+    /// The worker's database (the same file as `serve --db`): each router's newest voucher is
+    /// kept there before it is claimed, and each claim is journaled, so a crash at any point is
+    /// finished by the next run and a router that is down is still claimed from.
+    #[arg(long, env = "MORPHEUS_WORKER_DB")]
+    pub(crate) db: Option<PathBuf>,
     /// Claim whatever is owed now, whatever the gas.
     #[arg(long)]
     pub(crate) now: bool,

@@ -27,46 +27,15 @@ static ONE_AT_A_TIME: Mutex<()> = Mutex::const_new(());
 const UP_WITHIN: Duration = Duration::from_secs(600);
 
 /// The directory of this build's binaries: `morpheus` (cargo builds it for this test) and
-/// `morpheus-router` and `morpheus-worker`, built here in the same profile on first use (cargo
-/// builds only the tested package's own binaries for its tests).
+/// `morpheus-router` and `morpheus-worker`, built in the same profile on first use.
 fn bin_dir() -> PathBuf {
     static BUILT: OnceLock<PathBuf> = OnceLock::new();
     BUILT
         .get_or_init(|| {
-            let dir = Path::new(env!("CARGO_BIN_EXE_morpheus"))
-                .parent()
-                .expect("the binary's directory")
-                .to_path_buf();
-            let profile = match dir.file_name().and_then(|n| n.to_str()) {
-                Some("debug") | None => "dev".to_string(),
-                Some(other) => other.to_string(),
-            };
-            let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-            let manifest = morpheus_testkit::repo_root().join("Cargo.toml");
-            eprintln!(
-                "devnet tests: building morpheus-router and morpheus-worker (profile {profile}) \
-                 into {}",
-                dir.display()
-            );
-            let status = std::process::Command::new(&cargo)
-                .arg("build")
-                .arg("--manifest-path")
-                .arg(&manifest)
-                .args(["--profile", &profile])
-                .args(["-p", "morpheus-router", "--bin", "morpheus-router"])
-                .args(["-p", "morpheus-worker", "--bin", "morpheus-worker"])
-                .status()
-                .unwrap_or_else(|e| panic!("cannot run {cargo}: {e}"));
-            assert!(status.success(), "building the router and worker: {status}");
-            for bin in ["morpheus-router", "morpheus-worker"] {
-                assert!(
-                    dir.join(bin).is_file(),
-                    "cargo built {bin} elsewhere than {} (is CARGO_TARGET_DIR different from \
-                     this build's?)",
-                    dir.display()
-                );
-            }
-            dir
+            morpheus_testkit::workspace_binaries(
+                Path::new(env!("CARGO_BIN_EXE_morpheus")),
+                &["morpheus-router", "morpheus-worker"],
+            )
         })
         .clone()
 }

@@ -20,3 +20,4 @@ mod reputation;
 mod select;
 mod speed;
 mod worker_claim;
+mod worker_crash;

@@ -8,12 +8,15 @@ use morpheus_sdk::{
     provider::ProviderClient,
     router::{Outcome, RouterClient},
 };
-use morpheus_worker::claim::{self, ClaimDecision, ClaimPolicy, Owed};
+use morpheus_worker::{
+    claim::{self, ClaimDecision, ClaimPolicy, Owed},
+    store::Store,
+};
 
 use crate::common::{Net, PROVIDER};
 
 /// One chat served and reported; returns the MOR wei credited.
-async fn serve_one(net: &Net) -> U256 {
+pub(crate) async fn serve_one(net: &Net) -> U256 {
     let assignment = net.assignment().await;
     let a = &assignment.message;
     let answer = ProviderClient::new(&a.endpoint)
@@ -87,9 +90,24 @@ async fn the_provider_claims_what_the_router_owes_once_it_pays_its_gas() {
         "{cost:?}"
     );
 
-    let claimed = claim::claim(&chain, &owed, provider).await.expect("claim");
+    let store = Store::in_memory().expect("store");
+    let before = chain.mor().balance_of(provider).await.expect("balance");
+    let claimed = claim::claim(&chain, &store, &owed, provider)
+        .await
+        .expect("claim");
     assert_eq!(claimed.paid, credited, "paid exactly what was credited");
+    assert_eq!(
+        chain.mor().balance_of(provider).await.expect("balance") - before,
+        credited,
+        "the balance rose by as much"
+    );
     assert!(claimed.gas_used > 0);
+    let totals = store.claim_totals().expect("journal");
+    assert_eq!(
+        (totals.claims, totals.paid),
+        (1, credited),
+        "journaled once"
+    );
     let answers = claim::owed(&chain, &routers, provider).await;
     assert!(owing(&answers).is_empty(), "nothing owed after the claim");
 

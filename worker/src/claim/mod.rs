@@ -3,6 +3,7 @@
 //! transaction for every router's voucher. Anyone may submit a voucher; the MOR always goes to
 //! the voucher's provider, so the key sending the claim only pays its gas.
 
+pub mod journal;
 pub mod policy;
 
 use std::time::Duration;
@@ -16,11 +17,12 @@ use morpheus_sdk::{
     messages::{CreditVoucher, Signed},
     router::RouterClient,
 };
-use tracing::{info, warn};
+use tracing::warn;
 
+pub use journal::{CRASH_POINT_ENV, Recovered, recover};
 pub use policy::{ClaimCost, ClaimDecision, ClaimPolicy, claim_due};
 
-use crate::{Error, Result};
+use crate::{Error, Result, store::Store};
 
 /// What one router owes the provider, by its newest voucher.
 #[derive(Debug, Clone)]
@@ -53,14 +55,15 @@ pub struct RouterOwed {
     pub owed: std::result::Result<Option<Owed>, String>,
 }
 
-/// A sent claim.
-#[derive(Debug, Clone, Copy)]
+/// A claim mined.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Claimed {
     /// Its transaction.
     pub tx: B256,
     /// The gas it used.
     pub gas_used: u64,
-    /// MOR wei the provider's balance rose by.
+    /// MOR wei its vouchers paid the provider (the `VoucherClaimed` events; the balance rose by
+    /// as much).
     pub paid: U256,
 }
 
@@ -111,11 +114,21 @@ async fn one_router(
             v.router
         )));
     }
+    Ok(Some(owed_by(protocol, voucher, provider).await?))
+}
+
+/// What `voucher` pays beyond what the chain has paid its pair.
+async fn owed_by(
+    protocol: &Protocol,
+    voucher: Signed<CreditVoucher>,
+    provider: Address,
+) -> Result<Owed> {
+    let v = &voucher.message;
     let record = protocol
         .session_router()
         .claim_record(v.router, provider)
         .await?;
-    Ok(Some(Owed {
+    Ok(Owed {
         router: v.router,
         amount: v.cumulativeAmount.saturating_sub(U256::from(record.paid)),
         bootstrap: v
@@ -123,7 +136,7 @@ async fn one_router(
             .saturating_sub(U256::from(record.bootstrapPaid)),
         last_claimed_at: u64::from(record.issuedAt),
         voucher,
-    }))
+    })
 }
 
 /// What claiming `owed` (the routers owing something) would cost now, its oldest credit's age
@@ -170,19 +183,61 @@ pub async fn cost(protocol: &Protocol, owed: &[&Owed], first_seen: u64) -> Resul
     })
 }
 
-/// Claims every voucher in `owed` in one transaction, sent by `protocol`'s wallet; returns what
-/// the provider's MOR balance rose by.
-pub async fn claim(protocol: &Protocol, owed: &[&Owed], provider: Address) -> Result<Claimed> {
+/// Keeps each router's newest voucher in `owed` in `store` (before any claim sends it; a
+/// router down later still leaves its credit claimable, [`stored_owed`]).
+pub fn keep(store: &Store, owed: &[RouterOwed], now: u64) -> Result<()> {
+    for o in owed
+        .iter()
+        .filter_map(|a| a.owed.as_ref().ok().and_then(Option::as_ref))
+    {
+        store.put_voucher(&o.voucher, now)?;
+    }
+    Ok(())
+}
+
+/// What the routers whose vouchers `store` holds owe, for those not in `answered` (the
+/// routers that answered just now): a router that is down or gone is still claimed from.
+pub async fn stored_owed(
+    protocol: &Protocol,
+    store: &Store,
+    provider: Address,
+    answered: &[Address],
+) -> Result<Vec<Owed>> {
+    let mut out = Vec::new();
+    for stored in store.vouchers()? {
+        if answered.contains(&stored.router) || stored.voucher.message.provider != provider {
+            continue;
+        }
+        out.push(owed_by(protocol, stored.voucher, provider).await?);
+    }
+    Ok(out)
+}
+
+/// The chain's time the oldest stored voucher was first seen (`now` when none is stored): the
+/// age of credit never claimed counts from it, across restarts.
+pub fn first_seen(store: &Store, now: u64) -> Result<u64> {
+    Ok(store
+        .vouchers()?
+        .iter()
+        .map(|v| v.first_seen)
+        .min()
+        .unwrap_or(now)
+        .min(now))
+}
+
+/// Claims every voucher in `owed` in one transaction, sent by `protocol`'s wallet and
+/// journaled in `store` (after [`recover`]ing what an earlier run left unfinished); returns what
+/// the vouchers paid the provider.
+pub async fn claim(
+    protocol: &Protocol,
+    store: &Store,
+    owed: &[&Owed],
+    provider: Address,
+) -> Result<Claimed> {
+    recover(protocol, store, provider).await?;
     let vouchers: Vec<Signed<CreditVoucher>> = owed.iter().map(|o| o.voucher.clone()).collect();
-    let mor = protocol.mor();
-    let before = mor.balance_of(provider).await?;
-    let receipt = protocol.session_router().claim(&vouchers).await?;
-    let after = mor.balance_of(provider).await?;
-    let claimed = Claimed {
-        tx: receipt.transaction_hash,
-        gas_used: receipt.gas_used,
-        paid: after.saturating_sub(before),
-    };
-    info!(target: "worker::claim", tx = %claimed.tx, vouchers = vouchers.len(), gas = claimed.gas_used, paid = %claimed.paid, "claimed");
-    Ok(claimed)
+    for v in &vouchers {
+        store.put_voucher(v, protocol.latest_block_time().await?)?;
+    }
+    journal::send(protocol, store, &vouchers, provider).await
 }

@@ -231,6 +231,15 @@ impl Store {
         })
     }
 
+    /// Claim `id`.
+    pub fn claim(&self, id: i64) -> Result<Option<ClaimRow>> {
+        self.with(|c| {
+            c.prepare_cached(&format!("SELECT {CLAIM_COLUMNS} FROM claims WHERE id = ?1"))?
+                .query_row(params![id], claim_row)
+                .optional()
+        })
+    }
+
     /// The journal's newest claim.
     pub fn last_claim(&self) -> Result<Option<ClaimRow>> {
         self.with(|c| {
