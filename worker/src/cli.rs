@@ -33,6 +33,20 @@ pub(crate) enum Cmd {
     /// Claim what the routers owe this provider, in one transaction, when it is worth the gas
     /// (or at once with --now); prints what each router owes and what was paid.
     Claim(ClaimArgs),
+    /// Run as a provider's node from a configuration file: make the chain match it (registered,
+    /// model registered and claimed, bid at its price), serve, and claim automatically.
+    Run(RunArgs),
+}
+
+#[derive(Args)]
+pub(crate) struct RunArgs {
+    /// The node's configuration (`worker.toml`; docs/worker.md lists its keys).
+    #[arg(long, env = "MORPHEUS_WORKER_CONFIG", default_value = "worker.toml")]
+    pub(crate) config: PathBuf,
+    /// The provider's private key (hex). Prefer the environment variable: an argument shows in
+    /// `ps`. Never logged.
+    #[arg(long, env = "MORPHEUS_PROVIDER_KEY", hide_env_values = true)]
+    pub(crate) provider_key: String,
 }
 
 #[derive(Args)]

@@ -62,6 +62,9 @@ pub enum Error {
         /// SQLite's error.
         source: rusqlite::Error,
     },
+    /// A setting of the node's configuration is wrong (the message names it).
+    #[error("configuration: {0}")]
+    Config(String),
     /// Model preparation (the Python converter) failed.
     #[error("model preparation failed: {0}")]
     Prepare(String),

@@ -9,6 +9,7 @@ mod error;
 pub mod kernels;
 pub mod metrics;
 pub mod model;
+pub mod node;
 pub mod runtime;
 pub mod store;
 

@@ -2,6 +2,7 @@
 
 mod claim_cmd;
 mod cli;
+mod run_cmd;
 
 use std::{collections::HashSet, path::PathBuf, sync::Arc};
 
@@ -102,6 +103,7 @@ async fn main() -> Result<()> {
             .await?
             .map_err(Into::into),
         Cmd::Claim(args) => claim_cmd::run(args).await,
+        Cmd::Run(args) => run_cmd::run(args).await,
     }
 }
 

@@ -23,6 +23,22 @@ pub struct Metrics {
     queue_depth: AtomicU64,
     batch_size: AtomicU64,
     inner: Mutex<Inner>,
+    provider: Mutex<Option<ProviderFigures>>,
+}
+
+/// The provider's figures, set by the automatic claims (`node::auto_claim`).
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct ProviderFigures {
+    /// MOR the routers owe by their newest vouchers, not yet paid.
+    pub owed_mor: f64,
+    /// MOR the journal's claims paid.
+    pub claimed_mor: f64,
+    /// Claims mined.
+    pub claims: u64,
+    /// Gas they used.
+    pub claim_gas: u64,
+    /// Unix time of the last claim mined (0: none).
+    pub last_claim_at: u64,
 }
 
 #[derive(Debug, Default)]
@@ -111,6 +127,13 @@ impl Metrics {
         self.queue_depth.load(Ordering::Relaxed)
     }
 
+    /// Sets the provider's figures (from then on rendered with the rest).
+    pub fn set_provider(&self, figures: ProviderFigures) {
+        if let Ok(mut p) = self.provider.lock() {
+            *p = Some(figures);
+        }
+    }
+
     /// The Prometheus text exposition.
     pub fn render(&self) -> String {
         let mut out = String::new();
@@ -150,6 +173,38 @@ impl Metrics {
             "Sequences in the running batch.",
             self.batch_size().to_string(),
         );
+        if let Some(p) = self.provider.lock().ok().and_then(|p| *p) {
+            metric(
+                "morpheus_worker_owed_mor",
+                "gauge",
+                "MOR the routers owe by their newest vouchers, not yet claimed.",
+                p.owed_mor.to_string(),
+            );
+            metric(
+                "morpheus_worker_claimed_mor_total",
+                "counter",
+                "MOR paid by this worker's claims.",
+                p.claimed_mor.to_string(),
+            );
+            metric(
+                "morpheus_worker_claims_total",
+                "counter",
+                "Claims mined.",
+                p.claims.to_string(),
+            );
+            metric(
+                "morpheus_worker_claim_gas_total",
+                "counter",
+                "Gas used by the claims mined.",
+                p.claim_gas.to_string(),
+            );
+            metric(
+                "morpheus_worker_last_claim_timestamp_seconds",
+                "gauge",
+                "Unix time of the last claim mined (0: none yet).",
+                p.last_claim_at.to_string(),
+            );
+        }
         let Ok(m) = self.inner.lock() else { return out };
         metric(
             "morpheus_worker_decode_tokens_per_second",

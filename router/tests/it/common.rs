@@ -84,7 +84,23 @@ impl Net {
 
         // The user stakes 5 MOR.
         stake(&devnet, USER, "5").await;
+        Self::with_router(devnet, model_id, Some(worker), edit).await
+    }
 
+    /// The devnet, the staked user and the router, and no provider yet: a test brings its own
+    /// (and sets [`model_id`](Self::model_id) to the model it serves).
+    pub(crate) async fn without_provider() -> Self {
+        let devnet = Devnet::start().await.expect("devnet");
+        stake(&devnet, USER, "5").await;
+        Self::with_router(devnet, B256::ZERO, None, |_| {}).await
+    }
+
+    async fn with_router(
+        devnet: Devnet,
+        model_id: B256,
+        worker: Option<TestWorker>,
+        edit: impl FnOnce(&mut RouterConfig),
+    ) -> Self {
         // The router.
         let db = TempDir::new().expect("tempdir");
         let mut config = RouterConfig::new(
@@ -101,7 +117,7 @@ impl Net {
             devnet,
             model_id,
             router: RouterClient::new(&url).expect("client"),
-            worker: Some(worker),
+            worker,
             url,
             config,
             db,

@@ -21,3 +21,4 @@ mod select;
 mod speed;
 mod worker_claim;
 mod worker_crash;
+mod worker_node;

@@ -99,6 +99,11 @@ impl AppState {
         })))
     }
 
+    /// The worker's metrics (the node adds its claims' figures).
+    pub fn metrics(&self) -> &Arc<Metrics> {
+        &self.0.metrics
+    }
+
     /// The engine behind the API.
     pub fn engine(&self) -> &Engine {
         &self.0.engine

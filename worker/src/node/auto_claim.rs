@@ -1,0 +1,138 @@
+//! The automatic claims beside the API: every interval, finish what a crash left unfinished,
+//! fetch each router's newest voucher (kept in the database first), and claim them all in one
+//! transaction when the rule says so (`claim::claim_due`: worth its gas, or old enough, under
+//! the gas price cap). A failure is logged and tried again next interval; serving goes on.
+//! When the day's budget runs short, the claim pays what it can and the rest stays owed for a
+//! later day's claim (the contract's rule).
+
+use std::time::Duration;
+
+use alloy::primitives::{Address, U256, utils::format_ether};
+use morpheus_sdk::{contracts::Protocol, router::RouterClient};
+use tokio_util::sync::CancellationToken;
+use tracing::{info, warn};
+
+use crate::{
+    Result,
+    claim::{self, ClaimDecision, ClaimPolicy, Claimed, Owed},
+    metrics::{Metrics, ProviderFigures},
+    store::Store,
+};
+
+/// What one look at the routers found and did.
+#[derive(Debug)]
+pub struct Round {
+    /// MOR wei owed before any claim.
+    pub owed: U256,
+    /// The rule's decision.
+    pub decision: ClaimDecision,
+    /// The claim sent, when it was.
+    pub claimed: Option<Claimed>,
+}
+
+/// The claims' settings and connections.
+#[derive(Debug)]
+pub struct AutoClaim {
+    /// Connection sending the claims.
+    pub protocol: Protocol,
+    /// The worker's database.
+    pub store: Store,
+    /// The routers asked, by URL.
+    pub routers: Vec<(String, RouterClient)>,
+    /// The provider credited.
+    pub provider: Address,
+    /// When to claim.
+    pub policy: ClaimPolicy,
+    /// Where the figures go.
+    pub metrics: std::sync::Arc<Metrics>,
+}
+
+fn mor(wei: U256) -> f64 {
+    format_ether(wei).parse().unwrap_or(f64::MAX)
+}
+
+impl AutoClaim {
+    /// One look: recover, fetch, keep, decide, claim.
+    pub async fn round(&self) -> Result<Round> {
+        claim::recover(&self.protocol, &self.store, self.provider).await?;
+        let answers = claim::owed(&self.protocol, &self.routers, self.provider).await;
+        let now = self.protocol.latest_block_time().await?;
+        claim::keep(&self.store, &answers, now)?;
+        let answered: Vec<Address> = answers
+            .iter()
+            .filter_map(|a| a.owed.as_ref().ok().and_then(Option::as_ref))
+            .map(|o| o.router)
+            .collect();
+        let stored =
+            claim::stored_owed(&self.protocol, &self.store, self.provider, &answered).await?;
+        let owing: Vec<&Owed> = answers
+            .iter()
+            .filter_map(|a| a.owed.as_ref().ok().and_then(Option::as_ref))
+            .chain(&stored)
+            .filter(|o| !o.total().is_zero())
+            .collect();
+        let owed = owing
+            .iter()
+            .fold(U256::ZERO, |t, o| t.saturating_add(o.total()));
+        let decision = if owing.is_empty() {
+            ClaimDecision::Wait("nothing is owed".into())
+        } else {
+            let first_seen = claim::first_seen(&self.store, now)?;
+            let cost = claim::cost(&self.protocol, &owing, first_seen).await?;
+            claim::claim_due(&self.policy, &cost)
+        };
+        let claimed = match &decision {
+            ClaimDecision::Claim(why) => {
+                info!(target: "worker::claim", owed = %owed, %why, "claiming");
+                Some(claim::claim(&self.protocol, &self.store, &owing, self.provider).await?)
+            }
+            ClaimDecision::Wait(_) => None,
+        };
+        let left = owed.saturating_sub(claimed.map_or(U256::ZERO, |c| c.paid));
+        self.publish(left)?;
+        Ok(Round {
+            owed,
+            decision,
+            claimed,
+        })
+    }
+
+    /// Sets the metrics from the journal and what is still owed.
+    fn publish(&self, owed: U256) -> Result<()> {
+        let totals = self.store.claim_totals()?;
+        self.metrics.set_provider(ProviderFigures {
+            owed_mor: mor(owed),
+            claimed_mor: mor(totals.paid),
+            claims: totals.claims,
+            claim_gas: totals.gas_used,
+            last_claim_at: totals.last_at,
+        });
+        Ok(())
+    }
+
+    /// Runs a round every `interval` until `stop` is cancelled; a round under way when it is
+    /// finishes first (a claim is never cut between sending and recording).
+    pub async fn run(self, interval: Duration, stop: CancellationToken) {
+        loop {
+            match self.round().await {
+                Ok(r) => match (&r.decision, &r.claimed) {
+                    (_, Some(c)) => {
+                        info!(target: "worker::claim", tx = %c.tx, paid = %c.paid, owed_before = %r.owed, "claim round: claimed")
+                    }
+                    (ClaimDecision::Wait(why), None) => {
+                        info!(target: "worker::claim", owed = %r.owed, %why, "claim round: waiting")
+                    }
+                    (ClaimDecision::Claim(_), None) => {}
+                },
+                Err(e) => {
+                    warn!(target: "worker::claim", error = %e, "claim round failed; trying again next interval")
+                }
+            }
+            tokio::select! {
+                () = stop.cancelled() => break,
+                () = tokio::time::sleep(interval) => {}
+            }
+        }
+        info!(target: "worker::claim", "automatic claims stopped");
+    }
+}

@@ -1,0 +1,9 @@
+//! The provider's node (`morpheus-worker run`): its configuration, its standing on-chain made
+//! to match it at every start, and the automatic claims beside the API.
+
+pub mod auto_claim;
+pub mod config;
+pub mod onchain;
+pub mod retry;
+
+pub use config::NodeConfig;
