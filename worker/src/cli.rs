@@ -36,6 +36,58 @@ pub(crate) enum Cmd {
     /// Run as a provider's node from a configuration file: make the chain match it (registered,
     /// model registered and claimed, bid at its price), serve, and claim automatically.
     Run(RunArgs),
+    /// The provider's standing: stake, bids, what each router owes and has paid, today's
+    /// budget and what is left of it, reputation, the last claim.
+    Status(NodeArgs),
+    /// Bids: set a new price and capacity, or delete one.
+    Bid {
+        #[command(subcommand)]
+        cmd: BidCmd,
+    },
+    /// Delete every bid and deregister: the stake unlocks after the registry's cooldown.
+    Deregister(NodeArgs),
+    /// Withdraw the stake of a deregistered provider once it has unlocked.
+    Withdraw(NodeArgs),
+}
+
+/// What the provider's commands act with: the node's configuration and its key.
+#[derive(Args)]
+pub(crate) struct NodeArgs {
+    /// The node's configuration (`worker.toml`): the chain, the deployment, the routers.
+    #[arg(long, env = "MORPHEUS_WORKER_CONFIG", default_value = "worker.toml")]
+    pub(crate) config: PathBuf,
+    /// The provider's private key (hex).
+    #[arg(long, env = "MORPHEUS_PROVIDER_KEY", hide_env_values = true)]
+    pub(crate) provider_key: String,
+    /// Print JSON for scripts instead of lines for people.
+    #[arg(long)]
+    pub(crate) json: bool,
+}
+
+#[derive(Subcommand)]
+pub(crate) enum BidCmd {
+    /// Set the bid's price and capacity (edit `worker.toml` too: `run` sets its own on start).
+    Set {
+        #[command(flatten)]
+        node: NodeArgs,
+        /// MOR (decimal) per token.
+        #[arg(long)]
+        price: String,
+        /// Sessions at once.
+        #[arg(long)]
+        capacity: u64,
+        /// The model bid for (default: the provider's only bid).
+        #[arg(long)]
+        model_id: Option<B256>,
+    },
+    /// Delete a bid.
+    Delete {
+        #[command(flatten)]
+        node: NodeArgs,
+        /// The model bid for (default: the provider's only bid).
+        #[arg(long)]
+        model_id: Option<B256>,
+    },
 }
 
 #[derive(Args)]

@@ -2,6 +2,7 @@
 
 mod claim_cmd;
 mod cli;
+mod provider_cmd;
 mod run_cmd;
 
 use std::{collections::HashSet, path::PathBuf, sync::Arc};
@@ -104,6 +105,10 @@ async fn main() -> Result<()> {
             .map_err(Into::into),
         Cmd::Claim(args) => claim_cmd::run(args).await,
         Cmd::Run(args) => run_cmd::run(args).await,
+        Cmd::Status(args) => provider_cmd::status(args).await,
+        Cmd::Bid { cmd } => provider_cmd::bid(cmd).await,
+        Cmd::Deregister(args) => provider_cmd::deregister(args).await,
+        Cmd::Withdraw(args) => provider_cmd::withdraw(args).await,
     }
 }
 

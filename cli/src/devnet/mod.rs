@@ -21,7 +21,10 @@ mod tools;
 
 use std::{future::Future, path::PathBuf, time::Instant};
 
-use alloy::primitives::{utils::format_ether, utils::parse_ether};
+use alloy::primitives::{
+    U256,
+    utils::{format_ether, parse_ether},
+};
 use clap::{Parser, ValueEnum};
 use morpheus_sdk::{Deployment, contracts::Protocol};
 
@@ -254,23 +257,27 @@ async fn demo(
     };
     let endpoint = local.endpoint();
     step(format!(
-        "provider on-chain: register at {endpoint}, claim {}, bid",
-        model.name
+        "provider: morpheus-worker run --config {} on {endpoint}: registers, claims {}, bids, \
+         serves (log: {})",
+        dirs.state.join("worker.toml").display(),
+        model.name,
+        local.log("worker").display()
     ));
-    let model_id = provider::set_up(
+    let served = running
+        .start_worker(
+            &local,
+            &model,
+            accounts.deployer.address(),
+            (U256::from(provider::PRICE_PER_TOKEN), provider::CAPACITY),
+        )
+        .await?;
+    let model_id = provider::standing(
         &provider_chain,
-        &accounts.provider,
+        accounts.provider.address(),
         accounts.deployer.address(),
-        &endpoint,
         &model,
     )
     .await?;
-
-    step(format!(
-        "worker: morpheus-worker serve on {endpoint} (log: {})",
-        local.log("worker").display()
-    ));
-    let served = running.start_worker(&local, &model, model_id).await?;
     println!("serving: {served}");
 
     step(format!(
@@ -339,7 +346,10 @@ async fn demo(
         v.router
     );
 
-    step("claim: the provider settles the voucher on-chain (morpheus-worker claim --now)");
+    step(
+        "claim: the provider settles the voucher on-chain (morpheus-worker claim --now, on the \
+         node's database; the node claims by itself once credit is worth the gas)",
+    );
     let claim = provider::claim(&local, &provider_chain, &voucher, model_id).await?;
     println!(
         "tx {} ({} gas): {} MOR paid",

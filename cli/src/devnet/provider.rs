@@ -1,13 +1,10 @@
-//! The provider's side on-chain, through the SDK: register at the worker's endpoint with the
-//! minimum stake, claim the model the deploy script registered, bid for it; and at the end,
-//! claim what the router owes with `morpheus-worker claim`, the provider's own tool.
+//! The provider's side: what its node (`morpheus-worker run`) set up on-chain, read back; and
+//! at the end, the claim of what the router owes with `morpheus-worker claim`, the provider's
+//! own tool, on the node's database.
 
 use std::time::Duration;
 
-use alloy::{
-    primitives::{B256, U256, utils::format_ether},
-    signers::local::PrivateKeySigner,
-};
+use alloy::primitives::{Address, B256, U256, utils::format_ether};
 use morpheus_sdk::{
     contracts::{DailyBudget, Protocol},
     messages::{CreditVoucher, Signed},
@@ -20,39 +17,39 @@ use crate::{Error, Result};
 /// MOR (wei) per token the provider bids: 2e-6 MOR.
 pub(crate) const PRICE_PER_TOKEN: u64 = 2_000_000_000_000;
 /// Sessions the provider takes at once.
-const CAPACITY: u64 = 16;
+pub(crate) const CAPACITY: u64 = 16;
 /// How long the router may take to issue the voucher after the gateway's usage report.
 const VOUCHER_WAIT: Duration = Duration::from_secs(30);
 
-/// Registers the provider at `endpoint`, claims `model` (registered by `creator` in the deploy
-/// script) and bids for it; returns the model id.
-pub(crate) async fn set_up(
+/// What the node (`morpheus-worker run`) set up on-chain, read back and printed: the provider
+/// registered, `model` (registered by `creator` in the deploy script) claimed, the bid; returns
+/// the model id.
+pub(crate) async fn standing(
     chain: &Protocol,
-    provider: &PrivateKeySigner,
-    creator: alloy::primitives::Address,
-    endpoint: &str,
+    provider: Address,
+    creator: Address,
     model: &PreparedModel,
 ) -> Result<B256> {
     let registry = chain.registry();
     let model_id = registry
         .compute_model_id(creator, model.root, &model.name)
         .await?;
-    // Reverts (`ProviderRegistryUnknownModel`) unless the deploy script registered it.
-    registry.model(model_id).await?;
-    let stake = registry.min_stake().await?;
-    registry.register(endpoint, stake).await?;
-    let claim = registry.sign_model_claim(model_id, provider).await?;
-    registry
-        .claim_model(provider.address(), model_id, claim)
-        .await?;
-    registry
-        .post_bid(model_id, U256::from(PRICE_PER_TOKEN), U256::from(CAPACITY))
-        .await?;
+    let (record, claimed, bid) = tokio::try_join!(
+        registry.provider(provider),
+        registry.has_model_claim(provider, model_id),
+        registry.bid(provider, model_id),
+    )?;
+    if !claimed || bid.capacity.is_zero() {
+        return Err(Error::Devnet(format!(
+            "the node is serving but model {model_id} is not claimed and bid for by {provider}"
+        )));
+    }
     println!(
-        "provider {} registered at {endpoint} with {} MOR staked, claimed model {model_id}, bid {} MOR/token for {CAPACITY} sessions",
-        provider.address(),
-        format_ether(stake),
-        format_ether(U256::from(PRICE_PER_TOKEN)),
+        "provider {provider} registered at {} with {} MOR staked, claimed model {model_id}, bid {} MOR/token for {} sessions",
+        record.endpoint,
+        format_ether(record.stake),
+        format_ether(bid.pricePerToken),
+        bid.capacity,
     );
     Ok(model_id)
 }
@@ -123,6 +120,8 @@ pub(crate) async fn claim(
         .arg(local.state.join("deployment.json"))
         .arg("--router-url")
         .arg(local.router_url())
+        .arg("--db")
+        .arg(super::services::worker_db(local.state))
         .env(
             "MORPHEUS_PROVIDER_KEY",
             local.accounts.provider.to_bytes().to_string(),

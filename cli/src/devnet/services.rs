@@ -7,12 +7,11 @@ use std::{
     time::{Duration, Instant},
 };
 
-use alloy::primitives::B256;
 use morpheus_sdk::{Deployment, router::RouterClient};
 use tokio::{process::Command, sync::oneshot, task::JoinHandle};
 
 use super::{
-    chain::{self, Accounts},
+    chain::Accounts,
     model::PreparedModel,
     ports::Ports,
     process::{Service, tail},
@@ -63,6 +62,57 @@ impl Local<'_> {
     }
 }
 
+/// A string as TOML writes it (JSON's escapes are TOML's).
+fn toml_str(s: &str) -> String {
+    serde_json::Value::String(s.to_string()).to_string()
+}
+
+/// The node's configuration on the devnet: the router the devnet starts, the model the deploy
+/// script registered, and claims left to the demo's last step (`morpheus-worker claim --now`,
+/// on the node's database): one chat's credit is not worth a claim's gas at the default rule.
+fn worker_toml(
+    local: &Local<'_>,
+    model: &PreparedModel,
+    creator: alloy::primitives::Address,
+    price: alloy::primitives::U256,
+    capacity: u64,
+) -> String {
+    let price = alloy::primitives::utils::format_ether(price);
+    format!(
+        "# Written by `morpheus devnet`: the provider's node (docs/worker.md lists the keys).\n\
+         rpc_url = {rpc}\n\
+         deployment = {deployment}\n\
+         listen = \"127.0.0.1:{port}\"\n\
+         data_dir = {data}\n\
+         routers = [\"{router}\"]\n\
+         router_refresh_secs = 5\n\
+         \n\
+         [model]\n\
+         dir = {dir}\n\
+         name = {name}\n\
+         creator = \"{creator}\"\n\
+         price_per_token = \"{price}\"\n\
+         capacity = {capacity}\n\
+         \n\
+         [claims]\n\
+         router_urls = [{router_url}]\n\
+         interval_secs = 10\n",
+        rpc = toml_str(&local.rpc),
+        deployment = toml_str(&local.state.join("deployment.json").display().to_string()),
+        port = local.ports.worker,
+        data = toml_str(&local.state.join("worker").display().to_string()),
+        router = local.accounts.router.address(),
+        dir = toml_str(&model.dir.display().to_string()),
+        name = toml_str(&model.name),
+        router_url = toml_str(&local.router_url()),
+    )
+}
+
+/// The node's database (`worker.toml`'s `data_dir`): the demo's claim shares its journal.
+pub(super) fn worker_db(state: &Path) -> PathBuf {
+    state.join("worker").join("worker.db")
+}
+
 /// What is running: the children in the order they started, and the gateway's task.
 #[derive(Debug, Default)]
 pub(super) struct Running {
@@ -76,31 +126,25 @@ impl Running {
         self.services.push(service);
     }
 
-    /// Starts the worker serving `model` as the provider; returns once it lists the model, with
-    /// the ids it lists.
+    /// Starts the provider's node, `morpheus-worker run`, from the `worker.toml` it writes in
+    /// the state directory: the node registers the provider, claims `model` (registered by
+    /// `creator`) and bids `price` MOR wei per token, then serves; returns once it lists the
+    /// model, with the ids it lists.
     pub(super) async fn start_worker(
         &mut self,
         local: &Local<'_>,
         model: &PreparedModel,
-        model_id: B256,
+        creator: alloy::primitives::Address,
+        (price, capacity): (alloy::primitives::U256, u64),
     ) -> Result<String> {
+        let config = local.state.join("worker.toml");
+        let text = worker_toml(local, model, creator, price, capacity);
+        std::fs::write(&config, text).map_err(|e| Error::io(&config, e))?;
         let mut command = Command::new(&local.tools.worker);
         command
-            .arg("serve")
-            .arg("--model")
-            .arg(&model.dir)
-            .arg("--listen")
-            .arg(format!("127.0.0.1:{}", local.ports.worker))
-            .arg("--chain-id")
-            .arg(chain::CHAIN_ID.to_string())
-            .arg("--session-router")
-            .arg(local.deployment.session_router.to_string())
-            .arg("--router")
-            .arg(local.accounts.router.address().to_string())
-            .arg("--model-id")
-            .arg(model_id.to_string())
-            .arg("--rpc-url")
-            .arg(&local.rpc)
+            .arg("run")
+            .arg("--config")
+            .arg(&config)
             // Keys through the environment, not the command line, where `ps` shows them.
             .env(
                 "MORPHEUS_PROVIDER_KEY",

@@ -4,6 +4,7 @@
 
 use alloy::primitives::U256;
 use morpheus_sdk::{
+    messages::{CreditVoucher, Signed},
     openai::{ChatCompletionRequest, ChatMessage},
     provider::ProviderClient,
     router::{Outcome, RouterClient},
@@ -117,5 +118,73 @@ async fn the_provider_claims_what_the_router_owes_once_it_pays_its_gas() {
     let owed = owing(&answers);
     assert_eq!(owed[0].amount, more);
     assert!(owed[0].last_claimed_at > 0, "the pair was claimed before");
+    net.stop().await;
+}
+
+#[tokio::test]
+async fn a_budget_exhausted_day_pays_part_and_the_rest_the_next_day() {
+    let net = Net::start().await;
+    let provider = net.devnet.signer(PROVIDER).address();
+    let chain = net.devnet.protocol(PROVIDER).await.expect("connect");
+    let router = net.devnet.router_signer();
+
+    // A voucher for half again what the router may still pay today.
+    let today = chain.pool().today().await.expect("budget");
+    let info = chain
+        .session_router()
+        .router_info(router.address())
+        .await
+        .expect("router");
+    let payable = (today.budget * info.share_bps / U256::from(10_000))
+        .saturating_sub(info.spent_today)
+        .min(today.remaining());
+    assert!(!payable.is_zero(), "{today:?} {info:?}");
+    let credit = payable * U256::from(3) / U256::from(2);
+    let now = chain.latest_block_time().await.expect("time");
+    let voucher = Signed::sign(
+        CreditVoucher {
+            router: router.address(),
+            provider,
+            cumulativeAmount: credit,
+            cumulativeBootstrap: U256::ZERO,
+            cumulativeTokens: U256::from(1000),
+            sessions: U256::from(1),
+            failed: U256::ZERO,
+            issuedAt: U256::from(now),
+        },
+        &net.devnet.deployment().domain(),
+        &router,
+    )
+    .expect("sign");
+    let store = Store::in_memory().expect("store");
+    store.put_voucher(&voucher, now).expect("kept");
+    let before = chain.mor().balance_of(provider).await.expect("balance");
+
+    let owed = claim::stored_owed(&chain, &store, provider, &[])
+        .await
+        .expect("owed");
+    let first = claim::claim(&chain, &store, &owed.iter().collect::<Vec<_>>(), provider)
+        .await
+        .expect("claim");
+    assert_eq!(first.paid, payable, "today pays what is left of the budget");
+    let owed = claim::stored_owed(&chain, &store, provider, &[])
+        .await
+        .expect("owed");
+    assert_eq!(owed[0].amount, credit - payable, "the rest stays owed");
+
+    net.devnet.advance_days(1).await.expect("the next day");
+    let second = claim::claim(&chain, &store, &owed.iter().collect::<Vec<_>>(), provider)
+        .await
+        .expect("claim");
+    assert_eq!(second.paid, credit - payable, "the next day pays the rest");
+    assert_eq!(
+        chain.mor().balance_of(provider).await.expect("balance") - before,
+        credit,
+        "exactly the credit over the two days"
+    );
+    let owed = claim::stored_owed(&chain, &store, provider, &[])
+        .await
+        .expect("owed");
+    assert!(owed[0].total().is_zero(), "nothing owed");
     net.stop().await;
 }

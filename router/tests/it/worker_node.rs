@@ -102,6 +102,25 @@ fn command(net: &Net, config_path: &Path) -> Command {
     cmd
 }
 
+/// `morpheus-worker <args> --config <config_path> --json`, which must succeed; its JSON answer.
+async fn provider_cmd(net: &Net, config_path: &Path, args: &[&str]) -> serde_json::Value {
+    let out = Command::new(worker_bin())
+        .args(args)
+        .arg("--config")
+        .arg(config_path)
+        .arg("--json")
+        .env(
+            "MORPHEUS_PROVIDER_KEY",
+            format!("{:?}", net.devnet.signer(PROVIDER).to_bytes()),
+        )
+        .output()
+        .await
+        .expect("runs");
+    assert!(out.status.success(), "{args:?}: {}", log_of(&out));
+    serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("{args:?}: not JSON ({e}): {}", log_of(&out)))
+}
+
 /// Starts the node and waits until it serves on `port`.
 async fn start(net: &Net, config_path: &Path, port: u16) -> Child {
     let mut child = command(net, config_path)
@@ -272,6 +291,50 @@ async fn the_node_sets_itself_up_serves_and_claims_exactly_the_credit() {
         chain.mor().balance_of(provider).await.expect("balance") - before,
         receipt.amount,
         "no claim twice across restarts"
+    );
+
+    // The provider's commands: status, a new bid, deregistering, the stake after the cooldown.
+    let status = provider_cmd(&net, &config_path, &["status"]).await;
+    assert_eq!(status["status"], "active", "{status}");
+    assert_eq!(
+        status["bids"][0]["pricePerToken"], "40000000000",
+        "{status}"
+    );
+    assert_eq!(
+        status["routers"][0]["paid"],
+        receipt.amount.to_string(),
+        "{status}"
+    );
+    assert_eq!(status["routers"][0]["owed"], "0", "{status}");
+    assert_eq!(status["claims"]["claims"], 1, "{status}");
+    assert_eq!(
+        status["claims"]["paid"],
+        receipt.amount.to_string(),
+        "{status}"
+    );
+    assert!(status["budget"]["left"].as_str().is_some(), "{status}");
+    let set = provider_cmd(
+        &net,
+        &config_path,
+        &["bid", "set", "--price", "0.00000003", "--capacity", "8"],
+    )
+    .await;
+    assert_eq!(set["modelId"], model_id.to_string(), "{set}");
+    let bid = registry.bid(provider, model_id).await.expect("bid");
+    assert_eq!(
+        (bid.pricePerToken, bid.capacity),
+        (U256::from(30_000_000_000u64), U256::from(8))
+    );
+    let gone = provider_cmd(&net, &config_path, &["deregister"]).await;
+    assert_eq!(gone["bidsDeleted"], 1, "{gone}");
+    let stake = registry.provider(provider).await.expect("record").stake;
+    net.devnet.advance_days(30).await.expect("time passes");
+    let before = chain.mor().balance_of(provider).await.expect("balance");
+    let back = provider_cmd(&net, &config_path, &["withdraw"]).await;
+    assert_eq!(back["withdrawn"], stake.to_string(), "{back}");
+    assert_eq!(
+        chain.mor().balance_of(provider).await.expect("balance") - before,
+        stake
     );
 
     // Bad settings: one line naming each.
