@@ -56,9 +56,9 @@ pub(crate) struct NodeArgs {
     /// The node's configuration (`worker.toml`): the chain, the deployment, the routers.
     #[arg(long, env = "MORPHEUS_WORKER_CONFIG", default_value = "worker.toml")]
     pub(crate) config: PathBuf,
-    /// The provider's private key (hex).
+    /// The provider's private key (hex), unless the configuration names a keystore.
     #[arg(long, env = "MORPHEUS_PROVIDER_KEY", hide_env_values = true)]
-    pub(crate) provider_key: String,
+    pub(crate) provider_key: Option<String>,
     /// Print JSON for scripts instead of lines for people.
     #[arg(long)]
     pub(crate) json: bool,
@@ -95,10 +95,10 @@ pub(crate) struct RunArgs {
     /// The node's configuration (`worker.toml`; docs/worker.md lists its keys).
     #[arg(long, env = "MORPHEUS_WORKER_CONFIG", default_value = "worker.toml")]
     pub(crate) config: PathBuf,
-    /// The provider's private key (hex). Prefer the environment variable: an argument shows in
-    /// `ps`. Never logged.
+    /// The provider's private key (hex), unless the configuration names a keystore. Prefer the
+    /// environment variable: an argument shows in `ps`. Never logged.
     #[arg(long, env = "MORPHEUS_PROVIDER_KEY", hide_env_values = true)]
-    pub(crate) provider_key: String,
+    pub(crate) provider_key: Option<String>,
 }
 
 #[derive(Args)]

@@ -2,10 +2,7 @@
 //! `withdraw`. Each reads the node's `worker.toml` for the chain and the routers, and prints
 //! lines for people or, with `--json`, one JSON object for scripts.
 
-use alloy::{
-    primitives::{Address, B256, U256, utils::format_ether},
-    signers::local::PrivateKeySigner,
-};
+use alloy::primitives::{Address, B256, U256, utils::format_ether};
 use eyre::{Result, WrapErr, bail, eyre};
 use morpheus_sdk::{Deployment, contracts::Protocol, router::RouterClient};
 use morpheus_worker::{
@@ -20,11 +17,7 @@ use crate::cli::{BidCmd, NodeArgs};
 /// The connection the command acts through, as the provider.
 async fn connect(args: &NodeArgs) -> Result<(NodeConfig, Protocol, Address)> {
     let cfg = NodeConfig::load(&args.config)?;
-    let signer: PrivateKeySigner = args
-        .provider_key
-        .trim()
-        .parse()
-        .map_err(|_| eyre!("MORPHEUS_PROVIDER_KEY is not a private key (64 hex digits)"))?;
+    let signer = cfg.signer(args.provider_key.as_deref())?;
     let provider = signer.address();
     let deployment = Deployment::load(&cfg.deployment)
         .wrap_err_with(|| format!("deployment: reading {}", cfg.deployment.display()))?;

@@ -5,7 +5,6 @@
 
 use std::{sync::Arc, time::Duration};
 
-use alloy::signers::local::PrivateKeySigner;
 use eyre::{Context, Result, eyre};
 use morpheus_sdk::{Deployment, contracts::Protocol, merkle::ModelTree, router::RouterClient};
 use morpheus_worker::{
@@ -29,11 +28,7 @@ use crate::cli::RunArgs;
 
 pub(crate) async fn run(args: RunArgs) -> Result<()> {
     let cfg = NodeConfig::load(&args.config)?;
-    let signer: PrivateKeySigner = args
-        .provider_key
-        .trim()
-        .parse()
-        .map_err(|_| eyre!("MORPHEUS_PROVIDER_KEY is not a private key (64 hex digits)"))?;
+    let signer = cfg.signer(args.provider_key.as_deref())?;
     let provider = signer.address();
     // How long the chain may stay unreachable at start before the node gives up.
     let start_retry = Duration::from_secs(cfg.startup_retry_secs);
@@ -59,7 +54,7 @@ pub(crate) async fn run(args: RunArgs) -> Result<()> {
     let tree = tokio::task::spawn_blocking(move || {
         let mut shown = 0;
         ModelTree::from_file(&weights, |done, total| {
-            let pct = if total == 0 { 100 } else { done * 100 / total };
+            let pct = (done * 100).checked_div(total).unwrap_or(100);
             if pct >= shown + 10 || done == total {
                 shown = pct;
                 info!(target: "worker::node", "hashing the weights: {pct}% of {} MiB", total.div_ceil(1 << 20));

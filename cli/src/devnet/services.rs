@@ -137,6 +137,9 @@ impl Running {
         creator: alloy::primitives::Address,
         (price, capacity): (alloy::primitives::U256, u64),
     ) -> Result<String> {
+        // A fresh chain each run: the sessions, vouchers and claims of the last run name
+        // contracts gone with it.
+        remove_db(&worker_db(local.state))?;
         let config = local.state.join("worker.toml");
         let text = worker_toml(local, model, creator, price, capacity);
         std::fs::write(&config, text).map_err(|e| Error::io(&config, e))?;

@@ -29,6 +29,14 @@ pub struct NodeConfig {
     /// The provider's address, when the node must run as it: a key that is another's is refused.
     #[serde(default)]
     pub provider: Option<Address>,
+    /// An encrypted JSON keystore holding the provider's key (instead of
+    /// `MORPHEUS_PROVIDER_KEY`); its password in `MORPHEUS_KEYSTORE_PASSWORD` or
+    /// [`keystore_password_file`](Self::keystore_password_file).
+    #[serde(default)]
+    pub keystore: Option<PathBuf>,
+    /// A file whose first line is the keystore's password.
+    #[serde(default)]
+    pub keystore_password_file: Option<PathBuf>,
     /// MOR (decimal) staked when registering (default: the registry's minimum).
     #[serde(default)]
     pub stake: Option<String>,
@@ -234,6 +242,17 @@ impl NodeConfig {
         self.endpoint
             .clone()
             .unwrap_or_else(|| format!("http://{}", self.listen))
+    }
+
+    /// The provider's key: `env_key` (`MORPHEUS_PROVIDER_KEY`) or the keystore.
+    pub fn signer(&self, env_key: Option<&str>) -> Result<alloy::signers::local::PrivateKeySigner> {
+        let password = std::env::var(super::key::KEYSTORE_PASSWORD_ENV).ok();
+        super::key::provider_key(
+            env_key,
+            self.keystore.as_deref(),
+            password.as_deref(),
+            self.keystore_password_file.as_deref(),
+        )
     }
 
     /// The database file.

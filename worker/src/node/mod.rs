@@ -3,6 +3,7 @@
 
 pub mod auto_claim;
 pub mod config;
+pub mod key;
 pub mod onchain;
 pub mod retry;
 
