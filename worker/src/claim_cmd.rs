@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use alloy::{primitives::utils::parse_ether, signers::local::PrivateKeySigner};
 use eyre::{Context, Result, bail};
-use morpheus_sdk::{Deployment, contracts::Protocol, router::RouterClient};
+use morpheus_sdk::{Deployment, contracts::Protocol};
 use morpheus_worker::{
     claim::{self, ClaimDecision, ClaimPolicy, Owed},
     store::Store,
@@ -33,11 +33,7 @@ pub(crate) async fn run(args: ClaimArgs) -> Result<()> {
     let protocol = Protocol::connect(&args.rpc_url, deployment, Some(signer))
         .await
         .wrap_err_with(|| format!("connecting to {}", args.rpc_url))?;
-    let routers = args
-        .router_urls
-        .iter()
-        .map(|url| Ok((url.clone(), RouterClient::new(url)?)))
-        .collect::<Result<Vec<_>>>()?;
+    let routers = claim::router_clients(&args.router_urls)?;
 
     let store = match &args.db {
         Some(path) => Store::open(path)?,
@@ -48,31 +44,16 @@ pub(crate) async fn run(args: ClaimArgs) -> Result<()> {
         .await
         .wrap_err("finishing the claims an earlier run left unfinished")?;
 
-    let answers = claim::owed(&protocol, &routers, provider).await;
-    let chain_now = protocol.latest_block_time().await?;
-    claim::keep(&store, &answers, chain_now)?;
-    let answered: Vec<_> = answers
-        .iter()
-        .filter_map(|a| a.owed.as_ref().ok().and_then(Option::as_ref))
-        .map(|o| o.router)
-        .collect();
-    let stored = claim::stored_owed(&protocol, &store, provider, &answered).await?;
-    let owing: Vec<&Owed> = answers
-        .iter()
-        .filter_map(|a| a.owed.as_ref().ok().and_then(Option::as_ref))
-        .chain(&stored)
-        .filter(|o| !o.total().is_zero())
-        .collect();
-    let decision = if owing.is_empty() {
-        ClaimDecision::Wait("nothing is owed".into())
-    } else {
-        let first_seen = claim::first_seen(&store, chain_now)?;
-        let cost = claim::cost(&protocol, &owing, first_seen).await?;
-        match claim::claim_due(&policy, &cost) {
-            ClaimDecision::Wait(why) if args.now => ClaimDecision::Claim(format!("--now ({why})")),
+    let gathered = claim::gather(&protocol, &store, &routers, provider).await?;
+    let owing: Vec<&Owed> = gathered.owing();
+    let decision =
+        match claim::decide(&protocol, &store, &policy, &owing, gathered.chain_now).await? {
+            ClaimDecision::Wait(why) if args.now && !owing.is_empty() => {
+                ClaimDecision::Claim(format!("--now ({why})"))
+            }
             decision => decision,
-        }
-    };
+        };
+    let (answers, stored) = (&gathered.answers, &gathered.stored);
     let claimed = match &decision {
         ClaimDecision::Claim(_) => Some(claim::claim(&protocol, &store, &owing, provider).await?),
         ClaimDecision::Wait(_) => None,
@@ -120,13 +101,13 @@ pub(crate) async fn run(args: ClaimArgs) -> Result<()> {
                 ),
             }
         }
-        for o in &stored {
+        for o in stored {
             println!(
                 "router {} (stored voucher)  owes {} MOR wei (+{} bootstrap)",
                 o.router, o.amount, o.bootstrap
             );
         }
-        for a in &answers {
+        for a in answers {
             match &a.owed {
                 Ok(Some(o)) => println!(
                     "{}  owes {} MOR wei (+{} bootstrap)",

@@ -4,7 +4,7 @@
 
 use alloy::primitives::{Address, B256, U256, utils::format_ether};
 use eyre::{Result, WrapErr, bail, eyre};
-use morpheus_sdk::{Deployment, contracts::Protocol, router::RouterClient};
+use morpheus_sdk::{Deployment, contracts::Protocol};
 use morpheus_worker::{
     claim,
     node::{NodeConfig, config::check_bid},
@@ -80,12 +80,7 @@ pub(crate) async fn status(args: NodeArgs) -> Result<()> {
         ));
         bids_json.push(json!({"modelId": bid.modelId, "name": name, "pricePerToken": bid.pricePerToken.to_string(), "capacity": bid.capacity.to_string()}));
     }
-    let routers = cfg
-        .claims
-        .router_urls
-        .iter()
-        .map(|url| Ok((url.clone(), RouterClient::new(url)?)))
-        .collect::<Result<Vec<_>>>()?;
+    let routers = claim::router_clients(&cfg.claims.router_urls)?;
     let mut routers_json = Vec::new();
     for answer in claim::owed(&protocol, &routers, provider).await {
         match &answer.owed {

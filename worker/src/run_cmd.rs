@@ -6,12 +6,13 @@
 use std::{sync::Arc, time::Duration};
 
 use eyre::{Context, Result, eyre};
-use morpheus_sdk::{Deployment, contracts::Protocol, merkle::ModelTree, router::RouterClient};
+use morpheus_sdk::{Deployment, contracts::Protocol};
 use morpheus_worker::{
     ProtocolConfig,
     api::{self, AppState},
+    claim,
     engine::EngineConfig,
-    model::ModelDir,
+    model::{ModelDir, prepare},
     node::{
         NodeConfig,
         auto_claim::AutoClaim,
@@ -51,17 +52,8 @@ pub(crate) async fn run(args: RunArgs) -> Result<()> {
     // The file served, by its Merkle root: what the model is registered and claimed by.
     let model = Arc::new(ModelDir::open(&cfg.model.dir)?);
     let weights = model.weights_path();
-    let tree = tokio::task::spawn_blocking(move || {
-        let mut shown = 0;
-        ModelTree::from_file(&weights, |done, total| {
-            let pct = (done * 100).checked_div(total).unwrap_or(100);
-            if pct >= shown + 10 || done == total {
-                shown = pct;
-                info!(target: "worker::node", "hashing the weights: {pct}% of {} MiB", total.div_ceil(1 << 20));
-            }
-        })
-    })
-    .await??;
+    let (tree, pieces) =
+        tokio::task::spawn_blocking(move || prepare::model_tree(&weights)).await??;
     let wanted = Wanted {
         endpoint: cfg.endpoint(),
         stake: cfg.stake()?,
@@ -90,12 +82,7 @@ pub(crate) async fn run(args: RunArgs) -> Result<()> {
     } else {
         cfg.routers.clone()
     };
-    let claim_routers = cfg
-        .claims
-        .router_urls
-        .iter()
-        .map(|url| Ok((url.clone(), RouterClient::new(url)?)))
-        .collect::<Result<Vec<_>>>()?;
+    let claim_routers = claim::router_clients(&cfg.claims.router_urls)?;
 
     let protocol_cfg = ProtocolConfig {
         signer: signer.clone(),
@@ -121,9 +108,8 @@ pub(crate) async fn run(args: RunArgs) -> Result<()> {
     if let Some(t) = cfg.engine.threads {
         engine.threads = t;
     }
-    let model_dir = cfg.model.dir.clone();
     let state = tokio::task::spawn_blocking(move || {
-        AppState::load(&env, &model_dir, &engine, protocol_cfg)
+        AppState::load_hashed(&env, model, (tree, pieces), &engine, protocol_cfg)
     })
     .await??;
 

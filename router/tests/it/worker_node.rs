@@ -16,12 +16,14 @@ use morpheus_sdk::{
     merkle::ModelTree,
     openai::{ChatCompletionRequest, ChatMessage},
     provider::ProviderClient,
-    router::Outcome,
 };
 use morpheus_testkit::{log_of, stop_with_signal, tiny_model, tiny_weights, workspace_binaries};
 use tokio::process::{Child, Command};
 
-use crate::common::{Net, PROVIDER};
+use crate::{
+    common::{Net, PROVIDER},
+    worker_claim::serve_one,
+};
 
 fn worker_bin() -> &'static Path {
     static BIN: OnceLock<PathBuf> = OnceLock::new();
@@ -201,34 +203,7 @@ async fn the_node_sets_itself_up_serves_and_claims_exactly_the_credit() {
 
     // A chat through the network, reported, credited; the node claims it by itself.
     let before = chain.mor().balance_of(provider).await.expect("balance");
-    let assignment = net.assignment().await;
-    let a = &assignment.message;
-    let answer = ProviderClient::new(&a.endpoint)
-        .expect("client")
-        .chat(
-            &assignment,
-            &ChatCompletionRequest {
-                model: "tiny".into(),
-                messages: vec![ChatMessage::user("Count to three.")],
-                max_tokens: Some(8),
-                temperature: Some(0.0),
-                ..Default::default()
-            },
-        )
-        .await
-        .expect("chat");
-    let receipt = net
-        .router
-        .report_usage(&net.report_as(
-            &net.user(),
-            a.sessionId,
-            u64::from(answer.usage.total_tokens),
-            200,
-            true,
-        ))
-        .await
-        .expect("report");
-    assert_eq!(receipt.outcome, Outcome::Credited, "{}", receipt.detail);
+    let credited = serve_one(&net).await;
     let mut paid = U256::ZERO;
     for _ in 0..120 {
         paid = chain.mor().balance_of(provider).await.expect("balance") - before;
@@ -237,10 +212,7 @@ async fn the_node_sets_itself_up_serves_and_claims_exactly_the_credit() {
         }
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
-    assert_eq!(
-        paid, receipt.amount,
-        "claimed by the node: exactly the credit"
-    );
+    assert_eq!(paid, credited, "claimed by the node: exactly the credit");
 
     // The metrics show it, once the node has the receipt.
     let mut metrics = String::new();
@@ -263,6 +235,36 @@ async fn the_node_sets_itself_up_serves_and_claims_exactly_the_credit() {
     assert!(
         metrics.contains("morpheus_worker_owed_mor 0\n"),
         "{metrics}"
+    );
+
+    // kill -9 in the middle of a session: the restarted node still counts what it served, so
+    // the assignment's tokenMax holds across the crash and the receipt counts both requests.
+    let assignment = net.assignment().await;
+    let client = ProviderClient::new(&assignment.message.endpoint).expect("client");
+    let ask = |max_tokens| ChatCompletionRequest {
+        model: "tiny".into(),
+        messages: vec![ChatMessage::user("Count to three.")],
+        max_tokens: Some(max_tokens),
+        temperature: Some(0.0),
+        ..Default::default()
+    };
+    let first = client.chat(&assignment, &ask(8)).await.expect("chat");
+    let mut node = node;
+    node.start_kill().expect("kill -9");
+    node.wait().await.expect("killed");
+    let node = start(&net, &config_path, port).await;
+    let second = client.chat(&assignment, &ask(400)).await.expect("chat");
+    let used = first.usage.total_tokens + second.usage.total_tokens;
+    let token_max = u32::try_from(assignment.message.tokenMax).expect("small");
+    assert!(
+        used <= token_max,
+        "{used} tokens served of a tokenMax of {token_max}"
+    );
+    let receipt = client.receipt(&assignment).await.expect("receipt");
+    assert_eq!(
+        receipt.message.tokens,
+        U256::from(used),
+        "both requests counted"
     );
 
     // SIGTERM: a clean stop. A restart with the same settings sends nothing; a new price
@@ -289,7 +291,7 @@ async fn the_node_sets_itself_up_serves_and_claims_exactly_the_credit() {
     );
     assert_eq!(
         chain.mor().balance_of(provider).await.expect("balance") - before,
-        receipt.amount,
+        credited,
         "no claim twice across restarts"
     );
 
@@ -302,16 +304,12 @@ async fn the_node_sets_itself_up_serves_and_claims_exactly_the_credit() {
     );
     assert_eq!(
         status["routers"][0]["paid"],
-        receipt.amount.to_string(),
+        credited.to_string(),
         "{status}"
     );
     assert_eq!(status["routers"][0]["owed"], "0", "{status}");
     assert_eq!(status["claims"]["claims"], 1, "{status}");
-    assert_eq!(
-        status["claims"]["paid"],
-        receipt.amount.to_string(),
-        "{status}"
-    );
+    assert_eq!(status["claims"]["paid"], credited.to_string(), "{status}");
     assert!(status["budget"]["left"].as_str().is_some(), "{status}");
     let set = provider_cmd(
         &net,

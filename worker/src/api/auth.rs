@@ -467,27 +467,17 @@ mod tests {
         assert!(auth.reserve(&grant, 1, 1).is_err());
     }
 
+    /// The ledger on the database at `path` (created, or as a previous run left it).
     fn reopened(path: &std::path::Path) -> Auth {
         let (fresh, _) = auth();
-        Auth::new(
-            fresh.policy.clone(),
-            None,
-            Store::open(path).expect("reopen"),
-        )
-        .expect("auth")
+        Auth::new(fresh.policy.clone(), None, Store::open(path).expect("open")).expect("auth")
     }
 
     #[test]
     fn a_restart_keeps_each_sessions_count_and_a_request_in_flight_counts_in_full() {
         let dir = tempfile::tempdir().expect("temp dir");
         let path = dir.path().join("worker.db");
-        let (fresh, grant) = auth();
-        let auth = Auth::new(
-            fresh.policy.clone(),
-            None,
-            Store::open(&path).expect("open"),
-        )
-        .expect("auth");
+        let (auth, grant) = (reopened(&path), auth().1);
         let (mut done, _) = auth.reserve(&grant, 100, 500).expect("room");
         done.finished(100, 200);
         drop(done);
@@ -511,13 +501,7 @@ mod tests {
     fn a_restart_keeps_a_closed_session_closed() {
         let dir = tempfile::tempdir().expect("temp dir");
         let path = dir.path().join("worker.db");
-        let (fresh, grant) = auth();
-        let auth = Auth::new(
-            fresh.policy.clone(),
-            None,
-            Store::open(&path).expect("open"),
-        )
-        .expect("auth");
+        let (auth, grant) = (reopened(&path), auth().1);
         let (mut r, _) = auth.reserve(&grant, 10, 20).expect("room");
         r.finished(10, 5);
         drop(r);

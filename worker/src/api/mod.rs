@@ -61,7 +61,19 @@ impl AppState {
         protocol: ProtocolConfig,
     ) -> Result<Self> {
         let model = Arc::new(ModelDir::open(model_dir)?);
-        let (tree, pieces) = prepare::model_tree(&model.weights_path())?;
+        let hashed = prepare::model_tree(&model.weights_path())?;
+        Self::load_hashed(env, model, hashed, cfg, protocol)
+    }
+
+    /// As [`load`](Self::load), for a model whose weights file the caller already hashed
+    /// (`morpheus-worker run` registers the model by its root before it serves).
+    pub fn load_hashed(
+        env: &Arc<Environment>,
+        model: Arc<ModelDir>,
+        (tree, pieces): (ModelTree, PieceIndex),
+        cfg: &EngineConfig,
+        protocol: ProtocolConfig,
+    ) -> Result<Self> {
         if let Some(root) = &model.meta.merkle_root
             && *root != tree.root().to_string()
         {

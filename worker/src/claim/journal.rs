@@ -60,6 +60,17 @@ fn sender(protocol: &Protocol) -> Result<Address> {
     })
 }
 
+/// The sender's next nonce: counting its transactions still pending, or only the mined ones.
+async fn nonce_of(protocol: &Protocol, pending: bool) -> Result<u64> {
+    let count = protocol.provider().get_transaction_count(sender(protocol)?);
+    if pending {
+        count.pending().await
+    } else {
+        count.await
+    }
+    .map_err(rpc)
+}
+
 /// Sends one claim of `vouchers`, journaled in `store`; returns what it paid `provider`.
 pub(super) async fn send(
     protocol: &Protocol,
@@ -67,13 +78,7 @@ pub(super) async fn send(
     vouchers: &[Signed<CreditVoucher>],
     provider: Address,
 ) -> Result<Claimed> {
-    let from = sender(protocol)?;
-    let nonce = protocol
-        .provider()
-        .get_transaction_count(from)
-        .pending()
-        .await
-        .map_err(rpc)?;
+    let nonce = nonce_of(protocol, true).await?;
     let id = store.begin_claim(vouchers, nonce, unix_now())?;
     crash_point("before-send").await;
     let router = protocol.session_router();
@@ -211,14 +216,9 @@ pub async fn recover(
 
 /// Why a claim with no transaction recorded ended: its nonce tells whether anything was mined.
 async fn unsent(protocol: &Protocol, row: &ClaimRow) -> Result<String> {
-    let from = sender(protocol)?;
     let deadline = tokio::time::Instant::now() + RECEIPT_WAIT;
     loop {
-        let mined = protocol
-            .provider()
-            .get_transaction_count(from)
-            .await
-            .map_err(rpc)?;
+        let mined = nonce_of(protocol, false).await?;
         if mined > row.nonce {
             return Ok(format!(
                 "a transaction with nonce {} was mined after the claim was written down; the \
@@ -226,12 +226,7 @@ async fn unsent(protocol: &Protocol, row: &ClaimRow) -> Result<String> {
                 row.nonce
             ));
         }
-        let pending = protocol
-            .provider()
-            .get_transaction_count(from)
-            .pending()
-            .await
-            .map_err(rpc)?;
+        let pending = nonce_of(protocol, true).await?;
         if pending <= row.nonce {
             return Ok("never sent: the process stopped before the node had it".into());
         }

@@ -183,6 +183,76 @@ pub async fn cost(protocol: &Protocol, owed: &[&Owed], first_seen: u64) -> Resul
     })
 }
 
+/// The routers' clients for `urls`.
+pub fn router_clients(urls: &[String]) -> Result<Vec<(String, RouterClient)>> {
+    urls.iter()
+        .map(|url| Ok((url.clone(), RouterClient::new(url)?)))
+        .collect()
+}
+
+/// What every source says is owed: the routers asked just now, and the stored vouchers of
+/// those that did not answer with one.
+#[derive(Debug)]
+pub struct Gathered {
+    /// Each router's answer, in the order asked.
+    pub answers: Vec<RouterOwed>,
+    /// What the stored vouchers of routers that did not answer still pay.
+    pub stored: Vec<Owed>,
+    /// The chain's time when they were gathered.
+    pub chain_now: u64,
+}
+
+impl Gathered {
+    /// Everything owing something, answered and stored.
+    pub fn owing(&self) -> Vec<&Owed> {
+        self.answers
+            .iter()
+            .filter_map(|a| a.owed.as_ref().ok().and_then(Option::as_ref))
+            .chain(&self.stored)
+            .filter(|o| !o.total().is_zero())
+            .collect()
+    }
+}
+
+/// Asks `routers` for their newest vouchers, keeps them in `store` ([`keep`]), and adds what
+/// the stored vouchers of the routers that did not answer still pay ([`stored_owed`]).
+pub async fn gather(
+    protocol: &Protocol,
+    store: &Store,
+    routers: &[(String, RouterClient)],
+    provider: Address,
+) -> Result<Gathered> {
+    let answers = owed(protocol, routers, provider).await;
+    let chain_now = protocol.latest_block_time().await?;
+    keep(store, &answers, chain_now)?;
+    let answered: Vec<Address> = answers
+        .iter()
+        .filter_map(|a| a.owed.as_ref().ok().and_then(Option::as_ref))
+        .map(|o| o.router)
+        .collect();
+    let stored = stored_owed(protocol, store, provider, &answered).await?;
+    Ok(Gathered {
+        answers,
+        stored,
+        chain_now,
+    })
+}
+
+/// The rule's decision for `owing` ([`claim_due`] over its [`cost`] now; nothing owed waits).
+pub async fn decide(
+    protocol: &Protocol,
+    store: &Store,
+    policy: &ClaimPolicy,
+    owing: &[&Owed],
+    chain_now: u64,
+) -> Result<ClaimDecision> {
+    if owing.is_empty() {
+        return Ok(ClaimDecision::Wait("nothing is owed".into()));
+    }
+    let cost = cost(protocol, owing, first_seen(store, chain_now)?).await?;
+    Ok(claim_due(policy, &cost))
+}
+
 /// Keeps each router's newest voucher in `owed` in `store` (before any claim sends it; a
 /// router down later still leaves its credit claimable, [`stored_owed`]).
 pub fn keep(store: &Store, owed: &[RouterOwed], now: u64) -> Result<()> {

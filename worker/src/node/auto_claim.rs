@@ -56,32 +56,20 @@ impl AutoClaim {
     /// One look: recover, fetch, keep, decide, claim.
     pub async fn round(&self) -> Result<Round> {
         claim::recover(&self.protocol, &self.store, self.provider).await?;
-        let answers = claim::owed(&self.protocol, &self.routers, self.provider).await;
-        let now = self.protocol.latest_block_time().await?;
-        claim::keep(&self.store, &answers, now)?;
-        let answered: Vec<Address> = answers
-            .iter()
-            .filter_map(|a| a.owed.as_ref().ok().and_then(Option::as_ref))
-            .map(|o| o.router)
-            .collect();
-        let stored =
-            claim::stored_owed(&self.protocol, &self.store, self.provider, &answered).await?;
-        let owing: Vec<&Owed> = answers
-            .iter()
-            .filter_map(|a| a.owed.as_ref().ok().and_then(Option::as_ref))
-            .chain(&stored)
-            .filter(|o| !o.total().is_zero())
-            .collect();
+        let gathered =
+            claim::gather(&self.protocol, &self.store, &self.routers, self.provider).await?;
+        let owing: Vec<&Owed> = gathered.owing();
         let owed = owing
             .iter()
             .fold(U256::ZERO, |t, o| t.saturating_add(o.total()));
-        let decision = if owing.is_empty() {
-            ClaimDecision::Wait("nothing is owed".into())
-        } else {
-            let first_seen = claim::first_seen(&self.store, now)?;
-            let cost = claim::cost(&self.protocol, &owing, first_seen).await?;
-            claim::claim_due(&self.policy, &cost)
-        };
+        let decision = claim::decide(
+            &self.protocol,
+            &self.store,
+            &self.policy,
+            &owing,
+            gathered.chain_now,
+        )
+        .await?;
         let claimed = match &decision {
             ClaimDecision::Claim(why) => {
                 info!(target: "worker::claim", owed = %owed, %why, "claiming");
