@@ -46,13 +46,14 @@ pub(crate) async fn run(args: ClaimArgs) -> Result<()> {
 
     let gathered = claim::gather(&protocol, &store, &routers, provider).await?;
     let owing: Vec<&Owed> = gathered.owing();
-    let decision =
-        match claim::decide(&protocol, &store, &policy, &owing, gathered.chain_now).await? {
-            ClaimDecision::Wait(why) if args.now && !owing.is_empty() => {
-                ClaimDecision::Claim(format!("--now ({why})"))
-            }
-            decision => decision,
-        };
+    let decided = claim::decide(&protocol, &store, &policy, &owing, gathered.chain_now).await?;
+    let decision = match decided.decision {
+        // --now claims whatever the gas, but not what would pay nothing.
+        ClaimDecision::Wait(why) if args.now && !decided.payable.is_zero() => {
+            ClaimDecision::Claim(format!("--now ({why})"))
+        }
+        decision => decision,
+    };
     let (answers, stored) = (&gathered.answers, &gathered.stored);
     let claimed = match &decision {
         ClaimDecision::Claim(_) => Some(claim::claim(&protocol, &store, &owing, provider).await?),

@@ -171,8 +171,31 @@ async fn a_budget_exhausted_day_pays_part_and_the_rest_the_next_day() {
         .await
         .expect("owed");
     assert_eq!(owed[0].amount, credit - payable, "the rest stays owed");
+    // A claim now would pay nothing: the rule waits, even with gas nearly free.
+    let cheap = ClaimPolicy {
+        mor_per_eth: U256::from(1),
+        ..ClaimPolicy::default()
+    };
+    let refs: Vec<&Owed> = owed.iter().collect();
+    let now = chain.latest_block_time().await.expect("time");
+    let decided = claim::decide(&chain, &store, &cheap, &refs, now)
+        .await
+        .expect("decide");
+    assert!(
+        matches!(&decided.decision, ClaimDecision::Wait(why) if why.contains("nothing is payable today")),
+        "{decided:?}"
+    );
 
     net.devnet.advance_days(1).await.expect("the next day");
+    let now = chain.latest_block_time().await.expect("time");
+    let decided = claim::decide(&chain, &store, &cheap, &refs, now)
+        .await
+        .expect("decide");
+    assert_eq!(decided.payable, credit - payable, "{decided:?}");
+    assert!(
+        matches!(decided.decision, ClaimDecision::Claim(_)),
+        "{decided:?}"
+    );
     let second = claim::claim(&chain, &store, &owed.iter().collect::<Vec<_>>(), provider)
         .await
         .expect("claim");

@@ -20,7 +20,7 @@ use morpheus_sdk::{
 use tracing::warn;
 
 pub use journal::{CRASH_POINT_ENV, Recovered, recover};
-pub use policy::{ClaimCost, ClaimDecision, ClaimPolicy, claim_due};
+pub use policy::{ClaimCost, ClaimDecision, ClaimPolicy, PairOwed, claim_due, payable_today};
 
 use crate::{Error, Result, store::Store};
 
@@ -238,19 +238,60 @@ pub async fn gather(
     })
 }
 
-/// The rule's decision for `owing` ([`claim_due`] over its [`cost`] now; nothing owed waits).
+/// The rule's decision for `owing`, and what a claim now would pay.
+#[derive(Debug, Clone)]
+pub struct Decided {
+    /// Claim or wait, and why.
+    pub decision: ClaimDecision,
+    /// MOR wei a claim sent now would pay ([`payable_today`]).
+    pub payable: U256,
+}
+
+/// The rule's decision for `owing`: nothing owed, or nothing payable today (the day's budget or
+/// the routers' shares of it spent: a claim would pay nothing and cost gas), waits; otherwise
+/// [`claim_due`] over what a claim now would pay and its [`cost`].
 pub async fn decide(
     protocol: &Protocol,
     store: &Store,
     policy: &ClaimPolicy,
     owing: &[&Owed],
     chain_now: u64,
-) -> Result<ClaimDecision> {
+) -> Result<Decided> {
     if owing.is_empty() {
-        return Ok(ClaimDecision::Wait("nothing is owed".into()));
+        return Ok(Decided {
+            decision: ClaimDecision::Wait("nothing is owed".into()),
+            payable: U256::ZERO,
+        });
     }
-    let cost = cost(protocol, owing, first_seen(store, chain_now)?).await?;
-    Ok(claim_due(policy, &cost))
+    let sessions = protocol.session_router();
+    let today = protocol.pool().today().await?;
+    let mut pairs = Vec::with_capacity(owing.len());
+    for o in owing {
+        let info = sessions.router_info(o.router).await?;
+        let limit = today.budget.saturating_mul(info.share_bps) / U256::from(10_000);
+        pairs.push(PairOwed {
+            amount: o.amount,
+            bootstrap: o.bootstrap,
+            router_left: limit.saturating_sub(info.spent_today),
+        });
+    }
+    let payable = payable_today(&pairs, today.remaining(), today.reserve);
+    if payable.is_zero() {
+        return Ok(Decided {
+            decision: ClaimDecision::Wait(
+                "nothing is payable today: the day's budget (or the routers' shares of it) is \
+                 spent; the credit stays owed for a later day's claim"
+                    .into(),
+            ),
+            payable,
+        });
+    }
+    let mut cost = cost(protocol, owing, first_seen(store, chain_now)?).await?;
+    cost.owed = payable;
+    Ok(Decided {
+        decision: claim_due(policy, &cost),
+        payable,
+    })
 }
 
 /// Keeps each router's newest voucher in `owed` in `store` (before any claim sends it; a

@@ -97,9 +97,64 @@ pub fn claim_due(policy: &ClaimPolicy, cost: &ClaimCost) -> ClaimDecision {
     ))
 }
 
+/// One router's credit owed to the provider, and what its share of today's budget still pays.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PairOwed {
+    /// MOR wei owed from the daily budget.
+    pub amount: U256,
+    /// MOR wei owed from the bootstrap reserve.
+    pub bootstrap: U256,
+    /// What the router's share of today's budget still pays (`shareBps` of the budget less
+    /// what its vouchers paid today).
+    pub router_left: U256,
+}
+
+/// What one claim of `pairs` sent now would pay, by the contract's rule (`SessionRouter._settle`,
+/// in claim order): each voucher's budget part within the day's budget left and its router's
+/// share left, then its bootstrap part within the reserve left and what is left of that share.
+/// What it cannot pay today stays owed for a later day's claim.
+pub fn payable_today(pairs: &[PairOwed], budget_left: U256, reserve_left: U256) -> U256 {
+    let (mut budget, mut reserve, mut total) = (budget_left, reserve_left, U256::ZERO);
+    for p in pairs {
+        let amount = p.amount.min(budget).min(p.router_left);
+        budget -= amount;
+        let bootstrap = p.bootstrap.min(reserve).min(p.router_left - amount);
+        reserve -= bootstrap;
+        total = total.saturating_add(amount).saturating_add(bootstrap);
+    }
+    total
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn pair(amount: u64, bootstrap: u64, router_left: u64) -> PairOwed {
+        PairOwed {
+            amount: U256::from(amount),
+            bootstrap: U256::from(bootstrap),
+            router_left: U256::from(router_left),
+        }
+    }
+
+    #[test]
+    fn what_is_payable_today_is_capped_by_the_budget_the_reserve_and_each_routers_share() {
+        let u = U256::from;
+        // Everything fits.
+        assert_eq!(payable_today(&[pair(10, 5, 100)], u(100), u(100)), u(15));
+        // The router's share: budget part first, the bootstrap part from what is left of it.
+        assert_eq!(payable_today(&[pair(10, 5, 12)], u(100), u(100)), u(12));
+        // The day's budget is shared by the vouchers in claim order.
+        assert_eq!(
+            payable_today(&[pair(30, 0, 100), pair(30, 0, 100)], u(40), u(0)),
+            u(40)
+        );
+        // The reserve bounds the bootstrap parts.
+        assert_eq!(payable_today(&[pair(0, 50, 100)], u(100), u(20)), u(20));
+        // A spent day pays nothing.
+        assert_eq!(payable_today(&[pair(10, 0, 100)], u(0), u(0)), u(0));
+        assert_eq!(payable_today(&[pair(10, 0, 0)], u(100), u(0)), u(0));
+    }
 
     fn cost(owed: u64, gas_price: u128, age_s: u64) -> ClaimCost {
         ClaimCost {

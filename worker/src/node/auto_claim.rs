@@ -69,7 +69,8 @@ impl AutoClaim {
             &owing,
             gathered.chain_now,
         )
-        .await?;
+        .await?
+        .decision;
         let claimed = match &decision {
             ClaimDecision::Claim(why) => {
                 info!(target: "worker::claim", owed = %owed, %why, "claiming");
