@@ -122,6 +122,7 @@ pub(crate) async fn run(args: RunArgs) -> Result<()> {
         routers: claim_routers,
         provider,
         policy: cfg.claim_policy()?,
+        eth_usd: cfg.eth_usd()?,
         metrics: state.metrics().clone(),
     };
     let stop = CancellationToken::new();

@@ -72,8 +72,8 @@ max_batch = 4
 [claims]
 router_urls = ["{router}"]
 interval_secs = 1
-# Gas priced as nearly free: the credit of one chat is worth a claim.
-mor_per_eth = "0.000000001"
+# Gas priced at MOR's on-chain price with ETH nearly worthless: one chat's credit is worth a claim.
+eth_usd = "0.0000000001"
 "#,
         rpc = net.devnet.rpc_url(),
         deployment = deployment.display(),

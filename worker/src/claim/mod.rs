@@ -20,7 +20,9 @@ use morpheus_sdk::{
 use tracing::warn;
 
 pub use journal::{CRASH_POINT_ENV, Recovered, recover};
-pub use policy::{ClaimCost, ClaimDecision, ClaimPolicy, PairOwed, claim_due, payable_today};
+pub use policy::{
+    ClaimCost, ClaimDecision, ClaimPolicy, PairOwed, claim_due, mor_per_eth_from_usd, payable_today,
+};
 
 use crate::{Error, Result, store::Store};
 

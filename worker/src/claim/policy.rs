@@ -97,6 +97,15 @@ pub fn claim_due(policy: &ClaimPolicy, cost: &ClaimCost) -> ClaimDecision {
     ))
 }
 
+/// MOR per ETH (18 decimals) from ETH's USD price and MOR's (both 18 decimals, MOR's as the
+/// protocol's price source gives it): how the node prices gas in MOR when the configuration names
+/// an ETH price instead of a fixed rate. `None` when MOR has no price.
+pub fn mor_per_eth_from_usd(eth_usd: U256, mor_usd: U256) -> Option<U256> {
+    eth_usd
+        .saturating_mul(U256::from(10u64).pow(U256::from(18u64)))
+        .checked_div(mor_usd)
+}
+
 /// One router's credit owed to the provider, and what its share of today's budget still pays.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct PairOwed {
@@ -135,6 +144,20 @@ mod tests {
             bootstrap: U256::from(bootstrap),
             router_left: U256::from(router_left),
         }
+    }
+
+    #[test]
+    fn mor_per_eth_follows_the_price_of_mor() {
+        let e18 = U256::from(10u64).pow(U256::from(18u64));
+        // ETH at $3000, MOR at $20: 1 ETH buys 150 MOR.
+        assert_eq!(
+            mor_per_eth_from_usd(U256::from(3000) * e18, U256::from(20) * e18),
+            Some(U256::from(150) * e18)
+        );
+        assert_eq!(
+            mor_per_eth_from_usd(U256::from(3000) * e18, U256::ZERO),
+            None
+        );
     }
 
     #[test]

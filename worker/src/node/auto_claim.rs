@@ -44,6 +44,9 @@ pub struct AutoClaim {
     pub provider: Address,
     /// When to claim.
     pub policy: ClaimPolicy,
+    /// ETH's USD price (18 decimals): when set, each round prices gas at MOR's price from the
+    /// protocol's price source instead of `policy.mor_per_eth`.
+    pub eth_usd: Option<U256>,
     /// Where the figures go.
     pub metrics: std::sync::Arc<Metrics>,
 }
@@ -62,10 +65,11 @@ impl AutoClaim {
         let owed = owing
             .iter()
             .fold(U256::ZERO, |t, o| t.saturating_add(o.total()));
+        let policy = self.policy().await?;
         let decision = claim::decide(
             &self.protocol,
             &self.store,
-            &self.policy,
+            &policy,
             &owing,
             gathered.chain_now,
         )
@@ -84,6 +88,23 @@ impl AutoClaim {
             owed,
             decision,
             claimed,
+        })
+    }
+
+    /// The rule for this round: the configured one, its MOR per ETH from the chain's MOR price
+    /// when an ETH price is configured.
+    async fn policy(&self) -> Result<ClaimPolicy> {
+        let Some(eth_usd) = self.eth_usd else {
+            return Ok(self.policy.clone());
+        };
+        let prices = self.protocol.session_router().prices().await?;
+        let mor_per_eth =
+            claim::mor_per_eth_from_usd(eth_usd, prices.mor_usd).ok_or_else(|| {
+                crate::Error::Config("the price source gives MOR no price: cannot price gas".into())
+            })?;
+        Ok(ClaimPolicy {
+            mor_per_eth,
+            ..self.policy.clone()
         })
     }
 

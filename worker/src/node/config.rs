@@ -128,9 +128,13 @@ pub struct ClaimsConfig {
     /// Never claim at a gas price above this many gwei.
     #[serde(default = "default_max_gas_gwei")]
     pub max_gas_gwei: u64,
-    /// The price of 1 ETH in MOR (decimal), to price the gas.
-    #[serde(default = "default_mor_per_eth")]
-    pub mor_per_eth: String,
+    /// The price of 1 ETH in MOR (decimal), to price the gas (default 1000, unless `eth_usd`).
+    #[serde(default)]
+    pub mor_per_eth: Option<String>,
+    /// The price of 1 ETH in USD (decimal): gas is then priced in MOR at MOR's price from the
+    /// protocol's on-chain price source, read every round, instead of a fixed `mor_per_eth`.
+    #[serde(default)]
+    pub eth_usd: Option<String>,
 }
 
 fn default_startup_retry() -> u64 {
@@ -159,9 +163,6 @@ fn default_max_age_hours() -> u64 {
 }
 fn default_max_gas_gwei() -> u64 {
     100
-}
-fn default_mor_per_eth() -> String {
-    "1000".into()
 }
 
 /// The bid the contract accepts: price and capacity above 0, price within `uint112`, capacity
@@ -213,6 +214,7 @@ impl NodeConfig {
             mor("stake", stake)?;
         }
         self.claim_policy()?;
+        self.eth_usd()?;
         if self.claims.router_urls.is_empty() {
             return Err(Error::Config(
                 "claims.router_urls: name at least one router to fetch vouchers from".into(),
@@ -267,8 +269,28 @@ impl NodeConfig {
             gas_multiple: c.gas_multiple,
             max_age: Duration::from_secs(c.max_age_hours.saturating_mul(3600)),
             max_gas_price: u128::from(c.max_gas_gwei).saturating_mul(1_000_000_000),
-            mor_per_eth: mor("claims.mor_per_eth", &c.mor_per_eth)?,
+            mor_per_eth: mor(
+                "claims.mor_per_eth",
+                c.mor_per_eth.as_deref().unwrap_or("1000"),
+            )?,
         })
+    }
+
+    /// ETH's USD price (18 decimals) when gas is priced at MOR's on-chain price.
+    pub fn eth_usd(&self) -> Result<Option<U256>> {
+        let c = &self.claims;
+        match (&c.mor_per_eth, &c.eth_usd) {
+            (Some(_), Some(_)) => Err(Error::Config(
+                "claims: both mor_per_eth and eth_usd are set; use one".into(),
+            )),
+            (_, Some(usd)) => match mor("claims.eth_usd", usd)? {
+                zero if zero.is_zero() => {
+                    Err(Error::Config("claims.eth_usd: must be above 0".into()))
+                }
+                usd => Ok(Some(usd)),
+            },
+            _ => Ok(None),
+        }
     }
 }
 
