@@ -16,6 +16,18 @@ use morpheus_testkit::{Devnet, TestWorker, WorkerOptions, unique_b256, unix_now}
 use tempfile::TempDir;
 use tokio::{sync::oneshot, task::JoinHandle};
 
+/// The `morpheus-worker` binary of this build, for tests that run it as a process.
+pub(crate) fn worker_bin() -> &'static std::path::Path {
+    static BIN: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    BIN.get_or_init(|| {
+        morpheus_testkit::workspace_binaries(
+            std::path::Path::new(env!("CARGO_BIN_EXE_morpheus-router")),
+            &["morpheus-worker"],
+        )
+        .join("morpheus-worker")
+    })
+}
+
 /// Anvil account of the provider running the worker.
 pub(crate) const PROVIDER: usize = 2;
 /// Anvil account of the user.

@@ -3,15 +3,9 @@
 //! it is recorded. The run after the crash finishes what was interrupted, and over all of it the
 //! provider's MOR balance rises by exactly what the router credited: nothing lost, nothing twice.
 
-use std::{
-    path::{Path, PathBuf},
-    process::Stdio,
-    sync::OnceLock,
-    time::Duration,
-};
+use std::{path::Path, process::Stdio, time::Duration};
 
 use alloy::primitives::U256;
-use morpheus_testkit::workspace_binaries;
 use morpheus_worker::{claim::CRASH_POINT_ENV, store::Store};
 use serde_json::Value;
 use tokio::{
@@ -20,27 +14,19 @@ use tokio::{
 };
 
 use crate::{
-    common::{Net, PROVIDER},
+    common::{Net, PROVIDER, worker_bin},
     worker_claim::serve_one,
 };
 
 /// `morpheus-worker claim --now --json` for the provider against `net`'s router, its state in
 /// `db`; stops at `crash_point` when one is given.
 fn claim_command(net: &Net, dir: &Path, crash_point: Option<&str>) -> Command {
-    static BIN: OnceLock<PathBuf> = OnceLock::new();
-    let bin = BIN.get_or_init(|| {
-        workspace_binaries(
-            Path::new(env!("CARGO_BIN_EXE_morpheus-router")),
-            &["morpheus-worker"],
-        )
-        .join("morpheus-worker")
-    });
     let deployment = dir.join("deployment.json");
     net.devnet
         .deployment()
         .save(&deployment)
         .expect("deployment file");
-    let mut cmd = Command::new(bin);
+    let mut cmd = Command::new(worker_bin());
     cmd.arg("claim")
         .arg("--rpc-url")
         .arg(net.devnet.rpc_url())

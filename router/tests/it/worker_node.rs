@@ -4,12 +4,7 @@
 //! provider's MOR balance rising by exactly what the router credited. Bad settings are refused at
 //! start with one line naming them.
 
-use std::{
-    path::{Path, PathBuf},
-    process::Stdio,
-    sync::OnceLock,
-    time::Duration,
-};
+use std::{path::Path, process::Stdio, time::Duration};
 
 use alloy::primitives::U256;
 use morpheus_sdk::{
@@ -17,24 +12,13 @@ use morpheus_sdk::{
     openai::{ChatCompletionRequest, ChatMessage},
     provider::ProviderClient,
 };
-use morpheus_testkit::{log_of, stop_with_signal, tiny_model, tiny_weights, workspace_binaries};
+use morpheus_testkit::{log_of, stop_with_signal, tiny_model, tiny_weights};
 use tokio::process::{Child, Command};
 
 use crate::{
-    common::{Net, PROVIDER},
+    common::{Net, PROVIDER, worker_bin},
     worker_claim::serve_one,
 };
-
-fn worker_bin() -> &'static Path {
-    static BIN: OnceLock<PathBuf> = OnceLock::new();
-    BIN.get_or_init(|| {
-        workspace_binaries(
-            Path::new(env!("CARGO_BIN_EXE_morpheus-router")),
-            &["morpheus-worker"],
-        )
-        .join("morpheus-worker")
-    })
-}
 
 /// A free port on 127.0.0.1 for the node to listen on.
 fn free_port() -> u16 {

@@ -359,43 +359,36 @@ router_urls = ["http://127.0.0.1:8080"]
 
     #[test]
     fn bad_settings_are_refused_naming_them() {
+        // (what GOOD says, what the bad file says instead, what the refusal must mention)
+        let price = "\"0.00000005\"";
         let cases = [
-            (GOOD.replace("\"0.00000005\"", "\"-1\""), "below zero"),
+            (price, "\"-1\"", "below zero"),
+            (price, "\"0\"", "model.price_per_token"),
             (
-                GOOD.replace("\"0.00000005\"", "\"0\""),
-                "model.price_per_token",
-            ),
-            (
-                GOOD.replace("\"0.00000005\"", "\"99999999999999999999999999999999\""),
+                price,
+                "\"99999999999999999999999999999999\"",
                 "outside the contract's bounds",
             ),
+            (price, "\"cheap\"", "not a MOR amount"),
+            ("capacity = 16", "capacity = 0", "model.capacity"),
+            ("capacity = 16", "capacity = -1", "capacity"),
             (
-                GOOD.replace("\"0.00000005\"", "\"cheap\""),
-                "not a MOR amount",
-            ),
-            (
-                GOOD.replace("capacity = 16", "capacity = 0"),
-                "model.capacity",
-            ),
-            (GOOD.replace("capacity = 16", "capacity = -1"), "capacity"),
-            (
-                GOOD.replace("[claims]", "[claims]\nmor_per_eth = \"x\""),
+                "[claims]",
+                "[claims]\nmor_per_eth = \"x\"",
                 "claims.mor_per_eth",
             ),
             (
-                GOOD.replace("[\"http://127.0.0.1:8080\"]", "[]"),
-                "claims.router_urls",
+                "[claims]",
+                "[claims]\nmor_per_eth = \"1\"\neth_usd = \"3000\"",
+                "use one",
             ),
-            (
-                GOOD.replace("http://127.0.0.1:8080", "ftp://x"),
-                "not an http(s) URL",
-            ),
-            (
-                GOOD.replace("data_dir", "data_dri"),
-                "unknown field `data_dri`",
-            ),
-            (GOOD.replace("127.0.0.1:8081", "nowhere"), "listen"),
-        ];
+            ("[claims]", "[claims]\neth_usd = \"0\"", "claims.eth_usd"),
+            ("[\"http://127.0.0.1:8080\"]", "[]", "claims.router_urls"),
+            ("http://127.0.0.1:8080", "ftp://x", "not an http(s) URL"),
+            ("data_dir", "data_dri", "unknown field `data_dri`"),
+            ("127.0.0.1:8081", "nowhere", "listen"),
+        ]
+        .map(|(good, bad, words)| (GOOD.replace(good, bad), words));
         for (text, words) in cases {
             let err = refused(&text);
             assert!(err.contains(words), "{err:?} should mention {words:?}");
