@@ -6,17 +6,18 @@
 use std::{sync::Arc, time::Duration};
 
 use eyre::{Context, Result, eyre};
-use morpheus_sdk::{Deployment, contracts::Protocol};
+use morpheus_sdk::{Deployment, contracts::Protocol, merkle::PieceIndex};
 use morpheus_worker::{
     ProtocolConfig,
     api::{self, AppState},
     claim,
     engine::EngineConfig,
-    model::{ModelDir, prepare},
+    model::ModelDir,
     node::{
         NodeConfig,
         auto_claim::AutoClaim,
         onchain::{self, Wanted},
+        progress::Progress,
         retry::retry,
     },
     runtime,
@@ -52,8 +53,11 @@ pub(crate) async fn run(args: RunArgs) -> Result<()> {
     // The file served, by its Merkle root: what the model is registered and claimed by.
     let model = Arc::new(ModelDir::open(&cfg.model.dir)?);
     let weights = model.weights_path();
-    let (tree, pieces) =
-        tokio::task::spawn_blocking(move || prepare::model_tree(&weights)).await??;
+    let (tree, pieces) = tokio::task::spawn_blocking(move || {
+        let mut progress = Progress::new("hashing the weights");
+        PieceIndex::from_file(&weights, |done, total| progress.update(done, total))
+    })
+    .await??;
     let wanted = Wanted {
         endpoint: cfg.endpoint(),
         stake: cfg.stake()?,

@@ -5,6 +5,7 @@ pub mod auto_claim;
 pub mod config;
 pub mod key;
 pub mod onchain;
+pub mod progress;
 pub mod retry;
 
 pub use config::NodeConfig;
