@@ -349,8 +349,9 @@ pub async fn claim(
 ) -> Result<Claimed> {
     recover(protocol, store, provider).await?;
     let vouchers: Vec<Signed<CreditVoucher>> = owed.iter().map(|o| o.voucher.clone()).collect();
+    let now = protocol.latest_block_time().await?;
     for v in &vouchers {
-        store.put_voucher(v, protocol.latest_block_time().await?)?;
+        store.put_voucher(v, now)?;
     }
     journal::send(protocol, store, &vouchers, provider).await
 }

@@ -7,7 +7,7 @@ use alloy::primitives::{Address, B256, U256};
 use morpheus_sdk::messages::{CreditVoucher, Signed};
 use rusqlite::{OptionalExtension, params};
 
-use super::Store;
+use super::{Store, int, uint};
 use crate::Result;
 
 /// A router's newest voucher for this provider, as stored.
@@ -96,14 +96,6 @@ pub struct ClaimTotals {
     pub gas_used: u64,
     /// Unix time the last one ended (0: none).
     pub last_at: u64,
-}
-
-fn int(v: u64) -> i64 {
-    i64::try_from(v).unwrap_or(i64::MAX)
-}
-
-fn uint(v: i64) -> u64 {
-    v.max(0).cast_unsigned()
 }
 
 const CLAIM_COLUMNS: &str =

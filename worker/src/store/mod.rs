@@ -49,6 +49,17 @@ CREATE TABLE IF NOT EXISTS claims (
 );
 ";
 
+/// SQLite integers are signed: counts and times past `i64::MAX` are stored as `i64::MAX`, which
+/// reads back as a larger count or a later expiry, never a smaller one.
+fn int(v: u64) -> i64 {
+    i64::try_from(v).unwrap_or(i64::MAX)
+}
+
+/// A stored integer read back (a negative one, never written, as 0).
+fn uint(v: i64) -> u64 {
+    v.max(0).cast_unsigned()
+}
+
 /// A handle on the worker's database; clones share one connection.
 #[derive(Debug, Clone)]
 pub struct Store {

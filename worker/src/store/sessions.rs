@@ -4,7 +4,7 @@
 use alloy::primitives::B256;
 use rusqlite::params;
 
-use super::Store;
+use super::{Store, int, uint};
 use crate::Result;
 
 /// One session's account as stored.
@@ -18,12 +18,6 @@ pub struct StoredSession {
     pub expires_at: u64,
     /// Its receipt was signed: it serves no more requests.
     pub closed: bool,
-}
-
-/// SQLite integers are signed: counts and times past `i64::MAX` are stored as `i64::MAX`, which
-/// reads back as a larger count or a later expiry, never a smaller one.
-fn int(v: u64) -> i64 {
-    i64::try_from(v).unwrap_or(i64::MAX)
 }
 
 impl Store {
@@ -54,8 +48,8 @@ impl Store {
                 let id: Vec<u8> = r.get(0)?;
                 Ok(StoredSession {
                     id: B256::try_from(id.as_slice()).unwrap_or_default(),
-                    used: r.get::<_, i64>(1)?.max(0).cast_unsigned(),
-                    expires_at: r.get::<_, i64>(2)?.max(0).cast_unsigned(),
+                    used: uint(r.get(1)?),
+                    expires_at: uint(r.get(2)?),
                     closed: r.get(3)?,
                 })
             })?;
