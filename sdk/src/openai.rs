@@ -1,16 +1,23 @@
 //! The OpenAI chat-completions wire format, as providers serve it and clients send it.
 //!
 //! Field names are OpenAI's, so the official `openai` clients and `curl` work unchanged. Unknown
-//! request fields are ignored (clients send many optional ones); what the protocol does not
-//! support (`n > 1`, tools) is refused by the provider with a 400 naming the field.
+//! request fields are ignored (clients send many optional ones); what the network does not
+//! serve yet (`n > 1`, tools) is refused with a 400 naming the field (`check`).
 
 use alloy::primitives::B256;
 use serde::{Deserialize, Serialize};
 
 mod check;
+mod completions;
 mod content;
+mod logprobs;
 
-pub use check::{MAX_STOPS, Refusal};
+pub use check::{MAX_LOGIT_BIAS, MAX_STOPS, MAX_TOP_LOGPROBS, Refusal, ResponseFormat};
+pub use completions::{
+    CompletionChoice, CompletionChunk, CompletionChunkChoice, CompletionLogprobs,
+    CompletionRequest, CompletionResponse, Prompt,
+};
+pub use logprobs::{ChoiceLogprobs, TokenLogprob, TopLogprob};
 
 /// One message of a conversation.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -103,30 +110,33 @@ pub struct ChatCompletionRequest {
     /// Number of choices; only 1 is supported.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub n: Option<u32>,
-    // What the network does not serve yet: read so that [`check`](Self::check) refuses a
-    // request asking for it by name instead of answering as if it had not asked.
-    /// `{"type": "text"}` only, for now.
+    /// `{"type": "text"}`, `{"type": "json_object"}` or `{"type": "json_schema", "json_schema":
+    /// {"name", "schema", "strict"}}`: the answer is held to it by constrained decoding
+    /// ([`ChatCompletionRequest::response_format`] reads it).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub response_format: Option<serde_json::Value>,
+    // What the network does not serve yet: read so that [`check`](Self::check) refuses a
+    // request asking for it by name instead of answering as if it had not asked.
     /// Tools the model may call: none, for now.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tools: Option<serde_json::Value>,
     /// `"none"` only, for now.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tool_choice: Option<serde_json::Value>,
-    /// Log-probabilities of the chosen tokens: not served yet.
+    /// Return the log-probability of each chosen token.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub logprobs: Option<bool>,
-    /// Alternatives per token with their log-probabilities: not served yet.
+    /// And this many most likely alternatives per token (0 to 20; needs `logprobs`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub top_logprobs: Option<u32>,
-    /// Biases of token ids: not served yet.
+    /// Token id (as a string) to a bias from -100 to 100 added to its logit
+    /// ([`ChatCompletionRequest::logit_bias`] reads it).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub logit_bias: Option<serde_json::Value>,
-    /// 0 only, for now.
+    /// -2 to 2, subtracted once from the logit of each token already generated.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub presence_penalty: Option<f32>,
-    /// 0 only, for now.
+    /// -2 to 2, subtracted from a token's logit per time it was generated.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub frequency_penalty: Option<f32>,
 }
@@ -150,18 +160,22 @@ pub struct Usage {
 }
 
 /// A choice of a non-streamed answer.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Choice {
     /// Index of the choice (always 0).
     pub index: u32,
     /// The assistant's message.
     pub message: ChatMessage,
-    /// `stop` (end of text or a stop sequence) or `length` (token limit).
+    /// `stop` (end of text, a stop sequence, or a constrained answer complete) or `length`
+    /// (token limit).
     pub finish_reason: Option<String>,
+    /// The tokens' log-probabilities, when asked for (`null` otherwise, as OpenAI sends it).
+    #[serde(default)]
+    pub logprobs: Option<ChoiceLogprobs>,
 }
 
 /// `POST /v1/chat/completions` response body (non-streamed).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ChatCompletionResponse {
     /// Completion id.
     pub id: String,
@@ -189,7 +203,7 @@ pub struct Delta {
 }
 
 /// A choice of a streamed chunk.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ChunkChoice {
     /// Index of the choice (always 0).
     pub index: u32,
@@ -197,10 +211,13 @@ pub struct ChunkChoice {
     pub delta: Delta,
     /// Set on the last content chunk.
     pub finish_reason: Option<String>,
+    /// The log-probabilities of the tokens this chunk adds, when asked for.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub logprobs: Option<ChoiceLogprobs>,
 }
 
 /// One server-sent event of a streamed answer (`data: {...}`), before the final `data: [DONE]`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ChatCompletionChunk {
     /// Completion id (the same on every chunk).
     pub id: String,
@@ -229,6 +246,9 @@ pub struct Model {
     pub created: u64,
     /// Who serves it.
     pub owned_by: String,
+    /// Longest prompt + completion served, in tokens (as vLLM's `max_model_len`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub context_length: Option<u64>,
     /// The format of the published weights file the model is registered by (`gguf`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub format: Option<String>,

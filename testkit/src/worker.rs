@@ -39,6 +39,8 @@ pub struct WorkerOptions {
     pub threads: usize,
     /// Activation quantisation of the worker's kernels.
     pub activations: Activations,
+    /// Reuse the cache of prompts' shared prefixes (the engine's default: on).
+    pub prefix_cache: bool,
     /// The provider's key.
     pub provider: PrivateKeySigner,
     /// The router key whose assignments it honours ([`TestWorker::assignment`] signs with it).
@@ -71,6 +73,7 @@ impl Default for WorkerOptions {
             max_context: 4096,
             threads: 2,
             activations: Activations::default(),
+            prefix_cache: true,
             provider: PrivateKeySigner::random(),
             router: PrivateKeySigner::random(),
             also_trust: Vec::new(),
@@ -125,6 +128,7 @@ impl TestWorker {
             device: Device::Cpu,
             max_queue: opts.max_queue,
             activations: opts.activations,
+            prefix_cache: opts.prefix_cache,
         };
         let protocol = ProtocolConfig {
             signer: opts.provider.clone(),

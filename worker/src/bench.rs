@@ -14,7 +14,7 @@ use tracing::{info, warn};
 
 use crate::{
     Error, Result,
-    engine::{Engine, EngineConfig, Event, GenerateRequest, Sampling},
+    engine::{Engine, EngineConfig, Event, GenerateRequest, Sampling, constrain},
     kernels::Activations,
     metrics::Metrics,
     model::{ModelDir, converter, prepare},
@@ -72,11 +72,14 @@ pub fn run(args: &BenchOptions) -> Result<()> {
     for &activations in &args.activations {
         let cfg = EngineConfig {
             max_batch: max_streams,
-            max_context: (args.prompt_tokens + args.gen_tokens as usize + 8).max(512),
+            // Room for the prefix-cache test's 1,000-token prefix and its questions.
+            max_context: (args.prompt_tokens + args.gen_tokens as usize + 8)
+                .max(PREFIX_TOKENS + 128),
             threads: args.threads,
             device: Device::Cpu,
             max_queue: max_streams * 2,
             activations,
+            ..Default::default()
         };
         let engine = Engine::start(&env, &model, &cfg, Arc::new(Metrics::new()))?;
         if prompt.is_empty() {
@@ -90,7 +93,7 @@ pub fn run(args: &BenchOptions) -> Result<()> {
         info!(target: "worker::bench", activations = activations.as_str(), "measuring the engine");
         ours.insert(
             activations.as_str().into(),
-            measure(&engine, &prompt, args)?,
+            measure(&engine, &model, &prompt, args)?,
         );
         engine.shutdown();
     }
@@ -118,18 +121,20 @@ pub fn run(args: &BenchOptions) -> Result<()> {
     Ok(())
 }
 
-fn measure(engine: &Engine, prompt: &[u32], args: &BenchOptions) -> Result<Value> {
+fn measure(
+    engine: &Engine,
+    model: &ModelDir,
+    prompt: &[u32],
+    args: &BenchOptions,
+) -> Result<Value> {
     let greedy = Sampling {
         temperature: 0.0,
         top_p: 1.0,
         seed: 0,
     };
     let request = |p: &[u32], n: u32| GenerateRequest {
-        prompt: p.to_vec(),
-        max_new_tokens: n,
-        sampling: greedy,
-        stop: vec![],
         ignore_eos: true,
+        ..GenerateRequest::new(p.to_vec(), n, greedy)
     };
     // Warm-up, then the prompt test (one token out: the time is the prompt's).
     wait(engine.submit(request(&prompt[..16.min(prompt.len())], 2))?)?;
@@ -162,9 +167,126 @@ fn measure(engine: &Engine, prompt: &[u32], args: &BenchOptions) -> Result<Value
             json!({ "decode_tps": best.0, "ttft_ms_mean": best.1 * 1000.0, "ttft_ms_first": best.2 * 1000.0 }),
         );
     }
+    let constrained = constrained(engine, model, args)?;
+    let prefix = prefix_cache(engine, model, args)?;
     Ok(
-        json!({ "engine": "morpheus-worker (onnxruntime)", "prompt_tokens": prompt.len(), "prompt_tps": best_pp, "streams": streams }),
+        json!({ "engine": "morpheus-worker (onnxruntime)", "prompt_tokens": prompt.len(), "prompt_tps": best_pp, "streams": streams, "constrained": constrained, "prefix_cache": prefix }),
     )
+}
+
+/// Length of the shared prefix in the prefix-cache test.
+const PREFIX_TOKENS: usize = 1000;
+
+/// TTFT of a follow-up sharing a [`PREFIX_TOKENS`]-token prefix with the request before it,
+/// against the first request on that prefix (cold: each round's prefix is the text rotated, so
+/// it shares nothing with the rounds before). Best of `repeats` rounds each.
+fn prefix_cache(engine: &Engine, model: &ModelDir, args: &BenchOptions) -> Result<Value> {
+    let greedy = Sampling {
+        temperature: 0.0,
+        top_p: 1.0,
+        seed: 0,
+    };
+    let mut text = String::new();
+    while model.encode(&text)?.len() < PREFIX_TOKENS {
+        text.push_str(TEXT);
+    }
+    let mut base = model.encode(&text)?;
+    base.truncate(PREFIX_TOKENS);
+    let question = |n: usize| model.encode(&format!(" Question {n}: what happened next?"));
+    let (mut cold, mut warm) = (f64::MAX, f64::MAX);
+    for round in 0..args.repeats.max(1) {
+        let mut prefix = base.clone();
+        prefix.rotate_left(round * 7 + 1);
+        let ask = |q: Vec<u32>| -> Result<f64> {
+            let prompt = [prefix.as_slice(), &q].concat();
+            let (ttft, _) = wait(engine.submit(GenerateRequest {
+                ignore_eos: true,
+                ..GenerateRequest::new(prompt, 4, greedy)
+            })?)?;
+            Ok(ttft)
+        };
+        cold = cold.min(ask(question(1)?)?);
+        warm = warm.min(ask(question(2)?)?);
+    }
+    Ok(
+        json!({ "prefix_tokens": PREFIX_TOKENS, "cold_ttft_ms": cold * 1000.0, "warm_ttft_ms": warm * 1000.0, "ratio": warm / cold }),
+    )
+}
+
+/// The constrained-decoding test: a request and its schema. A long string (the one-token check
+/// passes nearly always), and records (keys, numbers and strings in turn: the mask is needed
+/// more often).
+fn bench_schemas() -> [(&'static str, &'static str, Value); 2] {
+    [
+        (
+            "string",
+            "Tell the history of a city on a river, in JSON with the key \"history\".",
+            json!({"type": "object", "properties": {"history": {"type": "string"}},
+                   "required": ["history"]}),
+        ),
+        (
+            "records",
+            "List ten events of a city's history as JSON records: year, event, and whether the city had walls then.",
+            json!({"type": "array", "minItems": 3, "items": {"type": "object", "properties": {
+                "year": {"type": "integer"}, "event": {"type": "string"}, "walled": {"type": "boolean"}
+            }, "required": ["year", "event", "walled"]}}),
+        ),
+    ]
+}
+
+/// Tokens generated in the constrained-decoding test (at most; an answer may end before).
+const CONSTRAINED_TOKENS: u32 = 192;
+
+/// One stream's decode speed held to a JSON schema against the same prompt free, for as many
+/// tokens as the constrained answer took (the best of `repeats` rounds each).
+fn constrained(engine: &Engine, model: &ModelDir, args: &BenchOptions) -> Result<Value> {
+    let greedy = Sampling {
+        temperature: 0.0,
+        top_p: 1.0,
+        seed: 0,
+    };
+    let timed = |request: GenerateRequest| -> Result<(f64, u32)> {
+        let start = Instant::now();
+        let (ttft, tokens) = wait(engine.submit(request)?)?;
+        let decode = start.elapsed().as_secs_f64() - ttft;
+        Ok((
+            f64::from(tokens.saturating_sub(1)) / decode.max(1e-9),
+            tokens,
+        ))
+    };
+    let mut out = serde_json::Map::new();
+    for (name, ask, schema) in bench_schemas() {
+        let text = model.chat.render(&[
+            morpheus_sdk::openai::ChatMessage::system("You are a helpful assistant."),
+            morpheus_sdk::openai::ChatMessage::user(ask),
+        ])?;
+        let prompt = model.encode(&text)?;
+        let grammar = Arc::new(
+            constrain::compile(&schema).map_err(|e| Error::InvalidRequest(e.to_string()))?,
+        );
+        let (mut with, mut free, mut tokens) = (0.0f64, 0.0f64, 0);
+        let before = engine.metrics().constrained_counts();
+        for _ in 0..args.repeats {
+            let (tps, n) = timed(GenerateRequest {
+                grammar: Some(grammar.clone()),
+                ..GenerateRequest::new(prompt.clone(), CONSTRAINED_TOKENS, greedy)
+            })?;
+            with = with.max(tps);
+            tokens = n;
+            let (tps, _) = timed(GenerateRequest {
+                ignore_eos: true,
+                ..GenerateRequest::new(prompt.clone(), n.max(2), greedy)
+            })?;
+            free = free.max(tps);
+        }
+        let after = engine.metrics().constrained_counts();
+        let masked = (after.1 - before.1) as f64 / ((after.0 - before.0) as f64).max(1.0);
+        out.insert(
+            name.into(),
+            json!({ "tokens": tokens, "constrained_tps": with, "free_tps": free, "ratio": with / free.max(1e-9), "masked_share": masked }),
+        );
+    }
+    Ok(Value::Object(out))
 }
 
 /// Waits for a generation; returns (seconds to first token, tokens generated).
@@ -319,6 +441,28 @@ fn print_mode(r: &Value, mode: &str, ours: &Value) {
                 &format!("TTFT ms (mean), {s} streams"),
                 &v["ttft_ms_mean"],
                 &theirs["streams"][s]["ttft_ms_mean"],
+            );
+        }
+    }
+    let p = &ours["prefix_cache"];
+    if let Some(ratio) = p["ratio"].as_f64() {
+        println!(
+            "follow-up TTFT, {}-token shared prefix: {} ms vs {} ms cold = {:.0}% (target <= 20%)",
+            p["prefix_tokens"],
+            f(&p["warm_ttft_ms"]),
+            f(&p["cold_ttft_ms"]),
+            ratio * 100.0
+        );
+    }
+    if let Some(runs) = ours["constrained"].as_object() {
+        for (name, v) in runs {
+            println!(
+                "json_schema ({name}, {} tokens, {:.0}% masked): {} tok/s vs {} free = {:.0}% (target >= 90%)",
+                v["tokens"],
+                v["masked_share"].as_f64().unwrap_or(0.0) * 100.0,
+                f(&v["constrained_tps"]),
+                f(&v["free_tps"]),
+                v["ratio"].as_f64().unwrap_or(0.0) * 100.0
             );
         }
     }

@@ -225,6 +225,11 @@ pub(crate) struct EngineArgs {
     /// a float pass of the GGUF's weights) or `int8` (one stage, as llama.cpp: fastest).
     #[arg(long, value_enum, default_value_t)]
     pub(crate) activations: ActivationsArg,
+    /// Do not keep finished sequences' caches for prompts that start the same way (the prefix
+    /// cache makes a conversation's next turn and a shared system prompt nearly free, and lets
+    /// a request's timing hint whether another request began the same way).
+    #[arg(long)]
+    pub(crate) no_prefix_cache: bool,
 }
 
 #[derive(Args)]

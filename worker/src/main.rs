@@ -29,6 +29,7 @@ impl EngineArgs {
             device: self.device.into(),
             max_queue,
             activations: self.activations.into(),
+            prefix_cache: !self.no_prefix_cache,
             ..Default::default()
         };
         if let Some(t) = self.threads {

@@ -20,6 +20,10 @@ pub struct Metrics {
     prompt_tokens: AtomicU64,
     completion_tokens: AtomicU64,
     decode_steps: AtomicU64,
+    constrained_tokens: AtomicU64,
+    prefix_reused_tokens: AtomicU64,
+    prefix_prompt_tokens: AtomicU64,
+    constrained_masks: AtomicU64,
     queue_depth: AtomicU64,
     batch_size: AtomicU64,
     inner: Mutex<Inner>,
@@ -88,6 +92,28 @@ impl Metrics {
         if let Ok(mut m) = self.inner.lock() {
             m.decode_tps = ema(m.decode_tps, batch as f64 / secs.max(1e-9));
         }
+    }
+
+    /// A prompt of `prompt` tokens joined the batch, `reused` of them from the prefix cache.
+    pub(crate) fn prefix_reused(&self, reused: usize, prompt: usize) {
+        self.prefix_reused_tokens
+            .fetch_add(reused as u64, Ordering::Relaxed);
+        self.prefix_prompt_tokens
+            .fetch_add(prompt as u64, Ordering::Relaxed);
+    }
+
+    /// Tokens picked under a grammar so far, and how many needed the full mask.
+    pub fn constrained_counts(&self) -> (u64, u64) {
+        (
+            self.constrained_tokens.load(Ordering::Relaxed),
+            self.constrained_masks.load(Ordering::Relaxed),
+        )
+    }
+
+    /// A constrained answer ended: its tokens, and how many of them needed the full mask.
+    pub(crate) fn constrained(&self, tokens: u64, masks: u64) {
+        self.constrained_tokens.fetch_add(tokens, Ordering::Relaxed);
+        self.constrained_masks.fetch_add(masks, Ordering::Relaxed);
     }
 
     pub(crate) fn completion_tokens(&self, n: usize) {
@@ -160,6 +186,34 @@ impl Metrics {
             "counter",
             "Batched decode steps run.",
             self.decode_steps.load(Ordering::Relaxed).to_string(),
+        );
+        let (reused, prompts) = (
+            self.prefix_reused_tokens.load(Ordering::Relaxed),
+            self.prefix_prompt_tokens.load(Ordering::Relaxed),
+        );
+        metric(
+            "morpheus_worker_prefix_cache_reused_tokens_total",
+            "counter",
+            "Prompt tokens whose cache was reused instead of computed.",
+            reused.to_string(),
+        );
+        metric(
+            "morpheus_worker_prefix_cache_hit_ratio",
+            "gauge",
+            "Share of all prompt tokens that the prefix cache held.",
+            format!("{:.4}", reused as f64 / (prompts as f64).max(1.0)),
+        );
+        metric(
+            "morpheus_worker_constrained_tokens_total",
+            "counter",
+            "Tokens picked under a response_format grammar.",
+            self.constrained_tokens.load(Ordering::Relaxed).to_string(),
+        );
+        metric(
+            "morpheus_worker_constrained_masks_total",
+            "counter",
+            "Of those, tokens that needed the grammar's full vocabulary mask (the rest passed the one-token check).",
+            self.constrained_masks.load(Ordering::Relaxed).to_string(),
         );
         metric(
             "morpheus_worker_queue_depth",

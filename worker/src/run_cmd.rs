@@ -107,6 +107,7 @@ pub(crate) async fn run(args: RunArgs) -> Result<()> {
         max_batch: cfg.engine.max_batch,
         max_context: cfg.engine.max_context,
         max_queue: cfg.engine.max_queue,
+        prefix_cache: cfg.engine.prefix_cache,
         ..Default::default()
     };
     if let Some(t) = cfg.engine.threads {

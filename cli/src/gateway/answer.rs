@@ -8,7 +8,9 @@ use std::{
 
 use alloy::primitives::{Address, B256};
 use futures::Stream;
-use morpheus_sdk::openai::{ChatCompletionChunk, ChatCompletionResponse, ChatMessage, Choice};
+use morpheus_sdk::openai::{
+    ChatCompletionChunk, ChatCompletionResponse, ChatMessage, Choice, ChoiceLogprobs,
+};
 use tokio::sync::mpsc;
 
 use crate::{Error, Result};
@@ -78,6 +80,8 @@ impl Answer {
     pub async fn collect_response(mut self) -> Result<ChatCompletionResponse> {
         let mut text = String::new();
         let (mut id, mut created, mut finish, mut usage) = (None, 0, None, None);
+        // The provider streams each chunk's tokens' log-probabilities, when they were asked for.
+        let mut logprobs: Option<ChoiceLogprobs> = None;
         while let Some(chunk) = self.next_piece().await {
             let chunk = chunk?;
             if id.is_none() {
@@ -87,6 +91,9 @@ impl Answer {
             for choice in chunk.choices {
                 if let Some(t) = choice.delta.content {
                     text.push_str(&t);
+                }
+                if let Some(l) = choice.logprobs {
+                    logprobs.get_or_insert_default().content.extend(l.content);
                 }
                 finish = choice.finish_reason.or(finish);
             }
@@ -104,6 +111,7 @@ impl Answer {
                     content: text,
                 },
                 finish_reason: finish,
+                logprobs,
             }],
             usage: usage.unwrap_or_default(),
         })
@@ -165,6 +173,7 @@ mod tests {
                         content: content.map(str::to_string),
                     },
                     finish_reason: finish.map(str::to_string),
+                    logprobs: None,
                 }]
             },
             usage,

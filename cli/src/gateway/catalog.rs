@@ -219,6 +219,9 @@ fn model(e: &Entry) -> Model {
         object: "model".into(),
         created: e.registered_at,
         owned_by: "morpheus".into(),
+        // Providers of one model may serve different context lengths; the gateway knows no
+        // single one to promise.
+        context_length: None,
         format: Some(e.format.clone()),
         merkle_root: Some(e.merkle_root),
         model_id: Some(e.model_id),

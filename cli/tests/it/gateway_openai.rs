@@ -1,6 +1,7 @@
 //! Any OpenAI client works unchanged through the gateway: the official Python `openai`
-//! package (content parts and the `developer` role included; what is not served refused by
-//! name), and the stream's shape to its last event.
+//! package (content parts and the `developer` role included, structured output and
+//! log-probabilities passed through; what is not served refused by name), and the stream's
+//! shape to its last event.
 
 use std::process::Command;
 
@@ -10,7 +11,7 @@ use morpheus_testkit::python;
 use crate::common::{MODEL, Net, PRICE, PROVIDER, USER, chat_body, provider_of, sse_data};
 
 const SCRIPT: &str = r#"
-import json, sys, openai
+import json, sys, typing, openai, pydantic
 client = openai.OpenAI(base_url=sys.argv[1], api_key="any key", max_retries=0)
 assert [m.id for m in client.models.list().data] == [sys.argv[2]], client.models.list()
 messages = [{"role": "system", "content": "You are a helpful assistant."},
@@ -34,22 +35,35 @@ parts = [{"role": "developer", "content": [{"type": "text", "text": "You are a h
 p = client.chat.completions.create(model=sys.argv[2], messages=parts, max_tokens=8,
                                    temperature=0, seed=1, user="someone")
 assert p.choices[0].message.content == r.choices[0].message.content, (p, r)
+# Structured output and log-probabilities pass through to the provider and back.
+class Pet(pydantic.BaseModel):
+    kind: typing.Literal["cat", "dog"]
+    age: int
+s = client.chat.completions.parse(model=sys.argv[2], messages=messages, max_tokens=100,
+                                  temperature=0, response_format=Pet)
+assert isinstance(s.choices[0].message.parsed, Pet), s
+l = client.chat.completions.create(model=sys.argv[2], messages=messages, max_tokens=4,
+                                   temperature=0, logprobs=True, top_logprobs=2)
+assert len(l.choices[0].logprobs.content) == l.usage.completion_tokens, l
 # What is not served is refused by name, before any session is spent on it.
-for extra, param in [({"response_format": {"type": "json_object"}}, "response_format"),
-                     ({"logprobs": True}, "logprobs"),
-                     ({"tools": [{"type": "function", "function": {"name": "f"}}]}, "tools")]:
+for extra, param in [({"tools": [{"type": "function", "function": {"name": "f"}}]}, "tools"),
+                     ({"n": 2}, "n"),
+                     ({"response_format": {"type": "json_schema", "json_schema": {}}},
+                      "response_format.json_schema.schema")]:
     try:
         client.chat.completions.create(model=sys.argv[2], messages=messages, max_tokens=8, **extra)
         raise AssertionError(f"{extra} was answered")
     except openai.BadRequestError as e:
         assert e.body["param"] == param, (extra, e.body)
-print(json.dumps({"tokens": r.usage.total_tokens + last.usage.total_tokens + p.usage.total_tokens}))
+used = [r.usage, last.usage, p.usage, s.usage, l.usage]
+print(json.dumps({"tokens": sum(u.total_tokens for u in used)}))
 "#;
 
 #[tokio::test]
 async fn the_official_openai_client_chats_and_streams_with_usage() {
-    // Three sessions: whole, streamed, and the same conversation as content parts; three
-    // requests for what is not served are refused before a session is asked for.
+    // Five sessions: whole, streamed, the same conversation as content parts, structured
+    // output, log-probabilities; three requests for what is not served are refused before a
+    // session is asked for.
     // The venv (with `openai`) is installed by the kit on first use; without it the test
     // fails, it is never skipped.
     let python = python().expect("the project's venv");
@@ -73,8 +87,8 @@ async fn the_official_openai_client_chats_and_streams_with_usage() {
     let tokens = printed["tokens"].as_u64().expect("tokens");
 
     // Both sessions were reported as the client saw them, and credited.
-    let info = net.wait_for_reports(net.address(PROVIDER), 3).await;
-    assert_eq!(info.reputation.completed, 3, "{info:?}");
+    let info = net.wait_for_reports(net.address(PROVIDER), 5).await;
+    assert_eq!(info.reputation.completed, 5, "{info:?}");
     assert_eq!(info.reputation.failed, 0, "{info:?}");
     assert_eq!(
         info.record.tokens, tokens,

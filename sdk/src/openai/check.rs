@@ -1,16 +1,37 @@
-//! The rules a chat request is held to, by the gateway before it signs anything and by the
-//! provider before it reserves anything: OpenAI's own (non-empty messages, known roles, sampling
-//! ranges, at most four stops), and what the network does not serve yet, refused by name rather
-//! than ignored (a client asking for JSON, tools or log-probabilities must not get an answer made
-//! as if it had not asked). Fields the network has no use for and that constrain nothing (`user`,
-//! `parallel_tool_calls`, ...) are ignored, as OpenAI ignores what it does not know.
+//! The rules a request is held to, by the gateway before it signs anything and by the provider
+//! before it reserves anything: OpenAI's own (non-empty messages, known roles, sampling ranges,
+//! at most four stops, penalties in [-2, 2], biases in [-100, 100], at most 20 alternatives of
+//! log-probabilities), and what the network does not serve yet, refused by name rather than
+//! ignored (a client asking for tools must not get an answer made as if it had not asked).
+//! Fields the network has no use for and that constrain nothing (`user`, `parallel_tool_calls`,
+//! ...) are ignored, as OpenAI ignores what it does not know.
 
 use serde_json::Value;
 
-use super::ChatCompletionRequest;
+use super::{ChatCompletionRequest, CompletionRequest, Prompt, Stop};
 
 /// Most stop sequences (OpenAI's limit).
 pub const MAX_STOPS: usize = 4;
+/// Most alternatives per token of `top_logprobs` (OpenAI's limit; 5 for `/v1/completions`).
+pub const MAX_TOP_LOGPROBS: u32 = 20;
+/// Largest bias of `logit_bias`, either way.
+pub const MAX_LOGIT_BIAS: f32 = 100.0;
+
+/// What the answer must be (`response_format`).
+#[derive(Debug, Clone, PartialEq)]
+pub enum ResponseFormat {
+    /// Free text.
+    Text,
+    /// Any JSON object.
+    JsonObject,
+    /// JSON held to a schema.
+    JsonSchema {
+        /// The schema's name, when given.
+        name: Option<String>,
+        /// The JSON Schema.
+        schema: Value,
+    },
+}
 
 /// Roles a message may have (`developer` is read as `system`).
 const ROLES: [&str; 3] = ["system", "user", "assistant"];
@@ -87,34 +108,87 @@ impl ChatCompletionRequest {
                 format!("`{param}` must be at least 1"),
             ));
         }
-        if let Some(t) = self.temperature
-            && !(0.0..=2.0).contains(&t)
-        {
+        check_sampling(&Sampling {
+            temperature: self.temperature,
+            top_p: self.top_p,
+            stop: self.stop.as_ref(),
+            presence_penalty: self.presence_penalty,
+            frequency_penalty: self.frequency_penalty,
+            logit_bias: self.logit_bias.as_ref(),
+        })?;
+        if self.top_logprobs.is_some_and(|n| n > MAX_TOP_LOGPROBS) {
             return Err(refuse(
-                "temperature",
-                "invalid_temperature",
-                "`temperature` must be between 0 and 2",
+                "top_logprobs",
+                "invalid_top_logprobs",
+                format!("`top_logprobs` must be between 0 and {MAX_TOP_LOGPROBS}"),
             ));
         }
-        if let Some(p) = self.top_p
-            && !(p > 0.0 && p <= 1.0)
-        {
+        if self.top_logprobs.is_some_and(|n| n > 0) && self.logprobs != Some(true) {
             return Err(refuse(
-                "top_p",
-                "invalid_top_p",
-                "`top_p` must be in (0, 1]",
+                "top_logprobs",
+                "invalid_top_logprobs",
+                "`top_logprobs` needs `logprobs` set to true",
             ));
         }
-        if let Some(stop) = &self.stop
-            && stop.clone().into_vec().len() > MAX_STOPS
-        {
-            return Err(refuse(
-                "stop",
-                "invalid_stop",
-                format!("at most {MAX_STOPS} stop sequences"),
-            ));
-        }
+        self.response_format()?;
         self.check_not_served()
+    }
+
+    /// `response_format`, read (`Text` when absent).
+    pub fn response_format(&self) -> Result<ResponseFormat, Refusal> {
+        let Some(format) = &self.response_format else {
+            return Ok(ResponseFormat::Text);
+        };
+        let bad = |param: &str, message: &str| refuse(param, "invalid_response_format", message);
+        match format.get("type").and_then(Value::as_str) {
+            Some("text") => Ok(ResponseFormat::Text),
+            Some("json_object") => Ok(ResponseFormat::JsonObject),
+            Some("json_schema") => {
+                let spec = format.get("json_schema").ok_or_else(|| {
+                    bad(
+                        "response_format.json_schema",
+                        "`response_format.json_schema` is needed for the type `json_schema`",
+                    )
+                })?;
+                let name = match spec.get("name") {
+                    None | Some(Value::Null) => None,
+                    Some(Value::String(n)) => Some(n.clone()),
+                    Some(_) => {
+                        return Err(bad(
+                            "response_format.json_schema.name",
+                            "`response_format.json_schema.name` must be a string",
+                        ));
+                    }
+                };
+                match spec.get("schema") {
+                    Some(schema @ (Value::Object(_) | Value::Bool(_))) => {
+                        Ok(ResponseFormat::JsonSchema {
+                            name,
+                            schema: schema.clone(),
+                        })
+                    }
+                    _ => Err(bad(
+                        "response_format.json_schema.schema",
+                        "`response_format.json_schema.schema` must be a JSON Schema object",
+                    )),
+                }
+            }
+            Some(kind) => Err(bad(
+                "response_format.type",
+                &format!(
+                    "unknown `response_format.type` `{kind}`: text, json_object or json_schema"
+                ),
+            )),
+            None => Err(bad(
+                "response_format",
+                "`response_format` must be an object with a `type`",
+            )),
+        }
+    }
+
+    /// `logit_bias`, read: token ids with their biases (empty when absent).
+    pub fn logit_bias(&self) -> Result<Vec<(u32, f32)>, Refusal> {
+        logit_bias(self.logit_bias.as_ref())
     }
 
     /// What a client may ask that the network does not serve yet: each refused by name.
@@ -126,24 +200,6 @@ impl ChatCompletionRequest {
                 format!("{what} is not served by the network's providers yet"),
             )
         };
-        if let Some(format) = &self.response_format {
-            match format.get("type").and_then(Value::as_str) {
-                Some("text") => {}
-                Some(kind) => {
-                    return Err(not_served(
-                        "response_format",
-                        format!("`response_format` of type `{kind}`"),
-                    ));
-                }
-                None => {
-                    return Err(refuse(
-                        "response_format",
-                        "invalid_response_format",
-                        "`response_format` must be an object with a `type`",
-                    ));
-                }
-            }
-        }
         // `null` reads as absent; an empty list asks for nothing.
         if self
             .tools
@@ -160,29 +216,165 @@ impl ChatCompletionRequest {
                 "`tool_choice` other than `none`".into(),
             ));
         }
-        if self.logprobs == Some(true) {
-            return Err(not_served("logprobs", "`logprobs`".into()));
-        }
-        if self.top_logprobs.is_some_and(|n| n > 0) {
-            return Err(not_served("top_logprobs", "`top_logprobs`".into()));
-        }
-        if self
-            .logit_bias
-            .as_ref()
-            .is_some_and(|b| b.as_object().is_none_or(|o| !o.is_empty()))
-        {
-            return Err(not_served("logit_bias", "`logit_bias`".into()));
-        }
-        for (param, value) in [
-            ("presence_penalty", self.presence_penalty),
-            ("frequency_penalty", self.frequency_penalty),
-        ] {
-            if value.is_some_and(|v| v != 0.0) {
-                return Err(not_served(param, format!("a non-zero `{param}`")));
-            }
-        }
         Ok(())
     }
+}
+
+impl CompletionRequest {
+    /// The first rule this request breaks, or `Ok`.
+    pub fn check(&self) -> Result<(), Refusal> {
+        if self.model.trim().is_empty() {
+            return Err(refuse(
+                "model",
+                "invalid_model",
+                "`model` must name a model",
+            ));
+        }
+        let one = match &self.prompt {
+            Prompt::Text(_) | Prompt::Tokens(_) => true,
+            Prompt::Texts(v) => v.len() == 1,
+            Prompt::TokenLists(v) => v.len() == 1,
+        };
+        if !one {
+            return Err(refuse(
+                "prompt",
+                "unsupported_parameter",
+                "one prompt per request: several prompts in one request are not served",
+            ));
+        }
+        if self.n.is_some_and(|n| n != 1) {
+            return Err(refuse("n", "unsupported_n", "`n` must be 1"));
+        }
+        if self.best_of.is_some_and(|n| n != 1) {
+            return Err(refuse(
+                "best_of",
+                "unsupported_parameter",
+                "`best_of` must be 1",
+            ));
+        }
+        if self.max_tokens == Some(0) {
+            return Err(refuse(
+                "max_tokens",
+                "invalid_max_tokens",
+                "`max_tokens` must be at least 1",
+            ));
+        }
+        if self.echo == Some(true) {
+            return Err(refuse(
+                "echo",
+                "unsupported_parameter",
+                "`echo` is not served: the prompt is not returned with the completion",
+            ));
+        }
+        if self.suffix.as_ref().is_some_and(|s| !s.is_empty()) {
+            return Err(refuse(
+                "suffix",
+                "unsupported_parameter",
+                "`suffix` (fill-in-the-middle) is not served",
+            ));
+        }
+        if self.logprobs.is_some_and(|n| n > 5) {
+            return Err(refuse(
+                "logprobs",
+                "invalid_logprobs",
+                "`logprobs` must be between 0 and 5",
+            ));
+        }
+        check_sampling(&Sampling {
+            temperature: self.temperature,
+            top_p: self.top_p,
+            stop: self.stop.as_ref(),
+            presence_penalty: self.presence_penalty,
+            frequency_penalty: self.frequency_penalty,
+            logit_bias: self.logit_bias.as_ref(),
+        })
+    }
+
+    /// `logit_bias`, read.
+    pub fn logit_bias(&self) -> Result<Vec<(u32, f32)>, Refusal> {
+        logit_bias(self.logit_bias.as_ref())
+    }
+}
+
+/// The sampling fields chat and text completions share.
+struct Sampling<'a> {
+    temperature: Option<f32>,
+    top_p: Option<f32>,
+    stop: Option<&'a Stop>,
+    presence_penalty: Option<f32>,
+    frequency_penalty: Option<f32>,
+    logit_bias: Option<&'a Value>,
+}
+
+fn check_sampling(s: &Sampling<'_>) -> Result<(), Refusal> {
+    if let Some(t) = s.temperature
+        && !(0.0..=2.0).contains(&t)
+    {
+        return Err(refuse(
+            "temperature",
+            "invalid_temperature",
+            "`temperature` must be between 0 and 2",
+        ));
+    }
+    if let Some(p) = s.top_p
+        && !(p > 0.0 && p <= 1.0)
+    {
+        return Err(refuse(
+            "top_p",
+            "invalid_top_p",
+            "`top_p` must be in (0, 1]",
+        ));
+    }
+    if let Some(stop) = s.stop
+        && stop.clone().into_vec().len() > MAX_STOPS
+    {
+        return Err(refuse(
+            "stop",
+            "invalid_stop",
+            format!("at most {MAX_STOPS} stop sequences"),
+        ));
+    }
+    for (param, value) in [
+        ("presence_penalty", s.presence_penalty),
+        ("frequency_penalty", s.frequency_penalty),
+    ] {
+        if value.is_some_and(|v| !(-2.0..=2.0).contains(&v)) {
+            return Err(refuse(
+                param,
+                "invalid_penalty",
+                format!("`{param}` must be between -2 and 2"),
+            ));
+        }
+    }
+    logit_bias(s.logit_bias).map(|_| ())
+}
+
+/// `{"<token id>": bias}`, each bias in [-100, 100]; `null` and `{}` are none.
+fn logit_bias(value: Option<&Value>) -> Result<Vec<(u32, f32)>, Refusal> {
+    let bad = |message: String| refuse("logit_bias", "invalid_logit_bias", message);
+    let map = match value {
+        None | Some(Value::Null) => return Ok(Vec::new()),
+        Some(Value::Object(map)) => map,
+        Some(_) => {
+            return Err(bad("`logit_bias` must map token ids to biases".into()));
+        }
+    };
+    let mut out = Vec::with_capacity(map.len());
+    for (key, bias) in map {
+        let id: u32 = key
+            .parse()
+            .map_err(|_| bad(format!("`logit_bias` key `{key}` is not a token id")))?;
+        let bias = bias
+            .as_f64()
+            .filter(|b| b.abs() <= f64::from(MAX_LOGIT_BIAS))
+            .ok_or_else(|| {
+                bad(format!(
+                    "`logit_bias` of token {id} must be a number between -100 and 100"
+                ))
+            })?;
+        out.push((id, bias as f32));
+    }
+    Ok(out)
 }
 
 #[cfg(test)]
@@ -272,13 +464,18 @@ mod tests {
             (r#""stop":["a","b","c","d","e"]"#, "stop", "invalid_stop"),
             (
                 r#""response_format":{"type":"json_schema","json_schema":{}}"#,
-                "response_format",
-                "unsupported_parameter",
+                "response_format.json_schema.schema",
+                "invalid_response_format",
             ),
             (
-                r#""response_format":{"type":"json_object"}"#,
-                "response_format",
-                "unsupported_parameter",
+                r#""response_format":{"type":"json_schema"}"#,
+                "response_format.json_schema",
+                "invalid_response_format",
+            ),
+            (
+                r#""response_format":{"type":"yaml"}"#,
+                "response_format.type",
+                "invalid_response_format",
             ),
             (
                 r#""response_format":{}"#,
@@ -295,26 +492,36 @@ mod tests {
                 "tool_choice",
                 "unsupported_parameter",
             ),
-            (r#""logprobs":true"#, "logprobs", "unsupported_parameter"),
             (
                 r#""top_logprobs":2"#,
                 "top_logprobs",
-                "unsupported_parameter",
+                "invalid_top_logprobs",
             ),
             (
-                r#""logit_bias":{"42":5}"#,
+                r#""logprobs":true,"top_logprobs":21"#,
+                "top_logprobs",
+                "invalid_top_logprobs",
+            ),
+            (
+                r#""logit_bias":{"x":5}"#,
                 "logit_bias",
-                "unsupported_parameter",
+                "invalid_logit_bias",
             ),
             (
-                r#""presence_penalty":0.5"#,
+                r#""logit_bias":{"42":101}"#,
+                "logit_bias",
+                "invalid_logit_bias",
+            ),
+            (r#""logit_bias":[1]"#, "logit_bias", "invalid_logit_bias"),
+            (
+                r#""presence_penalty":2.5"#,
                 "presence_penalty",
-                "unsupported_parameter",
+                "invalid_penalty",
             ),
             (
-                r#""frequency_penalty":-1"#,
+                r#""frequency_penalty":-3"#,
                 "frequency_penalty",
-                "unsupported_parameter",
+                "invalid_penalty",
             ),
         ] {
             let (p, c, message) = refused(&format!(r#"{{"model":"m",{HI},{extra}}}"#));
@@ -331,6 +538,63 @@ mod tests {
     }
 
     #[test]
+    fn what_is_served_is_read() {
+        let r = parse(&format!(
+            r#"{{"model":"m",{HI},"logprobs":true,"top_logprobs":3,"logit_bias":{{"42":-100,"7":2.5}},
+            "presence_penalty":0.5,"frequency_penalty":-1,
+            "response_format":{{"type":"json_schema","json_schema":{{"name":"p","strict":true,"schema":{{"type":"object"}}}}}}}}"#
+        ));
+        r.check().expect("served");
+        assert_eq!(r.logit_bias().expect("read"), vec![(42, -100.0), (7, 2.5)]);
+        assert_eq!(
+            r.response_format().expect("read"),
+            super::ResponseFormat::JsonSchema {
+                name: Some("p".into()),
+                schema: serde_json::json!({"type": "object"})
+            }
+        );
+        let r = parse(&format!(
+            r#"{{"model":"m",{HI},"response_format":{{"type":"json_object"}}}}"#
+        ));
+        assert_eq!(
+            r.response_format().expect("read"),
+            super::ResponseFormat::JsonObject
+        );
+    }
+
+    #[test]
+    fn text_completions_are_held_to_their_rules() {
+        use crate::openai::CompletionRequest;
+        let ok: CompletionRequest = serde_json::from_str(
+            r#"{"model":"m","prompt":"Once","max_tokens":4,"logprobs":2,"echo":false,"suffix":null,"user":"x"}"#,
+        )
+        .expect("parses");
+        ok.check().expect("served");
+        for (body, param) in [
+            (r#"{"model":"m","prompt":"a","echo":true}"#, "echo"),
+            (r#"{"model":"m","prompt":"a","suffix":"b"}"#, "suffix"),
+            (r#"{"model":"m","prompt":["a","b"]}"#, "prompt"),
+            (r#"{"model":"m","prompt":"a","logprobs":6}"#, "logprobs"),
+            (r#"{"model":"m","prompt":"a","best_of":2}"#, "best_of"),
+            (r#"{"model":"m","prompt":"a","n":3}"#, "n"),
+            (r#"{"model":"m","prompt":"a","max_tokens":0}"#, "max_tokens"),
+            (
+                r#"{"model":"m","prompt":"a","temperature":3}"#,
+                "temperature",
+            ),
+            (
+                r#"{"model":"m","prompt":"a","logit_bias":{"a":1}}"#,
+                "logit_bias",
+            ),
+        ] {
+            let r: CompletionRequest = serde_json::from_str(body).expect(body);
+            let e = r.check().expect_err(body);
+            assert_eq!(e.param, param, "{body}: {e:?}");
+            assert!(e.message.contains(param), "{body}: {e:?}");
+        }
+    }
+
+    #[test]
     fn asking_for_the_defaults_of_what_is_not_served_is_served() {
         for extra in [
             r#""response_format":{"type":"text"}"#,
@@ -340,8 +604,7 @@ mod tests {
             r#""logprobs":false"#,
             r#""top_logprobs":0"#,
             r#""logit_bias":{}"#,
-            r#""presence_penalty":0"#,
-            r#""frequency_penalty":0.0"#,
+            r#""logit_bias":null"#,
             r#""seed":7,"user":"x","n":1"#,
         ] {
             parse(&format!(r#"{{"model":"m",{HI},{extra}}}"#))

@@ -1,9 +1,11 @@
-//! The HTTP API: OpenAI-compatible chat completions, the model list, the router's liveness
-//! check, session receipts and metrics.
+//! The HTTP API: OpenAI-compatible chat and text completions, the model list, the router's
+//! liveness check, session receipts and metrics.
 
 mod auth;
 mod chat;
+mod completions;
 mod error;
+mod generate;
 mod liveness;
 mod models;
 mod receipt;
@@ -126,6 +128,7 @@ impl AppState {
 pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/v1/chat/completions", post(chat::completions))
+        .route("/v1/completions", post(completions::completions))
         .route("/v1/models", get(models::list))
         .route("/v1/liveness", post(liveness::answer))
         .route("/v1/receipt", post(receipt::close))

@@ -1,5 +1,6 @@
 //! `GET /v1/models`: the served model under the name users know, with the format and Merkle
-//! root of the published weights file it is registered by, and the model id when configured.
+//! root of the published weights file it is registered by, the context length served, and the
+//! model id when configured.
 
 use axum::{Json, extract::State};
 use morpheus_sdk::openai::{Model, ModelList};
@@ -15,6 +16,7 @@ pub(super) async fn list(State(state): State<AppState>) -> Json<ModelList> {
             object: "model".into(),
             created: s.created,
             owned_by: s.protocol.signer.address().to_string(),
+            context_length: Some(s.engine.info().max_context as u64),
             format: Some(s.model.meta.weights_format()),
             // The root the worker proves against, hashed at start-up from the file it reads.
             merkle_root: Some(s.tree.root()),

@@ -24,6 +24,7 @@ fn load(kernels: Kernels, activations: Activations) -> Decoder {
         device: Device::Cpu,
         max_queue: 4,
         activations,
+        ..Default::default()
     };
     Decoder::load(&env, &dir.join(&meta.model_file), &meta, &cfg).expect("decoder loads")
 }
@@ -113,4 +114,25 @@ fn agree(activations: Activations) {
         worst.0,
         worst.1
     );
+}
+
+#[test]
+fn a_prompt_after_a_cached_prefix_gives_the_logits_of_the_whole() {
+    // The prefix cache runs only the rest of a prompt after positions already in the slot: the
+    // logits must be those of the whole prompt run at once, on both kernel builds.
+    for kernels in [Kernels::Morpheus, Kernels::Onnxruntime] {
+        let mut d = load(kernels, Activations::default());
+        let prompt: Vec<u32> = (0..30).map(|i| (i * 17 + 5) % 250 + 3).collect();
+        let whole = d.run_slots(0, &[(0, &prompt)]).expect("whole");
+        d.run_slots(1, &[(0, &prompt[..20])]).expect("prefix");
+        let rest = d.run_slots(1, &[(20, &prompt[20..])]).expect("rest");
+        let c = cosine(&whole, &rest);
+        assert!(c > 0.9999, "{kernels:?}: cosine {c}");
+        // A copied slot (the cache moved to another slot) answers the same.
+        if let Some(kv) = d.kv.as_mut() {
+            kv.move_slot(1, 3, 20);
+        }
+        let moved = d.run_slots(3, &[(20, &prompt[20..])]).expect("moved");
+        assert!(cosine(&rest, &moved) > 0.99999, "{kernels:?}");
+    }
 }

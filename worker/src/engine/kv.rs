@@ -84,7 +84,7 @@ impl SharedKv {
         unsafe { alias_f32(session, &self.mem, data.cast(), &shape) }
     }
 
-    /// Moves the first `len` positions of slot `from` into slot `to`.
+    /// Copies the first `len` positions of slot `from` into slot `to`.
     pub(crate) fn move_slot(&mut self, from: usize, to: usize, len: usize) {
         if from == to {
             return;
@@ -96,6 +96,28 @@ impl SharedKv {
                 let src = from * slot + h * max * hd;
                 let dst = to * slot + h * max * hd;
                 buf.copy_within(src..src + len * hd, dst);
+            }
+        }
+    }
+}
+
+impl SharedKv {
+    /// Exchanges slots `a` and `b`: the first `len_a` positions of `a` go to `b` and the first
+    /// `len_b` of `b` to `a` (a sequence leaving the batch keeps its cache for the prefix cache
+    /// while the last running one takes its place).
+    pub(crate) fn swap_slots(&mut self, a: usize, b: usize, len_a: usize, len_b: usize) {
+        if a == b {
+            return;
+        }
+        let (heads, max, hd) = (self.kv_heads, self.max_len, self.head_dim);
+        let slot = self.slot_len();
+        let mut temp = vec![0f32; len_a * hd];
+        for buf in &mut self.bufs {
+            for h in 0..heads {
+                let (pa, pb) = (a * slot + h * max * hd, b * slot + h * max * hd);
+                temp.copy_from_slice(&buf[pa..pa + len_a * hd]);
+                buf.copy_within(pb..pb + len_b * hd, pa);
+                buf[pb..pb + len_a * hd].copy_from_slice(&temp);
             }
         }
     }

@@ -1,10 +1,12 @@
 //! The inference engine: one decoder on its own thread, fed by a bounded queue, serving many
 //! sequences at once with continuous batching (see `scheduler`).
 
+pub mod constrain;
 mod decoder;
 mod detok;
 mod kv;
 mod logits;
+mod prefix;
 mod sampler;
 mod scheduler;
 mod stop;
@@ -17,9 +19,9 @@ use std::{
 
 pub use logits::{SequenceLogits, sequence_logits};
 use ort::environment::Environment;
-pub use sampler::Sampling;
 #[cfg(test)]
 pub(crate) use sampler::SplitMix64;
+pub use sampler::{Sampling, Shaping, TokenLogprob};
 use tokio::sync::mpsc;
 
 use crate::{Error, Result, metrics::Metrics, model::ModelDir, runtime::Device};
@@ -39,6 +41,9 @@ pub struct EngineConfig {
     pub max_queue: usize,
     /// Activation quantisation of the worker's own matmul kernels (`kernels`).
     pub activations: crate::kernels::Activations,
+    /// Keep the cache of finished sequences in free slots and reuse it for prompts that start
+    /// the same way (`prefix`). Off, no request's timing can tell what another's prompt was.
+    pub prefix_cache: bool,
 }
 
 impl Default for EngineConfig {
@@ -50,6 +55,7 @@ impl Default for EngineConfig {
             device: Device::Auto,
             max_queue: 256,
             activations: Default::default(),
+            prefix_cache: true,
         }
     }
 }
@@ -67,6 +73,28 @@ pub struct GenerateRequest {
     pub stop: Vec<String>,
     /// Generate exactly `max_new_tokens`, through end-of-sequence tokens (benchmarks).
     pub ignore_eos: bool,
+    /// Bias and penalties applied to the logits.
+    pub shaping: Shaping,
+    /// The answer must follow this grammar (`response_format`); it ends when the grammar does.
+    pub grammar: Option<Arc<constrain::Grammar>>,
+    /// Report each token's log-probability and this many alternatives (`logprobs`).
+    pub logprobs: Option<usize>,
+}
+
+impl GenerateRequest {
+    /// `max_new_tokens` of `prompt`, sampled as `sampling` says, with nothing else asked.
+    pub fn new(prompt: Vec<u32>, max_new_tokens: u32, sampling: Sampling) -> Self {
+        Self {
+            prompt,
+            max_new_tokens,
+            sampling,
+            stop: Vec::new(),
+            ignore_eos: false,
+            shaping: Shaping::default(),
+            grammar: None,
+            logprobs: None,
+        }
+    }
 }
 
 /// Why generation ended.
@@ -102,7 +130,7 @@ pub struct Completion {
 }
 
 /// What the engine sends back for one request.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub enum Event {
     /// New text, and how many generated tokens it completes (tokens held back by the
     /// detokenizer or a stop-sequence check are counted with the text they end up in).
@@ -111,6 +139,8 @@ pub enum Event {
         text: String,
         /// Tokens it accounts for.
         tokens: u32,
+        /// Those tokens' log-probabilities, when asked for.
+        logprobs: Vec<TokenLogprob>,
     },
     /// Generation ended.
     Done(Completion),
@@ -146,6 +176,7 @@ struct Inner {
     thread: Mutex<Option<JoinHandle<()>>>,
     metrics: Arc<Metrics>,
     info: EngineInfo,
+    vocab: Arc<constrain::Vocab>,
 }
 
 impl std::fmt::Debug for Engine {
@@ -175,14 +206,15 @@ impl Engine {
             max_batch: cfg.max_batch,
         };
         let (tx, rx) = mpsc::channel(cfg.max_queue.max(1));
+        let vocab = Arc::new(constrain::Vocab::new(&model.tokenizer, decoder.vocab));
         let sched = scheduler::Scheduler::new(
             decoder,
             model.tokenizer.clone(),
-            model.meta.eos_token_ids.iter().copied().collect(),
+            Arc::new(model.meta.eos_token_ids.iter().copied().collect()),
+            vocab.clone(),
             rx,
             metrics.clone(),
-            cfg.max_batch,
-            max_context,
+            (cfg.max_batch, max_context, cfg.prefix_cache),
         );
         let thread = std::thread::Builder::new()
             .name("morpheus-engine".into())
@@ -194,6 +226,7 @@ impl Engine {
                 thread: Mutex::new(Some(thread)),
                 metrics,
                 info,
+                vocab,
             }),
         })
     }
@@ -203,11 +236,32 @@ impl Engine {
         &self.inner.info
     }
 
+    /// The engine's metrics.
+    pub fn metrics(&self) -> &Arc<Metrics> {
+        &self.inner.metrics
+    }
+
+    /// The model's vocabulary as bytes (the width of its logits).
+    pub fn vocab(&self) -> &Arc<constrain::Vocab> {
+        &self.inner.vocab
+    }
+
     /// Queues a request; its events arrive on the returned receiver. Dropping the receiver
     /// cancels the request and frees its batch slot at the next step.
     pub fn submit(&self, request: GenerateRequest) -> Result<mpsc::UnboundedReceiver<Event>> {
         if request.prompt.is_empty() {
             return Err(Error::InvalidRequest("the prompt is empty".into()));
+        }
+        if let Some((t, _)) = request
+            .shaping
+            .logit_bias
+            .iter()
+            .find(|(t, _)| *t as usize >= self.inner.vocab.len())
+        {
+            return Err(Error::InvalidRequest(format!(
+                "token {t} is outside the vocabulary of {}",
+                self.inner.vocab.len()
+            )));
         }
         if request.prompt.len() >= self.inner.info.max_context {
             return Err(Error::InvalidRequest(format!(

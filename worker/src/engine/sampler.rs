@@ -1,4 +1,10 @@
-//! Next-token choice: greedy, or temperature and nucleus (top-p) sampling from a seeded generator.
+//! Next-token choice: the logits shaped (`logit_bias`, presence and frequency penalties), held
+//! to a grammar when the answer is constrained (`constrain`), then greedy, or temperature and
+//! nucleus (top-p) sampling from a seeded generator; with the log-probabilities when asked.
+
+use std::collections::HashMap;
+
+use super::constrain::Guide;
 
 /// How to pick tokens.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -21,6 +27,36 @@ impl Default for Sampling {
     }
 }
 
+/// What is done to the logits before a token is picked (OpenAI's `logit_bias`,
+/// `presence_penalty` and `frequency_penalty`).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Shaping {
+    /// Added to these tokens' logits (-100 bans a token, 100 all but forces it).
+    pub logit_bias: Vec<(u32, f32)>,
+    /// Subtracted once from the logit of every token already generated.
+    pub presence_penalty: f32,
+    /// Subtracted from a token's logit per time it was generated.
+    pub frequency_penalty: f32,
+}
+
+/// The log-probability of a chosen token, and of the most likely alternatives.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TokenLogprob {
+    /// The token chosen.
+    pub token: u32,
+    /// Its log-probability.
+    pub logprob: f32,
+    /// The most likely tokens at that step with theirs, most likely first.
+    pub top: Vec<(u32, f32)>,
+}
+
+/// A token picked.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct Pick {
+    pub(crate) token: u32,
+    pub(crate) logprob: Option<TokenLogprob>,
+}
+
 /// Candidates kept before the nucleus is sorted (the rest rarely matter; see `sample`).
 const SHORTLIST: usize = 256;
 
@@ -28,20 +64,101 @@ const SHORTLIST: usize = 256;
 #[derive(Debug, Clone)]
 pub(crate) struct Sampler {
     cfg: Sampling,
+    shaping: Shaping,
+    /// Times each token was generated (for the penalties).
+    counts: HashMap<u32, u32>,
+    guide: Option<Guide>,
+    /// Tokens picked under the guide, and how many needed its full mask.
+    guided: (u64, u64),
+    /// Alternatives to report per token, when log-probabilities are asked for.
+    logprobs: Option<usize>,
     rng: SplitMix64,
     scratch: Vec<(u32, f32)>,
 }
 
 impl Sampler {
+    #[cfg(test)]
     pub(crate) fn new(cfg: Sampling) -> Self {
+        Self::with(cfg, Shaping::default(), None, None)
+    }
+
+    pub(crate) fn with(
+        cfg: Sampling,
+        shaping: Shaping,
+        guide: Option<Guide>,
+        logprobs: Option<usize>,
+    ) -> Self {
         Self {
             cfg,
+            shaping,
+            counts: HashMap::new(),
+            guide,
+            guided: (0, 0),
+            logprobs,
             rng: SplitMix64(cfg.seed),
             scratch: Vec::new(),
         }
     }
 
-    /// Picks the next token from one row of logits.
+    /// Tokens picked under a grammar, and how many of them needed the full mask (zeros when
+    /// the answer is free).
+    pub(crate) fn guided(&self) -> (u64, u64) {
+        self.guided
+    }
+
+    /// The constrained answer is whole: nothing may follow the last token picked.
+    pub(crate) fn finished(&self) -> bool {
+        self.guide.as_ref().is_some_and(Guide::is_finished)
+    }
+
+    /// Picks the next token from one row of logits (which it shapes in place); `None` when a
+    /// grammar allows no token at all.
+    pub(crate) fn pick(&mut self, logits: &mut [f32]) -> Option<Pick> {
+        for &(t, bias) in &self.shaping.logit_bias {
+            if let Some(l) = logits.get_mut(t as usize) {
+                *l += bias;
+            }
+        }
+        let (presence, frequency) = (
+            self.shaping.presence_penalty,
+            self.shaping.frequency_penalty,
+        );
+        if presence != 0.0 || frequency != 0.0 {
+            for (&t, &n) in &self.counts {
+                if let Some(l) = logits.get_mut(t as usize) {
+                    *l -= presence + frequency * n as f32;
+                }
+            }
+        }
+        let token = match self.guide.take() {
+            None => self.sample(logits),
+            Some(mut guide) => {
+                let exact_first =
+                    self.logprobs.is_some() || (self.cfg.temperature > 0.0 && self.cfg.top_p < 1.0);
+                let first = (!exact_first)
+                    .then(|| self.sample(logits))
+                    .filter(|&t| guide.allows(t));
+                let token = match first {
+                    Some(t) => Some(t),
+                    None => {
+                        self.guided.1 += 1;
+                        guide.apply_mask(logits).then(|| self.sample(logits))
+                    }
+                };
+                self.guided.0 += 1;
+                if let Some(t) = token {
+                    guide.advance(t);
+                }
+                self.guide = Some(guide);
+                token?
+            }
+        };
+        *self.counts.entry(token).or_default() += 1;
+        let logprob = self.logprobs.map(|top| logprob_of(logits, token, top));
+        Some(Pick { token, logprob })
+    }
+
+    /// Draws a token from one row of logits as they are.
     pub(crate) fn sample(&mut self, logits: &[f32]) -> u32 {
         if self.cfg.temperature <= 0.0 {
             return argmax(logits);
@@ -88,6 +205,41 @@ impl Sampler {
             }
         }
         self.scratch.last().map_or(0, |c| c.0)
+    }
+}
+
+/// Log-softmax of `logits` at `token`, and the `top` most likely tokens with theirs.
+fn logprob_of(logits: &[f32], token: u32, top: usize) -> TokenLogprob {
+    let max = logits.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+    let sum: f32 = logits.iter().map(|&l| (l - max).exp()).sum();
+    let lse = max + sum.ln();
+    let at = |t: u32| {
+        logits
+            .get(t as usize)
+            .map_or(f32::NEG_INFINITY, |&l| l - lse)
+    };
+    let mut best: Vec<(u32, f32)> = Vec::new();
+    if top > 0 {
+        best = logits
+            .iter()
+            .enumerate()
+            .map(|(i, &l)| (i as u32, l))
+            .filter(|c| c.1.is_finite())
+            .collect();
+        let by_logit = |a: &(u32, f32), b: &(u32, f32)| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0));
+        if best.len() > top {
+            best.select_nth_unstable_by(top - 1, by_logit);
+            best.truncate(top);
+        }
+        best.sort_unstable_by(by_logit);
+        for c in &mut best {
+            c.1 -= lse;
+        }
+    }
+    TokenLogprob {
+        token,
+        logprob: at(token),
+        top: best,
     }
 }
 
@@ -151,6 +303,78 @@ mod tests {
             (0..20).map(|_| s.sample(&logits)).collect()
         };
         assert_eq!(a, b);
+    }
+
+    #[test]
+    fn bias_and_penalties_shape_the_logits() {
+        let mut s = Sampler::with(
+            Sampling {
+                temperature: 0.0,
+                ..Default::default()
+            },
+            Shaping {
+                logit_bias: vec![(0, 100.0), (9, 5.0)],
+                ..Default::default()
+            },
+            None,
+            None,
+        );
+        assert_eq!(s.pick(&mut [0.0, 3.0, 1.0]).expect("a token").token, 0);
+        // Repeating a token costs it: with a frequency penalty of 1.5, token 1 (logit 3) loses
+        // to token 2 (logit 2) on its second turn.
+        let mut s = Sampler::with(
+            Sampling {
+                temperature: 0.0,
+                ..Default::default()
+            },
+            Shaping {
+                frequency_penalty: 1.5,
+                ..Default::default()
+            },
+            None,
+            None,
+        );
+        let picks: Vec<u32> = (0..3)
+            .map(|_| s.pick(&mut [0.0, 3.0, 2.0]).expect("a token").token)
+            .collect();
+        assert_eq!(picks, vec![1, 2, 1]);
+        let mut s = Sampler::with(
+            Sampling {
+                temperature: 0.0,
+                ..Default::default()
+            },
+            Shaping {
+                presence_penalty: 0.5,
+                ..Default::default()
+            },
+            None,
+            None,
+        );
+        let picks: Vec<u32> = (0..3)
+            .map(|_| s.pick(&mut [0.0, 3.0, 2.6]).expect("a token").token)
+            .collect();
+        assert_eq!(picks, vec![1, 2, 1], "presence costs once, however often");
+    }
+
+    #[test]
+    fn logprobs_are_the_log_softmax_with_the_top_alternatives() {
+        let mut s = Sampler::with(
+            Sampling {
+                temperature: 0.0,
+                ..Default::default()
+            },
+            Shaping::default(),
+            None,
+            Some(2),
+        );
+        let logits = [1.0f32, 3.0, 2.0, -1.0];
+        let pick = s.pick(&mut logits.clone()).expect("a token");
+        let lse = logits.iter().map(|l| l.exp()).sum::<f32>().ln();
+        let lp = pick.logprob.expect("asked for");
+        assert_eq!(lp.token, 1);
+        assert!((lp.logprob - (3.0 - lse)).abs() < 1e-6);
+        assert_eq!(lp.top.iter().map(|t| t.0).collect::<Vec<_>>(), vec![1, 2]);
+        assert!((lp.top[1].1 - (2.0 - lse)).abs() < 1e-6);
     }
 
     #[test]

@@ -13,7 +13,12 @@ use tokio::sync::mpsc::{self, error::TryRecvError};
 use tracing::{debug, error, info};
 
 use super::{
-    Completion, Event, FinishReason, Job, decoder::Decoder, detok::Detokenizer, sampler::Sampler,
+    Completion, Event, FinishReason, Job, TokenLogprob,
+    constrain::{Guide, Vocab},
+    decoder::Decoder,
+    detok::Detokenizer,
+    prefix::PrefixCache,
+    sampler::Sampler,
     stop::StopMatcher,
 };
 use crate::{Result, metrics::Metrics};
@@ -27,9 +32,13 @@ struct Seq {
     cached: usize,
     /// Last sampled token, fed at the next step.
     last: u32,
+    /// The prompt and the tokens generated (what the slot's cache holds, up to `cached`).
+    tokens: Vec<u32>,
     generated: u32,
     /// Tokens generated since the last text sent (held back by the detokenizer or a stop check).
     unsent: u32,
+    /// Their log-probabilities, when asked for.
+    unsent_logprobs: Vec<TokenLogprob>,
     sampler: Sampler,
     detok: Detokenizer,
     stop: StopMatcher,
@@ -45,34 +54,43 @@ enum Outcome {
 pub(crate) struct Scheduler {
     decoder: Decoder,
     tokenizer: Tokenizer,
-    eos: HashSet<u32>,
+    eos: Arc<HashSet<u32>>,
+    vocab: Arc<Vocab>,
     rx: mpsc::Receiver<Job>,
     metrics: Arc<Metrics>,
     max_batch: usize,
     max_context: usize,
     active: Vec<Seq>,
+    /// What the free slots hold (`None`: the prefix cache is off, or the layout has no slots).
+    prefix: Option<PrefixCache>,
 }
 
 impl Scheduler {
-    #[allow(clippy::too_many_arguments)]
     pub(crate) fn new(
         decoder: Decoder,
         tokenizer: Tokenizer,
-        eos: HashSet<u32>,
+        eos: Arc<HashSet<u32>>,
+        vocab: Arc<Vocab>,
         rx: mpsc::Receiver<Job>,
         metrics: Arc<Metrics>,
-        max_batch: usize,
-        max_context: usize,
+        (max_batch, max_context, prefix_cache): (usize, usize, bool),
     ) -> Self {
+        let prefix = decoder
+            .kv
+            .as_ref()
+            .filter(|_| prefix_cache)
+            .map(|kv| PrefixCache::new(kv.slots));
         Self {
             decoder,
             tokenizer,
             eos,
+            vocab,
             rx,
             metrics,
             max_batch,
             max_context,
             active: Vec::new(),
+            prefix,
         }
     }
 
@@ -131,14 +149,18 @@ impl Scheduler {
         let slot = self.active.len();
         let mut past = Vec::new();
         let prompt = job.request.prompt.clone();
+        let reused = self.place(slot, &prompt);
         let result = if self.decoder.kv.is_some() {
-            self.decoder.run_slots(slot, &[(0, &prompt)])
+            self.decoder.run_slots(slot, &[(reused, &prompt[reused..])])
         } else {
             self.decoder.run_concat(&mut past, 0, &prompt)
         };
-        let logits = match result {
+        let mut logits = match result {
             Ok(l) => l,
             Err(e) => {
+                if let Some(p) = self.prefix.as_mut() {
+                    p.forget(slot);
+                }
                 error!(target: "worker::engine", error = %e, "prompt run failed");
                 let _ = job.events.send(Event::Failed("inference failed".into()));
                 self.metrics.request_finished("error");
@@ -146,23 +168,53 @@ impl Scheduler {
             }
         };
         let secs = started.elapsed().as_secs_f64();
-        self.metrics.prompt_done(prompt.len(), secs);
+        self.metrics.prompt_done(prompt.len() - reused, secs);
+        if self.prefix.is_some() {
+            self.metrics.prefix_reused(reused, prompt.len());
+        }
+        let guide = job
+            .request
+            .grammar
+            .clone()
+            .map(|g| Guide::new(g, self.vocab.clone(), self.eos.clone()));
         let mut seq = Seq {
-            sampler: Sampler::new(job.request.sampling),
+            sampler: Sampler::with(
+                job.request.sampling,
+                job.request.shaping.clone(),
+                guide,
+                job.request.logprobs,
+            ),
             stop: StopMatcher::new(job.request.stop.clone()),
             ttft: job.submitted.elapsed(),
             job,
             past,
             cached: prompt.len(),
             last: 0,
+            tokens: if self.prefix.is_some() {
+                prompt.clone()
+            } else {
+                Vec::new()
+            },
             generated: 0,
             unsent: 0,
+            unsent_logprobs: Vec::new(),
             detok: Detokenizer::default(),
         };
         self.metrics.first_token(seq.ttft.as_secs_f64());
-        debug!(target: "worker::engine", slot, prompt = prompt.len(), ms = (secs * 1000.0) as u64, "sequence joined");
-        let tok = seq.sampler.sample(&logits);
-        match accept(&self.tokenizer, &self.eos, self.max_context, &mut seq, tok) {
+        debug!(target: "worker::engine", slot, prompt = prompt.len(), reused, ms = (secs * 1000.0) as u64, "sequence joined");
+        let outcome = accept(
+            &self.tokenizer,
+            &self.eos,
+            self.max_context,
+            &mut seq,
+            &mut logits,
+        );
+        if !matches!(outcome, Outcome::Running)
+            && let Some(p) = self.prefix.as_mut()
+        {
+            p.store(slot, seq.tokens[..seq.cached].to_vec());
+        }
+        match outcome {
             Outcome::Running => self.active.push(seq),
             Outcome::Finished(reason) => self.finish(seq, reason),
             Outcome::Cancelled => self.metrics.request_finished("cancelled"),
@@ -174,7 +226,7 @@ impl Scheduler {
         let started = Instant::now();
         let n = self.active.len();
         let vocab = self.decoder.vocab;
-        let logits = if self.decoder.kv.is_some() {
+        let mut logits = if self.decoder.kv.is_some() {
             let lasts: Vec<[u32; 1]> = self.active.iter().map(|s| [s.last]).collect();
             let rows: Vec<(usize, &[u32])> = self
                 .active
@@ -195,15 +247,14 @@ impl Scheduler {
         };
         self.metrics.decode_step(n, started.elapsed().as_secs_f64());
         let mut outcomes = Vec::with_capacity(n);
-        for (i, seq) in self.active.iter_mut().enumerate() {
+        for (seq, row) in self.active.iter_mut().zip(logits.chunks_exact_mut(vocab)) {
             seq.cached += 1;
-            let tok = seq.sampler.sample(&logits[i * vocab..(i + 1) * vocab]);
             outcomes.push(accept(
                 &self.tokenizer,
                 &self.eos,
                 self.max_context,
                 seq,
-                tok,
+                row,
             ));
         }
         // Leave from the back so a swap only ever moves a sequence that stays.
@@ -224,22 +275,52 @@ impl Scheduler {
         Ok(())
     }
 
-    /// Takes sequence `i` out of the batch, keeping slots `0..n` dense.
+    /// Readies free slot `slot` for `prompt`: the longest cached prefix of it copied in (when
+    /// it is in another slot), the slot's own entry kept elsewhere when worth it. Returns the
+    /// positions reused.
+    fn place(&mut self, slot: usize, prompt: &[u32]) -> usize {
+        let (Some(prefix), Some(kv)) = (self.prefix.as_mut(), self.decoder.kv.as_mut()) else {
+            return 0;
+        };
+        let reuse = prefix.find(slot, prompt);
+        if let Some(keep) = prefix.make_room(slot, reuse) {
+            kv.move_slot(slot, keep.to, keep.len);
+        }
+        match reuse {
+            Some(r) => {
+                kv.move_slot(r.from, slot, r.len);
+                r.len
+            }
+            None => 0,
+        }
+    }
+
+    /// Takes sequence `i` out of the batch, keeping slots `0..n` dense; with the prefix cache
+    /// its cache stays in the slot freed at the end.
     fn remove(&mut self, i: usize) -> Seq {
         let last = self.active.len() - 1;
-        if i != last
-            && let Some(kv) = self.decoder.kv.as_mut()
-        {
-            kv.move_slot(last, i, self.active[last].cached);
+        if let Some(kv) = self.decoder.kv.as_mut() {
+            match self.prefix.as_mut() {
+                Some(prefix) => {
+                    let leaving = &self.active[i];
+                    kv.swap_slots(i, last, leaving.cached, self.active[last].cached);
+                    prefix.store(last, leaving.tokens[..leaving.cached].to_vec());
+                }
+                None if i != last => kv.move_slot(last, i, self.active[last].cached),
+                None => {}
+            }
         }
         self.active.swap_remove(i)
     }
 
     fn finish(&mut self, mut seq: Seq, finish: FinishReason) {
         let rest = seq.stop.flush();
-        if !rest.is_empty() {
-            let tokens = std::mem::take(&mut seq.unsent);
-            let _ = seq.job.events.send(Event::Text { text: rest, tokens });
+        if !rest.is_empty() || !seq.unsent_logprobs.is_empty() {
+            let _ = seq.job.events.send(Event::Text {
+                text: rest,
+                tokens: std::mem::take(&mut seq.unsent),
+                logprobs: std::mem::take(&mut seq.unsent_logprobs),
+            });
         }
         let done = Completion {
             finish,
@@ -248,37 +329,55 @@ impl Scheduler {
             ttft: seq.ttft,
         };
         self.metrics.completion_tokens(seq.generated as usize);
+        let (guided, masks) = seq.sampler.guided();
+        if guided > 0 {
+            self.metrics.constrained(guided, masks);
+        }
         self.metrics.request_finished(finish.as_str());
         let _ = seq.job.events.send(Event::Done(done));
     }
 }
 
-/// Handles a sampled token: text out, stop checks.
+/// Picks the next token from `logits` and handles it: text out, stop checks.
 fn accept(
     tokenizer: &Tokenizer,
     eos: &HashSet<u32>,
     max_context: usize,
     seq: &mut Seq,
-    tok: u32,
+    logits: &mut [f32],
 ) -> Outcome {
     if seq.job.events.is_closed() {
         return Outcome::Cancelled;
     }
+    let Some(pick) = seq.sampler.pick(logits) else {
+        // Only a vocabulary without some byte of JSON could leave a grammar no token.
+        debug!(target: "worker::engine", generated = seq.generated, "no token fits the grammar");
+        return Outcome::Finished(FinishReason::Stop);
+    };
+    let tok = pick.token;
     if !seq.job.request.ignore_eos && eos.contains(&tok) {
         return Outcome::Finished(FinishReason::Stop);
     }
     seq.generated += 1;
     seq.unsent += 1;
     seq.last = tok;
+    if !seq.tokens.is_empty() {
+        seq.tokens.push(tok);
+    }
+    seq.unsent_logprobs.extend(pick.logprob);
     let delta = seq.detok.push(tokenizer, tok);
     let (text, stopped) = seq.stop.push(&delta);
     if !text.is_empty() {
-        let tokens = std::mem::take(&mut seq.unsent);
-        if seq.job.events.send(Event::Text { text, tokens }).is_err() {
+        let event = Event::Text {
+            text,
+            tokens: std::mem::take(&mut seq.unsent),
+            logprobs: std::mem::take(&mut seq.unsent_logprobs),
+        };
+        if seq.job.events.send(event).is_err() {
             return Outcome::Cancelled;
         }
     }
-    if stopped {
+    if stopped || seq.sampler.finished() {
         seq.stop = StopMatcher::default();
         return Outcome::Finished(FinishReason::Stop);
     }

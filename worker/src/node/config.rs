@@ -96,6 +96,13 @@ pub struct EngineSection {
     /// The ONNX Runtime library (default: found as `serve` finds it).
     #[serde(default)]
     pub ort_lib: Option<PathBuf>,
+    /// Reuse the caches of prompts' shared prefixes (`serve --no-prefix-cache` turns it off).
+    #[serde(default = "default_prefix_cache")]
+    pub prefix_cache: bool,
+}
+
+fn default_prefix_cache() -> bool {
+    true
 }
 
 impl Default for EngineSection {
@@ -106,6 +113,7 @@ impl Default for EngineSection {
             max_context: default_max_context(),
             max_queue: default_max_queue(),
             ort_lib: None,
+            prefix_cache: true,
         }
     }
 }

@@ -141,13 +141,11 @@ async fn shutdown_drains_running_streams() {
         reader.await.expect("reader").is_some(),
         "the stream was cut instead of finished"
     );
-    let after = engine.submit(morpheus_worker::engine::GenerateRequest {
-        prompt: vec![1, 2],
-        max_new_tokens: 1,
-        sampling: Default::default(),
-        stop: vec![],
-        ignore_eos: false,
-    });
+    let after = engine.submit(morpheus_worker::engine::GenerateRequest::new(
+        vec![1, 2],
+        1,
+        Default::default(),
+    ));
     assert!(
         matches!(after, Err(morpheus_worker::Error::EngineStopped)),
         "a stopped engine takes no work: {after:?}"

@@ -1,4 +1,7 @@
-//! The official `openai` Python client works unchanged (only the assignment header is added).
+//! Widely used clients work unchanged against the worker (only the assignment header is
+//! added): the official `openai` Python client (chat, streaming, structured output parsed into
+//! a pydantic model, log-probabilities, text completions, a refusal) and LangChain's
+//! `ChatOpenAI`.
 
 use std::process::Command;
 
@@ -7,30 +10,90 @@ use morpheus_sdk::provider::{ASSIGNMENT_HEADER, encode_assignment};
 use morpheus_testkit::{TestWorker, python};
 
 const SCRIPT: &str = r#"
-import sys, openai
+import json, sys, typing, openai, pydantic
 url, header, value = sys.argv[1:4]
-client = openai.OpenAI(base_url=url + "/v1", api_key="unused", default_headers={header: value})
-r = client.chat.completions.create(model="tiny-llama-test", messages=[{"role": "user", "content": "hi"}],
-                                   max_tokens=5, temperature=0, seed=1)
+client = openai.OpenAI(base_url=url + "/v1", api_key="unused", default_headers={header: value},
+                       max_retries=0)
+model = "tiny-llama-test"
+hi = [{"role": "user", "content": "hi"}]
+r = client.chat.completions.create(model=model, messages=hi, max_tokens=5, temperature=0, seed=1)
 assert r.choices[0].message.content and r.usage.completion_tokens == 5, r
 text = ""
-for chunk in client.chat.completions.create(model="tiny-llama-test", messages=[{"role": "user", "content": "hi"}],
-                                            max_tokens=5, temperature=0, seed=1, stream=True):
+for chunk in client.chat.completions.create(model=model, messages=hi, max_tokens=5, temperature=0,
+                                            seed=1, stream=True):
     if chunk.choices:
         text += chunk.choices[0].delta.content or ""
 assert text == r.choices[0].message.content, (text, r.choices[0].message.content)
-assert [m.id for m in client.models.list().data] == ["tiny-llama-test"]
+models = client.models.list().data
+assert [m.id for m in models] == [model] and models[0].context_length > 0, models
+
+# Structured output from a pydantic model (the client's own strict schema), parsed by it.
+class Item(pydantic.BaseModel):
+    sku: str = pydantic.Field(max_length=8)
+    qty: int
+class Order(pydantic.BaseModel):
+    status: typing.Literal["open", "paid", "shipped"]
+    total: float
+    items: list[Item] = pydantic.Field(min_length=1, max_length=3)
+parsed = client.chat.completions.parse(model=model, messages=hi, max_tokens=400,
+                                       temperature=0, response_format=Order)
+order = parsed.choices[0].message.parsed
+assert isinstance(order, Order) and 1 <= len(order.items) <= 3, parsed
+
+# Log-probabilities, the chosen token first among the alternatives (greedy).
+lp = client.chat.completions.create(model=model, messages=hi, max_tokens=4, temperature=0,
+                                    logprobs=True, top_logprobs=2)
+content = lp.choices[0].logprobs.content
+assert len(content) == 4 and all(t.top_logprobs[0].token == t.token for t in content), content
+
+# Text completions, whole and streamed.
+c = client.completions.create(model=model, prompt="Once upon a time", max_tokens=6, temperature=0)
+assert c.choices[0].text and c.usage.completion_tokens == 6, c
+streamed = "".join(p.choices[0].text for p in client.completions.create(
+    model=model, prompt="Once upon a time", max_tokens=6, temperature=0, stream=True) if p.choices)
+assert streamed == c.choices[0].text, (streamed, c)
+
+# What is not served is refused by name.
+try:
+    client.chat.completions.create(model=model, messages=hi, max_tokens=4,
+                                   tools=[{"type": "function", "function": {"name": "f"}}])
+    raise AssertionError("tools were answered")
+except openai.BadRequestError as e:
+    assert e.body["param"] == "tools", e.body
 print("ok")
 "#;
 
-#[tokio::test]
-async fn official_python_client() {
-    // The venv (with `openai` from worker/python/requirements.txt) is installed by the kit on
-    // first use; without it the test fails, it is never skipped.
+/// LangChain's `ChatOpenAI`: invoke, stream, structured output and log-probabilities.
+const LANGCHAIN: &str = r#"
+import sys, typing, pydantic
+from langchain_openai import ChatOpenAI
+url, header, value = sys.argv[1:4]
+def llm(**kw):
+    return ChatOpenAI(base_url=url + "/v1", api_key="unused", model="tiny-llama-test",
+                      temperature=0, default_headers={header: value}, max_retries=0, **kw)
+r = llm(max_tokens=6).invoke("hi")
+assert r.content and r.usage_metadata["output_tokens"] == 6, r
+streamed = "".join(c.content for c in llm(max_tokens=6).stream("hi"))
+assert streamed == r.content, (streamed, r.content)
+class Pet(pydantic.BaseModel):
+    kind: typing.Literal["cat", "dog"]
+    name: str = pydantic.Field(max_length=10)
+    age: int
+pet = llm(max_tokens=200).with_structured_output(Pet, method="json_schema").invoke("a pet")
+assert isinstance(pet, Pet), pet
+lp = llm(max_tokens=3, logprobs=True).invoke("hi")
+assert len(lp.response_metadata["logprobs"]["content"]) == 3, lp.response_metadata
+print("ok")
+"#;
+
+/// Runs `script` with the worker's URL and an assignment; it must print `ok`.
+async fn run_script(script: &str) {
+    // The venv (with `openai` and `langchain-openai` from worker/python/requirements.txt) is
+    // installed by the kit on first use; without it the test fails, it is never skipped.
     let python = python().expect("the project's venv");
     let server = TestWorker::start().await;
     let value = encode_assignment(&server.assignment(100_000));
-    let (url, script) = (server.url.clone(), SCRIPT.to_string());
+    let (url, script) = (server.url.clone(), script.to_string());
     let out = tokio::task::spawn_blocking(move || {
         Command::new(python)
             .args(["-c", &script, &url, ASSIGNMENT_HEADER, &value])
@@ -40,7 +103,17 @@ async fn official_python_client() {
     .expect("join")
     .expect("python runs");
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "the openai client failed:\n{stderr}");
+    assert!(out.status.success(), "the client failed:\n{stderr}");
     assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "ok");
     server.stop().await;
+}
+
+#[tokio::test]
+async fn official_python_client() {
+    run_script(SCRIPT).await;
+}
+
+#[tokio::test]
+async fn langchain_chat_openai() {
+    run_script(LANGCHAIN).await;
 }

@@ -108,7 +108,7 @@ async fn malformed_and_oversized_requests_are_refused() {
         ),
         (
             r#"{"model":"m","messages":[{"role":"user","content":"x"}],"response_format":{"type":"json_schema"}}"#,
-            "response_format",
+            "response_format.json_schema",
         ),
         (
             r#"{"model":"m","messages":[{"role":"user","content":"x"},{"role":"tool","content":"y"}]}"#,
