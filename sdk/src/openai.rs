@@ -11,6 +11,7 @@ mod check;
 mod completions;
 mod content;
 mod logprobs;
+mod tools;
 
 pub use check::{MAX_LOGIT_BIAS, MAX_STOPS, MAX_TOP_LOGPROBS, Refusal, ResponseFormat};
 pub use completions::{
@@ -18,16 +19,26 @@ pub use completions::{
     CompletionRequest, CompletionResponse, Prompt,
 };
 pub use logprobs::{ChoiceLogprobs, TokenLogprob, TopLogprob};
+pub use tools::{
+    Function, FunctionCall, FunctionCallDelta, ToolCall, ToolCallDelta, ToolChoice, call_text,
+    tool_prompt,
+};
 
 /// One message of a conversation.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ChatMessage {
-    /// `system`, `user` or `assistant` (`developer` is read as `system`).
+    /// `system`, `user`, `assistant` or `tool` (`developer` is read as `system`).
     #[serde(deserialize_with = "content::deserialize_role")]
     pub role: String,
     /// The text: a string, or text parts joined with newlines (`content.rs`).
-    #[serde(deserialize_with = "content::deserialize")]
+    #[serde(default, deserialize_with = "content::deserialize")]
     pub content: String,
+    /// The calls an assistant's message made.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tool_calls: Option<Vec<ToolCall>>,
+    /// The call a `tool` message answers.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tool_call_id: Option<String>,
 }
 
 impl ChatMessage {
@@ -36,6 +47,16 @@ impl ChatMessage {
         Self {
             role: "user".into(),
             content: content.into(),
+            ..Default::default()
+        }
+    }
+
+    /// An assistant's answer.
+    pub fn assistant(content: impl Into<String>) -> Self {
+        Self {
+            role: "assistant".into(),
+            content: content.into(),
+            ..Default::default()
         }
     }
 
@@ -44,6 +65,7 @@ impl ChatMessage {
         Self {
             role: "system".into(),
             content: content.into(),
+            ..Default::default()
         }
     }
 }
@@ -117,10 +139,10 @@ pub struct ChatCompletionRequest {
     pub response_format: Option<serde_json::Value>,
     // What the network does not serve yet: read so that [`check`](Self::check) refuses a
     // request asking for it by name instead of answering as if it had not asked.
-    /// Tools the model may call: none, for now.
+    /// Functions the model may call ([`ChatCompletionRequest::tool_functions`] reads them).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tools: Option<serde_json::Value>,
-    /// `"none"` only, for now.
+    /// `none`, `auto`, `required` or a named function ([`ChatCompletionRequest::tool_choice`]).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tool_choice: Option<serde_json::Value>,
     /// Return the log-probability of each chosen token.
@@ -200,6 +222,9 @@ pub struct Delta {
     /// New text.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub content: Option<String>,
+    /// The call being made, in pieces.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tool_calls: Option<Vec<ToolCallDelta>>,
 }
 
 /// A choice of a streamed chunk.

@@ -9,7 +9,8 @@ use std::{
 use alloy::primitives::{Address, B256};
 use futures::Stream;
 use morpheus_sdk::openai::{
-    ChatCompletionChunk, ChatCompletionResponse, ChatMessage, Choice, ChoiceLogprobs,
+    ChatCompletionChunk, ChatCompletionResponse, ChatMessage, Choice, ChoiceLogprobs, FunctionCall,
+    ToolCall,
 };
 use tokio::sync::mpsc;
 
@@ -82,6 +83,8 @@ impl Answer {
         let (mut id, mut created, mut finish, mut usage) = (None, 0, None, None);
         // The provider streams each chunk's tokens' log-probabilities, when they were asked for.
         let mut logprobs: Option<ChoiceLogprobs> = None;
+        // A call comes in deltas: the first with its id and name, then pieces of arguments.
+        let mut calls: Vec<ToolCall> = Vec::new();
         while let Some(chunk) = self.next_piece().await {
             let chunk = chunk?;
             if id.is_none() {
@@ -94,6 +97,27 @@ impl Answer {
                 }
                 if let Some(l) = choice.logprobs {
                     logprobs.get_or_insert_default().content.extend(l.content);
+                }
+                for d in choice.delta.tool_calls.unwrap_or_default() {
+                    let i = d.index as usize;
+                    if calls.len() <= i {
+                        calls.resize_with(i + 1, || ToolCall {
+                            id: String::new(),
+                            kind: "function".into(),
+                            function: FunctionCall {
+                                name: String::new(),
+                                arguments: String::new(),
+                            },
+                        });
+                    }
+                    let call = &mut calls[i];
+                    call.id.push_str(&d.id.unwrap_or_default());
+                    call.function
+                        .name
+                        .push_str(&d.function.name.unwrap_or_default());
+                    call.function
+                        .arguments
+                        .push_str(&d.function.arguments.unwrap_or_default());
                 }
                 finish = choice.finish_reason.or(finish);
             }
@@ -109,6 +133,8 @@ impl Answer {
                 message: ChatMessage {
                     role: "assistant".into(),
                     content: text,
+                    tool_calls: (!calls.is_empty()).then_some(calls),
+                    tool_call_id: None,
                 },
                 finish_reason: finish,
                 logprobs,
@@ -169,8 +195,8 @@ mod tests {
                 vec![ChunkChoice {
                     index: 0,
                     delta: Delta {
-                        role: None,
                         content: content.map(str::to_string),
+                        ..Default::default()
                     },
                     finish_reason: finish.map(str::to_string),
                     logprobs: None,

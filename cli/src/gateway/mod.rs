@@ -118,8 +118,13 @@ impl Gateway {
         let id = request_id();
         let model = self.inner.catalog.resolve(&request.model).await?;
         let config = &self.inner.config;
-        let token_max = tokens::token_max(
-            &request.messages,
+        // Tools in use are described to the model: their text counts towards the prompt.
+        let shown = match request.tool_choice() {
+            Ok(morpheus_sdk::openai::ToolChoice::None) | Err(_) => Vec::new(),
+            Ok(_) => request.tool_functions().unwrap_or_default(),
+        };
+        let token_max = tokens::token_max_with(
+            tokens::prompt_bound_with_tools(&request.messages, &shown),
             request.requested_max_tokens(),
             config.default_max_tokens,
             config.max_session_tokens,

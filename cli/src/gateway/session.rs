@@ -368,12 +368,25 @@ fn describe(e: &morpheus_sdk::Error) -> String {
     }
 }
 
-/// Whether a chunk carries text.
+/// Whether a chunk carries text (a tool call's delta counts: it is the answer then).
 fn has_text(chunk: &ChatCompletionChunk) -> bool {
     chunk
         .choices
         .iter()
-        .any(|c| c.delta.content.as_deref().is_some_and(|t| !t.is_empty()))
+        .any(|c| c.delta.content.as_deref().is_some_and(|t| !t.is_empty()) || has_call(&c.delta))
+}
+
+/// Whether a delta carries a piece of a tool call.
+fn has_call(delta: &morpheus_sdk::openai::Delta) -> bool {
+    delta.tool_calls.as_ref().is_some_and(|calls| {
+        calls.iter().any(|c| {
+            c.function.name.as_deref().is_some_and(|n| !n.is_empty())
+                || c.function
+                    .arguments
+                    .as_deref()
+                    .is_some_and(|a| !a.is_empty())
+        })
+    })
 }
 
 /// Notes what `chunk` adds and sends it on; false once the client is gone.
@@ -390,6 +403,7 @@ async fn forward(
                 .content
                 .as_deref()
                 .is_some_and(|t| !t.trim().is_empty())
+                || has_call(&c.delta)
         });
     }
     seen.usage = chunk.usage.or(seen.usage);

@@ -2,7 +2,7 @@
 //! tokenizer: the completion asked for plus an upper bound of the prompt. The provider's signed
 //! receipt counts what was really used, and the router gives the rest of the reservation back.
 
-use morpheus_sdk::openai::ChatMessage;
+use morpheus_sdk::openai::{ChatMessage, Function, tool_prompt};
 
 /// Template tokens a chat template may add around the whole conversation: the generation
 /// prompt, a default system prompt some templates insert when there is none (SmolLM2's, Llama
@@ -19,20 +19,35 @@ pub const MESSAGE_TOKENS: u64 = 8;
 pub fn prompt_bound(messages: &[ChatMessage]) -> u64 {
     messages.iter().fold(TEMPLATE_TOKENS, |sum, m| {
         sum.saturating_add(m.role.len() as u64)
-            .saturating_add(m.content.len() as u64)
+            .saturating_add(m.template_text().len() as u64)
             .saturating_add(MESSAGE_TOKENS)
     })
+}
+
+/// The prompt's bound with `tools` shown to the model: their description
+/// (`openai::tool_prompt`, what the provider adds to the system message) counted as one more
+/// message.
+pub fn prompt_bound_with_tools(messages: &[ChatMessage], tools: &[Function]) -> u64 {
+    let bound = prompt_bound(messages);
+    if tools.is_empty() {
+        return bound;
+    }
+    bound
+        .saturating_add(tool_prompt(tools).len() as u64)
+        .saturating_add(MESSAGE_TOKENS + "system".len() as u64)
 }
 
 /// `tokenMax` for a request: the completion tokens it asks for (`requested`, else `default`)
 /// plus [`prompt_bound`], at most `cap` (the largest session, the context a model is expected
 /// to have) and at least 1.
 pub fn token_max(messages: &[ChatMessage], requested: Option<u32>, default: u32, cap: u64) -> u64 {
+    token_max_with(prompt_bound(messages), requested, default, cap)
+}
+
+/// [`token_max`] for a prompt bound already counted.
+pub fn token_max_with(bound: u64, requested: Option<u32>, default: u32, cap: u64) -> u64 {
     let completion = u64::from(requested.unwrap_or(default));
-    completion
-        .saturating_add(prompt_bound(messages))
-        .min(cap)
-        .max(1)
+    completion.saturating_add(bound).min(cap).max(1)
 }
 
 #[cfg(test)]

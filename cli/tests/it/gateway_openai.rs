@@ -1,7 +1,7 @@
 //! Any OpenAI client works unchanged through the gateway: the official Python `openai`
-//! package (content parts and the `developer` role included, structured output and
-//! log-probabilities passed through; what is not served refused by name), and the stream's
-//! shape to its last event.
+//! package (content parts and the `developer` role included, structured output,
+//! log-probabilities and tool calls passed through; what is not served refused by name), and the
+//! stream's shape to its last event.
 
 use std::process::Command;
 
@@ -45,8 +45,16 @@ assert isinstance(s.choices[0].message.parsed, Pet), s
 l = client.chat.completions.create(model=sys.argv[2], messages=messages, max_tokens=4,
                                    temperature=0, logprobs=True, top_logprobs=2)
 assert len(l.choices[0].logprobs.content) == l.usage.completion_tokens, l
+tools = [{"type": "function", "function": {"name": "get_weather", "parameters": {
+    "type": "object", "properties": {"city": {"type": "string", "maxLength": 12}}, "required": ["city"]}}}]
+t = client.chat.completions.create(model=sys.argv[2], messages=messages, tools=tools,
+                                   tool_choice="required", max_tokens=100, temperature=0)
+call = t.choices[0].message.tool_calls[0]
+assert t.choices[0].finish_reason == "tool_calls" and call.function.name == "get_weather", t
+assert isinstance(json.loads(call.function.arguments)["city"], str), call
 # What is not served is refused by name, before any session is spent on it.
-for extra, param in [({"tools": [{"type": "function", "function": {"name": "f"}}]}, "tools"),
+for extra, param in [({"tools": [{"type": "function", "function": {"description": "f"}}]},
+                      "tools[0].function.name"),
                      ({"n": 2}, "n"),
                      ({"response_format": {"type": "json_schema", "json_schema": {}}},
                       "response_format.json_schema.schema")]:
@@ -55,15 +63,15 @@ for extra, param in [({"tools": [{"type": "function", "function": {"name": "f"}}
         raise AssertionError(f"{extra} was answered")
     except openai.BadRequestError as e:
         assert e.body["param"] == param, (extra, e.body)
-used = [r.usage, last.usage, p.usage, s.usage, l.usage]
+used = [r.usage, last.usage, p.usage, s.usage, l.usage, t.usage]
 print(json.dumps({"tokens": sum(u.total_tokens for u in used)}))
 "#;
 
 #[tokio::test]
 async fn the_official_openai_client_chats_and_streams_with_usage() {
-    // Five sessions: whole, streamed, the same conversation as content parts, structured
-    // output, log-probabilities; three requests for what is not served are refused before a
-    // session is asked for.
+    // Six sessions: whole, streamed, the same conversation as content parts, structured
+    // output, log-probabilities, a tool call; three requests for what is not served are refused
+    // before a session is asked for.
     // The venv (with `openai`) is installed by the kit on first use; without it the test
     // fails, it is never skipped.
     let python = python().expect("the project's venv");
@@ -87,8 +95,8 @@ async fn the_official_openai_client_chats_and_streams_with_usage() {
     let tokens = printed["tokens"].as_u64().expect("tokens");
 
     // Both sessions were reported as the client saw them, and credited.
-    let info = net.wait_for_reports(net.address(PROVIDER), 5).await;
-    assert_eq!(info.reputation.completed, 5, "{info:?}");
+    let info = net.wait_for_reports(net.address(PROVIDER), 6).await;
+    assert_eq!(info.reputation.completed, 6, "{info:?}");
     assert_eq!(info.reputation.failed, 0, "{info:?}");
     assert_eq!(
         info.record.tokens, tokens,

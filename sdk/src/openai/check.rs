@@ -2,7 +2,7 @@
 //! before it reserves anything: OpenAI's own (non-empty messages, known roles, sampling ranges,
 //! at most four stops, penalties in [-2, 2], biases in [-100, 100], at most 20 alternatives of
 //! log-probabilities), and what the network does not serve yet, refused by name rather than
-//! ignored (a client asking for tools must not get an answer made as if it had not asked).
+//! ignored (a client asking for several choices must not get one as if it had not asked).
 //! Fields the network has no use for and that constrain nothing (`user`, `parallel_tool_calls`,
 //! ...) are ignored, as OpenAI ignores what it does not know.
 
@@ -34,7 +34,7 @@ pub enum ResponseFormat {
 }
 
 /// Roles a message may have (`developer` is read as `system`).
-const ROLES: [&str; 3] = ["system", "user", "assistant"];
+const ROLES: [&str; 4] = ["system", "user", "assistant", "tool"];
 
 /// Why a request is refused: the field to blame as OpenAI names it (`messages[1].role`), a
 /// machine-readable code, and a message naming the field.
@@ -48,7 +48,11 @@ pub struct Refusal {
     pub message: String,
 }
 
-fn refuse(param: impl Into<String>, code: &'static str, message: impl Into<String>) -> Refusal {
+pub(super) fn refuse(
+    param: impl Into<String>,
+    code: &'static str,
+    message: impl Into<String>,
+) -> Refusal {
     Refusal {
         param: param.into(),
         code,
@@ -79,18 +83,24 @@ impl ChatCompletionRequest {
             .enumerate()
             .find(|(_, m)| !ROLES.contains(&m.role.as_str()))
         {
-            let why = if m.role == "tool" {
-                " (tool calls are not served yet)"
-            } else {
-                ""
-            };
             return Err(refuse(
                 format!("messages[{i}].role"),
                 "invalid_messages",
                 format!(
-                    "unsupported role `{}`{why}: system, developer, user or assistant",
+                    "unsupported role `{}`: system, developer, user, assistant or tool",
                     m.role
                 ),
+            ));
+        }
+        if let Some(i) = self
+            .messages
+            .iter()
+            .position(|m| m.role == "tool" && m.tool_call_id.as_deref().is_none_or(str::is_empty))
+        {
+            return Err(refuse(
+                format!("messages[{i}].tool_call_id"),
+                "invalid_messages",
+                format!("`messages[{i}].tool_call_id` must name the call a tool message answers"),
             ));
         }
         if self.n.is_some_and(|n| n != 1) {
@@ -191,29 +201,15 @@ impl ChatCompletionRequest {
         logit_bias(self.logit_bias.as_ref())
     }
 
-    /// What a client may ask that the network does not serve yet: each refused by name.
+    /// The tools' rules: each tool well formed, a choice they can meet, and not with a
+    /// `response_format` (a call's shape is the constraint then).
     fn check_not_served(&self) -> Result<(), Refusal> {
-        let not_served = |param: &str, what: String| {
-            refuse(
-                param,
+        let choice = self.tool_choice()?;
+        if choice != super::ToolChoice::None && self.response_format()? != ResponseFormat::Text {
+            return Err(refuse(
+                "response_format",
                 "unsupported_parameter",
-                format!("{what} is not served by the network's providers yet"),
-            )
-        };
-        // `null` reads as absent; an empty list asks for nothing.
-        if self
-            .tools
-            .as_ref()
-            .is_some_and(|t| t.as_array().is_none_or(|a| !a.is_empty()))
-        {
-            return Err(not_served("tools", "`tools` (tool calls)".into()));
-        }
-        if let Some(choice) = &self.tool_choice
-            && choice.as_str() != Some("none")
-        {
-            return Err(not_served(
-                "tool_choice",
-                "`tool_choice` other than `none`".into(),
+                "`response_format` with tools in use is not served: a tool call is JSON already",
             ));
         }
         Ok(())
@@ -406,10 +402,7 @@ mod tests {
             vec![
                 ChatMessage::system("Be brief."),
                 ChatMessage::user("one\ntwo"),
-                ChatMessage {
-                    role: "assistant".into(),
-                    content: String::new()
-                },
+                ChatMessage::assistant(""),
             ]
         );
         r.check().expect("served");
@@ -482,14 +475,40 @@ mod tests {
                 "response_format",
                 "invalid_response_format",
             ),
+            (r#""tools":{"a":1}"#, "tools", "invalid_tools"),
             (
-                r#""tools":[{"type":"function","function":{"name":"f"}}]"#,
-                "tools",
-                "unsupported_parameter",
+                r#""tools":[{"type":"function","function":{"description":"no name"}}]"#,
+                "tools[0].function.name",
+                "invalid_tools",
+            ),
+            (
+                r#""tools":[{"type":"function","function":{"name":" "}}]"#,
+                "tools[0].function.name",
+                "invalid_tools",
+            ),
+            (
+                r#""tools":[{"type":"function","function":{"name":"f"}},{"type":"function","function":{"name":"f"}}]"#,
+                "tools[1].function.name",
+                "invalid_tools",
+            ),
+            (
+                r#""tools":[{"type":"retrieval"}]"#,
+                "tools[0].type",
+                "invalid_tools",
             ),
             (
                 r#""tool_choice":"required""#,
                 "tool_choice",
+                "invalid_tool_choice",
+            ),
+            (
+                r#""tools":[{"type":"function","function":{"name":"f"}}],"tool_choice":{"type":"function","function":{"name":"g"}}"#,
+                "tool_choice",
+                "invalid_tool_choice",
+            ),
+            (
+                r#""tools":[{"type":"function","function":{"name":"f"}}],"response_format":{"type":"json_object"}"#,
+                "response_format",
                 "unsupported_parameter",
             ),
             (
@@ -531,8 +550,10 @@ mod tests {
         let (p, _, message) = refused(
             r#"{"model":"m","messages":[{"role":"user","content":"a"},{"role":"tool","content":"b"}]}"#,
         );
-        assert_eq!(p, "messages[1].role");
-        assert!(message.contains("tool calls are not served"), "{message}");
+        assert_eq!(p, "messages[1].tool_call_id");
+        assert!(message.contains("tool_call_id"), "{message}");
+        let (p, _, _) = refused(r#"{"model":"m","messages":[{"role":"robot","content":"a"}]}"#);
+        assert_eq!(p, "messages[0].role");
         assert_eq!(refused(r#"{"model":" ","messages":[]}"#).0, "model");
         assert_eq!(refused(r#"{"model":"m","messages":[]}"#).0, "messages");
     }
@@ -559,6 +580,48 @@ mod tests {
         assert_eq!(
             r.response_format().expect("read"),
             super::ResponseFormat::JsonObject
+        );
+    }
+
+    #[test]
+    fn tools_and_the_choice_are_read() {
+        use crate::openai::ToolChoice;
+        let tools = r#""tools":[{"type":"function","function":{"name":"weather","description":"d",
+            "parameters":{"type":"object","properties":{"city":{"type":"string"}}}}},
+            {"type":"function","function":{"name":"time"}}]"#;
+        for (choice, want) in [
+            ("", ToolChoice::Auto),
+            (r#","tool_choice":"none""#, ToolChoice::None),
+            (r#","tool_choice":"required""#, ToolChoice::Required),
+            (
+                r#","tool_choice":{"type":"function","function":{"name":"time"}}"#,
+                ToolChoice::Named("time".into()),
+            ),
+        ] {
+            let r = parse(&format!(r#"{{"model":"m",{HI},{tools}{choice}}}"#));
+            r.check().expect("served");
+            assert_eq!(r.tool_choice().expect("read"), want, "{choice}");
+        }
+        let r = parse(&format!(r#"{{"model":"m",{HI},{tools}}}"#));
+        let f = r.tool_functions().expect("read");
+        assert_eq!(
+            f[1].parameters_schema(),
+            serde_json::json!({"type": "object"})
+        );
+        // A round trip: the assistant's call (content null) and the tool's answer.
+        let r = parse(
+            r#"{"model":"m","messages":[{"role":"user","content":"weather?"},
+            {"role":"assistant","content":null,"tool_calls":[{"id":"call_1","type":"function",
+              "function":{"name":"weather","arguments":"{\"city\":\"Paris\"}"}}]},
+            {"role":"tool","tool_call_id":"call_1","content":"sunny"}]}"#,
+        );
+        r.check().expect("served");
+        // A template shows the call as the JSON the model wrote.
+        let shown: serde_json::Value =
+            serde_json::from_str(&r.messages[1].template_text()).expect("json");
+        assert_eq!(
+            shown,
+            serde_json::json!({"name": "weather", "arguments": {"city": "Paris"}})
         );
     }
 

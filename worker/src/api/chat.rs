@@ -1,21 +1,30 @@
-//! `POST /v1/chat/completions`, streamed (server-sent events) or not.
+//! `POST /v1/chat/completions`, streamed (server-sent events) or not. With tools in use the
+//! answer is read whole before it is sent (it is a call or text only once it is written), and a
+//! stream then carries it in one delta.
+
+use std::convert::Infallible;
 
 use axum::{
     Json,
     body::Bytes,
     extract::{State, rejection::BytesRejection},
     http::HeaderMap,
-    response::{IntoResponse, Response},
+    response::{
+        IntoResponse, Response,
+        sse::{Event as SseEvent, KeepAlive, Sse},
+    },
 };
+use futures::stream;
 use morpheus_sdk::openai::{
     ChatCompletionChunk, ChatCompletionRequest, ChatCompletionResponse, ChatMessage, Choice,
-    ChunkChoice, Delta, Usage,
+    ChunkChoice, Delta, FunctionCallDelta, ToolCall, ToolCallDelta, Usage,
 };
 use tracing::{debug, info};
 
 use super::{
     ApiError, AppState,
-    generate::{self, Item, Meta, refused},
+    generate::{self, Item, Meta, Whole, refused},
+    tools::{self, Tools},
 };
 use crate::engine::{Completion, GenerateRequest, Sampling};
 
@@ -44,6 +53,8 @@ pub(super) async fn completions(
     // applies), refused in OpenAI's body naming the field.
     req.check().map_err(refused)?;
     let format = req.response_format().map_err(refused)?;
+    let tools = Tools::of(&req)?;
+    let tool_grammar = tools.as_ref().map(Tools::grammar).transpose()?;
     let shaping = generate::shaping(
         &state,
         req.logit_bias().map_err(refused)?,
@@ -54,14 +65,22 @@ pub(super) async fn completions(
     // Rendering and tokenising a prompt of up to a megabyte, and compiling a schema, take
     // milliseconds of CPU: off the async runtime's threads, so other connections keep being
     // served meanwhile.
-    let (model, messages) = (s.model.clone(), req.messages.clone());
+    let mut messages = tools::for_template(&req.messages);
+    if let Some(t) = &tools {
+        t.show(&mut messages);
+    }
+    let model = s.model.clone();
     let (prompt, grammar) = tokio::task::spawn_blocking(move || {
         let text = model
             .chat
             .render(&messages)
             .map_err(|e| ApiError::bad_request("invalid_messages", e.to_string()))?;
         let prompt = model.encode(&text).map_err(ApiError::from)?;
-        Ok::<_, ApiError>((prompt, generate::grammar(&format)?))
+        let grammar = match tool_grammar {
+            Some(g) => Some(g),
+            None => generate::grammar(&format)?,
+        };
+        Ok::<_, ApiError>((prompt, grammar))
     })
     .await
     .map_err(|_| ApiError::internal())??;
@@ -85,33 +104,122 @@ pub(super) async fn completions(
     let events = generate::submit(&state, request)?;
     info!(target: "worker::api", session = %grant.session, prompt_tokens, max_new, stream = req.stream, constrained, "chat request accepted");
     let meta = Meta::new("chatcmpl", &s.model.meta.name);
+    let with_logprobs = req.logprobs == Some(true);
+    let include_usage = req.stream_options.as_ref().is_some_and(|o| o.include_usage);
+    if let Some(tools) = &tools {
+        let whole = generate::collect(events, reservation).await?;
+        let call = (whole.done.finish != crate::engine::FinishReason::Length)
+            .then(|| tools.read(&whole.text))
+            .flatten();
+        return Ok(if req.stream {
+            let chunks = whole_as_chunks(&state, &meta, &whole, call, with_logprobs, include_usage);
+            let events = chunks
+                .into_iter()
+                .map(|d| Ok::<_, Infallible>(SseEvent::default().data(d)));
+            Sse::new(stream::iter(events))
+                .keep_alive(KeepAlive::default())
+                .into_response()
+        } else {
+            Json(response(&state, meta, whole, call, with_logprobs)).into_response()
+        });
+    }
     if req.stream {
-        let usage = req.stream_options.as_ref().is_some_and(|o| o.include_usage);
         let st = state.clone();
-        let render = move |item: Item<'_>| render_chunk(&st, &meta, item, usage);
+        let render = move |item: Item<'_>| render_chunk(&st, &meta, item, include_usage);
         return Ok(generate::stream(events, reservation, render).into_response());
     }
     let whole = generate::collect(events, reservation).await?;
     debug!(target: "worker::api", id = %meta.id, tokens = whole.done.completion_tokens, ttft_ms = whole.done.ttft.as_millis() as u64, "completed");
-    let logprobs =
-        (req.logprobs == Some(true)).then(|| generate::chat_logprobs(&state, &whole.logprobs));
-    Ok(Json(ChatCompletionResponse {
+    Ok(Json(response(&state, meta, whole, None, with_logprobs)).into_response())
+}
+
+/// A whole answer: its text, or the call it is (`finish_reason: "tool_calls"`).
+fn response(
+    state: &AppState,
+    meta: Meta,
+    whole: Whole,
+    call: Option<ToolCall>,
+    with_logprobs: bool,
+) -> ChatCompletionResponse {
+    let logprobs = with_logprobs.then(|| generate::chat_logprobs(state, &whole.logprobs));
+    let finish = if call.is_some() {
+        "tool_calls"
+    } else {
+        whole.done.finish.as_str()
+    };
+    let message = match call {
+        Some(call) => ChatMessage {
+            role: "assistant".into(),
+            tool_calls: Some(vec![call]),
+            ..Default::default()
+        },
+        None => ChatMessage::assistant(whole.text),
+    };
+    ChatCompletionResponse {
         id: meta.id,
         object: "chat.completion".into(),
         created: meta.created,
         model: meta.model,
         choices: vec![Choice {
             index: 0,
-            message: ChatMessage {
-                role: "assistant".into(),
-                content: whole.text,
-            },
-            finish_reason: Some(whole.done.finish.as_str().into()),
+            message,
+            finish_reason: Some(finish.into()),
             logprobs,
         }],
         usage: usage(&whole.done),
-    })
-    .into_response())
+    }
+}
+
+/// A whole answer as a stream's events: the role, the text or the call in one delta, the
+/// finish, the usage if asked, `[DONE]`.
+fn whole_as_chunks(
+    state: &AppState,
+    meta: &Meta,
+    whole: &Whole,
+    call: Option<ToolCall>,
+    with_logprobs: bool,
+    include_usage: bool,
+) -> Vec<String> {
+    let mut out = render_chunk(state, meta, Item::Start, false);
+    let finish = if call.is_some() {
+        "tool_calls"
+    } else {
+        whole.done.finish.as_str()
+    };
+    let delta = match call {
+        Some(call) => Delta {
+            tool_calls: Some(vec![ToolCallDelta {
+                index: 0,
+                id: Some(call.id),
+                kind: Some(call.kind),
+                function: FunctionCallDelta {
+                    name: Some(call.function.name),
+                    arguments: Some(call.function.arguments),
+                },
+            }]),
+            ..Default::default()
+        },
+        None => Delta {
+            content: Some(whole.text.clone()),
+            ..Default::default()
+        },
+    };
+    let mut c = chunk(meta, delta, None);
+    if with_logprobs {
+        c.choices[0].logprobs = Some(generate::chat_logprobs(state, &whole.logprobs));
+    }
+    out.push(serde_json::to_string(&c).unwrap_or_default());
+    out.push(
+        serde_json::to_string(&chunk(meta, Delta::default(), Some(finish))).unwrap_or_default(),
+    );
+    if include_usage {
+        let mut u = chunk(meta, Delta::default(), None);
+        u.choices.clear();
+        u.usage = Some(usage(&whole.done));
+        out.push(serde_json::to_string(&u).unwrap_or_default());
+    }
+    out.push("[DONE]".into());
+    out
 }
 
 pub(super) fn usage(c: &Completion) -> Usage {
@@ -147,6 +255,7 @@ fn render_chunk(state: &AppState, meta: &Meta, item: Item<'_>, include_usage: bo
             Delta {
                 role: Some("assistant".into()),
                 content: Some(String::new()),
+                ..Default::default()
             },
             None,
         )],
@@ -154,8 +263,8 @@ fn render_chunk(state: &AppState, meta: &Meta, item: Item<'_>, include_usage: bo
             let mut c = chunk(
                 meta,
                 Delta {
-                    role: None,
                     content: Some(text),
+                    ..Default::default()
                 },
                 None,
             );

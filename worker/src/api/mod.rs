@@ -10,6 +10,7 @@ mod liveness;
 mod models;
 mod receipt;
 mod routers;
+mod tools;
 
 use std::{future::Future, path::Path, sync::Arc};
 

@@ -16,4 +16,5 @@ mod removed_router;
 mod sampling;
 mod smollm2;
 mod structured;
+mod tools;
 mod verify;

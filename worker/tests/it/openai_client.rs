@@ -1,7 +1,7 @@
 //! Widely used clients work unchanged against the worker (only the assignment header is
 //! added): the official `openai` Python client (chat, streaming, structured output parsed into
-//! a pydantic model, log-probabilities, text completions, a refusal) and LangChain's
-//! `ChatOpenAI`.
+//! a pydantic model, log-probabilities, text completions, a tool call round trip, a refusal) and
+//! LangChain's `ChatOpenAI` (invoke, stream, structured output, log-probabilities, a bound tool).
 
 use std::process::Command;
 
@@ -53,17 +53,36 @@ streamed = "".join(p.choices[0].text for p in client.completions.create(
     model=model, prompt="Once upon a time", max_tokens=6, temperature=0, stream=True) if p.choices)
 assert streamed == c.choices[0].text, (streamed, c)
 
+# A tool call round trip: the call, then the tool's answer sent back with it.
+tools = [{"type": "function", "function": {"name": "get_weather", "parameters": {
+    "type": "object", "properties": {"city": {"type": "string", "maxLength": 12}},
+    "required": ["city"], "additionalProperties": False}}}]
+ask = [{"role": "user", "content": "Weather in Paris?"}]
+t = client.chat.completions.create(model=model, messages=ask, tools=tools, tool_choice="required",
+                                   max_tokens=100, temperature=0)
+call = t.choices[0].message.tool_calls[0]
+assert t.choices[0].finish_reason == "tool_calls" and call.function.name == "get_weather", t
+assert isinstance(json.loads(call.function.arguments)["city"], str), call
+back = client.chat.completions.create(
+    model=model, max_tokens=5, tools=tools, tool_choice="none",
+    messages=ask + [t.choices[0].message, {"role": "tool", "tool_call_id": call.id, "content": "sunny"}])
+assert back.choices[0].message.content and not back.choices[0].message.tool_calls, back
+deltas = [c.choices[0].delta.tool_calls for c in client.chat.completions.create(
+    model=model, messages=ask, tools=tools, tool_choice="required", max_tokens=100, temperature=0,
+    stream=True) if c.choices and c.choices[0].delta.tool_calls]
+assert deltas and deltas[0][0].function.name == "get_weather", deltas
+assert json.loads("".join(d[0].function.arguments or "" for d in deltas)) == json.loads(call.function.arguments)
+
 # What is not served is refused by name.
 try:
-    client.chat.completions.create(model=model, messages=hi, max_tokens=4,
-                                   tools=[{"type": "function", "function": {"name": "f"}}])
-    raise AssertionError("tools were answered")
+    client.chat.completions.create(model=model, messages=hi, max_tokens=4, n=2)
+    raise AssertionError("n=2 was answered")
 except openai.BadRequestError as e:
-    assert e.body["param"] == "tools", e.body
+    assert e.body["param"] == "n", e.body
 print("ok")
 "#;
 
-/// LangChain's `ChatOpenAI`: invoke, stream, structured output and log-probabilities.
+/// LangChain's `ChatOpenAI`: invoke, stream, structured output, log-probabilities, a bound tool.
 const LANGCHAIN: &str = r#"
 import sys, typing, pydantic
 from langchain_openai import ChatOpenAI
@@ -83,6 +102,12 @@ pet = llm(max_tokens=200).with_structured_output(Pet, method="json_schema").invo
 assert isinstance(pet, Pet), pet
 lp = llm(max_tokens=3, logprobs=True).invoke("hi")
 assert len(lp.response_metadata["logprobs"]["content"]) == 3, lp.response_metadata
+class GetWeather(pydantic.BaseModel):
+    """The weather in a city."""
+    city: str = pydantic.Field(max_length=12)
+call = llm(max_tokens=100).bind_tools([GetWeather], tool_choice="GetWeather").invoke("Paris?")
+assert call.tool_calls and call.tool_calls[0]["name"] == "GetWeather", call
+assert isinstance(call.tool_calls[0]["args"]["city"], str), call
 print("ok")
 "#;
 

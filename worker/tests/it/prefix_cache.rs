@@ -49,10 +49,7 @@ async fn a_next_turn_reuses_the_conversation_and_answers_the_same() {
         let req = greedy(turns.clone(), 12);
         let (a, b) = (answer(&cached, &req).await, answer(&plain, &req).await);
         assert_eq!(a, b, "turn {turn}");
-        turns.push(ChatMessage {
-            role: "assistant".into(),
-            content: a,
-        });
+        turns.push(ChatMessage::assistant(a));
         turns.push(ChatMessage::user(format!("And then, part {turn}?")));
     }
     let reused = cached

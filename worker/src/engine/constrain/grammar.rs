@@ -51,6 +51,9 @@ pub(crate) enum Node {
     Literal(Box<[u8]>),
     /// Any one of these.
     OneOf(Box<[NodeId]>),
+    /// Free text that does not start with `{` (a tool call's alternative under `auto`); it
+    /// ends with the model's end of sequence.
+    Text,
 }
 
 /// An object's keys.
@@ -117,6 +120,14 @@ impl Grammar {
             additional: Some(any),
         }));
         g
+    }
+
+    /// This grammar, or free text that does not start with `{`.
+    pub fn or_text(mut self) -> Self {
+        let text = self.push(Node::Text);
+        let root = self.root;
+        self.root = self.push(Node::OneOf(Box::new([root, text])));
+        self
     }
 
     /// Adds the shape of any JSON value and returns it.

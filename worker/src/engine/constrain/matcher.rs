@@ -91,6 +91,8 @@ enum Frame {
         count: u32,
         phase: ArrPhase,
     },
+    /// Inside free text: anything goes.
+    Text,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -129,7 +131,7 @@ impl Matcher {
     /// What was fed is a whole answer (it may end here).
     pub(crate) fn is_complete(&self) -> bool {
         self.stacks.iter().any(|s| match s.frames.as_slice() {
-            [] => true,
+            [] | [Frame::Text] => true,
             [Frame::Num { phase, .. }] => phase.complete(),
             _ => false,
         })
@@ -199,6 +201,7 @@ fn step(g: &Grammar, mut s: Stack, b: u8, out: &mut Vec<Stack>) {
         s.ws = 0;
     }
     match top {
+        Frame::Text => out.push(s),
         Frame::Value(node) => {
             if ws {
                 return whitespace(s, b, out);
@@ -532,6 +535,7 @@ fn start_value(g: &Grammar, s: Stack, node: NodeId, b: u8, out: &mut Vec<Stack>)
                 start_value(g, s.clone(), alt, b, out);
             }
         }
+        Node::Text if b != b'{' => push(s, Frame::Text, out),
         _ => {}
     }
 }

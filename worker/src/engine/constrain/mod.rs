@@ -16,7 +16,7 @@ mod vocab;
 use std::{collections::HashSet, sync::Arc};
 
 pub use grammar::Grammar;
-pub use schema::{SchemaError, compile};
+pub use schema::{SchemaError, compile, compile_calls};
 pub use vocab::Vocab;
 
 use matcher::Matcher;

@@ -63,18 +63,65 @@ pub struct SchemaError {
 
 /// Compiles `schema`.
 pub fn compile(schema: &Value) -> Result<Grammar, SchemaError> {
+    let mut grammar = Grammar {
+        nodes: Vec::new(),
+        root: 0,
+    };
+    grammar.root = add(&mut grammar, schema)?;
+    Ok(grammar)
+}
+
+/// A tool call: `{"name": <one of the names>, "arguments": <that function's parameters>}`, each
+/// function's schema compiled on its own (its `$ref`s point into it). An error's path starts
+/// with the function's index (`2.properties.city.pattern`).
+pub fn compile_calls(functions: &[(String, Value)]) -> Result<Grammar, SchemaError> {
+    let mut grammar = Grammar {
+        nodes: Vec::new(),
+        root: 0,
+    };
+    let key = |k: &str| serde_json::to_vec(k).unwrap_or_default().into_boxed_slice();
+    let mut calls = Vec::with_capacity(functions.len());
+    for (i, (name, parameters)) in functions.iter().enumerate() {
+        let arguments = add(&mut grammar, parameters).map_err(|e| SchemaError {
+            path: join(&i.to_string(), &e.path),
+            message: e.message,
+        })?;
+        let name = grammar.push(Node::Literal(key(name)));
+        calls.push(grammar.push(Node::Object(Object {
+            props: vec![
+                Prop {
+                    key: key("name"),
+                    value: name,
+                    required: true,
+                },
+                Prop {
+                    key: key("arguments"),
+                    value: arguments,
+                    required: true,
+                },
+            ],
+            additional: None,
+        })));
+    }
+    grammar.root = grammar.push(Node::OneOf(calls.into()));
+    Ok(grammar)
+}
+
+/// Compiles `schema` into `grammar`'s arena; returns its root.
+fn add(grammar: &mut Grammar, schema: &Value) -> Result<NodeId, SchemaError> {
+    let empty = Grammar {
+        nodes: Vec::new(),
+        root: 0,
+    };
     let mut c = Compiler {
         root: schema,
-        grammar: Grammar {
-            nodes: Vec::new(),
-            root: 0,
-        },
+        grammar: std::mem::replace(grammar, empty),
         refs: HashMap::new(),
         any: None,
     };
-    let root = c.node(schema, "")?;
-    c.grammar.root = root;
-    Ok(c.grammar)
+    let root = c.node(schema, "");
+    *grammar = c.grammar;
+    root
 }
 
 struct Compiler<'a> {
@@ -93,10 +140,10 @@ fn err(path: &str, message: impl Into<String>) -> SchemaError {
 }
 
 fn join(path: &str, key: &str) -> String {
-    if path.is_empty() {
-        key.to_string()
-    } else {
-        format!("{path}.{key}")
+    match (path.is_empty(), key.is_empty()) {
+        (true, _) => key.to_string(),
+        (_, true) => path.to_string(),
+        _ => format!("{path}.{key}"),
     }
 }
 

@@ -1,0 +1,211 @@
+//! Tool calls: `required`, a named function and `auto`, whole and streamed, the call's
+//! arguments held to its schema; the round trip with the tool's answer; bad tools refused.
+
+use serde_json::{Value, json};
+
+use morpheus_testkit::TestWorker;
+
+use crate::sampling::post;
+
+fn tools() -> Value {
+    json!([
+        {"type": "function", "function": {"name": "get_weather", "description": "The weather in a city",
+            "parameters": {"type": "object", "properties": {
+                "city": {"type": "string", "maxLength": 10},
+                "unit": {"enum": ["celsius", "fahrenheit"]}
+            }, "required": ["city", "unit"], "additionalProperties": false}}},
+        {"type": "function", "function": {"name": "get_time",
+            "parameters": {"type": "object", "properties": {"zone": {"type": "string", "maxLength": 6}},
+                           "required": ["zone"]}}}
+    ])
+}
+
+fn body(choice: Value, seed: u64) -> Value {
+    json!({"model": "tiny-llama-test", "messages": [{"role": "user", "content": "What is the weather in Paris?"}],
+           "tools": tools(), "tool_choice": choice, "max_tokens": 200, "temperature": 0.8, "seed": seed})
+}
+
+/// The call of an answer, checked against its function's schema.
+fn call_of(answer: &Value) -> (String, Value) {
+    let choice = &answer["choices"][0];
+    assert_eq!(choice["finish_reason"], "tool_calls", "{answer}");
+    let call = &choice["message"]["tool_calls"][0];
+    assert_eq!(call["type"], "function");
+    assert!(
+        call["id"]
+            .as_str()
+            .is_some_and(|id| id.starts_with("call_")),
+        "{call}"
+    );
+    let name = call["function"]["name"].as_str().expect("name").to_string();
+    let args: Value = serde_json::from_str(call["function"]["arguments"].as_str().expect("text"))
+        .unwrap_or_else(|e| panic!("{e}: {call}"));
+    match name.as_str() {
+        "get_weather" => {
+            assert!(
+                args["city"]
+                    .as_str()
+                    .is_some_and(|c| c.chars().count() <= 10),
+                "{args}"
+            );
+            assert!(
+                ["celsius", "fahrenheit"].contains(&args["unit"].as_str().expect("unit")),
+                "{args}"
+            );
+            assert_eq!(args.as_object().expect("object").len(), 2, "{args}");
+        }
+        "get_time" => assert!(
+            args["zone"]
+                .as_str()
+                .is_some_and(|z| z.chars().count() <= 6),
+            "{args}"
+        ),
+        other => panic!("not a tool: {other}"),
+    }
+    (name, args)
+}
+
+#[tokio::test]
+async fn required_and_named_calls_hold_their_schemas() {
+    let server = TestWorker::start().await;
+    for seed in 0..4 {
+        let (status, a) = post(
+            &server,
+            "/v1/chat/completions",
+            &body(json!("required"), seed),
+        )
+        .await;
+        assert_eq!(status, 200, "{a}");
+        call_of(&a);
+        let named = json!({"type": "function", "function": {"name": "get_time"}});
+        let (status, a) = post(&server, "/v1/chat/completions", &body(named, seed)).await;
+        assert_eq!(status, 200, "{a}");
+        assert_eq!(call_of(&a).0, "get_time");
+    }
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn auto_answers_a_call_or_text() {
+    let server = TestWorker::start().await;
+    let mut kinds = (0, 0);
+    for seed in 0..8 {
+        let mut b = body(json!("auto"), seed);
+        b["max_tokens"] = json!(40);
+        let (status, a) = post(&server, "/v1/chat/completions", &b).await;
+        assert_eq!(status, 200, "{a}");
+        if a["choices"][0]["finish_reason"] == "tool_calls" {
+            call_of(&a);
+            kinds.0 += 1;
+        } else {
+            let text = a["choices"][0]["message"]["content"]
+                .as_str()
+                .expect("text");
+            assert!(
+                !text.trim_start().starts_with('{'),
+                "text never starts as a call: {text}"
+            );
+            kinds.1 += 1;
+        }
+    }
+    assert_eq!(kinds.0 + kinds.1, 8);
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn a_streamed_call_comes_as_a_delta_and_the_round_trip_answers() {
+    let server = TestWorker::start().await;
+    let mut b = body(json!("required"), 3);
+    let (_, whole) = post(&server, "/v1/chat/completions", &b).await;
+    let (name, args) = call_of(&whole);
+    b["stream"] = json!(true);
+    let raw = reqwest::Client::new()
+        .post(format!("{}/v1/chat/completions", server.url))
+        .header(
+            morpheus_sdk::provider::ASSIGNMENT_HEADER,
+            morpheus_sdk::provider::encode_assignment(&server.assignment(100_000)),
+        )
+        .json(&b)
+        .send()
+        .await
+        .expect("stream")
+        .text()
+        .await
+        .expect("body");
+    let chunks: Vec<Value> = raw
+        .lines()
+        .filter_map(|l| l.strip_prefix("data: "))
+        .filter(|d| *d != "[DONE]")
+        .map(|d| serde_json::from_str(d).expect("chunk"))
+        .collect();
+    let delta = chunks
+        .iter()
+        .find_map(|c| {
+            c["choices"][0]["delta"]["tool_calls"][0]
+                .as_object()
+                .cloned()
+        })
+        .expect("a tool call delta");
+    assert_eq!(delta["function"]["name"], name.as_str());
+    let streamed: Value =
+        serde_json::from_str(delta["function"]["arguments"].as_str().expect("args")).expect("json");
+    assert_eq!(streamed, args, "the same call as the whole answer");
+    assert!(
+        chunks
+            .iter()
+            .any(|c| c["choices"][0]["finish_reason"] == "tool_calls")
+    );
+
+    // The call and the tool's answer go back; the model answers in text.
+    let call = whole["choices"][0]["message"].clone();
+    let id = call["tool_calls"][0]["id"].clone();
+    let back = json!({"model": "tiny-llama-test", "tools": tools(), "tool_choice": "none", "max_tokens": 6,
+        "messages": [{"role": "user", "content": "What is the weather in Paris?"}, call,
+                     {"role": "tool", "tool_call_id": id, "content": "sunny, 21 degrees"}]});
+    let (status, a) = post(&server, "/v1/chat/completions", &back).await;
+    assert_eq!(status, 200, "{a}");
+    assert_eq!(a["choices"][0]["finish_reason"], "length");
+    assert!(
+        a["choices"][0]["message"]["content"]
+            .as_str()
+            .is_some_and(|t| !t.is_empty())
+    );
+    assert!(a["choices"][0]["message"].get("tool_calls").is_none());
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn bad_tools_are_refused_naming_them() {
+    let server = TestWorker::start().await;
+    for (tools, choice, param) in [
+        (
+            json!([{"type": "function", "function": {"description": "no name"}}]),
+            json!("auto"),
+            "tools[0].function.name",
+        ),
+        (
+            json!([{"type": "function", "function": {"name": "f", "parameters": {"type": "object",
+                "properties": {"x": {"type": "string", "pattern": "^a"}}}}}]),
+            json!("required"),
+            "tools[0].function.parameters.properties.x.pattern",
+        ),
+        (
+            json!([{"type": "function", "function": {"name": "f"}}, {"type": "function", "function": {"name": "g",
+                "parameters": {"type": "integer", "maximum": 3}}}]),
+            json!({"type": "function", "function": {"name": "g"}}),
+            "tools[1].function.parameters.maximum",
+        ),
+        (
+            json!([{"type": "function", "function": {"name": "f"}}]),
+            json!("sometimes"),
+            "tool_choice",
+        ),
+    ] {
+        let b = json!({"model": "tiny-llama-test", "messages": [{"role": "user", "content": "hi"}],
+                       "tools": tools, "tool_choice": choice, "max_tokens": 4});
+        let (status, a) = post(&server, "/v1/chat/completions", &b).await;
+        assert_eq!(status, 400, "{b}: {a}");
+        assert_eq!(a["error"]["param"], param, "{a}");
+    }
+    server.stop().await;
+}
