@@ -13,7 +13,7 @@ mod content;
 mod logprobs;
 mod tools;
 
-pub use check::{MAX_LOGIT_BIAS, MAX_STOPS, MAX_TOP_LOGPROBS, Refusal, ResponseFormat};
+pub use check::{MAX_LOGIT_BIAS, MAX_N, MAX_STOPS, MAX_TOP_LOGPROBS, Refusal, ResponseFormat};
 pub use completions::{
     CompletionChoice, CompletionChunk, CompletionChunkChoice, CompletionLogprobs,
     CompletionRequest, CompletionResponse, Prompt,
@@ -31,7 +31,7 @@ pub struct ChatMessage {
     #[serde(deserialize_with = "content::deserialize_role")]
     pub role: String,
     /// The text: a string, or text parts joined with newlines (`content.rs`).
-    #[serde(default, deserialize_with = "content::deserialize")]
+    #[serde(deserialize_with = "content::deserialize")]
     pub content: String,
     /// The calls an assistant's message made.
     #[serde(default, skip_serializing_if = "Option::is_none")]

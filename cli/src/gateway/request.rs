@@ -49,7 +49,16 @@ pub fn validate(request: &ChatCompletionRequest) -> Result<()> {
     request.check().map_err(|r| Error::BadRequest {
         message: r.message,
         param: Some(r.param),
-    })
+    })?;
+    // Providers sample `n` choices as one session's sequences; the gateway's sessions, token
+    // bounds and reports count one answer each, so it asks for one.
+    if request.n.is_some_and(|n| n > 1) {
+        return Err(Error::BadRequest {
+            message: "`n` above 1 is not served through the gateway yet: send n requests".into(),
+            param: Some("n".into()),
+        });
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -92,7 +101,7 @@ mod tests {
             ),
             (
                 r#"{"model":"m","messages":[{"role":"user","content":"a"},{"role":"tool","content":"b"}]}"#,
-                "messages[1].role",
+                "messages[1].tool_call_id",
             ),
             (
                 r#"{"model":"m","messages":[{"role":"user","content":"hi"}],"n":2}"#,

@@ -12,6 +12,8 @@ use super::{ChatCompletionRequest, CompletionRequest, Prompt, Stop};
 
 /// Most stop sequences (OpenAI's limit).
 pub const MAX_STOPS: usize = 4;
+/// Most choices of one request (OpenAI's limit; a provider serves at most its batch).
+pub const MAX_N: u32 = 128;
 /// Most alternatives per token of `top_logprobs` (OpenAI's limit; 5 for `/v1/completions`).
 pub const MAX_TOP_LOGPROBS: u32 = 20;
 /// Largest bias of `logit_bias`, either way.
@@ -103,8 +105,12 @@ impl ChatCompletionRequest {
                 format!("`messages[{i}].tool_call_id` must name the call a tool message answers"),
             ));
         }
-        if self.n.is_some_and(|n| n != 1) {
-            return Err(refuse("n", "unsupported_n", "`n` must be 1"));
+        if self.n.is_some_and(|n| !(1..=MAX_N).contains(&n)) {
+            return Err(refuse(
+                "n",
+                "invalid_n",
+                format!("`n` must be between 1 and {MAX_N}"),
+            ));
         }
         if self.requested_max_tokens() == Some(0) {
             let param = if self.max_completion_tokens.is_some() {
@@ -238,8 +244,12 @@ impl CompletionRequest {
                 "one prompt per request: several prompts in one request are not served",
             ));
         }
-        if self.n.is_some_and(|n| n != 1) {
-            return Err(refuse("n", "unsupported_n", "`n` must be 1"));
+        if self.n.is_some_and(|n| !(1..=MAX_N).contains(&n)) {
+            return Err(refuse(
+                "n",
+                "invalid_n",
+                format!("`n` must be between 1 and {MAX_N}"),
+            ));
         }
         if self.best_of.is_some_and(|n| n != 1) {
             return Err(refuse(

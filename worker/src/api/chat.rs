@@ -53,7 +53,15 @@ pub(super) async fn completions(
     // applies), refused in OpenAI's body naming the field.
     req.check().map_err(refused)?;
     let format = req.response_format().map_err(refused)?;
+    let n = generate::choices(&state, req.n)?;
     let tools = Tools::of(&req)?;
+    if tools.is_some() && n > 1 {
+        return Err(ApiError::bad_request(
+            "unsupported_n",
+            "`n` above 1 with tools in use is not served (one call per answer)",
+        )
+        .with_param("n"));
+    }
     let tool_grammar = tools.as_ref().map(Tools::grammar).transpose()?;
     let shaping = generate::shaping(
         &state,
@@ -85,7 +93,7 @@ pub(super) async fn completions(
     .await
     .map_err(|_| ApiError::internal())??;
     let (reservation, max_new) =
-        generate::reserve(&state, &grant, prompt.len(), req.requested_max_tokens())?;
+        generate::reserve(&state, &grant, prompt.len(), req.requested_max_tokens(), n)?;
 
     let sampling = Sampling {
         temperature: req.temperature.unwrap_or(1.0),
@@ -101,13 +109,13 @@ pub(super) async fn completions(
     };
     let prompt_tokens = request.prompt.len();
     let constrained = request.grammar.is_some();
-    let events = generate::submit(&state, request)?;
+    let events = generate::submit(&state, request, n)?;
     info!(target: "worker::api", session = %grant.session, prompt_tokens, max_new, stream = req.stream, constrained, "chat request accepted");
     let meta = Meta::new("chatcmpl", &s.model.meta.name);
     let with_logprobs = req.logprobs == Some(true);
     let include_usage = req.stream_options.as_ref().is_some_and(|o| o.include_usage);
     if let Some(tools) = &tools {
-        let whole = generate::collect(events, reservation).await?;
+        let whole = generate::collect(events, 1, reservation).await?.remove(0);
         let call = (whole.done.finish != crate::engine::FinishReason::Length)
             .then(|| tools.read(&whole.text))
             .flatten();
@@ -126,11 +134,36 @@ pub(super) async fn completions(
     if req.stream {
         let st = state.clone();
         let render = move |item: Item<'_>| render_chunk(&st, &meta, item, include_usage);
-        return Ok(generate::stream(events, reservation, render).into_response());
+        return Ok(generate::stream(events, n, reservation, render).into_response());
     }
-    let whole = generate::collect(events, reservation).await?;
-    debug!(target: "worker::api", id = %meta.id, tokens = whole.done.completion_tokens, ttft_ms = whole.done.ttft.as_millis() as u64, "completed");
-    Ok(Json(response(&state, meta, whole, None, with_logprobs)).into_response())
+    let wholes = generate::collect(events, n, reservation).await?;
+    let done: Vec<Completion> = wholes.iter().map(|w| w.done).collect();
+    let total = generate::total(&done);
+    debug!(target: "worker::api", id = %meta.id, n, tokens = total.completion_tokens, ttft_ms = total.ttft.as_millis() as u64, "completed");
+    let mut answer = ChatCompletionResponse {
+        id: meta.id.clone(),
+        object: "chat.completion".into(),
+        created: meta.created,
+        model: meta.model.clone(),
+        choices: Vec::with_capacity(n),
+        usage: usage(&total),
+    };
+    for (i, whole) in wholes.into_iter().enumerate() {
+        let mut one = response(
+            &state,
+            Meta {
+                id: String::new(),
+                ..meta.clone()
+            },
+            whole,
+            None,
+            with_logprobs,
+        );
+        let mut choice = one.choices.remove(0);
+        choice.index = i as u32;
+        answer.choices.push(choice);
+    }
+    Ok(Json(answer).into_response())
 }
 
 /// A whole answer: its text, or the call it is (`finish_reason: "tool_calls"`).
@@ -180,7 +213,7 @@ fn whole_as_chunks(
     with_logprobs: bool,
     include_usage: bool,
 ) -> Vec<String> {
-    let mut out = render_chunk(state, meta, Item::Start, false);
+    let mut out = render_chunk(state, meta, Item::Start(0), false);
     let finish = if call.is_some() {
         "tool_calls"
     } else {
@@ -204,16 +237,16 @@ fn whole_as_chunks(
             ..Default::default()
         },
     };
-    let mut c = chunk(meta, delta, None);
+    let mut c = chunk(meta, 0, delta, None);
     if with_logprobs {
         c.choices[0].logprobs = Some(generate::chat_logprobs(state, &whole.logprobs));
     }
     out.push(serde_json::to_string(&c).unwrap_or_default());
     out.push(
-        serde_json::to_string(&chunk(meta, Delta::default(), Some(finish))).unwrap_or_default(),
+        serde_json::to_string(&chunk(meta, 0, Delta::default(), Some(finish))).unwrap_or_default(),
     );
     if include_usage {
-        let mut u = chunk(meta, Delta::default(), None);
+        let mut u = chunk(meta, 0, Delta::default(), None);
         u.choices.clear();
         u.usage = Some(usage(&whole.done));
         out.push(serde_json::to_string(&u).unwrap_or_default());
@@ -230,14 +263,14 @@ pub(super) fn usage(c: &Completion) -> Usage {
     }
 }
 
-fn chunk(meta: &Meta, delta: Delta, finish: Option<&str>) -> ChatCompletionChunk {
+fn chunk(meta: &Meta, index: u32, delta: Delta, finish: Option<&str>) -> ChatCompletionChunk {
     ChatCompletionChunk {
         id: meta.id.clone(),
         object: "chat.completion.chunk".into(),
         created: meta.created,
         model: meta.model.clone(),
         choices: vec![ChunkChoice {
-            index: 0,
+            index,
             delta,
             finish_reason: finish.map(str::to_string),
             logprobs: None,
@@ -250,8 +283,9 @@ fn chunk(meta: &Meta, delta: Delta, finish: Option<&str>) -> ChatCompletionChunk
 /// finish chunk, the usage chunk if asked.
 fn render_chunk(state: &AppState, meta: &Meta, item: Item<'_>, include_usage: bool) -> Vec<String> {
     let chunks = match item {
-        Item::Start => vec![chunk(
+        Item::Start(i) => vec![chunk(
             meta,
+            i,
             Delta {
                 role: Some("assistant".into()),
                 content: Some(String::new()),
@@ -259,9 +293,10 @@ fn render_chunk(state: &AppState, meta: &Meta, item: Item<'_>, include_usage: bo
             },
             None,
         )],
-        Item::Text(text, logprobs) => {
+        Item::Text(i, text, logprobs) => {
             let mut c = chunk(
                 meta,
+                i,
                 Delta {
                     content: Some(text),
                     ..Default::default()
@@ -273,16 +308,14 @@ fn render_chunk(state: &AppState, meta: &Meta, item: Item<'_>, include_usage: bo
             }
             vec![c]
         }
-        Item::Done(done) => {
-            let mut out = vec![chunk(meta, Delta::default(), Some(done.finish.as_str()))];
-            if include_usage {
-                let mut u = chunk(meta, Delta::default(), None);
-                u.choices.clear();
-                u.usage = Some(usage(done));
-                out.push(u);
-            }
-            out
+        Item::Done(i, done) => vec![chunk(meta, i, Delta::default(), Some(done.finish.as_str()))],
+        Item::End(total) if include_usage => {
+            let mut u = chunk(meta, 0, Delta::default(), None);
+            u.choices.clear();
+            u.usage = Some(usage(total));
+            vec![u]
         }
+        Item::End(_) => Vec::new(),
     };
     chunks
         .iter()

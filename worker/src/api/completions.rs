@@ -43,6 +43,7 @@ pub(super) async fn completions(
         ApiError::bad_request("invalid_json", format!("not a completion request: {e}"))
     })?;
     req.check().map_err(refused)?;
+    let n = generate::choices(&state, req.n)?;
     let shaping = generate::shaping(
         &state,
         req.logit_bias().map_err(refused)?,
@@ -69,7 +70,7 @@ pub(super) async fn completions(
         .with_param("prompt"));
     }
     let requested = Some(req.max_tokens.unwrap_or(DEFAULT_MAX_TOKENS));
-    let (reservation, max_new) = generate::reserve(&state, &grant, prompt.len(), requested)?;
+    let (reservation, max_new) = generate::reserve(&state, &grant, prompt.len(), requested, n)?;
     let sampling = Sampling {
         temperature: req.temperature.unwrap_or(1.0),
         top_p: req.top_p.unwrap_or(1.0),
@@ -82,55 +83,61 @@ pub(super) async fn completions(
         ..GenerateRequest::new(prompt, max_new, sampling)
     };
     let prompt_tokens = request.prompt.len();
-    let events = generate::submit(&state, request)?;
+    let events = generate::submit(&state, request, n)?;
     info!(target: "worker::api", session = %grant.session, prompt_tokens, max_new, stream = req.stream, "completion request accepted");
     let meta = Meta::new("cmpl", &s.model.meta.name);
     let with_logprobs = req.logprobs.is_some();
     if req.stream {
         let usage = req.stream_options.as_ref().is_some_and(|o| o.include_usage);
         let st = state.clone();
-        let offset = std::sync::Mutex::new(0u32);
+        // Where each choice's next token starts in its text.
+        let offsets = std::sync::Mutex::new(vec![0u32; n]);
         let render = move |item: Item<'_>| {
-            let piece = |text: String, finish: Option<&str>, lp: &[TokenLogprob]| {
-                let mut at = offset.lock().unwrap_or_else(|p| p.into_inner());
-                let logprobs = with_logprobs.then(|| legacy_logprobs(&st, lp, &mut at));
-                chunk(&meta, text, finish, logprobs)
+            let piece = |i: u32, text: String, finish: Option<&str>, lp: &[TokenLogprob]| {
+                let mut at = offsets.lock().unwrap_or_else(|p| p.into_inner());
+                let logprobs = with_logprobs.then(|| legacy_logprobs(&st, lp, &mut at[i as usize]));
+                chunk(&meta, i, text, finish, logprobs)
             };
             let chunks = match item {
-                Item::Start => Vec::new(),
-                Item::Text(text, lp) => vec![piece(text, None, lp)],
-                Item::Done(done) => {
-                    let mut out = vec![piece(String::new(), Some(done.finish.as_str()), &[])];
-                    if usage {
-                        let mut u = chunk(&meta, String::new(), None, None);
-                        u.choices.clear();
-                        u.usage = Some(super::chat::usage(done));
-                        out.push(u);
-                    }
-                    out
+                Item::Start(_) => Vec::new(),
+                Item::Text(i, text, lp) => vec![piece(i, text, None, lp)],
+                Item::Done(i, done) => {
+                    vec![piece(i, String::new(), Some(done.finish.as_str()), &[])]
                 }
+                Item::End(total) if usage => {
+                    let mut u = chunk(&meta, 0, String::new(), None, None);
+                    u.choices.clear();
+                    u.usage = Some(super::chat::usage(total));
+                    vec![u]
+                }
+                Item::End(_) => Vec::new(),
             };
             chunks
                 .iter()
                 .map(|c| serde_json::to_string(c).unwrap_or_default())
                 .collect()
         };
-        return Ok(generate::stream(events, reservation, render).into_response());
+        return Ok(generate::stream(events, n, reservation, render).into_response());
     }
-    let whole = generate::collect(events, reservation).await?;
-    let logprobs = with_logprobs.then(|| legacy_logprobs(&state, &whole.logprobs, &mut 0));
+    let wholes = generate::collect(events, n, reservation).await?;
+    let done: Vec<_> = wholes.iter().map(|w| w.done).collect();
+    let choices = wholes
+        .into_iter()
+        .enumerate()
+        .map(|(i, whole)| CompletionChoice {
+            logprobs: with_logprobs.then(|| legacy_logprobs(&state, &whole.logprobs, &mut 0)),
+            text: whole.text,
+            index: i as u32,
+            finish_reason: Some(whole.done.finish.as_str().into()),
+        })
+        .collect();
     Ok(Json(CompletionResponse {
         id: meta.id,
         object: "text_completion".into(),
         created: meta.created,
         model: meta.model,
-        choices: vec![CompletionChoice {
-            text: whole.text,
-            index: 0,
-            logprobs,
-            finish_reason: Some(whole.done.finish.as_str().into()),
-        }],
-        usage: usage(&whole.done),
+        choices,
+        usage: usage(&generate::total(&done)),
     })
     .into_response())
 }
@@ -145,6 +152,7 @@ async fn encode(state: &AppState, text: String) -> Result<Vec<u32>, ApiError> {
 
 fn chunk(
     meta: &Meta,
+    index: u32,
     text: String,
     finish: Option<&str>,
     logprobs: Option<CompletionLogprobs>,
@@ -156,7 +164,7 @@ fn chunk(
         model: meta.model.clone(),
         choices: vec![CompletionChoice {
             text,
-            index: 0,
+            index,
             logprobs,
             finish_reason: finish.map(str::to_string),
         }],

@@ -1,13 +1,15 @@
 //! What chat and text completions share: a request's sampling fields turned into the engine's
-//! (shaping, constraint, log-probabilities), the answer collected whole or streamed as
-//! server-sent events, and the reservation settled for the tokens that went out.
+//! (shaping, constraint, log-probabilities), its `n` choices sampled as separate sequences of the
+//! batch, the answer collected whole or streamed as server-sent events, and the reservation
+//! settled for the tokens that went out (the prompt once, every choice's completion).
 
-use std::{convert::Infallible, sync::Arc, time::SystemTime};
+use std::{convert::Infallible, pin::Pin, sync::Arc, time::SystemTime};
 
 use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
 use futures::{Stream, StreamExt, stream};
 use morpheus_sdk::openai::{ChoiceLogprobs, Refusal, ResponseFormat, TokenLogprob, TopLogprob};
-use tokio::sync::mpsc::UnboundedReceiver;
+/// The events of a request's choices, each with its choice's index.
+pub(super) type Events = Pin<Box<dyn Stream<Item = (u32, Event)> + Send>>;
 
 use super::{ApiError, AppState, auth::Reservation};
 use crate::engine::{
@@ -63,6 +65,7 @@ pub(super) fn grammar(format: &ResponseFormat) -> Result<Option<Arc<Grammar>>, A
 }
 
 /// Identity of one answer.
+#[derive(Clone)]
 pub(super) struct Meta {
     pub(super) id: String,
     pub(super) created: u64,
@@ -86,15 +89,24 @@ pub(super) struct Whole {
     pub(super) done: Completion,
 }
 
-/// Collects the answer. Dropped mid-way (the client went away), the reservation settles for
+/// Counts of all choices together: the prompt once, the completions summed.
+pub(super) fn total(done: &[Completion]) -> Completion {
+    let mut t = done[0];
+    t.completion_tokens = done.iter().map(|c| c.completion_tokens).sum();
+    t
+}
+
+/// Collects every choice. Dropped mid-way (the client went away), the reservation settles for
 /// the tokens generated so far.
 pub(super) async fn collect(
-    mut events: UnboundedReceiver<Event>,
+    mut events: Events,
+    n: usize,
     mut reservation: Reservation,
-) -> Result<Whole, ApiError> {
-    let mut text = String::new();
-    let mut logprobs = Vec::new();
-    while let Some(ev) = events.recv().await {
+) -> Result<Vec<Whole>, ApiError> {
+    let mut texts = vec![(String::new(), Vec::new()); n];
+    let mut done: Vec<Option<Completion>> = vec![None; n];
+    while let Some((i, ev)) = events.next().await {
+        let i = i as usize;
         match ev {
             Event::Text {
                 text: t,
@@ -102,16 +114,25 @@ pub(super) async fn collect(
                 logprobs: l,
             } => {
                 reservation.delivered(tokens);
-                text.push_str(&t);
-                logprobs.extend(l);
+                texts[i].0.push_str(&t);
+                texts[i].1.extend(l);
             }
-            Event::Done(done) => {
-                reservation.finished(done.prompt_tokens, done.completion_tokens);
-                return Ok(Whole {
-                    text,
-                    logprobs,
-                    done,
-                });
+            Event::Done(d) => {
+                done[i] = Some(d);
+                if done.iter().all(Option::is_some) {
+                    let done: Vec<Completion> = done.into_iter().flatten().collect();
+                    let t = total(&done);
+                    reservation.finished(t.prompt_tokens, t.completion_tokens);
+                    return Ok(texts
+                        .into_iter()
+                        .zip(done)
+                        .map(|((text, logprobs), done)| Whole {
+                            text,
+                            logprobs,
+                            done,
+                        })
+                        .collect());
+                }
             }
             Event::Failed(_) => break,
         }
@@ -121,19 +142,22 @@ pub(super) async fn collect(
 
 /// What a stream's events are made from.
 pub(super) enum Item<'a> {
-    /// Before the first token.
-    Start,
-    /// New text and its tokens' log-probabilities.
-    Text(String, &'a [engine::TokenLogprob]),
-    /// The end.
-    Done(&'a Completion),
+    /// Before the first token (once for each choice).
+    Start(u32),
+    /// New text of a choice and its tokens' log-probabilities.
+    Text(u32, String, &'a [engine::TokenLogprob]),
+    /// A choice ended.
+    Done(u32, &'a Completion),
+    /// Every choice ended: their counts together.
+    End(&'a Completion),
 }
 
 /// SSE: what `render` makes of the start, each piece of text and the end, then `[DONE]`; an
 /// error event if inference fails. Dropping the stream (client gone) drops the event receiver,
 /// which cancels the sequence, and the reservation, which settles for the tokens sent.
 pub(super) fn stream<R>(
-    events: UnboundedReceiver<Event>,
+    events: Events,
+    n: usize,
     reservation: Reservation,
     render: R,
 ) -> Sse<impl Stream<Item = Result<SseEvent, Infallible>>>
@@ -141,28 +165,41 @@ where
     R: Fn(Item<'_>) -> Vec<String> + Send + Sync + 'static,
 {
     let render = Arc::new(render);
-    let first: Vec<SseEvent> = render(Item::Start).into_iter().map(data).collect();
+    let first: Vec<SseEvent> = (0..n as u32)
+        .flat_map(|i| render(Item::Start(i)))
+        .map(data)
+        .collect();
+    let done: Vec<Option<Completion>> = vec![None; n];
     let body = stream::unfold(
-        Some((reservation, events, render)),
+        Some((reservation, events, render, done)),
         move |st| async move {
-            let (mut reservation, mut events, render) = st?;
-            match events.recv().await {
-                Some(Event::Text {
-                    text,
-                    tokens,
-                    logprobs,
-                }) => {
+            let (mut reservation, mut events, render, mut done) = st?;
+            match events.next().await {
+                Some((
+                    i,
+                    Event::Text {
+                        text,
+                        tokens,
+                        logprobs,
+                    },
+                )) => {
                     reservation.delivered(tokens);
-                    let out = render(Item::Text(text, &logprobs));
-                    Some((out, Some((reservation, events, render))))
+                    let out = render(Item::Text(i, text, &logprobs));
+                    Some((out, Some((reservation, events, render, done))))
                 }
-                Some(Event::Done(c)) => {
-                    reservation.finished(c.prompt_tokens, c.completion_tokens);
-                    let mut out = render(Item::Done(&c));
+                Some((i, Event::Done(c))) => {
+                    let mut out = render(Item::Done(i, &c));
+                    done[i as usize] = Some(c);
+                    if !done.iter().all(Option::is_some) {
+                        return Some((out, Some((reservation, events, render, done))));
+                    }
+                    let t = total(&done.into_iter().flatten().collect::<Vec<_>>());
+                    reservation.finished(t.prompt_tokens, t.completion_tokens);
+                    out.extend(render(Item::End(&t)));
                     out.push("[DONE]".into());
                     Some((out, None))
                 }
-                Some(Event::Failed(_)) | None => {
+                Some((_, Event::Failed(_))) | None => {
                     let err = serde_json::json!({"error": {"message": "inference failed", "type": "server_error", "code": "internal_error"}});
                     Some((vec![err.to_string()], None))
                 }
@@ -242,13 +279,15 @@ fn completion_id(prefix: &str) -> String {
     )
 }
 
-/// Reserves room for the answer to a prompt of `prompt` tokens: what the client asked for
-/// (`requested`, else all the context leaves), within the context and the assignment's budget.
+/// Reserves room for `n` answers to a prompt of `prompt` tokens: what the client asked for
+/// (`requested`, else all the context leaves) for each, within the context and the assignment's
+/// budget (the prompt counted once). Returns each answer's most tokens.
 pub(super) fn reserve(
     state: &AppState,
     grant: &super::auth::Grant,
     prompt: usize,
     requested: Option<u32>,
+    n: usize,
 ) -> Result<(Reservation, u32), ApiError> {
     let context = state.0.engine.info().max_context;
     if prompt >= context {
@@ -261,16 +300,56 @@ pub(super) fn reserve(
     }
     let room = (context - prompt) as u64;
     let want = requested.map_or(room, |m| u64::from(m).min(room));
-    state.0.auth.reserve(grant, prompt as u64, want)
+    let (reservation, granted) = state
+        .0
+        .auth
+        .reserve(grant, prompt as u64, want * n as u64)?;
+    let each = granted / n as u32;
+    if each == 0 {
+        return Err(ApiError::forbidden(
+            "token_max_exceeded",
+            format!(
+                "the session has room for {granted} more tokens, fewer than one per choice of {n}"
+            ),
+        ));
+    }
+    Ok((reservation, each))
 }
 
-/// Queues `request`; a refusal drops the reservation, which gives its tokens back.
+/// Queues `n` sequences of `request` (choice `i` sampled with seed `seed + i`); a refusal
+/// drops the ones queued (cancelled) and the reservation, which gives its tokens back.
 pub(super) fn submit(
     state: &AppState,
     request: engine::GenerateRequest,
-) -> Result<UnboundedReceiver<Event>, ApiError> {
-    state.0.engine.submit(request).map_err(|e| {
-        state.0.metrics.request_finished("refused");
-        e.into()
-    })
+    n: usize,
+) -> Result<Events, ApiError> {
+    let mut streams = Vec::with_capacity(n);
+    for i in 0..n {
+        let mut r = request.clone();
+        r.sampling.seed = r.sampling.seed.wrapping_add(i as u64);
+        let rx = state.0.engine.submit(r).map_err(|e| {
+            state.0.metrics.request_finished("refused");
+            ApiError::from(e)
+        })?;
+        let index = i as u32;
+        streams.push(Box::pin(stream::unfold(rx, move |mut rx| async move {
+            rx.recv().await.map(|e| ((index, e), rx))
+        })));
+    }
+    Ok(Box::pin(stream::select_all(streams)))
+}
+
+/// `n` as asked (1 when absent), at most the engine's batch: the choices are sequences of one
+/// batch.
+pub(super) fn choices(state: &AppState, n: Option<u32>) -> Result<usize, ApiError> {
+    let n = n.unwrap_or(1) as usize;
+    let most = state.0.engine.info().max_batch;
+    if n == 0 || n > most {
+        return Err(ApiError::bad_request(
+            "unsupported_n",
+            format!("`n` must be between 1 and {most} (this provider's batch)"),
+        )
+        .with_param("n"));
+    }
+    Ok(n)
 }

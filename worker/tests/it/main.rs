@@ -5,6 +5,7 @@ mod batching;
 mod binary;
 mod budget;
 mod chat;
+mod choices;
 mod common;
 mod completions;
 mod liveness;

@@ -73,10 +73,13 @@ deltas = [c.choices[0].delta.tool_calls for c in client.chat.completions.create(
 assert deltas and deltas[0][0].function.name == "get_weather", deltas
 assert json.loads("".join(d[0].function.arguments or "" for d in deltas)) == json.loads(call.function.arguments)
 
-# What is not served is refused by name.
+# Several choices, sampled apart; more than the provider's batch refused naming `n`.
+several = client.chat.completions.create(model=model, messages=hi, max_tokens=4, n=3, seed=5)
+assert [c.index for c in several.choices] == [0, 1, 2], several
+assert several.usage.completion_tokens == 12, several.usage
 try:
-    client.chat.completions.create(model=model, messages=hi, max_tokens=4, n=2)
-    raise AssertionError("n=2 was answered")
+    client.chat.completions.create(model=model, messages=hi, max_tokens=4, n=64)
+    raise AssertionError("n=64 was answered")
 except openai.BadRequestError as e:
     assert e.body["param"] == "n", e.body
 print("ok")

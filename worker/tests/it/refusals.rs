@@ -99,7 +99,7 @@ async fn malformed_and_oversized_requests_are_refused() {
     for (body, param) in [
         (r#"{"model":"m","messages":[]}"#, "messages"),
         (
-            r#"{"model":"m","messages":[{"role":"user","content":"x"}],"n":2}"#,
+            r#"{"model":"m","messages":[{"role":"user","content":"x"}],"n":9}"#,
             "n",
         ),
         (
@@ -112,7 +112,7 @@ async fn malformed_and_oversized_requests_are_refused() {
         ),
         (
             r#"{"model":"m","messages":[{"role":"user","content":"x"},{"role":"tool","content":"y"}]}"#,
-            "messages[1].role",
+            "messages[1].tool_call_id",
         ),
     ] {
         let (status, err) = post(&server, a(), body.as_bytes().to_vec()).await;

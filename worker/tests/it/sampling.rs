@@ -161,10 +161,12 @@ async fn what_cannot_be_served_is_refused_naming_it() {
             "presence_penalty",
             "invalid_penalty",
         ),
-        (json!({"n": 2}), "n", "unsupported_n"),
+        (json!({"n": 5}), "n", "unsupported_n"),
+        (json!({"n": 0}), "n", "invalid_n"),
         (
-            json!({"tools": [{"type": "function", "function": {"name": "f"}}]}),
-            "tools",
+            json!({"tools": [{"type": "function", "function": {"name": "f"}}],
+                   "response_format": {"type": "json_object"}}),
+            "response_format",
             "unsupported_parameter",
         ),
     ] {
