@@ -39,6 +39,12 @@ async fn malformed_bodies_get_400_naming_the_field() {
             serde_json::json!({"model": MODEL, "messages": [{"role": "tool", "content": "x"}]})
                 .to_string(),
             400,
+            Some("messages[0].tool_call_id"),
+        ),
+        (
+            serde_json::json!({"model": MODEL, "messages": [{"role": "robot", "content": "x"}]})
+                .to_string(),
+            400,
             Some("messages[0].role"),
         ),
         (

@@ -455,7 +455,8 @@ mod tests {
     #[test]
     fn each_rule_names_its_field() {
         for (extra, param, code) in [
-            (r#""n":2"#, "n", "unsupported_n"),
+            (r#""n":0"#, "n", "invalid_n"),
+            (r#""n":129"#, "n", "invalid_n"),
             (r#""max_tokens":0"#, "max_tokens", "invalid_max_tokens"),
             (
                 r#""max_completion_tokens":0"#,
@@ -649,7 +650,7 @@ mod tests {
             (r#"{"model":"m","prompt":["a","b"]}"#, "prompt"),
             (r#"{"model":"m","prompt":"a","logprobs":6}"#, "logprobs"),
             (r#"{"model":"m","prompt":"a","best_of":2}"#, "best_of"),
-            (r#"{"model":"m","prompt":"a","n":3}"#, "n"),
+            (r#"{"model":"m","prompt":"a","n":0}"#, "n"),
             (r#"{"model":"m","prompt":"a","max_tokens":0}"#, "max_tokens"),
             (
                 r#"{"model":"m","prompt":"a","temperature":3}"#,
