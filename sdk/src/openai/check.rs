@@ -65,13 +65,7 @@ pub(super) fn refuse(
 impl ChatCompletionRequest {
     /// The first rule this request breaks (see the module), or `Ok`.
     pub fn check(&self) -> Result<(), Refusal> {
-        if self.model.trim().is_empty() {
-            return Err(refuse(
-                "model",
-                "invalid_model",
-                "`model` must name a model",
-            ));
-        }
+        check_model(&self.model)?;
         if self.messages.is_empty() {
             return Err(refuse(
                 "messages",
@@ -225,13 +219,7 @@ impl ChatCompletionRequest {
 impl CompletionRequest {
     /// The first rule this request breaks, or `Ok`.
     pub fn check(&self) -> Result<(), Refusal> {
-        if self.model.trim().is_empty() {
-            return Err(refuse(
-                "model",
-                "invalid_model",
-                "`model` must name a model",
-            ));
-        }
+        check_model(&self.model)?;
         let one = match &self.prompt {
             Prompt::Text(_) | Prompt::Tokens(_) => true,
             Prompt::Texts(v) => v.len() == 1,
@@ -300,6 +288,18 @@ impl CompletionRequest {
     pub fn logit_bias(&self) -> Result<Vec<(u32, f32)>, Refusal> {
         logit_bias(self.logit_bias.as_ref())
     }
+}
+
+/// A request must name a model.
+fn check_model(model: &str) -> Result<(), Refusal> {
+    if model.trim().is_empty() {
+        return Err(refuse(
+            "model",
+            "invalid_model",
+            "`model` must name a model",
+        ));
+    }
+    Ok(())
 }
 
 /// The sampling fields chat and text completions share.

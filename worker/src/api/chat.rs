@@ -35,20 +35,7 @@ pub(super) async fn completions(
 ) -> Result<Response, ApiError> {
     let s = &state.0;
     let grant = s.auth.authorize(&headers)?;
-    let body = body.map_err(|e| {
-        ApiError::new(
-            e.status(),
-            "invalid_request_error",
-            "invalid_body",
-            e.body_text(),
-        )
-    })?;
-    let req: ChatCompletionRequest = serde_json::from_slice(&body).map_err(|e| {
-        ApiError::bad_request(
-            "invalid_json",
-            format!("not a chat completion request: {e}"),
-        )
-    })?;
+    let req: ChatCompletionRequest = generate::parse_body(body, "chat completion request")?;
     // The rules a request is held to (`ChatCompletionRequest::check`, the same the gateway
     // applies), refused in OpenAI's body naming the field.
     req.check().map_err(refused)?;
@@ -317,8 +304,5 @@ fn render_chunk(state: &AppState, meta: &Meta, item: Item<'_>, include_usage: bo
         }
         Item::End(_) => Vec::new(),
     };
-    chunks
-        .iter()
-        .map(|c| serde_json::to_string(c).unwrap_or_default())
-        .collect()
+    generate::to_data(&chunks)
 }

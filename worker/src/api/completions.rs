@@ -31,17 +31,7 @@ pub(super) async fn completions(
 ) -> Result<Response, ApiError> {
     let s = &state.0;
     let grant = s.auth.authorize(&headers)?;
-    let body = body.map_err(|e| {
-        ApiError::new(
-            e.status(),
-            "invalid_request_error",
-            "invalid_body",
-            e.body_text(),
-        )
-    })?;
-    let req: CompletionRequest = serde_json::from_slice(&body).map_err(|e| {
-        ApiError::bad_request("invalid_json", format!("not a completion request: {e}"))
-    })?;
+    let req: CompletionRequest = generate::parse_body(body, "completion request")?;
     req.check().map_err(refused)?;
     let n = generate::choices(&state, req.n)?;
     let shaping = generate::shaping(
@@ -112,10 +102,7 @@ pub(super) async fn completions(
                 }
                 Item::End(_) => Vec::new(),
             };
-            chunks
-                .iter()
-                .map(|c| serde_json::to_string(c).unwrap_or_default())
-                .collect()
+            generate::to_data(&chunks)
         };
         return Ok(generate::stream(events, n, reservation, render).into_response());
     }

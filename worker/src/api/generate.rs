@@ -5,7 +5,11 @@
 
 use std::{convert::Infallible, pin::Pin, sync::Arc, time::SystemTime};
 
-use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
+use axum::{
+    body::Bytes,
+    extract::rejection::BytesRejection,
+    response::sse::{Event as SseEvent, KeepAlive, Sse},
+};
 use futures::{Stream, StreamExt, stream};
 use morpheus_sdk::openai::{ChoiceLogprobs, Refusal, ResponseFormat, TokenLogprob, TopLogprob};
 /// The events of a request's choices, each with its choice's index.
@@ -16,6 +20,32 @@ use crate::engine::{
     self, Completion, Event, Shaping,
     constrain::{self, Grammar, Vocab},
 };
+
+/// The request body as `T` (`what` names it in the refusal): a body axum could not read (too
+/// large: 413) or JSON that is not a `T` is refused in OpenAI's body.
+pub(super) fn parse_body<T: serde::de::DeserializeOwned>(
+    body: Result<Bytes, BytesRejection>,
+    what: &str,
+) -> Result<T, ApiError> {
+    let body = body.map_err(|e| {
+        ApiError::new(
+            e.status(),
+            "invalid_request_error",
+            "invalid_body",
+            e.body_text(),
+        )
+    })?;
+    serde_json::from_slice(&body)
+        .map_err(|e| ApiError::bad_request("invalid_json", format!("not a {what}: {e}")))
+}
+
+/// Each chunk as an event's data.
+pub(super) fn to_data<T: serde::Serialize>(chunks: &[T]) -> Vec<String> {
+    chunks
+        .iter()
+        .map(|c| serde_json::to_string(c).unwrap_or_default())
+        .collect()
+}
 
 /// A refusal of the shared rules, in OpenAI's body.
 pub(super) fn refused(r: Refusal) -> ApiError {

@@ -7,7 +7,7 @@ use serde_json::{Value, json};
 
 use morpheus_testkit::TestWorker;
 
-use crate::sampling::post;
+use crate::sampling::{post, post_stream};
 
 #[tokio::test]
 async fn n_choices_are_sampled_apart_and_counted_together() {
@@ -42,31 +42,11 @@ async fn n_choices_are_sampled_apart_and_counted_together() {
 
     // Streamed: each choice's chunks carry its index, each ends with its finish; the usage once.
     let mut s = body.clone();
-    s["stream"] = json!(true);
     s["stream_options"] = json!({"include_usage": true});
-    let raw = reqwest::Client::new()
-        .post(format!("{}/v1/chat/completions", server.url))
-        .header(
-            morpheus_sdk::provider::ASSIGNMENT_HEADER,
-            morpheus_sdk::provider::encode_assignment(&server.assignment(100_000)),
-        )
-        .json(&s)
-        .send()
-        .await
-        .expect("stream")
-        .text()
-        .await
-        .expect("body");
-    let events: Vec<&str> = raw
-        .lines()
-        .filter_map(|l| l.strip_prefix("data: "))
-        .collect();
-    assert_eq!(events.last(), Some(&"[DONE]"));
     let mut streamed: BTreeMap<u64, String> = BTreeMap::new();
     let mut finishes = 0;
     let mut usage = None;
-    for e in &events[..events.len() - 1] {
-        let c: Value = serde_json::from_str(e).expect("chunk");
+    for c in post_stream(&server, "/v1/chat/completions", &s).await {
         if let Some(u) = c.get("usage") {
             usage = Some(u.clone());
         }

@@ -1,13 +1,11 @@
 //! `POST /v1/completions`: a prompt continued without the chat template, whole or streamed,
 //! with OpenAI's legacy log-probabilities; `echo` and `suffix` refused by name.
 
-use futures::StreamExt;
-use morpheus_sdk::provider::{ASSIGNMENT_HEADER, encode_assignment};
 use serde_json::{Value, json};
 
 use morpheus_testkit::TestWorker;
 
-use crate::sampling::post;
+use crate::sampling::{post, post_stream};
 
 #[tokio::test]
 async fn a_prompt_is_continued() {
@@ -44,32 +42,8 @@ async fn a_prompt_is_continued() {
 
     // Streamed: the same text in pieces, then the usage.
     let mut stream_body = body.clone();
-    stream_body["stream"] = json!(true);
     stream_body["stream_options"] = json!({"include_usage": true});
-    let r = reqwest::Client::new()
-        .post(format!("{}/v1/completions", server.url))
-        .header(
-            ASSIGNMENT_HEADER,
-            encode_assignment(&server.assignment(10_000)),
-        )
-        .json(&stream_body)
-        .send()
-        .await
-        .expect("stream");
-    let mut raw = String::new();
-    let mut bytes = r.bytes_stream();
-    while let Some(b) = bytes.next().await {
-        raw.push_str(&String::from_utf8_lossy(&b.expect("bytes")));
-    }
-    let events: Vec<&str> = raw
-        .lines()
-        .filter_map(|l| l.strip_prefix("data: "))
-        .collect();
-    assert_eq!(events.last(), Some(&"[DONE]"));
-    let chunks: Vec<Value> = events[..events.len() - 1]
-        .iter()
-        .map(|e| serde_json::from_str(e).expect("chunk"))
-        .collect();
+    let chunks = post_stream(&server, "/v1/completions", &stream_body).await;
     let text: String = chunks
         .iter()
         .filter_map(|c| c["choices"][0]["text"].as_str())

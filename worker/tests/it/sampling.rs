@@ -114,6 +114,34 @@ async fn bias_and_penalties_change_the_choice() {
     server.stop().await;
 }
 
+/// POSTs `body` as a stream with a fresh assignment; the chunks, checked to end with `[DONE]`.
+pub(crate) async fn post_stream(server: &TestWorker, path: &str, body: &Value) -> Vec<Value> {
+    let mut body = body.clone();
+    body["stream"] = json!(true);
+    let raw = reqwest::Client::new()
+        .post(format!("{}{path}", server.url))
+        .header(
+            ASSIGNMENT_HEADER,
+            encode_assignment(&server.assignment(100_000)),
+        )
+        .json(&body)
+        .send()
+        .await
+        .expect("stream")
+        .text()
+        .await
+        .expect("body");
+    let events: Vec<&str> = raw
+        .lines()
+        .filter_map(|l| l.strip_prefix("data: "))
+        .collect();
+    assert_eq!(events.last(), Some(&"[DONE]"), "{raw}");
+    events[..events.len() - 1]
+        .iter()
+        .map(|e| serde_json::from_str(e).expect("a chunk"))
+        .collect()
+}
+
 /// POSTs `body` with a fresh assignment; the status and the JSON answer.
 pub(crate) async fn post(server: &TestWorker, path: &str, body: &Value) -> (u16, Value) {
     let r = reqwest::Client::new()

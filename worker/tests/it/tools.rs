@@ -5,7 +5,7 @@ use serde_json::{Value, json};
 
 use morpheus_testkit::TestWorker;
 
-use crate::sampling::post;
+use crate::sampling::{post, post_stream};
 
 fn tools() -> Value {
     json!([
@@ -115,29 +115,10 @@ async fn auto_answers_a_call_or_text() {
 #[tokio::test]
 async fn a_streamed_call_comes_as_a_delta_and_the_round_trip_answers() {
     let server = TestWorker::start().await;
-    let mut b = body(json!("required"), 3);
+    let b = body(json!("required"), 3);
     let (_, whole) = post(&server, "/v1/chat/completions", &b).await;
     let (name, args) = call_of(&whole);
-    b["stream"] = json!(true);
-    let raw = reqwest::Client::new()
-        .post(format!("{}/v1/chat/completions", server.url))
-        .header(
-            morpheus_sdk::provider::ASSIGNMENT_HEADER,
-            morpheus_sdk::provider::encode_assignment(&server.assignment(100_000)),
-        )
-        .json(&b)
-        .send()
-        .await
-        .expect("stream")
-        .text()
-        .await
-        .expect("body");
-    let chunks: Vec<Value> = raw
-        .lines()
-        .filter_map(|l| l.strip_prefix("data: "))
-        .filter(|d| *d != "[DONE]")
-        .map(|d| serde_json::from_str(d).expect("chunk"))
-        .collect();
+    let chunks = post_stream(&server, "/v1/chat/completions", &b).await;
     let delta = chunks
         .iter()
         .find_map(|c| {
