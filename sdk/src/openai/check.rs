@@ -99,13 +99,7 @@ impl ChatCompletionRequest {
                 format!("`messages[{i}].tool_call_id` must name the call a tool message answers"),
             ));
         }
-        if self.n.is_some_and(|n| !(1..=MAX_N).contains(&n)) {
-            return Err(refuse(
-                "n",
-                "invalid_n",
-                format!("`n` must be between 1 and {MAX_N}"),
-            ));
-        }
+        check_n(self.n)?;
         if self.requested_max_tokens() == Some(0) {
             let param = if self.max_completion_tokens.is_some() {
                 "max_completion_tokens"
@@ -232,13 +226,7 @@ impl CompletionRequest {
                 "one prompt per request: several prompts in one request are not served",
             ));
         }
-        if self.n.is_some_and(|n| !(1..=MAX_N).contains(&n)) {
-            return Err(refuse(
-                "n",
-                "invalid_n",
-                format!("`n` must be between 1 and {MAX_N}"),
-            ));
-        }
+        check_n(self.n)?;
         if self.best_of.is_some_and(|n| n != 1) {
             return Err(refuse(
                 "best_of",
@@ -288,6 +276,18 @@ impl CompletionRequest {
     pub fn logit_bias(&self) -> Result<Vec<(u32, f32)>, Refusal> {
         logit_bias(self.logit_bias.as_ref())
     }
+}
+
+/// `n`, when given, is 1 to [`MAX_N`].
+fn check_n(n: Option<u32>) -> Result<(), Refusal> {
+    if n.is_some_and(|n| !(1..=MAX_N).contains(&n)) {
+        return Err(refuse(
+            "n",
+            "invalid_n",
+            format!("`n` must be between 1 and {MAX_N}"),
+        ));
+    }
+    Ok(())
 }
 
 /// A request must name a model.
