@@ -27,6 +27,12 @@ pub fn tiny_weights() -> PathBuf {
     dir.join(meta.weights_file())
 }
 
+/// The tiny model with its weights in every GGML block format the worker's kernels take
+/// (Q4_0 to Q6_K, a fused Q|K|V of two formats), on the worker's kernels.
+pub fn tiny_mixed_model() -> PathBuf {
+    prepared("tiny-mixed", "tiny-mixed", Kernels::Morpheus)
+}
+
 /// The same tiny model with ONNX Runtime's own `MatMulNBits` operators.
 pub fn tiny_model_onnxruntime() -> PathBuf {
     prepared("tiny", "tiny-onnxruntime", Kernels::Onnxruntime)

@@ -31,6 +31,8 @@ def main(argv: list[str] | None = None) -> int:
     t = sub.add_parser("tiny", help="write the tiny fixed-seed test model directory")
     t.add_argument("--out", type=Path, required=True)
     t.add_argument("--seed", type=int, default=7)
+    t.add_argument("--formats", default="q4_1", choices=list(tiny.FORMATS),
+                   help="q4_1: every weight Q4_1; mixed: every GGML block format the worker's kernels take")
     t.add_argument("--kernels", default="morpheus", choices=list(prepare.KERNELS))
     t.add_argument("--force", action="store_true")
 
@@ -60,10 +62,10 @@ def main(argv: list[str] | None = None) -> int:
     elif args.cmd == "tiny":
         with tempfile.TemporaryDirectory() as d:
             gguf = Path(d) / "tiny-llama-test.gguf"
-            tiny.write(gguf, args.seed)
+            tiny.write(gguf, args.seed, args.formats)
             # `prepare` keeps the GGUF beside the build (`weights.gguf`), as for any source.
-            prepare.prepare(gguf, args.out, "tiny-llama-test", max_positions=32768, force=args.force,
-                            kernels=args.kernels)
+            name = "tiny-llama-test" if args.formats == "q4_1" else f"tiny-llama-test-{args.formats}"
+            prepare.prepare(gguf, args.out, name, max_positions=32768, force=args.force, kernels=args.kernels)
     elif args.cmd == "locate":
         print(sources.resolve(args.source))
     elif args.cmd == "verify":
@@ -76,4 +78,9 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    try:
+        sys.exit(main())
+    except ValueError as e:
+        # A GGUF the worker cannot serve (architecture, tensor type, shape): one line naming it.
+        print(f"[morpheus_model] error: {e}", file=sys.stderr)
+        sys.exit(2)

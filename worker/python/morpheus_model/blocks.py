@@ -13,9 +13,10 @@
 * Q8_0 (`w = d * q`, q int8): 8-bit with `q + 128` and zero point 128. Exact.
 * Anything else (F32, F16, K-quants): dequantised, then 8-bit symmetric per block (near exact).
 
-With the worker's own kernels (`--kernels morpheus`, the default), Q4_1 and Q8_0 weights skip all
-of that: `GgmlBlocks` keeps the GGUF's blocks byte for byte and `pack_groups` only reorders them for
-the `ai.morpheus.BlockMatMul` operator (layout in `worker/src/kernels/mod.rs`).
+With the worker's own kernels (`--kernels morpheus`, the default), the weights skip all of that:
+`GgmlBlocks` keeps the GGUF's blocks byte for byte (Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, Q4_K, Q5_K, Q6_K)
+and `pack_groups` only reorders them for the `ai.morpheus.BlockMatMul` operator (layouts in
+`worker/src/kernels/mod.rs` and `decode.rs`).
 """
 
 from __future__ import annotations
@@ -75,16 +76,29 @@ class NBits:
         return w.reshape(self.n, self.k)
 
 
+# GGML block formats BlockMatMul takes: operator name, inputs per block, bytes per block.
+FORMATS = {
+    Q.Q4_0: ("q4_0", 32, 18),
+    Q.Q4_1: ("q4_1", 32, 20),
+    Q.Q5_0: ("q5_0", 32, 22),
+    Q.Q5_1: ("q5_1", 32, 24),
+    Q.Q8_0: ("q8_0", 32, 34),
+    Q.Q4_K: ("q4_k", 256, 144),
+    Q.Q5_K: ("q5_k", 256, 176),
+    Q.Q6_K: ("q6_k", 256, 210),
+}
+
+
 @dataclass
 class GgmlBlocks:
-    """A Q4_1 or Q8_0 weight of `n` outputs by `k` inputs, kept as the GGUF's own blocks."""
+    """A weight of `n` outputs by `k` inputs in one of `FORMATS`, kept as the GGUF's own blocks."""
 
     qtype: Q
     n: int
     k: int
-    raw: np.ndarray  # uint8 [n, k/32, bytes per block]
+    raw: np.ndarray  # uint8 [n, k/QK, bytes per block]
 
-    FORMATS = {Q.Q4_1: "q4_1", Q.Q8_0: "q8_0"}
+    FORMATS = {q: f[0] for q, f in FORMATS.items()}
 
     @property
     def format(self) -> str:
@@ -99,19 +113,36 @@ class GgmlBlocks:
         return from_raw(self.qtype, self.raw, self.n, self.k)
 
 
+@dataclass
+class Stacked:
+    """Weights sharing an input whose formats differ (a Q4_K_M file's Q4_K Q and K beside a Q6_K V):
+    one `BlockMatMul` per run of one format, their outputs concatenated."""
+
+    parts: list[GgmlBlocks]
+
+    @property
+    def n(self) -> int:
+        return sum(p.n for p in self.parts)
+
+    @property
+    def k(self) -> int:
+        return self.parts[0].k
+
+
 # Output rows per group and bytes per (group, block) of the packed layout.
 GROUP_ROWS = 16
-GROUP_BLOCK_BYTES = {Q.Q4_1: 320, Q.Q8_0: 544}
+GROUP_BLOCK_BYTES = {q: 320 if q == Q.Q4_1 else 544 if q == Q.Q8_0 else GROUP_ROWS * f[2]
+                     for q, f in FORMATS.items()}
 
 
 def ggml_blocks(qtype: Q, data: np.ndarray, n: int, k: int) -> GgmlBlocks | None:
     """`data` as `GgmlBlocks` when the worker's kernels take its format, else None."""
-    if qtype not in GgmlBlocks.FORMATS:
+    if qtype not in FORMATS:
         return None
-    if k % BLOCK:
-        raise ValueError(f"input width {k} is not a multiple of {BLOCK}")
-    per = 20 if qtype == Q.Q4_1 else 34
-    raw = np.ascontiguousarray(data).view(np.uint8).reshape(n, k // BLOCK, per)
+    _, qk, per = FORMATS[qtype]
+    if k % qk:
+        raise ValueError(f"{qtype.name} weight: input width {k} is not a multiple of {qk}")
+    raw = np.ascontiguousarray(data).view(np.uint8).reshape(n, k // qk, per)
     return GgmlBlocks(qtype, n, k, raw)
 
 
@@ -120,10 +151,11 @@ def pack_groups(w: GgmlBlocks) -> np.ndarray:
 
     Q4_1: per (group, block) `qs[4 chunks][16 rows][4 bytes]` (chunk c holds GGML's bytes 4c..4c+3 of
     each row: elements 4c+j in the low nibbles, 16+4c+j in the high ones), then `d[16]`, `m[16]` f16.
-    Q8_0: `qs[8][16][4]` as `q + 128`, then `d[16]` f16. Rows past `n` are zero. Lossless.
+    Q8_0: `qs[8][16][4]` as `q + 128`, then `d[16]` f16. The other formats: the 16 rows' GGML
+    blocks one after another (`decode.rs` unpacks them). Rows past `n` are zero. Lossless.
     """
     g = -(-w.n // GROUP_ROWS)
-    kb = w.k // BLOCK
+    kb = w.raw.shape[1]
     raw = w.raw
     if g * GROUP_ROWS != w.n:
         raw = np.concatenate([raw, np.zeros((g * GROUP_ROWS - w.n, kb, raw.shape[2]), dtype=np.uint8)])
@@ -133,6 +165,8 @@ def pack_groups(w: GgmlBlocks) -> np.ndarray:
         # [g, 16, kb, b] -> [g, kb, 16 * b]: one value per row, rows consecutive
         return field.transpose(0, 2, 1, 3).reshape(g, kb, -1)
 
+    if w.qtype not in (Q.Q4_1, Q.Q8_0):
+        return np.ascontiguousarray(per_row(rows))
     if w.qtype == Q.Q4_1:
         qs = rows[..., 4:20].reshape(g, GROUP_ROWS, kb, 4, 4).transpose(0, 2, 3, 1, 4).reshape(g, kb, 256)
         parts = [qs, per_row(rows[..., 0:2]), per_row(rows[..., 2:4])]
@@ -254,13 +288,20 @@ def dequantize_raw(qtype: Q, data: np.ndarray, n: int, k: int) -> np.ndarray:
     return quants.dequantize(np.asarray(data), qtype).astype(np.float32).reshape(n, k)
 
 
-def concat_rows(parts: list[NBits | GgmlBlocks]) -> NBits | GgmlBlocks:
-    """Stack weights that share an input (Q|K|V, gate|up) into one matmul."""
-    if all(isinstance(p, GgmlBlocks) for p in parts) and len({p.qtype for p in parts}) == 1:
+def concat_rows(parts: list[NBits | GgmlBlocks]) -> NBits | GgmlBlocks | Stacked:
+    """Stack weights that share an input (Q|K|V, gate|up) into one matmul (GGML blocks of
+    different formats: one per run of a format, `Stacked`)."""
+    if all(isinstance(p, GgmlBlocks) for p in parts):
         if len({p.k for p in parts}) != 1:
             raise ValueError("cannot fuse weights of different input widths")
-        return GgmlBlocks(parts[0].qtype, sum(p.n for p in parts), parts[0].k,
-                          np.concatenate([p.raw for p in parts]))
+        runs: list[GgmlBlocks] = []
+        for p in parts:
+            if runs and runs[-1].qtype == p.qtype:
+                last = runs[-1]
+                runs[-1] = GgmlBlocks(p.qtype, last.n + p.n, p.k, np.concatenate([last.raw, p.raw]))
+            else:
+                runs.append(p)
+        return runs[0] if len(runs) == 1 else Stacked(runs)
     parts = [p.to_nbits() if isinstance(p, GgmlBlocks) else p for p in parts]
     bits = {p.bits for p in parts}
     k = {p.k for p in parts}
@@ -280,8 +321,3 @@ def concat_rows(parts: list[NBits | GgmlBlocks]) -> NBits | GgmlBlocks:
         None if not has_mins[0] else np.concatenate([p.mins for p in parts]),
     )
 
-
-def quantize_q4_1(w: np.ndarray) -> np.ndarray:
-    """GGML Q4_1 bytes of a float32 [n, k] weight (for the tiny test model)."""
-    n, k = w.shape
-    return quants.quantize(w.astype(np.float32), Q.Q4_1).reshape(n, k // BLOCK * 20)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+from gguf import GGMLQuantizationType
 
 from . import blocks
 from .gguf_source import GgufModel, LlamaConfig
@@ -20,6 +21,23 @@ def unpermute_order(rows: int, n_head: int) -> np.ndarray:
     hd = rows // n_head
     idx = np.arange(rows).reshape(n_head, hd // 2, 2).swapaxes(1, 2).reshape(rows)
     return idx
+
+
+# Float weights the converter takes (as 8-bit MatMulNBits weights, or as they are for vectors).
+FLOAT_TYPES = (GGMLQuantizationType.F32, GGMLQuantizationType.F16, GGMLQuantizationType.BF16)
+
+
+def served_types() -> str:
+    return ", ".join(q.name for q in (*blocks.FORMATS, *FLOAT_TYPES))
+
+
+def check_types(model: GgufModel) -> None:
+    """Refuses a GGUF holding a tensor type the worker does not serve exactly (Q2_K, Q3_K, the IQ
+    formats, ...), naming the tensor: re-quantising it would serve a different model."""
+    for t in model.tensors.values():
+        if t.qtype not in blocks.FORMATS and t.qtype not in FLOAT_TYPES:
+            raise ValueError(f"{model.path.name}: tensor {t.name} is {t.qtype.name}, a type the worker does not "
+                             f"serve (it serves {served_types()})")
 
 
 def _w(model: GgufModel, name: str, kernels: str = "onnxruntime") -> blocks.NBits | blocks.GgmlBlocks:
@@ -46,7 +64,7 @@ FOLD_MAX_WEIGHTS = 1 << 20
 
 def _fold(w, fold_q4_1: bool):
     """`w` as one 8-bit kernel when it is Q4_1, folding is on and it is small enough (else unchanged)."""
-    if isinstance(w, blocks.GgmlBlocks) or not fold_q4_1 or w.mins is None or w.n * w.k > FOLD_MAX_WEIGHTS:
+    if isinstance(w, (blocks.GgmlBlocks, blocks.Stacked)) or not fold_q4_1 or w.mins is None or w.n * w.k > FOLD_MAX_WEIGHTS:
         return w
     try:
         return blocks.fold_q4_1(w)
@@ -57,13 +75,15 @@ def _fold(w, fold_q4_1: bool):
 def decoder_weights(model: GgufModel, fold_q4_1: bool = False, kernels: str = "onnxruntime") -> DecoderWeights:
     """All weights of `model`, Q/K back in rotate-half order, Q|K|V and gate|up fused.
 
-    With `kernels="morpheus"`, Q4_1 and Q8_0 weights stay the GGUF's own blocks (`GgmlBlocks`, for
-    the worker's `BlockMatMul`); other formats, and every weight otherwise, take MatMulNBits form.
+    With `kernels="morpheus"`, weights in GGML block formats stay the GGUF's own blocks
+    (`GgmlBlocks`, for the worker's `BlockMatMul`; fused weights of mixed formats `Stacked`); F16/F32
+    weights, and every weight otherwise, take MatMulNBits form.
 
     With `fold_q4_1`, Q4_1 weights of up to `FOLD_MAX_WEIGHTS` become 8-bit kernels with their
     minimums folded into the zero points (`blocks.fold_q4_1`) instead of 4-bit kernels plus a
     per-block-minimum correction.
     """
+    check_types(model)
     cfg: LlamaConfig = model.config
     layers = []
     for i in progress(range(cfg.num_layers), "convert layers"):

@@ -20,7 +20,7 @@ import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
 
-from .blocks import BLOCK, GgmlBlocks, NBits, pack_groups
+from .blocks import BLOCK, GgmlBlocks, NBits, Stacked, pack_groups
 
 MS = "com.microsoft"
 MORPHEUS = "ai.morpheus"  # the worker's custom operators (worker/src/kernels)
@@ -33,10 +33,10 @@ class LayerWeights:
     """One decoder layer, already in kernel form."""
 
     attn_norm: np.ndarray
-    qkv: NBits | GgmlBlocks  # rows: q (heads*hd) | k | v, q and k in Hugging Face (rotate-half) order
+    qkv: NBits | GgmlBlocks | Stacked  # rows: q (heads*hd) | k | v, q and k in Hugging Face (rotate-half) order
     o: NBits | GgmlBlocks
     ffn_norm: np.ndarray
-    gate_up: NBits | GgmlBlocks  # rows: gate | up
+    gate_up: NBits | GgmlBlocks | Stacked  # rows: gate | up
     down: NBits | GgmlBlocks
 
 
@@ -75,10 +75,15 @@ class _Builder:
         self.nodes.append(helper.make_node(op, inputs, outs, name=name, domain=domain, **attrs))
         return outs[0] if len(outs) == 1 else outs
 
-    def linear(self, x: str, w: NBits | GgmlBlocks, prefix: str, activation: str = "none",
+    def linear(self, x: str, w: NBits | GgmlBlocks | Stacked, prefix: str, activation: str = "none",
                norm: str = "", eps: float = 1e-5, residual: str = "") -> str:
         """`act(x) @ w^T (+ residual)`. GGML blocks only: `activation="swiglu"` takes x = gate | up;
         `"rmsnorm"` normalises x with the weight named `norm` first; `residual` is added after."""
+        if isinstance(w, Stacked):
+            if residual:
+                raise ValueError(f"{prefix}: a residual is only added to one BlockMatMul")
+            ys = [self.linear(x, part, f"{prefix}.{i}", activation, norm, eps) for i, part in enumerate(w.parts)]
+            return self.node("Concat", ys, axis=-1)
         if isinstance(w, GgmlBlocks):
             self.uses_morpheus = True
             b = self.init(f"{prefix}.blocks", pack_groups(w))
@@ -187,7 +192,7 @@ def build(weights: DecoderWeights, cfg, max_positions: int, accuracy_level: int 
         return bld.node("Gather", [x, last], axis=1)
 
     blocks_only = isinstance(weights.lm_head, GgmlBlocks) and all(
-        isinstance(w, GgmlBlocks) for lw in weights.layers for w in (lw.qkv, lw.o, lw.gate_up, lw.down)
+        isinstance(w, (GgmlBlocks, Stacked)) for lw in weights.layers for w in (lw.qkv, lw.o, lw.gate_up, lw.down)
     )
     if blocks_only:
         # Five nodes a layer: the norms, SwiGLU and residual adds live inside BlockMatMul.

@@ -1,7 +1,9 @@
 """A tiny random Llama GGUF (fixed seed) in the same format as a real one, for tests.
 
 It goes through the very same conversion as SmolLM2: Q4_1 weights in GGML's Q/K order, a byte-level
-BPE vocabulary with ChatML special tokens and a chat template.
+BPE vocabulary with ChatML special tokens and a chat template. `formats="mixed"` writes the same model
+with every block format the worker's kernels take, mixed as a K-quant file mixes them (Q4_K Q and K
+beside a Q6_K V), so the conversion and every kernel are checked against the numpy reference.
 """
 
 from __future__ import annotations
@@ -9,9 +11,29 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-from gguf import GGMLQuantizationType, GGUFWriter
+from gguf import GGMLQuantizationType, GGUFWriter, quants
 
-from .blocks import quantize_q4_1
+from . import kquants
+
+Q = GGMLQuantizationType
+
+# Tensor -> format per layer for `formats="mixed"` (the output head: Q6_K): all eight formats, a
+# fused Q|K|V of two formats (layer 0) and of one (layer 1).
+MIXED = [
+    {"attn_q": Q.Q4_K, "attn_k": Q.Q4_K, "attn_v": Q.Q6_K, "attn_output": Q.Q5_0,
+     "ffn_gate": Q.Q5_K, "ffn_up": Q.Q4_0, "ffn_down": Q.Q6_K},
+    {"attn_q": Q.Q5_1, "attn_k": Q.Q5_1, "attn_v": Q.Q5_1, "attn_output": Q.Q4_1,
+     "ffn_gate": Q.Q8_0, "ffn_up": Q.Q8_0, "ffn_down": Q.Q5_K},
+]
+FORMATS = ("q4_1", "mixed")
+
+
+def quantize(w: np.ndarray, qtype: GGMLQuantizationType) -> np.ndarray:
+    """GGML bytes of a float32 [n, k] weight in `qtype`."""
+    encoders = {Q.Q4_K: kquants.quantize_q4_k, Q.Q5_K: kquants.quantize_q5_k, Q.Q6_K: kquants.quantize_q6_k}
+    if qtype in encoders:
+        return encoders[qtype](w)
+    return quants.quantize(w.astype(np.float32), qtype).reshape(w.shape[0], -1)
 
 # No end-of-sequence token: random weights would emit one at an arbitrary step, and tests need
 # answers of a known length (the SmolLM2 test covers stopping at end of sequence).
@@ -37,8 +59,10 @@ def _bytes_to_unicode() -> list[str]:
     return [chr(table[b]) for b in range(256)]
 
 
-def write(path: Path, seed: int = 7) -> None:
-    """Write the tiny GGUF to `path`."""
+def write(path: Path, seed: int = 7, formats: str = "q4_1") -> None:
+    """Write the tiny GGUF to `path`, its weights in Q4_1 or `formats="mixed"` (see `MIXED`)."""
+    if formats not in FORMATS:
+        raise ValueError(f"unknown tiny model formats {formats!r} (one of {', '.join(FORMATS)})")
     rng = np.random.default_rng(seed)
     # Wide enough that the GGUF spans three 1 MiB chunks with a short last piece: the weights file
     # is what liveness proofs read, and the tests prove every chunk of it.
@@ -68,14 +92,16 @@ def write(path: Path, seed: int = 7) -> None:
     w.add_add_bos_token(False)
     w.add_chat_template(CHAT_TEMPLATE)
 
-    def q4(n: int, k: int, scale: float) -> None:
+    def add_q4(name: str, n: int, k: int, scale: float) -> None:
         # `scale` is for a fan-in of 64; wider inputs get smaller weights, so activations keep
         # the magnitudes of a narrow model.
         scale *= (64 / k) ** 0.5
-        return quantize_q4_1((rng.standard_normal((n, k)) * scale).astype(np.float32))
-
-    def add_q4(name: str, n: int, k: int, scale: float) -> None:
-        w.add_tensor(name, q4(n, k, scale), raw_dtype=GGMLQuantizationType.Q4_1)
+        values = (rng.standard_normal((n, k)) * scale).astype(np.float32)
+        qtype = Q.Q4_1
+        if formats == "mixed":
+            layer, _, tensor = name.removeprefix("blk.").partition(".")
+            qtype = Q.Q6_K if name == "output.weight" else MIXED[int(layer)][tensor.removesuffix(".weight")]
+        w.add_tensor(name, quantize(values, qtype), raw_dtype=qtype)
 
     w.add_tensor("token_embd.weight", rng.standard_normal((vocab, hidden)).astype(np.float32))
     w.add_tensor("output_norm.weight", (1.0 + 0.1 * rng.standard_normal(hidden)).astype(np.float32))

@@ -10,7 +10,11 @@
 
 use std::{arch::x86_64::*, ops::Range};
 
-use super::{BLOCK, Format, Out, Packed, Quantized, ROWS, quantize::RESIDUAL};
+use super::{
+    BLOCK, Format, Out, Packed, Quantized, ROWS,
+    decode::{Decoded, U_BYTES},
+    quantize::RESIDUAL,
+};
 
 /// # Safety
 /// The CPU must have AVX2, FMA and F16C; `groups` within `w`, `a` and `out` sized to match
@@ -38,6 +42,7 @@ pub(super) unsafe fn matmul_groups(w: &Packed<'_>, a: &Quantized, groups: Range<
                     (Format::Q8_0, true, _) => q8_0::<1, true>(wg, kb, a, m),
                     (Format::Q8_0, false, 2) => q8_0::<2, false>(wg, kb, a, m),
                     (Format::Q8_0, false, _) => q8_0::<1, false>(wg, kb, a, m),
+                    _ => unreachable!("{:?} is decoded first", w.format),
                 }
             };
             for (r, row) in tile.iter().enumerate().take(take) {
@@ -178,6 +183,112 @@ unsafe fn q8_0<const MB: usize, const R: bool>(
                     }
                     // Signed weights here: no +128 to take off.
                     acc[r][h] = _mm256_fmadd_ps(d[h], _mm256_mul_ps(t, da), acc[r][h]);
+                }
+            }
+        }
+    }
+    spill(&acc)
+}
+
+/// All rows of `a` times one group unpacked in `dec` (`kernels::decode`).
+///
+/// # Safety
+/// AVX2, FMA and F16C; `dec` holds a group of `a.k()` inputs, `g` and `valid` name its columns
+/// within `out` (rows as `a`).
+#[target_feature(enable = "avx2,fma,f16c")]
+pub(super) unsafe fn decoded_group(dec: &Decoded, a: &Quantized, g: usize, valid: usize, out: Out) {
+    let rows = a.rows();
+    let mut m = 0;
+    while m < rows {
+        let take = (rows - m).min(2);
+        // SAFETY: the caller's bounds, for rows m..m + take.
+        let tile = unsafe {
+            match (a.two_stage(), take) {
+                (true, 2) => decoded::<2, true>(dec, a, m),
+                (true, _) => decoded::<1, true>(dec, a, m),
+                (false, 2) => decoded::<2, false>(dec, a, m),
+                (false, _) => decoded::<1, false>(dec, a, m),
+            }
+        };
+        for (r, row) in tile.iter().enumerate().take(take) {
+            for (c, v) in row.iter().enumerate().take(valid) {
+                // SAFETY: row m + r < out.rows, column g*16 + c < n (c < valid).
+                unsafe { *out.ptr.add((m + r) * out.n + g * ROWS + c) = *v };
+            }
+        }
+        m += take;
+    }
+}
+
+/// Rows `m0..m0 + MB` of `a` times a decoded group: `[row][16 outputs]`. The weights are at
+/// most 63, so `vpmaddubsw`'s pairs (<= 2 x 63 x 127) fit i16 and widen to i32 per chunk.
+#[target_feature(enable = "avx2,fma,f16c")]
+unsafe fn decoded<const MB: usize, const R: bool>(
+    dec: &Decoded,
+    a: &Quantized,
+    m0: usize,
+) -> [[f32; ROWS]; 2] {
+    let kb = dec.blocks;
+    let k = kb * BLOCK;
+    let ones = _mm256_set1_epi16(1);
+    let step = _mm256_set1_ps(1.0 / RESIDUAL);
+    let centre = dec.centre as f32;
+    let mut acc = [[_mm256_setzero_ps(); 2]; MB];
+    for b in 0..kb {
+        // SAFETY: block b < dec.blocks lies within `dec`'s buffers; activation reads stay in
+        // rows m0..m0 + MB of `a`.
+        unsafe {
+            let p = dec.u.as_ptr().add(b * U_BYTES);
+            // [row][half block][rows 0-7, 8-15]
+            let mut qs = [[[_mm256_setzero_si256(); 2]; 2]; MB];
+            let mut rs = [[[_mm256_setzero_si256(); 2]; 2]; MB];
+            for c in 0..8 {
+                for h in 0..2 {
+                    let w = _mm256_loadu_si256(p.add(64 * c + 32 * h).cast());
+                    for r in 0..MB {
+                        let at = (m0 + r) * k + b * BLOCK;
+                        let qa = a.q.as_ptr().add(at).cast::<i32>();
+                        let pairs = _mm256_maddubs_epi16(w, broadcast(qa.add(c)));
+                        let sum = &mut qs[r][c / 4][h];
+                        *sum = _mm256_add_epi32(*sum, _mm256_madd_epi16(pairs, ones));
+                        if R {
+                            let ra = a.r.as_ptr().add(at).cast::<i32>();
+                            let pairs = _mm256_maddubs_epi16(w, broadcast(ra.add(c)));
+                            let sum = &mut rs[r][c / 4][h];
+                            *sum = _mm256_add_epi32(*sum, _mm256_madd_epi16(pairs, ones));
+                        }
+                    }
+                }
+            }
+            let s = dec.s.as_ptr().add(b * 2 * ROWS);
+            let mp = dec.m.as_ptr().add(b * ROWS);
+            for r in 0..MB {
+                let i = (m0 + r) * kb + b;
+                let da = _mm256_set1_ps(*a.d.get_unchecked(i));
+                let sum = _mm256_set1_ps(*a.sum.get_unchecked(i));
+                for h in 0..2 {
+                    let mut t = _mm256_setzero_ps();
+                    for half in 0..2 {
+                        let mut steps = _mm256_sub_ps(
+                            _mm256_cvtepi32_ps(qs[r][half][h]),
+                            _mm256_set1_ps(
+                                centre * *a.half_qsum.get_unchecked(2 * i + half) as f32,
+                            ),
+                        );
+                        if R {
+                            let res = _mm256_sub_ps(
+                                _mm256_cvtepi32_ps(rs[r][half][h]),
+                                _mm256_set1_ps(
+                                    centre * *a.half_rsum.get_unchecked(2 * i + half) as f32,
+                                ),
+                            );
+                            steps = _mm256_fmadd_ps(res, step, steps);
+                        }
+                        let scale = _mm256_loadu_ps(s.add(half * ROWS + 8 * h));
+                        t = _mm256_fmadd_ps(scale, steps, t);
+                    }
+                    acc[r][h] = _mm256_fmadd_ps(t, da, acc[r][h]);
+                    acc[r][h] = _mm256_fmadd_ps(_mm256_loadu_ps(mp.add(8 * h)), sum, acc[r][h]);
                 }
             }
         }

@@ -7,7 +7,11 @@
 
 use std::{arch::x86_64::*, ops::Range};
 
-use super::{BLOCK, Format, Out, Packed, Quantized, ROWS, quantize::RESIDUAL};
+use super::{
+    BLOCK, Format, Out, Packed, Quantized, ROWS,
+    decode::{Decoded, U_BYTES},
+    quantize::RESIDUAL,
+};
 
 /// # Safety
 /// The CPU must have AVX-512 F, BW and VNNI; `groups` within `w`, `a` and `out` sized to match
@@ -48,6 +52,7 @@ pub(super) unsafe fn matmul_groups(w: &Packed<'_>, a: &Quantized, groups: Range<
                     (Format::Q8_0, false, 3) => q8_0::<3, false>(wg, kb, a, m, g, mask, out),
                     (Format::Q8_0, false, 2) => q8_0::<2, false>(wg, kb, a, m, g, mask, out),
                     (Format::Q8_0, false, _) => q8_0::<1, false>(wg, kb, a, m, g, mask, out),
+                    _ => unreachable!("{:?} is decoded first", w.format),
                 }
             }
             m += take;
@@ -157,6 +162,103 @@ unsafe fn q8_0<const MB: usize, const R: bool>(
                     _mm512_set1_ps(*a.offset_q8_0.get_unchecked(i)),
                 );
                 acc[r] = _mm512_fmadd_ps(d, u, acc[r]);
+            }
+        }
+    }
+    // SAFETY: rows m0..m0 + MB of `out`, this group's valid columns (the caller's bounds).
+    unsafe { store(&acc, out, m0, g, mask) };
+}
+
+/// All rows of `a` times one group unpacked in `dec` (`kernels::decode`).
+///
+/// # Safety
+/// AVX-512 F, BW and VNNI; `dec` holds a group of `a.k()` inputs, `g` and `valid` name its
+/// columns within `out` (rows as `a`).
+#[target_feature(enable = "avx512f,avx512bw,avx512vnni")]
+pub(super) unsafe fn decoded_group(dec: &Decoded, a: &Quantized, g: usize, valid: usize, out: Out) {
+    let mask: __mmask16 = if valid == ROWS {
+        0xFFFF
+    } else {
+        (1u16 << valid) - 1
+    };
+    let rows = a.rows();
+    let mut m = 0;
+    while m < rows {
+        let take = (rows - m).min(4);
+        // SAFETY: the caller's bounds, for rows m..m + take.
+        unsafe {
+            match (a.two_stage(), take) {
+                (true, 4) => decoded::<4, true>(dec, a, m, g, mask, out),
+                (true, 3) => decoded::<3, true>(dec, a, m, g, mask, out),
+                (true, 2) => decoded::<2, true>(dec, a, m, g, mask, out),
+                (true, _) => decoded::<1, true>(dec, a, m, g, mask, out),
+                (false, 4) => decoded::<4, false>(dec, a, m, g, mask, out),
+                (false, 3) => decoded::<3, false>(dec, a, m, g, mask, out),
+                (false, 2) => decoded::<2, false>(dec, a, m, g, mask, out),
+                (false, _) => decoded::<1, false>(dec, a, m, g, mask, out),
+            }
+        }
+        m += take;
+    }
+}
+
+/// Rows `m0..m0 + MB` of `a` times a decoded group: per block, `da * (s0 * t0 + s1 * t1) + m *
+/// sum`, `t_h` the half's dot product with the centre taken off.
+#[target_feature(enable = "avx512f,avx512bw,avx512vnni")]
+unsafe fn decoded<const MB: usize, const R: bool>(
+    dec: &Decoded,
+    a: &Quantized,
+    m0: usize,
+    g: usize,
+    mask: __mmask16,
+    out: Out,
+) {
+    let kb = dec.blocks;
+    let k = kb * BLOCK;
+    let step = _mm512_set1_ps(1.0 / RESIDUAL);
+    let centre = dec.centre as f32;
+    let mut acc = [_mm512_setzero_ps(); MB];
+    for b in 0..kb {
+        // SAFETY: block b < dec.blocks lies within `dec`'s buffers; activation reads stay in
+        // rows m0..m0 + MB of `a` (k inputs each).
+        unsafe {
+            let p = dec.u.as_ptr().add(b * U_BYTES);
+            let mut qdot = [[_mm512_setzero_si512(); 2]; MB];
+            let mut rdot = [[_mm512_setzero_si512(); 2]; MB];
+            for c in 0..8 {
+                let z = _mm512_loadu_si512(p.add(64 * c).cast());
+                for r in 0..MB {
+                    let at = (m0 + r) * k + b * BLOCK;
+                    qdot[r][c / 4] =
+                        dot(qdot[r][c / 4], z, a.q.as_ptr().add(at).cast::<i32>().add(c));
+                    if R {
+                        rdot[r][c / 4] =
+                            dot(rdot[r][c / 4], z, a.r.as_ptr().add(at).cast::<i32>().add(c));
+                    }
+                }
+            }
+            let s = dec.s.as_ptr().add(b * 2 * ROWS);
+            let scale = [_mm512_loadu_ps(s), _mm512_loadu_ps(s.add(ROWS))];
+            let mn = _mm512_loadu_ps(dec.m.as_ptr().add(b * ROWS));
+            for r in 0..MB {
+                let i = (m0 + r) * kb + b;
+                let mut t = _mm512_setzero_ps();
+                for h in 0..2 {
+                    let mut steps = _mm512_sub_ps(
+                        _mm512_cvtepi32_ps(qdot[r][h]),
+                        _mm512_set1_ps(centre * *a.half_qsum.get_unchecked(2 * i + h) as f32),
+                    );
+                    if R {
+                        let res = _mm512_sub_ps(
+                            _mm512_cvtepi32_ps(rdot[r][h]),
+                            _mm512_set1_ps(centre * *a.half_rsum.get_unchecked(2 * i + h) as f32),
+                        );
+                        steps = _mm512_fmadd_ps(res, step, steps);
+                    }
+                    t = _mm512_fmadd_ps(scale[h], steps, t);
+                }
+                acc[r] = _mm512_fmadd_ps(t, _mm512_set1_ps(*a.d.get_unchecked(i)), acc[r]);
+                acc[r] = _mm512_fmadd_ps(mn, _mm512_set1_ps(*a.sum.get_unchecked(i)), acc[r]);
             }
         }
     }

@@ -28,6 +28,7 @@
 
 mod avx2;
 mod avx512;
+mod decode;
 mod op;
 mod portable;
 mod quantize;
@@ -72,30 +73,52 @@ pub(crate) const ROWS: usize = 16;
 /// close to the exact one; the `m + 8d` part takes the block's real sum, so it adds no error.
 pub(crate) const Q4_1_CENTRE: i32 = 8;
 
-/// The block formats the kernels take.
+/// The block formats the kernels take (GGML's, bit for bit), under GGML's names.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[allow(non_camel_case_types)]
 pub(crate) enum Format {
+    /// GGML Q4_0: `w = d*(q - 8)`, `q` 4-bit.
+    Q4_0,
     /// GGML Q4_1: `w = d*q + m`, `q` 4-bit unsigned.
     Q4_1,
+    /// GGML Q5_0: `w = d*(q - 16)`, `q` 5-bit.
+    Q5_0,
+    /// GGML Q5_1: `w = d*q + m`, `q` 5-bit.
+    Q5_1,
     /// GGML Q8_0: `w = d*q`, `q` 8-bit signed.
     Q8_0,
+    /// GGML Q4_K: super-blocks of 256, 8 sub-blocks with 6-bit scales and minimums.
+    Q4_K,
+    /// GGML Q5_K: as Q4_K with a fifth bit per weight.
+    Q5_K,
+    /// GGML Q6_K: super-blocks of 256, 6-bit weights, 16 sub-blocks with int8 scales.
+    Q6_K,
 }
 
 impl Format {
+    /// Every format, in the operator's names.
+    pub(crate) const ALL: [(Self, &'static str); 8] = [
+        (Self::Q4_0, "q4_0"),
+        (Self::Q4_1, "q4_1"),
+        (Self::Q5_0, "q5_0"),
+        (Self::Q5_1, "q5_1"),
+        (Self::Q8_0, "q8_0"),
+        (Self::Q4_K, "q4_k"),
+        (Self::Q5_K, "q5_k"),
+        (Self::Q6_K, "q6_k"),
+    ];
+
     /// From the operator's `format` attribute.
     pub(crate) fn parse(name: &str) -> Option<Self> {
-        match name {
-            "q4_1" => Some(Self::Q4_1),
-            "q8_0" => Some(Self::Q8_0),
-            _ => None,
-        }
+        Self::ALL.iter().find(|(_, n)| *n == name).map(|(f, _)| *f)
     }
 
-    /// Bytes of one block of one 16-row group.
+    /// Bytes of one block (of [`Format::block_inputs`] inputs) of one 16-row group.
     pub(crate) const fn group_block_bytes(self) -> usize {
         match self {
             Self::Q4_1 => 256 + 2 * 2 * ROWS,
             Self::Q8_0 => 512 + 2 * ROWS,
+            _ => ROWS * self.ggml_block_bytes(),
         }
     }
 }
@@ -112,12 +135,13 @@ pub(crate) struct Packed<'a> {
 impl<'a> Packed<'a> {
     /// Checks that `data` is exactly a packed `n` x `k` weight.
     pub(crate) fn new(format: Format, n: usize, k: usize, data: &'a [u8]) -> Result<Self, String> {
-        if n == 0 || k == 0 || !k.is_multiple_of(BLOCK) {
+        let qk = format.block_inputs();
+        if n == 0 || k == 0 || !k.is_multiple_of(qk) {
             return Err(format!(
-                "weight of {n} x {k}: needs n > 0 and k a positive multiple of {BLOCK}"
+                "{format:?} weight of {n} x {k}: needs n > 0 and k a positive multiple of {qk}"
             ));
         }
-        let want = Self::groups_of(n) * (k / BLOCK) * format.group_block_bytes();
+        let want = Self::groups_of(n) * (k / qk) * format.group_block_bytes();
         if data.len() != want {
             return Err(format!(
                 "packed {format:?} weight of {n} x {k} must be {want} bytes, got {}",
@@ -138,7 +162,7 @@ impl<'a> Packed<'a> {
 
     /// Bytes of one group (all its blocks).
     pub(crate) fn group_bytes(&self) -> usize {
-        (self.k / BLOCK) * self.format.group_block_bytes()
+        (self.k / self.format.block_inputs()) * self.format.group_block_bytes()
     }
 }
 
@@ -244,6 +268,28 @@ pub(crate) fn matmul_groups(
     assert_eq!(a.k(), w.k, "activation width must match the weight");
     assert_eq!(a.rows(), out.rows, "activation rows must match the output");
     assert_eq!(out.n, w.n, "output width must match the weight");
+    if w.format.decoded() {
+        decode::with_scratch(|dec| {
+            for g in groups {
+                dec.decode(w, g);
+                let valid = ROWS.min(w.n - g * ROWS);
+                match isa {
+                    #[cfg(target_arch = "x86_64")]
+                    Isa::Avx512Vnni => {
+                        // SAFETY: as below; `dec` holds group `g` of `w` (k = a.k()).
+                        unsafe { avx512::decoded_group(dec, a, g, valid, out) }
+                    }
+                    #[cfg(target_arch = "x86_64")]
+                    Isa::Avx2 => {
+                        // SAFETY: as below.
+                        unsafe { avx2::decoded_group(dec, a, g, valid, out) }
+                    }
+                    _ => portable::decoded_group(dec, a, g, valid, out),
+                }
+            }
+        });
+        return;
+    }
     match isa {
         #[cfg(target_arch = "x86_64")]
         Isa::Avx512Vnni => {

@@ -3,7 +3,7 @@
 //! Inputs: `A` float `[.., K]` (`[.., 2K]` with `activation = "swiglu"`), `B` uint8, the packed
 //! weight (see the module docs), optional `norm_weight` float `[K]` (with `"rmsnorm"`), optional
 //! `residual` float `[.., N]`, added to the result. Output: `Y` float `[.., N]`. Attributes:
-//! `format` (`"q4_1"`, `"q8_0"`), `N`, `K`, `activation` (`"none"`, the default, `"swiglu"` or
+//! `format` (`"q4_0"`, `"q4_1"`, `"q5_0"`, `"q5_1"`, `"q8_0"`, `"q4_k"`, `"q5_k"`, `"q6_k"`), `N`, `K`, `activation` (`"none"`, the default, `"swiglu"` or
 //! `"rmsnorm"`), `epsilon` (RMSNorm's, default 1e-5).
 //!
 //! With the norm before and the residual add after, a Llama layer is five nodes: Q|K|V (norm),
@@ -82,8 +82,13 @@ impl Operator for BlockMatMul {
         let format = info
             .get::<String>("format")
             .ok_or_else(|| bad("missing the `format` attribute".into()))?;
-        let format = Format::parse(&format)
-            .ok_or_else(|| bad(format!("unknown format `{format}` (q4_1 or q8_0)")))?;
+        let format = Format::parse(&format).ok_or_else(|| {
+            let names: Vec<&str> = Format::ALL.iter().map(|(_, n)| *n).collect();
+            bad(format!(
+                "unknown format `{format}` (one of {})",
+                names.join(", ")
+            ))
+        })?;
         let dim = |name: &str| match info.get::<i64>(name) {
             Some(v) if v > 0 => usize::try_from(v).map_err(|_| bad(format!("`{name}` too large"))),
             Some(v) => Err(bad(format!("`{name}` = {v} must be positive"))),

@@ -2,7 +2,11 @@
 
 use std::ops::Range;
 
-use super::{BLOCK, Format, Out, Packed, Quantized, ROWS, quantize::RESIDUAL};
+use super::{
+    BLOCK, Format, Out, Packed, Quantized, ROWS,
+    decode::{Decoded, U_BYTES},
+    quantize::RESIDUAL,
+};
 
 pub(super) fn matmul_groups(w: &Packed<'_>, a: &Quantized, groups: Range<usize>, out: Out) {
     let kb = w.k / BLOCK;
@@ -49,6 +53,7 @@ pub(super) fn matmul_groups(w: &Packed<'_>, a: &Quantized, groups: Range<usize>,
                             let steps = steps(a, qdot, rdot);
                             f16(p, 512 + 2 * r) * steps.mul_add(a.d[ab], a.offset_q8_0[ab])
                         }
+                        other => unreachable!("{other:?} is decoded first"),
                     };
                 }
             }
@@ -57,6 +62,43 @@ pub(super) fn matmul_groups(w: &Packed<'_>, a: &Quantized, groups: Range<usize>,
                 // and this group's columns belong to this call alone.
                 unsafe { *out.ptr.add(m * out.n + g * ROWS + r) = *v };
             }
+        }
+    }
+}
+
+/// All rows of `a` times one group unpacked in `dec` (`kernels::decode`): per block and row,
+/// `da * sum_h s_h * x·(u - centre)_h + m * sum`.
+pub(super) fn decoded_group(dec: &Decoded, a: &Quantized, g: usize, valid: usize, out: Out) {
+    let kb = dec.blocks;
+    let k = kb * BLOCK;
+    let centre = dec.centre;
+    for m in 0..a.rows() {
+        let mut acc = [0f32; ROWS];
+        for b in 0..kb {
+            let u = &dec.u[b * U_BYTES..(b + 1) * U_BYTES];
+            let ab = m * kb + b;
+            let at = m * k + b * BLOCK;
+            for (r, acc) in acc.iter_mut().enumerate() {
+                let mut t = 0f32;
+                for h in 0..2 {
+                    let (mut qdot, mut rdot) = (0i32, 0i32);
+                    for c in 4 * h..4 * h + 4 {
+                        for j in 0..4 {
+                            let w = i32::from(u[c * 4 * ROWS + 4 * r + j]);
+                            qdot += w * i32::from(a.q[at + 4 * c + j]);
+                            rdot += w * i32::from(a.r[at + 4 * c + j]);
+                        }
+                    }
+                    let q = qdot - centre * a.half_qsum[2 * ab + h];
+                    let r_ = rdot - centre * a.half_rsum[2 * ab + h];
+                    t += dec.s[b * 2 * ROWS + h * ROWS + r] * steps(a, q, r_);
+                }
+                *acc += t.mul_add(a.d[ab], dec.m[b * ROWS + r] * a.sum[ab]);
+            }
+        }
+        for (r, v) in acc.iter().enumerate().take(valid) {
+            // SAFETY: as in `matmul_groups`.
+            unsafe { *out.ptr.add(m * out.n + g * ROWS + r) = *v };
         }
     }
 }

@@ -76,6 +76,11 @@ pub(crate) struct Quantized {
     pub(crate) qsum: Vec<i32>,
     /// Sum of the block's `r`, likewise.
     pub(crate) rsum: Vec<i32>,
+    /// Sum of `q` per half block (16 inputs), `[rows, k/16]`: the decoded formats' centres
+    /// (`kernels::decode`) are taken off per half, as Q6_K's scales cover 16 inputs.
+    pub(crate) half_qsum: Vec<i32>,
+    /// Sum of `r` per half block, likewise.
+    pub(crate) half_rsum: Vec<i32>,
     /// Per block, `8 * (sum - d * (qsum + rsum/RESIDUAL))`: with it a Q4_1 block is
     /// `d_w * (d * x·q + centre) + m_w * sum`, where x·q is the dot product with the raw
     /// 4-bit weights. That equals `d_w * x̂·(q - 8) + (m_w + 8 d_w) * sum`: the int8 rounding
@@ -115,6 +120,8 @@ impl Quantized {
         self.sum.resize(rows * kb, 0.0);
         self.qsum.resize(rows * kb, 0);
         self.rsum.resize(rows * kb, 0);
+        self.half_qsum.resize(rows * kb * 2, 0);
+        self.half_rsum.resize(rows * kb * 2, 0);
         self.centre_q4_1.resize(rows * kb, 0.0);
         self.offset_q8_0.resize(rows * kb, 0.0);
     }
@@ -186,6 +193,20 @@ impl Quantized {
         }
         self.scratch = scratch;
         self.normed = normed;
+        let half = BLOCK / 2;
+        for (i, (q, r)) in self
+            .q
+            .chunks_exact(half)
+            .zip(self.r.chunks_exact(half))
+            .enumerate()
+        {
+            self.half_qsum[i] = q.iter().map(|&v| i32::from(v)).sum();
+            self.half_rsum[i] = if two_stage {
+                r.iter().map(|&v| i32::from(v)).sum()
+            } else {
+                0
+            };
+        }
         let centre = Q4_1_CENTRE as f32;
         for i in 0..rows * (k / BLOCK) {
             let r = if two_stage {

@@ -35,21 +35,22 @@ impl Rng {
     }
 }
 
-/// A GGML weight: `n` rows of `k/32` raw blocks, as the GGUF stores it.
+/// A GGML weight: `n` rows of `k/QK` raw blocks, as the GGUF stores it: halves where GGML keeps
+/// its scales, random bytes elsewhere (every bit pattern of weights, 6-bit scales and minimums).
 fn ggml(format: Format, n: usize, k: usize, rng: &mut Rng) -> Vec<u8> {
-    let per = match format {
-        Format::Q4_1 => 20,
-        Format::Q8_0 => 34,
-    };
-    let mut raw = Vec::with_capacity(n * k / BLOCK * per);
-    for _ in 0..n * k / BLOCK {
-        raw.extend(rng.half());
-        if format == Format::Q4_1 {
-            raw.extend(rng.half());
+    let per = format.ggml_block_bytes();
+    let mut raw = Vec::with_capacity(n * k / format.block_inputs() * per);
+    for _ in 0..n * k / format.block_inputs() {
+        let mut blk: Vec<u8> = (0..per).map(|_| rng.byte()).collect();
+        let halves: &[usize] = match format {
+            Format::Q4_0 | Format::Q5_0 | Format::Q8_0 => &[0],
+            Format::Q4_1 | Format::Q5_1 | Format::Q4_K | Format::Q5_K => &[0, 2],
+            Format::Q6_K => &[208],
+        };
+        for &at in halves {
+            blk[at..at + 2].copy_from_slice(&rng.half());
         }
-        for _ in 0..(per - raw.len() % per) % per {
-            raw.push(rng.byte());
-        }
+        raw.extend(blk);
     }
     raw
 }
@@ -58,7 +59,19 @@ fn ggml(format: Format, n: usize, k: usize, rng: &mut Rng) -> Vec<u8> {
 fn pack(format: Format, raw: &[u8], n: usize, k: usize) -> Vec<u8> {
     let kb = k / BLOCK;
     let groups = n.div_ceil(ROWS);
-    let mut out = vec![0u8; groups * kb * format.group_block_bytes()];
+    let mut out = vec![0u8; groups * (k / format.block_inputs()) * format.group_block_bytes()];
+    if format.decoded() {
+        // [group][block][16 rows][GGML block], rows past n zero.
+        let (per, blocks) = (format.ggml_block_bytes(), k / format.block_inputs());
+        for row in 0..n {
+            let (g, r) = (row / ROWS, row % ROWS);
+            for b in 0..blocks {
+                let dst = ((g * blocks + b) * ROWS + r) * per;
+                out[dst..dst + per].copy_from_slice(&raw[(row * blocks + b) * per..][..per]);
+            }
+        }
+        return out;
+    }
     for g in 0..groups {
         for b in 0..kb {
             let dst = &mut out[(g * kb + b) * format.group_block_bytes()..];
@@ -84,6 +97,7 @@ fn pack(format: Format, raw: &[u8], n: usize, k: usize) -> Vec<u8> {
                         }
                         dst[512 + 2 * r..][..2].copy_from_slice(&blk[0..2]);
                     }
+                    other => unreachable!("{other:?} is grouped above"),
                 }
             }
         }
@@ -91,37 +105,149 @@ fn pack(format: Format, raw: &[u8], n: usize, k: usize) -> Vec<u8> {
     out
 }
 
-/// GGML's dequantisation of one weight, in f64.
+/// GGML's dequantisation of one weight, in f64 (written as GGML's `dequantize_row_*` loops, one
+/// row's block at a time, independently of `kernels::decode`).
 fn dequantize(format: Format, raw: &[u8], n: usize, k: usize) -> Vec<f64> {
-    let kb = k / BLOCK;
-    let mut w = vec![0f64; n * k];
-    for row in 0..n {
-        for b in 0..kb {
-            for j in 0..BLOCK {
-                let v = match format {
-                    Format::Q4_1 => {
-                        let blk = &raw[(row * kb + b) * 20..][..20];
-                        let q = if j < 16 {
-                            blk[4 + j] & 0x0F
-                        } else {
-                            blk[4 + j - 16] >> 4
-                        };
-                        f64::from(f16(blk, 0)) * f64::from(q) + f64::from(f16(blk, 2))
-                    }
-                    Format::Q8_0 => {
-                        let blk = &raw[(row * kb + b) * 34..][..34];
-                        f64::from(f16(blk, 0)) * f64::from(blk[2 + j] as i8)
-                    }
-                };
-                w[row * k + b * BLOCK + j] = v;
-            }
-        }
+    let (qk, per) = (format.block_inputs(), format.ggml_block_bytes());
+    let mut w = Vec::with_capacity(n * k);
+    for blk in raw.chunks_exact(per).take(n * k / qk) {
+        w.extend(dequantize_block(format, blk));
     }
     w
 }
 
-/// `y = x @ W^T` in f64 with the kernels' own activation rounding: `d*(q + r/254)` for the products, and
-/// the real block sums for Q4_1's centred offsets `m + 8d`.
+fn h(blk: &[u8], at: usize) -> f64 {
+    f64::from(f16(blk, at))
+}
+
+/// GGML's `get_scale_min_k4`.
+fn scale_min(j: usize, q: &[u8]) -> (f64, f64) {
+    let (sc, m) = if j < 4 {
+        (q[j] & 63, q[j + 4] & 63)
+    } else {
+        (
+            (q[j + 4] & 0xF) | ((q[j - 4] >> 6) << 4),
+            (q[j + 4] >> 4) | ((q[j] >> 6) << 4),
+        )
+    };
+    (f64::from(sc), f64::from(m))
+}
+
+fn dequantize_block(format: Format, blk: &[u8]) -> Vec<f64> {
+    let mut y = vec![0f64; format.block_inputs()];
+    match format {
+        Format::Q4_0 => {
+            for j in 0..16 {
+                y[j] = h(blk, 0) * (f64::from(blk[2 + j] & 0xF) - 8.0);
+                y[j + 16] = h(blk, 0) * (f64::from(blk[2 + j] >> 4) - 8.0);
+            }
+        }
+        Format::Q4_1 => {
+            for j in 0..16 {
+                y[j] = h(blk, 0) * f64::from(blk[4 + j] & 0xF) + h(blk, 2);
+                y[j + 16] = h(blk, 0) * f64::from(blk[4 + j] >> 4) + h(blk, 2);
+            }
+        }
+        Format::Q5_0 | Format::Q5_1 => {
+            let one = format == Format::Q5_1;
+            let at = if one { 4 } else { 2 };
+            let qh = u32::from_le_bytes([blk[at], blk[at + 1], blk[at + 2], blk[at + 3]]);
+            for j in 0..16 {
+                let xh0 = ((qh >> j) << 4) & 0x10;
+                let xh1 = (qh >> (j + 12)) & 0x10;
+                let x0 = f64::from(u32::from(blk[at + 4 + j] & 0xF) | xh0);
+                let x1 = f64::from(u32::from(blk[at + 4 + j] >> 4) | xh1);
+                if one {
+                    y[j] = h(blk, 0) * x0 + h(blk, 2);
+                    y[j + 16] = h(blk, 0) * x1 + h(blk, 2);
+                } else {
+                    y[j] = h(blk, 0) * (x0 - 16.0);
+                    y[j + 16] = h(blk, 0) * (x1 - 16.0);
+                }
+            }
+        }
+        Format::Q8_0 => {
+            for j in 0..32 {
+                y[j] = h(blk, 0) * f64::from(blk[2 + j] as i8);
+            }
+        }
+        Format::Q4_K | Format::Q5_K => {
+            let five = format == Format::Q5_K;
+            let (d, min) = (h(blk, 0), h(blk, 2));
+            let scales = &blk[4..16];
+            let (qh, mut ql) = if five {
+                (&blk[16..48], 48)
+            } else {
+                (&blk[0..0], 16)
+            };
+            let (mut is, mut out) = (0, 0);
+            let (mut u1, mut u2) = (1u8, 2u8);
+            for _ in (0..256).step_by(64) {
+                let (sc, m) = scale_min(is, scales);
+                let (d1, m1) = (d * sc, min * m);
+                let (sc, m) = scale_min(is + 1, scales);
+                let (d2, m2) = (d * sc, min * m);
+                for l in 0..32 {
+                    let hi = if five && qh[l] & u1 != 0 { 16.0 } else { 0.0 };
+                    y[out + l] = d1 * (f64::from(blk[ql + l] & 0xF) + hi) - m1;
+                }
+                for l in 0..32 {
+                    let hi = if five && qh[l] & u2 != 0 { 16.0 } else { 0.0 };
+                    y[out + 32 + l] = d2 * (f64::from(blk[ql + l] >> 4) + hi) - m2;
+                }
+                out += 64;
+                ql += 32;
+                is += 2;
+                u1 <<= 2;
+                u2 <<= 2;
+            }
+        }
+        Format::Q6_K => {
+            let d = h(blk, 208);
+            let sc = |i: usize| f64::from(blk[192 + i] as i8);
+            for n in 0..2 {
+                let (ql, qh, s, y) = (
+                    &blk[64 * n..],
+                    &blk[128 + 32 * n..],
+                    8 * n,
+                    &mut y[128 * n..],
+                );
+                for l in 0..32 {
+                    let is = l / 16;
+                    let q1 = i32::from((ql[l] & 0xF) | ((qh[l] & 3) << 4)) - 32;
+                    let q2 = i32::from((ql[l + 32] & 0xF) | (((qh[l] >> 2) & 3) << 4)) - 32;
+                    let q3 = i32::from((ql[l] >> 4) | (((qh[l] >> 4) & 3) << 4)) - 32;
+                    let q4 = i32::from((ql[l + 32] >> 4) | (((qh[l] >> 6) & 3) << 4)) - 32;
+                    y[l] = d * sc(s + is) * f64::from(q1);
+                    y[l + 32] = d * sc(s + is + 2) * f64::from(q2);
+                    y[l + 64] = d * sc(s + is + 4) * f64::from(q3);
+                    y[l + 96] = d * sc(s + is + 6) * f64::from(q4);
+                }
+            }
+        }
+    }
+    y
+}
+
+/// The term a kernel multiplies by the activations' real sum of block `b` (32 inputs) of `row`:
+/// Q4_1's `m + 8d` and the decoded formats' `m` (`kernels::decode`), else 0.
+fn sum_term(format: Format, raw: &[u8], row: usize, k: usize, b: usize) -> f64 {
+    let (qk, per) = (format.block_inputs(), format.ggml_block_bytes());
+    let blk = &raw[(row * k / qk + b * BLOCK / qk) * per..][..per];
+    match format {
+        Format::Q4_1 => h(blk, 2) + 8.0 * h(blk, 0),
+        Format::Q5_1 => h(blk, 2) + 16.0 * h(blk, 0),
+        Format::Q4_K | Format::Q5_K => {
+            let (sc, m) = scale_min(b % 8, &blk[4..16]);
+            let centre = if format == Format::Q5_K { 16.0 } else { 8.0 };
+            centre * h(blk, 0) * sc - h(blk, 2) * m
+        }
+        Format::Q4_0 | Format::Q5_0 | Format::Q8_0 | Format::Q6_K => 0.0,
+    }
+}
+
+/// `y = x @ W^T` in f64 with the kernels' own activation rounding: `d*(q + r/254)` for the
+/// products, and the real block sums for the offsets (`sum_term`).
 fn reference(format: Format, raw: &[u8], n: usize, a: &Quantized) -> Vec<f64> {
     let k = a.k();
     let kb = k / BLOCK;
@@ -132,6 +258,7 @@ fn reference(format: Format, raw: &[u8], n: usize, a: &Quantized) -> Vec<f64> {
             let mut acc = 0f64;
             for b in 0..kb {
                 let ab = m * kb + b;
+                let term = sum_term(format, raw, col, k, b);
                 for j in 0..BLOCK {
                     let i = b * BLOCK + j;
                     let r = if a.two_stage() {
@@ -139,24 +266,10 @@ fn reference(format: Format, raw: &[u8], n: usize, a: &Quantized) -> Vec<f64> {
                     } else {
                         0.0
                     };
-                    let steps = f64::from(a.q[m * k + i]) + r;
-                    let x = f64::from(a.d[ab]) * steps;
-                    let wv = w[col * k + i];
-                    acc += match format {
-                        // d*(q - 8) on the int8 activations; m + 8d on the real block sum.
-                        Format::Q4_1 => {
-                            let blk = &raw[(col * kb + b) * 20..][..20];
-                            let d = f64::from(f16(blk, 0));
-                            (wv - f64::from(f16(blk, 2)) - 8.0 * d) * x
-                        }
-                        Format::Q8_0 => wv * x,
-                    };
+                    let x = f64::from(a.d[ab]) * (f64::from(a.q[m * k + i]) + r);
+                    acc += (w[col * k + i] - term) * x;
                 }
-                if format == Format::Q4_1 {
-                    let blk = &raw[(col * kb + b) * 20..][..20];
-                    let (d, m) = (f64::from(f16(blk, 0)), f64::from(f16(blk, 2)));
-                    acc += (m + 8.0 * d) * f64::from(a.sum[ab]);
-                }
+                acc += term * f64::from(a.sum[ab]);
             }
             y[m * n + col] = acc;
         }
@@ -212,8 +325,13 @@ fn isas() -> Vec<Isa> {
 #[test]
 fn every_isa_matches_the_reference_on_odd_shapes() {
     let mut rng = Rng::new(7);
-    for format in [Format::Q4_1, Format::Q8_0] {
-        for (n, k) in [(1, 32), (15, 64), (16, 32), (17, 96), (40, 128), (48, 1536)] {
+    for (format, _) in Format::ALL {
+        let shapes: &[(usize, usize)] = if format.block_inputs() == 256 {
+            &[(1, 256), (15, 512), (17, 768), (40, 256)]
+        } else {
+            &[(1, 32), (15, 64), (16, 32), (17, 96), (40, 128), (48, 1536)]
+        };
+        for &(n, k) in shapes {
             let raw = ggml(format, n, k, &mut rng);
             let packed = pack(format, &raw, n, k);
             for (rows, two_stage) in [
@@ -243,8 +361,8 @@ fn every_isa_matches_the_reference_on_odd_shapes() {
 fn the_result_is_close_to_the_float_matmul() {
     // Only the int8 activations differ from a float matmul: the weights are GGML's, exactly.
     let mut rng = Rng::new(11);
-    let (n, k, rows) = (64, 576, 3);
-    for format in [Format::Q4_1, Format::Q8_0] {
+    let (n, k, rows) = (64, 768, 3);
+    for (format, _) in Format::ALL {
         let raw = ggml(format, n, k, &mut rng);
         let packed = pack(format, &raw, n, k);
         let w = dequantize(format, &raw, n, k);
@@ -362,4 +480,11 @@ fn packed_weights_of_the_wrong_size_are_refused() {
     let err = Packed::new(Format::Q8_0, 16, 48, &[0; 544]).expect_err("k not a multiple of 32");
     assert!(err.contains("multiple of 32"), "{err}");
     assert!(Packed::new(Format::Q8_0, 16, 32, &[0; 544]).is_ok());
+    let err = Packed::new(Format::Q4_K, 16, 288, &[0; 144 * 16]).expect_err("k of 288");
+    assert!(
+        err.contains("Q4_K") && err.contains("multiple of 256"),
+        "{err}"
+    );
+    assert!(Packed::new(Format::Q6_K, 17, 512, &[0; 210 * 16 * 2 * 2]).is_ok());
+    assert!(Packed::new(Format::Q5_0, 17, 64, &[0; 22 * 16 * 2]).is_err());
 }

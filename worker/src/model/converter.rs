@@ -54,6 +54,10 @@ pub(crate) const CONVERTER: &[(&str, &str)] = &[
         include_str!("../../python/morpheus_model/progress.py"),
     ),
     (
+        "kquants.py",
+        include_str!("../../python/morpheus_model/kquants.py"),
+    ),
+    (
         "reference.py",
         include_str!("../../python/morpheus_model/reference.py"),
     ),

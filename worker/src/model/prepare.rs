@@ -40,7 +40,8 @@ impl Kernels {
 /// What to prepare.
 #[derive(Debug, Clone)]
 pub struct PrepareOptions {
-    /// `tiny` (the fixed-seed test model), a known source name (`smollm2`) or a GGUF path.
+    /// `tiny` (the fixed-seed test model), `tiny-mixed` (the same in every GGML block format the
+    /// kernels take), a known source name (`smollm2`) or a GGUF path.
     pub source: String,
     /// Output directory.
     pub out: PathBuf,
@@ -76,6 +77,8 @@ pub fn prepare(opts: &PrepareOptions) -> Result<ModelMeta> {
         .arg("morpheus_model");
     if opts.source == "tiny" {
         cmd.arg("tiny");
+    } else if opts.source == "tiny-mixed" {
+        cmd.args(["tiny", "--formats", "mixed"]);
     } else {
         cmd.arg("prepare").arg(&opts.source);
     }

@@ -11,6 +11,7 @@ mod completions;
 mod liveness;
 mod openai_client;
 mod prefix_cache;
+mod prepare_refusals;
 mod receipts;
 mod refusals;
 mod removed_router;

@@ -1,20 +1,24 @@
-//! The tiny model on the worker's own kernels against the converter's numpy forward pass of its
-//! GGUF (`python -m morpheus_model verify`, through this build's `morpheus-worker model logits`):
-//! every position of a prompt and of the greedy answer.
+//! The tiny models on the worker's own kernels against the converter's numpy forward pass of
+//! their GGUF (`python -m morpheus_model verify`, through this build's `morpheus-worker model
+//! logits`): every position of a prompt and of the greedy answer. `tiny-mixed` holds every GGML
+//! block format the kernels take, and runs on each kernel implementation this CPU has.
 
-use std::process::Command;
+use std::{path::Path, process::Command};
 
-use morpheus_testkit::{python, tiny_model};
+use morpheus_testkit::{python, tiny_mixed_model, tiny_model};
 
-fn verify(activations: &str) -> String {
-    let model = tiny_model();
-    let out = Command::new(python().expect("the project's venv"))
+fn verify(model: &Path, activations: &str, isa: Option<&str>) -> String {
+    let mut cmd = Command::new(python().expect("the project's venv"));
+    if let Some(isa) = isa {
+        cmd.env("MORPHEUS_KERNEL_ISA", isa);
+    }
+    let out = cmd
         .env(
             "PYTHONPATH",
             env!("CARGO_MANIFEST_DIR").to_owned() + "/python",
         )
         .args(["-m", "morpheus_model", "verify"])
-        .arg(&model)
+        .arg(model)
         .arg("--gguf")
         .arg(model.join("weights.gguf"))
         .args(["--max-new", "8", "--activations", activations, "--worker"])
@@ -22,18 +26,34 @@ fn verify(activations: &str) -> String {
         .output()
         .expect("python runs");
     let log = String::from_utf8_lossy(&out.stderr).into_owned();
-    assert!(out.status.success(), "verify failed:\n{log}");
+    assert!(
+        out.status.success(),
+        "verify of {} ({activations}, {isa:?}) failed:\n{log}",
+        model.display()
+    );
     log
 }
 
 #[test]
 fn two_stage_activations_match_the_float_forward_pass() {
-    let log = verify("int8x2");
+    let log = verify(&tiny_model(), "int8x2", None);
     assert!(log.contains("cosine mean 1.000000"), "{log}");
 }
 
 #[test]
 fn one_stage_activations_stay_close_to_it() {
     // verify's own bar for one int8 stage: the worst position's cosine above 0.98.
-    verify("int8");
+    verify(&tiny_model(), "int8", None);
+}
+
+#[test]
+fn every_block_format_matches_the_float_forward_pass_on_every_isa() {
+    let model = tiny_mixed_model();
+    // A lesser implementation than the CPU has is taken as asked; one it lacks falls back (and
+    // is covered by the kernels' own tests on a CPU that has it).
+    for isa in ["avx512", "avx2", "portable"] {
+        let log = verify(&model, "int8x2", Some(isa));
+        assert!(log.contains("cosine mean 1.000000"), "{isa}: {log}");
+    }
+    verify(&model, "int8", None);
 }
