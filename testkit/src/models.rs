@@ -33,6 +33,13 @@ pub fn tiny_mixed_model() -> PathBuf {
     prepared("tiny-mixed", "tiny-mixed", Kernels::Morpheus)
 }
 
+/// The tiny model as another architecture: `llama3` (RoPE frequency factors), `qwen2` (Q/K/V
+/// biases), `qwen3` (Q/K norms), on the worker's kernels.
+pub fn tiny_arch_model(arch: &str) -> PathBuf {
+    let name = format!("tiny-{arch}");
+    prepared(&name, &name, Kernels::Morpheus)
+}
+
 /// The same tiny model with ONNX Runtime's own `MatMulNBits` operators.
 pub fn tiny_model_onnxruntime() -> PathBuf {
     prepared("tiny", "tiny-onnxruntime", Kernels::Onnxruntime)

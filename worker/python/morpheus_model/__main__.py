@@ -33,6 +33,8 @@ def main(argv: list[str] | None = None) -> int:
     t.add_argument("--seed", type=int, default=7)
     t.add_argument("--formats", default="q4_1", choices=list(tiny.FORMATS),
                    help="q4_1: every weight Q4_1; mixed: every GGML block format the worker's kernels take")
+    t.add_argument("--arch", default="llama", choices=list(tiny.ARCHS),
+                   help="llama; llama3 (RoPE frequency factors); qwen2 (Q/K/V biases); qwen3 (Q/K norms)")
     t.add_argument("--kernels", default="morpheus", choices=list(prepare.KERNELS))
     t.add_argument("--force", action="store_true")
 
@@ -62,9 +64,11 @@ def main(argv: list[str] | None = None) -> int:
     elif args.cmd == "tiny":
         with tempfile.TemporaryDirectory() as d:
             gguf = Path(d) / "tiny-llama-test.gguf"
-            tiny.write(gguf, args.seed, args.formats)
+            tiny.write(gguf, args.seed, args.formats, args.arch)
             # `prepare` keeps the GGUF beside the build (`weights.gguf`), as for any source.
-            name = "tiny-llama-test" if args.formats == "q4_1" else f"tiny-llama-test-{args.formats}"
+            name = "tiny-llama-test" if args.arch == "llama" else f"tiny-{args.arch}-test"
+            if args.formats != "q4_1":
+                name += f"-{args.formats}"
             prepare.prepare(gguf, args.out, name, max_positions=32768, force=args.force, kernels=args.kernels)
     elif args.cmd == "locate":
         print(sources.resolve(args.source))

@@ -129,6 +129,17 @@ class Stacked:
         return self.parts[0].k
 
 
+# The decoded formats' group layout (`worker/src/kernels/decode.rs`), as byte ranges of a GGML
+# block: bit arrays stored as 4-byte words interleaved over the 16 rows, then per-row fields.
+WORDS_FIELDS = {
+    Q.Q4_0: ([(2, 18)], [(0, 2)]),
+    Q.Q5_0: ([(6, 22)], [(2, 6), (0, 2)]),
+    Q.Q5_1: ([(8, 24)], [(4, 8), (0, 2), (2, 4)]),
+    Q.Q4_K: ([(16, 48), (48, 80), (80, 112), (112, 144)], [(0, 2), (2, 4), (4, 16)]),
+    Q.Q5_K: ([(48, 80), (80, 112), (112, 144), (144, 176), (16, 48)], [(0, 2), (2, 4), (4, 16)]),
+    Q.Q6_K: ([(0, 32), (32, 64), (64, 96), (96, 128), (128, 160), (160, 192)], [(192, 208), (208, 210)]),
+}
+
 # Output rows per group and bytes per (group, block) of the packed layout.
 GROUP_ROWS = 16
 GROUP_BLOCK_BYTES = {q: 320 if q == Q.Q4_1 else 544 if q == Q.Q8_0 else GROUP_ROWS * f[2]
@@ -151,8 +162,9 @@ def pack_groups(w: GgmlBlocks) -> np.ndarray:
 
     Q4_1: per (group, block) `qs[4 chunks][16 rows][4 bytes]` (chunk c holds GGML's bytes 4c..4c+3 of
     each row: elements 4c+j in the low nibbles, 16+4c+j in the high ones), then `d[16]`, `m[16]` f16.
-    Q8_0: `qs[8][16][4]` as `q + 128`, then `d[16]` f16. The other formats: the 16 rows' GGML
-    blocks one after another (`decode.rs` unpacks them). Rows past `n` are zero. Lossless.
+    Q8_0: `qs[8][16][4]` as `q + 128`, then `d[16]` f16. The other formats (`WORDS_FIELDS`): each
+    bit array of the 16 rows' GGML blocks as 4-byte words, `[word][16 rows][4]`, then each per-row
+    field row after row (`decode.rs` unpacks them). Rows past `n` are zero. Lossless.
     """
     g = -(-w.n // GROUP_ROWS)
     kb = w.raw.shape[1]
@@ -165,8 +177,14 @@ def pack_groups(w: GgmlBlocks) -> np.ndarray:
         # [g, 16, kb, b] -> [g, kb, 16 * b]: one value per row, rows consecutive
         return field.transpose(0, 2, 1, 3).reshape(g, kb, -1)
 
-    if w.qtype not in (Q.Q4_1, Q.Q8_0):
-        return np.ascontiguousarray(per_row(rows))
+    if w.qtype in WORDS_FIELDS:
+        words, fields = WORDS_FIELDS[w.qtype]
+        parts = [rows[..., lo:hi].reshape(g, GROUP_ROWS, kb, (hi - lo) // 4, 4).transpose(0, 2, 3, 1, 4)
+                 .reshape(g, kb, -1) for lo, hi in words]
+        parts += [per_row(rows[..., lo:hi]) for lo, hi in fields]
+        out = np.ascontiguousarray(np.concatenate(parts, axis=-1))
+        assert out.shape[-1] == GROUP_BLOCK_BYTES[w.qtype]
+        return out
     if w.qtype == Q.Q4_1:
         qs = rows[..., 4:20].reshape(g, GROUP_ROWS, kb, 4, 4).transpose(0, 2, 3, 1, 4).reshape(g, kb, 256)
         parts = [qs, per_row(rows[..., 0:2]), per_row(rows[..., 2:4])]

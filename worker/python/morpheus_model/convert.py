@@ -1,4 +1,4 @@
-"""GGUF Llama tensors -> decoder weights in kernel form."""
+"""GGUF Llama-family tensors -> decoder weights in kernel form."""
 
 from __future__ import annotations
 
@@ -73,7 +73,7 @@ def _fold(w, fold_q4_1: bool):
 
 
 def decoder_weights(model: GgufModel, fold_q4_1: bool = False, kernels: str = "onnxruntime") -> DecoderWeights:
-    """All weights of `model`, Q/K back in rotate-half order, Q|K|V and gate|up fused.
+    """All weights of `model`, Q/K back in rotate-half order (Llama), Q|K|V and gate|up fused.
 
     With `kernels="morpheus"`, weights in GGML block formats stay the GGUF's own blocks
     (`GgmlBlocks`, for the worker's `BlockMatMul`; fused weights of mixed formats `Stacked`); F16/F32
@@ -93,8 +93,17 @@ def decoder_weights(model: GgufModel, fold_q4_1: bool = False, kernels: str = "o
             return _w(model, f"{p}.{name}.weight", kernels)
 
         q, k, v = w("attn_q"), w("attn_k"), w("attn_v")
-        q = q.take_rows(unpermute_order(q.n, cfg.num_heads))
-        k = k.take_rows(unpermute_order(k.n, cfg.num_kv_heads))
+        q_order, k_order = np.arange(q.n), np.arange(k.n)
+        if cfg.permuted_qk:
+            q_order, k_order = unpermute_order(q.n, cfg.num_heads), unpermute_order(k.n, cfg.num_kv_heads)
+            q, k = q.take_rows(q_order), k.take_rows(k_order)
+        bias = None
+        if f"{p}.attn_q.bias" in model.tensors:
+            bias = np.concatenate([_vec(model, f"{p}.attn_q.bias")[q_order], _vec(model, f"{p}.attn_k.bias")[k_order],
+                                   _vec(model, f"{p}.attn_v.bias")])
+        norms = None
+        if f"{p}.attn_q_norm.weight" in model.tensors:
+            norms = (_vec(model, f"{p}.attn_q_norm.weight"), _vec(model, f"{p}.attn_k_norm.weight"))
         layers.append(
             LayerWeights(
                 attn_norm=_vec(model, f"{p}.attn_norm.weight"),
@@ -103,6 +112,8 @@ def decoder_weights(model: GgufModel, fold_q4_1: bool = False, kernels: str = "o
                 ffn_norm=_vec(model, f"{p}.ffn_norm.weight"),
                 gate_up=_fold(blocks.concat_rows([w("ffn_gate"), w("ffn_up")]), fold_q4_1),
                 down=_fold(w("ffn_down"), fold_q4_1),
+                qkv_bias=bias,
+                qk_norms=norms,
             )
         )
     emb = model.tensors["token_embd.weight"]

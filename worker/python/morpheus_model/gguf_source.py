@@ -1,4 +1,5 @@
-"""Read a Llama-architecture GGUF file: hyper-parameters, tokenizer data and raw tensors."""
+"""Read a GGUF file of a Llama-family decoder (Llama, Qwen2, Qwen3): hyper-parameters, tokenizer data
+and raw tensors."""
 
 from __future__ import annotations
 
@@ -8,6 +9,10 @@ from pathlib import Path
 
 import numpy as np
 from gguf import GGMLQuantizationType, GGUFReader
+
+
+# `general.architecture` values the converter takes.
+ARCHITECTURES = ("llama", "qwen2", "qwen3")
 
 
 @dataclass
@@ -24,6 +29,18 @@ class LlamaConfig:
     context_length: int
     rope_theta: float
     rms_eps: float
+    # `general.architecture`: llama (Q/K rows permuted by llama.cpp's converter, interleaved
+    # rotary pairs), qwen2 (biases on Q, K, V; rotate-half rotary, rows as Hugging Face has them)
+    # or qwen3 (as qwen2 without biases, with an RMSNorm over each head of Q and K).
+    arch: str = "llama"
+    # Llama 3.1+ RoPE scaling: per rotary pair, the factor its frequency is divided by
+    # (llama.cpp's `rope_freqs.weight`), or None.
+    rope_factors: np.ndarray | None = None
+
+    @property
+    def permuted_qk(self) -> bool:
+        """Whether llama.cpp's converter reordered the Q/K rows for interleaved rotary pairs."""
+        return self.arch == "llama"
 
 
 @dataclass
@@ -73,9 +90,10 @@ def load(path: Path) -> GgufModel:
     """Parse `path` (memory-mapped; tensor data is not copied)."""
     reader = GGUFReader(str(path))
     arch = _field(reader, "general.architecture")
-    if arch != "llama":
-        raise ValueError(f"{path}: architecture {arch!r} is not supported (expected llama)")
-    a = "llama"
+    if arch not in ARCHITECTURES:
+        raise ValueError(f"{path}: architecture {arch!r} is not supported (the worker serves "
+                         f"{', '.join(ARCHITECTURES)})")
+    a = arch
     hidden = int(_field(reader, f"{a}.embedding_length"))
     heads = int(_field(reader, f"{a}.attention.head_count"))
     tokens = [t if isinstance(t, str) else bytes(t).decode("utf-8") for t in _field(reader, "tokenizer.ggml.tokens")]
@@ -90,6 +108,7 @@ def load(path: Path) -> GgufModel:
         context_length=int(_field(reader, f"{a}.context_length", 2048)),
         rope_theta=float(_field(reader, f"{a}.rope.freq_base", 10000.0)),
         rms_eps=float(_field(reader, f"{a}.attention.layer_norm_rms_epsilon", 1e-5)),
+        arch=arch,
     )
     tok = TokenizerData(
         model=str(_field(reader, "tokenizer.ggml.model", "gpt2")),
@@ -108,6 +127,9 @@ def load(path: Path) -> GgufModel:
         # GGUF lists dimensions fastest-first; a weight of `n` outputs by `k` inputs is (k, n).
         shape = tuple(int(d) for d in reversed(t.shape.tolist()))
         model.tensors[t.name] = RawTensor(t.name, GGMLQuantizationType(t.tensor_type), shape, t.data)
+    factors = model.tensors.get("rope_freqs.weight")
+    if factors is not None:
+        config.rope_factors = np.asarray(factors.data, dtype=np.float32).reshape(-1)
     return model
 
 

@@ -38,6 +38,8 @@ class LayerWeights:
     ffn_norm: np.ndarray
     gate_up: NBits | GgmlBlocks | Stacked  # rows: gate | up
     down: NBits | GgmlBlocks
+    qkv_bias: np.ndarray | None = None  # Qwen2: added to Q|K|V
+    qk_norms: tuple[np.ndarray, np.ndarray] | None = None  # Qwen3: RMSNorm weights over each head of Q, K
 
 
 @dataclass
@@ -125,9 +127,13 @@ class _Builder:
         return self.node("Add", [y, corr])
 
 
-def rope_cache(max_pos: int, head_dim: int, theta: float) -> tuple[np.ndarray, np.ndarray]:
-    """cos/sin [max_pos, head_dim/2] for rotate-half rotary embedding."""
+def rope_cache(max_pos: int, head_dim: int, theta: float,
+               factors: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """cos/sin [max_pos, head_dim/2] for rotate-half rotary embedding; `factors` (Llama 3.1+'s
+    RoPE scaling, one per pair) divide the frequencies as llama.cpp's `rope_freqs` do."""
     inv = 1.0 / (theta ** (np.arange(0, head_dim, 2, dtype=np.float64) / head_dim))
+    if factors is not None:
+        inv = inv / factors.astype(np.float64)
     ang = np.outer(np.arange(max_pos, dtype=np.float64), inv)
     return np.cos(ang).astype(np.float32), np.sin(ang).astype(np.float32)
 
@@ -165,17 +171,34 @@ def build(weights: DecoderWeights, cfg, max_positions: int, accuracy_level: int 
     seqlens = bld.node("Cast", [bld.node("Sub", [mask_sum, one])], to=TensorProto.INT32)
     mask_shape = bld.node("Shape", ["attention_mask"])
     total = bld.node("Cast", [bld.node("Gather", [mask_shape, one], axis=0)], to=TensorProto.INT32)
-    cos, sin = rope_cache(max_positions, hd, cfg.rope_theta)
+    cos, sin = rope_cache(max_positions, hd, cfg.rope_theta, getattr(cfg, "rope_factors", None))
     cos_n = bld.init("rope.cos", cos)
     sin_n = bld.init("rope.sin", sin)
 
     embed = bld.init("embed_tokens.weight", weights.embed.astype(np.float32))
     x = bld.node("Gather", [embed, "input_ids"], axis=0)
 
+    def head_norm(x: str, heads: int, weight: np.ndarray, name: str) -> str:
+        # RMSNorm over each head: [b, s, heads*hd] -> [b, s, heads, hd] and back.
+        split = bld.node("Reshape", [x, bld.const_i64(f"{name}.heads", [0, 0, heads, hd])])
+        normed = bld.node("SimplifiedLayerNormalization", [split, bld.init(f"{name}.weight", weight)],
+                          axis=-1, epsilon=cfg.rms_eps, stash_type=1)
+        return bld.node("Reshape", [normed, bld.const_i64(f"{name}.flat", [0, 0, heads * hd])])
+
     def attention(i: int, qkv: str) -> str:
+        lw = weights.layers[i]
+        if lw.qkv_bias is not None:
+            qkv = bld.node("Add", [qkv, bld.init(f"layers.{i}.qkv_bias", lw.qkv_bias.astype(np.float32))])
+        qkv_in = [qkv, "", ""]
+        if lw.qk_norms is not None:
+            sizes = bld.const_i64(f"layers.{i}.qkv_sizes", [nh * hd, nkv * hd, nkv * hd])
+            q, k, v = bld.node("Split", [qkv, sizes], n_out=3, axis=-1)
+            q = head_norm(q, nh, lw.qk_norms[0], f"layers.{i}.q_norm")
+            k = head_norm(k, nkv, lw.qk_norms[1], f"layers.{i}.k_norm")
+            qkv_in = [q, k, v]
         return bld.node(
             "GroupQueryAttention",
-            [qkv, "", "", f"past_key_values.{i}.key", f"past_key_values.{i}.value", seqlens, total, cos_n, sin_n],
+            [*qkv_in, f"past_key_values.{i}.key", f"past_key_values.{i}.value", seqlens, total, cos_n, sin_n],
             domain=MS,
             outputs=[f"layers.{i}.attn_out", f"present.{i}.key", f"present.{i}.value"],
             num_heads=nh,

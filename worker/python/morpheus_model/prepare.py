@@ -16,7 +16,7 @@ from . import convert, graph, tokenizer_json
 from .gguf_source import GgufModel, load, sha256_file
 
 # Bump when the produced files change for the same source.
-CONVERTER_VERSION = 5
+CONVERTER_VERSION = 6
 STOP_TOKENS = ("<|im_end|>", "<|endoftext|>", "<|eot_id|>", "<|end|>", "<|end_of_text|>")
 # The published weights file kept in every directory, under one name whatever the download's.
 WEIGHTS_FILE = "weights.gguf"
@@ -105,7 +105,7 @@ def metadata(model: GgufModel, name: str, source_sha: str, options: dict) -> dic
     return {
         "format": 1,
         "name": name,
-        "architecture": "llama",
+        "architecture": c.arch,
         "model_file": "model.onnx",
         "tokenizer_file": "tokenizer.json",
         # The published weights (the source GGUF, as downloaded): what the model id is registered

@@ -26,6 +26,9 @@ MIXED = [
      "ffn_gate": Q.Q8_0, "ffn_up": Q.Q8_0, "ffn_down": Q.Q5_K},
 ]
 FORMATS = ("q4_1", "mixed")
+# `arch`: the GGUF architecture and what it adds (drawn from a second generator, so the llama model's
+# bytes stay the same): llama3 Llama 3.1's RoPE frequency factors, qwen2 Q/K/V biases, qwen3 Q/K norms.
+ARCHS = ("llama", "llama3", "qwen2", "qwen3")
 
 
 def quantize(w: np.ndarray, qtype: GGMLQuantizationType) -> np.ndarray:
@@ -59,10 +62,13 @@ def _bytes_to_unicode() -> list[str]:
     return [chr(table[b]) for b in range(256)]
 
 
-def write(path: Path, seed: int = 7, formats: str = "q4_1") -> None:
-    """Write the tiny GGUF to `path`, its weights in Q4_1 or `formats="mixed"` (see `MIXED`)."""
+def write(path: Path, seed: int = 7, formats: str = "q4_1", arch: str = "llama") -> None:
+    """Write the tiny GGUF to `path`, its weights in Q4_1 or `formats="mixed"` (see `MIXED`), of
+    architecture `arch` (see `ARCHS`)."""
     if formats not in FORMATS:
         raise ValueError(f"unknown tiny model formats {formats!r} (one of {', '.join(FORMATS)})")
+    if arch not in ARCHS:
+        raise ValueError(f"unknown tiny model architecture {arch!r} (one of {', '.join(ARCHS)})")
     rng = np.random.default_rng(seed)
     # Wide enough that the GGUF spans three 1 MiB chunks with a short last piece: the weights file
     # is what liveness proofs read, and the tests prove every chunk of it.
@@ -72,7 +78,7 @@ def write(path: Path, seed: int = 7, formats: str = "q4_1") -> None:
     types = [3] * len(SPECIALS) + [1] * (len(tokens) - len(SPECIALS))
     vocab = len(tokens)
 
-    w = GGUFWriter(str(path), "llama")
+    w = GGUFWriter(str(path), "llama" if arch.startswith("llama") else arch)
     w.add_name("tiny-llama-test")
     w.add_block_count(layers)
     w.add_context_length(32768)
@@ -84,7 +90,7 @@ def write(path: Path, seed: int = 7, formats: str = "q4_1") -> None:
     w.add_layer_norm_rms_eps(1e-5)
     w.add_vocab_size(vocab)
     w.add_tokenizer_model("gpt2")
-    w.add_tokenizer_pre("smollm")
+    w.add_tokenizer_pre({"llama": "smollm", "llama3": "llama-bpe"}.get(arch, "qwen2"))
     w.add_token_list(tokens)
     w.add_token_types(types)
     w.add_token_merges([f"{a} {b}" for a, b in MERGES])
@@ -117,6 +123,18 @@ def write(path: Path, seed: int = 7, formats: str = "q4_1") -> None:
         add_q4(f"{p}.ffn_gate.weight", inter, hidden, 0.2)
         add_q4(f"{p}.ffn_up.weight", inter, hidden, 0.2)
         add_q4(f"{p}.ffn_down.weight", hidden, inter, 0.1)
+    extra = np.random.default_rng(seed + 1)
+    if arch == "llama3":
+        # Low frequencies slowed down, as Llama 3.1's scaling does (factor 1 .. 8 over the pairs).
+        w.add_tensor("rope_freqs.weight", np.linspace(1.0, 8.0, hd // 2).astype(np.float32))
+    for i in range(layers):
+        p = f"blk.{i}"
+        if arch == "qwen2":
+            for name, rows in (("attn_q", heads * hd), ("attn_k", kv_heads * hd), ("attn_v", kv_heads * hd)):
+                w.add_tensor(f"{p}.{name}.bias", (0.5 * extra.standard_normal(rows)).astype(np.float32))
+        if arch == "qwen3":
+            for name in ("attn_q_norm", "attn_k_norm"):
+                w.add_tensor(f"{p}.{name}.weight", (1.0 + 0.3 * extra.standard_normal(hd)).astype(np.float32))
     w.write_header_to_file()
     w.write_kv_data_to_file()
     w.write_tensors_to_file()

@@ -1,6 +1,6 @@
 """Rebuild a Hugging Face `tokenizer.json` from the tokenizer data a GGUF carries.
 
-Supports GGML's `gpt2` tokenizer model (byte-level BPE), which SmolLM2 and most Llama-3-era models use.
+Supports GGML's `gpt2` tokenizer model (byte-level BPE), which SmolLM2, Llama 3 and Qwen2/2.5/3 use.
 The pre-tokenizer follows `tokenizer.ggml.pre` the way llama.cpp reads it.
 """
 
@@ -17,6 +17,10 @@ _LLAMA3_REGEX = (
 )
 
 
+# Qwen2's: Llama 3's with single digits.
+_QWEN2_REGEX = _LLAMA3_REGEX.replace(r"\p{N}{1,3}", r"\p{N}")
+
+
 def _byte_level(use_regex: bool) -> dict:
     return {"type": "ByteLevel", "add_prefix_space": False, "trim_offsets": True, "use_regex": use_regex}
 
@@ -28,11 +32,13 @@ def _pre_tokenizer(pre: str) -> dict:
             "type": "Sequence",
             "pretokenizers": [{"type": "Digits", "individual_digits": True}, _byte_level(True)],
         }
-    if pre in ("llama-bpe", "llama3", "dbrx", "smaug-bpe"):
+    regex = {"llama-bpe": _LLAMA3_REGEX, "llama3": _LLAMA3_REGEX, "dbrx": _LLAMA3_REGEX, "smaug-bpe": _LLAMA3_REGEX,
+             "qwen2": _QWEN2_REGEX, "deepseek-r1-qwen": _QWEN2_REGEX}.get(pre)
+    if regex is not None:
         return {
             "type": "Sequence",
             "pretokenizers": [
-                {"type": "Split", "pattern": {"Regex": _LLAMA3_REGEX}, "behavior": "Isolated", "invert": False},
+                {"type": "Split", "pattern": {"Regex": regex}, "behavior": "Isolated", "invert": False},
                 _byte_level(False),
             ],
         }

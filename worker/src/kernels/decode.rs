@@ -1,11 +1,26 @@
 //! GGML's other block formats (Q4_0, Q5_0, Q5_1, Q4_K, Q5_K, Q6_K), unpacked per 16-row group
 //! into one common form the kernels multiply.
 //!
-//! These formats are stored as the GGUF's blocks, byte for byte, only grouped: a weight of `n`
-//! rows is `[ceil(n/16) groups][k/QK blocks][16 rows][GGML block]` (QK = 32, or 256 for the
-//! K-quants; rows past `n` are zero blocks). Before a group is multiplied, its blocks are
-//! unpacked into a [`Decoded`] scratch that stays in cache while every activation row passes:
-//! per block of 32 inputs and 16 rows,
+//! # Stored layout
+//!
+//! A weight of `n` rows is `[ceil(n/16) groups][k/QK blocks][group block]` (QK = 32, or 256 for
+//! the K-quants; rows past `n` are zero). A group block holds the 16 rows' GGML blocks with their
+//! bytes reordered, losslessly: each run of packed weight bits (GGML's `qs`, `qh`, `ql` arrays)
+//! is cut into 4-byte words and the words of the 16 rows interleaved, `[word][16 rows][4 bytes]`;
+//! the per-row fields follow as GGML stores them, row after row. So unpacking a sub-block of
+//! every row is a pass of byte-wise shifts and masks over contiguous bytes (vectorised), and the
+//! result is already in the kernels' chunk layout (below). Per format (`w` = interleaved):
+//!
+//! * Q4_0: `w(qs[16])`, `d[16]`. Q5_0: `w(qs)`, `qh[16]` (u32), `d[16]`. Q5_1: as Q5_0, then `m[16]`.
+//! * Q4_K: `w(qs[32p..32p+32])` for p in 0..4 (low nibbles sub-block 2p, high 2p+1), `d[16]`,
+//!   `dmin[16]`, `scales[16][12]`. Q5_K: the same with `w(qh[32])` after the `qs` words.
+//! * Q6_K: `w(ql[64n + 32h..][..32])` for n, h in 0..2, `w(qh[32n..][..32])` for n in 0..2,
+//!   `scales[16][16]` (int8), `d[16]`.
+//!
+//! # Decoded form
+//!
+//! Before a group is multiplied its blocks are unpacked into a [`Decoded`] scratch that stays in
+//! cache while every activation row passes: per block of 32 inputs and 16 rows,
 //!
 //! * `u[8 chunks][16 rows][4]`, the unsigned integer weights (0..63), in the chunk layout of
 //!   Q8_0 (`mod.rs`), so one 64-byte load is four inputs of all 16 rows;
@@ -23,7 +38,7 @@
 
 use std::cell::RefCell;
 
-use super::{BLOCK, Format, Packed, ROWS};
+use super::{BLOCK, Format, Isa, Packed, ROWS};
 
 /// Bytes of `u` per block of 32 inputs (16 rows).
 pub(crate) const U_BYTES: usize = BLOCK * ROWS;
@@ -93,7 +108,7 @@ impl Format {
 
 impl Decoded {
     /// Unpacks group `g` of `w` (a [`Format::decoded`] format).
-    pub(crate) fn decode(&mut self, w: &Packed<'_>, g: usize) {
+    pub(crate) fn decode(&mut self, isa: Isa, w: &Packed<'_>, g: usize) {
         let blocks = w.k / BLOCK;
         self.blocks = blocks;
         self.centre = w.format.centre();
@@ -101,91 +116,176 @@ impl Decoded {
         self.s.resize(blocks * 2 * ROWS, 0.0);
         self.m.resize(blocks * ROWS, 0.0);
         let group = &w.data[g * w.group_bytes()..(g + 1) * w.group_bytes()];
-        let per = w.format.ggml_block_bytes();
-        let sub = w.format.block_inputs() / BLOCK;
-        for (sb, rows) in group.chunks_exact(ROWS * per).enumerate() {
-            for (r, blk) in rows.chunks_exact(per).enumerate() {
-                for j in 0..sub {
-                    let b = sb * sub + j;
-                    let (vals, s, m) = unpack(w.format, blk, j);
-                    let u = &mut self.u[b * U_BYTES..(b + 1) * U_BYTES];
-                    for (c, four) in vals.chunks_exact(4).enumerate() {
-                        u[c * 4 * ROWS + 4 * r..][..4].copy_from_slice(four);
-                    }
-                    self.s[b * 2 * ROWS + r] = s[0];
-                    self.s[b * 2 * ROWS + ROWS + r] = s[1];
-                    self.m[b * ROWS + r] = m;
+        match isa {
+            #[cfg(target_arch = "x86_64")]
+            Isa::Avx512Vnni => {
+                // SAFETY: AVX-512 BW was detected for this `Isa`.
+                unsafe { decode_avx512(self, w.format, group) }
+            }
+            #[cfg(target_arch = "x86_64")]
+            Isa::Avx2 => {
+                // SAFETY: AVX2 was detected for this `Isa`.
+                unsafe { decode_avx2(self, w.format, group) }
+            }
+            _ => self.decode_group(w.format, group),
+        }
+    }
+
+    /// Every block of one group (`group`: its stored bytes).
+    #[inline(always)]
+    fn decode_group(&mut self, format: Format, group: &[u8]) {
+        let per = format.group_block_bytes();
+        let sub = format.block_inputs() / BLOCK;
+        for (sb, src) in group.chunks_exact(per).enumerate() {
+            let b0 = sb * sub;
+            let u = &mut self.u[b0 * U_BYTES..(b0 + sub) * U_BYTES];
+            let s = &mut self.s[b0 * 2 * ROWS..(b0 + sub) * 2 * ROWS];
+            let m = &mut self.m[b0 * ROWS..(b0 + sub) * ROWS];
+            match format {
+                Format::Q4_0 | Format::Q5_0 | Format::Q5_1 => small(format, src, u, s, m),
+                Format::Q4_K | Format::Q5_K => k_quant(format == Format::Q5_K, src, u, s, m),
+                Format::Q6_K => {
+                    q6_k(src, u, s);
+                    m.fill(0.0); // no minimum; the scratch holds the last group's
                 }
+                Format::Q4_1 | Format::Q8_0 => unreachable!("{format:?} is read packed"),
             }
         }
     }
 }
 
-/// Sub-block `j` (32 inputs) of one row's GGML block: the unsigned weights, the halves' scales
-/// and the term against the block sum (see the module docs).
+/// [`Decoded::decode_group`] compiled for AVX-512 BW (the byte loops vectorise 64 wide).
+///
+/// # Safety
+/// The CPU must have AVX-512 F and BW.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f,avx512bw")]
+unsafe fn decode_avx512(dec: &mut Decoded, format: Format, group: &[u8]) {
+    dec.decode_group(format, group);
+}
+
+/// [`Decoded::decode_group`] compiled for AVX2.
+///
+/// # Safety
+/// The CPU must have AVX2.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+unsafe fn decode_avx2(dec: &mut Decoded, format: Format, group: &[u8]) {
+    dec.decode_group(format, group);
+}
+
+/// `dst[i] = (src[i] >> shift) & mask`, over one block's 512 bytes.
 #[inline(always)]
-fn unpack(format: Format, blk: &[u8], j: usize) -> ([u8; BLOCK], [f32; 2], f32) {
-    let mut v = [0u8; BLOCK];
-    match format {
-        Format::Q4_0 => {
-            let d = half(blk, 0);
-            for i in 0..16 {
-                v[i] = blk[2 + i] & 0x0F;
-                v[16 + i] = blk[2 + i] >> 4;
+fn bits(dst: &mut [u8], src: &[u8], shift: u32, mask: u8) {
+    let (dst, src): (&mut [u8; U_BYTES], &[u8; U_BYTES]) = (
+        (&mut dst[..U_BYTES]).try_into().expect("a block"),
+        src[..U_BYTES].try_into().expect("a block"),
+    );
+    for (d, s) in dst.iter_mut().zip(src) {
+        *d = (s >> shift) & mask;
+    }
+}
+
+/// `dst[i] |= ((src[i] >> shift) & mask) << 4`: the high bits above the nibble.
+#[inline(always)]
+fn high_bits(dst: &mut [u8], src: &[u8], shift: u32, mask: u8) {
+    let (dst, src): (&mut [u8; U_BYTES], &[u8; U_BYTES]) = (
+        (&mut dst[..U_BYTES]).try_into().expect("a block"),
+        src[..U_BYTES].try_into().expect("a block"),
+    );
+    for (d, s) in dst.iter_mut().zip(src) {
+        *d |= ((s >> shift) & mask) << 4;
+    }
+}
+
+/// Q4_0, Q5_0, Q5_1: one block of 32 inputs.
+#[inline(always)]
+fn small(format: Format, src: &[u8], u: &mut [u8], s: &mut [f32], m: &mut [f32]) {
+    let qs = &src[..256];
+    // Words 0..3 hold inputs 4c+j in the low nibbles and 16+4c+j in the high ones: chunks 0..3
+    // and 4..7 of the decoded block.
+    let (lo, hi) = u.split_at_mut(256);
+    for ((l, h), q) in lo.iter_mut().zip(hi.iter_mut()).zip(qs) {
+        *l = q & 0x0F;
+        *h = q >> 4;
+    }
+    let at = if format == Format::Q4_0 {
+        256
+    } else {
+        // Bit i of a row's qh is input i's fifth bit: spread bits 4c..4c+3 over the 4 bytes of
+        // chunk c (bit 4 of each byte).
+        for r in 0..ROWS {
+            let qh = u32::from_le_bytes([
+                src[256 + 4 * r],
+                src[257 + 4 * r],
+                src[258 + 4 * r],
+                src[259 + 4 * r],
+            ]);
+            for c in 0..8 {
+                let nib = (qh >> (4 * c)) & 0x0F;
+                let spread = (nib & 1) | ((nib & 2) << 7) | ((nib & 4) << 14) | ((nib & 8) << 21);
+                let at = c * 4 * ROWS + 4 * r;
+                let word = u32::from_le_bytes([u[at], u[at + 1], u[at + 2], u[at + 3]]);
+                u[at..at + 4].copy_from_slice(&(word | (spread << 4)).to_le_bytes());
             }
-            (v, [d; 2], 0.0)
         }
-        Format::Q5_0 | Format::Q5_1 => {
-            let d = half(blk, 0);
-            let (m, at) = if format == Format::Q5_1 {
-                (half(blk, 2) + 16.0 * d, 4)
-            } else {
-                (0.0, 2)
-            };
-            let qh = u32::from_le_bytes([blk[at], blk[at + 1], blk[at + 2], blk[at + 3]]);
-            let qs = &blk[at + 4..at + 20];
-            for i in 0..16 {
-                v[i] = (qs[i] & 0x0F) | ((((qh >> i) & 1) as u8) << 4);
-                v[16 + i] = (qs[i] >> 4) | ((((qh >> (16 + i)) & 1) as u8) << 4);
-            }
-            (v, [d; 2], m)
+        256 + 4 * ROWS
+    };
+    for r in 0..ROWS {
+        let d = half(src, at + 2 * r);
+        s[r] = d;
+        s[ROWS + r] = d;
+        m[r] = if format == Format::Q5_1 {
+            16.0f32.mul_add(d, half(src, at + 2 * ROWS + 2 * r))
+        } else {
+            0.0
+        };
+    }
+}
+
+/// Q4_K, Q5_K: one super-block of 256 inputs (8 blocks).
+#[inline(always)]
+fn k_quant(five: bool, src: &[u8], u: &mut [u8], s: &mut [f32], m: &mut [f32]) {
+    for j in 0..8 {
+        let words = &src[(j / 2) * U_BYTES..];
+        bits(&mut u[j * U_BYTES..], words, 4 * (j as u32 % 2), 0x0F);
+        if five {
+            high_bits(&mut u[j * U_BYTES..], &src[4 * U_BYTES..], j as u32, 1);
         }
-        Format::Q4_K | Format::Q5_K => {
-            let (d, dmin) = (half(blk, 0), half(blk, 2));
-            let (sc, mn) = scale_min_k4(j, &blk[4..16]);
-            let s = d * f32::from(sc);
-            let five = format == Format::Q5_K;
-            let (qh, qs) = if five {
-                (&blk[16..48], &blk[48..176])
-            } else {
-                (&blk[0..0], &blk[16..144])
-            };
-            // Inputs 64p..64p+63 share 32 bytes: the low nibbles are sub-block 2p, the high 2p+1.
-            let bytes = &qs[32 * (j / 2)..32 * (j / 2) + 32];
-            let shift = 4 * (j % 2);
-            for (l, (v, q)) in v.iter_mut().zip(bytes).enumerate() {
-                *v = (q >> shift) & 0x0F;
-                if five {
-                    *v |= ((qh[l] >> j) & 1) << 4;
-                }
-            }
-            let centre: f32 = if five { 16.0 } else { 8.0 };
-            (v, [s; 2], centre.mul_add(s, -dmin * f32::from(mn)))
+    }
+    let at = if five { 5 * U_BYTES } else { 4 * U_BYTES };
+    let centre: f32 = if five { 16.0 } else { 8.0 };
+    for r in 0..ROWS {
+        let (d, dmin) = (half(src, at + 2 * r), half(src, at + 2 * ROWS + 2 * r));
+        let scales = &src[at + 4 * ROWS + 12 * r..][..12];
+        for j in 0..8 {
+            let (sc, mn) = scale_min_k4(j, scales);
+            let scale = d * f32::from(sc);
+            s[j * 2 * ROWS + r] = scale;
+            s[j * 2 * ROWS + ROWS + r] = scale;
+            m[j * ROWS + r] = centre.mul_add(scale, -dmin * f32::from(mn));
         }
-        Format::Q6_K => {
-            let (ql, qh, scales) = (&blk[0..128], &blk[128..192], &blk[192..208]);
-            let d = half(blk, 208);
-            // Sub-block j = 4n + t: quarter t of the n-th 128 inputs.
-            let (n, t) = (j / 4, j % 4);
-            for (l, v) in v.iter_mut().enumerate() {
-                let low = ql[64 * n + 32 * (t % 2) + l] >> (4 * (t / 2)) & 0x0F;
-                let high = (qh[32 * n + l] >> (2 * t)) & 3;
-                *v = low | (high << 4);
-            }
-            let scale = |h: usize| d * f32::from(scales[2 * j + h] as i8);
-            (v, [scale(0), scale(1)], 0.0)
+    }
+}
+
+/// Q6_K: one super-block of 256 inputs (8 blocks, a scale per 16 inputs).
+#[inline(always)]
+fn q6_k(src: &[u8], u: &mut [u8], s: &mut [f32]) {
+    // Block j = 4n + t is quarter t of the n-th 128 inputs: the low nibbles of ql words
+    // (2n + t%2) shifted by 4*(t/2), the two bits 2t of qh words n.
+    for j in 0..8 {
+        let (n, t) = (j / 4, j % 4);
+        let ql = &src[(2 * n + t % 2) * U_BYTES..];
+        let qh = &src[(4 + n) * U_BYTES..];
+        bits(&mut u[j * U_BYTES..], ql, 4 * (t as u32 / 2), 0x0F);
+        high_bits(&mut u[j * U_BYTES..], qh, 2 * t as u32, 3);
+    }
+    let at = 6 * U_BYTES;
+    for r in 0..ROWS {
+        let d = half(src, at + 16 * ROWS + 2 * r);
+        for i in 0..16 {
+            s[i * ROWS + r] = d * f32::from(src[at + 16 * r + i] as i8);
         }
-        Format::Q4_1 | Format::Q8_0 => unreachable!("{format:?} is read packed, not decoded"),
     }
 }
 
@@ -202,22 +302,12 @@ fn scale_min_k4(j: usize, q: &[u8]) -> (u8, u8) {
     }
 }
 
-/// The little-endian IEEE half at `p[at..at + 2]`, as f32 (bit for bit; no rounding happens).
+/// The little-endian IEEE half at `p[at..at + 2]`, as f32: exact for every finite half,
+/// subnormals included (the exponent is rebased by one exact multiplication, without branches, so
+/// loops over rows vectorise). Infinities and NaNs, which no weight scale holds, come out finite.
 #[inline(always)]
 pub(crate) fn half(p: &[u8], at: usize) -> f32 {
     let h = u32::from(u16::from_le_bytes([p[at], p[at + 1]]));
-    let sign = (h & 0x8000) << 16;
-    let exp = (h >> 10) & 0x1F;
-    let man = h & 0x03FF;
-    let bits = match exp {
-        0 if man == 0 => sign,
-        0 => {
-            // Subnormal: man * 2^-24, exact in f32.
-            let v = man as f32 * (1.0 / 16_777_216.0);
-            return if sign != 0 { -v } else { v };
-        }
-        31 => sign | 0x7F80_0000 | (man << 13),
-        e => sign | ((e + 112) << 23) | (man << 13),
-    };
-    f32::from_bits(bits)
+    let magnitude = f32::from_bits((h & 0x7FFF) << 13) * f32::from_bits(0x7780_0000); // 2^112
+    f32::from_bits(magnitude.to_bits() | ((h & 0x8000) << 16))
 }

@@ -271,7 +271,7 @@ pub(crate) fn matmul_groups(
     if w.format.decoded() {
         decode::with_scratch(|dec| {
             for g in groups {
-                dec.decode(w, g);
+                dec.decode(isa, w, g);
                 let valid = ROWS.min(w.n - g * ROWS);
                 match isa {
                     #[cfg(target_arch = "x86_64")]

@@ -61,13 +61,59 @@ fn pack(format: Format, raw: &[u8], n: usize, k: usize) -> Vec<u8> {
     let groups = n.div_ceil(ROWS);
     let mut out = vec![0u8; groups * (k / format.block_inputs()) * format.group_block_bytes()];
     if format.decoded() {
-        // [group][block][16 rows][GGML block], rows past n zero.
+        // `decode.rs`: per (group, block), the rows' bit arrays as interleaved 4-byte words,
+        // then the per-row fields row after row. (GGML field: byte range in its block.)
         let (per, blocks) = (format.ggml_block_bytes(), k / format.block_inputs());
-        for row in 0..n {
-            let (g, r) = (row / ROWS, row % ROWS);
+        let (words, fields): (&[(usize, usize)], &[(usize, usize)]) = match format {
+            Format::Q4_0 => (&[(2, 18)], &[(0, 2)]),
+            Format::Q5_0 => (&[(6, 22)], &[(2, 6), (0, 2)]),
+            Format::Q5_1 => (&[(8, 24)], &[(4, 8), (0, 2), (2, 4)]),
+            Format::Q4_K => (
+                &[(16, 48), (48, 80), (80, 112), (112, 144)],
+                &[(0, 2), (2, 4), (4, 16)],
+            ),
+            Format::Q5_K => (
+                &[(48, 80), (80, 112), (112, 144), (144, 176), (16, 48)],
+                &[(0, 2), (2, 4), (4, 16)],
+            ),
+            Format::Q6_K => (
+                &[
+                    (0, 32),
+                    (32, 64),
+                    (64, 96),
+                    (96, 128),
+                    (128, 160),
+                    (160, 192),
+                ],
+                &[(192, 208), (208, 210)],
+            ),
+            Format::Q4_1 | Format::Q8_0 => unreachable!(),
+        };
+        for g in 0..groups {
             for b in 0..blocks {
-                let dst = ((g * blocks + b) * ROWS + r) * per;
-                out[dst..dst + per].copy_from_slice(&raw[(row * blocks + b) * per..][..per]);
+                let mut dst = (g * blocks + b) * format.group_block_bytes();
+                let blk = |r: usize| -> &[u8] {
+                    let row = g * ROWS + r;
+                    if row < n {
+                        &raw[(row * blocks + b) * per..][..per]
+                    } else {
+                        &[0u8; 210][..per]
+                    }
+                };
+                for &(lo, hi) in words {
+                    for w in (lo..hi).step_by(4) {
+                        for r in 0..ROWS {
+                            out[dst..dst + 4].copy_from_slice(&blk(r)[w..w + 4]);
+                            dst += 4;
+                        }
+                    }
+                }
+                for &(lo, hi) in fields {
+                    for r in 0..ROWS {
+                        out[dst..dst + hi - lo].copy_from_slice(&blk(r)[lo..hi]);
+                        dst += hi - lo;
+                    }
+                }
             }
         }
         return out;
@@ -487,4 +533,20 @@ fn packed_weights_of_the_wrong_size_are_refused() {
     );
     assert!(Packed::new(Format::Q6_K, 17, 512, &[0; 210 * 16 * 2 * 2]).is_ok());
     assert!(Packed::new(Format::Q5_0, 17, 64, &[0; 22 * 16 * 2]).is_err());
+}
+
+#[test]
+fn the_decoders_half_is_exact_for_every_finite_half() {
+    for h in 0..=u16::MAX {
+        let b = h.to_le_bytes();
+        let want = f16(&b, 0);
+        if want.is_finite() {
+            let got = super::decode::half(&b, 0);
+            assert_eq!(
+                got.to_bits(),
+                want.to_bits(),
+                "half {h:#06x}: {got} vs {want}"
+            );
+        }
+    }
 }

@@ -41,7 +41,8 @@ impl Kernels {
 #[derive(Debug, Clone)]
 pub struct PrepareOptions {
     /// `tiny` (the fixed-seed test model), `tiny-mixed` (the same in every GGML block format the
-    /// kernels take), a known source name (`smollm2`) or a GGUF path.
+    /// kernels take), `tiny-llama3`, `tiny-qwen2`, `tiny-qwen3` (those architectures), a known
+    /// source name (`smollm2`) or a GGUF path.
     pub source: String,
     /// Output directory.
     pub out: PathBuf,
@@ -77,8 +78,14 @@ pub fn prepare(opts: &PrepareOptions) -> Result<ModelMeta> {
         .arg("morpheus_model");
     if opts.source == "tiny" {
         cmd.arg("tiny");
-    } else if opts.source == "tiny-mixed" {
-        cmd.args(["tiny", "--formats", "mixed"]);
+    } else if let Some(variant) = opts.source.strip_prefix("tiny-") {
+        // `tiny-mixed` (every block format), or `tiny-<arch>` (llama3, qwen2, qwen3).
+        cmd.arg("tiny");
+        if variant == "mixed" {
+            cmd.args(["--formats", "mixed"]);
+        } else {
+            cmd.args(["--arch", variant]);
+        }
     } else {
         cmd.arg("prepare").arg(&opts.source);
     }

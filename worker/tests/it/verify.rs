@@ -1,11 +1,12 @@
 //! The tiny models on the worker's own kernels against the converter's numpy forward pass of
 //! their GGUF (`python -m morpheus_model verify`, through this build's `morpheus-worker model
 //! logits`): every position of a prompt and of the greedy answer. `tiny-mixed` holds every GGML
-//! block format the kernels take, and runs on each kernel implementation this CPU has.
+//! block format the kernels take, and runs on each kernel implementation this CPU has; the
+//! `tiny-<arch>` models are each architecture the converter takes besides Llama.
 
 use std::{path::Path, process::Command};
 
-use morpheus_testkit::{python, tiny_mixed_model, tiny_model};
+use morpheus_testkit::{python, tiny_arch_model, tiny_mixed_model, tiny_model};
 
 fn verify(model: &Path, activations: &str, isa: Option<&str>) -> String {
     let mut cmd = Command::new(python().expect("the project's venv"));
@@ -56,4 +57,21 @@ fn every_block_format_matches_the_float_forward_pass_on_every_isa() {
         assert!(log.contains("cosine mean 1.000000"), "{isa}: {log}");
     }
     verify(&model, "int8", None);
+}
+
+#[test]
+fn every_architecture_matches_its_float_forward_pass() {
+    // Llama 3.1's RoPE factors, Qwen2's Q/K/V biases (rotate-half rows, no permutation), Qwen3's
+    // Q/K norms: leaving any out moves the cosine below 0.8 (checked when they were written).
+    for arch in ["llama3", "qwen2", "qwen3"] {
+        let model = tiny_arch_model(arch);
+        let log = verify(&model, "int8x2", None);
+        assert!(log.contains("cosine mean 1.000000"), "{arch}: {log}");
+        let meta = std::fs::read_to_string(model.join("morpheus.json")).expect("morpheus.json");
+        let arch_name = if arch == "llama3" { "llama" } else { arch };
+        assert!(
+            meta.contains(&format!("\"architecture\": \"{arch_name}\"")),
+            "{meta}"
+        );
+    }
 }
