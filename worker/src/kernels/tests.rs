@@ -55,6 +55,9 @@ fn ggml(format: Format, n: usize, k: usize, rng: &mut Rng) -> Vec<u8> {
     raw
 }
 
+/// Bytes `lo..hi` of a GGML block.
+type Range = (usize, usize);
+
 /// The packed layout of `mod.rs`, built from GGML blocks (what the Python converter writes).
 fn pack(format: Format, raw: &[u8], n: usize, k: usize) -> Vec<u8> {
     let kb = k / BLOCK;
@@ -64,7 +67,7 @@ fn pack(format: Format, raw: &[u8], n: usize, k: usize) -> Vec<u8> {
         // `decode.rs`: per (group, block), the rows' bit arrays as interleaved 4-byte words,
         // then the per-row fields row after row. (GGML field: byte range in its block.)
         let (per, blocks) = (format.ggml_block_bytes(), k / format.block_inputs());
-        let (words, fields): (&[(usize, usize)], &[(usize, usize)]) = match format {
+        let (words, fields): (&[Range], &[Range]) = match format {
             Format::Q4_0 => (&[(2, 18)], &[(0, 2)]),
             Format::Q5_0 => (&[(6, 22)], &[(2, 6), (0, 2)]),
             Format::Q5_1 => (&[(8, 24)], &[(4, 8), (0, 2), (2, 4)]),
