@@ -120,6 +120,7 @@ bench: deps build $(VENV)/.bench $(WORKER) ## benchmarks: gas, and inference aga
 	$(FORGE) snapshot $(SNAPSHOT_ARGS) --diff
 	$(WORKER) model prepare smollm2
 	$(WORKER) bench --model models/smollm2 --gguf smollm2 --threads 2 --repeats 5 --json bench/results.json
+	$(WORKER) model kernels
 	cargo run -q --release -p morpheus-cli --example protocol_overhead -- 200
 
 slither: deps build ## static analysis of the contracts

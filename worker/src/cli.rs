@@ -150,7 +150,8 @@ pub(crate) struct ClaimArgs {
 pub(crate) enum ModelCmd {
     /// Convert a GGUF (`smollm2`, `tiny`, or a path) into a model directory (cached).
     Prepare {
-        /// `smollm2`, `tiny` (the fixed-seed test model) or a path to a .gguf file.
+        /// `smollm2`, `tiny` (the fixed-seed test model; `tiny-mixed`, `tiny-llama3`,
+        /// `tiny-qwen2`, `tiny-qwen3` its variants) or a path to a .gguf file.
         source: String,
         /// Output directory (default: models/<source>).
         #[arg(long)]
@@ -174,6 +175,25 @@ pub(crate) enum ModelCmd {
     /// Write the logits after every token of a sequence (then greedy tokens), on the CPU: for
     /// checking a model against a reference (`python -m morpheus_model verify` uses it).
     Logits(LogitsArgs),
+    /// Time one matmul per GGML block format on each kernel implementation this CPU runs (one
+    /// thread, random blocks): milliseconds and weight GB/s.
+    Kernels {
+        /// Output rows of the weight.
+        #[arg(long, default_value_t = 2048)]
+        n: usize,
+        /// Inputs of the weight (a multiple of 256).
+        #[arg(long, default_value_t = 2048)]
+        k: usize,
+        /// Activation rows to time (1: one decoding stream).
+        #[arg(long, value_delimiter = ',', default_value = "1,4")]
+        rows: Vec<usize>,
+        /// Rounds; the best is reported.
+        #[arg(long, default_value_t = 3)]
+        repeats: usize,
+        /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Args)]

@@ -101,6 +101,40 @@ async fn main() -> Result<()> {
         Cmd::Model {
             cmd: ModelCmd::Logits(args),
         } => tokio::task::spawn_blocking(move || logits(&args)).await?,
+        Cmd::Model {
+            cmd:
+                ModelCmd::Kernels {
+                    n,
+                    k,
+                    rows,
+                    repeats,
+                    json,
+                },
+        } => {
+            let timings = tokio::task::spawn_blocking(move || {
+                morpheus_worker::kernels::bench::run(n, k, &rows, repeats)
+            })
+            .await?
+            .map_err(|e| eyre::eyre!(e))?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&timings)?);
+            } else {
+                println!(
+                    "BlockMatMul, {n} x {k}, one thread, two-stage activations (best of {repeats})"
+                );
+                println!(
+                    "{:<6} {:<9} {:>4} {:>9} {:>8}",
+                    "format", "isa", "rows", "ms", "GB/s"
+                );
+                for t in &timings {
+                    println!(
+                        "{:<6} {:<9} {:>4} {:>9.3} {:>8.1}",
+                        t.format, t.isa, t.rows, t.ms, t.gb_per_s
+                    );
+                }
+            }
+            Ok(())
+        }
         Cmd::Bench(args) => tokio::task::spawn_blocking(move || bench::run(&args.into()))
             .await?
             .map_err(Into::into),

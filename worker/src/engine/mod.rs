@@ -19,7 +19,6 @@ use std::{
 
 pub use logits::{SequenceLogits, sequence_logits};
 use ort::environment::Environment;
-#[cfg(test)]
 pub(crate) use sampler::SplitMix64;
 pub use sampler::{Sampling, Shaping, TokenLogprob};
 use tokio::sync::mpsc;

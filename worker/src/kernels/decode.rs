@@ -198,6 +198,21 @@ fn high_bits(dst: &mut [u8], src: &[u8], shift: u32, mask: u8) {
     }
 }
 
+/// Four bits, one per byte, as the fifth bit (0x10) of four weights.
+const SPREAD: [[u8; 4]; 16] = {
+    let mut t = [[0u8; 4]; 16];
+    let mut nib = 0;
+    while nib < 16 {
+        let mut j = 0;
+        while j < 4 {
+            t[nib][j] = (((nib >> j) & 1) as u8) << 4;
+            j += 1;
+        }
+        nib += 1;
+    }
+    t
+};
+
 /// Q4_0, Q5_0, Q5_1: one block of 32 inputs.
 #[inline(always)]
 fn small(format: Format, src: &[u8], u: &mut [u8], s: &mut [f32], m: &mut [f32]) {
@@ -222,11 +237,11 @@ fn small(format: Format, src: &[u8], u: &mut [u8], s: &mut [f32], m: &mut [f32])
                 src[259 + 4 * r],
             ]);
             for c in 0..8 {
-                let nib = (qh >> (4 * c)) & 0x0F;
-                let spread = (nib & 1) | ((nib & 2) << 7) | ((nib & 4) << 14) | ((nib & 8) << 21);
                 let at = c * 4 * ROWS + 4 * r;
-                let word = u32::from_le_bytes([u[at], u[at + 1], u[at + 2], u[at + 3]]);
-                u[at..at + 4].copy_from_slice(&(word | (spread << 4)).to_le_bytes());
+                let spread = SPREAD[((qh >> (4 * c)) & 0x0F) as usize];
+                for (byte, bit) in u[at..at + 4].iter_mut().zip(spread) {
+                    *byte |= bit;
+                }
             }
         }
         256 + 4 * ROWS

@@ -28,10 +28,12 @@
 
 mod avx2;
 mod avx512;
+pub mod bench;
 mod decode;
 mod op;
 mod portable;
 mod quantize;
+mod sample;
 
 #[cfg(test)]
 mod tests;
