@@ -129,6 +129,7 @@ impl TestWorker {
             max_queue: opts.max_queue,
             activations: opts.activations,
             prefix_cache: opts.prefix_cache,
+            ..Default::default()
         };
         let protocol = ProtocolConfig {
             signer: opts.provider.clone(),

@@ -97,6 +97,8 @@ pub fn run(args: &BenchOptions) -> Result<()> {
         );
         engine.shutdown();
     }
+    info!(target: "worker::bench", "measuring batched prefill");
+    let batched = batched_prefill(&env, &model, &prompt, args, max_streams)?;
     info!(target: "worker::bench", "measuring memory read bandwidth");
     let bandwidth = read_bandwidth(args.threads);
     let llama = match &args.gguf {
@@ -111,6 +113,7 @@ pub fn run(args: &BenchOptions) -> Result<()> {
         "weights": weights,
         "decode_bound_4bit_tps": bound,
         "morpheus": ours,
+        "batched_prefill": batched,
         "llama_cpp": llama,
     });
     print_table(&report);
@@ -139,8 +142,12 @@ fn measure(
     // Warm-up, then the prompt test (one token out: the time is the prompt's).
     wait(engine.submit(request(&prompt[..16.min(prompt.len())], 2))?)?;
     let mut best_pp: f64 = 0.0;
-    for _ in 0..args.repeats {
-        let (ttft, _) = wait(engine.submit(request(prompt, 1))?)?;
+    for round in 0..args.repeats {
+        // A new text each round: the same prompt again would come from the prefix cache.
+        let mut fresh = prompt.to_vec();
+        let by = (round * 5 + 1) % fresh.len().max(1);
+        fresh.rotate_left(by);
+        let (ttft, _) = wait(engine.submit(request(&fresh, 1))?)?;
         best_pp = best_pp.max(prompt.len() as f64 / ttft);
     }
     let short = &prompt[..args.stream_prompt_tokens.min(prompt.len())];
@@ -171,6 +178,81 @@ fn measure(
     let prefix = prefix_cache(engine, model, args)?;
     Ok(
         json!({ "engine": "morpheus-worker (onnxruntime)", "prompt_tokens": prompt.len(), "prompt_tps": best_pp, "streams": streams, "constrained": constrained, "prefix_cache": prefix }),
+    )
+}
+
+/// Mean TTFT of `streams` new requests submitted at once (distinct prompts of 8 tokens and of
+/// the decode tests' length, one token out), prefilled together against one at a time; best of
+/// `repeats` rounds, without the prefix cache (so no round reuses another's prompts).
+fn batched_prefill(
+    env: &Arc<ort::environment::Environment>,
+    model: &ModelDir,
+    prompt: &[u32],
+    args: &BenchOptions,
+    streams: usize,
+) -> Result<Value> {
+    let mut out = Vec::new();
+    for len in [8, args.stream_prompt_tokens] {
+        out.push(batched_prefill_of(
+            env,
+            model,
+            &prompt[..len.min(prompt.len())],
+            args,
+            streams,
+        )?);
+    }
+    Ok(Value::Array(out))
+}
+
+/// [`batched_prefill`] for prompts of `prompt`'s length (each request `prompt` rotated).
+fn batched_prefill_of(
+    env: &Arc<ort::environment::Environment>,
+    model: &ModelDir,
+    prompt: &[u32],
+    args: &BenchOptions,
+    streams: usize,
+) -> Result<Value> {
+    let greedy = Sampling {
+        temperature: 0.0,
+        top_p: 1.0,
+        seed: 0,
+    };
+    let len = prompt.len();
+    let mut ttft = [f64::MAX; 2];
+    for (i, batched) in [true, false].into_iter().enumerate() {
+        let cfg = EngineConfig {
+            max_batch: streams,
+            max_context: len + 8,
+            threads: args.threads,
+            device: Device::Cpu,
+            max_queue: streams * 2,
+            prefix_cache: false,
+            batch_prefill: batched,
+            ..Default::default()
+        };
+        let engine = Engine::start(env, model, &cfg, Arc::new(Metrics::new()))?;
+        wait(engine.submit(GenerateRequest::new(prompt[..len].to_vec(), 1, greedy))?)?;
+        for _ in 0..args.repeats.max(1) {
+            let rxs = (0..streams)
+                .map(|s| {
+                    let mut p = prompt.to_vec();
+                    p.rotate_left((s * 3) % len.max(1));
+                    p.truncate(len);
+                    engine.submit(GenerateRequest {
+                        ignore_eos: true,
+                        ..GenerateRequest::new(p, 1, greedy)
+                    })
+                })
+                .collect::<Result<Vec<_>>>()?;
+            let results = rxs.into_iter().map(wait).collect::<Result<Vec<_>>>()?;
+            let mean = results.iter().map(|r| r.0).sum::<f64>() / streams as f64;
+            ttft[i] = ttft[i].min(mean);
+        }
+        engine.shutdown();
+    }
+    Ok(
+        json!({ "streams": streams, "prompt_tokens": len, "batched_ttft_ms": ttft[0] * 1000.0,
+               "alone_ttft_ms": ttft[1] * 1000.0, "ratio": ttft[0] / ttft[1] }),
     )
 }
 
@@ -401,6 +483,19 @@ fn print_table(r: &Value) {
         for (mode, ours) in modes {
             print_mode(r, mode, ours);
         }
+    }
+    for b in r["batched_prefill"].as_array().into_iter().flatten() {
+        let Some(ratio) = b["ratio"].as_f64() else {
+            continue;
+        };
+        println!(
+            "TTFT of {} new {}-token requests at once (mean): {} ms prefilled together vs {} ms one at a time = {:.0}%",
+            b["streams"],
+            b["prompt_tokens"],
+            b["batched_ttft_ms"].as_f64().unwrap_or(0.0).round(),
+            b["alone_ttft_ms"].as_f64().unwrap_or(0.0).round(),
+            ratio * 100.0
+        );
     }
 }
 

@@ -18,6 +18,8 @@ const EMA: f64 = 0.2;
 #[derive(Debug, Default)]
 pub struct Metrics {
     prompt_tokens: AtomicU64,
+    /// Prompt prefill runs (several prompts may share one).
+    prompt_runs: AtomicU64,
     completion_tokens: AtomicU64,
     decode_steps: AtomicU64,
     constrained_tokens: AtomicU64,
@@ -78,9 +80,11 @@ impl Metrics {
         self.batch_size.store(n as u64, Ordering::Relaxed);
     }
 
+    /// One prefill run of `tokens` prompt tokens (one or several prompts) that took `secs`.
     pub(crate) fn prompt_done(&self, tokens: usize, secs: f64) {
         self.prompt_tokens
             .fetch_add(tokens as u64, Ordering::Relaxed);
+        self.prompt_runs.fetch_add(1, Ordering::Relaxed);
         if let Ok(mut m) = self.inner.lock() {
             m.prompt_tps = ema(m.prompt_tps, tokens as f64 / secs.max(1e-9));
         }
@@ -174,6 +178,12 @@ impl Metrics {
             "counter",
             "Prompt tokens processed.",
             self.prompt_tokens.load(Ordering::Relaxed).to_string(),
+        );
+        metric(
+            "morpheus_worker_prompt_runs_total",
+            "counter",
+            "Prefill runs; prompts that wait together share one.",
+            self.prompt_runs.load(Ordering::Relaxed).to_string(),
         );
         metric(
             "morpheus_worker_completion_tokens_total",

@@ -33,6 +33,7 @@ class Decoder:
         feeds["input_ids"] = np.asarray([ids], dtype=np.int64)
         feeds["attention_mask"] = np.ones((1, past_len + len(ids)), dtype=np.int64)
         feeds["position_ids"] = np.arange(past_len, past_len + len(ids), dtype=np.int64)[None]
+        feeds["last_index"] = np.asarray([len(ids) - 1], dtype=np.int64)
         names = [o.name for o in self.sess.get_outputs()]
         outs = self.sess.run(names, feeds)
         present = {n.replace("present.", "past_key_values."): v for n, v in zip(names[1:], outs[1:])}
@@ -68,6 +69,7 @@ class Decoder:
             b.bind_cpu_input("input_ids", np.asarray([feed_ids], np.int64))
             b.bind_cpu_input("attention_mask", np.ones((1, total), np.int64))
             b.bind_cpu_input("position_ids", np.arange(total - len(feed_ids), total, dtype=np.int64)[None])
+            b.bind_cpu_input("last_index", np.asarray([len(feed_ids) - 1], np.int64))
             b.bind_output("logits")
             for key, v in bufs.items():
                 b.bind_ortvalue_input(f"past_key_values.{key}", v)

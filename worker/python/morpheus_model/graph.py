@@ -2,8 +2,9 @@
 
 Interface (what optimum's decoders expose, so one runtime serves both):
   inputs  input_ids [batch, seq] int64, attention_mask [batch, total] int64,
-          position_ids [batch, seq] int64, past_key_values.{i}.key|value [batch, kv_heads, past, head_dim]
-  outputs logits [batch, 1, vocab] (the last position only), present.{i}.key|value
+          position_ids [batch, seq] int64, past_key_values.{i}.key|value [batch, kv_heads, past, head_dim],
+          last_index [batch] int64 (ours: the position within `seq` whose logits each row returns)
+  outputs logits [batch, 1, vocab] (that position only), present.{i}.key|value
 
 Inside: `GroupQueryAttention` (com.microsoft) with rotary embedding; `seqlens_k` is the row sum of
 attention_mask minus one, so rows are right-padded and each row has its own length. When the caller
@@ -149,6 +150,7 @@ def build(weights: DecoderWeights, cfg, max_positions: int, accuracy_level: int 
         helper.make_tensor_value_info("input_ids", i64, ["batch_size", "sequence_length"]),
         helper.make_tensor_value_info("attention_mask", i64, ["batch_size", "total_sequence_length"]),
         helper.make_tensor_value_info("position_ids", i64, ["batch_size", "sequence_length"]),
+        helper.make_tensor_value_info("last_index", i64, ["batch_size"]),
     ]
     outputs = [helper.make_tensor_value_info("logits", f32, ["batch_size", 1, cfg.vocab])]
     for i in range(L):
@@ -209,10 +211,10 @@ def build(weights: DecoderWeights, cfg, max_positions: int, accuracy_level: int 
         )[0]
 
     def last_position(x: str) -> str:
-        # Only the last position's logits are needed to generate: skip the vocab matmul for the rest.
-        ids_shape = bld.node("Shape", ["input_ids"])
-        last = bld.node("Sub", [bld.node("Gather", [ids_shape, axis1], axis=0), bld.const_i64("one_1d", [1])])
-        return bld.node("Gather", [x, last], axis=1)
+        # Only one position's logits per row are needed to generate (each row's last real token:
+        # prompts of different lengths run together right-padded): skip the vocab matmul for the rest.
+        index = bld.node("Unsqueeze", ["last_index", axis1])
+        return bld.node("Unsqueeze", [bld.node("GatherND", [x, index], batch_dims=1), axis1])
 
     blocks_only = isinstance(weights.lm_head, GgmlBlocks) and all(
         isinstance(w, (GgmlBlocks, Stacked)) for lw in weights.layers for w in (lw.qkv, lw.o, lw.gate_up, lw.down)

@@ -16,7 +16,7 @@ from . import convert, graph, tokenizer_json
 from .gguf_source import GgufModel, load, sha256_file
 
 # Bump when the produced files change for the same source.
-CONVERTER_VERSION = 6
+CONVERTER_VERSION = 7
 STOP_TOKENS = ("<|im_end|>", "<|endoftext|>", "<|eot_id|>", "<|end|>", "<|end_of_text|>")
 # The published weights file kept in every directory, under one name whatever the download's.
 WEIGHTS_FILE = "weights.gguf"

@@ -28,6 +28,8 @@ pub(crate) struct Decoder {
     pub(crate) head_dim: usize,
     pub(crate) vocab: usize,
     has_position_ids: bool,
+    /// Whether the graph takes `last_index` (which position's logits each row returns).
+    has_last_index: bool,
     /// (`past_key_values.{i}.{key,value}`, `present.{i}.{key,value}`) in layer order, key first.
     names: Vec<(String, String)>,
     /// The binding of the slots last run (declared before `kv`: its views alias the cache).
@@ -121,6 +123,7 @@ impl Decoder {
         );
         Ok(Self {
             has_position_ids: has("position_ids"),
+            has_last_index: has("last_index"),
             session,
             kv_heads: meta.num_kv_heads,
             head_dim: meta.head_dim,
@@ -137,21 +140,52 @@ impl Decoder {
         self.kv.as_ref().map(|kv| kv.max_len)
     }
 
+    /// Whether rows adding different numbers of tokens can run together (the decoder takes
+    /// `last_index`, see [`Decoder::run_slots`]).
+    pub(crate) fn mixed_lengths(&self) -> bool {
+        self.has_last_index
+    }
+
     /// Shared layout: runs `rows` (each: positions already cached in its slot, new tokens) on the
-    /// consecutive slots starting at `first`; returns the last logits row of each.
+    /// consecutive slots starting at `first`; returns the logits after each row's last token.
     ///
-    /// All rows must add the same number of tokens (one prompt alone, or one token each).
+    /// Rows adding fewer tokens than the longest are padded after their own (with their last
+    /// token): attention is causal, so a row's real positions never see its padding, and the
+    /// padding's cache entries lie past the row's length, where its next token overwrites them
+    /// and no mask reaches. Each row then needs `cached + longest` positions of room. Decoders
+    /// without `last_index` (older builds) take rows of one length only.
     pub(crate) fn run_slots(&mut self, first: usize, rows: &[(usize, &[u32])]) -> Result<Vec<f32>> {
         let n = rows.len();
-        let s = rows[0].1.len();
-        debug_assert!(rows.iter().all(|r| r.1.len() == s));
+        let s = rows.iter().map(|r| r.1.len()).max().unwrap_or(0);
+        if s == 0 || rows.iter().any(|r| r.1.is_empty()) {
+            return Err(Error::Engine("a row with no tokens to run".into()));
+        }
+        if !self.has_last_index && rows.iter().any(|r| r.1.len() != s) {
+            return Err(Error::Engine(
+                "this decoder runs rows of one length only (no `last_index` input)".into(),
+            ));
+        }
         let total = rows.iter().map(|r| r.0 + s).max().unwrap_or(0);
+        if let Some(room) = self.slot_len()
+            && total > room
+        {
+            return Err(Error::Engine(format!(
+                "rows need {total} positions, a slot holds {room}"
+            )));
+        }
         let mut ids = Vec::with_capacity(n * s);
         let mut pos = Vec::with_capacity(n * s);
+        let mut last = Vec::with_capacity(n);
         let mut mask = vec![0i64; n * total];
         for (r, (cached, new)) in rows.iter().enumerate() {
-            ids.extend(new.iter().map(|&t| i64::from(t)));
+            let pad = new[new.len() - 1];
+            ids.extend(
+                new.iter()
+                    .chain(std::iter::repeat_n(&pad, s - new.len()))
+                    .map(|&t| i64::from(t)),
+            );
             pos.extend((*cached..cached + s).map(|p| p as i64));
+            last.push(new.len() as i64 - 1);
             mask[r * total..r * total + cached + s].fill(1);
         }
         if self.bound.as_ref().map(|b| (b.first, b.n)) != Some((first, n)) {
@@ -165,6 +199,9 @@ impl Decoder {
         binding.bind_input("attention_mask", &Tensor::from_array(([n, total], mask))?)?;
         if self.has_position_ids {
             binding.bind_input("position_ids", &Tensor::from_array(([n, s], pos))?)?;
+        }
+        if self.has_last_index {
+            binding.bind_input("last_index", &Tensor::from_array(([n], last))?)?;
         }
         run_bound(&self.session, binding)?;
         let (_, data) = bound.logits.extract_tensor();
@@ -219,12 +256,17 @@ impl Decoder {
         let ids_t = TensorRef::from_array_view(([1, s], &*ids))?;
         let mask_t = TensorRef::from_array_view(([1, cached + s], &*mask))?;
         let pos_t = TensorRef::from_array_view(([1, s], &*pos))?;
+        let last = [s as i64 - 1];
+        let last_t = TensorRef::from_array_view(([1], &last[..]))?;
         let mut inputs: Vec<(String, ort::session::SessionInputValue<'_>)> = vec![
             ("input_ids".into(), ids_t.into()),
             ("attention_mask".into(), mask_t.into()),
         ];
         if self.has_position_ids {
             inputs.push(("position_ids".into(), pos_t.into()));
+        }
+        if self.has_last_index {
+            inputs.push(("last_index".into(), last_t.into()));
         }
         for ((name, _), value) in self.names.iter().zip(past.iter()) {
             inputs.push((name.clone(), value.into()));

@@ -136,3 +136,48 @@ fn a_prompt_after_a_cached_prefix_gives_the_logits_of_the_whole() {
         assert!(cosine(&rest, &moved) > 0.99999, "{kernels:?}");
     }
 }
+
+#[test]
+fn prompts_of_different_lengths_prefilled_together_answer_as_each_alone() {
+    // Right-padded rows of one run: each row's logits, and the steps after it (which overwrite
+    // the padding's cache entries), must be those of the prompt run alone, on both builds.
+    for kernels in [Kernels::Morpheus, Kernels::Onnxruntime] {
+        let mut together = load(kernels, Activations::default());
+        let mut alone = load(kernels, Activations::default());
+        let prompts: [Vec<u32>; 3] = [
+            (3..30).collect(),
+            vec![100, 7, 250, 33],
+            (40..57).rev().collect(),
+        ];
+        let rows: Vec<(usize, &[u32])> = prompts.iter().map(|p| (0, p.as_slice())).collect();
+        let mut got = together.run_slots(0, &rows).expect("together");
+        let vocab = together.vocab;
+        let mut lens: Vec<usize> = prompts.iter().map(Vec::len).collect();
+        for step in 0..3 {
+            for (r, prompt) in prompts.iter().enumerate() {
+                let want = if step == 0 {
+                    alone.run_slots(r, &[(0, prompt)]).expect("alone")
+                } else {
+                    let tok = [(r as u32 * 31 + step) % 250 + 3];
+                    alone
+                        .run_slots(r, &[(lens[r] - 1, &tok)])
+                        .expect("alone step")
+                };
+                let c = cosine(&got[r * vocab..(r + 1) * vocab], &want);
+                assert!(c > 0.99999, "{kernels:?} step {step} row {r}: cosine {c}");
+            }
+            let toks: Vec<[u32; 1]> = (0..3)
+                .map(|r| [(r as u32 * 31 + step + 1) % 250 + 3])
+                .collect();
+            let rows: Vec<(usize, &[u32])> = lens
+                .iter()
+                .zip(&toks)
+                .map(|(&len, t)| (len, t.as_slice()))
+                .collect();
+            got = together.run_slots(0, &rows).expect("together step");
+            for len in &mut lens {
+                *len += 1;
+            }
+        }
+    }
+}

@@ -43,6 +43,9 @@ pub struct EngineConfig {
     /// Keep the cache of finished sequences in free slots and reuse it for prompts that start
     /// the same way (`prefix`). Off, no request's timing can tell what another's prompt was.
     pub prefix_cache: bool,
+    /// Prefill prompts that wait together in one run (`scheduler`); off, one at a time (the
+    /// benchmark compares the two).
+    pub batch_prefill: bool,
 }
 
 impl Default for EngineConfig {
@@ -55,6 +58,7 @@ impl Default for EngineConfig {
             max_queue: 256,
             activations: Default::default(),
             prefix_cache: true,
+            batch_prefill: true,
         }
     }
 }
@@ -213,7 +217,12 @@ impl Engine {
             vocab.clone(),
             rx,
             metrics.clone(),
-            (cfg.max_batch, max_context, cfg.prefix_cache),
+            (
+                cfg.max_batch,
+                max_context,
+                cfg.prefix_cache,
+                cfg.batch_prefill,
+            ),
         );
         let thread = std::thread::Builder::new()
             .name("morpheus-engine".into())

@@ -10,6 +10,7 @@ mod common;
 mod completions;
 mod liveness;
 mod openai_client;
+mod prefill;
 mod prefix_cache;
 mod prepare_refusals;
 mod receipts;
