@@ -34,7 +34,8 @@ pub fn tiny_mixed_model() -> PathBuf {
 }
 
 /// The tiny model as another architecture: `llama3` (RoPE frequency factors), `qwen2` (Q/K/V
-/// biases), `qwen3` (Q/K norms), on the worker's kernels.
+/// biases), `qwen3` (Q/K norms), `gemma3` (sliding windows, GELU, post-norms), on the worker's
+/// kernels.
 pub fn tiny_arch_model(arch: &str) -> PathBuf {
     let name = format!("tiny-{arch}");
     prepared(&name, &name, Kernels::Morpheus)

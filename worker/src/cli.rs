@@ -151,7 +151,7 @@ pub(crate) enum ModelCmd {
     /// Convert a GGUF (`smollm2`, `tiny`, or a path) into a model directory (cached).
     Prepare {
         /// `smollm2`, `tiny` (the fixed-seed test model; `tiny-mixed`, `tiny-llama3`,
-        /// `tiny-qwen2`, `tiny-qwen3` its variants) or a path to a .gguf file.
+        /// `tiny-qwen2`, `tiny-qwen3`, `tiny-gemma3` its variants) or a path to a .gguf file.
         source: String,
         /// Output directory (default: models/<source>).
         #[arg(long)]

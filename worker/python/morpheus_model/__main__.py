@@ -34,7 +34,8 @@ def main(argv: list[str] | None = None) -> int:
     t.add_argument("--formats", default="q4_1", choices=list(tiny.FORMATS),
                    help="q4_1: every weight Q4_1; mixed: every GGML block format the worker's kernels take")
     t.add_argument("--arch", default="llama", choices=list(tiny.ARCHS),
-                   help="llama; llama3 (RoPE frequency factors); qwen2 (Q/K/V biases); qwen3 (Q/K norms)")
+                   help="llama; llama3 (RoPE frequency factors); qwen2 (Q/K/V biases); qwen3 (Q/K norms); "
+                        "gemma3 (sliding windows, GELU, post-norms)")
     t.add_argument("--kernels", default="morpheus", choices=list(prepare.KERNELS))
     t.add_argument("--force", action="store_true")
 

@@ -114,6 +114,8 @@ def decoder_weights(model: GgufModel, fold_q4_1: bool = False, kernels: str = "o
                 down=_fold(w("ffn_down"), fold_q4_1),
                 qkv_bias=bias,
                 qk_norms=norms,
+                post_norms=(_vec(model, f"{p}.post_attention_norm.weight"), _vec(model, f"{p}.post_ffw_norm.weight"))
+                if f"{p}.post_attention_norm.weight" in model.tensors else None,
             )
         )
     emb = model.tensors["token_embd.weight"]

@@ -1,5 +1,5 @@
-"""Read a GGUF file of a Llama-family decoder (Llama, Qwen2, Qwen3): hyper-parameters, tokenizer data
-and raw tensors."""
+"""Read a GGUF file of a Llama-family decoder (Llama, Qwen2, Qwen3, Gemma 3): hyper-parameters, tokenizer
+data and raw tensors."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from gguf import GGMLQuantizationType, GGUFReader
 
 
 # `general.architecture` values the converter takes.
-ARCHITECTURES = ("llama", "qwen2", "qwen3")
+ARCHITECTURES = ("llama", "qwen2", "qwen3", "gemma3")
 
 
 @dataclass
@@ -36,6 +36,22 @@ class LlamaConfig:
     # Llama 3.1+ RoPE scaling: per rotary pair, the factor its frequency is divided by
     # (llama.cpp's `rope_freqs.weight`), or None.
     rope_factors: np.ndarray | None = None
+    # Gemma 3 (as llama.cpp runs it): sliding-window attention (`sliding_window` positions) on
+    # every layer but each sixth, whose RoPE base is 10,000 (the global layers' is `rope_theta`);
+    # the embeddings scaled by sqrt(hidden); GELU (tanh) instead of SiLU; norms after attention
+    # and after the MLP too.
+    sliding_window: int | None = None
+
+    @property
+    def gemma(self) -> bool:
+        return self.arch == "gemma3"
+
+    def is_local(self, layer: int) -> bool:
+        """Whether `layer` attends within the sliding window (Gemma 3: five of every six)."""
+        return self.sliding_window is not None and layer % 6 < 5
+
+    def layer_rope_theta(self, layer: int) -> float:
+        return 10000.0 if self.gemma and self.is_local(layer) else self.rope_theta
 
     @property
     def permuted_qk(self) -> bool:
@@ -109,6 +125,7 @@ def load(path: Path) -> GgufModel:
         rope_theta=float(_field(reader, f"{a}.rope.freq_base", 10000.0)),
         rms_eps=float(_field(reader, f"{a}.attention.layer_norm_rms_epsilon", 1e-5)),
         arch=arch,
+        sliding_window=_opt_int(_field(reader, f"{a}.attention.sliding_window")) if arch == "gemma3" else None,
     )
     tok = TokenizerData(
         model=str(_field(reader, "tokenizer.ggml.model", "gpt2")),

@@ -40,7 +40,8 @@ class LayerWeights:
     gate_up: NBits | GgmlBlocks | Stacked  # rows: gate | up
     down: NBits | GgmlBlocks
     qkv_bias: np.ndarray | None = None  # Qwen2: added to Q|K|V
-    qk_norms: tuple[np.ndarray, np.ndarray] | None = None  # Qwen3: RMSNorm weights over each head of Q, K
+    qk_norms: tuple[np.ndarray, np.ndarray] | None = None  # Qwen3, Gemma 3: RMSNorm weights over each head of Q, K
+    post_norms: tuple[np.ndarray, np.ndarray] | None = None  # Gemma 3: after attention, after the MLP
 
 
 @dataclass
@@ -81,7 +82,8 @@ class _Builder:
     def linear(self, x: str, w: NBits | GgmlBlocks | Stacked, prefix: str, activation: str = "none",
                norm: str = "", eps: float = 1e-5, residual: str = "") -> str:
         """`act(x) @ w^T (+ residual)`. GGML blocks only: `activation="swiglu"` takes x = gate | up;
-        `"rmsnorm"` normalises x with the weight named `norm` first; `residual` is added after."""
+        `"rmsnorm"` normalises x with the weight named `norm` first; `"geglu"` is `gelu(gate) * up`
+        (GELU's tanh form, Gemma's MLP); `residual` is added after."""
         if isinstance(w, Stacked):
             if residual:
                 raise ValueError(f"{prefix}: a residual is only added to one BlockMatMul")
@@ -173,12 +175,19 @@ def build(weights: DecoderWeights, cfg, max_positions: int, accuracy_level: int 
     seqlens = bld.node("Cast", [bld.node("Sub", [mask_sum, one])], to=TensorProto.INT32)
     mask_shape = bld.node("Shape", ["attention_mask"])
     total = bld.node("Cast", [bld.node("Gather", [mask_shape, one], axis=0)], to=TensorProto.INT32)
-    cos, sin = rope_cache(max_positions, hd, cfg.rope_theta, getattr(cfg, "rope_factors", None))
-    cos_n = bld.init("rope.cos", cos)
-    sin_n = bld.init("rope.sin", sin)
+    # One rotary cache per RoPE base (Gemma 3's local layers have their own).
+    rope: dict[float, tuple[str, str]] = {}
+    for i in range(L):
+        theta = cfg.layer_rope_theta(i)
+        if theta not in rope:
+            cos, sin = rope_cache(max_positions, hd, theta, cfg.rope_factors)
+            tag = "" if not rope else f".{len(rope)}"
+            rope[theta] = (bld.init(f"rope.cos{tag}", cos), bld.init(f"rope.sin{tag}", sin))
 
     embed = bld.init("embed_tokens.weight", weights.embed.astype(np.float32))
     x = bld.node("Gather", [embed, "input_ids"], axis=0)
+    if cfg.gemma:
+        x = bld.node("Mul", [x, bld.init("embed_scale", np.asarray(np.sqrt(np.float32(H)), dtype=np.float32))])
 
     def head_norm(x: str, heads: int, weight: np.ndarray, name: str) -> str:
         # RMSNorm over each head: [b, s, heads*hd] -> [b, s, heads, hd] and back.
@@ -198,9 +207,14 @@ def build(weights: DecoderWeights, cfg, max_positions: int, accuracy_level: int 
             q = head_norm(q, nh, lw.qk_norms[0], f"layers.{i}.q_norm")
             k = head_norm(k, nkv, lw.qk_norms[1], f"layers.{i}.k_norm")
             qkv_in = [q, k, v]
+        cos_n, sin_n = rope[cfg.layer_rope_theta(i)]
+        # A position sees itself and the `sliding_window - 1` before it, in llama.cpp and in
+        # ONNX Runtime's `local_window_size` alike (checked position by position by `verify`).
+        window = {"local_window_size": cfg.sliding_window} if cfg.is_local(i) else {}
         return bld.node(
             "GroupQueryAttention",
             [*qkv_in, f"past_key_values.{i}.key", f"past_key_values.{i}.value", seqlens, total, cos_n, sin_n],
+            **window,
             domain=MS,
             outputs=[f"layers.{i}.attn_out", f"present.{i}.key", f"present.{i}.value"],
             num_heads=nh,
@@ -222,18 +236,35 @@ def build(weights: DecoderWeights, cfg, max_positions: int, accuracy_level: int 
     if blocks_only:
         # Five nodes a layer: the norms, SwiGLU and residual adds live inside BlockMatMul.
         eps = cfg.rms_eps
+        act = "geglu" if cfg.gemma else "swiglu"
+
+        def post_norm(y: str, weight: np.ndarray, name: str, residual: str) -> str:
+            # Gemma 3: the block's output normalised before the residual add.
+            normed = bld.node("SimplifiedLayerNormalization", [y, bld.init(name, weight)], axis=-1, epsilon=eps,
+                              stash_type=1)
+            return bld.node("Add", [normed, residual])
+
         for i, lw in enumerate(weights.layers):
             p = f"layers.{i}"
             qkv = bld.linear(x, lw.qkv, f"{p}.qkv", "rmsnorm", bld.init(f"{p}.attn_norm", lw.attn_norm), eps)
             attn = attention(i, qkv)
-            x_mid = bld.linear(attn, lw.o, f"{p}.o", residual=x)
+            if lw.post_norms is None:
+                x_mid = bld.linear(attn, lw.o, f"{p}.o", residual=x)
+            else:
+                x_mid = post_norm(bld.linear(attn, lw.o, f"{p}.o"), lw.post_norms[0], f"{p}.post_attn_norm", x)
             gu = bld.linear(x_mid, lw.gate_up, f"{p}.gate_up", "rmsnorm", bld.init(f"{p}.ffn_norm", lw.ffn_norm), eps)
-            x = bld.linear(gu, lw.down, f"{p}.down", "swiglu", residual=x_mid)
+            if lw.post_norms is None:
+                x = bld.linear(gu, lw.down, f"{p}.down", act, residual=x_mid)
+            else:
+                x = post_norm(bld.linear(gu, lw.down, f"{p}.down", act), lw.post_norms[1], f"{p}.post_ffw_norm", x_mid)
         logits = bld.linear(last_position(x), weights.lm_head, "lm_head", "rmsnorm",
                             bld.init("norm.weight", weights.out_norm), eps)
         bld.node("Identity", [logits], outputs=["logits"])
         return _model(bld, inputs, outputs)
 
+    if cfg.gemma:
+        raise ValueError("Gemma 3 is converted for the worker's own kernels only (--kernels morpheus), with every "
+                         "weight in a GGML block format")
     h = bld.node("SimplifiedLayerNormalization", [x, bld.init("layers.0.attn_norm", weights.layers[0].attn_norm)],
                  axis=-1, epsilon=cfg.rms_eps, stash_type=1)
     for i, lw in enumerate(weights.layers):

@@ -161,6 +161,8 @@ def prepare(gguf_path: Path, out: Path, name: str, max_positions: int = 2048, ac
         f"{name}: {c.num_layers} layers, width {c.hidden}, heads {c.num_heads}/{c.num_kv_heads}, "
         f"vocab {c.vocab}, rope theta {c.rope_theta:g}"
     )
+    # The tokenizer first: a GGUF whose tokenizer cannot be served is refused before the long part.
+    tokenizer = tokenizer_json.build(model.tokenizer)
     weights = convert.decoder_weights(model, fold_q4_1=options["q4_1"] == "int8", kernels=kernels)
     _log("building the ONNX graph")
     proto = graph.build(weights, c, max_positions=max_positions, accuracy_level=accuracy_level)
@@ -168,7 +170,7 @@ def prepare(gguf_path: Path, out: Path, name: str, max_positions: int = 2048, ac
     _log(f"writing {out / 'model.onnx'}")
     onnx.save(proto, str(tmp))
     tmp.replace(out / "model.onnx")
-    (out / "tokenizer.json").write_text(json.dumps(tokenizer_json.build(model.tokenizer), ensure_ascii=False))
+    (out / "tokenizer.json").write_text(json.dumps(tokenizer, ensure_ascii=False))
     (out / "morpheus.json").write_text(json.dumps(metadata(model, name, sha, options), indent=2))
     _log("done")
     return out

@@ -41,22 +41,25 @@ class Reference:
         out[..., 1::2] = a * sin + b * cos
         return out
 
-    def _inv_freq(self, hd: int) -> np.ndarray:
-        inv = 1.0 / (self.cfg.rope_theta ** (np.arange(0, hd, 2, dtype=np.float64) / hd))
+    def _inv_freq(self, hd: int, theta: float | None = None) -> np.ndarray:
+        theta = self.cfg.rope_theta if theta is None else theta
+        inv = 1.0 / (theta ** (np.arange(0, hd, 2, dtype=np.float64) / hd))
         if self.cfg.rope_factors is not None:
             inv = inv / self.cfg.rope_factors.astype(np.float64)
         return inv
 
-    def _rope_neox(self, x: np.ndarray, pos: np.ndarray) -> np.ndarray:
-        # Qwen's GGUF rows as Hugging Face has them: pair (i, i + hd/2) rotates.
+    def _rope_neox(self, x: np.ndarray, pos: np.ndarray, theta: float) -> np.ndarray:
+        # Qwen's and Gemma's GGUF rows as Hugging Face has them: pair (i, i + hd/2) rotates.
         hd = x.shape[-1]
-        ang = pos[:, None].astype(np.float64) * self._inv_freq(hd)[None, :]
+        ang = pos[:, None].astype(np.float64) * self._inv_freq(hd, theta)[None, :]
         cos, sin = np.cos(ang)[:, None, :], np.sin(ang)[:, None, :]
         a, b = x[..., : hd // 2], x[..., hd // 2:]
         return np.concatenate([a * cos - b * sin, a * sin + b * cos], axis=-1).astype(np.float32)
 
-    def _rope(self, x: np.ndarray, pos: np.ndarray) -> np.ndarray:
-        return self._rope_interleaved(x, pos) if self.cfg.permuted_qk else self._rope_neox(x, pos)
+    def _rope(self, x: np.ndarray, pos: np.ndarray, layer: int) -> np.ndarray:
+        if self.cfg.permuted_qk:
+            return self._rope_interleaved(x, pos)
+        return self._rope_neox(x, pos, self.cfg.layer_rope_theta(layer))
 
     def _proj(self, h: np.ndarray, name: str) -> np.ndarray:
         y = h @ self.t[f"{name}.weight"].T
@@ -69,9 +72,14 @@ class Reference:
         s = len(ids)
         pos = np.arange(s)
         x = self.t["token_embd.weight"][np.asarray(ids)]
-        mask = np.triu(np.full((s, s), -np.inf, dtype=np.float32), 1)
+        if c.gemma:
+            x = x * np.sqrt(np.float32(c.hidden))
+        causal = np.triu(np.full((s, s), -np.inf, dtype=np.float32), 1)
+        # llama.cpp's sliding window: position p sees q when p - q < window.
+        window = np.where(pos[:, None] - pos[None, :] >= (c.sliding_window or s + 1), -np.inf, 0.0).astype(np.float32)
         group = c.num_heads // c.num_kv_heads
         for i in range(c.num_layers):
+            mask = causal + window if c.is_local(i) else causal
             p = f"blk.{i}"
             h = self._rms(x, self.t[f"{p}.attn_norm.weight"])
             q = self._proj(h, f"{p}.attn_q").reshape(s, c.num_heads, c.head_dim)
@@ -80,16 +88,26 @@ class Reference:
             if f"{p}.attn_q_norm.weight" in self.t:
                 q = self._rms(q, self.t[f"{p}.attn_q_norm.weight"])
                 k = self._rms(k, self.t[f"{p}.attn_k_norm.weight"])
-            q, k = self._rope(q, pos), self._rope(k, pos)
+            q, k = self._rope(q, pos, i), self._rope(k, pos, i)
             k = np.repeat(k, group, axis=1)
             v = np.repeat(v, group, axis=1)
             att = np.einsum("qhd,khd->hqk", q, k) / np.sqrt(c.head_dim) + mask
             att = np.exp(att - att.max(-1, keepdims=True))
             att /= att.sum(-1, keepdims=True)
-            o = np.einsum("hqk,khd->qhd", att, v).reshape(s, -1)
-            x = x + o @ self.t[f"{p}.attn_output.weight"].T
+            o = np.einsum("hqk,khd->qhd", att, v).reshape(s, -1) @ self.t[f"{p}.attn_output.weight"].T
+            if c.gemma:
+                o = self._rms(o, self.t[f"{p}.post_attention_norm.weight"])
+            x = x + o
             h = self._rms(x, self.t[f"{p}.ffn_norm.weight"])
             g = h @ self.t[f"{p}.ffn_gate.weight"].T
             u = h @ self.t[f"{p}.ffn_up.weight"].T
-            x = x + ((g / (1.0 + np.exp(-g))) * u) @ self.t[f"{p}.ffn_down.weight"].T
+            if c.gemma:
+                # GELU, tanh form (GGML's `ggml_gelu`).
+                act = 0.5 * g * (1.0 + np.tanh(np.sqrt(2.0 / np.pi) * (g + 0.044715 * g**3)))
+            else:
+                act = g / (1.0 + np.exp(-g))
+            d = (act * u) @ self.t[f"{p}.ffn_down.weight"].T
+            if c.gemma:
+                d = self._rms(d, self.t[f"{p}.post_ffw_norm.weight"])
+            x = x + d
         return self._rms(x, self.t["output_norm.weight"]) @ self.head.T

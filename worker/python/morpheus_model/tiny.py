@@ -27,8 +27,9 @@ MIXED = [
 ]
 FORMATS = ("q4_1", "mixed")
 # `arch`: the GGUF architecture and what it adds (drawn from a second generator, so the llama model's
-# bytes stay the same): llama3 Llama 3.1's RoPE frequency factors, qwen2 Q/K/V biases, qwen3 Q/K norms.
-ARCHS = ("llama", "llama3", "qwen2", "qwen3")
+# bytes stay the same): llama3 Llama 3.1's RoPE frequency factors, qwen2 Q/K/V biases, qwen3 Q/K norms,
+# gemma3: six layers (five local, one global), a 16-position window, GELU, post-norms, Q/K norms.
+ARCHS = ("llama", "llama3", "qwen2", "qwen3", "gemma3")
 
 
 def quantize(w: np.ndarray, qtype: GGMLQuantizationType) -> np.ndarray:
@@ -73,6 +74,8 @@ def write(path: Path, seed: int = 7, formats: str = "q4_1", arch: str = "llama")
     # Wide enough that the GGUF spans three 1 MiB chunks with a short last piece: the weights file
     # is what liveness proofs read, and the tests prove every chunk of it.
     layers, hidden, inter, heads, kv_heads = 2, 256, 2048, 4, 2
+    if arch == "gemma3":
+        layers, inter = 6, 512
     hd = hidden // heads
     tokens = SPECIALS + _bytes_to_unicode() + [a + b for a, b in MERGES]
     types = [3] * len(SPECIALS) + [1] * (len(tokens) - len(SPECIALS))
@@ -86,7 +89,11 @@ def write(path: Path, seed: int = 7, formats: str = "q4_1", arch: str = "llama")
     w.add_feed_forward_length(inter)
     w.add_head_count(heads)
     w.add_head_count_kv(kv_heads)
-    w.add_rope_freq_base(10000.0)
+    w.add_rope_freq_base(10000.0 if arch != "gemma3" else 1_000_000.0)
+    if arch == "gemma3":
+        w.add_key_length(hd)
+        w.add_value_length(hd)
+        w.add_sliding_window(16)
     w.add_layer_norm_rms_eps(1e-5)
     w.add_vocab_size(vocab)
     w.add_tokenizer_model("gpt2")
@@ -132,7 +139,10 @@ def write(path: Path, seed: int = 7, formats: str = "q4_1", arch: str = "llama")
         if arch == "qwen2":
             for name, rows in (("attn_q", heads * hd), ("attn_k", kv_heads * hd), ("attn_v", kv_heads * hd)):
                 w.add_tensor(f"{p}.{name}.bias", (0.5 * extra.standard_normal(rows)).astype(np.float32))
-        if arch == "qwen3":
+        if arch == "gemma3":
+            for name in ("post_attention_norm", "post_ffw_norm"):
+                w.add_tensor(f"{p}.{name}.weight", (1.0 + 0.3 * extra.standard_normal(hidden)).astype(np.float32))
+        if arch in ("qwen3", "gemma3"):
             for name in ("attn_q_norm", "attn_k_norm"):
                 w.add_tensor(f"{p}.{name}.weight", (1.0 + 0.3 * extra.standard_normal(hd)).astype(np.float32))
     w.write_header_to_file()

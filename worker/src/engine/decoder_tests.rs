@@ -181,3 +181,33 @@ fn prompts_of_different_lengths_prefilled_together_answer_as_each_alone() {
         }
     }
 }
+
+#[test]
+fn a_prompt_longer_than_gemmas_window_runs_at_once_as_token_by_token() {
+    // Gemma 3's sliding-window layers (16 positions in the tiny model): the prompt path (many
+    // positions in one run) must mask as the decode path does (`verify` checks that one against
+    // the numpy reference).
+    let dir = morpheus_testkit::tiny_arch_model("gemma3");
+    let meta = ModelMeta::read(&dir).expect("meta");
+    let lib = morpheus_testkit::ort_library().expect("ONNX Runtime library");
+    let env = runtime::environment(&lib).expect("ONNX Runtime loads");
+    let cfg = EngineConfig {
+        max_batch: 2,
+        max_context: 64,
+        threads: 2,
+        device: Device::Cpu,
+        max_queue: 2,
+        ..Default::default()
+    };
+    let mut d = Decoder::load(&env, &dir.join(&meta.model_file), &meta, &cfg).expect("loads");
+    let prompt: Vec<u32> = (0..40).map(|i| (i * 13 + 7) % 250 + 3).collect();
+    let whole = d.run_slots(0, &[(0, &prompt)]).expect("whole");
+    let mut last = Vec::new();
+    for (i, t) in prompt.iter().enumerate() {
+        last = d
+            .run_slots(1, &[(i, std::slice::from_ref(t))])
+            .expect("one");
+    }
+    let c = cosine(&whole, &last);
+    assert!(c > 0.99999, "cosine {c}");
+}

@@ -3,8 +3,8 @@
 //! Inputs: `A` float `[.., K]` (`[.., 2K]` with `activation = "swiglu"`), `B` uint8, the packed
 //! weight (see the module docs), optional `norm_weight` float `[K]` (with `"rmsnorm"`), optional
 //! `residual` float `[.., N]`, added to the result. Output: `Y` float `[.., N]`. Attributes:
-//! `format` (`"q4_0"`, `"q4_1"`, `"q5_0"`, `"q5_1"`, `"q8_0"`, `"q4_k"`, `"q5_k"`, `"q6_k"`), `N`, `K`, `activation` (`"none"`, the default, `"swiglu"` or
-//! `"rmsnorm"`), `epsilon` (RMSNorm's, default 1e-5).
+//! `format` (`"q4_0"`, `"q4_1"`, `"q5_0"`, `"q5_1"`, `"q8_0"`, `"q4_k"`, `"q5_k"`, `"q6_k"`), `N`, `K`, `activation` (`"none"`, the default, `"swiglu"`,
+//! `"geglu"` or `"rmsnorm"`), `epsilon` (RMSNorm's, default 1e-5).
 //!
 //! With the norm before and the residual add after, a Llama layer is five nodes: Q|K|V (norm),
 //! attention, O (+ residual), gate|up (norm), down (SwiGLU, + residual).
@@ -98,7 +98,7 @@ impl Operator for BlockMatMul {
         let activation = info.get::<String>("activation").unwrap_or_default();
         let activation = Activation::parse(&activation).ok_or_else(|| {
             bad(format!(
-                "unknown activation `{activation}` (none, swiglu or rmsnorm)"
+                "unknown activation `{activation}` (none, swiglu, geglu or rmsnorm)"
             ))
         })?;
         let epsilon = info.get::<f32>("epsilon").unwrap_or(1e-5);
@@ -154,6 +154,7 @@ impl Kernel for BlockMatMulKernel {
         let prologue = match (self.activation, &gamma) {
             (Activation::None, _) => Prologue::None,
             (Activation::SwiGlu, _) => Prologue::SwiGlu,
+            (Activation::GeGlu, _) => Prologue::GeGlu,
             (Activation::RmsNorm, Some(g)) => {
                 let (_, gamma) = g.try_extract_tensor::<f32>()?;
                 if gamma.len() != self.k {

@@ -16,6 +16,9 @@ pub(crate) enum Activation {
     /// RMSNorm with a weight (the operator's third input) and `epsilon`: the layer norms before
     /// attention, the MLP and the output head, without a graph node of their own.
     RmsNorm,
+    /// `gelu(gate) * up` (GELU's tanh form, as GGML's `ggml_gelu`) of an input `[.., 2k]`:
+    /// Gemma's MLP.
+    GeGlu,
 }
 
 impl Activation {
@@ -25,6 +28,7 @@ impl Activation {
             "" | "none" => Some(Self::None),
             "swiglu" => Some(Self::SwiGlu),
             "rmsnorm" => Some(Self::RmsNorm),
+            "geglu" => Some(Self::GeGlu),
             _ => None,
         }
     }
@@ -37,6 +41,8 @@ pub(crate) enum Prologue<'a> {
     None,
     /// See [`Activation::SwiGlu`].
     SwiGlu,
+    /// See [`Activation::GeGlu`].
+    GeGlu,
     /// `x / sqrt(mean(x^2) + eps) * gamma`, `gamma` `k` long.
     RmsNorm { gamma: &'a [f32], eps: f32 },
 }
@@ -45,7 +51,7 @@ impl Prologue<'_> {
     /// Input width the operator takes for a weight of `k` inputs.
     pub(crate) fn input_width(self, k: usize) -> usize {
         match self {
-            Self::SwiGlu => 2 * k,
+            Self::SwiGlu | Self::GeGlu => 2 * k,
             Self::None | Self::RmsNorm { .. } => k,
         }
     }
@@ -154,6 +160,13 @@ impl Quantized {
             match act {
                 Prologue::None => {}
                 Prologue::SwiGlu => swiglu = true,
+                Prologue::GeGlu => {
+                    let (gate, up) = x.split_at(k);
+                    for ((n, &g), &u) in normed.iter_mut().zip(gate).zip(up) {
+                        *n = gelu_tanh(g) * u;
+                    }
+                    x = &normed;
+                }
                 Prologue::RmsNorm { gamma, eps } => {
                     let mean = x.iter().map(|v| v * v).sum::<f32>() / k as f32;
                     let inv = 1.0 / (mean + eps).sqrt();
@@ -263,6 +276,12 @@ impl Quantized {
             self.rsum[i] = rsum;
         }
     }
+}
+
+/// GELU's tanh form: `0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3)))`.
+pub(crate) fn gelu_tanh(x: f32) -> f32 {
+    const SQRT_2_OVER_PI: f32 = 0.797_884_6;
+    0.5 * x * (1.0 + (SQRT_2_OVER_PI * x.mul_add(0.044_715 * x * x, x)).tanh())
 }
 
 /// [`Quantized::quantize_row`] compiled for AVX2 (rounding and the block loops vectorise).

@@ -328,6 +328,39 @@ fn swiglu_is_applied_before_quantising() {
 }
 
 #[test]
+fn geglu_is_applied_before_quantising() {
+    let mut rng = Rng::new(4);
+    let (rows, k) = (2, 64);
+    let x = activations(rows, 2 * k, &mut rng);
+    let gelu = |v: f64| {
+        0.5 * v * (1.0 + ((2.0 / std::f64::consts::PI).sqrt() * (v + 0.044715 * v.powi(3))).tanh())
+    };
+    let act: Vec<f32> = (0..rows)
+        .flat_map(|r| {
+            let row = &x[r * 2 * k..(r + 1) * 2 * k];
+            (0..k)
+                .map(|i| (gelu(f64::from(row[i])) * f64::from(row[k + i])) as f32)
+                .collect::<Vec<_>>()
+        })
+        .collect();
+    for isa in isas() {
+        let mut fused = Quantized::default();
+        fused.quantize(isa, &x, rows, k, Prologue::GeGlu, true);
+        let mut plain = Quantized::default();
+        plain.quantize(Isa::Portable, &act, rows, k, Prologue::None, true);
+        for (i, (f, p)) in fused.q.iter().zip(&plain.q).enumerate() {
+            assert!(
+                (i16::from(*f) - i16::from(*p)).abs() <= 1,
+                "{isa:?} q[{i}]: {f} vs {p}"
+            );
+        }
+        for (f, p) in fused.d.iter().zip(&plain.d) {
+            assert!((f - p).abs() <= 1e-6 * p.abs(), "{isa:?} scale {f} vs {p}");
+        }
+    }
+}
+
+#[test]
 fn every_isa_quantises_alike() {
     let mut rng = Rng::new(5);
     let (rows, k) = (3, 576);

@@ -41,7 +41,7 @@ impl Kernels {
 #[derive(Debug, Clone)]
 pub struct PrepareOptions {
     /// `tiny` (the fixed-seed test model), `tiny-mixed` (the same in every GGML block format the
-    /// kernels take), `tiny-llama3`, `tiny-qwen2`, `tiny-qwen3` (those architectures), a known
+    /// kernels take), `tiny-llama3`, `tiny-qwen2`, `tiny-qwen3`, `tiny-gemma3` (those architectures), a known
     /// source name (`smollm2`) or a GGUF path.
     pub source: String,
     /// Output directory.
@@ -79,7 +79,7 @@ pub fn prepare(opts: &PrepareOptions) -> Result<ModelMeta> {
     if opts.source == "tiny" {
         cmd.arg("tiny");
     } else if let Some(variant) = opts.source.strip_prefix("tiny-") {
-        // `tiny-mixed` (every block format), or `tiny-<arch>` (llama3, qwen2, qwen3).
+        // `tiny-mixed` (every block format), or `tiny-<arch>` (llama3, qwen2, qwen3, gemma3).
         cmd.arg("tiny");
         if variant == "mixed" {
             cmd.args(["--formats", "mixed"]);

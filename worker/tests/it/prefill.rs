@@ -92,6 +92,9 @@ async fn prompts_waiting_together_share_a_prefill_and_answer_as_alone() {
     assert_eq!(together, alone);
     // The long one ran alone; the four shared fewer runs than one each.
     let runs = prompt_runs(&metrics) - prompts.len() as u64 - 1;
-    assert!(runs < prompts.len() as u64, "{runs} prefill runs for 4 waiting prompts");
+    assert!(
+        runs < prompts.len() as u64,
+        "{runs} prefill runs for 4 waiting prompts"
+    );
     engine.shutdown();
 }
