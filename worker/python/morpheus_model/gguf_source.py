@@ -73,6 +73,11 @@ class TokenizerData:
     pad_id: int | None
     add_bos: bool
     chat_template: str | None
+    # SentencePiece (`llama`) tokenizers: each token's score (merge priority), the unknown token,
+    # and whether a space is put before the text.
+    scores: list[float] = field(default_factory=list)
+    unk_id: int | None = None
+    add_space_prefix: bool = True
 
 
 @dataclass
@@ -138,6 +143,9 @@ def load(path: Path) -> GgufModel:
         pad_id=_opt_int(_field(reader, "tokenizer.ggml.padding_token_id")),
         add_bos=bool(_field(reader, "tokenizer.ggml.add_bos_token", False)),
         chat_template=_field(reader, "tokenizer.chat_template"),
+        scores=[float(v) for v in _field(reader, "tokenizer.ggml.scores", [])],
+        unk_id=_opt_int(_field(reader, "tokenizer.ggml.unknown_token_id")),
+        add_space_prefix=bool(_field(reader, "tokenizer.ggml.add_space_prefix", True)),
     )
     model = GgufModel(path=path, config=config, tokenizer=tok)
     for t in reader.tensors:

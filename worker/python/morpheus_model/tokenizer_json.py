@@ -47,10 +47,72 @@ def _pre_tokenizer(pre: str) -> dict:
     raise ValueError(f"pre-tokenizer {pre!r} is not supported")
 
 
+CONTROL, USER_DEFINED, BYTE = 3, 4, 6
+
+
+def sentencepiece_merges(tok: TokenizerData) -> list[list[str]]:
+    """BPE merges of a SentencePiece vocabulary, from its scores: every split of a token into two
+    tokens is a merge, ranked by the merged token's score (higher first), as SentencePiece's BPE
+    (and llama.cpp's `llama` tokenizer) merge the best-scoring pair first."""
+    ids = {t: i for i, t in enumerate(tok.tokens)}
+    merges = []
+    for i, (t, ty) in enumerate(zip(tok.tokens, tok.token_types)):
+        if ty != NORMAL or len(t) < 2:
+            continue
+        local = [(ids[t[:j]], ids[t[j:]]) for j in range(1, len(t)) if t[:j] in ids and t[j:] in ids]
+        merges.extend((-tok.scores[i], i, a, b) for a, b in sorted(local))
+    merges.sort()
+    return [[tok.tokens[a], tok.tokens[b]] for _, _, a, b in merges]
+
+
+def build_sentencepiece(tok: TokenizerData) -> dict:
+    """tokenizer.json for GGML's `llama` (SentencePiece BPE) tokenizer: spaces as U+2581, merges by
+    score, unknown characters as their UTF-8 bytes (`<0xNN>` tokens); control tokens are special,
+    user-defined ones (Gemma's runs of newlines) matched whole before the model."""
+    if len(tok.scores) != len(tok.tokens):
+        raise ValueError("a SentencePiece tokenizer without a score per token")
+    added = [
+        {"id": i, "content": t, "single_word": False, "lstrip": False, "rstrip": False, "normalized": False,
+         "special": ty == CONTROL}
+        for i, (t, ty) in enumerate(zip(tok.tokens, tok.token_types))
+        if ty in (CONTROL, USER_DEFINED)
+    ]
+    space = {"type": "Replace", "pattern": {"String": " "}, "content": "\u2581"}
+    normalizer = space
+    decoders = [{"type": "Replace", "pattern": {"String": "\u2581"}, "content": " "}, {"type": "ByteFallback"},
+                {"type": "Fuse"}]
+    if tok.add_space_prefix:
+        normalizer = {"type": "Sequence", "normalizers": [{"type": "Prepend", "prepend": "\u2581"}, space]}
+        decoders.append({"type": "Strip", "content": " ", "start": 1, "stop": 0})
+    doc = _document(tok, added, _sentencepiece_model(tok))
+    doc["normalizer"] = normalizer
+    doc["pre_tokenizer"] = None
+    doc["decoder"] = {"type": "Sequence", "decoders": decoders}
+    return doc
+
+
+def _sentencepiece_model(tok: TokenizerData) -> dict:
+    return {
+        "type": "BPE",
+        "dropout": None,
+        "unk_token": None if tok.unk_id is None else tok.tokens[tok.unk_id],
+        "continuing_subword_prefix": None,
+        "end_of_word_suffix": None,
+        "fuse_unk": True,
+        "byte_fallback": True,
+        "ignore_merges": False,
+        "vocab": {t: i for i, t in enumerate(tok.tokens)},
+        "merges": sentencepiece_merges(tok),
+    }
+
+
 def build(tok: TokenizerData) -> dict:
     """The tokenizer.json document."""
+    if tok.model == "llama":
+        return build_sentencepiece(tok)
     if tok.model != "gpt2":
-        raise ValueError(f"tokenizer model {tok.model!r} is not supported (expected gpt2 byte-level BPE)")
+        raise ValueError(f"tokenizer model {tok.model!r} is not supported (gpt2 byte-level BPE or llama "
+                         f"SentencePiece)")
     added = [
         {
             "id": i,
@@ -64,6 +126,24 @@ def build(tok: TokenizerData) -> dict:
         for i, (t, ty) in enumerate(zip(tok.tokens, tok.token_types))
         if ty != NORMAL
     ]
+    model = {
+        "type": "BPE",
+        "dropout": None,
+        "unk_token": None,
+        "continuing_subword_prefix": None,
+        "end_of_word_suffix": None,
+        "fuse_unk": False,
+        "byte_fallback": False,
+        "ignore_merges": False,
+        "vocab": {t: i for i, t in enumerate(tok.tokens)},
+        "merges": tok.merges,
+    }
+    return _document(tok, added, model)
+
+
+def _document(tok: TokenizerData, added: list[dict], model: dict) -> dict:
+    """The document around `model` (byte-level BPE's normaliser, pre-tokenizer and decoder; the
+    SentencePiece builder replaces those three)."""
     post = {"type": "ByteLevel", "add_prefix_space": True, "trim_offsets": False, "use_regex": True}
     if tok.add_bos and tok.bos_id is not None:
         bos = tok.tokens[tok.bos_id]
@@ -80,19 +160,8 @@ def build(tok: TokenizerData) -> dict:
         "padding": None,
         "added_tokens": added,
         "normalizer": None,
-        "pre_tokenizer": _pre_tokenizer(tok.pre),
+        "pre_tokenizer": _pre_tokenizer(tok.pre) if tok.model == "gpt2" else None,
         "post_processor": post,
         "decoder": {"type": "ByteLevel", "add_prefix_space": True, "trim_offsets": True, "use_regex": True},
-        "model": {
-            "type": "BPE",
-            "dropout": None,
-            "unk_token": None,
-            "continuing_subword_prefix": None,
-            "end_of_word_suffix": None,
-            "fuse_unk": False,
-            "byte_fallback": False,
-            "ignore_merges": False,
-            "vocab": {t: i for i, t in enumerate(tok.tokens)},
-            "merges": tok.merges,
-        },
+        "model": model,
     }

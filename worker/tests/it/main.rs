@@ -8,6 +8,7 @@ mod chat;
 mod choices;
 mod common;
 mod completions;
+mod gemma3;
 mod liveness;
 mod openai_client;
 mod prefill;
