@@ -64,7 +64,7 @@ call = t.choices[0].message.tool_calls[0]
 assert t.choices[0].finish_reason == "tool_calls" and call.function.name == "get_weather", t
 assert isinstance(json.loads(call.function.arguments)["city"], str), call
 back = client.chat.completions.create(
-    model=model, max_tokens=5, tools=tools, tool_choice="none",
+    model=model, max_tokens=5, temperature=0, seed=1, tools=tools, tool_choice="none",
     messages=ask + [t.choices[0].message, {"role": "tool", "tool_call_id": call.id, "content": "sunny"}])
 assert back.choices[0].message.content and not back.choices[0].message.tool_calls, back
 deltas = [c.choices[0].delta.tool_calls for c in client.chat.completions.create(
