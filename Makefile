@@ -124,6 +124,7 @@ bench: deps build $(VENV)/.bench $(WORKER) ## benchmarks: gas, and inference aga
 	$(WORKER) bench --model models/smollm2 --gguf smollm2 --threads 2 --repeats 5 --json bench/results.json
 	$(WORKER) model kernels
 	cargo run -q --release -p morpheus-cli --example protocol_overhead -- 200
+	cargo run -q --release -p morpheus-router --example load -- --pairs 4000
 
 slither: deps build ## static analysis of the contracts
 	$(PY) -m pip install --quiet slither-analyzer==0.11.6

@@ -95,6 +95,9 @@ async fn main() -> eyre::Result<()> {
     );
     config.allow_private_endpoints = true;
     config.slow_threshold_pct = 1_000_000;
+    // One user sends every request, faster than a user's default rate limit allows.
+    config.user_rate_limit = morpheus_router::RateLimit::OFF;
+    config.ip_rate_limit = morpheus_router::RateLimit::OFF;
     let router_listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let router_url = format!("http://{}", router_listener.local_addr()?);
     let state = AppState::connect(config).await?;

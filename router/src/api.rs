@@ -19,7 +19,10 @@ use serde::de::DeserializeOwned;
 use tokio::net::TcpListener;
 use tracing::{error, info};
 
-use crate::{AppState, Error, Result};
+use crate::{
+    AppState, Error, Result,
+    request_context::{RefusalCode, request_context},
+};
 
 /// Largest request body accepted on any route: a signed request with 32 exclusions is under
 /// 4 KiB; a bigger body is refused 413 before it is read further.
@@ -43,6 +46,10 @@ pub fn router(state: AppState) -> axum::Router {
         .route("/readyz", get(readyz))
         .fallback(|| async { Error::BadRequest("no such route".into()).into_response() })
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            request_context,
+        ))
         .with_state(state)
 }
 
@@ -83,17 +90,29 @@ pub async fn run(
     info!(target: "router::api", %addr, router = %state.address(), "serving");
     // Settling expired sessions runs beside the server and stops with it.
     let settler = tokio::spawn(state.clone().settle_forever());
+    // Reconciling with the chain's claim records too: a voucher asked for meanwhile reconciles
+    // its own provider first.
+    let reconciling = {
+        let state = state.clone();
+        tokio::spawn(async move {
+            if let Err(e) = state.reconcile_all().await {
+                tracing::warn!(target: "router::reconcile", error = %e, "reconciling at start failed; each voucher reconciles its provider");
+            }
+        })
+    };
     let served = axum::serve(
         // Small writes (an SSE chunk, a short JSON answer) go out at once: with Nagle's
         // algorithm the first token waits for the client's delayed ACK, 40 ms on Linux.
         axum::serve::ListenerExt::tap_io(listener, |tcp| {
             let _ = tcp.set_nodelay(true);
         }),
-        router(state),
+        // The client's address, for its rate limit (`request_context.rs`).
+        router(state).into_make_service_with_connect_info::<std::net::SocketAddr>(),
     )
     .with_graceful_shutdown(shutdown)
     .await;
     settler.abort();
+    reconciling.abort();
     served?;
     info!(target: "router::api", %addr, "stopped");
     Ok(())
@@ -115,11 +134,13 @@ impl IntoResponse for Error {
         };
         let status = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
         let mut response = (status, Json(body)).into_response();
-        if let Self::Busy { retry_after, .. } = self {
+        if let Self::Busy { retry_after, .. } | Self::RateLimited { retry_after, .. } = self {
             response
                 .headers_mut()
                 .insert(header::RETRY_AFTER, HeaderValue::from(retry_after));
         }
+        // The middleware counts refusals by this code (`/metrics`).
+        response.extensions_mut().insert(RefusalCode(code));
         response
     }
 }
@@ -176,7 +197,7 @@ async fn providers(
 async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
     (
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
-        crate::metrics::render(&state.queue_figures()),
+        crate::metrics::render(&state.queue_figures(), state.metrics()),
     )
 }
 

@@ -24,7 +24,7 @@ use alloy::{
 };
 use morpheus_sdk::contracts::{Bid, Model, Prices, Protocol, ProviderRecord};
 
-use crate::{Error, Result, select};
+use crate::{Error, Result, metrics::Metrics, select};
 
 /// Values remembered for one block at most; past it, a read goes to the chain and is not kept
 /// (a chain that stops making blocks must not let distinct users grow the memory without end).
@@ -46,6 +46,8 @@ pub(crate) struct ChainView {
     /// The router whose part of a user's allowance is read (`routerUserMax`).
     router: Address,
     snapshot: Mutex<Snapshot>,
+    /// Where the time of each call to the node is counted.
+    metrics: Arc<Metrics>,
 }
 
 #[derive(Debug, Default)]
@@ -63,11 +65,12 @@ struct Snapshot {
 }
 
 impl ChainView {
-    pub(crate) fn new(protocol: Protocol, router: Address) -> Self {
+    pub(crate) fn new(protocol: Protocol, router: Address, metrics: Arc<Metrics>) -> Self {
         Self {
             protocol,
             router,
             snapshot: Mutex::default(),
+            metrics,
         }
     }
 
@@ -79,19 +82,23 @@ impl ChainView {
     /// new (its timestamp). A higher block than the remembered one starts a new snapshot.
     pub(crate) async fn head(&self) -> Result<Head> {
         let provider = self.protocol.provider();
-        let number = provider.get_block_number().await.map_err(rpc)?;
+        let started = std::time::Instant::now();
+        let number = provider.get_block_number().await.map_err(rpc);
+        self.metrics.chain.add(started.elapsed());
+        let number = number?;
         if let Some(head) = self.lock().head.filter(|h| h.number == number) {
             return Ok(head);
         }
+        let started = std::time::Instant::now();
         let block = provider
             .get_block_by_number(BlockNumberOrTag::Number(number))
-            .await
-            .map_err(rpc)?
-            .ok_or_else(|| {
-                Error::Chain(morpheus_sdk::Error::Rpc(format!(
-                    "the node has no block {number}, its latest"
-                )))
-            })?;
+            .await;
+        self.metrics.chain.add(started.elapsed());
+        let block = block.map_err(rpc)?.ok_or_else(|| {
+            Error::Chain(morpheus_sdk::Error::Rpc(format!(
+                "the node has no block {number}, its latest"
+            )))
+        })?;
         let head = Head {
             number,
             time: block.header.timestamp,
@@ -131,7 +138,10 @@ impl ChainView {
                 return Ok(v.clone());
             }
         }
-        let value = fetch.await?;
+        let started = std::time::Instant::now();
+        let value = fetch.await;
+        self.metrics.chain.add(started.elapsed());
+        let value = value?;
         let mut snapshot = self.lock();
         if snapshot.head == Some(head) && snapshot.entries < MAX_ENTRIES {
             snapshot.entries += 1;

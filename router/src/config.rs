@@ -5,7 +5,7 @@ use std::{path::PathBuf, time::Duration};
 use alloy::signers::local::PrivateKeySigner;
 use morpheus_sdk::Deployment;
 
-use crate::{Error, FailPolicy, Result, record::RecordRule, speed::SpeedRule};
+use crate::{Error, FailPolicy, RateLimit, Result, record::RecordRule, speed::SpeedRule};
 
 /// A router's settings. [`RouterConfig::new`] fills in the defaults.
 #[derive(Debug, Clone)]
@@ -55,6 +55,10 @@ pub struct RouterConfig {
     /// with the remembered reason, not contacted, until it ends. A passed check clears it; 0
     /// remembers nothing.
     pub liveness_cooldown: Duration,
+    /// How long a passed liveness proof stands for the same provider, endpoint and model: the
+    /// requests assigned to it meanwhile are not challenged again. 0 (the default) challenges
+    /// on every assignment; a failed check ends it at once.
+    pub liveness_ttl: Duration,
     /// Whether provider endpoints may be loopback, private, link-local or other non-public
     /// addresses (a devnet on one machine). Off: such endpoints, and names resolving to them,
     /// are refused without being contacted.
@@ -74,6 +78,11 @@ pub struct RouterConfig {
     pub queue_wait: Duration,
     /// How many requests may wait at once, over all models; more are refused at once.
     pub queue_max: usize,
+    /// Requests per client address (the TCP peer) on the `/v1` routes; more are refused 429
+    /// `rate_limited` with `Retry-After` (`rate_limit.rs`).
+    pub ip_rate_limit: RateLimit,
+    /// Compute requests and reports per user (the address the signature recovers to).
+    pub user_rate_limit: RateLimit,
 }
 
 impl RouterConfig {
@@ -82,8 +91,9 @@ impl RouterConfig {
     /// 3 s to connect to a provider, all checks of a request within 5 s, 8 at once, a failure
     /// remembered 30 s, private endpoints refused, expired sessions settled every 10 s and by
     /// the user's report after 6 unanswered requests for the provider's receipt, every failed
-    /// report withholding the credit, and requests waiting up to 10 s for capacity, at most
-    /// 1,024 at once.
+    /// report withholding the credit, requests waiting up to 10 s for capacity, at most 1,024 at
+    /// once, and at most 500 requests a second per client address (1,000 at once) and 20 per
+    /// user (200 at once).
     pub fn new(
         rpc_url: impl Into<String>,
         deployment: Deployment,
@@ -107,12 +117,21 @@ impl RouterConfig {
             liveness_deadline: Duration::from_secs(5),
             liveness_concurrency: 8,
             liveness_cooldown: Duration::from_secs(30),
+            liveness_ttl: Duration::ZERO,
             allow_private_endpoints: false,
             settle_interval: Duration::from_secs(10),
             receipt_attempts: 6,
             fail_policy: FailPolicy::Withhold,
             queue_wait: Duration::from_secs(10),
             queue_max: 1024,
+            ip_rate_limit: RateLimit {
+                per_second: 500.0,
+                burst: 1000.0,
+            },
+            user_rate_limit: RateLimit {
+                per_second: 20.0,
+                burst: 200.0,
+            },
         }
     }
 
@@ -139,6 +158,19 @@ impl RouterConfig {
         }
         if self.receipt_attempts == 0 {
             return refuse("the receipt attempts must be at least 1");
+        }
+        for (which, limit) in [
+            ("per client address", self.ip_rate_limit),
+            ("per user", self.user_rate_limit),
+        ] {
+            if !limit.per_second.is_finite() || limit.per_second < 0.0 {
+                return refuse(&format!(
+                    "the rate limit {which} must be 0 (off) or a number of requests a second"
+                ));
+            }
+            if limit.is_on() && !(limit.burst >= 1.0 && limit.burst.is_finite()) {
+                return refuse(&format!("the burst {which} must be at least 1"));
+            }
         }
         Ok(())
     }

@@ -84,6 +84,15 @@ pub enum Error {
         /// Who signed the report.
         signer: Address,
     },
+    /// Too many requests from one client address or one user: try again after `retry_after`
+    /// seconds.
+    #[error("too many requests from {who}; try again in {retry_after} s")]
+    RateLimited {
+        /// The client address or the user.
+        who: String,
+        /// Seconds until a request is accepted again (the `Retry-After` header).
+        retry_after: u64,
+    },
     /// A request body over the router's limit ([`MAX_BODY_BYTES`](crate::api::MAX_BODY_BYTES)).
     #[error("the request body is over {limit} bytes")]
     TooLarge {
@@ -167,6 +176,7 @@ impl Error {
             Self::UnknownModel(_) => (404, "not_found_error", "unknown_model"),
             Self::NoProvider { .. } => (503, "service_unavailable", "no_provider"),
             Self::Busy { .. } => (503, "service_unavailable", "busy"),
+            Self::RateLimited { .. } => (429, "rate_limit_error", "rate_limited"),
             Self::UnknownSession(_) => (404, "not_found_error", "unknown_session"),
             Self::WrongReporter { .. } => (403, "permission_error", "wrong_reporter"),
             Self::AlreadyReported(_) => (409, "invalid_request_error", "already_reported"),

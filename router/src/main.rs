@@ -5,7 +5,7 @@ use std::{net::SocketAddr, path::PathBuf, time::Duration};
 use alloy::signers::{Signer, local::PrivateKeySigner};
 use clap::{Parser, Subcommand};
 use eyre::WrapErr;
-use morpheus_router::{AppState, FailPolicy, RouterConfig};
+use morpheus_router::{AppState, FailPolicy, RateLimit, RouterConfig};
 use morpheus_sdk::Deployment;
 use tracing_subscriber::EnvFilter;
 
@@ -78,6 +78,10 @@ struct Serve {
     /// Seconds a provider endpoint that failed a check is not contacted again (0: none).
     #[arg(long, env = "MORPHEUS_LIVENESS_COOLDOWN", default_value_t = 30)]
     liveness_cooldown: u64,
+    /// Seconds a passed liveness proof stands for the same provider, endpoint and model (0:
+    /// every assignment is challenged).
+    #[arg(long, env = "MORPHEUS_LIVENESS_TTL", default_value_t = 0)]
+    liveness_ttl: u64,
     /// Allow provider endpoints on loopback, private and other non-public addresses (a devnet).
     #[arg(long, env = "MORPHEUS_ALLOW_PRIVATE_ENDPOINTS")]
     allow_private_endpoints: bool,
@@ -101,6 +105,19 @@ struct Serve {
     /// Requests that may wait at once, over all models; more are refused at once (503).
     #[arg(long, env = "MORPHEUS_QUEUE_MAX", default_value_t = 1024)]
     queue_max: usize,
+    /// Requests a second per client address on the /v1 routes (0: no limit); more are refused
+    /// 429 with Retry-After.
+    #[arg(long, env = "MORPHEUS_IP_RATE", default_value_t = 500.0)]
+    ip_rate: f64,
+    /// Requests one client address may send at once before its rate applies.
+    #[arg(long, env = "MORPHEUS_IP_BURST", default_value_t = 1000.0)]
+    ip_burst: f64,
+    /// Compute requests and reports a second per user (0: no limit).
+    #[arg(long, env = "MORPHEUS_USER_RATE", default_value_t = 20.0)]
+    user_rate: f64,
+    /// Requests one user may send at once before its rate applies.
+    #[arg(long, env = "MORPHEUS_USER_BURST", default_value_t = 200.0)]
+    user_burst: f64,
 }
 
 #[tokio::main]
@@ -137,12 +154,21 @@ async fn serve(args: Serve) -> eyre::Result<()> {
     config.liveness_deadline = Duration::from_secs(args.liveness_deadline);
     config.liveness_concurrency = args.liveness_concurrency;
     config.liveness_cooldown = Duration::from_secs(args.liveness_cooldown);
+    config.liveness_ttl = Duration::from_secs(args.liveness_ttl);
     config.allow_private_endpoints = args.allow_private_endpoints;
     config.settle_interval = Duration::from_secs(args.settle_interval);
     config.receipt_attempts = args.receipt_attempts;
     config.fail_policy = args.fail_policy;
     config.queue_wait = Duration::from_secs(args.queue_wait);
     config.queue_max = args.queue_max;
+    config.ip_rate_limit = RateLimit {
+        per_second: args.ip_rate,
+        burst: args.ip_burst,
+    };
+    config.user_rate_limit = RateLimit {
+        per_second: args.user_rate,
+        burst: args.user_burst,
+    };
     let state = AppState::connect(config).await?;
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await

@@ -1,6 +1,7 @@
 //! What the router does per request, independent of HTTP.
 
 use std::{
+    net::IpAddr,
     sync::Arc,
     time::{Duration, SystemTime, UNIX_EPOCH},
 };
@@ -24,7 +25,10 @@ use crate::{
     Error, FailPolicy, Result, RouterConfig,
     chain_view::{ChainView, Head},
     credit, fail,
+    metrics::Metrics,
     queue::{self, WaitQueues},
+    rate_limit::Limiter,
+    reconcile::Counters,
     select::{self, Checks},
     store::{
         self, Booking, NewSession, SessionTerms, Store,
@@ -66,7 +70,18 @@ struct Inner {
     store: Arc<Store>,
     /// Requests waiting for a provider's place, by the user's stake (`queue.rs`).
     queues: Arc<WaitQueues>,
+    /// Requests per client address and per user (`rate_limit.rs`).
+    ips: Limiter<IpAddr>,
+    users: Limiter<Address>,
+    /// The figures `/metrics` shows (`metrics.rs`).
+    metrics: Arc<Metrics>,
+    /// The bids' terms per model last written to the bid history: a request that reads the
+    /// same terms writes nothing.
+    observed: std::sync::Mutex<std::collections::HashMap<B256, Vec<BidTerms>>>,
 }
+
+/// A bid's provider, price per token and capacity: what the bid history records.
+type BidTerms = (Address, U256, U256);
 
 /// One try at assigning a provider.
 enum Attempt {
@@ -97,10 +112,15 @@ impl AppState {
         let path = config.db_path.clone();
         let store = tokio::task::spawn_blocking(move || Store::open(&path)).await??;
         info!(target: "router", router = %signer, db = %config.db_path.display(), "ready");
+        let metrics = Arc::new(Metrics::default());
         Ok(Self(Arc::new(Inner {
             domain: config.deployment.domain(),
             queues: Arc::new(WaitQueues::new(config.queue_max)),
-            view: ChainView::new(protocol.clone(), signer),
+            view: ChainView::new(protocol.clone(), signer, Arc::clone(&metrics)),
+            ips: Limiter::new(config.ip_rate_limit),
+            users: Limiter::new(config.user_rate_limit),
+            metrics,
+            observed: std::sync::Mutex::default(),
             config,
             protocol,
             checks,
@@ -114,7 +134,38 @@ impl AppState {
         T: Send + 'static,
         F: FnOnce(&Store) -> Result<T> + Send + 'static,
     {
-        store::blocking(&self.0.store, f).await
+        let started = std::time::Instant::now();
+        let result = store::blocking(&self.0.store, f).await;
+        self.0.metrics.db.add(started.elapsed());
+        result
+    }
+
+    /// The figures `/metrics` shows.
+    pub(crate) fn metrics(&self) -> &Metrics {
+        &self.0.metrics
+    }
+
+    /// Takes one request from the client address's rate limit, or refuses it
+    /// ([`Error::RateLimited`]).
+    pub(crate) fn limit_ip(&self, ip: IpAddr) -> Result<()> {
+        self.0
+            .ips
+            .take(&ip, std::time::Instant::now())
+            .map_err(|retry_after| Error::RateLimited {
+                who: format!("client address {ip}"),
+                retry_after,
+            })
+    }
+
+    /// Takes one request from the user's rate limit (the user a signature recovered to).
+    fn limit_user(&self, user: Address) -> Result<()> {
+        self.0
+            .users
+            .take(&user, std::time::Instant::now())
+            .map_err(|retry_after| Error::RateLimited {
+                who: format!("user {user}"),
+                retry_after,
+            })
     }
 
     /// The bidders for `model_id` at `head` in the order `preferences` ask for, with their
@@ -128,18 +179,35 @@ impl AppState {
     ) -> Result<Vec<select::Candidate>> {
         let view = &self.0.view;
         let bids = view.bids(head, model_id).await?;
-        let terms: Vec<(Address, U256, U256)> = bids
+        let terms: Vec<BidTerms> = bids
             .iter()
             .map(|b| (b.provider, b.pricePerToken, b.capacity))
             .collect();
         let rule = self.0.config.record_rule();
+        let seen = self
+            .0
+            .observed
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .get(&model_id)
+            == Some(&terms);
+        let observed = (!seen).then(|| terms.clone());
         let standings = self
             .store(move |s| {
-                s.observe_bids(model_id, &terms, now)?;
+                if !seen {
+                    s.observe_bids(model_id, &terms, now)?;
+                }
                 let providers: Vec<Address> = terms.iter().map(|t| t.0).collect();
                 s.standings(&providers, model_id, rule, now)
             })
             .await?;
+        if let Some(terms) = observed {
+            self.0
+                .observed
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .insert(model_id, terms);
+        }
         select::candidates(
             view,
             head,
@@ -204,6 +272,7 @@ impl AppState {
                 signer,
             });
         }
+        self.limit_user(signer)?;
         let now = unix_now();
         let deadline = u64::try_from(r.deadline).unwrap_or(u64::MAX);
         if deadline < now {
@@ -248,6 +317,7 @@ impl AppState {
             model_id: r.modelId,
             day,
             token_max,
+            deadline,
         };
         let reserved = session.clone();
         self.store(move |s| s.reserve(&reserved, user_max)).await?;
@@ -412,6 +482,7 @@ impl AppState {
                 full = true;
                 continue;
             }
+            self.0.metrics.assigned();
             info!(
                 target: "router::compute",
                 session = %session.session_id, user = %session.user, provider = %provider,
@@ -447,6 +518,7 @@ impl AppState {
                 message: "usage report",
                 reason: e.to_string(),
             })?;
+        self.limit_user(signer)?;
         let id = report.message.sessionId;
         let target: SessionTerms = self.store(move |s| s.report_target(id, signer)).await?;
         let (count, fail_withholds) = tokio::join!(
@@ -461,6 +533,11 @@ impl AppState {
             .await?;
         // The session no longer holds its provider's place.
         self.0.queues.wake();
+        let outcome = serde_json::to_value(receipt.outcome)
+            .ok()
+            .and_then(|v| v.as_str().map(str::to_string))
+            .unwrap_or_else(|| format!("{:?}", receipt.outcome));
+        self.0.metrics.reported(&outcome, receipt.amount);
         info!(
             target: "router::usage",
             session = %receipt.session_id, provider = %receipt.provider,
@@ -562,8 +639,8 @@ impl AppState {
         Ok(asked)
     }
 
-    /// Settles expired sessions and computes closed bootstrap days every `settle_interval`
-    /// until the task is dropped (each write runs to its end regardless: `store::blocking`).
+    /// Settles expired sessions, computes closed bootstrap days and prunes the database every
+    /// `settle_interval` until the task is dropped (each write runs to its end regardless: `store::blocking`).
     pub(crate) async fn settle_forever(self) {
         let mut tick = tokio::time::interval(self.0.config.settle_interval);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -575,7 +652,24 @@ impl AppState {
             if let Err(e) = self.settle_bootstrap().await {
                 warn!(target: "router::bootstrap", error = %e, "computing bootstrap days failed");
             }
+            if let Err(e) = self.prune().await {
+                warn!(target: "router::prune", error = %e, "pruning the database failed");
+            }
         }
+    }
+
+    /// Removes expired nonces and old days' running totals (`store/prune.rs`), the days by the
+    /// chain's clock.
+    pub(crate) async fn prune(&self) -> Result<store::Pruned> {
+        let (today, _) = self.chain_day().await?;
+        let pruned = self.store(move |s| s.prune(unix_now(), today)).await?;
+        if pruned != store::Pruned::default() {
+            info!(
+                target: "router::prune", nonces = pruned.nonces, user_days = pruned.user_days,
+                "pruned"
+            );
+        }
+        Ok(pruned)
     }
 
     /// Computes every closed bootstrap day not computed yet, oldest first (`bootstrap.rs`,
@@ -660,6 +754,7 @@ impl AppState {
         if let Err(e) = self.settle_bootstrap().await {
             warn!(target: "router::bootstrap", error = %e, "computing bootstrap days failed");
         }
+        self.reconcile(provider).await?;
         let (credits, bootstrap) = self
             .store(move |s| Ok((s.credits(provider)?, s.bootstrap_of(provider)?)))
             .await?;
@@ -681,6 +776,60 @@ impl AppState {
             &self.0.domain,
             self.signer(),
         )?)
+    }
+
+    /// Raises the provider's counters to what the chain has paid on this router's vouchers
+    /// (its claim record), where the chain is ahead of the database (`reconcile.rs`), and says
+    /// so in the log. Returns whether anything changed.
+    pub async fn reconcile(&self, provider: Address) -> Result<bool> {
+        let record = self
+            .0
+            .protocol
+            .session_router()
+            .claim_record(self.address(), provider)
+            .await?;
+        let chain = Counters {
+            amount: U256::from(record.paid),
+            bootstrap: U256::from(record.bootstrapPaid),
+            tokens: u64::try_from(record.tokens).unwrap_or(u64::MAX),
+            sessions: record.sessions,
+            failed: record.failed,
+        };
+        let Some((before, after)) = self.store(move |s| s.reconcile(provider, chain)).await? else {
+            return Ok(false);
+        };
+        warn!(
+            target: "router::reconcile", %provider,
+            amount_before = %before.amount, amount = %after.amount,
+            bootstrap_before = %before.bootstrap, bootstrap = %after.bootstrap,
+            tokens_before = before.tokens, tokens = after.tokens,
+            sessions_before = before.sessions, sessions = after.sessions,
+            failed_before = before.failed, failed = after.failed,
+            "the chain had paid more than this database credits: raised to its claim record"
+        );
+        Ok(true)
+    }
+
+    /// Reconciles every provider a claim of this router's vouchers has paid (its
+    /// `VoucherClaimed` events since the deployment): what a start does, so that a lost or
+    /// restored database is mended before any voucher is asked for. Returns how many providers
+    /// were read and how many raised.
+    pub async fn reconcile_all(&self) -> Result<(usize, usize)> {
+        let paid = self
+            .0
+            .protocol
+            .session_router()
+            .providers_paid_by(self.address(), self.0.config.deployment.deploy_block)
+            .await?;
+        let mut raised = 0;
+        for provider in &paid {
+            raised += usize::from(self.reconcile(*provider).await?);
+        }
+        info!(
+            target: "router::reconcile", providers = paid.len(), raised,
+            "reconciled with the chain's claim records"
+        );
+        Ok((paid.len(), raised))
     }
 
     /// Providers with an active bid for the model, in the order the router would try them.

@@ -50,6 +50,10 @@ struct Inner {
     /// The last failed check per (provider, endpoint), until its cool-down ends. A new endpoint
     /// is a new key: a provider that moves is checked at once.
     failed: Mutex<HashMap<(Address, String), Failure>>,
+    /// How long a passed liveness proof stands for the same provider, endpoint and model.
+    pass_ttl: Duration,
+    /// When each (provider, endpoint, model) last proved its weights; only while `pass_ttl`.
+    passed: Mutex<HashMap<(Address, String, B256), Instant>>,
 }
 
 #[derive(Debug)]
@@ -96,6 +100,8 @@ impl Checks {
             cooldown: config.liveness_cooldown,
             allow_private: config.allow_private_endpoints,
             failed: Mutex::default(),
+            pass_ttl: config.liveness_ttl,
+            passed: Mutex::default(),
         })))
     }
 
@@ -201,10 +207,11 @@ impl Checks {
             endpoint::check(&endpoint, self.0.allow_private)
                 .await
                 .map_err(|why| format!("endpoint refused: {why}"))?;
-            if self.0.liveness {
+            if self.0.liveness && !self.passed_recently(provider, &endpoint, model.modelId) {
                 self.liveness(provider, &endpoint, &model)
                     .await
                     .map_err(|why| format!("liveness failed: {why}"))?;
+                self.remember_pass(provider, &endpoint, model.modelId);
             }
             Ok(())
         };
@@ -264,6 +271,32 @@ impl Checks {
         Ok(())
     }
 
+    /// Whether the provider proved the model's weights at this endpoint within `liveness_ttl`.
+    fn passed_recently(&self, provider: Address, endpoint: &str, model: B256) -> bool {
+        !self.0.pass_ttl.is_zero()
+            && self
+                .passes()
+                .get(&(provider, endpoint.to_string(), model))
+                .is_some_and(|at| at.elapsed() < self.0.pass_ttl)
+    }
+
+    fn remember_pass(&self, provider: Address, endpoint: &str, model: B256) {
+        if self.0.pass_ttl.is_zero() {
+            return;
+        }
+        let ttl = self.0.pass_ttl;
+        let mut passed = self.passes();
+        passed.retain(|_, at| at.elapsed() < ttl);
+        passed.insert((provider, endpoint.to_string(), model), Instant::now());
+    }
+
+    fn passes(&self) -> MutexGuard<'_, HashMap<(Address, String, B256), Instant>> {
+        self.0
+            .passed
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
     /// The refusal of a candidate whose last check failed within the cool-down.
     fn cooling(&self, c: &Candidate) -> Option<String> {
         let failed = self.failed();
@@ -285,6 +318,9 @@ impl Checks {
                 failed.remove(&key);
             }
             Err(reason) => {
+                // A failure ends a standing pass at once, for every model at this endpoint.
+                self.passes()
+                    .retain(|(p, e, _), _| !(*p == c.provider && *e == c.endpoint));
                 let cooldown = self.0.cooldown;
                 failed.retain(|_, f| f.at.elapsed() < cooldown);
                 if !cooldown.is_zero() {

@@ -136,7 +136,8 @@ impl Store {
         let days_left = bootstrap_days_left(day, chain.bootstrap_end);
         let share = bootstrap_day_share(chain.reserve, outstanding, chain.share_bps, days_left);
         let allotted = bootstrap_split(share, &credited);
-        tx.execute(
+        super::exec(
+            &tx,
             "INSERT INTO bootstrap_days
                  (day, share, reserve, days_left, share_bps, outstanding, computed_at)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
@@ -152,7 +153,8 @@ impl Store {
         )?;
         let credit_of: HashMap<Address, U256> = credited.into_iter().collect();
         for (provider, amount) in &allotted {
-            tx.execute(
+            super::exec(
+                &tx,
                 "INSERT INTO bootstrap_allotments (day, provider, credited, amount)
                  VALUES (?1, ?2, ?3, ?4)",
                 params![
@@ -179,29 +181,29 @@ impl Store {
 }
 
 fn computed(conn: &Connection, day: u64) -> Result<bool> {
-    Ok(conn
-        .query_row(
-            "SELECT 1 FROM bootstrap_days WHERE day = ?1",
-            params![to_i64(day)],
-            |_| Ok(()),
-        )
-        .optional()?
-        .is_some())
+    Ok(super::query_row(
+        conn,
+        "SELECT 1 FROM bootstrap_days WHERE day = ?1",
+        params![to_i64(day)],
+        |_| Ok(()),
+    )
+    .optional()?
+    .is_some())
 }
 
 /// Whether none of `day`'s assigned sessions is open at `now`: each is reported or expired. A
 /// session reserved but never assigned (`provider` NULL: being assigned, or left by a crash)
 /// does not hold the day open; it has earned nothing yet.
 fn closed(conn: &Connection, day: u64, now: u64) -> Result<bool> {
-    let open = conn
-        .query_row(
-            "SELECT 1 FROM sessions
+    let open = super::query_row(
+        conn,
+        "SELECT 1 FROM sessions
              WHERE day = ?1 AND provider IS NOT NULL AND reported = 0 AND expires_at >= ?2
              LIMIT 1",
-            params![to_i64(day), to_i64(now)],
-            |_| Ok(()),
-        )
-        .optional()?;
+        params![to_i64(day), to_i64(now)],
+        |_| Ok(()),
+    )
+    .optional()?;
     Ok(open.is_none())
 }
 
@@ -274,6 +276,7 @@ mod tests {
             model_id: B256::repeat_byte(9),
             day,
             token_max: 1_000,
+            deadline: u64::MAX / 4,
         };
         store
             .reserve(&session, U256::from(1_000_000))

@@ -30,9 +30,13 @@ use crate::{
 };
 
 pub(crate) mod bootstrap;
+mod migrations;
+mod prune;
 mod receipts;
+mod reconcile;
 mod reputation;
 
+pub(crate) use prune::Pruned;
 pub(crate) use receipts::SessionTerms;
 
 const SCHEMA: &str = "
@@ -99,6 +103,8 @@ pub(crate) struct NewSession {
     pub(crate) model_id: B256,
     pub(crate) day: u64,
     pub(crate) token_max: u64,
+    /// The request's deadline (unix seconds): its nonce is kept at least until then.
+    pub(crate) deadline: u64,
 }
 
 /// A provider's cumulative counters at this router: what its voucher carries.
@@ -150,6 +156,22 @@ where
     tokio::task::spawn_blocking(move || f(&store)).await?
 }
 
+/// `execute` through the connection's statement cache: each statement is parsed once per
+/// connection, not once per call.
+fn exec(conn: &Connection, sql: &str, params: impl rusqlite::Params) -> rusqlite::Result<usize> {
+    conn.prepare_cached(sql)?.execute(params)
+}
+
+/// `query_row` through the connection's statement cache.
+fn query_row<T>(
+    conn: &Connection,
+    sql: &str,
+    params: impl rusqlite::Params,
+    f: impl FnOnce(&rusqlite::Row<'_>) -> rusqlite::Result<T>,
+) -> rusqlite::Result<T> {
+    conn.prepare_cached(sql)?.query_row(params, f)
+}
+
 fn key<T: std::fmt::Debug>(value: &T) -> String {
     // Debug of alloy's addresses and fixed bytes is the full lowercase 0x hex: one spelling.
     format!("{value:?}").to_lowercase()
@@ -193,14 +215,14 @@ impl Store {
         let open = || -> rusqlite::Result<Connection> {
             let mut conn = Connection::open(path)?;
             conn.busy_timeout(std::time::Duration::from_secs(5))?;
+            // Every statement the store runs stays parsed (there are about 60).
+            conn.set_prepared_statement_cache_capacity(128);
             // The first statement that reads the file: where "file is not a database" shows.
             conn.pragma_update(None, "journal_mode", "WAL")?;
             conn.pragma_update(None, "synchronous", "NORMAL")?;
-            conn.execute_batch(SCHEMA)?;
-            add_report_user(&mut conn)?;
-            receipts::add_session_columns(&mut conn)?;
-            reputation::create_tables(&mut conn)?;
-            bootstrap::create_tables(&conn)?;
+            for (version, what) in migrations::migrate(&mut conn)? {
+                tracing::info!(target: "router::store", version, what, "database migrated");
+            }
             Ok(conn)
         };
         let conn = open().map_err(|source| Error::OpenDatabase {
@@ -231,13 +253,8 @@ impl Store {
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
         let (user, nonce) = (key(&s.user), s.nonce.to_string());
         let used_nonce: bool = tx
-            .query_row(
-                "SELECT 1 FROM nonces WHERE user = ?1 AND nonce = ?2",
-                params![user, nonce],
-                |_| Ok(()),
-            )
-            .optional()?
-            .is_some();
+            .prepare_cached("SELECT 1 FROM nonces WHERE user = ?1 AND nonce = ?2")?
+            .exists(params![user, nonce])?;
         if used_nonce {
             return Err(Error::NonceUsed {
                 user: s.user,
@@ -254,22 +271,21 @@ impl Store {
                 used,
             })));
         }
-        tx.execute(
-            "INSERT INTO nonces (user, nonce) VALUES (?1, ?2)",
-            params![user, nonce],
-        )?;
-        tx.execute(
+        tx.prepare_cached("INSERT INTO nonces (user, nonce, deadline) VALUES (?1, ?2, ?3)")?
+            .execute(params![user, nonce, to_i64(s.deadline)])?;
+        tx.prepare_cached(
             "INSERT INTO sessions (session_id, user, nonce, model_id, day, token_max, counted)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?6)",
-            params![
-                key(&s.session_id),
-                user,
-                nonce,
-                key(&s.model_id),
-                to_i64(s.day),
-                to_i64(s.token_max)
-            ],
-        )?;
+        )?
+        .execute(params![
+            key(&s.session_id),
+            user,
+            nonce,
+            key(&s.model_id),
+            to_i64(s.day),
+            to_i64(s.token_max)
+        ])?;
+        count_against_day(&tx, &user, to_i64(s.day), to_i64(s.token_max))?;
         tx.commit()?;
         Ok(())
     }
@@ -280,19 +296,26 @@ impl Store {
         let mut conn = self.conn();
         let tx = conn.transaction()?;
         let id = key(&session_id);
-        let row: Option<(String, String)> = tx
-            .query_row(
-                "SELECT user, nonce FROM sessions WHERE session_id = ?1 AND provider IS NULL",
+        let row: Option<(String, String, i64, i64)> = query_row(
+            &tx,
+            "SELECT user, nonce, day, counted FROM sessions
+                 WHERE session_id = ?1 AND provider IS NULL",
+            params![id],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
+        )
+        .optional()?;
+        if let Some((user, nonce, day, counted)) = row {
+            exec(
+                &tx,
+                "DELETE FROM sessions WHERE session_id = ?1",
                 params![id],
-                |r| Ok((r.get(0)?, r.get(1)?)),
-            )
-            .optional()?;
-        if let Some((user, nonce)) = row {
-            tx.execute("DELETE FROM sessions WHERE session_id = ?1", params![id])?;
-            tx.execute(
+            )?;
+            exec(
+                &tx,
                 "DELETE FROM nonces WHERE user = ?1 AND nonce = ?2",
                 params![user, nonce],
             )?;
+            count_against_day(&tx, &user, day, -counted)?;
         }
         tx.commit()?;
         Ok(())
@@ -321,7 +344,7 @@ impl Store {
         if U256::from(open) >= capacity {
             return Ok(Booking::Full { open });
         }
-        tx.execute(
+        exec(&tx,
             "UPDATE sessions SET provider = ?2, price_per_token = ?3, expires_at = ?4, endpoint = ?5
              WHERE session_id = ?1",
             params![
@@ -395,18 +418,39 @@ impl Store {
             i64,
             Option<i64>,
             i64,
+            (i64, i64),
         );
         let row: Option<Row> = tx
-            .query_row(
+            .prepare_cached(
                 "SELECT user, model_id, token_max, provider, price_per_token, reported, receipt,
-                     settled
+                     settled, day, counted
                  FROM sessions WHERE session_id = ?1",
-                params![id],
-                |r| Row::try_from(r),
-            )
+            )?
+            .query_row(params![id], |r| {
+                Ok((
+                    r.get(0)?,
+                    r.get(1)?,
+                    r.get(2)?,
+                    r.get(3)?,
+                    r.get(4)?,
+                    r.get(5)?,
+                    r.get(6)?,
+                    r.get(7)?,
+                    (r.get(8)?, r.get(9)?),
+                ))
+            })
             .optional()?;
-        let Some((user, model, token_max, Some(provider), Some(price), reported, kept, settled)) =
-            row
+        let Some((
+            user,
+            model,
+            token_max,
+            Some(provider),
+            Some(price),
+            reported,
+            kept,
+            settled,
+            (day, counted_before),
+        )) = row
         else {
             return Err(Error::UnknownSession(report.sessionId));
         };
@@ -492,8 +536,16 @@ impl Store {
             None => Served::Unknown,
         };
         let allowance_tokens = usage::counted_tokens(token_max, Some(tokens), credited, served);
+        let counted_before = read_u64("sessions.counted", counted_before)?;
+        count_against_day(
+            &tx,
+            &key(&user),
+            day,
+            delta(counted_before, allowance_tokens),
+        )?;
 
-        tx.execute(
+        exec(
+            &tx,
             "UPDATE sessions SET reported = 1, tokens = ?2, outcome = ?3, amount = ?4,
                  credited = ?5, receipt = ?6, counted = ?7, settled = ?8
              WHERE session_id = ?1",
@@ -516,13 +568,15 @@ impl Store {
                 .unwrap_or(u64::MAX)
                 .min(MAX_TTFT_MS) as f64
         });
-        tx.execute(
+        exec(
+            &tx,
             "INSERT INTO reports (model_id, provider, ms_per_token, failed, user, ttft_ms)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
             params![model, key(&provider), counted, failed, key(&user), ttft_ms],
         )?;
         if let Some(s) = speed.filter(|s| s.believed && outcome == Outcome::Credited) {
-            tx.execute(
+            exec(
+                &tx,
                 "INSERT INTO speed_samples (model_id, user, report_id, ms_per_token)
                  VALUES (?1, ?2, ?3, ?4)
                  ON CONFLICT (model_id, user) DO UPDATE SET report_id = excluded.report_id,
@@ -533,7 +587,8 @@ impl Store {
         reputation::count_report(&tx, provider, &model, outcome, amount)?;
         // A provider never reported on has all-zero counters: the true starting point.
         let before = credits_of(&tx, &key(&provider))?.unwrap_or_default();
-        tx.execute(
+        exec(
+            &tx,
             "INSERT INTO credits (provider, amount, tokens, sessions, failed)
              VALUES (?1, ?2, ?3, ?4, ?5)
              ON CONFLICT (provider) DO UPDATE SET amount = excluded.amount,
@@ -560,20 +615,39 @@ impl Store {
     }
 }
 
-/// What the user's sessions of `day` count (`usage::counted_tokens`, written with each change).
+/// What the user's sessions of `day` count (`usage::counted_tokens`): the running total that
+/// every change of a session's count keeps ([`count_against_day`]).
 fn used_on(conn: &Connection, user: &str, day: u64) -> Result<u64> {
-    let used: i64 = conn.query_row(
-        "SELECT COALESCE(SUM(counted), 0) FROM sessions WHERE user = ?1 AND day = ?2",
-        params![user, to_i64(day)],
-        |r| r.get(0),
-    )?;
-    read_u64("sessions (tokens used today)", used)
+    let used: Option<i64> = conn
+        .prepare_cached("SELECT counted FROM user_days WHERE user = ?1 AND day = ?2")?
+        .query_row(params![user, to_i64(day)], |r| r.get(0))
+        .optional()?;
+    read_u64("user_days.counted", used.unwrap_or(0))
+}
+
+/// Moves the running total of `user`'s `day` by `delta` tokens, in the transaction that changes
+/// a session's count by as much.
+fn count_against_day(conn: &Connection, user: &str, day: i64, delta: i64) -> Result<()> {
+    if delta != 0 {
+        conn.prepare_cached(
+            "INSERT INTO user_days (user, day, counted) VALUES (?1, ?2, ?3)
+             ON CONFLICT (user, day) DO UPDATE SET counted = counted + excluded.counted",
+        )?
+        .execute(params![user, day, delta])?;
+    }
+    Ok(())
+}
+
+/// The change from `before` to `after` tokens, as a signed count (both are below 2^63).
+fn delta(before: u64, after: u64) -> i64 {
+    to_i64(after) - to_i64(before)
 }
 
 /// Sessions assigned to `provider` that are not reported, not closed by the provider's receipt
 /// and not expired at `now`.
 fn open_sessions(conn: &Connection, provider: Address, now: u64) -> Result<u64> {
-    let n: i64 = conn.query_row(
+    let n: i64 = query_row(
+        conn,
         "SELECT COUNT(*) FROM sessions
          WHERE provider = ?1 AND reported = 0 AND receipt IS NULL AND expires_at >= ?2",
         params![key(&provider), to_i64(now)],
@@ -644,25 +718,24 @@ fn speed_samples(conn: &Connection, model: &str, window: u32) -> Result<Vec<Spee
 
 /// Adds `reports.user` to a database written before reports named their user (`CREATE TABLE IF
 /// NOT EXISTS` leaves an existing table as it was). Its old rows keep NULL there.
-fn add_report_user(conn: &mut Connection) -> rusqlite::Result<()> {
-    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-    let has_user = tx
+fn add_report_user(conn: &Connection) -> rusqlite::Result<()> {
+    let has_user = conn
         .prepare("SELECT 1 FROM pragma_table_info('reports') WHERE name = 'user'")?
         .exists([])?;
     if !has_user {
-        tx.execute_batch("ALTER TABLE reports ADD COLUMN user TEXT")?;
+        conn.execute_batch("ALTER TABLE reports ADD COLUMN user TEXT")?;
     }
-    tx.commit()
+    Ok(())
 }
 
 fn credits_of(conn: &Connection, provider: &str) -> Result<Option<Credits>> {
-    let row: Option<(String, i64, i64, i64)> = conn
-        .query_row(
-            "SELECT amount, tokens, sessions, failed FROM credits WHERE provider = ?1",
-            params![provider],
-            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
-        )
-        .optional()?;
+    let row: Option<(String, i64, i64, i64)> = query_row(
+        conn,
+        "SELECT amount, tokens, sessions, failed FROM credits WHERE provider = ?1",
+        params![provider],
+        |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
+    )
+    .optional()?;
     row.map(|(amount, tokens, sessions, failed)| {
         Ok(Credits {
             amount: read_u256("credits.amount", &amount)?,
@@ -694,6 +767,7 @@ mod tests {
             model_id: B256::repeat_byte(9),
             day: 1,
             token_max: 100,
+            deadline: u64::MAX / 4,
         };
         store
             .reserve(&session, U256::from(10_000))
@@ -824,6 +898,7 @@ mod tests {
             model_id: B256::repeat_byte(9),
             day: 1,
             token_max: 100,
+            deadline: u64::MAX / 4,
         };
         store.reserve(&second, U256::from(1000)).expect("reserve");
         let book = |now| {
@@ -926,8 +1001,11 @@ mod tests {
 
         store
             .conn()
-            .execute_batch("DROP TABLE reputation")
-            .expect("as before the table");
+            .execute_batch(
+                "DROP TABLE reputation; DROP TABLE user_days; DROP INDEX nonces_deadline;
+                 ALTER TABLE nonces DROP COLUMN deadline; PRAGMA user_version = 0;",
+            )
+            .expect("as before the table (and before schema versions)");
         drop(store);
         let reopened = Store::open(&dir.path().join("router.db")).expect("reopen");
         let backfilled = read(&reopened);

@@ -72,13 +72,13 @@ impl Store {
     /// again in its transaction.
     pub(crate) fn report_target(&self, session_id: B256, signer: Address) -> Result<SessionTerms> {
         let conn = self.conn();
-        let row = conn
-            .query_row(
-                &format!("SELECT {TERMS}, reported FROM sessions WHERE session_id = ?1"),
-                params![key(&session_id)],
-                |r| Ok((terms_row(r)?, r.get::<_, i64>(8)?)),
-            )
-            .optional()?;
+        let row = super::query_row(
+            &conn,
+            &format!("SELECT {TERMS}, reported FROM sessions WHERE session_id = ?1"),
+            params![key(&session_id)],
+            |r| Ok((terms_row(r)?, r.get::<_, i64>(8)?)),
+        )
+        .optional()?;
         let Some((row, reported)) = row else {
             return Err(Error::UnknownSession(session_id));
         };
@@ -126,20 +126,44 @@ impl Store {
         let mut conn = self.conn();
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
         let id = key(&session_id);
-        type Row = (i64, i64, Option<i64>, Option<i64>, i64, i64, i64);
-        let row: Option<Row> = tx
-            .query_row(
-                "SELECT token_max, reported, tokens, credited, counted, settled, attempts
+        type Row = (
+            i64,
+            i64,
+            Option<i64>,
+            Option<i64>,
+            i64,
+            i64,
+            i64,
+            (String, i64),
+        );
+        let row: Option<Row> = super::query_row(
+            &tx,
+            "SELECT token_max, reported, tokens, credited, counted, settled, attempts, user,
+                     day
                  FROM sessions WHERE session_id = ?1",
-                params![id],
-                |r| Row::try_from(r),
-            )
-            .optional()?;
-        let Some((token_max, reported, tokens, credited, counted, settled, attempts)) = row else {
+            params![id],
+            |r| {
+                Ok((
+                    r.get(0)?,
+                    r.get(1)?,
+                    r.get(2)?,
+                    r.get(3)?,
+                    r.get(4)?,
+                    r.get(5)?,
+                    r.get(6)?,
+                    (r.get(7)?, r.get(8)?),
+                ))
+            },
+        )
+        .optional()?;
+        let Some((token_max, reported, tokens, credited, before, settled, attempts, (user, day))) =
+            row
+        else {
             return Err(Error::UnknownSession(session_id));
         };
+        let before = read_u64("sessions.counted", before)?;
         if settled != 0 {
-            return read_u64("sessions.counted", counted);
+            return Ok(before);
         }
         let token_max = read_u64("sessions.token_max", token_max)?;
         let reported = match (reported, tokens) {
@@ -161,7 +185,9 @@ impl Store {
             None => Served::Unknown,
         };
         let counted = usage::counted_tokens(token_max, reported, credited, served);
-        tx.execute(
+        super::count_against_day(&tx, &user, day, super::delta(before, counted))?;
+        super::exec(
+            &tx,
             "UPDATE sessions SET receipt = ?2, counted = ?3, settled = ?4, attempts = ?5
              WHERE session_id = ?1",
             params![
@@ -181,8 +207,7 @@ impl Store {
 /// EXISTS` leaves an existing table as it was), and settles the sessions it already held by the
 /// rule they were made under: a reported session counts its reported tokens, an open one its
 /// `tokenMax`. Run at every start; it changes nothing once the columns exist.
-pub(super) fn add_session_columns(conn: &mut Connection) -> rusqlite::Result<()> {
-    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+pub(super) fn add_session_columns(tx: &Connection) -> rusqlite::Result<()> {
     let has = tx
         .prepare("SELECT 1 FROM pragma_table_info('sessions') WHERE name = 'counted'")?
         .exists([])?;
@@ -201,5 +226,5 @@ pub(super) fn add_session_columns(conn: &mut Connection) -> rusqlite::Result<()>
              CREATE INDEX IF NOT EXISTS sessions_due ON sessions (settled, expires_at);",
         )?;
     }
-    tx.commit()
+    Ok(())
 }

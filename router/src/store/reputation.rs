@@ -43,8 +43,7 @@ CREATE INDEX IF NOT EXISTS reports_provider_model ON reports (provider, model_id
 /// Creates the reputation tables and `reports.ttft_ms`; a database from before them gets its
 /// counters from the sessions it already holds. Run at every start; it changes nothing once
 /// the tables exist.
-pub(super) fn create_tables(conn: &mut Connection) -> rusqlite::Result<()> {
-    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+pub(super) fn create_tables(tx: &Connection) -> rusqlite::Result<()> {
     let existed = tx
         .prepare("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'reputation'")?
         .exists([])?;
@@ -57,13 +56,13 @@ pub(super) fn create_tables(conn: &mut Connection) -> rusqlite::Result<()> {
         tx.execute_batch("ALTER TABLE reports ADD COLUMN ttft_ms REAL")?;
     }
     if !existed {
-        backfill(&tx)?;
+        backfill(tx)?;
     }
-    tx.commit()
+    Ok(())
 }
 
 /// The counters of the sessions reported before the table existed.
-fn backfill(tx: &Transaction<'_>) -> rusqlite::Result<()> {
+fn backfill(tx: &Connection) -> rusqlite::Result<()> {
     let mut totals: HashMap<(String, String), (i64, i64, U256)> = HashMap::new();
     {
         let mut rows = tx.prepare(
@@ -87,7 +86,8 @@ fn backfill(tx: &Transaction<'_>) -> rusqlite::Result<()> {
         }
     }
     for ((provider, model), (completed, failed, earned)) in totals {
-        tx.execute(
+        super::exec(
+            tx,
             "INSERT INTO reputation (provider, model_id, completed, failed, earned)
              VALUES (?1, ?2, ?3, ?4, ?5)",
             params![provider, model, completed, failed, earned.to_string()],
@@ -105,19 +105,20 @@ pub(super) fn count_report(
     outcome: Outcome,
     amount: U256,
 ) -> Result<()> {
-    let before: Option<String> = tx
-        .query_row(
-            "SELECT earned FROM reputation WHERE provider = ?1 AND model_id = ?2",
-            params![key(&provider), model],
-            |r| r.get(0),
-        )
-        .optional()?;
+    let before: Option<String> = super::query_row(
+        tx,
+        "SELECT earned FROM reputation WHERE provider = ?1 AND model_id = ?2",
+        params![key(&provider), model],
+        |r| r.get(0),
+    )
+    .optional()?;
     let earned = match before {
         Some(e) => read_u256("reputation.earned", &e)?,
         None => U256::ZERO,
     } + amount;
     let completed = i64::from(outcome == Outcome::Credited);
-    tx.execute(
+    super::exec(
+        tx,
         "INSERT INTO reputation (provider, model_id, completed, failed, earned)
          VALUES (?1, ?2, ?3, ?4, ?5)
          ON CONFLICT (provider, model_id) DO UPDATE SET
@@ -158,14 +159,14 @@ pub(super) fn model_reputation(
     window: u32,
 ) -> Result<ModelReputation> {
     let (provider, model) = (key(&provider), key(&model));
-    let counters: Option<(i64, i64, String)> = conn
-        .query_row(
-            "SELECT completed, failed, earned FROM reputation
+    let counters: Option<(i64, i64, String)> = super::query_row(
+        conn,
+        "SELECT completed, failed, earned FROM reputation
              WHERE provider = ?1 AND model_id = ?2",
-            params![provider, model],
-            |r| <(i64, i64, String)>::try_from(r),
-        )
-        .optional()?;
+        params![provider, model],
+        |r| <(i64, i64, String)>::try_from(r),
+    )
+    .optional()?;
     let (completed, failed, earned) = match counters {
         Some((c, f, e)) => (
             read_u64("reputation.completed", c)?,
@@ -174,7 +175,8 @@ pub(super) fn model_reputation(
         ),
         None => (0, 0, U256::ZERO),
     };
-    let cancelled: i64 = conn.query_row(
+    let cancelled: i64 = super::query_row(
+        conn,
         "SELECT COUNT(*) FROM sessions
          WHERE provider = ?1 AND reported = 0 AND model_id = ?2 AND receipt = 0",
         params![provider, model],
@@ -237,19 +239,19 @@ impl Store {
         let mut conn = self.conn();
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
         for (provider, price, capacity) in bids {
-            let newest: Option<(String, String)> = tx
-                .query_row(
-                    "SELECT price_per_token, capacity FROM bid_history
+            let newest: Option<(String, String)> = super::query_row(
+                &tx,
+                "SELECT price_per_token, capacity FROM bid_history
                      WHERE provider = ?1 AND model_id = ?2 ORDER BY id DESC LIMIT 1",
-                    params![key(provider), key(&model)],
-                    |r| <(String, String)>::try_from(r),
-                )
-                .optional()?;
+                params![key(provider), key(&model)],
+                |r| <(String, String)>::try_from(r),
+            )
+            .optional()?;
             let same = newest.is_some_and(|(p, c)| {
                 p.parse::<U256>().ok() == Some(*price) && c.parse::<U256>().ok() == Some(*capacity)
             });
             if !same {
-                tx.execute(
+                super::exec(&tx,
                     "INSERT INTO bid_history (provider, model_id, price_per_token, capacity, seen_at)
                      VALUES (?1, ?2, ?3, ?4, ?5)",
                     params![

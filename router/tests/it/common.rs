@@ -160,6 +160,22 @@ impl Net {
         self.handle = Some(handle);
     }
 
+    /// Stops the router, deletes its database (as a lost disk would), and starts a new one on
+    /// a new empty file at the same path.
+    pub(crate) async fn restart_router_losing_its_database(&mut self) {
+        self.stop_router().await;
+        for suffix in ["", "-wal", "-shm"] {
+            let mut path = self.db_path().into_os_string();
+            path.push(suffix);
+            let _ = std::fs::remove_file(path);
+        }
+        let (url, shutdown, handle) = serve(self.config.clone()).await;
+        self.router = RouterClient::new(&url).expect("client");
+        self.url = url;
+        self.shutdown = Some(shutdown);
+        self.handle = Some(handle);
+    }
+
     async fn stop_router(&mut self) {
         if let Some(tx) = self.shutdown.take() {
             let _ = tx.send(());

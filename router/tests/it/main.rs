@@ -13,6 +13,7 @@ mod edges;
 mod fail_policy;
 mod flow;
 mod health;
+mod hygiene;
 mod persistence;
 mod queue;
 mod refusals;

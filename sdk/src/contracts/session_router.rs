@@ -26,6 +26,9 @@ use crate::{
     },
 };
 
+/// Blocks per log query of [`SessionRouterClient::providers_paid_by`].
+const LOG_WINDOW: u64 = 10_000;
+
 /// A user's stake in `SessionRouter`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct UserStake {
@@ -233,6 +236,40 @@ impl SessionRouterClient {
     /// What `router` has paid `provider` so far, and its last counters.
     pub async fn claim_record(&self, router: Address, provider: Address) -> Result<ClaimRecord> {
         view(self.contract.claimRecord(router, provider)).await
+    }
+
+    /// The providers that claims of `router`'s vouchers have paid since `from_block` (its
+    /// `VoucherClaimed` events), each once, in address order. The logs are read in windows of
+    /// [`LOG_WINDOW`] blocks, so that nodes limiting a log query's range answer too.
+    pub async fn providers_paid_by(
+        &self,
+        router: Address,
+        from_block: u64,
+    ) -> Result<Vec<Address>> {
+        use alloy::providers::Provider;
+        let latest = self
+            .contract
+            .provider()
+            .get_block_number()
+            .await
+            .map_err(|e| Error::Rpc(e.to_string()))?;
+        let mut paid = std::collections::BTreeSet::new();
+        let mut start = from_block;
+        while start <= latest {
+            let end = start.saturating_add(LOG_WINDOW - 1).min(latest);
+            let logs = self
+                .contract
+                .VoucherClaimed_filter()
+                .topic1(router.into_word())
+                .from_block(start)
+                .to_block(end)
+                .query()
+                .await
+                .map_err(super::call::contract_error)?;
+            paid.extend(logs.into_iter().map(|(event, _)| event.provider));
+            start = end + 1;
+        }
+        Ok(paid.into_iter().collect())
     }
 
     /// A provider's record over all routers (tokens, sessions, failed, earned).

@@ -1,0 +1,486 @@
+//! `make bench`: the router under load. On loopback: a devnet with the tiny model served by a
+//! real worker (which answers every liveness challenge and receipt), the `morpheus-router`
+//! binary as its own process (so its CPU time is its own), and many simulated users with real
+//! keys: each pair is a freshly signed `ComputeRequest` (the router recovers it, checks the
+//! allowance, proves the provider live, books it and signs the assignment) followed by the
+//! user's signed `UsageReport` (the router recovers it, asks the provider for its receipt and
+//! credits the session). Prints pairs per second, p50/p99 of a pair, the router's CPU time per
+//! pair, and, measured in the same run, the bare cryptography of one pair: two signature
+//! recoveries and one signature.
+//!
+//! `cargo run --release -p morpheus-router --example load -- [--pairs N] [--concurrency C]
+//! [--users U] [--prefill S]` (defaults 4000, 32, 64, 0). `--prefill` stores S reported
+//! sessions (spread over the last 30 days and 10,000 users, the simulated ones among them) in
+//! the router's database before it starts, to show the figures on a database that has grown.
+
+use std::{
+    path::{Path, PathBuf},
+    process::Stdio,
+    sync::{
+        Arc,
+        atomic::{AtomicUsize, Ordering},
+    },
+    time::{Duration, Instant},
+};
+
+use alloy::{
+    primitives::{Address, B256, U256, utils::parse_ether},
+    providers::{Provider, ProviderBuilder},
+    signers::{Signer, local::PrivateKeySigner},
+};
+use eyre::{WrapErr, bail, ensure};
+use morpheus_sdk::{
+    messages::{Assignment, ComputeRequest, Signed, UsageReport},
+    router::RouterClient,
+};
+use morpheus_testkit::{Devnet, TestWorker, unix_now, workspace_binaries};
+use tokio::process::{Child, Command};
+
+const PROVIDER: usize = 2;
+/// Anvil account 0 deployed the test MOR and may mint it.
+const OWNER: usize = 0;
+/// Whole MOR each simulated user stakes.
+const STAKE_MOR: &str = "1000";
+/// `tokenMax` of every request, and the tokens each report claims.
+const TOKEN_MAX: u64 = 64;
+const REPORTED_TOKENS: u64 = 16;
+
+struct Args {
+    pairs: usize,
+    concurrency: usize,
+    users: usize,
+    prefill: u64,
+    liveness_ttl: u64,
+}
+
+fn parse_args() -> eyre::Result<Args> {
+    let mut args = Args {
+        pairs: 4000,
+        concurrency: 32,
+        users: 64,
+        prefill: 0,
+        liveness_ttl: 0,
+    };
+    let mut it = std::env::args().skip(1);
+    while let Some(flag) = it.next() {
+        let value = it
+            .next()
+            .ok_or_else(|| eyre::eyre!("{flag} needs a value"))?;
+        let number = || {
+            value
+                .replace('_', "")
+                .parse::<u64>()
+                .wrap_err_with(|| format!("{flag} {value:?} is not a count"))
+        };
+        match flag.as_str() {
+            "--pairs" => args.pairs = number()? as usize,
+            "--concurrency" => args.concurrency = number()? as usize,
+            "--users" => args.users = number()? as usize,
+            "--prefill" => args.prefill = number()?,
+            "--liveness-ttl" => args.liveness_ttl = number()?,
+            other => bail!(
+                "unknown flag {other}; flags: --pairs --concurrency --users --prefill --liveness-ttl"
+            ),
+        }
+    }
+    ensure!(
+        args.pairs > 0 && args.concurrency > 0 && args.users > 0,
+        "--pairs, --concurrency and --users must be at least 1"
+    );
+    Ok(args)
+}
+
+fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[i.min(sorted.len() - 1)]
+}
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1e3
+}
+
+/// User and system CPU seconds `pid` has used (Linux `/proc/<pid>/stat`, fields 14 and 15).
+fn cpu_seconds(pid: u32) -> eyre::Result<f64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .wrap_err("reading the router's CPU time (Linux /proc)")?;
+    // The command name (field 2) is in parentheses and may hold spaces: count after it.
+    let after = stat
+        .rsplit_once(')')
+        .map(|(_, rest)| rest)
+        .ok_or_else(|| eyre::eyre!("/proc/{pid}/stat has no command name"))?;
+    let fields: Vec<&str> = after.split_whitespace().collect();
+    let ticks = |i: usize| -> eyre::Result<f64> {
+        Ok(fields
+            .get(i)
+            .ok_or_else(|| eyre::eyre!("/proc/{pid}/stat is short"))?
+            .parse::<f64>()?)
+    };
+    // Fields 14 and 15 of the whole line are 12 and 13 after the name (state is field 3).
+    // The kernel's USER_HZ is 100 on every Linux the project runs on.
+    Ok((ticks(11)? + ticks(12)?) / 100.0)
+}
+
+/// `n` new users, each given ETH for gas and MOR by the test token's owner, staking
+/// [`STAKE_MOR`].
+async fn stake_users(devnet: &Devnet, n: usize) -> eyre::Result<Vec<PrivateKeySigner>> {
+    let chain_id = devnet.deployment().chain_id;
+    let mor = devnet.protocol(OWNER).await?.mor();
+    let rpc = ProviderBuilder::new().connect_http(devnet.rpc_url().parse()?);
+    let mut users = Vec::with_capacity(n);
+    for _ in 0..n {
+        let mut user = PrivateKeySigner::random();
+        user.set_chain_id(Some(chain_id));
+        let _: serde_json::Value = rpc
+            .raw_request(
+                "anvil_setBalance".into(),
+                (user.address(), U256::from(10u128.pow(20))),
+            )
+            .await?;
+        mor.mint(user.address(), parse_ether(STAKE_MOR)?).await?;
+        let protocol = morpheus_sdk::contracts::Protocol::connect(
+            &devnet.rpc_url(),
+            devnet.deployment(),
+            Some(user.clone()),
+        )
+        .await?;
+        protocol
+            .session_router()
+            .stake(parse_ether(STAKE_MOR)?)
+            .await?;
+        users.push(user);
+    }
+    Ok(users)
+}
+
+/// The router binary serving on a free port of 127.0.0.1, as its own process.
+struct RouterProcess {
+    child: Child,
+    url: String,
+}
+
+impl RouterProcess {
+    async fn start(
+        bin: &Path,
+        devnet: &Devnet,
+        dir: &Path,
+        liveness_ttl: u64,
+    ) -> eyre::Result<Self> {
+        let deployment = dir.join("deployment.json");
+        devnet.deployment().save(&deployment)?;
+        let port = std::net::TcpListener::bind("127.0.0.1:0")?
+            .local_addr()?
+            .port();
+        let url = format!("http://127.0.0.1:{port}");
+        let key = alloy::hex::encode_prefixed(devnet.router_signer().to_bytes());
+        let child = Command::new(bin)
+            // Every simulated user and the one client address send far above the default
+            // rate limits: the benchmark measures the router's work, not its refusals.
+            .args([
+                "serve",
+                "--allow-private-endpoints",
+                "--ip-rate",
+                "0",
+                "--user-rate",
+                "0",
+            ])
+            .args(["--liveness-ttl", &liveness_ttl.to_string()])
+            .arg("--listen")
+            .arg(format!("127.0.0.1:{port}"))
+            .arg("--db")
+            .arg(dir.join("router.db"))
+            .arg("--deployment")
+            .arg(&deployment)
+            .args(["--rpc-url", &devnet.rpc_url()])
+            .env("MORPHEUS_ROUTER_KEY", key)
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::null())
+            .kill_on_drop(true)
+            .spawn()
+            .wrap_err_with(|| format!("starting {}", bin.display()))?;
+        let http = reqwest::Client::new();
+        let started = Instant::now();
+        loop {
+            if let Ok(r) = http.get(format!("{url}/readyz")).send().await
+                && r.status().is_success()
+            {
+                break;
+            }
+            ensure!(
+                started.elapsed() < Duration::from_secs(60),
+                "the router did not become ready within 60 s"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        Ok(Self { child, url })
+    }
+
+    fn pid(&self) -> eyre::Result<u32> {
+        self.child
+            .id()
+            .ok_or_else(|| eyre::eyre!("the router exited"))
+    }
+
+    async fn stop(mut self) -> eyre::Result<()> {
+        self.child.kill().await?;
+        Ok(())
+    }
+}
+
+/// Stores `n` reported sessions in the router's database at `path` (created by a first start
+/// of the router): spread over the 30 days before `today` and today, 10,000 users with the
+/// simulated ones among them, and 100 providers.
+fn prefill(path: &Path, n: u64, users: &[Address], today: u64) -> eyre::Result<()> {
+    let mut conn = rusqlite::Connection::open(path)?;
+    let tx = conn.transaction()?;
+    {
+        let mut insert = tx.prepare(
+            "INSERT INTO sessions (session_id, user, nonce, model_id, day, token_max, provider,
+                 price_per_token, expires_at, reported, tokens, outcome, amount, endpoint,
+                 credited, receipt, counted, settled, attempts)
+             VALUES (?1, ?2, ?3, ?4, ?5, 64, ?6, '1', 0, 1, 16, 'Credited', '16', NULL, 16, 16,
+                 16, 1, 0)",
+        )?;
+        for i in 0..n {
+            let user = match i % 10_000 {
+                k if (k as usize) < users.len() => {
+                    format!("{:?}", users[k as usize]).to_lowercase()
+                }
+                k => format!("{:?}", Address::left_padding_from(&k.to_be_bytes())),
+            };
+            let provider = format!("{:?}", Address::with_last_byte((i % 100) as u8));
+            insert.execute(rusqlite::params![
+                format!("{:?}", B256::left_padding_from(&i.to_be_bytes())),
+                user,
+                format!("prefill-{i}"),
+                format!("{:?}", B256::ZERO),
+                (today - i % 31) as i64,
+                provider,
+            ])?;
+        }
+    }
+    tx.commit()?;
+    Ok(())
+}
+
+/// The bare cryptography of one pair, per pair: the router recovers the request's and the
+/// report's signers and signs the assignment (one thread, `rounds` pairs).
+fn crypto_per_pair(
+    rounds: u32,
+    domain: &alloy::sol_types::Eip712Domain,
+    user: &PrivateKeySigner,
+    router: &PrivateKeySigner,
+    model_id: B256,
+) -> eyre::Result<Duration> {
+    let request = Signed::sign(request_for(user.address(), model_id), domain, user)?;
+    let report = Signed::sign(report_for(B256::repeat_byte(7)), domain, user)?;
+    let assignment = Assignment {
+        sessionId: B256::repeat_byte(7),
+        provider: router.address(),
+        endpoint: "http://127.0.0.1:1".into(),
+        modelId: model_id,
+        tokenMax: U256::from(TOKEN_MAX),
+        pricePerToken: U256::from(1),
+        expiresAt: U256::from(unix_now()),
+    };
+    let started = Instant::now();
+    for _ in 0..rounds {
+        ensure!(request.recover(domain)? == user.address());
+        ensure!(report.recover(domain)? == user.address());
+        std::hint::black_box(Signed::sign(assignment.clone(), domain, router)?);
+    }
+    Ok(started.elapsed() / rounds)
+}
+
+fn request_for(user: Address, model_id: B256) -> ComputeRequest {
+    ComputeRequest {
+        user,
+        modelId: model_id,
+        tokenMax: U256::from(TOKEN_MAX),
+        nonce: U256::from_be_bytes(rand::random::<[u8; 32]>()),
+        deadline: U256::from(unix_now() + 300),
+    }
+}
+
+fn report_for(session_id: B256) -> UsageReport {
+    UsageReport {
+        sessionId: session_id,
+        tokens: U256::from(REPORTED_TOKENS),
+        ttftMs: U256::from(20),
+        durationMs: U256::from(REPORTED_TOKENS * 10),
+        passed: true,
+    }
+}
+
+/// What the pairs of one run came to.
+struct Run {
+    latencies: Vec<Duration>,
+    elapsed: Duration,
+    refused: Vec<String>,
+}
+
+/// `pairs` request+report pairs, `concurrency` at a time, users taken in turn.
+async fn run_pairs(
+    router: &RouterClient,
+    users: &Arc<Vec<PrivateKeySigner>>,
+    domain: &alloy::sol_types::Eip712Domain,
+    model_id: B256,
+    pairs: usize,
+    concurrency: usize,
+) -> eyre::Result<Run> {
+    let next = Arc::new(AtomicUsize::new(0));
+    let started = Instant::now();
+    let mut tasks = tokio::task::JoinSet::new();
+    for _ in 0..concurrency {
+        let (router, users, domain, next) = (
+            router.clone(),
+            Arc::clone(users),
+            domain.clone(),
+            Arc::clone(&next),
+        );
+        tasks.spawn(async move {
+            let (mut latencies, mut refused) = (Vec::new(), Vec::new());
+            loop {
+                let i = next.fetch_add(1, Ordering::Relaxed);
+                if i >= pairs {
+                    break;
+                }
+                let user = &users[i % users.len()];
+                let began = Instant::now();
+                let request = Signed::sign(request_for(user.address(), model_id), &domain, user)?;
+                let assignment = match router.request_compute(&request).await {
+                    Ok(a) => a,
+                    Err(e) => {
+                        refused.push(format!("compute: {e}"));
+                        continue;
+                    }
+                };
+                let report = Signed::sign(report_for(assignment.message.sessionId), &domain, user)?;
+                match router.report_usage(&report).await {
+                    Ok(_) => latencies.push(began.elapsed()),
+                    Err(e) => refused.push(format!("report: {e}")),
+                }
+            }
+            Ok::<_, eyre::Report>((latencies, refused))
+        });
+    }
+    let (mut latencies, mut refused) = (Vec::with_capacity(pairs), Vec::new());
+    while let Some(done) = tasks.join_next().await {
+        let (l, r) = done??;
+        latencies.extend(l);
+        refused.extend(r);
+    }
+    latencies.sort();
+    Ok(Run {
+        latencies,
+        elapsed: started.elapsed(),
+        refused,
+    })
+}
+
+#[tokio::main]
+async fn main() -> eyre::Result<()> {
+    let args = parse_args()?;
+    let bins: PathBuf = workspace_binaries(
+        // The example runs from target/<profile>/examples; the binaries are built one up.
+        &std::env::current_exe()?
+            .parent()
+            .and_then(Path::parent)
+            .ok_or_else(|| eyre::eyre!("the example has no profile directory"))?
+            .join("load"),
+        &["morpheus-router"],
+    );
+    let devnet = Devnet::start().await?;
+    let model_id = devnet.register_tiny_model(PROVIDER, "tiny").await?;
+    let worker = TestWorker::with(devnet.worker_options(PROVIDER, model_id)).await;
+    // Capacity for every pair in flight.
+    devnet
+        .provide(
+            PROVIDER,
+            &worker.url,
+            model_id,
+            U256::from(50_000_000_000u64),
+            u64::try_from(args.concurrency)? * 4,
+        )
+        .await?;
+    eprintln!("load: staking {} users", args.users);
+    let users = Arc::new(stake_users(&devnet, args.users).await?);
+    let domain = devnet.deployment().domain();
+    let dir = tempfile::tempdir()?;
+    let bin = bins.join("morpheus-router");
+
+    if args.prefill > 0 {
+        // A first start creates the schema; the sessions go in while the router is stopped.
+        RouterProcess::start(&bin, &devnet, dir.path(), args.liveness_ttl)
+            .await?
+            .stop()
+            .await?;
+        eprintln!("load: storing {} sessions", args.prefill);
+        let today = devnet.now().await? / 86_400;
+        let addresses: Vec<Address> = users.iter().map(|u| u.address()).collect();
+        let path = dir.path().join("router.db");
+        tokio::task::spawn_blocking(move || prefill(&path, args.prefill, &addresses, today))
+            .await??;
+    }
+    let process = RouterProcess::start(&bin, &devnet, dir.path(), args.liveness_ttl).await?;
+    let router = RouterClient::new(&process.url)?;
+
+    // Warm-up: connections, the chain view, the provider's first checks; not counted.
+    let warm = run_pairs(&router, &users, &domain, model_id, 200, args.concurrency).await?;
+    ensure!(
+        warm.refused.is_empty(),
+        "warm-up refused: {:?}",
+        &warm.refused[..warm.refused.len().min(3)]
+    );
+    let cpu_before = cpu_seconds(process.pid()?)?;
+    let run = run_pairs(
+        &router,
+        &users,
+        &domain,
+        model_id,
+        args.pairs,
+        args.concurrency,
+    )
+    .await?;
+    let cpu = cpu_seconds(process.pid()?)? - cpu_before;
+    process.stop().await?;
+    worker.stop().await;
+
+    let crypto = crypto_per_pair(2000, &domain, &users[0], &devnet.router_signer(), model_id)?;
+    let done = run.latencies.len();
+    ensure!(done > 0, "no pair completed: {:?}", run.refused.first());
+    let per_pair = Duration::from_secs_f64(cpu / done as f64);
+    println!(
+        "router load: {} pairs at concurrency {}, {} users, {} stored sessions before, liveness \
+         proof standing {} s (SQLite; loopback; processes: router, load generator + worker, anvil)",
+        args.pairs, args.concurrency, args.users, args.prefill, args.liveness_ttl
+    );
+    println!(
+        "  pairs/s               {:10.0}   (target >= 5000)",
+        done as f64 / run.elapsed.as_secs_f64()
+    );
+    println!(
+        "  pair latency          p50 {:7.2} ms  p99 {:7.2} ms   (target p99 <= 20 ms)",
+        ms(percentile(&run.latencies, 0.5)),
+        ms(percentile(&run.latencies, 0.99))
+    );
+    println!(
+        "  router CPU per pair   {:10.1} us",
+        per_pair.as_secs_f64() * 1e6
+    );
+    println!(
+        "  bare crypto per pair  {:10.1} us   (2 recoveries + 1 signature, one thread)",
+        crypto.as_secs_f64() * 1e6
+    );
+    println!(
+        "  router CPU / crypto   {:10.1}x   (target <= 3x)",
+        per_pair.as_secs_f64() / crypto.as_secs_f64()
+    );
+    if !run.refused.is_empty() {
+        println!(
+            "  refused               {:10}   first: {}",
+            run.refused.len(),
+            run.refused[0]
+        );
+    }
+    Ok(())
+}

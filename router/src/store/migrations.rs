@@ -1,0 +1,159 @@
+//! The database's schema, versioned. `PRAGMA user_version` holds the number of the last
+//! migration a file has had; every start runs the ones after it, in order, each in its own
+//! transaction with the new number, so a crash between two leaves a file that the next start
+//! takes up from where it stopped. A file from a newer router (a version this one does not
+//! know) is refused rather than written in a shape it does not understand.
+
+use rusqlite::{Connection, TransactionBehavior};
+
+use super::{bootstrap, receipts, reputation};
+
+/// One step of the schema.
+struct Migration {
+    /// What it adds, for the log.
+    what: &'static str,
+    run: fn(&Connection) -> rusqlite::Result<()>,
+}
+
+/// Every migration, version `i + 1` at index `i`. Never edit one that has shipped: add the next.
+const MIGRATIONS: &[Migration] = &[
+    Migration {
+        what: "the tables from before versions (nonces, sessions, reports, speed samples, \
+               credits, receipts' columns, reputation, bootstrap days)",
+        run: base,
+    },
+    Migration {
+        what: "running totals of what each user's day counts (user_days)",
+        run: user_days,
+    },
+    Migration {
+        what: "each nonce keeps its request's deadline, so it can be pruned once replay is \
+               refused by the deadline alone",
+        run: nonce_deadlines,
+    },
+];
+
+/// The version a file has after every migration of this build.
+pub(super) const LATEST: i64 = MIGRATIONS.len() as i64;
+
+/// Brings the file to [`LATEST`], one migration per transaction. Returns the versions it ran,
+/// with what each added. A file at a version above [`LATEST`] is refused (an error naming both).
+pub(super) fn migrate(conn: &mut Connection) -> rusqlite::Result<Vec<(i64, &'static str)>> {
+    let mut ran = Vec::new();
+    loop {
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let version: i64 = tx.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+        if version > LATEST {
+            return Err(rusqlite::Error::SqliteFailure(
+                rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_MISMATCH),
+                Some(format!(
+                    "the database is at schema version {version}, newer than this router's \
+                     {LATEST}: run the router that wrote it"
+                )),
+            ));
+        }
+        let Some(step) = usize::try_from(version)
+            .ok()
+            .and_then(|v| MIGRATIONS.get(v))
+        else {
+            return Ok(ran);
+        };
+        (step.run)(&tx)?;
+        // PRAGMA takes no parameters; the number is this build's own.
+        tx.execute_batch(&format!("PRAGMA user_version = {}", version + 1))?;
+        tx.commit()?;
+        ran.push((version + 1, step.what));
+    }
+}
+
+/// Version 1: everything the router created before the schema had versions. Each part is
+/// idempotent and upgrades the files of older routers (which are at version 0 too).
+fn base(conn: &Connection) -> rusqlite::Result<()> {
+    conn.execute_batch(super::SCHEMA)?;
+    super::add_report_user(conn)?;
+    receipts::add_session_columns(conn)?;
+    reputation::create_tables(conn)?;
+    bootstrap::create_tables(conn)
+}
+
+/// Version 2: what each user's day counts, kept as a running total beside the sessions (every
+/// change of `sessions.counted` changes it in the same transaction), so that a reservation
+/// reads one row instead of summing the user's sessions of the day.
+fn user_days(conn: &Connection) -> rusqlite::Result<()> {
+    conn.execute_batch(
+        "CREATE TABLE user_days (
+             user    TEXT NOT NULL,
+             day     INTEGER NOT NULL,
+             counted INTEGER NOT NULL, -- SUM(sessions.counted) of the user's sessions of the day
+             PRIMARY KEY (user, day)
+         ) WITHOUT ROWID;
+         INSERT INTO user_days (user, day, counted)
+             SELECT user, day, SUM(counted) FROM sessions GROUP BY user, day;",
+    )
+}
+
+/// Version 3: `nonces.deadline`, the deadline of the request that used the nonce (NULL for rows
+/// from before, which are kept).
+fn nonce_deadlines(conn: &Connection) -> rusqlite::Result<()> {
+    conn.execute_batch(
+        "ALTER TABLE nonces ADD COLUMN deadline INTEGER;
+         CREATE INDEX nonces_deadline ON nonces (deadline);",
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_new_file_gets_every_version_once_and_a_newer_one_is_refused() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut conn = Connection::open(dir.path().join("r.db")).expect("open");
+        let ran = migrate(&mut conn).expect("migrate");
+        assert_eq!(
+            ran.iter().map(|(v, _)| *v).collect::<Vec<_>>(),
+            (1..=LATEST).collect::<Vec<_>>()
+        );
+        assert!(migrate(&mut conn).expect("again").is_empty());
+        conn.execute_batch(&format!("PRAGMA user_version = {}", LATEST + 1))
+            .expect("from the future");
+        let refused = migrate(&mut conn).expect_err("a newer file").to_string();
+        assert!(
+            refused.contains(&format!("schema version {}", LATEST + 1)),
+            "{refused}"
+        );
+    }
+
+    #[test]
+    fn running_totals_start_from_the_sessions_of_a_file_from_before_them() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut conn = Connection::open(dir.path().join("r.db")).expect("open");
+        let tx = conn.transaction().expect("tx");
+        base(&tx).expect("version 1");
+        tx.execute_batch(
+            "INSERT INTO sessions (session_id, user, nonce, model_id, day, token_max, counted)
+             VALUES ('a', 'u', '1', 'm', 7, 100, 100), ('b', 'u', '2', 'm', 7, 50, 20),
+                    ('c', 'u', '3', 'm', 8, 10, 10), ('d', 'v', '1', 'm', 7, 5, 5);
+             PRAGMA user_version = 1;",
+        )
+        .expect("sessions");
+        tx.commit().expect("commit");
+        migrate(&mut conn).expect("the rest");
+        let mut rows = conn
+            .prepare("SELECT user, day, counted FROM user_days ORDER BY user, day")
+            .expect("prepare");
+        let totals: Vec<(String, i64, i64)> = rows
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+            .expect("query")
+            .collect::<rusqlite::Result<_>>()
+            .expect("rows");
+        assert_eq!(
+            totals,
+            [
+                ("u".to_string(), 7, 120),
+                ("u".to_string(), 8, 10),
+                ("v".to_string(), 7, 5)
+            ]
+        );
+    }
+}

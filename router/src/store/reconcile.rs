@@ -1,0 +1,146 @@
+//! The database's side of reconciliation (`reconcile.rs` holds the rule): a provider's
+//! counters and its bootstrap allotments raised to what the chain paid.
+
+use alloy::primitives::{Address, U256};
+use rusqlite::{OptionalExtension, TransactionBehavior, params};
+
+use super::{Credits, Store, credits_of, key, read_u256, to_i64};
+use crate::{
+    Result,
+    reconcile::{Counters, reconciled},
+};
+
+/// The bootstrap "day" of the allotment that makes a provider's cumulative bootstrap reach what
+/// the chain paid (a real day is a day number, never negative).
+const RECONCILED_DAY: i64 = -1;
+
+impl Store {
+    /// Raises `provider`'s counters to `chain` (its claim record) where the chain is ahead, in
+    /// one transaction. Returns the counters before and after, or `None` when nothing changed.
+    pub(crate) fn reconcile(
+        &self,
+        provider: Address,
+        chain: Counters,
+    ) -> Result<Option<(Counters, Counters)>> {
+        let mut conn = self.conn();
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let who = key(&provider);
+        let credits = credits_of(&tx, &who)?.unwrap_or_default();
+        let mut bootstrap = U256::ZERO;
+        {
+            let mut rows =
+                tx.prepare_cached("SELECT amount FROM bootstrap_allotments WHERE provider = ?1")?;
+            for amount in rows.query_map(params![who], |r| r.get::<_, String>(0))? {
+                bootstrap =
+                    bootstrap.saturating_add(read_u256("bootstrap_allotments.amount", &amount?)?);
+            }
+        }
+        let before = Counters {
+            amount: credits.amount,
+            bootstrap,
+            tokens: credits.tokens,
+            sessions: credits.sessions,
+            failed: credits.failed,
+        };
+        let Some(after) = reconciled(before, chain) else {
+            return Ok(None);
+        };
+        let raised = Credits {
+            amount: after.amount,
+            tokens: after.tokens,
+            sessions: after.sessions,
+            failed: after.failed,
+        };
+        super::exec(
+            &tx,
+            "INSERT INTO credits (provider, amount, tokens, sessions, failed)
+             VALUES (?1, ?2, ?3, ?4, ?5)
+             ON CONFLICT (provider) DO UPDATE SET amount = excluded.amount,
+                 tokens = excluded.tokens, sessions = excluded.sessions, failed = excluded.failed",
+            params![
+                who,
+                raised.amount.to_string(),
+                to_i64(raised.tokens),
+                to_i64(raised.sessions),
+                to_i64(raised.failed)
+            ],
+        )?;
+        if after.bootstrap > before.bootstrap {
+            let reconciled_before: Option<String> = super::query_row(
+                &tx,
+                "SELECT amount FROM bootstrap_allotments WHERE day = ?1 AND provider = ?2",
+                params![RECONCILED_DAY, who],
+                |r| r.get(0),
+            )
+            .optional()?;
+            let reconciled_before = match reconciled_before {
+                Some(a) => read_u256("bootstrap_allotments.amount", &a)?,
+                None => U256::ZERO,
+            };
+            let amount = reconciled_before + (after.bootstrap - before.bootstrap);
+            super::exec(
+                &tx,
+                "INSERT INTO bootstrap_allotments (day, provider, credited, amount)
+                 VALUES (?1, ?2, '0', ?3)
+                 ON CONFLICT (day, provider) DO UPDATE SET amount = excluded.amount",
+                params![RECONCILED_DAY, who, amount.to_string()],
+            )?;
+        }
+        tx.commit()?;
+        Ok(Some((before, after)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use alloy::primitives::{Address, U256};
+
+    use super::*;
+
+    #[test]
+    fn a_lost_database_is_raised_to_the_chain_and_then_counts_on_from_there() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = Store::open(&dir.path().join("router.db")).expect("open");
+        let provider = Address::repeat_byte(2);
+        let chain = Counters {
+            amount: U256::from(700),
+            bootstrap: U256::from(30),
+            tokens: 70,
+            sessions: 5,
+            failed: 1,
+        };
+        let (before, after) = store
+            .reconcile(provider, chain)
+            .expect("reconcile")
+            .expect("the chain is ahead");
+        assert_eq!((before, after), (Counters::default(), chain));
+        let credits = store.credits(provider).expect("read").expect("a row");
+        assert_eq!(
+            (
+                credits.amount,
+                credits.tokens,
+                credits.sessions,
+                credits.failed
+            ),
+            (U256::from(700), 70, 5, 1)
+        );
+        assert_eq!(
+            store.bootstrap_of(provider).expect("bootstrap"),
+            U256::from(30)
+        );
+        assert_eq!(store.reconcile(provider, chain).expect("again"), None);
+        // The chain moves on (a later voucher paid more bootstrap): only the difference is added.
+        let later = Counters {
+            bootstrap: U256::from(45),
+            ..chain
+        };
+        store
+            .reconcile(provider, later)
+            .expect("later")
+            .expect("ahead");
+        assert_eq!(
+            store.bootstrap_of(provider).expect("bootstrap"),
+            U256::from(45)
+        );
+    }
+}
