@@ -587,19 +587,15 @@ impl Store {
         reputation::count_report(&tx, provider, &model, outcome, amount)?;
         // A provider never reported on has all-zero counters: the true starting point.
         let before = credits_of(&tx, &key(&provider))?.unwrap_or_default();
-        exec(
+        write_credits(
             &tx,
-            "INSERT INTO credits (provider, amount, tokens, sessions, failed)
-             VALUES (?1, ?2, ?3, ?4, ?5)
-             ON CONFLICT (provider) DO UPDATE SET amount = excluded.amount,
-                 tokens = excluded.tokens, sessions = excluded.sessions, failed = excluded.failed",
-            params![
-                key(&provider),
-                (before.amount + amount).to_string(),
-                to_i64(before.tokens.saturating_add(tokens)),
-                to_i64(before.sessions + 1),
-                to_i64(before.failed + u64::from(failed))
-            ],
+            &key(&provider),
+            &Credits {
+                amount: before.amount + amount,
+                tokens: before.tokens.saturating_add(tokens),
+                sessions: before.sessions + 1,
+                failed: before.failed + u64::from(failed),
+            },
         )?;
         tx.commit()?;
         Ok(UsageReceipt {
@@ -725,6 +721,25 @@ fn add_report_user(conn: &Connection) -> rusqlite::Result<()> {
     if !has_user {
         conn.execute_batch("ALTER TABLE reports ADD COLUMN user TEXT")?;
     }
+    Ok(())
+}
+
+/// Writes a provider's cumulative counters (what its next voucher carries).
+fn write_credits(conn: &Connection, provider: &str, c: &Credits) -> Result<()> {
+    exec(
+        conn,
+        "INSERT INTO credits (provider, amount, tokens, sessions, failed)
+         VALUES (?1, ?2, ?3, ?4, ?5)
+         ON CONFLICT (provider) DO UPDATE SET amount = excluded.amount,
+             tokens = excluded.tokens, sessions = excluded.sessions, failed = excluded.failed",
+        params![
+            provider,
+            c.amount.to_string(),
+            to_i64(c.tokens),
+            to_i64(c.sessions),
+            to_i64(c.failed)
+        ],
+    )?;
     Ok(())
 }
 

@@ -4,7 +4,7 @@
 use alloy::primitives::{Address, U256};
 use rusqlite::{OptionalExtension, TransactionBehavior, params};
 
-use super::{Credits, Store, credits_of, key, read_u256, to_i64};
+use super::{Credits, Store, credits_of, key, read_u256};
 use crate::{
     Result,
     reconcile::{Counters, reconciled},
@@ -51,20 +51,7 @@ impl Store {
             sessions: after.sessions,
             failed: after.failed,
         };
-        super::exec(
-            &tx,
-            "INSERT INTO credits (provider, amount, tokens, sessions, failed)
-             VALUES (?1, ?2, ?3, ?4, ?5)
-             ON CONFLICT (provider) DO UPDATE SET amount = excluded.amount,
-                 tokens = excluded.tokens, sessions = excluded.sessions, failed = excluded.failed",
-            params![
-                who,
-                raised.amount.to_string(),
-                to_i64(raised.tokens),
-                to_i64(raised.sessions),
-                to_i64(raised.failed)
-            ],
-        )?;
+        super::write_credits(&tx, &who, &raised)?;
         if after.bootstrap > before.bootstrap {
             let reconciled_before: Option<String> = super::query_row(
                 &tx,
