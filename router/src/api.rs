@@ -24,6 +24,9 @@ use crate::{
     request_context::{RefusalCode, request_context},
 };
 
+#[cfg(test)]
+mod fuzz;
+
 /// Largest request body accepted on any route: a signed request with 32 exclusions is under
 /// 4 KiB; a bigger body is refused 413 before it is read further.
 pub const MAX_BODY_BYTES: usize = 64 * 1024;

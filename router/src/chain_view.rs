@@ -46,6 +46,9 @@ pub(crate) struct ChainView {
     /// The router whose part of a user's allowance is read (`routerUserMax`).
     router: Address,
     snapshot: Mutex<Snapshot>,
+    /// When the last `eth_blockNumber` was sent and what it answered: requests waiting while one
+    /// is in flight share the next one instead of each sending its own.
+    latest: tokio::sync::Mutex<Option<(std::time::Instant, u64)>>,
     /// Where the time of each call to the node is counted.
     metrics: Arc<Metrics>,
 }
@@ -70,6 +73,7 @@ impl ChainView {
             protocol,
             router,
             snapshot: Mutex::default(),
+            latest: tokio::sync::Mutex::default(),
             metrics,
         }
     }
@@ -80,12 +84,27 @@ impl ChainView {
 
     /// The latest block: one round trip while the block is the one remembered, two when it is
     /// new (its timestamp). A higher block than the remembered one starts a new snapshot.
+    ///
+    /// The block number is one asked for after this call began: a call that finds another one's
+    /// `eth_blockNumber` in flight waits for it and then takes the next, which calls arriving
+    /// meanwhile share (one round trip per batch of concurrent requests, never an older answer).
     pub(crate) async fn head(&self) -> Result<Head> {
         let provider = self.protocol.provider();
-        let started = std::time::Instant::now();
-        let number = provider.get_block_number().await.map_err(rpc);
-        self.metrics.chain.add(started.elapsed());
-        let number = number?;
+        let arrived = std::time::Instant::now();
+        let number = {
+            let mut latest = self.latest.lock().await;
+            match *latest {
+                Some((sent, number)) if sent >= arrived => number,
+                _ => {
+                    let sent = std::time::Instant::now();
+                    let number = provider.get_block_number().await.map_err(rpc);
+                    self.metrics.chain.add(sent.elapsed());
+                    let number = number?;
+                    *latest = Some((sent, number));
+                    number
+                }
+            }
+        };
         if let Some(head) = self.lock().head.filter(|h| h.number == number) {
             return Ok(head);
         }

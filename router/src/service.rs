@@ -8,7 +8,7 @@ use std::{
 
 use alloy::{
     primitives::{Address, B256, U256},
-    signers::local::PrivateKeySigner,
+    signers::local::Secp256k1Signer,
     sol_types::Eip712Domain,
 };
 use futures::StreamExt;
@@ -52,6 +52,25 @@ pub(crate) fn unix_now() -> u64 {
         .unwrap_or_default()
 }
 
+/// The user who signed `request`: the address its signature recovers to (low `s` only), which
+/// must be the user it names ([`Error::BadSignature`], [`Error::WrongSigner`] otherwise).
+pub(crate) fn request_signer(
+    request: &Signed<ComputeRequest>,
+    domain: &Eip712Domain,
+) -> Result<Address> {
+    let signer = request.recover(domain).map_err(|e| Error::BadSignature {
+        message: "compute request",
+        reason: e.to_string(),
+    })?;
+    if signer != request.message.user {
+        return Err(Error::WrongSigner {
+            user: request.message.user,
+            signer,
+        });
+    }
+    Ok(signer)
+}
+
 /// A running router's shared state: the chain connection, the signer, the checks of providers
 /// (with their HTTP client) and the store.
 #[derive(Debug, Clone)]
@@ -75,6 +94,9 @@ struct Inner {
     users: Limiter<Address>,
     /// The figures `/metrics` shows (`metrics.rs`).
     metrics: Arc<Metrics>,
+    /// The router's key, signing through libsecp256k1 (several times k256's speed; the same
+    /// deterministic signatures).
+    signer: Secp256k1Signer,
     /// The bids' terms per model last written to the bid history: a request that reads the
     /// same terms writes nothing.
     observed: std::sync::Mutex<std::collections::HashMap<B256, Vec<BidTerms>>>,
@@ -121,6 +143,7 @@ impl AppState {
             users: Limiter::new(config.user_rate_limit),
             metrics,
             observed: std::sync::Mutex::default(),
+            signer: config.signer.to_secp256k1(),
             config,
             protocol,
             checks,
@@ -242,8 +265,8 @@ impl AppState {
         self.0.config.signer.address()
     }
 
-    fn signer(&self) -> &PrivateKeySigner {
-        &self.0.config.signer
+    fn signer(&self) -> &Secp256k1Signer {
+        &self.0.signer
     }
 
     /// The UTC day by the chain's clock, the same day `SessionRouter.userMax` is computed for.
@@ -260,18 +283,7 @@ impl AppState {
         preferences: Preferences,
     ) -> Result<Signed<Assignment>> {
         let r = &request.message;
-        let signer = request
-            .recover(&self.0.domain)
-            .map_err(|e| Error::BadSignature {
-                message: "compute request",
-                reason: e.to_string(),
-            })?;
-        if signer != r.user {
-            return Err(Error::WrongSigner {
-                user: r.user,
-                signer,
-            });
-        }
+        let signer = request_signer(&request, &self.0.domain)?;
         self.limit_user(signer)?;
         let now = unix_now();
         let deadline = u64::try_from(r.deadline).unwrap_or(u64::MAX);

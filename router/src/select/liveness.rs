@@ -15,7 +15,7 @@ use std::{
 
 use alloy::{
     primitives::{Address, B256, U256},
-    signers::local::PrivateKeySigner,
+    signers::local::Secp256k1Signer,
     sol_types::Eip712Domain,
     transports::http::reqwest,
 };
@@ -40,7 +40,7 @@ struct Inner {
     /// The one client every liveness check goes through (see [`Checks::new`]).
     http: reqwest::Client,
     domain: Eip712Domain,
-    signer: PrivateKeySigner,
+    signer: Secp256k1Signer,
     liveness: bool,
     timeout: Duration,
     deadline: Duration,
@@ -92,7 +92,7 @@ impl Checks {
         Ok(Self(Arc::new(Inner {
             http,
             domain: config.deployment.domain(),
-            signer: config.signer.clone(),
+            signer: config.signer.to_secp256k1(),
             liveness: config.liveness,
             timeout: config.liveness_timeout,
             deadline: config.liveness_deadline,

@@ -9,6 +9,7 @@ mod attacks_usage;
 mod binary;
 mod bootstrap;
 mod common;
+mod crash;
 mod edges;
 mod fail_policy;
 mod flow;
