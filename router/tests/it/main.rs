@@ -15,6 +15,7 @@ mod fail_policy;
 mod flow;
 mod health;
 mod hygiene;
+mod instances;
 mod persistence;
 mod queue;
 mod refusals;
