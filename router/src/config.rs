@@ -83,6 +83,11 @@ pub struct RouterConfig {
     pub ip_rate_limit: RateLimit,
     /// Compute requests and reports per user (the address the signature recovers to).
     pub user_rate_limit: RateLimit,
+    /// Behind a proxy: the header it writes the client's address into (`X-Forwarded-For`),
+    /// whose last entry is then the client's address for the rate limit. `None` (the default):
+    /// the TCP peer. Set it only when every request comes through the proxy, or a client could
+    /// name any address.
+    pub client_ip_header: Option<axum::http::HeaderName>,
 }
 
 impl RouterConfig {
@@ -132,6 +137,7 @@ impl RouterConfig {
                 per_second: 20.0,
                 burst: 200.0,
             },
+            client_ip_header: None,
         }
     }
 

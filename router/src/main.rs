@@ -118,6 +118,11 @@ struct Serve {
     /// Requests one user may send at once before its rate applies.
     #[arg(long, env = "MORPHEUS_USER_BURST", default_value_t = 200.0)]
     user_burst: f64,
+    /// Behind a proxy: the header it writes the client's address into (e.g. X-Forwarded-For);
+    /// its last entry is the client's address for the rate limit. Only when every request
+    /// comes through the proxy.
+    #[arg(long, env = "MORPHEUS_CLIENT_IP_HEADER")]
+    client_ip_header: Option<String>,
 }
 
 #[tokio::main]
@@ -169,6 +174,12 @@ async fn serve(args: Serve) -> eyre::Result<()> {
         per_second: args.user_rate,
         burst: args.user_burst,
     };
+    config.client_ip_header = args
+        .client_ip_header
+        .as_deref()
+        .map(axum::http::HeaderName::try_from)
+        .transpose()
+        .wrap_err("--client-ip-header is not a header name")?;
     let state = AppState::connect(config).await?;
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await

@@ -3,11 +3,11 @@
 //! the answer's `x-request-id`; the per-client-address rate limit on the `/v1` routes; and the
 //! request's count by route and status, and its refusal code, for `/metrics`.
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 
 use axum::{
     extract::{ConnectInfo, MatchedPath, Request, State},
-    http::{HeaderName, HeaderValue},
+    http::{HeaderMap, HeaderName, HeaderValue},
     middleware::Next,
     response::{IntoResponse, Response},
 };
@@ -30,6 +30,23 @@ pub(crate) fn request_id(sent: Option<&HeaderValue>) -> String {
         .unwrap_or_else(|| format!("{:016x}", rand::random::<u64>()))
 }
 
+/// The client's address: with `header` set (the router behind a proxy that appends the address
+/// it saw, as `X-Forwarded-For` does), the last entry of the header's last line, else the TCP
+/// peer. A missing or unreadable header falls back to the peer. Only the last entry is taken:
+/// the ones before it are whatever the client sent.
+pub(crate) fn client_ip(
+    headers: &HeaderMap,
+    header: Option<&HeaderName>,
+    peer: Option<IpAddr>,
+) -> Option<IpAddr> {
+    header
+        .and_then(|h| headers.get_all(h).iter().next_back())
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.rsplit(',').next())
+        .and_then(|last| last.trim().parse().ok())
+        .or(peer)
+}
+
 /// The middleware: id and span, the address's rate limit on `/v1/...`, the counts.
 pub(crate) async fn request_context(
     State(state): State<AppState>,
@@ -45,6 +62,7 @@ pub(crate) async fn request_context(
         .extensions()
         .get::<ConnectInfo<SocketAddr>>()
         .map(|c| c.0.ip());
+    let peer = client_ip(request.headers(), state.client_ip_header(), peer);
     let span = tracing::info_span!("request", id = %id, route = %route);
     let limited = match peer {
         Some(ip) if route.starts_with("/v1/") => state.limit_ip(ip).err(),
@@ -67,6 +85,27 @@ pub(crate) async fn request_context(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn behind_a_proxy_the_address_it_appended_is_the_clients() {
+        let peer = Some(IpAddr::from([10, 0, 0, 1]));
+        let forwarded = HeaderName::from_static("x-forwarded-for");
+        let mut headers = HeaderMap::new();
+        assert_eq!(
+            client_ip(&headers, Some(&forwarded), peer),
+            peer,
+            "no header"
+        );
+        headers.insert(&forwarded, HeaderValue::from_static("1.2.3.4, 203.0.113.9"));
+        assert_eq!(
+            client_ip(&headers, Some(&forwarded), peer),
+            Some(IpAddr::from([203, 0, 113, 9])),
+            "the proxy's entry is the last; the client wrote the first"
+        );
+        assert_eq!(client_ip(&headers, None, peer), peer, "no header trusted");
+        headers.insert(&forwarded, HeaderValue::from_static("not-an-address"));
+        assert_eq!(client_ip(&headers, Some(&forwarded), peer), peer);
+    }
 
     #[test]
     fn a_clients_id_is_kept_only_when_short_and_printable() {

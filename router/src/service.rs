@@ -168,6 +168,11 @@ impl AppState {
         &self.0.metrics
     }
 
+    /// The header the client's address is read from behind a proxy, if any.
+    pub(crate) fn client_ip_header(&self) -> Option<&axum::http::HeaderName> {
+        self.0.config.client_ip_header.as_ref()
+    }
+
     /// Takes one request from the client address's rate limit, or refuses it
     /// ([`Error::RateLimited`]).
     pub(crate) fn limit_ip(&self, ip: IpAddr) -> Result<()> {
@@ -670,15 +675,15 @@ impl AppState {
         }
     }
 
-    /// Removes expired nonces and old days' running totals (`store/prune.rs`), the days by the
-    /// chain's clock.
+    /// Removes expired nonces, old days' running totals and sessions nothing can change any
+    /// more (`store/prune.rs`), the days by the chain's clock.
     pub(crate) async fn prune(&self) -> Result<store::Pruned> {
         let (today, _) = self.chain_day().await?;
         let pruned = self.store(move |s| s.prune(unix_now(), today)).await?;
         if pruned != store::Pruned::default() {
             info!(
                 target: "router::prune", nonces = pruned.nonces, user_days = pruned.user_days,
-                "pruned"
+                sessions = pruned.sessions, "pruned"
             );
         }
         Ok(pruned)

@@ -31,6 +31,10 @@ const MIGRATIONS: &[Migration] = &[
                refused by the deadline alone",
         run: nonce_deadlines,
     },
+    Migration {
+        what: "the cancelled sessions of pruned rows are kept as a count per provider and model",
+        run: cancelled_pruned,
+    },
 ];
 
 /// The version a file has after every migration of this build.
@@ -98,6 +102,14 @@ fn nonce_deadlines(conn: &Connection) -> rusqlite::Result<()> {
     conn.execute_batch(
         "ALTER TABLE nonces ADD COLUMN deadline INTEGER;
          CREATE INDEX nonces_deadline ON nonces (deadline);",
+    )
+}
+
+/// Version 4: `reputation.cancelled_pruned`, the cancelled sessions that pruning removed (the
+/// reputation's `cancelled` counts the rows left plus these).
+fn cancelled_pruned(conn: &Connection) -> rusqlite::Result<()> {
+    conn.execute_batch(
+        "ALTER TABLE reputation ADD COLUMN cancelled_pruned INTEGER NOT NULL DEFAULT 0;",
     )
 }
 

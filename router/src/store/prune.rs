@@ -7,8 +7,18 @@
 //!   stored before they carried a deadline are kept.
 //! - A user's running total of a day (`user_days`) is kept for [`DAYS_KEPT`] days after it:
 //!   reservations only ever read the chain's current day.
+//! - A session is kept until [`SESSION_RETENTION`] after it expired, and after that only while
+//!   something may still change it: its count is not settled (the provider has not answered
+//!   and the attempts are not spent) or its day's bootstrap is not computed. A session
+//!   reserved and never assigned (a crash between the two) goes with its day's total. A pruned
+//!   session that was cancelled (never reported, the provider signed 0) is added to its
+//!   provider's `reputation.cancelled_pruned` in the same transaction, so the reputation's
+//!   counts do not change. A report of a pruned session is refused as unknown: reports are
+//!   taken for [`SESSION_RETENTION`] after a session expired.
 
-use super::{Store, to_i64};
+use rusqlite::params;
+
+use super::{Store, exec, to_i64};
 use crate::Result;
 
 /// How long past its request's deadline a nonce is kept (seconds).
@@ -16,6 +26,9 @@ pub(crate) const NONCE_GRACE: u64 = 600;
 
 /// How many days before the chain's current one the users' running totals are kept.
 pub(crate) const DAYS_KEPT: u64 = 7;
+
+/// How long after it expired a session is kept at least (seconds): 30 days.
+pub(crate) const SESSION_RETENTION: u64 = 30 * 86_400;
 
 /// Rows deleted per transaction.
 const BATCH: i64 = 5_000;
@@ -25,11 +38,13 @@ const BATCH: i64 = 5_000;
 pub(crate) struct Pruned {
     pub(crate) nonces: u64,
     pub(crate) user_days: u64,
+    pub(crate) sessions: u64,
 }
 
 impl Store {
-    /// Removes the nonces whose deadline is [`NONCE_GRACE`] before `now` (the router's clock)
-    /// and the running totals of days more than [`DAYS_KEPT`] before `today` (the chain's day).
+    /// Removes the nonces whose deadline is [`NONCE_GRACE`] before `now` (the router's clock),
+    /// the running totals of days more than [`DAYS_KEPT`] before `today` (the chain's day), and
+    /// the sessions that nothing can change any more, [`SESSION_RETENTION`] after they expired.
     pub(crate) fn prune(&self, now: u64, today: u64) -> Result<Pruned> {
         let mut pruned = Pruned::default();
         let expired = to_i64(now.saturating_sub(NONCE_GRACE));
@@ -56,7 +71,56 @@ impl Store {
                 break;
             }
         }
+        loop {
+            let n = self.prune_sessions(to_i64(now.saturating_sub(SESSION_RETENTION)), old)?;
+            pruned.sessions += n;
+            if (n as i64) < BATCH {
+                break;
+            }
+        }
         Ok(pruned)
+    }
+
+    /// One batch of sessions: settled, expired before `expired`, their day's bootstrap computed;
+    /// or never assigned and of a day before `old_day`. Their cancelled ones are counted into
+    /// the reputation first.
+    fn prune_sessions(&self, expired: i64, old_day: i64) -> Result<u64> {
+        let mut conn = self.conn();
+        let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        let due: Vec<(String, Option<String>, String, bool)> = {
+            let mut rows = tx.prepare_cached(
+                "SELECT session_id, provider, model_id, COALESCE(reported = 0 AND receipt = 0, 0)
+                 FROM sessions
+                 WHERE (settled = 1 AND expires_at < ?1
+                        AND day IN (SELECT day FROM bootstrap_days))
+                    OR (provider IS NULL AND day < ?2)
+                 LIMIT ?3",
+            )?;
+            rows.query_map(params![expired, old_day, BATCH], |r| {
+                Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
+            })?
+            .collect::<rusqlite::Result<_>>()?
+        };
+        for (id, provider, model, cancelled) in &due {
+            if let (true, Some(provider)) = (*cancelled, provider) {
+                exec(
+                    &tx,
+                    "INSERT INTO reputation
+                         (provider, model_id, completed, failed, earned, cancelled_pruned)
+                     VALUES (?1, ?2, 0, 0, '0', 1)
+                     ON CONFLICT (provider, model_id)
+                     DO UPDATE SET cancelled_pruned = cancelled_pruned + 1",
+                    params![provider, model],
+                )?;
+            }
+            exec(
+                &tx,
+                "DELETE FROM sessions WHERE session_id = ?1",
+                params![id],
+            )?;
+        }
+        tx.commit()?;
+        Ok(due.len() as u64)
     }
 }
 
@@ -100,6 +164,94 @@ mod tests {
             store.reserve(&session(2, 20, 5_000), max),
             Err(Error::NonceUsed { .. })
         ));
+    }
+
+    #[test]
+    fn settled_sessions_go_after_the_retention_and_cancelled_ones_stay_counted() {
+        use morpheus_sdk::messages::UsageReport;
+
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = Store::open(&dir.path().join("router.db")).expect("open");
+        let (provider, model) = (Address::repeat_byte(2), B256::repeat_byte(9));
+        let user = Address::repeat_byte(1);
+        for n in 1..=3 {
+            store
+                .reserve(&session(n, 20, u64::MAX / 4), U256::from(1_000))
+                .expect("reserve");
+            store
+                .book(
+                    B256::repeat_byte(n),
+                    provider,
+                    "http://provider.test",
+                    U256::from(10),
+                    U256::from(3),
+                    0,
+                    100,
+                )
+                .expect("book");
+        }
+        // 1: cancelled (never reported, the provider signed 0); 2: reported, its receipt in;
+        // 3: neither (not settled).
+        store
+            .settle(B256::repeat_byte(1), Some(0), 6)
+            .expect("settle");
+        let report = UsageReport {
+            sessionId: B256::repeat_byte(2),
+            tokens: U256::from(5),
+            ttftMs: U256::from(1),
+            durationMs: U256::from(50),
+            passed: true,
+        };
+        let rule = crate::speed::SpeedRule {
+            slow_threshold_pct: 50,
+            window: 20,
+            min_ms_per_token: 1.0,
+            max_ms_per_token: 10_000.0,
+        };
+        store
+            .record_report(&report, user, rule, Some(5), true)
+            .expect("report");
+        let cancelled = |store: &Store| {
+            super::super::reputation::model_reputation(&store.conn(), provider, model, 20)
+                .expect("reputation")
+                .cancelled
+        };
+        assert_eq!(cancelled(&store), 1);
+        let after_retention = 101 + SESSION_RETENTION;
+        assert_eq!(
+            store.prune(after_retention, 21).expect("prune").sessions,
+            0,
+            "the day's bootstrap is not computed"
+        );
+        store
+            .conn()
+            .execute_batch(
+                "INSERT INTO bootstrap_days
+                     (day, share, reserve, days_left, share_bps, outstanding, computed_at)
+                 VALUES (20, '0', '0', 0, 0, '0', 0)",
+            )
+            .expect("day computed");
+        assert_eq!(
+            store
+                .prune(after_retention - 1, 21)
+                .expect("prune")
+                .sessions,
+            0,
+            "within the retention"
+        );
+        assert_eq!(store.prune(after_retention, 21).expect("prune").sessions, 2);
+        assert_eq!(
+            cancelled(&store),
+            1,
+            "the pruned cancelled session still counts"
+        );
+        assert!(matches!(
+            store.report_target(B256::repeat_byte(2), user),
+            Err(Error::UnknownSession(_))
+        ));
+        store
+            .report_target(B256::repeat_byte(3), user)
+            .expect("the unsettled session stays");
     }
 
     #[test]

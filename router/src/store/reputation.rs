@@ -177,8 +177,10 @@ pub(super) fn model_reputation(
     };
     let cancelled: i64 = super::query_row(
         conn,
-        "SELECT COUNT(*) FROM sessions
-         WHERE provider = ?1 AND reported = 0 AND model_id = ?2 AND receipt = 0",
+        "SELECT (SELECT COUNT(*) FROM sessions
+                 WHERE provider = ?1 AND reported = 0 AND model_id = ?2 AND receipt = 0)
+              + COALESCE((SELECT cancelled_pruned FROM reputation
+                          WHERE provider = ?1 AND model_id = ?2), 0)",
         params![provider, model],
         |r| r.get(0),
     )?;
