@@ -122,6 +122,9 @@ bench: deps build $(VENV)/.bench $(WORKER) ## benchmarks: gas, and inference aga
 	$(FORGE) snapshot $(SNAPSHOT_ARGS) --diff
 	$(WORKER) model prepare smollm2
 	$(WORKER) bench --model models/smollm2 --gguf smollm2 --threads 2 --repeats 5 --json bench/results.json
+	$(WORKER) model prepare gemma3-270m
+	$(WORKER) bench --model models/gemma3-270m --gguf gemma3-270m --threads 2 --repeats 3 \
+		--json bench/results-gemma3-270m.json
 	$(WORKER) model kernels
 	cargo run -q --release -p morpheus-cli --example protocol_overhead -- 200
 	cargo run -q --release -p morpheus-router --example load -- --pairs 4000
