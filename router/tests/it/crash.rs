@@ -12,8 +12,15 @@ use std::{
     time::Duration,
 };
 
-use alloy::primitives::{Address, U256};
-use morpheus_sdk::{messages::Signed, router::RouterClient};
+use alloy::{
+    primitives::{Address, B256, U256},
+    signers::local::PrivateKeySigner,
+    sol_types::Eip712Domain,
+};
+use morpheus_sdk::{
+    messages::{ComputeRequest, Signed, UsageReport},
+    router::RouterClient,
+};
 use morpheus_testkit::{Devnet, TestWorker, unique_b256, unix_now};
 use tempfile::TempDir;
 use tokio::process::{Child, Command};
@@ -51,6 +58,30 @@ fn spawn_router(devnet: &Devnet, dir: &TempDir, addr: &str) -> Child {
         .kill_on_drop(true)
         .spawn()
         .expect("the router starts")
+}
+
+/// A signed request of `user` for 64 tokens of `model`, with a fresh nonce.
+fn request(user: &PrivateKeySigner, model: B256, domain: &Eip712Domain) -> Signed<ComputeRequest> {
+    let request = ComputeRequest {
+        user: user.address(),
+        modelId: model,
+        tokenMax: U256::from(64),
+        nonce: U256::from_be_bytes(*unique_b256()),
+        deadline: U256::from(unix_now() + 300),
+    };
+    Signed::sign(request, domain, user).expect("sign")
+}
+
+/// `user`'s signed report of [`TOKENS`] tokens served well for `session`.
+fn report(user: &PrivateKeySigner, session: B256, domain: &Eip712Domain) -> Signed<UsageReport> {
+    let report = UsageReport {
+        sessionId: session,
+        tokens: U256::from(TOKENS),
+        ttftMs: U256::from(10),
+        durationMs: U256::from(TOKENS * 10),
+        passed: true,
+    };
+    Signed::sign(report, domain, user).expect("sign")
 }
 
 async fn wait_ready(client: &RouterClient, user: Address) {
@@ -98,26 +129,12 @@ async fn a_router_killed_under_load_loses_no_accepted_report() {
         let (accepted, stop, replay) = (accepted.clone(), stop.clone(), replay.clone());
         loops.spawn(async move {
             while !stop.load(Ordering::Relaxed) {
-                let request = morpheus_sdk::messages::ComputeRequest {
-                    user: user.address(),
-                    modelId: model,
-                    tokenMax: U256::from(64),
-                    nonce: U256::from_be_bytes(*unique_b256()),
-                    deadline: U256::from(unix_now() + 300),
-                };
-                let request = Signed::sign(request, &domain, &user).expect("sign");
+                let request = request(&user, model, &domain);
                 let Ok(assignment) = client.request_compute(&request).await else {
                     break;
                 };
                 replay.lock().expect("lock").get_or_insert(request);
-                let report = morpheus_sdk::messages::UsageReport {
-                    sessionId: assignment.message.sessionId,
-                    tokens: U256::from(TOKENS),
-                    ttftMs: U256::from(10),
-                    durationMs: U256::from(TOKENS * 10),
-                    passed: true,
-                };
-                let report = Signed::sign(report, &domain, &user).expect("sign");
+                let report = report(&user, assignment.message.sessionId, &domain);
                 if client.report_usage(&report).await.is_err() {
                     break;
                 }
@@ -172,26 +189,12 @@ async fn a_router_killed_under_load_loses_no_accepted_report() {
     let first = replay.lock().expect("lock").clone().expect("a request");
     assert_refused(client.request_compute(&first).await, 409, "nonce");
     // And the restarted router carries on: one more pair adds exactly its credit.
-    let next = morpheus_sdk::messages::ComputeRequest {
-        user: user.address(),
-        modelId: model_id,
-        tokenMax: U256::from(64),
-        nonce: U256::from_be_bytes(*unique_b256()),
-        deadline: U256::from(unix_now() + 300),
-    };
     let assignment = client
-        .request_compute(&Signed::sign(next, &domain, &user).expect("sign"))
+        .request_compute(&request(&user, model_id, &domain))
         .await
         .expect("assigned after the restart");
-    let report = morpheus_sdk::messages::UsageReport {
-        sessionId: assignment.message.sessionId,
-        tokens: U256::from(TOKENS),
-        ttftMs: U256::from(10),
-        durationMs: U256::from(TOKENS * 10),
-        passed: true,
-    };
     client
-        .report_usage(&Signed::sign(report, &domain, &user).expect("sign"))
+        .report_usage(&report(&user, assignment.message.sessionId, &domain))
         .await
         .expect("reported");
     let last = client
