@@ -294,6 +294,19 @@ fn crypto_per_pair(
     Ok(started.elapsed() / rounds)
 }
 
+/// The router's unlabelled figures from its `/metrics`, by name.
+async fn router_metrics(url: &str) -> eyre::Result<std::collections::HashMap<String, f64>> {
+    let text = reqwest::get(format!("{url}/metrics")).await?.text().await?;
+    Ok(text
+        .lines()
+        .filter(|l| !l.starts_with('#') && !l.contains('{'))
+        .filter_map(|l| {
+            let (name, value) = l.split_once(' ')?;
+            Some((name.to_string(), value.trim().parse().ok()?))
+        })
+        .collect())
+}
+
 fn request_for(user: Address, model_id: B256) -> ComputeRequest {
     ComputeRequest {
         user,
@@ -435,6 +448,7 @@ async fn main() -> eyre::Result<()> {
         &warm.refused[..warm.refused.len().min(3)]
     );
     let cpu_before = cpu_seconds(process.pid()?)?;
+    let metrics_before = router_metrics(&process.url).await?;
     let run = run_pairs(
         &router,
         &users,
@@ -445,6 +459,10 @@ async fn main() -> eyre::Result<()> {
     )
     .await?;
     let cpu = cpu_seconds(process.pid()?)? - cpu_before;
+    let metrics = router_metrics(&process.url).await?;
+    let spent = |name: &str| {
+        metrics.get(name).copied().unwrap_or(0.0) - metrics_before.get(name).copied().unwrap_or(0.0)
+    };
     process.stop().await?;
     worker.stop().await;
 
@@ -477,6 +495,15 @@ async fn main() -> eyre::Result<()> {
     println!(
         "  router CPU / crypto   {:10.1}x   (target <= 3x)",
         per_pair.as_secs_f64() / crypto.as_secs_f64()
+    );
+    let pairs = done as f64;
+    println!(
+        "  per pair, the router's own /metrics: {:.1} database calls taking {:.0} us, {:.2} chain \
+         calls taking {:.0} us (waits included)",
+        spent("morpheus_router_db_calls_total") / pairs,
+        spent("morpheus_router_db_seconds_total") / pairs * 1e6,
+        spent("morpheus_router_chain_calls_total") / pairs,
+        spent("morpheus_router_chain_seconds_total") / pairs * 1e6,
     );
     if !run.refused.is_empty() {
         println!(
