@@ -34,7 +34,7 @@ use morpheus_sdk::{
     router::RouterClient,
 };
 use morpheus_testkit::{Devnet, TestWorker, unix_now, workspace_binaries};
-use tokio::process::{Child, Command};
+use tokio::process::Child;
 
 const PROVIDER: usize = 2;
 /// Anvil account 0 deployed the test MOR and may mint it.
@@ -165,18 +165,15 @@ impl RouterProcess {
         dir: &Path,
         liveness_ttl: u64,
     ) -> eyre::Result<Self> {
-        let deployment = dir.join("deployment.json");
-        devnet.deployment().save(&deployment)?;
         let port = std::net::TcpListener::bind("127.0.0.1:0")?
             .local_addr()?
             .port();
         let url = format!("http://127.0.0.1:{port}");
-        let key = alloy::hex::encode_prefixed(devnet.router_signer().to_bytes());
-        let child = Command::new(bin)
+        let child = devnet
+            .router_command(bin, dir, &format!("127.0.0.1:{port}"))?
             // Every simulated user and the one client address send far above the default
             // rate limits: the benchmark measures the router's work, not its refusals.
             .args([
-                "serve",
                 "--allow-private-endpoints",
                 "--ip-rate",
                 "0",
@@ -184,17 +181,8 @@ impl RouterProcess {
                 "0",
             ])
             .args(["--liveness-ttl", &liveness_ttl.to_string()])
-            .arg("--listen")
-            .arg(format!("127.0.0.1:{port}"))
-            .arg("--db")
-            .arg(dir.join("router.db"))
-            .arg("--deployment")
-            .arg(&deployment)
-            .args(["--rpc-url", &devnet.rpc_url()])
-            .env("MORPHEUS_ROUTER_KEY", key)
             .env("RUST_LOG", "warn")
             .stdout(Stdio::null())
-            .kill_on_drop(true)
             .spawn()
             .wrap_err_with(|| format!("starting {}", bin.display()))?;
         let http = reqwest::Client::new();

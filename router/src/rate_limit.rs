@@ -63,6 +63,20 @@ impl<K: Eq + Hash + Clone> Limiter<K> {
         }
     }
 
+    /// Takes one request from `key`'s bucket now, or refuses it as [`Error::RateLimited`]
+    /// naming `who`.
+    pub(crate) fn take_or_refuse(
+        &self,
+        key: &K,
+        who: impl FnOnce() -> String,
+    ) -> crate::Result<()> {
+        self.take(key, Instant::now())
+            .map_err(|retry_after| crate::Error::RateLimited {
+                who: who(),
+                retry_after,
+            })
+    }
+
     /// Takes one request from `key`'s bucket at `now`, or the seconds to wait.
     pub(crate) fn take(&self, key: &K, now: Instant) -> Result<(), u64> {
         let RateLimit { per_second, burst } = self.limit;

@@ -178,22 +178,14 @@ impl AppState {
     pub(crate) fn limit_ip(&self, ip: IpAddr) -> Result<()> {
         self.0
             .ips
-            .take(&ip, std::time::Instant::now())
-            .map_err(|retry_after| Error::RateLimited {
-                who: format!("client address {ip}"),
-                retry_after,
-            })
+            .take_or_refuse(&ip, || format!("client address {ip}"))
     }
 
     /// Takes one request from the user's rate limit (the user a signature recovered to).
     fn limit_user(&self, user: Address) -> Result<()> {
         self.0
             .users
-            .take(&user, std::time::Instant::now())
-            .map_err(|retry_after| Error::RateLimited {
-                who: format!("user {user}"),
-                retry_after,
-            })
+            .take_or_refuse(&user, || format!("user {user}"))
     }
 
     /// The bidders for `model_id` at `head` in the order `preferences` ask for, with their

@@ -153,6 +153,32 @@ impl Devnet {
         Ok(())
     }
 
+    /// A command running the `morpheus-router` binary `bin` as this devnet's router: the
+    /// deployment file written into `dir`, the database `dir/router.db`, listening on `listen`,
+    /// the router signer's key in `MORPHEUS_ROUTER_KEY`, killed when dropped. Callers add their
+    /// flags, environment and output.
+    pub fn router_command(
+        &self,
+        bin: &std::path::Path,
+        dir: &std::path::Path,
+        listen: &str,
+    ) -> Result<tokio::process::Command> {
+        let deployment = dir.join("deployment.json");
+        self.deployment.save(&deployment)?;
+        let mut cmd = tokio::process::Command::new(bin);
+        cmd.args(["serve", "--rpc-url", &self.rpc_url(), "--listen", listen])
+            .arg("--deployment")
+            .arg(&deployment)
+            .arg("--db")
+            .arg(dir.join("router.db"))
+            .env(
+                "MORPHEUS_ROUTER_KEY",
+                format!("{:?}", self.router_signer().to_bytes()),
+            )
+            .kill_on_drop(true);
+        Ok(cmd)
+    }
+
     /// Moves the chain's clock `days` UTC days on and mines a block.
     pub async fn advance_days(&self, days: u64) -> Result<()> {
         self.advance_seconds(days * 86_400).await

@@ -418,7 +418,8 @@ impl Store {
             i64,
             Option<i64>,
             i64,
-            (i64, i64),
+            i64,
+            i64,
         );
         let row: Option<Row> = tx
             .prepare_cached(
@@ -426,19 +427,7 @@ impl Store {
                      settled, day, counted
                  FROM sessions WHERE session_id = ?1",
             )?
-            .query_row(params![id], |r| {
-                Ok((
-                    r.get(0)?,
-                    r.get(1)?,
-                    r.get(2)?,
-                    r.get(3)?,
-                    r.get(4)?,
-                    r.get(5)?,
-                    r.get(6)?,
-                    r.get(7)?,
-                    (r.get(8)?, r.get(9)?),
-                ))
-            })
+            .query_row(params![id], |r| Row::try_from(r))
             .optional()?;
         let Some((
             user,
@@ -449,7 +438,8 @@ impl Store {
             reported,
             kept,
             settled,
-            (day, counted_before),
+            day,
+            counted_before,
         )) = row
         else {
             return Err(Error::UnknownSession(report.sessionId));

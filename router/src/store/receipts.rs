@@ -134,29 +134,18 @@ impl Store {
             i64,
             i64,
             i64,
-            (String, i64),
+            String,
+            i64,
         );
         let row: Option<Row> = super::query_row(
             &tx,
-            "SELECT token_max, reported, tokens, credited, counted, settled, attempts, user,
-                     day
-                 FROM sessions WHERE session_id = ?1",
+            "SELECT token_max, reported, tokens, credited, counted, settled, attempts, user, day
+             FROM sessions WHERE session_id = ?1",
             params![id],
-            |r| {
-                Ok((
-                    r.get(0)?,
-                    r.get(1)?,
-                    r.get(2)?,
-                    r.get(3)?,
-                    r.get(4)?,
-                    r.get(5)?,
-                    r.get(6)?,
-                    (r.get(7)?, r.get(8)?),
-                ))
-            },
+            |r| Row::try_from(r),
         )
         .optional()?;
-        let Some((token_max, reported, tokens, credited, before, settled, attempts, (user, day))) =
+        let Some((token_max, reported, tokens, credited, before, settled, attempts, user, day)) =
             row
         else {
             return Err(Error::UnknownSession(session_id));

@@ -11,27 +11,15 @@ use tokio::process::Command;
 use crate::common::USER;
 
 fn command(devnet: &Devnet, dir: &TempDir, key: String, listen: &str) -> Command {
-    let deployment = dir.path().join("deployment.json");
-    devnet
-        .deployment()
-        .save(&deployment)
+    let bin = std::path::Path::new(env!("CARGO_BIN_EXE_morpheus-router"));
+    let mut cmd = devnet
+        .router_command(bin, dir.path(), listen)
         .expect("deployment file");
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_morpheus-router"));
-    cmd.arg("serve")
-        .arg("--rpc-url")
-        .arg(devnet.rpc_url())
-        .arg("--deployment")
-        .arg(&deployment)
-        .arg("--db")
-        .arg(dir.path().join("router.db"))
-        .arg("--listen")
-        .arg(listen)
-        .env("MORPHEUS_ROUTER_KEY", key)
+    cmd.env("MORPHEUS_ROUTER_KEY", key)
         .env("RUST_LOG", "info")
         .env("NO_COLOR", "1")
         .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true);
+        .stderr(Stdio::piped());
     cmd
 }
 

@@ -23,7 +23,7 @@ use morpheus_sdk::{
 };
 use morpheus_testkit::{Devnet, TestWorker, unique_b256, unix_now};
 use tempfile::TempDir;
-use tokio::process::{Child, Command};
+use tokio::process::Child;
 
 use crate::common::{PRICE, PROVIDER, USER, assert_refused, provide, stake};
 
@@ -33,29 +33,19 @@ const TOKENS: u64 = 10;
 /// The router binary on `addr` over the database in `dir` (no rate limits: the load is one
 /// user on one address), its output discarded (a pipe nobody reads would fill under load).
 fn spawn_router(devnet: &Devnet, dir: &TempDir, addr: &str) -> Child {
-    let deployment = dir.path().join("deployment.json");
-    devnet.deployment().save(&deployment).expect("deployment");
-    Command::new(env!("CARGO_BIN_EXE_morpheus-router"))
+    let bin = std::path::Path::new(env!("CARGO_BIN_EXE_morpheus-router"));
+    devnet
+        .router_command(bin, dir.path(), addr)
+        .expect("deployment file")
         .args([
-            "serve",
             "--allow-private-endpoints",
             "--ip-rate",
             "0",
             "--user-rate",
             "0",
         ])
-        .args(["--rpc-url", &devnet.rpc_url(), "--listen", addr])
-        .arg("--deployment")
-        .arg(&deployment)
-        .arg("--db")
-        .arg(dir.path().join("router.db"))
-        .env(
-            "MORPHEUS_ROUTER_KEY",
-            format!("{:?}", devnet.router_signer().to_bytes()),
-        )
         .stdout(Stdio::null())
         .stderr(Stdio::null())
-        .kill_on_drop(true)
         .spawn()
         .expect("the router starts")
 }
