@@ -19,7 +19,7 @@ ORT_VERSION := 1.31.1
 # know where it is before the venv exists. ORT_DYLIB_PATH, when set, names another one.
 export PATH := $(abspath $(BIN)):$(PATH)
 
-.PHONY: FORCE help deps build abi abi-check test test-tools test-contracts test-rust gas gas-check lint fmt demo bench slither clean
+.PHONY: FORCE help deps build abi abi-check test test-tools test-contracts test-rust test-postgres gas gas-check lint fmt demo bench slither clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-15s %s\n", $$1, $$2}'
@@ -86,12 +86,24 @@ test-rust: deps build ## cargo test for every crate (needs anvil and ONNX Runtim
 	cargo test --workspace --all-targets
 	cargo test --workspace --doc
 
+# A throwaway PostgreSQL server (Debian's package, installed here when missing and run as root),
+# in a new directory under /tmp that its `postgres` user can reach; stopped and deleted after.
+PG_SERVER := tools/pg-test-server
+WITH_PG = dir=$$(mktemp -d /tmp/morpheus-pg.XXXXXX); \
+	url=$$($(PG_SERVER) start "$$dir"); \
+	trap '$(PG_SERVER) stop "$$dir"' EXIT;
+
+test-postgres: deps build ## the router's tests again, on a throwaway PostgreSQL server
+	$(PG_SERVER) install
+	$(WITH_PG) echo "test-postgres: the router's tests on $$url"; \
+	MORPHEUS_TEST_POSTGRES=$$url cargo test -p morpheus-router --all-targets
+
 test-tools: node_modules/.installed ## tests of the repository's own tools (the solc wrapper)
 	node --test tools/test/
 
 # --- everything -----------------------------------------------------------------------------
 
-test: deps test-tools abi-check test-contracts gas-check test-rust ## install what is missing, then run every test
+test: deps test-tools abi-check test-contracts gas-check test-rust test-postgres ## install what is missing, then run every test
 
 lint: deps ## formatting and lints: forge fmt, cargo fmt, clippy
 	$(FORGE) fmt --check
@@ -128,6 +140,9 @@ bench: deps build $(VENV)/.bench $(WORKER) ## benchmarks: gas, and inference aga
 	$(WORKER) model kernels
 	cargo run -q --release -p morpheus-cli --example protocol_overhead -- 200
 	cargo run -q --release -p morpheus-router --example load -- --pairs 4000
+	$(PG_SERVER) install
+	$(WITH_PG) cargo run -q --release -p morpheus-router --example load -- --pairs 4000 \
+		--postgres "$$url"
 
 slither: deps build ## static analysis of the contracts
 	$(PY) -m pip install --quiet slither-analyzer==0.11.6

@@ -9,9 +9,11 @@
 //! recoveries and one signature.
 //!
 //! `cargo run --release -p morpheus-router --example load -- [--pairs N] [--concurrency C]
-//! [--users U] [--prefill S]` (defaults 4000, 32, 64, 0). `--prefill` stores S reported
-//! sessions (spread over the last 30 days and 10,000 users, the simulated ones among them) in
-//! the router's database before it starts, to show the figures on a database that has grown.
+//! [--users U] [--prefill S] [--postgres URL]` (defaults 4000, 32, 64, 0, the SQLite file).
+//! `--prefill` stores S reported sessions (spread over the last 30 days and 10,000 users) in the
+//! router's database before it starts, to show the figures on a database that has grown.
+//! `--postgres` runs the router on that PostgreSQL database instead (`make bench` starts a
+//! throwaway server with `tools/pg-test-server`); it must be empty or the router's own.
 
 use std::{
     path::{Path, PathBuf},
@@ -51,6 +53,7 @@ struct Args {
     users: usize,
     prefill: u64,
     liveness_ttl: u64,
+    postgres: Option<String>,
 }
 
 fn parse_args() -> eyre::Result<Args> {
@@ -60,6 +63,7 @@ fn parse_args() -> eyre::Result<Args> {
         users: 64,
         prefill: 0,
         liveness_ttl: 0,
+        postgres: None,
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -78,8 +82,10 @@ fn parse_args() -> eyre::Result<Args> {
             "--users" => args.users = number()? as usize,
             "--prefill" => args.prefill = number()?,
             "--liveness-ttl" => args.liveness_ttl = number()?,
+            "--postgres" => args.postgres = Some(value),
             other => bail!(
-                "unknown flag {other}; flags: --pairs --concurrency --users --prefill --liveness-ttl"
+                "unknown flag {other}; flags: --pairs --concurrency --users --prefill \
+                 --liveness-ttl --postgres"
             ),
         }
     }
@@ -164,13 +170,14 @@ impl RouterProcess {
         devnet: &Devnet,
         dir: &Path,
         liveness_ttl: u64,
+        postgres: Option<&str>,
     ) -> eyre::Result<Self> {
         let port = std::net::TcpListener::bind("127.0.0.1:0")?
             .local_addr()?
             .port();
         let url = format!("http://127.0.0.1:{port}");
         let child = devnet
-            .router_command(bin, dir, &format!("127.0.0.1:{port}"))?
+            .router_command(bin, dir, &format!("127.0.0.1:{port}"), postgres)?
             // Every simulated user and the one client address send far above the default
             // rate limits: the benchmark measures the router's work, not its refusals.
             .args([
@@ -212,6 +219,25 @@ impl RouterProcess {
         self.child.kill().await?;
         Ok(())
     }
+}
+
+/// Stores `n` reported sessions in the router's PostgreSQL database at `url` (created by a first
+/// start of the router), spread as [`prefill`] spreads them, over 10,000 users of its own.
+fn prefill_postgres(url: &str, n: u64, today: u64) -> eyre::Result<()> {
+    let mut client = postgres::Client::connect(url, postgres::NoTls)?;
+    client.execute(
+        r#"INSERT INTO sessions (session_id, "user", nonce, model_id, day, token_max, provider,
+               price_per_token, expires_at, reported, tokens, outcome, amount, endpoint,
+               credited, receipt, counted, settled, attempts)
+           SELECT '0x' || lpad(to_hex(i), 64, '0'), '0x' || lpad(to_hex(i % 10000), 40, '0'),
+               'prefill-' || i, '0x' || repeat('0', 64), $1 - i % 31, 64,
+               '0x' || lpad(to_hex(i % 100), 40, '0'), '1', 0, 1, 16, 'Credited', '16', NULL,
+               16, 16, 16, 1, 0
+           FROM generate_series(0, $2 - 1) AS i"#,
+        &[&i64::try_from(today)?, &i64::try_from(n)?],
+    )?;
+    client.batch_execute("ANALYZE")?;
+    Ok(())
 }
 
 /// Stores `n` reported sessions in the router's database at `path` (created by a first start
@@ -414,18 +440,35 @@ async fn main() -> eyre::Result<()> {
 
     if args.prefill > 0 {
         // A first start creates the schema; the sessions go in while the router is stopped.
-        RouterProcess::start(&bin, &devnet, dir.path(), args.liveness_ttl)
-            .await?
-            .stop()
-            .await?;
+        RouterProcess::start(
+            &bin,
+            &devnet,
+            dir.path(),
+            args.liveness_ttl,
+            args.postgres.as_deref(),
+        )
+        .await?
+        .stop()
+        .await?;
         eprintln!("load: storing {} sessions", args.prefill);
         let today = devnet.now().await? / 86_400;
         let addresses: Vec<Address> = users.iter().map(|u| u.address()).collect();
         let path = dir.path().join("router.db");
-        tokio::task::spawn_blocking(move || prefill(&path, args.prefill, &addresses, today))
-            .await??;
+        let (n, postgres) = (args.prefill, args.postgres.clone());
+        tokio::task::spawn_blocking(move || match postgres {
+            Some(url) => prefill_postgres(&url, n, today),
+            None => prefill(&path, n, &addresses, today),
+        })
+        .await??;
     }
-    let process = RouterProcess::start(&bin, &devnet, dir.path(), args.liveness_ttl).await?;
+    let process = RouterProcess::start(
+        &bin,
+        &devnet,
+        dir.path(),
+        args.liveness_ttl,
+        args.postgres.as_deref(),
+    )
+    .await?;
     let router = RouterClient::new(&process.url)?;
 
     // Warm-up: connections, the chain view, the provider's first checks; not counted.
@@ -460,8 +503,22 @@ async fn main() -> eyre::Result<()> {
     let per_pair = Duration::from_secs_f64(cpu / done as f64);
     println!(
         "router load: {} pairs at concurrency {}, {} users, {} stored sessions before, liveness \
-         proof standing {} s (SQLite; loopback; processes: router, load generator + worker, anvil)",
-        args.pairs, args.concurrency, args.users, args.prefill, args.liveness_ttl
+         proof standing {} s ({}; loopback; processes: router, load generator + worker, anvil{})",
+        args.pairs,
+        args.concurrency,
+        args.users,
+        args.prefill,
+        args.liveness_ttl,
+        if args.postgres.is_some() {
+            "PostgreSQL"
+        } else {
+            "SQLite"
+        },
+        if args.postgres.is_some() {
+            ", PostgreSQL"
+        } else {
+            ""
+        },
     );
     println!(
         "  pairs/s               {:10.0}   (target >= 5000)",

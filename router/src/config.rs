@@ -17,8 +17,13 @@ pub struct RouterConfig {
     /// The router signer: signs assignments, liveness challenges and vouchers. Must be an
     /// authorised router in `SessionRouter`; it never sends a transaction.
     pub signer: PrivateKeySigner,
-    /// The SQLite database file (created when missing).
+    /// The SQLite database file (created when missing). Unused when
+    /// [`postgres_url`](Self::postgres_url) is set.
     pub db_path: PathBuf,
+    /// A PostgreSQL database instead of the SQLite file (`postgres://user:pass@host/db`): what
+    /// several instances of one router (one key) behind a load balancer share. `None` (the
+    /// default): the SQLite file.
+    pub postgres_url: Option<String>,
     /// X: a passed report earns nothing when its ms per token is more than this many percent
     /// above the model's speed reference: the median of the newest credited report of each of
     /// the model's last [`report_window`](Self::report_window) reporting users.
@@ -110,6 +115,7 @@ impl RouterConfig {
             deployment,
             signer,
             db_path: db_path.into(),
+            postgres_url: None,
             slow_threshold_pct: 50,
             report_window: 20,
             min_ms_per_token: 1.0,

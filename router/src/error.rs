@@ -123,6 +123,18 @@ pub enum Error {
         /// SQLite's reason ("file is not a database", ...).
         source: rusqlite::Error,
     },
+    /// The PostgreSQL database failed (a statement, or the connection).
+    #[error("database: {0}")]
+    Postgres(#[from] postgres::Error),
+    /// The PostgreSQL database could not be reached or set up (a bad URL, no server, a schema
+    /// from a newer router).
+    #[error("cannot open the database {url}: {reason}")]
+    OpenPostgres {
+        /// The database's URL, without its password.
+        url: String,
+        /// Why.
+        reason: String,
+    },
     /// A value read back from the database does not parse: the file was changed outside the
     /// router or is damaged. Never replaced by a default (a zero address would be credited).
     #[error("the database holds a bad value in {column}: {value:?} ({reason})")]
@@ -185,6 +197,8 @@ impl Error {
             Self::Chain(_) => (502, "server_error", "chain_unavailable"),
             Self::Config(_)
             | Self::Database(_)
+            | Self::Postgres(_)
+            | Self::OpenPostgres { .. }
             | Self::OpenDatabase { .. }
             | Self::CorruptDatabase { .. }
             | Self::DatabaseTask(_)
@@ -202,6 +216,8 @@ impl Error {
             }
             Self::Config(_)
             | Self::Database(_)
+            | Self::Postgres(_)
+            | Self::OpenPostgres { .. }
             | Self::OpenDatabase { .. }
             | Self::DatabaseTask(_)
             | Self::Io(_) => "internal router error".into(),

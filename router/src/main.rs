@@ -34,9 +34,18 @@ struct Serve {
     /// The router signer's private key (0x hex); must be an authorised router.
     #[arg(long, env = "MORPHEUS_ROUTER_KEY", hide_env_values = true)]
     router_key: String,
-    /// SQLite database file.
+    /// SQLite database file (the default backend).
     #[arg(long, env = "MORPHEUS_DB", default_value = "morpheus-router.db")]
     db: PathBuf,
+    /// A PostgreSQL database instead of the SQLite file (postgres://user:password@host/db):
+    /// what several instances of this router (the same key) share behind a load balancer.
+    #[arg(
+        long,
+        env = "MORPHEUS_POSTGRES",
+        hide_env_values = true,
+        conflicts_with = "db"
+    )]
+    postgres: Option<String>,
     /// Address to listen on.
     #[arg(long, env = "MORPHEUS_LISTEN", default_value = "127.0.0.1:8090")]
     listen: SocketAddr,
@@ -160,6 +169,7 @@ async fn serve(args: Serve) -> eyre::Result<()> {
     config.liveness_concurrency = args.liveness_concurrency;
     config.liveness_cooldown = Duration::from_secs(args.liveness_cooldown);
     config.liveness_ttl = Duration::from_secs(args.liveness_ttl);
+    config.postgres_url = args.postgres;
     config.allow_private_endpoints = args.allow_private_endpoints;
     config.settle_interval = Duration::from_secs(args.settle_interval);
     config.receipt_attempts = args.receipt_attempts;

@@ -119,7 +119,8 @@ enum Attempt {
 impl AppState {
     /// Connects to the chain (read-only: the router never sends a transaction), checks that the
     /// signer is an authorised router, and opens the database: a file that is not a SQLite
-    /// database is [`Error::OpenDatabase`] naming it.
+    /// database is [`Error::OpenDatabase`] naming it, a PostgreSQL database that cannot be
+    /// reached [`Error::OpenPostgres`].
     pub async fn connect(config: RouterConfig) -> Result<Self> {
         config.check()?;
         let protocol = Protocol::connect(&config.rpc_url, config.deployment, None).await?;
@@ -131,9 +132,17 @@ impl AppState {
             )));
         }
         let checks = Checks::new(&config)?;
-        let path = config.db_path.clone();
-        let store = tokio::task::spawn_blocking(move || Store::open(&path)).await??;
-        info!(target: "router", router = %signer, db = %config.db_path.display(), "ready");
+        let (path, url) = (config.db_path.clone(), config.postgres_url.clone());
+        let store = tokio::task::spawn_blocking(move || match url {
+            Some(url) => Store::open_postgres(&url),
+            None => Store::open(&path),
+        })
+        .await??;
+        let db = match &config.postgres_url {
+            Some(url) => store::redacted(url),
+            None => config.db_path.display().to_string(),
+        };
+        info!(target: "router", router = %signer, backend = store.backend(), %db, "ready");
         let metrics = Arc::new(Metrics::default());
         Ok(Self(Arc::new(Inner {
             domain: config.deployment.domain(),

@@ -154,7 +154,8 @@ impl Devnet {
     }
 
     /// A command running the `morpheus-router` binary `bin` as this devnet's router: the
-    /// deployment file written into `dir`, the database `dir/router.db`, listening on `listen`,
+    /// deployment file written into `dir`, the PostgreSQL database `postgres` or else the SQLite
+    /// file `dir/router.db`, listening on `listen`,
     /// the router signer's key in `MORPHEUS_ROUTER_KEY`, killed when dropped. Callers add their
     /// flags, environment and output.
     pub fn router_command(
@@ -162,20 +163,23 @@ impl Devnet {
         bin: &std::path::Path,
         dir: &std::path::Path,
         listen: &str,
+        postgres: Option<&str>,
     ) -> Result<tokio::process::Command> {
         let deployment = dir.join("deployment.json");
         self.deployment.save(&deployment)?;
         let mut cmd = tokio::process::Command::new(bin);
         cmd.args(["serve", "--rpc-url", &self.rpc_url(), "--listen", listen])
             .arg("--deployment")
-            .arg(&deployment)
-            .arg("--db")
-            .arg(dir.join("router.db"))
-            .env(
-                "MORPHEUS_ROUTER_KEY",
-                format!("{:?}", self.router_signer().to_bytes()),
-            )
-            .kill_on_drop(true);
+            .arg(&deployment);
+        match postgres {
+            Some(url) => cmd.arg("--postgres").arg(url),
+            None => cmd.arg("--db").arg(dir.join("router.db")),
+        };
+        cmd.env(
+            "MORPHEUS_ROUTER_KEY",
+            format!("{:?}", self.router_signer().to_bytes()),
+        )
+        .kill_on_drop(true);
         Ok(cmd)
     }
 

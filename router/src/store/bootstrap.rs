@@ -10,9 +10,13 @@
 use std::collections::HashMap;
 
 use alloy::primitives::{Address, U256};
-use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
+use rusqlite::Connection;
 
-use super::{Store, key, read_address, read_u64, read_u256, to_i64};
+use super::{
+    Store, key, read_address, read_u64, read_u256,
+    sql::{Db, args},
+    to_i64,
+};
 use crate::{
     Result,
     bootstrap::{bootstrap_day_share, bootstrap_days_left, bootstrap_outstanding, bootstrap_split},
@@ -74,51 +78,46 @@ impl Store {
     /// first, up to the first one still open at `now` (the router's clock): days are computed
     /// in order, each counting what the ones before allotted.
     pub(crate) fn bootstrap_due(&self, today: u64, now: u64) -> Result<Vec<u64>> {
-        let conn = self.conn();
-        // One index seek per day with sessions: the sessions table is never scanned.
-        let mut next =
-            conn.prepare_cached("SELECT MIN(day) FROM sessions WHERE day > ?1 AND day < ?2")?;
-        let mut due = Vec::new();
-        let mut after = -1i64;
-        while let Some(day) = next.query_row(params![after, to_i64(today)], |r| {
-            r.get::<_, Option<i64>>(0)
-        })? {
-            after = day;
-            let day = read_u64("sessions.day", day)?;
-            if computed(&conn, day)? {
-                continue;
+        self.read(|db| {
+            let mut due = Vec::new();
+            let mut after = -1i64;
+            // One index seek per day with sessions: the sessions table is never scanned.
+            while let Some(day) = db
+                .query_one(
+                    "SELECT MIN(day) FROM sessions WHERE day > ?1 AND day < ?2",
+                    args![after, to_i64(today)],
+                )?
+                .get::<Option<i64>>(0)?
+            {
+                after = day;
+                let day = read_u64("sessions.day", day)?;
+                if computed(db, day)? {
+                    continue;
+                }
+                if !closed(db, day, now)? {
+                    break;
+                }
+                due.push(day);
             }
-            if !closed(&conn, day, now)? {
-                break;
-            }
-            due.push(day);
-        }
-        Ok(due)
+            Ok(due)
+        })
     }
 
     /// The providers with an allotment, each with its cumulative allotment.
     pub(crate) fn bootstrap_allotted(&self) -> Result<Vec<(Address, U256)>> {
-        allotted_totals(&self.conn())
+        self.read(allotted_totals)
     }
 
     /// `provider`'s cumulative allotment: its voucher's `cumulativeBootstrap`.
     pub(crate) fn bootstrap_of(&self, provider: Address) -> Result<U256> {
-        let conn = self.conn();
-        let mut rows =
-            conn.prepare_cached("SELECT amount FROM bootstrap_allotments WHERE provider = ?1")?;
-        let amounts = rows.query_map(params![key(&provider)], |r| r.get::<_, String>(0))?;
-        let mut total = U256::ZERO;
-        for amount in amounts {
-            total = total.saturating_add(read_u256("bootstrap_allotments.amount", &amount?)?);
-        }
-        Ok(total)
+        self.read(|db| allotted_to(db, provider))
     }
 
-    /// Computes `day`'s bootstrap in one transaction taken for writing at its start: unless the
-    /// day is computed already, not before `today` or not closed at `now`, it ranks the day's
-    /// credited providers, allots the day's share (`bootstrap.rs`) from `chain`'s figures and
-    /// what this router has allotted and the chain not paid, and records the day. Returns the
-    /// day computed, `None` when it was not (so two computations racing write it once).
+    /// Computes `day`'s bootstrap in one writing transaction: unless the day is computed
+    /// already, not before `today` or not closed at `now`, it ranks the day's credited
+    /// providers, allots the day's share (`bootstrap.rs`) from `chain`'s figures and what this
+    /// router has allotted and the chain not paid, and records the day. Returns the day
+    /// computed, `None` when it was not (so two computations racing write it once).
     pub(crate) fn compute_bootstrap_day(
         &self,
         day: u64,
@@ -126,105 +125,112 @@ impl Store {
         now: u64,
         chain: &BootstrapChain,
     ) -> Result<Option<BootstrapDay>> {
-        let mut conn = self.conn();
-        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-        if day >= today || computed(&tx, day)? || !closed(&tx, day, now)? {
-            return Ok(None);
-        }
-        let credited = credited_on(&tx, day)?;
-        let outstanding = bootstrap_outstanding(&allotted_totals(&tx)?, &chain.paid);
-        let days_left = bootstrap_days_left(day, chain.bootstrap_end);
-        let share = bootstrap_day_share(chain.reserve, outstanding, chain.share_bps, days_left);
-        let allotted = bootstrap_split(share, &credited);
-        super::exec(
-            &tx,
-            "INSERT INTO bootstrap_days
-                 (day, share, reserve, days_left, share_bps, outstanding, computed_at)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-            params![
-                to_i64(day),
-                share.to_string(),
-                chain.reserve.to_string(),
-                to_i64(days_left),
-                to_i64(chain.share_bps),
-                outstanding.to_string(),
-                to_i64(now)
-            ],
-        )?;
-        let credit_of: HashMap<Address, U256> = credited.into_iter().collect();
-        for (provider, amount) in &allotted {
-            super::exec(
-                &tx,
-                "INSERT INTO bootstrap_allotments (day, provider, credited, amount)
-                 VALUES (?1, ?2, ?3, ?4)",
-                params![
+        self.write(|db| {
+            if day >= today || computed(db, day)? || !closed(db, day, now)? {
+                return Ok(None);
+            }
+            let credited = credited_on(db, day)?;
+            let outstanding = bootstrap_outstanding(&allotted_totals(db)?, &chain.paid);
+            let days_left = bootstrap_days_left(day, chain.bootstrap_end);
+            let share = bootstrap_day_share(chain.reserve, outstanding, chain.share_bps, days_left);
+            let allotted = bootstrap_split(share, &credited);
+            db.exec(
+                "INSERT INTO bootstrap_days
+                     (day, share, reserve, days_left, share_bps, outstanding, computed_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                args![
                     to_i64(day),
-                    key(provider),
-                    credit_of
-                        .get(provider)
-                        .copied()
-                        .unwrap_or_default()
-                        .to_string(),
-                    amount.to_string()
+                    share.to_string(),
+                    chain.reserve.to_string(),
+                    to_i64(days_left),
+                    to_i64(chain.share_bps),
+                    outstanding.to_string(),
+                    to_i64(now)
                 ],
             )?;
-        }
-        tx.commit()?;
-        Ok(Some(BootstrapDay {
-            day,
-            share,
-            days_left,
-            outstanding,
-            allotted,
-        }))
+            let credit_of: HashMap<Address, U256> = credited.into_iter().collect();
+            for (provider, amount) in &allotted {
+                db.exec(
+                    "INSERT INTO bootstrap_allotments (day, provider, credited, amount)
+                     VALUES (?1, ?2, ?3, ?4)",
+                    args![
+                        to_i64(day),
+                        key(provider),
+                        credit_of
+                            .get(provider)
+                            .copied()
+                            .unwrap_or_default()
+                            .to_string(),
+                        amount.to_string()
+                    ],
+                )?;
+            }
+            Ok(Some(BootstrapDay {
+                day,
+                share,
+                days_left,
+                outstanding,
+                allotted,
+            }))
+        })
     }
 }
 
-fn computed(conn: &Connection, day: u64) -> Result<bool> {
-    Ok(super::query_row(
-        conn,
-        "SELECT 1 FROM bootstrap_days WHERE day = ?1",
-        params![to_i64(day)],
-        |_| Ok(()),
-    )
-    .optional()?
-    .is_some())
+/// `provider`'s cumulative allotment (reconciled raises included).
+pub(super) fn allotted_to(db: &mut dyn Db, provider: Address) -> Result<U256> {
+    let mut total = U256::ZERO;
+    for row in db.query(
+        "SELECT amount FROM bootstrap_allotments WHERE provider = ?1",
+        args![key(&provider)],
+    )? {
+        total = total.saturating_add(read_u256(
+            "bootstrap_allotments.amount",
+            &row.get::<String>(0)?,
+        )?);
+    }
+    Ok(total)
+}
+
+fn computed(db: &mut dyn Db, day: u64) -> Result<bool> {
+    Ok(db
+        .query_opt(
+            "SELECT 1 FROM bootstrap_days WHERE day = ?1",
+            args![to_i64(day)],
+        )?
+        .is_some())
 }
 
 /// Whether none of `day`'s assigned sessions is open at `now`: each is reported or expired. A
 /// session reserved but never assigned (`provider` NULL: being assigned, or left by a crash)
 /// does not hold the day open; it has earned nothing yet.
-fn closed(conn: &Connection, day: u64, now: u64) -> Result<bool> {
-    let open = super::query_row(
-        conn,
+fn closed(db: &mut dyn Db, day: u64, now: u64) -> Result<bool> {
+    let open = db.query_opt(
         "SELECT 1 FROM sessions
              WHERE day = ?1 AND provider IS NOT NULL AND reported = 0 AND expires_at >= ?2
              LIMIT 1",
-        params![to_i64(day), to_i64(now)],
-        |_| Ok(()),
-    )
-    .optional()?;
+        args![to_i64(day), to_i64(now)],
+    )?;
     Ok(open.is_none())
 }
 
 /// The MOR credited per provider on `day`: the amounts of its reported sessions of that day.
-fn credited_on(conn: &Connection, day: u64) -> Result<Vec<(Address, U256)>> {
-    let mut rows = conn.prepare_cached(
+fn credited_on(db: &mut dyn Db, day: u64) -> Result<Vec<(Address, U256)>> {
+    let sessions = db.query(
         "SELECT provider, amount FROM sessions
          WHERE day = ?1 AND reported = 1 AND provider IS NOT NULL AND amount IS NOT NULL",
+        args![to_i64(day)],
     )?;
-    let sessions = rows.query_map(params![to_i64(day)], |r| {
-        Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?))
-    })?;
     let mut credited: HashMap<Address, U256> = HashMap::new();
     for session in sessions {
-        let (provider, amount) = session?;
-        let amount = read_u256("sessions.amount", &amount)?;
+        let amount = read_u256("sessions.amount", &session.get::<String>(1)?)?;
         if amount.is_zero() {
             continue;
         }
         let total = credited
-            .entry(read_address("sessions.provider", &provider)?)
+            .entry(read_address(
+                "sessions.provider",
+                &session.get::<String>(0)?,
+            )?)
             .or_default();
         *total = total.saturating_add(amount);
     }
@@ -232,16 +238,16 @@ fn credited_on(conn: &Connection, day: u64) -> Result<Vec<(Address, U256)>> {
 }
 
 /// Every provider's cumulative allotment.
-fn allotted_totals(conn: &Connection) -> Result<Vec<(Address, U256)>> {
-    let mut rows = conn.prepare_cached("SELECT provider, amount FROM bootstrap_allotments")?;
-    let allotments =
-        rows.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))?;
+fn allotted_totals(db: &mut dyn Db) -> Result<Vec<(Address, U256)>> {
+    let allotments = db.query("SELECT provider, amount FROM bootstrap_allotments", args![])?;
     let mut totals: HashMap<Address, U256> = HashMap::new();
     for allotment in allotments {
-        let (provider, amount) = allotment?;
-        let amount = read_u256("bootstrap_allotments.amount", &amount)?;
+        let amount = read_u256("bootstrap_allotments.amount", &allotment.get::<String>(1)?)?;
         let total = totals
-            .entry(read_address("bootstrap_allotments.provider", &provider)?)
+            .entry(read_address(
+                "bootstrap_allotments.provider",
+                &allotment.get::<String>(0)?,
+            )?)
             .or_default();
         *total = total.saturating_add(amount);
     }
@@ -321,8 +327,8 @@ mod tests {
 
     #[test]
     fn a_day_closes_once_its_sessions_are_reported_or_expired_and_is_computed_once() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let store = Store::open(&dir.path().join("router.db")).expect("open");
+        let db = crate::store::TestDb::new();
+        let store = db.open();
         let (a, b) = (Address::repeat_byte(0xa), Address::repeat_byte(0xb));
         let first = book(&store, 1, 10, a, 5_000);
         let second = book(&store, 2, 10, b, 6_000);
@@ -372,7 +378,7 @@ mod tests {
         );
         assert_eq!(store.bootstrap_of(b).expect("b"), U256::from(333));
         drop(store);
-        let store = Store::open(&dir.path().join("router.db")).expect("reopen");
+        let store = db.open();
         assert_eq!(
             store.bootstrap_due(12, 30_000).expect("due"),
             [] as [u64; 0]
@@ -382,8 +388,8 @@ mod tests {
 
     #[test]
     fn an_expired_session_closes_its_day_and_failed_sessions_earn_no_rank() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let store = Store::open(&dir.path().join("router.db")).expect("open");
+        let db = crate::store::TestDb::new();
+        let store = db.open();
         let (a, b) = (Address::repeat_byte(0xa), Address::repeat_byte(0xb));
         let failed = book(&store, 1, 3, a, 100);
         report(&store, failed, 100, false);
@@ -406,8 +412,8 @@ mod tests {
 
     #[test]
     fn unpaid_allotments_lower_the_next_days_share() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let store = Store::open(&dir.path().join("router.db")).expect("open");
+        let db = crate::store::TestDb::new();
+        let store = db.open();
         let a = Address::repeat_byte(0xa);
         for day in [10, 11] {
             let id = book(&store, day as u8, day, a, 0);

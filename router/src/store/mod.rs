@@ -9,17 +9,13 @@
 //! Nothing here can reconstruct a prompt or an answer (invariant 6): the router only ever sees
 //! ids, addresses, token counts and timings.
 
-use std::{
-    path::Path,
-    sync::{Arc, Mutex, MutexGuard},
-};
+use std::{path::Path, sync::Arc};
 
 use alloy::primitives::{Address, B256, U256};
 use morpheus_sdk::{
     messages::UsageReport,
     router::{ModelReputation, Outcome, ProviderStats, UsageReceipt},
 };
-use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
 
 use crate::{
     Error, Result,
@@ -31,13 +27,18 @@ use crate::{
 
 pub(crate) mod bootstrap;
 mod migrations;
+mod pg;
 mod prune;
 mod receipts;
 mod reconcile;
 mod reputation;
+mod sql;
+mod sqlite;
 
+pub(crate) use pg::redacted;
 pub(crate) use prune::Pruned;
 pub(crate) use receipts::SessionTerms;
+use sql::{Db, args};
 
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS nonces (
@@ -137,15 +138,23 @@ pub(crate) struct Standing {
     pub(crate) open_sessions: u64,
 }
 
-/// The SQLite store. Its calls block (on the disk, on another writer's lock for up to the
-/// busy timeout), so async code reaches it only through [`blocking`].
+/// The router's store, on one of two backends: the embedded SQLite file (the default) or a
+/// PostgreSQL database shared by several instances. Its calls block (on the disk, on the
+/// network, on another writer's lock), so async code reaches it only through [`blocking`].
 #[derive(Debug)]
 pub(crate) struct Store {
-    conn: Mutex<Connection>,
+    backend: Backend,
 }
 
-/// Runs `f` on the store on tokio's blocking thread pool, so that SQLite never holds up the
-/// runtime's worker threads. The call runs to its end even when the awaiting request is
+#[derive(Debug)]
+enum Backend {
+    Sqlite(sqlite::Sqlite),
+    // Boxed: its connection settings are larger than the SQLite side's mutex.
+    Postgres(Box<pg::Postgres>),
+}
+
+/// Runs `f` on the store on tokio's blocking thread pool, so that the database never holds up
+/// the runtime's worker threads. The call runs to its end even when the awaiting request is
 /// dropped: a report the store accepted is committed whether or not its reply is sent.
 pub(crate) async fn blocking<T, F>(store: &Arc<Store>, f: F) -> Result<T>
 where
@@ -154,22 +163,6 @@ where
 {
     let store = Arc::clone(store);
     tokio::task::spawn_blocking(move || f(&store)).await?
-}
-
-/// `execute` through the connection's statement cache: each statement is parsed once per
-/// connection, not once per call.
-fn exec(conn: &Connection, sql: &str, params: impl rusqlite::Params) -> rusqlite::Result<usize> {
-    conn.prepare_cached(sql)?.execute(params)
-}
-
-/// `query_row` through the connection's statement cache.
-fn query_row<T>(
-    conn: &Connection,
-    sql: &str,
-    params: impl rusqlite::Params,
-    f: impl FnOnce(&rusqlite::Row<'_>) -> rusqlite::Result<T>,
-) -> rusqlite::Result<T> {
-    conn.prepare_cached(sql)?.query_row(params, f)
 }
 
 fn key<T: std::fmt::Debug>(value: &T) -> String {
@@ -209,124 +202,135 @@ fn read_address(column: &'static str, s: &str) -> Result<Address> {
 }
 
 impl Store {
-    /// Opens (or creates) the database at `path`. A file that is not a SQLite database, or
-    /// cannot be read or set up, is [`Error::OpenDatabase`] naming it.
+    /// Opens (or creates) the SQLite database at `path`. A file that is not a SQLite database,
+    /// or cannot be read or set up, is [`Error::OpenDatabase`] naming it.
     pub(crate) fn open(path: &Path) -> Result<Self> {
-        let open = || -> rusqlite::Result<Connection> {
-            let mut conn = Connection::open(path)?;
-            conn.busy_timeout(std::time::Duration::from_secs(5))?;
-            // Every statement the store runs stays parsed (there are about 60).
-            conn.set_prepared_statement_cache_capacity(128);
-            // The first statement that reads the file: where "file is not a database" shows.
-            conn.pragma_update(None, "journal_mode", "WAL")?;
-            conn.pragma_update(None, "synchronous", "NORMAL")?;
-            for (version, what) in migrations::migrate(&mut conn)? {
-                tracing::info!(target: "router::store", version, what, "database migrated");
-            }
-            Ok(conn)
-        };
-        let conn = open().map_err(|source| Error::OpenDatabase {
-            path: path.to_path_buf(),
-            source,
-        })?;
         Ok(Self {
-            conn: Mutex::new(conn),
+            backend: Backend::Sqlite(sqlite::Sqlite::open(path)?),
         })
     }
 
-    fn conn(&self) -> MutexGuard<'_, Connection> {
-        // A panic while holding the lock cannot leave SQLite half-written (transactions roll
-        // back on drop), so a poisoned lock is safe to take over.
-        self.conn.lock().unwrap_or_else(|e| e.into_inner())
+    /// Connects to the PostgreSQL database at `url` and brings its schema to this build's
+    /// version ([`Error::OpenPostgres`] when it cannot, naming the URL without its password).
+    pub(crate) fn open_postgres(url: &str) -> Result<Self> {
+        Ok(Self {
+            backend: Backend::Postgres(Box::new(pg::Postgres::open(url)?)),
+        })
+    }
+
+    /// Which backend this is, for the log.
+    pub(crate) fn backend(&self) -> &'static str {
+        match self.backend {
+            Backend::Sqlite(_) => "sqlite",
+            Backend::Postgres(_) => "postgres",
+        }
+    }
+
+    /// Runs `f` in one writing transaction, committed when it returns `Ok` and rolled back when
+    /// it returns an error: writers run one at a time (SQLite's `BEGIN IMMEDIATE`, PostgreSQL's
+    /// advisory lock), so what `f` checked still holds when it commits.
+    fn write<T>(&self, f: impl FnOnce(&mut dyn Db) -> Result<T>) -> Result<T> {
+        match &self.backend {
+            Backend::Sqlite(db) => db.write(f),
+            Backend::Postgres(db) => db.write(f),
+        }
+    }
+
+    /// Runs `f` outside a transaction: each statement sees what was committed before it.
+    fn read<T>(&self, f: impl FnOnce(&mut dyn Db) -> Result<T>) -> Result<T> {
+        match &self.backend {
+            Backend::Sqlite(db) => db.read(f),
+            Backend::Postgres(db) => db.read(f),
+        }
+    }
+
+    /// The SQLite connection, for tests that change the file behind the store's back.
+    #[cfg(test)]
+    fn conn(&self) -> std::sync::MutexGuard<'_, rusqlite::Connection> {
+        match &self.backend {
+            Backend::Sqlite(db) => db.conn(),
+            Backend::Postgres(_) => panic!("a SQLite test on a PostgreSQL store"),
+        }
     }
 
     /// Whether the database answers a query (`/readyz`).
     pub(crate) fn ping(&self) -> Result<()> {
-        self.conn().query_row("SELECT 1", [], |_| Ok(()))?;
-        Ok(())
+        self.read(|db| db.query_one("SELECT 1", args![]).map(drop))
     }
 
     /// In one transaction: refuses a used nonce, refuses a request over `user_max`, then
     /// records the nonce and reserves `token_max` against the user's day.
     pub(crate) fn reserve(&self, s: &NewSession, user_max: U256) -> Result<()> {
-        let mut conn = self.conn();
-        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-        let (user, nonce) = (key(&s.user), s.nonce.to_string());
-        let used_nonce: bool = tx
-            .prepare_cached("SELECT 1 FROM nonces WHERE user = ?1 AND nonce = ?2")?
-            .exists(params![user, nonce])?;
-        if used_nonce {
-            return Err(Error::NonceUsed {
-                user: s.user,
-                nonce: s.nonce,
-            });
-        }
-        let used = U256::from(used_on(&tx, &user, s.day)?);
-        let requested = U256::from(s.token_max);
-        if used + requested > user_max {
-            return Err(Error::OverAllowance(Box::new(Shortfall {
-                user: s.user,
-                requested,
-                user_max,
-                used,
-            })));
-        }
-        tx.prepare_cached("INSERT INTO nonces (user, nonce, deadline) VALUES (?1, ?2, ?3)")?
-            .execute(params![user, nonce, to_i64(s.deadline)])?;
-        tx.prepare_cached(
-            "INSERT INTO sessions (session_id, user, nonce, model_id, day, token_max, counted)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?6)",
-        )?
-        .execute(params![
-            key(&s.session_id),
-            user,
-            nonce,
-            key(&s.model_id),
-            to_i64(s.day),
-            to_i64(s.token_max)
-        ])?;
-        count_against_day(&tx, &user, to_i64(s.day), to_i64(s.token_max))?;
-        tx.commit()?;
-        Ok(())
+        self.write(|db| {
+            let (user, nonce) = (key(&s.user), s.nonce.to_string());
+            let used_nonce = db.query_opt(
+                r#"SELECT 1 FROM nonces WHERE "user" = ?1 AND nonce = ?2"#,
+                args![&user, &nonce],
+            )?;
+            if used_nonce.is_some() {
+                return Err(Error::NonceUsed {
+                    user: s.user,
+                    nonce: s.nonce,
+                });
+            }
+            let used = U256::from(used_on(db, &user, s.day)?);
+            let requested = U256::from(s.token_max);
+            if used + requested > user_max {
+                return Err(Error::OverAllowance(Box::new(Shortfall {
+                    user: s.user,
+                    requested,
+                    user_max,
+                    used,
+                })));
+            }
+            db.exec(
+                r#"INSERT INTO nonces ("user", nonce, deadline) VALUES (?1, ?2, ?3)"#,
+                args![&user, &nonce, to_i64(s.deadline)],
+            )?;
+            db.exec(
+                r#"INSERT INTO sessions (session_id, "user", nonce, model_id, day, token_max, counted)
+                   VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?6)"#,
+                args![
+                    key(&s.session_id),
+                    &user,
+                    &nonce,
+                    key(&s.model_id),
+                    to_i64(s.day),
+                    to_i64(s.token_max)
+                ],
+            )?;
+            count_against_day(db, &user, to_i64(s.day), to_i64(s.token_max))
+        })
     }
 
     /// Undoes [`reserve`](Self::reserve) when no provider could be assigned: the reservation
     /// and the nonce are released, so the same signed request may be sent again.
     pub(crate) fn cancel(&self, session_id: B256) -> Result<()> {
-        let mut conn = self.conn();
-        let tx = conn.transaction()?;
-        let id = key(&session_id);
-        let row: Option<(String, String, i64, i64)> = query_row(
-            &tx,
-            "SELECT user, nonce, day, counted FROM sessions
-                 WHERE session_id = ?1 AND provider IS NULL",
-            params![id],
-            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
-        )
-        .optional()?;
-        if let Some((user, nonce, day, counted)) = row {
-            exec(
-                &tx,
-                "DELETE FROM sessions WHERE session_id = ?1",
-                params![id],
+        self.write(|db| {
+            let id = key(&session_id);
+            let Some(row) = db.query_opt(
+                r#"SELECT "user", nonce, day, counted FROM sessions
+                   WHERE session_id = ?1 AND provider IS NULL"#,
+                args![&id],
+            )?
+            else {
+                return Ok(());
+            };
+            let (user, nonce) = (row.get::<String>(0)?, row.get::<String>(1)?);
+            db.exec("DELETE FROM sessions WHERE session_id = ?1", args![&id])?;
+            db.exec(
+                r#"DELETE FROM nonces WHERE "user" = ?1 AND nonce = ?2"#,
+                args![&user, &nonce],
             )?;
-            exec(
-                &tx,
-                "DELETE FROM nonces WHERE user = ?1 AND nonce = ?2",
-                params![user, nonce],
-            )?;
-            count_against_day(&tx, &user, day, -counted)?;
-        }
-        tx.commit()?;
-        Ok(())
+            count_against_day(db, &user, row.get(2)?, -row.get::<i64>(3)?)
+        })
     }
 
-    /// Books `provider` for a reserved session, in one transaction taken for writing at its
-    /// start (`BEGIN IMMEDIATE`): the provider's open sessions at `now` are counted and the
-    /// session is assigned only while they are below `capacity`, so concurrent requests (or
-    /// routers sharing the file) cannot book more sessions than the bid's capacity.
-    /// `credit_per_token` is what each token of the session earns; `endpoint` is where the
-    /// provider is asked for the session's receipt.
+    /// Books `provider` for a reserved session, in one writing transaction: the provider's open
+    /// sessions at `now` are counted and the session is assigned only while they are below
+    /// `capacity`, so concurrent requests (or instances sharing the database) cannot book more
+    /// sessions than the bid's capacity. `credit_per_token` is what each token of the session
+    /// earns; `endpoint` is where the provider is asked for the session's receipt.
     #[allow(clippy::too_many_arguments)]
     pub(crate) fn book(
         &self,
@@ -338,30 +342,30 @@ impl Store {
         now: u64,
         expires_at: u64,
     ) -> Result<Booking> {
-        let mut conn = self.conn();
-        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-        let open = open_sessions(&tx, provider, now)?;
-        if U256::from(open) >= capacity {
-            return Ok(Booking::Full { open });
-        }
-        exec(&tx,
-            "UPDATE sessions SET provider = ?2, price_per_token = ?3, expires_at = ?4, endpoint = ?5
-             WHERE session_id = ?1",
-            params![
-                key(&session_id),
-                key(&provider),
-                credit_per_token.to_string(),
-                to_i64(expires_at),
-                endpoint
-            ],
-        )?;
-        tx.commit()?;
-        Ok(Booking::Booked)
+        self.write(|db| {
+            let open = open_sessions(db, provider, now)?;
+            if U256::from(open) >= capacity {
+                return Ok(Booking::Full { open });
+            }
+            db.exec(
+                "UPDATE sessions SET provider = ?2, price_per_token = ?3, expires_at = ?4,
+                     endpoint = ?5
+                 WHERE session_id = ?1",
+                args![
+                    key(&session_id),
+                    key(&provider),
+                    credit_per_token.to_string(),
+                    to_i64(expires_at),
+                    endpoint
+                ],
+            )?;
+            Ok(Booking::Booked)
+        })
     }
 
     /// Tokens `user` used or reserved on `day`.
     pub(crate) fn used(&self, user: Address, day: u64) -> Result<u64> {
-        used_on(&self.conn(), &key(&user), day)
+        self.read(|db| used_on(db, &key(&user), day))
     }
 
     /// The standing of each of `providers` (in that order) for `model`: its record over its
@@ -374,22 +378,23 @@ impl Store {
         rule: RecordRule,
         now: u64,
     ) -> Result<Vec<Standing>> {
-        let conn = self.conn();
-        providers
-            .iter()
-            .map(|p| {
-                Ok(Standing {
-                    record: stats(&conn, *p, &rule)?,
-                    reputation: reputation::model_reputation(&conn, *p, model, rule.window)?,
-                    open_sessions: open_sessions(&conn, *p, now)?,
+        self.read(|db| {
+            providers
+                .iter()
+                .map(|p| {
+                    Ok(Standing {
+                        record: stats(db, *p, &rule)?,
+                        reputation: reputation::model_reputation(db, *p, model, rule.window)?,
+                        open_sessions: open_sessions(db, *p, now)?,
+                    })
                 })
-            })
-            .collect()
+                .collect()
+        })
     }
 
     /// A provider's cumulative counters, if it was ever reported on.
     pub(crate) fn credits(&self, provider: Address) -> Result<Option<Credits>> {
-        credits_of(&self.conn(), &key(&provider))
+        self.read(|db| credits_of(db, &key(&provider)))
     }
 
     /// Applies a usage report signed by `signer`, in one transaction: checks it belongs to the
@@ -406,220 +411,223 @@ impl Store {
         receipt: Option<u64>,
         fail_withholds: bool,
     ) -> Result<UsageReceipt> {
-        let mut conn = self.conn();
-        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-        let id = key(&report.sessionId);
-        type Row = (
-            String,
-            String,
-            i64,
-            Option<String>,
-            Option<String>,
-            i64,
-            Option<i64>,
-            i64,
-            i64,
-            i64,
-        );
-        let row: Option<Row> = tx
-            .prepare_cached(
-                "SELECT user, model_id, token_max, provider, price_per_token, reported, receipt,
-                     settled, day, counted
-                 FROM sessions WHERE session_id = ?1",
-            )?
-            .query_row(params![id], |r| Row::try_from(r))
-            .optional()?;
-        let Some((
-            user,
-            model,
-            token_max,
-            Some(provider),
-            Some(price),
-            reported,
-            kept,
-            settled,
-            day,
-            counted_before,
-        )) = row
-        else {
-            return Err(Error::UnknownSession(report.sessionId));
-        };
-        // A count settled before the report (the session expired first) stands.
-        let receipt = match kept {
-            Some(kept) => Some(read_u64("sessions.receipt", kept)?),
-            None => receipt,
-        };
-        // Everything read back is checked before anything is judged or written: a damaged row
-        // fails the report (and rolls the transaction back) instead of crediting a default.
-        let user = read_address("sessions.user", &user)?;
-        let provider = read_address("sessions.provider", &provider)?;
-        let price = read_u256("sessions.price_per_token", &price)?;
-        let token_max = read_u64("sessions.token_max", token_max)?;
-        if user != signer {
-            return Err(Error::WrongReporter {
-                session: report.sessionId,
-                user,
-                signer,
-            });
-        }
-        if reported != 0 {
-            return Err(Error::AlreadyReported(report.sessionId));
-        }
-        // The user's signed numbers, not the database's: a count above u64 is capped like any
-        // count above tokenMax, a duration above u64 is as slow as one can be.
-        let tokens = u64::try_from(report.tokens)
-            .unwrap_or(u64::MAX)
-            .min(token_max);
-        let duration_ms = u64::try_from(report.durationMs).unwrap_or(u64::MAX);
-        let speed = speed::report_speed(tokens, duration_ms, &rule);
-        let reference = speed::speed_reference(&speed_samples(&tx, &model, rule.window)?, &rule);
-        let (outcome, detail) = match (report.passed, speed) {
-            (false, _) if fail_withholds => (
-                Outcome::Failed,
-                "the user reported the session failed".into(),
-            ),
-            (false, _) => (
-                Outcome::Disputed,
-                "the user reported the session failed, but its stake does not exceed the \
-                 provider's (fail policy by-stake): credited, and a point against the record"
-                    .into(),
-            ),
-            (true, Some(s)) if speed::is_slow(s.ms_per_token, reference, &rule) => {
-                let reference = reference.unwrap_or_default();
-                (
-                    Outcome::Slow,
-                    format!(
-                        "{:.3} ms/token is more than {}% above the model's reference {reference:.3} \
-                         ms/token (the median of its recent users' credited reports; limit {:.3})",
-                        s.ms_per_token,
-                        rule.slow_threshold_pct,
-                        speed::slow_limit(reference, &rule),
-                    ),
-                )
-            }
-            (true, Some(s)) if !s.believed => (
-                Outcome::Credited,
-                format!(
-                    "{tokens} tokens in {duration_ms} ms is below the floor of {} ms/token: \
-                     judged at the floor, not a speed sample",
-                    rule.min_ms_per_token
-                ),
-            ),
-            (true, Some(s)) => (
-                Outcome::Credited,
-                format!("{tokens} tokens at {:.3} ms/token", s.ms_per_token),
-            ),
-            (true, None) => (Outcome::Credited, "no tokens served".into()),
-        };
-        // A disputed session earns as a credited one and counts against the record as a failure.
-        let earns = matches!(outcome, Outcome::Credited | Outcome::Disputed);
-        let amount = if earns {
-            U256::from(tokens) * price
-        } else {
-            U256::ZERO
-        };
-        let failed = outcome != Outcome::Credited;
-        let credited = if earns { tokens } else { 0 };
-        let served = match receipt {
-            Some(r) => Served::Receipt(r),
-            None if settled != 0 => Served::Unanswered,
-            None => Served::Unknown,
-        };
-        let allowance_tokens = usage::counted_tokens(token_max, Some(tokens), credited, served);
-        let counted_before = read_u64("sessions.counted", counted_before)?;
-        count_against_day(
-            &tx,
-            &key(&user),
-            day,
-            delta(counted_before, allowance_tokens),
-        )?;
-
-        exec(
-            &tx,
-            "UPDATE sessions SET reported = 1, tokens = ?2, outcome = ?3, amount = ?4,
-                 credited = ?5, receipt = ?6, counted = ?7, settled = ?8
-             WHERE session_id = ?1",
-            params![
-                id,
-                to_i64(tokens),
-                format!("{outcome:?}"),
-                amount.to_string(),
-                to_i64(credited),
-                receipt.map(to_i64),
-                to_i64(allowance_tokens),
-                served != Served::Unknown
-            ],
-        )?;
-        let counted = speed.map(|s| s.ms_per_token.min(rule.max_ms_per_token));
-        // The user's reported time to first token (capped), for answers that passed only: a
-        // failed session's timing says nothing of how fast the provider answers.
-        let ttft_ms = report.passed.then(|| {
-            u64::try_from(report.ttftMs)
-                .unwrap_or(u64::MAX)
-                .min(MAX_TTFT_MS) as f64
-        });
-        exec(
-            &tx,
-            "INSERT INTO reports (model_id, provider, ms_per_token, failed, user, ttft_ms)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-            params![model, key(&provider), counted, failed, key(&user), ttft_ms],
-        )?;
-        if let Some(s) = speed.filter(|s| s.believed && outcome == Outcome::Credited) {
-            exec(
-                &tx,
-                "INSERT INTO speed_samples (model_id, user, report_id, ms_per_token)
-                 VALUES (?1, ?2, ?3, ?4)
-                 ON CONFLICT (model_id, user) DO UPDATE SET report_id = excluded.report_id,
-                     ms_per_token = excluded.ms_per_token",
-                params![model, key(&user), tx.last_insert_rowid(), s.ms_per_token],
-            )?;
-        }
-        reputation::count_report(&tx, provider, &model, outcome, amount)?;
-        // A provider never reported on has all-zero counters: the true starting point.
-        let before = credits_of(&tx, &key(&provider))?.unwrap_or_default();
-        write_credits(
-            &tx,
-            &key(&provider),
-            &Credits {
-                amount: before.amount + amount,
-                tokens: before.tokens.saturating_add(tokens),
-                sessions: before.sessions + 1,
-                failed: before.failed + u64::from(failed),
-            },
-        )?;
-        tx.commit()?;
-        Ok(UsageReceipt {
-            session_id: report.sessionId,
-            provider,
-            outcome,
-            tokens: U256::from(tokens),
-            amount,
-            detail,
-            provider_count: receipt.map(U256::from),
-            counted: U256::from(allowance_tokens),
-        })
+        self.write(|db| record_report(db, report, signer, rule, receipt, fail_withholds))
     }
+}
+
+/// [`Store::record_report`] in its transaction.
+fn record_report(
+    db: &mut dyn Db,
+    report: &UsageReport,
+    signer: Address,
+    rule: SpeedRule,
+    receipt: Option<u64>,
+    fail_withholds: bool,
+) -> Result<UsageReceipt> {
+    let id = key(&report.sessionId);
+    let row = db.query_opt(
+        r#"SELECT "user", model_id, token_max, provider, price_per_token, reported, receipt,
+               settled, day, counted
+           FROM sessions WHERE session_id = ?1"#,
+        args![&id],
+    )?;
+    let Some(row) = row else {
+        return Err(Error::UnknownSession(report.sessionId));
+    };
+    let (Some(provider), Some(price)) =
+        (row.get::<Option<String>>(3)?, row.get::<Option<String>>(4)?)
+    else {
+        return Err(Error::UnknownSession(report.sessionId));
+    };
+    let (user, model, token_max) = (
+        row.get::<String>(0)?,
+        row.get::<String>(1)?,
+        row.get::<i64>(2)?,
+    );
+    let (reported, kept, settled, day, counted_before) = (
+        row.get::<i64>(5)?,
+        row.get::<Option<i64>>(6)?,
+        row.get::<i64>(7)?,
+        row.get::<i64>(8)?,
+        row.get::<i64>(9)?,
+    );
+    // A count settled before the report (the session expired first) stands.
+    let receipt = match kept {
+        Some(kept) => Some(read_u64("sessions.receipt", kept)?),
+        None => receipt,
+    };
+    // Everything read back is checked before anything is judged or written: a damaged row
+    // fails the report (and rolls the transaction back) instead of crediting a default.
+    let user = read_address("sessions.user", &user)?;
+    let provider = read_address("sessions.provider", &provider)?;
+    let price = read_u256("sessions.price_per_token", &price)?;
+    let token_max = read_u64("sessions.token_max", token_max)?;
+    if user != signer {
+        return Err(Error::WrongReporter {
+            session: report.sessionId,
+            user,
+            signer,
+        });
+    }
+    if reported != 0 {
+        return Err(Error::AlreadyReported(report.sessionId));
+    }
+    // The user's signed numbers, not the database's: a count above u64 is capped like any
+    // count above tokenMax, a duration above u64 is as slow as one can be.
+    let tokens = u64::try_from(report.tokens)
+        .unwrap_or(u64::MAX)
+        .min(token_max);
+    let duration_ms = u64::try_from(report.durationMs).unwrap_or(u64::MAX);
+    let speed = speed::report_speed(tokens, duration_ms, &rule);
+    let reference = speed::speed_reference(&speed_samples(db, &model, rule.window)?, &rule);
+    let (outcome, detail) = match (report.passed, speed) {
+        (false, _) if fail_withholds => (
+            Outcome::Failed,
+            "the user reported the session failed".into(),
+        ),
+        (false, _) => (
+            Outcome::Disputed,
+            "the user reported the session failed, but its stake does not exceed the \
+             provider's (fail policy by-stake): credited, and a point against the record"
+                .into(),
+        ),
+        (true, Some(s)) if speed::is_slow(s.ms_per_token, reference, &rule) => {
+            let reference = reference.unwrap_or_default();
+            (
+                Outcome::Slow,
+                format!(
+                    "{:.3} ms/token is more than {}% above the model's reference {reference:.3} \
+                     ms/token (the median of its recent users' credited reports; limit {:.3})",
+                    s.ms_per_token,
+                    rule.slow_threshold_pct,
+                    speed::slow_limit(reference, &rule),
+                ),
+            )
+        }
+        (true, Some(s)) if !s.believed => (
+            Outcome::Credited,
+            format!(
+                "{tokens} tokens in {duration_ms} ms is below the floor of {} ms/token: \
+                 judged at the floor, not a speed sample",
+                rule.min_ms_per_token
+            ),
+        ),
+        (true, Some(s)) => (
+            Outcome::Credited,
+            format!("{tokens} tokens at {:.3} ms/token", s.ms_per_token),
+        ),
+        (true, None) => (Outcome::Credited, "no tokens served".into()),
+    };
+    // A disputed session earns as a credited one and counts against the record as a failure.
+    let earns = matches!(outcome, Outcome::Credited | Outcome::Disputed);
+    let amount = if earns {
+        U256::from(tokens) * price
+    } else {
+        U256::ZERO
+    };
+    let failed = outcome != Outcome::Credited;
+    let credited = if earns { tokens } else { 0 };
+    let served = match receipt {
+        Some(r) => Served::Receipt(r),
+        None if settled != 0 => Served::Unanswered,
+        None => Served::Unknown,
+    };
+    let allowance_tokens = usage::counted_tokens(token_max, Some(tokens), credited, served);
+    let counted_before = read_u64("sessions.counted", counted_before)?;
+    count_against_day(
+        db,
+        &key(&user),
+        day,
+        delta(counted_before, allowance_tokens),
+    )?;
+
+    db.exec(
+        "UPDATE sessions SET reported = 1, tokens = ?2, outcome = ?3, amount = ?4,
+             credited = ?5, receipt = ?6, counted = ?7, settled = ?8
+         WHERE session_id = ?1",
+        args![
+            &id,
+            to_i64(tokens),
+            format!("{outcome:?}"),
+            amount.to_string(),
+            to_i64(credited),
+            receipt.map(to_i64),
+            to_i64(allowance_tokens),
+            served != Served::Unknown
+        ],
+    )?;
+    let counted = speed.map(|s| s.ms_per_token.min(rule.max_ms_per_token));
+    // The user's reported time to first token (capped), for answers that passed only: a
+    // failed session's timing says nothing of how fast the provider answers.
+    let ttft_ms = report.passed.then(|| {
+        u64::try_from(report.ttftMs)
+            .unwrap_or(u64::MAX)
+            .min(MAX_TTFT_MS) as f64
+    });
+    let report_id: i64 = db
+        .query_one(
+            r#"INSERT INTO reports (model_id, provider, ms_per_token, failed, "user", ttft_ms)
+               VALUES (?1, ?2, ?3, ?4, ?5, ?6) RETURNING id"#,
+            args![&model, key(&provider), counted, failed, key(&user), ttft_ms],
+        )?
+        .get(0)?;
+    if let Some(s) = speed.filter(|s| s.believed && outcome == Outcome::Credited) {
+        db.exec(
+            r#"INSERT INTO speed_samples (model_id, "user", report_id, ms_per_token)
+               VALUES (?1, ?2, ?3, ?4)
+               ON CONFLICT (model_id, "user") DO UPDATE SET report_id = excluded.report_id,
+                   ms_per_token = excluded.ms_per_token"#,
+            args![&model, key(&user), report_id, s.ms_per_token],
+        )?;
+    }
+    reputation::count_report(db, provider, &model, outcome, amount)?;
+    // A provider never reported on has all-zero counters: the true starting point.
+    let before = credits_of(db, &key(&provider))?.unwrap_or_default();
+    write_credits(
+        db,
+        &key(&provider),
+        &Credits {
+            amount: before.amount + amount,
+            tokens: before.tokens.saturating_add(tokens),
+            sessions: before.sessions + 1,
+            failed: before.failed + u64::from(failed),
+        },
+    )?;
+    Ok(UsageReceipt {
+        session_id: report.sessionId,
+        provider,
+        outcome,
+        tokens: U256::from(tokens),
+        amount,
+        detail,
+        provider_count: receipt.map(U256::from),
+        counted: U256::from(allowance_tokens),
+    })
 }
 
 /// What the user's sessions of `day` count (`usage::counted_tokens`): the running total that
 /// every change of a session's count keeps ([`count_against_day`]).
-fn used_on(conn: &Connection, user: &str, day: u64) -> Result<u64> {
-    let used: Option<i64> = conn
-        .prepare_cached("SELECT counted FROM user_days WHERE user = ?1 AND day = ?2")?
-        .query_row(params![user, to_i64(day)], |r| r.get(0))
-        .optional()?;
-    read_u64("user_days.counted", used.unwrap_or(0))
+fn used_on(db: &mut dyn Db, user: &str, day: u64) -> Result<u64> {
+    let used = db.query_opt(
+        r#"SELECT counted FROM user_days WHERE "user" = ?1 AND day = ?2"#,
+        args![user, to_i64(day)],
+    )?;
+    read_u64(
+        "user_days.counted",
+        used.map(|r| r.get(0)).transpose()?.unwrap_or(0),
+    )
 }
 
 /// Moves the running total of `user`'s `day` by `delta` tokens, in the transaction that changes
 /// a session's count by as much.
-fn count_against_day(conn: &Connection, user: &str, day: i64, delta: i64) -> Result<()> {
+fn count_against_day(db: &mut dyn Db, user: &str, day: i64, delta: i64) -> Result<()> {
     if delta != 0 {
-        conn.prepare_cached(
-            "INSERT INTO user_days (user, day, counted) VALUES (?1, ?2, ?3)
-             ON CONFLICT (user, day) DO UPDATE SET counted = counted + excluded.counted",
-        )?
-        .execute(params![user, day, delta])?;
+        db.exec(
+            r#"INSERT INTO user_days ("user", day, counted) VALUES (?1, ?2, ?3)
+               ON CONFLICT ("user", day)
+               DO UPDATE SET counted = user_days.counted + excluded.counted"#,
+            args![user, day, delta],
+        )?;
     }
     Ok(())
 }
@@ -631,44 +639,37 @@ fn delta(before: u64, after: u64) -> i64 {
 
 /// Sessions assigned to `provider` that are not reported, not closed by the provider's receipt
 /// and not expired at `now`.
-fn open_sessions(conn: &Connection, provider: Address, now: u64) -> Result<u64> {
-    let n: i64 = query_row(
-        conn,
-        "SELECT COUNT(*) FROM sessions
-         WHERE provider = ?1 AND reported = 0 AND receipt IS NULL AND expires_at >= ?2",
-        params![key(&provider), to_i64(now)],
-        |r| r.get(0),
-    )?;
+fn open_sessions(db: &mut dyn Db, provider: Address, now: u64) -> Result<u64> {
+    let n: i64 = db
+        .query_one(
+            "SELECT COUNT(*) FROM sessions
+             WHERE provider = ?1 AND reported = 0 AND receipt IS NULL AND expires_at >= ?2",
+            args![key(&provider), to_i64(now)],
+        )?
+        .get(0)?;
     read_u64("sessions (open count)", n)
 }
 
 /// A provider's record: cumulative counters, the mean speed of its last Z reports, and whether
 /// they make a bad record ([`record::bad_record`]).
-fn stats(conn: &Connection, provider: Address, rule: &RecordRule) -> Result<ProviderStats> {
+fn stats(db: &mut dyn Db, provider: Address, rule: &RecordRule) -> Result<ProviderStats> {
     // A provider never reported on has all-zero counters: the true starting point.
-    let credits = credits_of(conn, &key(&provider))?.unwrap_or_default();
-    let mut recent = conn.prepare_cached(
-        "SELECT user, failed, ms_per_token FROM reports WHERE provider = ?1
-         ORDER BY id DESC LIMIT ?2",
+    let credits = credits_of(db, &key(&provider))?.unwrap_or_default();
+    let rows = db.query(
+        r#"SELECT "user", failed, ms_per_token FROM reports WHERE provider = ?1
+           ORDER BY id DESC LIMIT ?2"#,
+        args![key(&provider), rule.window],
     )?;
-    let rows = recent.query_map(params![key(&provider), rule.window], |r| {
-        Ok((
-            r.get::<_, Option<String>>(0)?,
-            r.get::<_, bool>(1)?,
-            r.get::<_, Option<f64>>(2)?,
-        ))
-    })?;
     let (mut entries, mut speeds) = (Vec::new(), Vec::new());
     for row in rows {
-        let (user, failed, ms_per_token) = row?;
         // Rows from before reports named their user count for the speed, not the record.
-        if let Some(user) = user {
+        if let Some(user) = row.get::<Option<String>>(0)? {
             entries.push(RecordEntry {
                 user: read_address("reports.user", &user)?,
-                earned: !failed,
+                earned: !row.get::<bool>(1)?,
             });
         }
-        speeds.extend(ms_per_token);
+        speeds.extend(row.get::<Option<f64>>(2)?);
     }
     // No report with tokens: the speed is unknown.
     let mean = (!speeds.is_empty()).then(|| speeds.iter().sum::<f64>() / speeds.len() as f64);
@@ -684,19 +685,17 @@ fn stats(conn: &Connection, provider: Address, rule: &RecordRule) -> Result<Prov
 
 /// The newest speed sample of each of the model's last `window` users to have one, newest first:
 /// what [`speed::speed_reference`] reads.
-fn speed_samples(conn: &Connection, model: &str, window: u32) -> Result<Vec<SpeedSample>> {
-    let mut newest = conn.prepare_cached(
-        "SELECT user, ms_per_token FROM speed_samples WHERE model_id = ?1
-         ORDER BY report_id DESC LIMIT ?2",
-    )?;
-    let rows = newest.query_map(params![model, window], |r| {
-        Ok((r.get::<_, String>(0)?, r.get::<_, f64>(1)?))
-    })?;
-    rows.map(|row| {
-        let (user, ms_per_token) = row?;
+fn speed_samples(db: &mut dyn Db, model: &str, window: u32) -> Result<Vec<SpeedSample>> {
+    db.query(
+        r#"SELECT "user", ms_per_token FROM speed_samples WHERE model_id = ?1
+           ORDER BY report_id DESC LIMIT ?2"#,
+        args![model, window],
+    )?
+    .into_iter()
+    .map(|row| {
         Ok(SpeedSample {
-            user: read_address("speed_samples.user", &user)?,
-            ms_per_token,
+            user: read_address("speed_samples.user", &row.get::<String>(0)?)?,
+            ms_per_token: row.get(1)?,
         })
     })
     .collect()
@@ -704,7 +703,7 @@ fn speed_samples(conn: &Connection, model: &str, window: u32) -> Result<Vec<Spee
 
 /// Adds `reports.user` to a database written before reports named their user (`CREATE TABLE IF
 /// NOT EXISTS` leaves an existing table as it was). Its old rows keep NULL there.
-fn add_report_user(conn: &Connection) -> rusqlite::Result<()> {
+fn add_report_user(conn: &rusqlite::Connection) -> rusqlite::Result<()> {
     let has_user = conn
         .prepare("SELECT 1 FROM pragma_table_info('reports') WHERE name = 'user'")?
         .exists([])?;
@@ -715,14 +714,13 @@ fn add_report_user(conn: &Connection) -> rusqlite::Result<()> {
 }
 
 /// Writes a provider's cumulative counters (what its next voucher carries).
-fn write_credits(conn: &Connection, provider: &str, c: &Credits) -> Result<()> {
-    exec(
-        conn,
+fn write_credits(db: &mut dyn Db, provider: &str, c: &Credits) -> Result<()> {
+    db.exec(
         "INSERT INTO credits (provider, amount, tokens, sessions, failed)
          VALUES (?1, ?2, ?3, ?4, ?5)
          ON CONFLICT (provider) DO UPDATE SET amount = excluded.amount,
              tokens = excluded.tokens, sessions = excluded.sessions, failed = excluded.failed",
-        params![
+        args![
             provider,
             c.amount.to_string(),
             to_i64(c.tokens),
@@ -733,27 +731,56 @@ fn write_credits(conn: &Connection, provider: &str, c: &Credits) -> Result<()> {
     Ok(())
 }
 
-fn credits_of(conn: &Connection, provider: &str) -> Result<Option<Credits>> {
-    let row: Option<(String, i64, i64, i64)> = query_row(
-        conn,
+fn credits_of(db: &mut dyn Db, provider: &str) -> Result<Option<Credits>> {
+    let row = db.query_opt(
         "SELECT amount, tokens, sessions, failed FROM credits WHERE provider = ?1",
-        params![provider],
-        |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
-    )
-    .optional()?;
-    row.map(|(amount, tokens, sessions, failed)| {
+        args![provider],
+    )?;
+    row.map(|r| {
         Ok(Credits {
-            amount: read_u256("credits.amount", &amount)?,
-            tokens: read_u64("credits.tokens", tokens)?,
-            sessions: read_u64("credits.sessions", sessions)?,
-            failed: read_u64("credits.failed", failed)?,
+            amount: read_u256("credits.amount", &r.get::<String>(0)?)?,
+            tokens: read_u64("credits.tokens", r.get(1)?)?,
+            sessions: read_u64("credits.sessions", r.get(2)?)?,
+            failed: read_u64("credits.failed", r.get(3)?)?,
         })
     })
     .transpose()
 }
 
+/// Where a unit test's store lives: a new database on the suite's PostgreSQL server in its
+/// PostgreSQL pass (`morpheus_testkit::POSTGRES_ENV`), else a SQLite file in a new directory.
+#[cfg(test)]
+pub(crate) struct TestDb {
+    dir: tempfile::TempDir,
+    postgres: Option<String>,
+}
+
+#[cfg(test)]
+impl TestDb {
+    pub(crate) fn new() -> Self {
+        Self {
+            dir: tempfile::tempdir().expect("tempdir"),
+            postgres: morpheus_testkit::test_database().expect("a PostgreSQL database"),
+        }
+    }
+
+    /// Opens the store (again: the same file or database each time).
+    pub(crate) fn open(&self) -> Store {
+        self.try_open().expect("open")
+    }
+
+    pub(crate) fn try_open(&self) -> Result<Store> {
+        match &self.postgres {
+            Some(url) => Store::open_postgres(url),
+            None => Store::open(&self.dir.path().join("router.db")),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
+    use rusqlite::{Connection, params};
+
     use super::*;
 
     /// A session reserved by `user` and assigned to `provider`, in a fresh store.
@@ -794,7 +821,9 @@ mod tests {
 
     /// The speed samples of model 9, newest first.
     fn samples(store: &Store) -> Vec<SpeedSample> {
-        speed_samples(&store.conn(), &key(&B256::repeat_byte(9)), 20).expect("samples")
+        store
+            .read(|db| speed_samples(db, &key(&B256::repeat_byte(9)), 20))
+            .expect("samples")
     }
 
     fn report(session_id: B256) -> UsageReport {
@@ -815,9 +844,30 @@ mod tests {
     };
 
     #[test]
+    fn a_database_from_a_newer_router_is_refused_naming_both_versions() {
+        let db = TestDb::new();
+        let store = db.open();
+        let latest = match store.backend {
+            Backend::Sqlite(_) => migrations::LATEST,
+            Backend::Postgres(_) => pg::LATEST,
+        };
+        store
+            .write(|d| match store.backend {
+                Backend::Sqlite(_) => d.exec("PRAGMA user_version = 99", args![]),
+                Backend::Postgres(_) => d.exec("UPDATE router_schema SET version = 99", args![]),
+            })
+            .expect("a newer router's version");
+        drop(store);
+        let refused = db.try_open().expect_err("a newer schema").to_string();
+        assert!(
+            refused.contains("schema version 99") && refused.contains(&format!("{latest}")),
+            "{refused}"
+        );
+    }
+
+    #[test]
     fn only_credited_reports_at_a_believed_speed_are_samples_one_per_user() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let store = Store::open(&dir.path().join("router.db")).expect("open");
+        let store = TestDb::new().open();
         let provider = Address::repeat_byte(2);
         let [a, b, c] = [10, 11, 12].map(Address::repeat_byte);
         let mut n = 0;
@@ -993,7 +1043,9 @@ mod tests {
             .expect("failed");
         let model = B256::repeat_byte(9);
         let read = |store: &Store| {
-            reputation::model_reputation(&store.conn(), provider, model, 20).expect("reputation")
+            store
+                .read(|db| reputation::model_reputation(db, provider, model, 20))
+                .expect("reputation")
         };
         let counted = read(&store);
         // 10 tokens at 3 wei; the failed report's time to first token is not a sample.

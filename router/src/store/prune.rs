@@ -16,9 +16,7 @@
 //!   counts do not change. A report of a pruned session is refused as unknown: reports are
 //!   taken for [`SESSION_RETENTION`] after a session expired.
 
-use rusqlite::params;
-
-use super::{Store, exec, to_i64};
+use super::{Store, sql::args, to_i64};
 use crate::Result;
 
 /// How long past its request's deadline a nonce is kept (seconds).
@@ -49,24 +47,28 @@ impl Store {
         let mut pruned = Pruned::default();
         let expired = to_i64(now.saturating_sub(NONCE_GRACE));
         loop {
-            let n = self.conn().execute(
-                "DELETE FROM nonces WHERE rowid IN
-                     (SELECT rowid FROM nonces WHERE deadline < ?1 LIMIT ?2)",
-                rusqlite::params![expired, BATCH],
-            )?;
-            pruned.nonces += n as u64;
+            let n = self.write(|db| {
+                db.exec(
+                    r#"DELETE FROM nonces WHERE ("user", nonce) IN
+                           (SELECT "user", nonce FROM nonces WHERE deadline < ?1 LIMIT ?2)"#,
+                    args![expired, BATCH],
+                )
+            })?;
+            pruned.nonces += n;
             if (n as i64) < BATCH {
                 break;
             }
         }
         let old = to_i64(today.saturating_sub(DAYS_KEPT));
         loop {
-            let n = self.conn().execute(
-                "DELETE FROM user_days WHERE (user, day) IN
-                     (SELECT user, day FROM user_days WHERE day < ?1 LIMIT ?2)",
-                rusqlite::params![old, BATCH],
-            )?;
-            pruned.user_days += n as u64;
+            let n = self.write(|db| {
+                db.exec(
+                    r#"DELETE FROM user_days WHERE ("user", day) IN
+                           (SELECT "user", day FROM user_days WHERE day < ?1 LIMIT ?2)"#,
+                    args![old, BATCH],
+                )
+            })?;
+            pruned.user_days += n;
             if (n as i64) < BATCH {
                 break;
             }
@@ -85,42 +87,36 @@ impl Store {
     /// or never assigned and of a day before `old_day`. Their cancelled ones are counted into
     /// the reputation first.
     fn prune_sessions(&self, expired: i64, old_day: i64) -> Result<u64> {
-        let mut conn = self.conn();
-        let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-        let due: Vec<(String, Option<String>, String, bool)> = {
-            let mut rows = tx.prepare_cached(
-                "SELECT session_id, provider, model_id, COALESCE(reported = 0 AND receipt = 0, 0)
+        self.write(|db| {
+            let due = db.query(
+                "SELECT session_id, provider, model_id,
+                     CASE WHEN reported = 0 AND receipt = 0 THEN 1 ELSE 0 END
                  FROM sessions
                  WHERE (settled = 1 AND expires_at < ?1
                         AND day IN (SELECT day FROM bootstrap_days))
                     OR (provider IS NULL AND day < ?2)
                  LIMIT ?3",
+                args![expired, old_day, BATCH],
             )?;
-            rows.query_map(params![expired, old_day, BATCH], |r| {
-                Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
-            })?
-            .collect::<rusqlite::Result<_>>()?
-        };
-        for (id, provider, model, cancelled) in &due {
-            if let (true, Some(provider)) = (*cancelled, provider) {
-                exec(
-                    &tx,
-                    "INSERT INTO reputation
-                         (provider, model_id, completed, failed, earned, cancelled_pruned)
-                     VALUES (?1, ?2, 0, 0, '0', 1)
-                     ON CONFLICT (provider, model_id)
-                     DO UPDATE SET cancelled_pruned = cancelled_pruned + 1",
-                    params![provider, model],
+            for row in &due {
+                if let (true, Some(provider)) = (row.get::<bool>(3)?, row.get::<Option<String>>(1)?)
+                {
+                    db.exec(
+                        "INSERT INTO reputation
+                             (provider, model_id, completed, failed, earned, cancelled_pruned)
+                         VALUES (?1, ?2, 0, 0, '0', 1)
+                         ON CONFLICT (provider, model_id)
+                         DO UPDATE SET cancelled_pruned = reputation.cancelled_pruned + 1",
+                        args![provider, row.get::<String>(2)?],
+                    )?;
+                }
+                db.exec(
+                    "DELETE FROM sessions WHERE session_id = ?1",
+                    args![row.get::<String>(0)?],
                 )?;
             }
-            exec(
-                &tx,
-                "DELETE FROM sessions WHERE session_id = ?1",
-                params![id],
-            )?;
-        }
-        tx.commit()?;
-        Ok(due.len() as u64)
+            Ok(due.len() as u64)
+        })
     }
 }
 
@@ -145,8 +141,7 @@ mod tests {
 
     #[test]
     fn a_nonce_is_kept_while_its_request_could_be_replayed() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let store = Store::open(&dir.path().join("router.db")).expect("open");
+        let store = crate::store::TestDb::new().open();
         let max = U256::from(1_000);
         store.reserve(&session(1, 20, 1_000), max).expect("first");
         store.reserve(&session(2, 20, 5_000), max).expect("second");
@@ -170,8 +165,7 @@ mod tests {
     fn settled_sessions_go_after_the_retention_and_cancelled_ones_stay_counted() {
         use morpheus_sdk::messages::UsageReport;
 
-        let dir = tempfile::tempdir().expect("tempdir");
-        let store = Store::open(&dir.path().join("router.db")).expect("open");
+        let store = crate::store::TestDb::new().open();
         let (provider, model) = (Address::repeat_byte(2), B256::repeat_byte(9));
         let user = Address::repeat_byte(1);
         for n in 1..=3 {
@@ -212,7 +206,8 @@ mod tests {
             .record_report(&report, user, rule, Some(5), true)
             .expect("report");
         let cancelled = |store: &Store| {
-            super::super::reputation::model_reputation(&store.conn(), provider, model, 20)
+            store
+                .read(|db| super::super::reputation::model_reputation(db, provider, model, 20))
                 .expect("reputation")
                 .cancelled
         };
@@ -224,12 +219,14 @@ mod tests {
             "the day's bootstrap is not computed"
         );
         store
-            .conn()
-            .execute_batch(
-                "INSERT INTO bootstrap_days
-                     (day, share, reserve, days_left, share_bps, outstanding, computed_at)
-                 VALUES (20, '0', '0', 0, 0, '0', 0)",
-            )
+            .write(|db| {
+                db.exec(
+                    "INSERT INTO bootstrap_days
+                         (day, share, reserve, days_left, share_bps, outstanding, computed_at)
+                     VALUES (20, '0', '0', 0, 0, '0', 0)",
+                    args![],
+                )
+            })
             .expect("day computed");
         assert_eq!(
             store
@@ -256,8 +253,7 @@ mod tests {
 
     #[test]
     fn old_days_go_and_the_current_ones_keep_their_totals() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let store = Store::open(&dir.path().join("router.db")).expect("open");
+        let store = crate::store::TestDb::new().open();
         let max = U256::from(1_000);
         store
             .reserve(&session(1, 10, u64::MAX / 4), max)

@@ -2,9 +2,13 @@
 //! whose provider has not answered for them (`usage.rs` holds the rule; this file its inputs).
 
 use alloy::primitives::{Address, B256, U256};
-use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
+use rusqlite::Connection;
 
-use super::{Store, key, read_address, read_u64, read_u256, to_i64};
+use super::{
+    Store, key, read_address, read_u64, read_u256,
+    sql::{Row, args},
+    to_i64,
+};
 use crate::{
     Error, Result,
     usage::{self, Served},
@@ -25,27 +29,25 @@ pub(crate) struct SessionTerms {
     pub(crate) expires_at: u64,
 }
 
-const TERMS: &str = "session_id, user, provider, endpoint, model_id, token_max, price_per_token,
-    expires_at";
-
-type TermsRow = (
-    String,
-    String,
-    Option<String>,
-    Option<String>,
-    String,
-    i64,
-    Option<String>,
-    Option<i64>,
-);
-
-fn terms_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<TermsRow> {
-    TermsRow::try_from(r)
+/// The columns [`read_terms`] reads, first in a query.
+macro_rules! terms {
+    () => {
+        r#"session_id, "user", provider, endpoint, model_id, token_max, price_per_token, expires_at"#
+    };
 }
 
-fn read_terms(row: TermsRow) -> Result<Option<SessionTerms>> {
-    let (id, user, provider, endpoint, model, token_max, price, expires_at) = row;
-    let (Some(provider), Some(price), Some(expires_at)) = (provider, price, expires_at) else {
+fn read_terms(row: &Row) -> Result<Option<SessionTerms>> {
+    let (id, user, endpoint, model) = (
+        row.get::<String>(0)?,
+        row.get::<String>(1)?,
+        row.get::<Option<String>>(3)?,
+        row.get::<String>(4)?,
+    );
+    let (Some(provider), Some(price), Some(expires_at)) = (
+        row.get::<Option<String>>(2)?,
+        row.get::<Option<String>>(6)?,
+        row.get::<Option<i64>>(7)?,
+    ) else {
         // Reserved but never assigned: no provider to ask.
         return Ok(None);
     };
@@ -59,7 +61,7 @@ fn read_terms(row: TermsRow) -> Result<Option<SessionTerms>> {
         model_id: model
             .parse()
             .map_err(|e| super::corrupt("sessions.model_id", &model, e))?,
-        token_max: read_u64("sessions.token_max", token_max)?,
+        token_max: read_u64("sessions.token_max", row.get(5)?)?,
         price_per_token: read_u256("sessions.price_per_token", &price)?,
         expires_at: read_u64("sessions.expires_at", expires_at)?,
     }))
@@ -71,18 +73,21 @@ impl Store {
     /// and it was not reported yet ([`Error::AlreadyReported`]). `record_report` checks the same
     /// again in its transaction.
     pub(crate) fn report_target(&self, session_id: B256, signer: Address) -> Result<SessionTerms> {
-        let conn = self.conn();
-        let row = super::query_row(
-            &conn,
-            &format!("SELECT {TERMS}, reported FROM sessions WHERE session_id = ?1"),
-            params![key(&session_id)],
-            |r| Ok((terms_row(r)?, r.get::<_, i64>(8)?)),
-        )
-        .optional()?;
-        let Some((row, reported)) = row else {
+        let row = self.read(|db| {
+            db.query_opt(
+                concat!(
+                    "SELECT ",
+                    terms!(),
+                    ", reported FROM sessions WHERE session_id = ?1"
+                ),
+                args![key(&session_id)],
+            )
+        })?;
+        let Some(row) = row else {
             return Err(Error::UnknownSession(session_id));
         };
-        let terms = read_terms(row)?.ok_or(Error::UnknownSession(session_id))?;
+        let terms = read_terms(&row)?.ok_or(Error::UnknownSession(session_id))?;
+        let reported: i64 = row.get(8)?;
         if terms.user != signer {
             return Err(Error::WrongReporter {
                 session: session_id,
@@ -99,16 +104,21 @@ impl Store {
     /// Up to `limit` assigned sessions expired before `now` whose count is not settled, the
     /// longest expired first.
     pub(crate) fn due_receipts(&self, now: u64, limit: usize) -> Result<Vec<SessionTerms>> {
-        let conn = self.conn();
-        let mut due = conn.prepare_cached(&format!(
-            "SELECT {TERMS} FROM sessions
-             WHERE settled = 0 AND provider IS NOT NULL AND expires_at < ?1
-             ORDER BY expires_at LIMIT ?2"
-        ))?;
-        let rows = due.query_map(params![to_i64(now), to_i64(limit as u64)], terms_row)?;
+        let rows = self.read(|db| {
+            db.query(
+                concat!(
+                    "SELECT ",
+                    terms!(),
+                    " FROM sessions
+                     WHERE settled = 0 AND provider IS NOT NULL AND expires_at < ?1
+                     ORDER BY expires_at LIMIT ?2"
+                ),
+                args![to_i64(now), to_i64(limit as u64)],
+            )
+        })?;
         let mut out = Vec::new();
-        for row in rows {
-            out.extend(read_terms(row?)?);
+        for row in &rows {
+            out.extend(read_terms(row)?);
         }
         Ok(out)
     }
@@ -123,72 +133,56 @@ impl Store {
         receipt: Option<u64>,
         max_attempts: u32,
     ) -> Result<u64> {
-        let mut conn = self.conn();
-        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-        let id = key(&session_id);
-        type Row = (
-            i64,
-            i64,
-            Option<i64>,
-            Option<i64>,
-            i64,
-            i64,
-            i64,
-            String,
-            i64,
-        );
-        let row: Option<Row> = super::query_row(
-            &tx,
-            "SELECT token_max, reported, tokens, credited, counted, settled, attempts, user, day
-             FROM sessions WHERE session_id = ?1",
-            params![id],
-            |r| Row::try_from(r),
-        )
-        .optional()?;
-        let Some((token_max, reported, tokens, credited, before, settled, attempts, user, day)) =
-            row
-        else {
-            return Err(Error::UnknownSession(session_id));
-        };
-        let before = read_u64("sessions.counted", before)?;
-        if settled != 0 {
-            return Ok(before);
-        }
-        let token_max = read_u64("sessions.token_max", token_max)?;
-        let reported = match (reported, tokens) {
-            (0, _) => None,
-            (_, Some(t)) => Some(read_u64("sessions.tokens", t)?),
-            (_, None) => {
-                return Err(super::corrupt(
-                    "sessions.tokens",
-                    "NULL",
-                    "a report's count",
-                ));
+        self.write(|db| {
+            let id = key(&session_id);
+            let Some(row) = db.query_opt(
+                r#"SELECT token_max, reported, tokens, credited, counted, settled, attempts,
+                       "user", day
+                   FROM sessions WHERE session_id = ?1"#,
+                args![&id],
+            )?
+            else {
+                return Err(Error::UnknownSession(session_id));
+            };
+            let before = read_u64("sessions.counted", row.get(4)?)?;
+            if row.get::<i64>(5)? != 0 {
+                return Ok(before);
             }
-        };
-        let credited = read_u64("sessions.credited", credited.unwrap_or(0))?;
-        let attempts = read_u64("sessions.attempts", attempts)?.saturating_add(1);
-        let served = match receipt {
-            Some(r) => Served::Receipt(r),
-            None if attempts >= u64::from(max_attempts) => Served::Unanswered,
-            None => Served::Unknown,
-        };
-        let counted = usage::counted_tokens(token_max, reported, credited, served);
-        super::count_against_day(&tx, &user, day, super::delta(before, counted))?;
-        super::exec(
-            &tx,
-            "UPDATE sessions SET receipt = ?2, counted = ?3, settled = ?4, attempts = ?5
-             WHERE session_id = ?1",
-            params![
-                id,
-                receipt.map(to_i64),
-                to_i64(counted),
-                served != Served::Unknown,
-                to_i64(attempts)
-            ],
-        )?;
-        tx.commit()?;
-        Ok(counted)
+            let token_max = read_u64("sessions.token_max", row.get(0)?)?;
+            let reported = match (row.get::<i64>(1)?, row.get::<Option<i64>>(2)?) {
+                (0, _) => None,
+                (_, Some(t)) => Some(read_u64("sessions.tokens", t)?),
+                (_, None) => {
+                    return Err(super::corrupt(
+                        "sessions.tokens",
+                        "NULL",
+                        "a report's count",
+                    ));
+                }
+            };
+            let credited = read_u64("sessions.credited", row.get::<Option<i64>>(3)?.unwrap_or(0))?;
+            let attempts = read_u64("sessions.attempts", row.get(6)?)?.saturating_add(1);
+            let served = match receipt {
+                Some(r) => Served::Receipt(r),
+                None if attempts >= u64::from(max_attempts) => Served::Unanswered,
+                None => Served::Unknown,
+            };
+            let counted = usage::counted_tokens(token_max, reported, credited, served);
+            let user: String = row.get(7)?;
+            super::count_against_day(db, &user, row.get(8)?, super::delta(before, counted))?;
+            db.exec(
+                "UPDATE sessions SET receipt = ?2, counted = ?3, settled = ?4, attempts = ?5
+                 WHERE session_id = ?1",
+                args![
+                    &id,
+                    receipt.map(to_i64),
+                    to_i64(counted),
+                    served != Served::Unknown,
+                    to_i64(attempts)
+                ],
+            )?;
+            Ok(counted)
+        })
     }
 }
 

@@ -1,14 +1,12 @@
 //! The database's side of reconciliation (`reconcile.rs` holds the rule): a provider's
 //! counters and its bootstrap allotments raised to what the chain paid.
 
-use alloy::primitives::{Address, U256};
-use rusqlite::{OptionalExtension, TransactionBehavior, params};
-
-use super::{Credits, Store, credits_of, key, read_u256};
+use super::{Credits, Store, bootstrap::allotted_to, credits_of, key, read_u256, sql::args};
 use crate::{
     Result,
     reconcile::{Counters, reconciled},
 };
+use alloy::primitives::{Address, U256};
 
 /// The bootstrap "day" of the allotment that makes a provider's cumulative bootstrap reach what
 /// the chain paid (a real day is a day number, never negative).
@@ -22,59 +20,44 @@ impl Store {
         provider: Address,
         chain: Counters,
     ) -> Result<Option<(Counters, Counters)>> {
-        let mut conn = self.conn();
-        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-        let who = key(&provider);
-        let credits = credits_of(&tx, &who)?.unwrap_or_default();
-        let mut bootstrap = U256::ZERO;
-        {
-            let mut rows =
-                tx.prepare_cached("SELECT amount FROM bootstrap_allotments WHERE provider = ?1")?;
-            for amount in rows.query_map(params![who], |r| r.get::<_, String>(0))? {
-                bootstrap =
-                    bootstrap.saturating_add(read_u256("bootstrap_allotments.amount", &amount?)?);
-            }
-        }
-        let before = Counters {
-            amount: credits.amount,
-            bootstrap,
-            tokens: credits.tokens,
-            sessions: credits.sessions,
-            failed: credits.failed,
-        };
-        let Some(after) = reconciled(before, chain) else {
-            return Ok(None);
-        };
-        let raised = Credits {
-            amount: after.amount,
-            tokens: after.tokens,
-            sessions: after.sessions,
-            failed: after.failed,
-        };
-        super::write_credits(&tx, &who, &raised)?;
-        if after.bootstrap > before.bootstrap {
-            let reconciled_before: Option<String> = super::query_row(
-                &tx,
-                "SELECT amount FROM bootstrap_allotments WHERE day = ?1 AND provider = ?2",
-                params![RECONCILED_DAY, who],
-                |r| r.get(0),
-            )
-            .optional()?;
-            let reconciled_before = match reconciled_before {
-                Some(a) => read_u256("bootstrap_allotments.amount", &a)?,
-                None => U256::ZERO,
+        self.write(|db| {
+            let who = key(&provider);
+            let credits = credits_of(db, &who)?.unwrap_or_default();
+            let before = Counters {
+                amount: credits.amount,
+                bootstrap: allotted_to(db, provider)?,
+                tokens: credits.tokens,
+                sessions: credits.sessions,
+                failed: credits.failed,
             };
-            let amount = reconciled_before + (after.bootstrap - before.bootstrap);
-            super::exec(
-                &tx,
-                "INSERT INTO bootstrap_allotments (day, provider, credited, amount)
-                 VALUES (?1, ?2, '0', ?3)
-                 ON CONFLICT (day, provider) DO UPDATE SET amount = excluded.amount",
-                params![RECONCILED_DAY, who, amount.to_string()],
-            )?;
-        }
-        tx.commit()?;
-        Ok(Some((before, after)))
+            let Some(after) = reconciled(before, chain) else {
+                return Ok(None);
+            };
+            let raised = Credits {
+                amount: after.amount,
+                tokens: after.tokens,
+                sessions: after.sessions,
+                failed: after.failed,
+            };
+            super::write_credits(db, &who, &raised)?;
+            if after.bootstrap > before.bootstrap {
+                let reconciled_before = match db.query_opt(
+                    "SELECT amount FROM bootstrap_allotments WHERE day = ?1 AND provider = ?2",
+                    args![RECONCILED_DAY, &who],
+                )? {
+                    Some(row) => read_u256("bootstrap_allotments.amount", &row.get::<String>(0)?)?,
+                    None => U256::ZERO,
+                };
+                let amount = reconciled_before + (after.bootstrap - before.bootstrap);
+                db.exec(
+                    "INSERT INTO bootstrap_allotments (day, provider, credited, amount)
+                     VALUES (?1, ?2, '0', ?3)
+                     ON CONFLICT (day, provider) DO UPDATE SET amount = excluded.amount",
+                    args![RECONCILED_DAY, &who, amount.to_string()],
+                )?;
+            }
+            Ok(Some((before, after)))
+        })
     }
 }
 
@@ -86,8 +69,8 @@ mod tests {
 
     #[test]
     fn a_lost_database_is_raised_to_the_chain_and_then_counts_on_from_there() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let store = Store::open(&dir.path().join("router.db")).expect("open");
+        let db = crate::store::TestDb::new();
+        let store = db.open();
         let provider = Address::repeat_byte(2);
         let chain = Counters {
             amount: U256::from(700),

@@ -11,9 +11,13 @@ use std::collections::HashMap;
 
 use alloy::primitives::{Address, B256, U256};
 use morpheus_sdk::router::{BidChange, ModelReputation, Outcome};
-use rusqlite::{Connection, OptionalExtension, Transaction, TransactionBehavior, params};
+use rusqlite::{Connection, params};
 
-use super::{Store, key, read_u64, read_u256, to_i64};
+use super::{
+    Store, key, read_u64, read_u256,
+    sql::{Db, args},
+    to_i64,
+};
 use crate::{Result, reputation};
 
 /// Bid changes shown per provider and model.
@@ -86,8 +90,7 @@ fn backfill(tx: &Connection) -> rusqlite::Result<()> {
         }
     }
     for ((provider, model), (completed, failed, earned)) in totals {
-        super::exec(
-            tx,
+        tx.execute(
             "INSERT INTO reputation (provider, model_id, completed, failed, earned)
              VALUES (?1, ?2, ?3, ?4, ?5)",
             params![provider, model, completed, failed, earned.to_string()],
@@ -99,33 +102,29 @@ fn backfill(tx: &Connection) -> rusqlite::Result<()> {
 /// Adds one reported session to its provider's counters for the model (in the report's
 /// transaction).
 pub(super) fn count_report(
-    tx: &Transaction<'_>,
+    db: &mut dyn Db,
     provider: Address,
     model: &str,
     outcome: Outcome,
     amount: U256,
 ) -> Result<()> {
-    let before: Option<String> = super::query_row(
-        tx,
+    let before = db.query_opt(
         "SELECT earned FROM reputation WHERE provider = ?1 AND model_id = ?2",
-        params![key(&provider), model],
-        |r| r.get(0),
-    )
-    .optional()?;
+        args![key(&provider), model],
+    )?;
     let earned = match before {
-        Some(e) => read_u256("reputation.earned", &e)?,
+        Some(row) => read_u256("reputation.earned", &row.get::<String>(0)?)?,
         None => U256::ZERO,
     } + amount;
     let completed = i64::from(outcome == Outcome::Credited);
-    super::exec(
-        tx,
+    db.exec(
         "INSERT INTO reputation (provider, model_id, completed, failed, earned)
          VALUES (?1, ?2, ?3, ?4, ?5)
          ON CONFLICT (provider, model_id) DO UPDATE SET
-             completed = completed + excluded.completed,
-             failed = failed + excluded.failed,
+             completed = reputation.completed + excluded.completed,
+             failed = reputation.failed + excluded.failed,
              earned = excluded.earned",
-        params![
+        args![
             key(&provider),
             model,
             completed,
@@ -153,69 +152,54 @@ fn median(mut values: Vec<f64>) -> Option<f64> {
 /// `provider`'s reputation for `model`: its counters, the medians of its last `window`
 /// reports' ms per token and time to first token on the model, its bid changes.
 pub(super) fn model_reputation(
-    conn: &Connection,
+    db: &mut dyn Db,
     provider: Address,
     model: B256,
     window: u32,
 ) -> Result<ModelReputation> {
     let (provider, model) = (key(&provider), key(&model));
-    let counters: Option<(i64, i64, String)> = super::query_row(
-        conn,
+    let counters = db.query_opt(
         "SELECT completed, failed, earned FROM reputation
              WHERE provider = ?1 AND model_id = ?2",
-        params![provider, model],
-        |r| <(i64, i64, String)>::try_from(r),
-    )
-    .optional()?;
+        args![&provider, &model],
+    )?;
     let (completed, failed, earned) = match counters {
-        Some((c, f, e)) => (
-            read_u64("reputation.completed", c)?,
-            read_u64("reputation.failed", f)?,
-            read_u256("reputation.earned", &e)?,
+        Some(row) => (
+            read_u64("reputation.completed", row.get(0)?)?,
+            read_u64("reputation.failed", row.get(1)?)?,
+            read_u256("reputation.earned", &row.get::<String>(2)?)?,
         ),
         None => (0, 0, U256::ZERO),
     };
-    let cancelled: i64 = super::query_row(
-        conn,
-        "SELECT (SELECT COUNT(*) FROM sessions
-                 WHERE provider = ?1 AND reported = 0 AND model_id = ?2 AND receipt = 0)
-              + COALESCE((SELECT cancelled_pruned FROM reputation
-                          WHERE provider = ?1 AND model_id = ?2), 0)",
-        params![provider, model],
-        |r| r.get(0),
-    )?;
+    let cancelled: i64 = db
+        .query_one(
+            "SELECT (SELECT COUNT(*) FROM sessions
+                     WHERE provider = ?1 AND reported = 0 AND model_id = ?2 AND receipt = 0)
+                  + COALESCE((SELECT cancelled_pruned FROM reputation
+                              WHERE provider = ?1 AND model_id = ?2), 0)",
+            args![&provider, &model],
+        )?
+        .get(0)?;
     let (mut speeds, mut ttfts) = (Vec::new(), Vec::new());
-    {
-        let mut recent = conn.prepare_cached(
-            "SELECT ms_per_token, ttft_ms FROM reports WHERE provider = ?1 AND model_id = ?2
-             ORDER BY id DESC LIMIT ?3",
-        )?;
-        let rows = recent.query_map(params![provider, model, window], |r| {
-            <(Option<f64>, Option<f64>)>::try_from(r)
-        })?;
-        for row in rows {
-            let (speed, ttft) = row?;
-            speeds.extend(speed);
-            ttfts.extend(ttft);
-        }
+    for row in db.query(
+        "SELECT ms_per_token, ttft_ms FROM reports WHERE provider = ?1 AND model_id = ?2
+         ORDER BY id DESC LIMIT ?3",
+        args![&provider, &model, window],
+    )? {
+        speeds.extend(row.get::<Option<f64>>(0)?);
+        ttfts.extend(row.get::<Option<f64>>(1)?);
     }
     let mut bids = Vec::new();
-    {
-        let mut changes = conn.prepare_cached(
-            "SELECT price_per_token, capacity, seen_at FROM bid_history
-             WHERE provider = ?1 AND model_id = ?2 ORDER BY id DESC LIMIT ?3",
-        )?;
-        let rows = changes.query_map(params![provider, model, BID_HISTORY_SHOWN], |r| {
-            <(String, String, i64)>::try_from(r)
-        })?;
-        for row in rows {
-            let (price, capacity, seen_at) = row?;
-            bids.push(BidChange {
-                price_per_token: read_u256("bid_history.price_per_token", &price)?,
-                capacity: read_u256("bid_history.capacity", &capacity)?,
-                seen_at: read_u64("bid_history.seen_at", seen_at)?,
-            });
-        }
+    for row in db.query(
+        "SELECT price_per_token, capacity, seen_at FROM bid_history
+         WHERE provider = ?1 AND model_id = ?2 ORDER BY id DESC LIMIT ?3",
+        args![&provider, &model, BID_HISTORY_SHOWN],
+    )? {
+        bids.push(BidChange {
+            price_per_token: read_u256("bid_history.price_per_token", &row.get::<String>(0)?)?,
+            capacity: read_u256("bid_history.capacity", &row.get::<String>(1)?)?,
+            seen_at: read_u64("bid_history.seen_at", row.get(2)?)?,
+        });
     }
     Ok(ModelReputation {
         completed,
@@ -238,36 +222,37 @@ impl Store {
         bids: &[(Address, U256, U256)],
         now: u64,
     ) -> Result<()> {
-        let mut conn = self.conn();
-        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-        for (provider, price, capacity) in bids {
-            let newest: Option<(String, String)> = super::query_row(
-                &tx,
-                "SELECT price_per_token, capacity FROM bid_history
-                     WHERE provider = ?1 AND model_id = ?2 ORDER BY id DESC LIMIT 1",
-                params![key(provider), key(&model)],
-                |r| <(String, String)>::try_from(r),
-            )
-            .optional()?;
-            let same = newest.is_some_and(|(p, c)| {
-                p.parse::<U256>().ok() == Some(*price) && c.parse::<U256>().ok() == Some(*capacity)
-            });
-            if !same {
-                super::exec(&tx,
-                    "INSERT INTO bid_history (provider, model_id, price_per_token, capacity, seen_at)
-                     VALUES (?1, ?2, ?3, ?4, ?5)",
-                    params![
-                        key(provider),
-                        key(&model),
-                        price.to_string(),
-                        capacity.to_string(),
-                        to_i64(now)
-                    ],
+        self.write(|db| {
+            for (provider, price, capacity) in bids {
+                let newest = db.query_opt(
+                    "SELECT price_per_token, capacity FROM bid_history
+                         WHERE provider = ?1 AND model_id = ?2 ORDER BY id DESC LIMIT 1",
+                    args![key(provider), key(&model)],
                 )?;
+                let same = match newest {
+                    Some(row) => {
+                        row.get::<String>(0)?.parse::<U256>().ok() == Some(*price)
+                            && row.get::<String>(1)?.parse::<U256>().ok() == Some(*capacity)
+                    }
+                    None => false,
+                };
+                if !same {
+                    db.exec(
+                        "INSERT INTO bid_history
+                             (provider, model_id, price_per_token, capacity, seen_at)
+                         VALUES (?1, ?2, ?3, ?4, ?5)",
+                        args![
+                            key(provider),
+                            key(&model),
+                            price.to_string(),
+                            capacity.to_string(),
+                            to_i64(now)
+                        ],
+                    )?;
+                }
             }
-        }
-        tx.commit()?;
-        Ok(())
+            Ok(())
+        })
     }
 }
 
@@ -284,8 +269,8 @@ mod tests {
 
     #[test]
     fn a_bid_is_recorded_when_its_terms_change() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let store = Store::open(&dir.path().join("router.db")).expect("open");
+        let db = crate::store::TestDb::new();
+        let store = db.open();
         let (model, provider) = (B256::repeat_byte(1), Address::repeat_byte(2));
         let bid = |price: u64, capacity: u64| (provider, U256::from(price), U256::from(capacity));
         store
@@ -298,7 +283,9 @@ mod tests {
         store
             .observe_bids(model, &[bid(12, 8)], 400)
             .expect("capacity");
-        let rep = model_reputation(&store.conn(), provider, model, 20).expect("reputation");
+        let rep = store
+            .read(|db| model_reputation(db, provider, model, 20))
+            .expect("reputation");
         let seen: Vec<(u64, u64, u64)> = rep
             .bids
             .iter()

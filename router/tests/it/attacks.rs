@@ -6,7 +6,6 @@ use morpheus_sdk::{
     messages::{Assignment, Signed},
     router::{Outcome, UsageReceipt},
 };
-use rusqlite::{Connection, params};
 use tokio::task::JoinSet;
 
 use crate::common::{
@@ -167,23 +166,15 @@ async fn attack_concurrent_requests_overbook_a_provider() {
     );
 
     let provider = net.devnet.signer(PROVIDER).address();
-    let db = Connection::open(net.db_path()).expect("open the router's database");
-    db.busy_timeout(std::time::Duration::from_secs(5))
-        .expect("busy timeout");
-    let assigned: i64 = db
-        .query_row(
-            "SELECT COUNT(*) FROM sessions WHERE provider = ?1 AND reported = 0",
-            params![provider.to_string().to_lowercase()],
-            |r| r.get(0),
-        )
-        .expect("count assigned");
+    let assigned = net.db_count(&format!(
+        "SELECT COUNT(*) FROM sessions WHERE provider = '{}' AND reported = 0",
+        provider.to_string().to_lowercase()
+    ));
     assert_eq!(
         assigned, CAPACITY as i64,
         "open sessions of the provider in the database"
     );
-    let sessions: i64 = db
-        .query_row("SELECT COUNT(*) FROM sessions", [], |r| r.get(0))
-        .expect("count sessions");
+    let sessions = net.db_count("SELECT COUNT(*) FROM sessions");
     assert_eq!(
         sessions, CAPACITY as i64,
         "the refused requests left no reservation behind"
@@ -224,6 +215,7 @@ async fn attack_two_routers_grant_twice_the_allowance() {
     let mut config = net.config.clone();
     config.signer = second;
     config.db_path = net.config.db_path.with_file_name("second.db");
+    config.postgres_url = morpheus_testkit::test_database().expect("a second database");
     let (url, stop_second, second_task) = crate::common::serve(config).await;
     let routers = [
         net.router.clone(),

@@ -12,8 +12,9 @@ use crate::common::USER;
 
 fn command(devnet: &Devnet, dir: &TempDir, key: String, listen: &str) -> Command {
     let bin = std::path::Path::new(env!("CARGO_BIN_EXE_morpheus-router"));
+    let postgres = morpheus_testkit::test_database().expect("a PostgreSQL database");
     let mut cmd = devnet
-        .router_command(bin, dir.path(), listen)
+        .router_command(bin, dir.path(), listen, postgres.as_deref())
         .expect("deployment file");
     cmd.env("MORPHEUS_ROUTER_KEY", key)
         .env("RUST_LOG", "info")

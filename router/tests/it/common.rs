@@ -123,6 +123,9 @@ impl Net {
         );
         // The devnet's worker and the tests' hostile servers listen on 127.0.0.1.
         config.allow_private_endpoints = true;
+        // The suite's PostgreSQL pass: a new database of its own (a test about the SQLite file
+        // sets this back to `None` in `edit`).
+        config.postgres_url = morpheus_testkit::test_database().expect("a PostgreSQL database");
         edit(&mut config);
         let (url, shutdown, handle) = serve(config.clone()).await;
         Self {
@@ -164,10 +167,15 @@ impl Net {
     /// a new empty file at the same path.
     pub(crate) async fn restart_router_losing_its_database(&mut self) {
         self.stop_router().await;
-        for suffix in ["", "-wal", "-shm"] {
-            let mut path = self.db_path().into_os_string();
-            path.push(suffix);
-            let _ = std::fs::remove_file(path);
+        match &self.config.postgres_url {
+            Some(url) => morpheus_testkit::recreate_database(url).expect("drop the database"),
+            None => {
+                for suffix in ["", "-wal", "-shm"] {
+                    let mut path = self.db_path().into_os_string();
+                    path.push(suffix);
+                    let _ = std::fs::remove_file(path);
+                }
+            }
         }
         let (url, shutdown, handle) = serve(self.config.clone()).await;
         self.router = RouterClient::new(&url).expect("client");
@@ -185,9 +193,41 @@ impl Net {
         }
     }
 
-    /// The database file the router uses.
+    /// The database file the router uses (on the SQLite backend).
     pub(crate) fn db_path(&self) -> PathBuf {
         self.config.db_path.clone()
+    }
+
+    /// The integer `sql` answers on the router's database, on either backend.
+    pub(crate) fn db_count(&self, sql: &str) -> i64 {
+        match &self.config.postgres_url {
+            Some(url) => morpheus_testkit::postgres_query_i64(url, sql).expect("query"),
+            None => {
+                let db = rusqlite::Connection::open(self.db_path()).expect("open the database");
+                db.busy_timeout(std::time::Duration::from_secs(5))
+                    .expect("busy timeout");
+                db.query_row(sql, [], |r| r.get(0)).expect("query")
+            }
+        }
+    }
+
+    /// Runs `sql` on the router's database behind its back (a tampering test), on either
+    /// backend.
+    pub(crate) fn db_execute(&self, sql: &str) {
+        match &self.config.postgres_url {
+            Some(url) => morpheus_testkit::postgres_run_sql(url, sql).expect("statement"),
+            None => {
+                let db = rusqlite::Connection::open(self.db_path()).expect("open the database");
+                db.busy_timeout(std::time::Duration::from_secs(5))
+                    .expect("busy timeout");
+                db.execute_batch(sql).expect("statement");
+            }
+        }
+    }
+
+    /// The PostgreSQL database the router uses, when the suite runs on PostgreSQL.
+    pub(crate) fn postgres_url(&self) -> Option<&str> {
+        self.config.postgres_url.as_deref()
     }
 
     /// The directory holding the router's database and nothing else: every file the router

@@ -30,12 +30,13 @@ use crate::common::{PRICE, PROVIDER, USER, assert_refused, provide, stake};
 /// Tokens each report credits.
 const TOKENS: u64 = 10;
 
-/// The router binary on `addr` over the database in `dir` (no rate limits: the load is one
-/// user on one address), its output discarded (a pipe nobody reads would fill under load).
-fn spawn_router(devnet: &Devnet, dir: &TempDir, addr: &str) -> Child {
+/// The router binary on `addr` over the database in `dir` (or the PostgreSQL database
+/// `postgres`; no rate limits: the load is one user on one address), its output discarded (a
+/// pipe nobody reads would fill under load).
+fn spawn_router(devnet: &Devnet, dir: &TempDir, addr: &str, postgres: Option<&str>) -> Child {
     let bin = std::path::Path::new(env!("CARGO_BIN_EXE_morpheus-router"));
     devnet
-        .router_command(bin, dir.path(), addr)
+        .router_command(bin, dir.path(), addr, postgres)
         .expect("deployment file")
         .args([
             "--allow-private-endpoints",
@@ -101,7 +102,8 @@ async fn a_router_killed_under_load_loses_no_accepted_report() {
         .and_then(|l| l.local_addr())
         .expect("free port")
         .to_string();
-    let mut router = spawn_router(&devnet, &dir, &addr);
+    let postgres = morpheus_testkit::test_database().expect("a PostgreSQL database");
+    let mut router = spawn_router(&devnet, &dir, &addr, postgres.as_deref());
     let client = RouterClient::new(&format!("http://{addr}")).expect("client");
     wait_ready(&client, user.address()).await;
 
@@ -150,7 +152,7 @@ async fn a_router_killed_under_load_loses_no_accepted_report() {
     while loops.join_next().await.is_some() {}
     let acked = accepted.load(Ordering::SeqCst);
 
-    let _restarted = spawn_router(&devnet, &dir, &addr);
+    let _restarted = spawn_router(&devnet, &dir, &addr, postgres.as_deref());
     wait_ready(&client, user.address()).await;
     let after = client
         .voucher(provider)

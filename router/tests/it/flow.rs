@@ -1,6 +1,8 @@
 //! The whole flow: request -> assignment -> chat with the provider -> usage report -> voucher
 //! -> the provider's claim paid on-chain.
 
+use std::path::PathBuf;
+
 use alloy::primitives::U256;
 use morpheus_sdk::{
     openai::{ChatCompletionRequest, ChatMessage},
@@ -116,12 +118,19 @@ async fn a_session_pays_the_provider_on_chain() {
         let bytes = std::fs::read(&path).expect("readable");
         written.push((path, String::from_utf8_lossy(&bytes).into_owned()));
     }
-    assert!(
-        written
-            .iter()
-            .any(|(p, t)| p == &net.db_path() && !t.is_empty()),
-        "the router wrote its database"
-    );
+    match net.postgres_url() {
+        // On PostgreSQL: every row of every table, as text.
+        Some(url) => written.push((
+            PathBuf::from(url),
+            morpheus_testkit::postgres_dump_text(url).expect("dump"),
+        )),
+        None => assert!(
+            written
+                .iter()
+                .any(|(p, t)| p == &net.db_path() && !t.is_empty()),
+            "the router wrote its database"
+        ),
+    }
     // The prompt, the reply, the prompt's long words and every 8 characters of the reply.
     let chars: Vec<char> = reply.chars().collect();
     let pieces: Vec<String> = [PROMPT, reply.as_str()]

@@ -4,7 +4,6 @@
 
 use alloy::primitives::Address;
 use morpheus_router::{AppState, Error, RouterConfig};
-use rusqlite::{Connection, params};
 use tempfile::TempDir;
 
 use crate::common::{Net, PROVIDER, assert_refused};
@@ -50,17 +49,18 @@ async fn a_tampered_provider_address_fails_the_report_and_credits_no_one() {
     let assignment = net.assignment().await;
     let session = assignment.message.sessionId;
 
-    // Someone with the file writes a provider that is not an address into the session's row.
-    let db = Connection::open(net.db_path()).expect("open the router's database");
-    db.busy_timeout(std::time::Duration::from_secs(5))
-        .expect("busy timeout");
-    let changed = db
-        .execute(
-            "UPDATE sessions SET provider = 'not-an-address' WHERE session_id = lower(?1)",
-            params![session.to_string()],
-        )
-        .expect("tamper");
-    assert_eq!(changed, 1, "the session's row was changed");
+    // Someone with the database writes a provider that is not an address into the session's row.
+    let row = format!("session_id = '{}'", session.to_string().to_lowercase());
+    net.db_execute(&format!(
+        "UPDATE sessions SET provider = 'not-an-address' WHERE {row}"
+    ));
+    assert_eq!(
+        net.db_count(&format!(
+            "SELECT COUNT(*) FROM sessions WHERE provider = 'not-an-address' AND {row}"
+        )),
+        1,
+        "the session's row was changed"
+    );
 
     assert_refused(
         net.router
@@ -71,17 +71,9 @@ async fn a_tampered_provider_address_fails_the_report_and_credits_no_one() {
     );
 
     // Nothing was credited, to the zero address or anyone, and the report did not count.
-    let credits: i64 = db
-        .query_row("SELECT COUNT(*) FROM credits", [], |r| r.get(0))
-        .expect("count credits");
+    let credits = net.db_count("SELECT COUNT(*) FROM credits");
     assert_eq!(credits, 0, "no provider's counters were written");
-    let reported: i64 = db
-        .query_row(
-            "SELECT reported FROM sessions WHERE session_id = lower(?1)",
-            params![session.to_string()],
-            |r| r.get(0),
-        )
-        .expect("session row");
+    let reported = net.db_count(&format!("SELECT reported FROM sessions WHERE {row}"));
     assert_eq!(reported, 0, "the report's transaction was rolled back");
     for who in [Address::ZERO, provider] {
         assert!(
