@@ -125,7 +125,7 @@ impl Store {
         now: u64,
         chain: &BootstrapChain,
     ) -> Result<Option<BootstrapDay>> {
-        self.write(|db| {
+        self.write_alone(|db| {
             if day >= today || computed(db, day)? || !closed(db, day, now)? {
                 return Ok(None);
             }

@@ -38,7 +38,7 @@ mod sqlite;
 pub(crate) use pg::redacted;
 pub(crate) use prune::Pruned;
 pub(crate) use receipts::SessionTerms;
-use sql::{Db, args};
+use sql::{Db, Lock, args};
 
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS nonces (
@@ -227,12 +227,21 @@ impl Store {
     }
 
     /// Runs `f` in one writing transaction, committed when it returns `Ok` and rolled back when
-    /// it returns an error: writers run one at a time (SQLite's `BEGIN IMMEDIATE`, PostgreSQL's
-    /// advisory lock), so what `f` checked still holds when it commits.
+    /// it returns an error. `f` takes the [`Lock`]s of what it checks before reading it (on
+    /// SQLite every writer runs alone anyway), so what it checked still holds when it commits.
     fn write<T>(&self, f: impl FnOnce(&mut dyn Db) -> Result<T>) -> Result<T> {
         match &self.backend {
-            Backend::Sqlite(db) => db.write(f),
-            Backend::Postgres(db) => db.write(f),
+            Backend::Sqlite(db) => db.write(false, f),
+            Backend::Postgres(db) => db.write(false, f),
+        }
+    }
+
+    /// [`write`](Self::write) with no other writer running, on any instance: for what reads or
+    /// changes many users' and providers' rows at once (a bootstrap day, a pruning batch).
+    fn write_alone<T>(&self, f: impl FnOnce(&mut dyn Db) -> Result<T>) -> Result<T> {
+        match &self.backend {
+            Backend::Sqlite(db) => db.write(true, f),
+            Backend::Postgres(db) => db.write(true, f),
         }
     }
 
@@ -263,6 +272,7 @@ impl Store {
     pub(crate) fn reserve(&self, s: &NewSession, user_max: U256) -> Result<()> {
         self.write(|db| {
             let (user, nonce) = (key(&s.user), s.nonce.to_string());
+            db.lock(Lock::User(&user))?;
             let used_nonce = db.query_opt(
                 r#"SELECT 1 FROM nonces WHERE "user" = ?1 AND nonce = ?2"#,
                 args![&user, &nonce],
@@ -317,6 +327,7 @@ impl Store {
                 return Ok(());
             };
             let (user, nonce) = (row.get::<String>(0)?, row.get::<String>(1)?);
+            db.lock(Lock::User(&user))?;
             db.exec("DELETE FROM sessions WHERE session_id = ?1", args![&id])?;
             db.exec(
                 r#"DELETE FROM nonces WHERE "user" = ?1 AND nonce = ?2"#,
@@ -343,6 +354,7 @@ impl Store {
         expires_at: u64,
     ) -> Result<Booking> {
         self.write(|db| {
+            db.lock(Lock::Provider(&key(&provider)))?;
             let open = open_sessions(db, provider, now)?;
             if U256::from(open) >= capacity {
                 return Ok(Booking::Full { open });
@@ -425,6 +437,17 @@ fn record_report(
     fail_withholds: bool,
 ) -> Result<UsageReceipt> {
     let id = key(&report.sessionId);
+    // Whom the session is about, then their locks, then the session as it is under them.
+    let parties = db.query_opt(
+        r#"SELECT "user", provider FROM sessions WHERE session_id = ?1"#,
+        args![&id],
+    )?;
+    if let Some(parties) = &parties {
+        db.lock(Lock::User(&parties.get::<String>(0)?))?;
+        if let Some(provider) = parties.get::<Option<String>>(1)? {
+            db.lock(Lock::Provider(&provider))?;
+        }
+    }
     let row = db.query_opt(
         r#"SELECT "user", model_id, token_max, provider, price_per_token, reported, receipt,
                settled, day, counted

@@ -1,12 +1,17 @@
 //! The shared backend: a PostgreSQL database that several router instances (one router key,
 //! one logical router) use at once, behind a load balancer.
 //!
-//! Writing transactions take one transaction-scoped advisory lock first
-//! (`pg_advisory_xact_lock`): writers of every instance run one at a time, as SQLite's
-//! `BEGIN IMMEDIATE` makes them on one file, so a reservation's allowance check, a booking's
-//! capacity check and a report's "not reported yet" check all still hold at their commit, across
-//! instances. The lock ends with the transaction (commit, rollback, or the connection's loss), so
-//! a killed instance never leaves it held. Reads run outside transactions, concurrently.
+//! Writing transactions take transaction-scoped advisory locks (`pg_advisory_xact_lock`) on what
+//! they check before they read it: a reservation its user (the allowance), a booking its
+//! provider (the capacity), a report its user and provider (the session's "not reported yet",
+//! the day's count, the provider's credit), a settlement its user. So two writers about the same
+//! user or provider run in turn, on any instance, and every check still holds at its commit, as
+//! on one SQLite file; writers about different ones run at once. Every writer also holds one
+//! global key shared, which a bootstrap day and a pruning batch take exclusive: they read or
+//! delete across users and providers. Locks are taken in one order (the global key, a user, a
+//! provider), so no two writers wait on each other; they end with the transaction (commit,
+//! rollback, or the connection's loss), so a killed instance never leaves one held. Reads run
+//! outside transactions, concurrently.
 //!
 //! Connections are pooled per process; each keeps its prepared statements.
 
@@ -18,13 +23,16 @@ use postgres::{
     types::{IsNull, ToSql, Type},
 };
 
-use super::sql::{Db, Row, Value, postgres_placeholders};
+use super::sql::{Db, Lock, Row, Value, postgres_placeholders};
 use crate::{Error, Result};
 
-/// The advisory lock every writing transaction takes ("MOR" in ASCII).
-const WRITE_LOCK: i64 = 0x4d4f52;
+/// The advisory keys' first half (`pg_advisory_xact_lock(space, key)`): which kind of thing
+/// the second half (a hash of its address, or 0) names. "MOR" and its successors in ASCII.
+const GLOBAL_SPACE: i32 = 0x4d4f52;
+const USER_SPACE: i32 = 0x4d4f53;
+const PROVIDER_SPACE: i32 = 0x4d4f54;
 /// The advisory lock migrations run under, so instances starting together migrate once.
-const MIGRATE_LOCK: i64 = 0x4d4f53;
+const MIGRATE_LOCK: i64 = 0x4d4f55;
 /// Idle connections kept per process; more are closed when returned.
 const MAX_IDLE: usize = 32;
 
@@ -115,13 +123,21 @@ impl Postgres {
         out
     }
 
-    /// Runs `f` in one transaction holding the write lock, committed when it returns `Ok`.
-    pub(crate) fn write<T>(&self, f: impl FnOnce(&mut dyn Db) -> Result<T>) -> Result<T> {
+    /// Runs `f` in one transaction holding the global key (shared, or `exclusive`), committed
+    /// when it returns `Ok`.
+    pub(crate) fn write<T>(
+        &self,
+        exclusive: bool,
+        f: impl FnOnce(&mut dyn Db) -> Result<T>,
+    ) -> Result<T> {
+        let global = if exclusive {
+            "pg_advisory_xact_lock"
+        } else {
+            "pg_advisory_xact_lock_shared"
+        };
         self.with(|conn| {
             conn.client
-                .batch_execute(&format!(
-                    "BEGIN; SELECT pg_advisory_xact_lock({WRITE_LOCK})"
-                ))
+                .batch_execute(&format!("BEGIN; SELECT {global}({GLOBAL_SPACE}, 0)"))
                 .inspect_err(|_| conn.broken = true)?;
             match f(&mut On(conn)) {
                 Ok(out) => {
@@ -180,6 +196,20 @@ fn bind(args: &[Value]) -> Vec<&(dyn ToSql + Sync)> {
 }
 
 impl Db for On<'_> {
+    fn lock(&mut self, lock: Lock<'_>) -> Result<()> {
+        let (space, key) = match lock {
+            Lock::User(user) => (USER_SPACE, user),
+            Lock::Provider(provider) => (PROVIDER_SPACE, provider),
+        };
+        // `hashtext` maps the address to the key's 32 bits: two addresses sharing one only
+        // wait on each other.
+        self.query(
+            "SELECT 1 FROM (SELECT pg_advisory_xact_lock(?1, hashtext(?2))) AS taken",
+            &[Value::Int(space.into()), Value::Text(key.to_owned())],
+        )
+        .map(drop)
+    }
+
     fn exec(&mut self, sql: &str, args: &[Value]) -> Result<u64> {
         let s = self.statement(sql)?;
         let conn = &mut *self.0;

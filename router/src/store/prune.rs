@@ -47,7 +47,7 @@ impl Store {
         let mut pruned = Pruned::default();
         let expired = to_i64(now.saturating_sub(NONCE_GRACE));
         loop {
-            let n = self.write(|db| {
+            let n = self.write_alone(|db| {
                 db.exec(
                     r#"DELETE FROM nonces WHERE ("user", nonce) IN
                            (SELECT "user", nonce FROM nonces WHERE deadline < ?1 LIMIT ?2)"#,
@@ -61,7 +61,7 @@ impl Store {
         }
         let old = to_i64(today.saturating_sub(DAYS_KEPT));
         loop {
-            let n = self.write(|db| {
+            let n = self.write_alone(|db| {
                 db.exec(
                     r#"DELETE FROM user_days WHERE ("user", day) IN
                            (SELECT "user", day FROM user_days WHERE day < ?1 LIMIT ?2)"#,
@@ -87,7 +87,7 @@ impl Store {
     /// or never assigned and of a day before `old_day`. Their cancelled ones are counted into
     /// the reputation first.
     fn prune_sessions(&self, expired: i64, old_day: i64) -> Result<u64> {
-        self.write(|db| {
+        self.write_alone(|db| {
             let due = db.query(
                 "SELECT session_id, provider, model_id,
                      CASE WHEN reported = 0 AND receipt = 0 THEN 1 ELSE 0 END

@@ -6,7 +6,7 @@ use rusqlite::Connection;
 
 use super::{
     Store, key, read_address, read_u64, read_u256,
-    sql::{Row, args},
+    sql::{Lock, Row, args},
     to_i64,
 };
 use crate::{
@@ -135,6 +135,13 @@ impl Store {
     ) -> Result<u64> {
         self.write(|db| {
             let id = key(&session_id);
+            // The session's user, then its lock, then the session as it is under it.
+            if let Some(user) = db.query_opt(
+                r#"SELECT "user" FROM sessions WHERE session_id = ?1"#,
+                args![&id],
+            )? {
+                db.lock(Lock::User(&user.get::<String>(0)?))?;
+            }
             let Some(row) = db.query_opt(
                 r#"SELECT token_max, reported, tokens, credited, counted, settled, attempts,
                        "user", day

@@ -1,7 +1,12 @@
 //! The database's side of reconciliation (`reconcile.rs` holds the rule): a provider's
 //! counters and its bootstrap allotments raised to what the chain paid.
 
-use super::{Credits, Store, bootstrap::allotted_to, credits_of, key, read_u256, sql::args};
+use super::{
+    Credits, Store,
+    bootstrap::allotted_to,
+    credits_of, key, read_u256,
+    sql::{Lock, args},
+};
 use crate::{
     Result,
     reconcile::{Counters, reconciled},
@@ -22,6 +27,7 @@ impl Store {
     ) -> Result<Option<(Counters, Counters)>> {
         self.write(|db| {
             let who = key(&provider);
+            db.lock(Lock::Provider(&who))?;
             let credits = credits_of(db, &who)?.unwrap_or_default();
             let before = Counters {
                 amount: credits.amount,

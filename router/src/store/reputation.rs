@@ -15,7 +15,7 @@ use rusqlite::{Connection, params};
 
 use super::{
     Store, key, read_u64, read_u256,
-    sql::{Db, args},
+    sql::{Db, Lock, args},
     to_i64,
 };
 use crate::{Result, reputation};
@@ -222,8 +222,13 @@ impl Store {
         bids: &[(Address, U256, U256)],
         now: u64,
     ) -> Result<()> {
+        // Each provider's lock, in one order (two rounds over the same bids never wait on each
+        // other), so two instances seeing one change record it once.
+        let mut bids: Vec<_> = bids.iter().map(|b| (key(&b.0), b)).collect();
+        bids.sort_by(|a, b| a.0.cmp(&b.0));
         self.write(|db| {
-            for (provider, price, capacity) in bids {
+            for (who, (provider, price, capacity)) in bids {
+                db.lock(Lock::Provider(&who))?;
                 let newest = db.query_opt(
                     "SELECT price_per_token, capacity FROM bid_history
                          WHERE provider = ?1 AND model_id = ?2 ORDER BY id DESC LIMIT 1",

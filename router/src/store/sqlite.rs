@@ -15,7 +15,7 @@ use rusqlite::{
 
 use super::{
     migrations,
-    sql::{Db, Row, Value},
+    sql::{Db, Lock, Row, Value},
 };
 use crate::{Error, Result};
 
@@ -56,8 +56,13 @@ impl Sqlite {
         self.conn.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Runs `f` in one `BEGIN IMMEDIATE` transaction, committed when it returns `Ok`.
-    pub(crate) fn write<T>(&self, f: impl FnOnce(&mut dyn Db) -> Result<T>) -> Result<T> {
+    /// Runs `f` in one `BEGIN IMMEDIATE` transaction, committed when it returns `Ok`: it runs
+    /// alone, whether or not `exclusive` asks for it.
+    pub(crate) fn write<T>(
+        &self,
+        _exclusive: bool,
+        f: impl FnOnce(&mut dyn Db) -> Result<T>,
+    ) -> Result<T> {
         let mut conn = self.conn();
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
         let out = f(&mut On(&tx))?;
@@ -76,6 +81,11 @@ impl Sqlite {
 pub(crate) struct On<'c>(pub(crate) &'c Connection);
 
 impl Db for On<'_> {
+    fn lock(&mut self, _: Lock<'_>) -> Result<()> {
+        // The transaction holds the file's one write lock already.
+        Ok(())
+    }
+
     fn exec(&mut self, sql: &str, args: &[Value]) -> Result<u64> {
         let n = self
             .0
