@@ -69,6 +69,7 @@ pub fn run(args: &BenchOptions) -> Result<()> {
     let max_streams = args.streams.iter().copied().max().unwrap_or(1);
     let mut prompt = Vec::new();
     let mut ours = serde_json::Map::new();
+    let mut memory = Value::Null;
     for &activations in &args.activations {
         let cfg = EngineConfig {
             max_batch: max_streams,
@@ -95,6 +96,11 @@ pub fn run(args: &BenchOptions) -> Result<()> {
             activations.as_str().into(),
             measure(&engine, &model, &prompt, args)?,
         );
+        if memory.is_null() {
+            // The first engine, alive after serving every test: nothing else has run in this
+            // process yet.
+            memory = resident_memory(&model, &cfg)?;
+        }
         engine.shutdown();
     }
     info!(target: "worker::bench", "measuring batched prefill");
@@ -114,6 +120,7 @@ pub fn run(args: &BenchOptions) -> Result<()> {
         "decode_bound_4bit_tps": bound,
         "morpheus": ours,
         "batched_prefill": batched,
+        "memory": memory,
         "llama_cpp": llama,
     });
     print_table(&report);
@@ -454,6 +461,41 @@ fn read_bandwidth(threads: usize) -> f64 {
     best
 }
 
+/// The process's resident memory now and at its peak (`/proc/self/status`), against what the
+/// model needs: its GGUF's size plus its KV cache at the engine's batch and context (f32 keys and
+/// values of every layer; allocated whole, backed as far as sequences reach).
+fn resident_memory(model: &ModelDir, cfg: &EngineConfig) -> Result<Value> {
+    let status = std::fs::read_to_string("/proc/self/status")
+        .map_err(|e| Error::io("/proc/self/status", e))?;
+    let kib = |field: &str| {
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(field))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+            .map(|k| k * 1024)
+    };
+    let gguf = std::fs::metadata(model.weights_path())
+        .map_err(|e| Error::io(model.weights_path(), e))?
+        .len();
+    let m = &model.meta;
+    let kv = (m.num_layers
+        * 2
+        * cfg.max_batch
+        * m.num_kv_heads
+        * cfg.max_context.min(m.context_length)
+        * m.head_dim
+        * 4) as u64;
+    let (rss, peak) = (kib("VmRSS:"), kib("VmHWM:"));
+    Ok(json!({
+        "resident_bytes": rss,
+        "peak_resident_bytes": peak,
+        "gguf_bytes": gguf,
+        "kv_cache_bytes": kv,
+        "ratio": rss.map(|r| r as f64 / (gguf + kv) as f64),
+        "peak_ratio": peak.map(|p| p as f64 / (gguf + kv) as f64),
+    }))
+}
+
 fn print_table(r: &Value) {
     println!();
     println!(
@@ -466,6 +508,20 @@ fn print_table(r: &Value) {
         for (mode, ours) in modes {
             print_mode(r, mode, ours);
         }
+    }
+    let m = &r["memory"];
+    if let (Some(rss), Some(ratio)) = (m["resident_bytes"].as_f64(), m["ratio"].as_f64()) {
+        let mb = |v: &Value| v.as_f64().unwrap_or(0.0) / 1e6;
+        println!(
+            "resident memory serving: {:.0} MB (peak {:.0} MB) vs GGUF {:.0} MB + KV cache {:.0} MB \
+             = {:.2}x (peak {:.2}x; target <= 1.15x)",
+            rss / 1e6,
+            mb(&m["peak_resident_bytes"]),
+            mb(&m["gguf_bytes"]),
+            mb(&m["kv_cache_bytes"]),
+            ratio,
+            m["peak_ratio"].as_f64().unwrap_or(0.0),
+        );
     }
     for b in r["batched_prefill"].as_array().into_iter().flatten() {
         let Some(ratio) = b["ratio"].as_f64() else {

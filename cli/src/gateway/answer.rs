@@ -9,8 +9,8 @@ use std::{
 use alloy::primitives::{Address, B256};
 use futures::Stream;
 use morpheus_sdk::openai::{
-    ChatCompletionChunk, ChatCompletionResponse, ChatMessage, Choice, ChoiceLogprobs, FunctionCall,
-    ToolCall,
+    ChatCompletionChunk, ChatCompletionResponse, ChatMessage, Choice, ChoiceLogprobs, ChunkChoice,
+    FunctionCall, ToolCall,
 };
 use tokio::sync::mpsc;
 
@@ -77,14 +77,11 @@ impl Answer {
         }
     }
 
-    /// The whole answer at once, as a non-streamed request gets it.
+    /// The whole answer at once, as a non-streamed request gets it: each choice (`n` of them,
+    /// told apart by their index) gathered from its deltas, in index order.
     pub async fn collect_response(mut self) -> Result<ChatCompletionResponse> {
-        let mut text = String::new();
-        let (mut id, mut created, mut finish, mut usage) = (None, 0, None, None);
-        // The provider streams each chunk's tokens' log-probabilities, when they were asked for.
-        let mut logprobs: Option<ChoiceLogprobs> = None;
-        // A call comes in deltas: the first with its id and name, then pieces of arguments.
-        let mut calls: Vec<ToolCall> = Vec::new();
+        let (mut id, mut created, mut usage) = (None, 0, None);
+        let mut choices: Vec<Gathered> = Vec::new();
         while let Some(chunk) = self.next_piece().await {
             let chunk = chunk?;
             if id.is_none() {
@@ -92,55 +89,90 @@ impl Answer {
                 created = chunk.created;
             }
             for choice in chunk.choices {
-                if let Some(t) = choice.delta.content {
-                    text.push_str(&t);
+                let i = choice.index as usize;
+                if choices.len() <= i {
+                    choices.resize_with(i + 1, Gathered::default);
                 }
-                if let Some(l) = choice.logprobs {
-                    logprobs.get_or_insert_default().content.extend(l.content);
-                }
-                for d in choice.delta.tool_calls.unwrap_or_default() {
-                    let i = d.index as usize;
-                    if calls.len() <= i {
-                        calls.resize_with(i + 1, || ToolCall {
-                            id: String::new(),
-                            kind: "function".into(),
-                            function: FunctionCall {
-                                name: String::new(),
-                                arguments: String::new(),
-                            },
-                        });
-                    }
-                    let call = &mut calls[i];
-                    call.id.push_str(&d.id.unwrap_or_default());
-                    call.function
-                        .name
-                        .push_str(&d.function.name.unwrap_or_default());
-                    call.function
-                        .arguments
-                        .push_str(&d.function.arguments.unwrap_or_default());
-                }
-                finish = choice.finish_reason.or(finish);
+                choices[i].add(choice);
             }
             usage = chunk.usage.or(usage);
+        }
+        if choices.is_empty() {
+            choices.push(Gathered::default());
         }
         Ok(ChatCompletionResponse {
             id: id.unwrap_or_else(|| self.request_id.clone()),
             object: "chat.completion".into(),
             created,
             model: self.model.clone(),
-            choices: vec![Choice {
-                index: 0,
-                message: ChatMessage {
-                    role: "assistant".into(),
-                    content: text,
-                    tool_calls: (!calls.is_empty()).then_some(calls),
-                    tool_call_id: None,
-                },
-                finish_reason: finish,
-                logprobs,
-            }],
+            choices: choices
+                .into_iter()
+                .enumerate()
+                .map(|(i, g)| g.choice(i as u32))
+                .collect(),
             usage: usage.unwrap_or_default(),
         })
+    }
+}
+
+/// One choice of a streamed answer, gathered from its deltas.
+#[derive(Debug, Default)]
+struct Gathered {
+    text: String,
+    finish: Option<String>,
+    /// The provider streams each chunk's tokens' log-probabilities, when they were asked for.
+    logprobs: Option<ChoiceLogprobs>,
+    /// A call comes in deltas: the first with its id and name, then pieces of arguments.
+    calls: Vec<ToolCall>,
+}
+
+impl Gathered {
+    fn add(&mut self, choice: ChunkChoice) {
+        if let Some(t) = choice.delta.content {
+            self.text.push_str(&t);
+        }
+        if let Some(l) = choice.logprobs {
+            self.logprobs
+                .get_or_insert_default()
+                .content
+                .extend(l.content);
+        }
+        for d in choice.delta.tool_calls.unwrap_or_default() {
+            let i = d.index as usize;
+            if self.calls.len() <= i {
+                self.calls.resize_with(i + 1, || ToolCall {
+                    id: String::new(),
+                    kind: "function".into(),
+                    function: FunctionCall {
+                        name: String::new(),
+                        arguments: String::new(),
+                    },
+                });
+            }
+            let call = &mut self.calls[i];
+            call.id.push_str(&d.id.unwrap_or_default());
+            call.function
+                .name
+                .push_str(&d.function.name.unwrap_or_default());
+            call.function
+                .arguments
+                .push_str(&d.function.arguments.unwrap_or_default());
+        }
+        self.finish = choice.finish_reason.or(self.finish.take());
+    }
+
+    fn choice(self, index: u32) -> Choice {
+        Choice {
+            index,
+            message: ChatMessage {
+                role: "assistant".into(),
+                content: self.text,
+                tool_calls: (!self.calls.is_empty()).then_some(self.calls),
+                tool_call_id: None,
+            },
+            finish_reason: self.finish,
+            logprobs: self.logprobs,
+        }
     }
 }
 

@@ -134,7 +134,7 @@ async fn chat(
             return respond(&r);
         }
     };
-    let request = match parse_request(&body) {
+    let request = match parse_request(&body, gateway.config().max_choices) {
         Ok(r) => r,
         Err(e) => return reply(&e),
     };

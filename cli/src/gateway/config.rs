@@ -53,6 +53,9 @@ pub struct GatewayConfig {
     pub preferences: Preferences,
     /// The largest request body accepted, in bytes.
     pub max_body_bytes: usize,
+    /// The most choices (`n`) one request may ask for: they are sequences of one session, sized
+    /// (`tokenMax`) for each one's completion. A provider serves at most its batch.
+    pub max_choices: u32,
 }
 
 impl GatewayConfig {
@@ -60,7 +63,7 @@ impl GatewayConfig {
     /// to a provider, 60 s to its first token, 300 s of silence, no limit on the answer's
     /// length, 3 providers per request, requests valid 60 s, models re-read every 60 s (30 s to
     /// read them), the
-    /// outbox retried every 30 s, the router's default order, 8 MiB bodies.
+    /// outbox retried every 30 s, the router's default order, 8 MiB bodies, at most 8 choices.
     pub fn new(
         rpc_url: impl Into<String>,
         router_url: impl Into<String>,
@@ -87,6 +90,7 @@ impl GatewayConfig {
             outbox_retry_interval: Duration::from_secs(30),
             preferences: Preferences::default(),
             max_body_bytes: 8 << 20,
+            max_choices: 8,
         }
     }
 }

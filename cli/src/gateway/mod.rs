@@ -114,7 +114,7 @@ impl Gateway {
     /// whole, empty answer); the rest streams through the [`Answer`]. Every session it opens is
     /// reported, in the background: call [`drain`](Self::drain) before the process exits.
     pub async fn chat(&self, request: ChatCompletionRequest) -> Result<Answer> {
-        request::validate(&request)?;
+        request::validate(&request, self.inner.config.max_choices)?;
         let id = request_id();
         let model = self.inner.catalog.resolve(&request.model).await?;
         let config = &self.inner.config;
@@ -127,6 +127,7 @@ impl Gateway {
             tokens::prompt_bound_with_tools(&request.messages, &shown),
             request.requested_max_tokens(),
             config.default_max_tokens,
+            request.n.unwrap_or(1),
             config.max_session_tokens,
         );
         info!(target: "gateway", request = %id, model = %model.name, model_id = %model.model_id, token_max, stream = request.stream, "chat request");

@@ -5,8 +5,9 @@ use morpheus_sdk::openai::ChatCompletionRequest;
 
 use crate::{Error, Result};
 
-/// Parses a `POST /v1/chat/completions` body, naming the field that does not parse.
-pub fn parse_request(body: &[u8]) -> Result<ChatCompletionRequest> {
+/// Parses a `POST /v1/chat/completions` body, naming the field that does not parse;
+/// `max_choices` is the most `n` may be.
+pub fn parse_request(body: &[u8], max_choices: u32) -> Result<ChatCompletionRequest> {
     let mut de = serde_json::Deserializer::from_slice(body);
     let request: ChatCompletionRequest =
         serde_path_to_error::deserialize(&mut de).map_err(|e| {
@@ -33,7 +34,7 @@ pub fn parse_request(body: &[u8]) -> Result<ChatCompletionRequest> {
         message: format!("the body is not a chat completion request: {e}"),
         param: None,
     })?;
-    validate(&request)?;
+    validate(&request, max_choices)?;
     Ok(request)
 }
 
@@ -44,19 +45,31 @@ fn missing_field(message: &str) -> Option<String> {
 }
 
 /// The rules the network's providers hold requests to (`ChatCompletionRequest::check`, the
-/// same the provider applies), refused naming the field.
-pub fn validate(request: &ChatCompletionRequest) -> Result<()> {
+/// same the provider applies), and the gateway's own: at most `max_choices` choices, and one
+/// with tools in use (a provider makes one call per answer). Refused naming the field.
+pub fn validate(request: &ChatCompletionRequest, max_choices: u32) -> Result<()> {
     request.check().map_err(|r| Error::BadRequest {
         message: r.message,
         param: Some(r.param),
     })?;
-    // Providers sample `n` choices as one session's sequences; the gateway's sessions, token
-    // bounds and reports count one answer each, so it asks for one.
-    if request.n.is_some_and(|n| n > 1) {
-        return Err(Error::BadRequest {
-            message: "`n` above 1 is not served through the gateway yet: send n requests".into(),
+    let n = request.n.unwrap_or(1);
+    let refuse = |message: String| {
+        Err(Error::BadRequest {
+            message,
             param: Some("n".into()),
-        });
+        })
+    };
+    if n > max_choices {
+        return refuse(format!(
+            "`n` is {n}; this gateway serves at most {max_choices} choices a request"
+        ));
+    }
+    let tools = !matches!(
+        request.tool_choice(),
+        Ok(morpheus_sdk::openai::ToolChoice::None) | Err(_)
+    ) && request.tool_functions().is_ok_and(|f| !f.is_empty());
+    if n > 1 && tools {
+        return refuse("`n` above 1 with tools in use is not served (one call per answer)".into());
     }
     Ok(())
 }
@@ -66,7 +79,7 @@ mod tests {
     use super::*;
 
     fn refused(body: &str) -> (String, Option<String>) {
-        match parse_request(body.as_bytes()) {
+        match parse_request(body.as_bytes(), 8) {
             Err(Error::BadRequest { message, param }) => (message, param),
             other => panic!("{body}: expected a refusal, got {other:?}"),
         }
@@ -92,7 +105,12 @@ mod tests {
     #[test]
     fn openais_rules_are_held() {
         let ok = r#"{"model":"m","messages":[{"role":"user","content":"hi"}]}"#;
-        assert!(parse_request(ok.as_bytes()).is_ok());
+        assert!(parse_request(ok.as_bytes(), 8).is_ok());
+        let two = r#"{"model":"m","messages":[{"role":"user","content":"hi"}],"n":2}"#;
+        assert_eq!(parse_request(two.as_bytes(), 8).expect("n 2").n, Some(2));
+        let tools = r#"{"model":"m","messages":[{"role":"user","content":"hi"}],"n":2,
+            "tools":[{"type":"function","function":{"name":"f","parameters":{"type":"object"}}}]}"#;
+        assert_eq!(refused(tools).1.as_deref(), Some("n"));
         for (body, field) in [
             (r#"{"model":"m","messages":[]}"#, "messages"),
             (
@@ -104,7 +122,7 @@ mod tests {
                 "messages[1].tool_call_id",
             ),
             (
-                r#"{"model":"m","messages":[{"role":"user","content":"hi"}],"n":2}"#,
+                r#"{"model":"m","messages":[{"role":"user","content":"hi"}],"n":9}"#,
                 "n",
             ),
             (

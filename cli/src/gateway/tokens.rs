@@ -41,12 +41,21 @@ pub fn prompt_bound_with_tools(messages: &[ChatMessage], tools: &[Function]) -> 
 /// plus [`prompt_bound`], at most `cap` (the largest session, the context a model is expected
 /// to have) and at least 1.
 pub fn token_max(messages: &[ChatMessage], requested: Option<u32>, default: u32, cap: u64) -> u64 {
-    token_max_with(prompt_bound(messages), requested, default, cap)
+    token_max_with(prompt_bound(messages), requested, default, 1, cap)
 }
 
-/// [`token_max`] for a prompt bound already counted.
-pub fn token_max_with(bound: u64, requested: Option<u32>, default: u32, cap: u64) -> u64 {
-    let completion = u64::from(requested.unwrap_or(default));
+/// [`token_max`] for a prompt bound already counted and `choices` answers: the provider reads
+/// the prompt once and reserves the completion for each choice (the choices are sequences of
+/// one session).
+pub fn token_max_with(
+    bound: u64,
+    requested: Option<u32>,
+    default: u32,
+    choices: u32,
+    cap: u64,
+) -> u64 {
+    let completion =
+        u64::from(requested.unwrap_or(default)).saturating_mul(u64::from(choices.max(1)));
     completion.saturating_add(bound).min(cap).max(1)
 }
 
@@ -73,6 +82,11 @@ mod tests {
         assert_eq!(token_max(&messages, None, 512, 1 << 20), 512 + bound);
         assert_eq!(token_max(&messages, Some(u32::MAX), 512, 4096), 4096);
         assert_eq!(token_max(&messages, Some(16), 512, 0), 1);
+        assert_eq!(
+            token_max_with(bound, Some(16), 512, 3, 1 << 20),
+            3 * 16 + bound,
+            "each of 3 choices' completion, the prompt once"
+        );
     }
 
     #[test]

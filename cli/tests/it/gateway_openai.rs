@@ -52,10 +52,23 @@ t = client.chat.completions.create(model=sys.argv[2], messages=messages, tools=t
 call = t.choices[0].message.tool_calls[0]
 assert t.choices[0].finish_reason == "tool_calls" and call.function.name == "get_weather", t
 assert isinstance(json.loads(call.function.arguments)["city"], str), call
+# `n` choices: one session, each choice a sequence of its own, in index order (greedy here, so
+# that the streamed request gives the same text).
+c = client.chat.completions.create(model=sys.argv[2], messages=messages, max_tokens=6, n=2,
+                                   temperature=0, seed=1)
+assert [x.index for x in c.choices] == [0, 1], c
+assert all(x.finish_reason in ("stop", "length") for x in c.choices), c
+assert 0 < c.usage.completion_tokens <= 12, c.usage
+cs = list(client.chat.completions.create(model=sys.argv[2], messages=messages, max_tokens=6, n=2,
+                                         temperature=0, seed=1, stream=True,
+                                         stream_options={"include_usage": True}))
+streamed = ["".join(k.choices[0].delta.content or "" for k in cs if k.choices and k.choices[0].index == i)
+            for i in (0, 1)]
+assert streamed == [x.message.content for x in c.choices], (streamed, c)
 # What is not served is refused by name, before any session is spent on it.
 for extra, param in [({"tools": [{"type": "function", "function": {"description": "f"}}]},
                       "tools[0].function.name"),
-                     ({"n": 2}, "n"),
+                     ({"n": 9}, "n"),
                      ({"response_format": {"type": "json_schema", "json_schema": {}}},
                       "response_format.json_schema.schema")]:
     try:
@@ -63,15 +76,15 @@ for extra, param in [({"tools": [{"type": "function", "function": {"description"
         raise AssertionError(f"{extra} was answered")
     except openai.BadRequestError as e:
         assert e.body["param"] == param, (extra, e.body)
-used = [r.usage, last.usage, p.usage, s.usage, l.usage, t.usage]
+used = [r.usage, last.usage, p.usage, s.usage, l.usage, t.usage, c.usage, cs[-1].usage]
 print(json.dumps({"tokens": sum(u.total_tokens for u in used)}))
 "#;
 
 #[tokio::test]
 async fn the_official_openai_client_chats_and_streams_with_usage() {
-    // Six sessions: whole, streamed, the same conversation as content parts, structured
-    // output, log-probabilities, a tool call; three requests for what is not served are refused
-    // before a session is asked for.
+    // Eight sessions: whole, streamed, the same conversation as content parts, structured
+    // output, log-probabilities, a tool call, two choices (whole and streamed); three requests
+    // for what is not served are refused before a session is asked for.
     // The venv (with `openai`) is installed by the kit on first use; without it the test
     // fails, it is never skipped.
     let python = python().expect("the project's venv");
@@ -95,8 +108,8 @@ async fn the_official_openai_client_chats_and_streams_with_usage() {
     let tokens = printed["tokens"].as_u64().expect("tokens");
 
     // Both sessions were reported as the client saw them, and credited.
-    let info = net.wait_for_reports(net.address(PROVIDER), 6).await;
-    assert_eq!(info.reputation.completed, 6, "{info:?}");
+    let info = net.wait_for_reports(net.address(PROVIDER), 8).await;
+    assert_eq!(info.reputation.completed, 8, "{info:?}");
     assert_eq!(info.reputation.failed, 0, "{info:?}");
     assert_eq!(
         info.record.tokens, tokens,
