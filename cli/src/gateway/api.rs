@@ -1,4 +1,5 @@
-//! The HTTP API: `POST /v1/chat/completions` (streamed or not), `GET /v1/models`,
+//! The HTTP API: `POST /v1/chat/completions` and `POST /v1/completions` (streamed or not),
+//! `GET /v1/models`,
 //! `GET /v1/models/{model}`, `GET /health`. Any API key is accepted (the user's key signs).
 
 use std::{convert::Infallible, future::Future, time::Duration};
@@ -19,7 +20,7 @@ use tokio::net::TcpListener;
 use tracing::{info, warn};
 
 use super::{
-    Answer, Gateway,
+    Answer, Gateway, completions,
     refusal::{Refusal, refusal},
     request::parse_request,
 };
@@ -37,12 +38,14 @@ pub fn router(gateway: Gateway) -> axum::Router {
     let limit = gateway.config().max_body_bytes;
     axum::Router::new()
         .route("/v1/chat/completions", post(chat))
+        .route("/v1/completions", post(complete))
         .route("/v1/models", get(models))
         .route("/v1/models/{*model}", get(model))
         .route("/health", get(|| async { "ok" }))
         .fallback(|| async {
             reply(&Error::BadRequest {
-                message: "no such route (the gateway serves /v1/chat/completions and /v1/models)"
+                message: "no such route (the gateway serves /v1/chat/completions, /v1/completions \
+                          and /v1/models)"
                     .into(),
                 param: None,
             })
@@ -115,24 +118,25 @@ fn respond(r: &Refusal) -> Response {
     response
 }
 
+/// A body that could not be read (too large, cut off), refused as axum read it.
+fn unread(e: &BytesRejection) -> Response {
+    respond(&Refusal {
+        status: e.status().as_u16(),
+        kind: "invalid_request_error",
+        code: "invalid_body",
+        message: e.body_text(),
+        param: None,
+        retry_after: None,
+    })
+}
+
 async fn chat(
     State(gateway): State<Gateway>,
     body: std::result::Result<Bytes, BytesRejection>,
 ) -> Response {
     let body = match body {
         Ok(b) => b,
-        Err(e) => {
-            let status = e.status().as_u16();
-            let r = Refusal {
-                status,
-                kind: "invalid_request_error",
-                code: "invalid_body",
-                message: e.body_text(),
-                param: None,
-                retry_after: None,
-            };
-            return respond(&r);
-        }
+        Err(e) => return unread(&e),
     };
     let request = match parse_request(&body, gateway.config().max_choices) {
         Ok(r) => r,
@@ -145,10 +149,41 @@ async fn chat(
     };
     let headers = headers(&answer);
     let mut response = if stream {
-        streamed(answer).into_response()
+        sse(answer).into_response()
     } else {
         match answer.collect_response().await {
             Ok(whole) => Json(whole).into_response(),
+            Err(e) => reply(&e),
+        }
+    };
+    response.headers_mut().extend(headers);
+    response
+}
+
+/// `POST /v1/completions`: the chat's path, the chunks written back in the completion's shape.
+async fn complete(
+    State(gateway): State<Gateway>,
+    body: std::result::Result<Bytes, BytesRejection>,
+) -> Response {
+    let body = match body {
+        Ok(b) => b,
+        Err(e) => return unread(&e),
+    };
+    let request = match completions::parse(&body, gateway.config().max_choices) {
+        Ok(r) => r,
+        Err(e) => return reply(&e),
+    };
+    let stream = request.stream;
+    let answer = match gateway.complete(request).await {
+        Ok(a) => a,
+        Err(e) => return reply(&e),
+    };
+    let headers = headers(&answer);
+    let mut response = if stream {
+        sse(answer.map(|chunk| chunk.map(completions::as_completion_chunk))).into_response()
+    } else {
+        match answer.collect_response().await {
+            Ok(whole) => Json(completions::as_completion_response(whole)).into_response(),
             Err(e) => reply(&e),
         }
     };
@@ -172,9 +207,9 @@ fn headers(answer: &Answer) -> HeaderMap {
 
 /// OpenAI's stream: `data: {chunk}` events, the usage chunk when asked for, `data: [DONE]`;
 /// an answer that breaks off ends with an `error` event (what OpenAI's clients raise) and no
-/// `[DONE]`.
-fn streamed(
-    answer: Answer,
+/// `[DONE]`. For chat chunks and, written back, completion chunks alike.
+fn sse<C: serde::Serialize + Send + 'static>(
+    answer: impl futures::Stream<Item = Result<C>> + Send + Unpin + 'static,
 ) -> Sse<impl futures::Stream<Item = std::result::Result<Event, Infallible>>> {
     let events = stream::unfold(Some(answer), |state| async move {
         let mut answer = state?;

@@ -10,6 +10,7 @@
 mod answer;
 mod api;
 pub mod catalog;
+pub mod completions;
 mod config;
 pub mod failover;
 pub mod judge;
@@ -28,7 +29,7 @@ pub use answer::Answer;
 pub use api::{router, run};
 pub use config::GatewayConfig;
 use morpheus_sdk::{
-    openai::{ChatCompletionRequest, ModelList},
+    openai::{ChatCompletionRequest, CompletionRequest, ModelList},
     router::RouterClient,
 };
 pub use terminal::chat_to_terminal;
@@ -135,6 +136,31 @@ impl Gateway {
         // cancel a session half-way; the answer it no longer waits for is reported as any other.
         let inner = self.inner.clone();
         let request = Request::new(id, model, token_max, request);
+        self.inner
+            .tasks
+            .spawn(async move { inner.answer(request).await })
+            .await
+            .map_err(|e| Error::NoAnswer(format!("the request's task failed: {e}")))?
+    }
+
+    /// One text completion through the network (`POST /v1/completions`), as [`chat`](Self::chat):
+    /// the answer's chunks are chat chunks carrying the text (`completions::as_completion_chunk`
+    /// writes them back).
+    pub async fn complete(&self, request: CompletionRequest) -> Result<Answer> {
+        completions::validate(&request, self.inner.config.max_choices)?;
+        let id = request_id();
+        let model = self.inner.catalog.resolve(&request.model).await?;
+        let config = &self.inner.config;
+        let token_max = tokens::token_max_with(
+            completions::prompt_bound(&request.prompt),
+            request.max_tokens,
+            config.default_max_tokens,
+            request.n.unwrap_or(1),
+            config.max_session_tokens,
+        );
+        info!(target: "gateway", request = %id, model = %model.name, model_id = %model.model_id, token_max, stream = request.stream, "completion request");
+        let inner = self.inner.clone();
+        let request = Request::completion(id, model, token_max, request);
         self.inner
             .tasks
             .spawn(async move { inner.answer(request).await })

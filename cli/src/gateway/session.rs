@@ -1,4 +1,4 @@
-//! One chat request through the network: the signed request, the router's assignment, the
+//! One chat (or text completion) request through the network: the signed request, the router's assignment, the
 //! provider's stream until its first token (failing over to another provider before it), then
 //! a task that passes the rest on, judges the session and reports it, whatever the client does.
 
@@ -8,7 +8,7 @@ use alloy::primitives::U256;
 use futures::StreamExt;
 use morpheus_sdk::{
     messages::{Assignment, ComputeRequest, Signed, UsageReport},
-    openai::{ChatCompletionChunk, ChatCompletionRequest, StreamOptions},
+    openai::{ChatCompletionChunk, ChatCompletionRequest, CompletionRequest, StreamOptions},
     provider::{ChatStream, ProviderClient},
     router::MAX_EXCLUDED,
 };
@@ -53,7 +53,16 @@ pub(crate) struct Request {
     pub(crate) token_max: u64,
     pub(crate) include_usage: bool,
     /// What goes to the provider: always streamed, always with the usage counts.
-    pub(crate) upstream: ChatCompletionRequest,
+    pub(crate) upstream: Upstream,
+}
+
+/// The request a provider is sent.
+#[derive(Debug, Clone)]
+pub(crate) enum Upstream {
+    /// `POST /v1/chat/completions`.
+    Chat(ChatCompletionRequest),
+    /// `POST /v1/completions`; its chunks travel as chat chunks (`completions::as_chat_chunk`).
+    Completion(CompletionRequest),
 }
 
 impl Request {
@@ -79,7 +88,34 @@ impl Request {
             model,
             token_max,
             include_usage,
-            upstream,
+            upstream: Upstream::Chat(upstream),
+        }
+    }
+
+    /// A text completion's request: as [`new`](Self::new), for `POST /v1/completions`.
+    pub(crate) fn completion(
+        id: String,
+        model: Resolved,
+        token_max: u64,
+        request: CompletionRequest,
+    ) -> Self {
+        let include_usage = request
+            .stream_options
+            .as_ref()
+            .is_some_and(|o| o.include_usage);
+        let upstream = CompletionRequest {
+            stream: true,
+            stream_options: Some(StreamOptions {
+                include_usage: true,
+            }),
+            ..request
+        };
+        Self {
+            id,
+            model,
+            token_max,
+            include_usage,
+            upstream: Upstream::Completion(upstream),
         }
     }
 }
@@ -148,7 +184,7 @@ impl Inner {
     async fn first_token(
         &self,
         assignment: &Signed<Assignment>,
-        upstream: &ChatCompletionRequest,
+        upstream: &Upstream,
     ) -> std::result::Result<Started, Failure> {
         let limit = self.config.first_token_timeout;
         match tokio::time::timeout(limit, self.open_stream(assignment, upstream)).await {
@@ -169,11 +205,19 @@ impl Inner {
     async fn open_stream(
         &self,
         assignment: &Signed<Assignment>,
-        upstream: &ChatCompletionRequest,
+        upstream: &Upstream,
     ) -> morpheus_sdk::Result<Started> {
         let started = Instant::now();
         let client = ProviderClient::with_client(&assignment.message.endpoint, self.http.clone())?;
-        let mut stream = client.chat_stream(assignment, upstream).await?;
+        let mut stream: ChatStream = match upstream {
+            Upstream::Chat(chat) => client.chat_stream(assignment, chat).await?,
+            Upstream::Completion(completion) => Box::pin(
+                client
+                    .completion_stream(assignment, completion)
+                    .await?
+                    .map(|chunk| chunk.map(super::completions::as_chat_chunk)),
+            ),
+        };
         let mut head = Vec::new();
         loop {
             match stream.next().await {

@@ -65,6 +65,23 @@ cs = list(client.chat.completions.create(model=sys.argv[2], messages=messages, m
 streamed = ["".join(k.choices[0].delta.content or "" for k in cs if k.choices and k.choices[0].index == i)
             for i in (0, 1)]
 assert streamed == [x.message.content for x in c.choices], (streamed, c)
+# A text completion (`/v1/completions`: the prompt as it is, no chat template), whole and
+# streamed, and what it does not serve refused by name.
+k = client.completions.create(model=sys.argv[2], prompt="Once upon a time", max_tokens=6,
+                              temperature=0, seed=1)
+assert k.object == "text_completion" and k.choices[0].finish_reason in ("stop", "length"), k
+assert 0 < k.usage.completion_tokens <= 6, k.usage
+ks = list(client.completions.create(model=sys.argv[2], prompt="Once upon a time", max_tokens=6,
+                                    temperature=0, seed=1, stream=True,
+                                    stream_options={"include_usage": True}))
+assert "".join(c.choices[0].text for c in ks if c.choices) == k.choices[0].text, (ks, k)
+assert ks[-1].choices == [] and ks[-1].usage.total_tokens == k.usage.total_tokens, ks[-1]
+for extra, param in [({"echo": True}, "echo"), ({"suffix": "end"}, "suffix"), ({"n": 9}, "n")]:
+    try:
+        client.completions.create(model=sys.argv[2], prompt="a", max_tokens=4, **extra)
+        raise AssertionError(f"{extra} was answered")
+    except openai.BadRequestError as e:
+        assert e.body["param"] == param, (extra, e.body)
 # What is not served is refused by name, before any session is spent on it.
 for extra, param in [({"tools": [{"type": "function", "function": {"description": "f"}}]},
                       "tools[0].function.name"),
@@ -76,15 +93,17 @@ for extra, param in [({"tools": [{"type": "function", "function": {"description"
         raise AssertionError(f"{extra} was answered")
     except openai.BadRequestError as e:
         assert e.body["param"] == param, (extra, e.body)
-used = [r.usage, last.usage, p.usage, s.usage, l.usage, t.usage, c.usage, cs[-1].usage]
+used = [r.usage, last.usage, p.usage, s.usage, l.usage, t.usage, c.usage, cs[-1].usage,
+        k.usage, ks[-1].usage]
 print(json.dumps({"tokens": sum(u.total_tokens for u in used)}))
 "#;
 
 #[tokio::test]
 async fn the_official_openai_client_chats_and_streams_with_usage() {
-    // Eight sessions: whole, streamed, the same conversation as content parts, structured
-    // output, log-probabilities, a tool call, two choices (whole and streamed); three requests
-    // for what is not served are refused before a session is asked for.
+    // Ten sessions: whole, streamed, the same conversation as content parts, structured
+    // output, log-probabilities, a tool call, two choices (whole and streamed), a text
+    // completion (whole and streamed); six requests for what is not served are refused before
+    // a session is asked for.
     // The venv (with `openai`) is installed by the kit on first use; without it the test
     // fails, it is never skipped.
     let python = python().expect("the project's venv");
@@ -108,8 +127,8 @@ async fn the_official_openai_client_chats_and_streams_with_usage() {
     let tokens = printed["tokens"].as_u64().expect("tokens");
 
     // Both sessions were reported as the client saw them, and credited.
-    let info = net.wait_for_reports(net.address(PROVIDER), 8).await;
-    assert_eq!(info.reputation.completed, 8, "{info:?}");
+    let info = net.wait_for_reports(net.address(PROVIDER), 10).await;
+    assert_eq!(info.reputation.completed, 10, "{info:?}");
     assert_eq!(info.reputation.failed, 0, "{info:?}");
     assert_eq!(
         info.record.tokens, tokens,

@@ -10,7 +10,10 @@ use crate::{
     Error, Result, TransportKind,
     http::Peer,
     messages::{Assignment, LivenessChallenge, ServiceReceipt, Signed},
-    openai::{ChatCompletionChunk, ChatCompletionRequest, ChatCompletionResponse, ModelList},
+    openai::{
+        ChatCompletionChunk, ChatCompletionRequest, ChatCompletionResponse, CompletionChunk,
+        CompletionRequest, ModelList,
+    },
 };
 
 const PEER: &str = "provider";
@@ -24,6 +27,9 @@ const RECEIPT_LIMIT: usize = 4 * 1024;
 
 /// A streamed answer: chunks in order, ending after the provider's `[DONE]`.
 pub type ChatStream = Pin<Box<dyn Stream<Item = Result<ChatCompletionChunk>> + Send>>;
+
+/// A streamed text completion: chunks in order, ending after the provider's `[DONE]`.
+pub type CompletionStream = Pin<Box<dyn Stream<Item = Result<CompletionChunk>> + Send>>;
 
 /// Client of one provider endpoint (`morpheus-worker` or any server speaking the same API).
 #[derive(Debug, Clone)]
@@ -64,7 +70,9 @@ impl ProviderClient {
             stream: false,
             ..request.clone()
         };
-        let response = self.post_chat(assignment, &request).await?;
+        let response = self
+            .post(assignment, "v1/chat/completions", &request)
+            .await?;
         response.json().await.map_err(|e| self.peer.transport(e))
     }
 
@@ -78,52 +86,76 @@ impl ProviderClient {
             stream: true,
             ..request.clone()
         };
-        let response = self.post_chat(assignment, &request).await?;
+        let response = self
+            .post(assignment, "v1/chat/completions", &request)
+            .await?;
+        Ok(self.events(response))
+    }
+
+    /// Asks for a streamed text completion (`POST /v1/completions`, server-sent events).
+    pub async fn completion_stream(
+        &self,
+        assignment: &Signed<Assignment>,
+        request: &CompletionRequest,
+    ) -> Result<CompletionStream> {
+        let request = CompletionRequest {
+            stream: true,
+            ..request.clone()
+        };
+        let response = self.post(assignment, "v1/completions", &request).await?;
+        Ok(self.events(response))
+    }
+
+    /// The chunks of a server-sent event stream, each parsed as a `T`, up to `[DONE]`; a
+    /// stream that ends before it, or a chunk that does not parse, is an error.
+    fn events<T>(&self, response: Response) -> Pin<Box<dyn Stream<Item = Result<T>> + Send>>
+    where
+        T: serde::de::DeserializeOwned + Send + 'static,
+    {
         let peer = self.peer.clone();
         let bytes = response.bytes_stream();
-        let stream =
-            futures::stream::unfold(
-                (bytes, sse::Reader::default(), Vec::<String>::new(), false),
-                move |(mut bytes, mut reader, mut pending, done)| {
-                    let peer = peer.clone();
-                    async move {
-                        loop {
-                            if done {
+        let stream = futures::stream::unfold(
+            (bytes, sse::Reader::default(), Vec::<String>::new(), false),
+            move |(mut bytes, mut reader, mut pending, done)| {
+                let peer = peer.clone();
+                async move {
+                    loop {
+                        if done {
+                            return None;
+                        }
+                        if !pending.is_empty() {
+                            let data = pending.remove(0);
+                            if data == "[DONE]" {
                                 return None;
                             }
-                            if !pending.is_empty() {
-                                let data = pending.remove(0);
-                                if data == "[DONE]" {
-                                    return None;
-                                }
-                                let item = serde_json::from_str::<ChatCompletionChunk>(&data)
-                                    .map_err(|e| Error::Transport {
-                                        peer: peer.name(),
-                                        kind: TransportKind::BadAnswer,
-                                        message: format!("bad stream chunk {data:?}: {e}"),
-                                    });
-                                return Some((item, (bytes, reader, pending, false)));
+                            let item =
+                                serde_json::from_str::<T>(&data).map_err(|e| Error::Transport {
+                                    peer: peer.name(),
+                                    kind: TransportKind::BadAnswer,
+                                    message: format!("bad stream chunk {data:?}: {e}"),
+                                });
+                            return Some((item, (bytes, reader, pending, false)));
+                        }
+                        match bytes.next().await {
+                            Some(Ok(chunk)) => pending.extend(reader.push(&chunk)),
+                            Some(Err(e)) => {
+                                let err = peer.transport(e);
+                                return Some((Err(err), (bytes, reader, pending, true)));
                             }
-                            match bytes.next().await {
-                                Some(Ok(chunk)) => pending.extend(reader.push(&chunk)),
-                                Some(Err(e)) => {
-                                    let err = peer.transport(e);
-                                    return Some((Err(err), (bytes, reader, pending, true)));
-                                }
-                                None => {
-                                    let err = Error::Transport {
-                                        peer: peer.name(),
-                                        kind: TransportKind::BadAnswer,
-                                        message: "stream ended before [DONE]".into(),
-                                    };
-                                    return Some((Err(err), (bytes, reader, pending, true)));
-                                }
+                            None => {
+                                let err = Error::Transport {
+                                    peer: peer.name(),
+                                    kind: TransportKind::BadAnswer,
+                                    message: "stream ended before [DONE]".into(),
+                                };
+                                return Some((Err(err), (bytes, reader, pending, true)));
                             }
                         }
                     }
-                },
-            );
-        Ok(Box::pin(stream))
+                }
+            },
+        );
+        Box::pin(stream)
     }
 
     /// Sends the router's liveness challenge; returns the provider's proof (unverified). An
@@ -148,16 +180,17 @@ impl ProviderClient {
         self.peer.json_within(request, RECEIPT_LIMIT).await
     }
 
-    async fn post_chat(
+    async fn post(
         &self,
         assignment: &Signed<Assignment>,
-        request: &ChatCompletionRequest,
+        path: &str,
+        body: &impl serde::Serialize,
     ) -> Result<Response> {
         let request = self
             .peer
-            .post("v1/chat/completions")?
+            .post(path)?
             .header(ASSIGNMENT_HEADER, encode_assignment(assignment))
-            .json(request);
+            .json(body);
         self.peer.send(request).await
     }
 }

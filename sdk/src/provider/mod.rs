@@ -15,7 +15,7 @@ use alloy::{
     sol_types::Eip712Domain,
 };
 use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
-pub use client::{ChatStream, ProviderClient};
+pub use client::{ChatStream, CompletionStream, ProviderClient};
 use serde::{Deserialize, Serialize};
 
 use crate::{
