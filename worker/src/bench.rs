@@ -489,6 +489,9 @@ fn resident_memory(model: &ModelDir, cfg: &EngineConfig) -> Result<Value> {
     Ok(json!({
         "resident_bytes": rss,
         "peak_resident_bytes": peak,
+        // Of the resident memory: the process's own, and the mapped files' (the graph's weights).
+        "anonymous_bytes": kib("RssAnon:"),
+        "file_bytes": kib("RssFile:"),
         "gguf_bytes": gguf,
         "kv_cache_bytes": kv,
         "ratio": rss.map(|r| r as f64 / (gguf + kv) as f64),
@@ -513,10 +516,12 @@ fn print_table(r: &Value) {
     if let (Some(rss), Some(ratio)) = (m["resident_bytes"].as_f64(), m["ratio"].as_f64()) {
         let mb = |v: &Value| v.as_f64().unwrap_or(0.0) / 1e6;
         println!(
-            "resident memory serving: {:.0} MB (peak {:.0} MB) vs GGUF {:.0} MB + KV cache {:.0} MB \
-             = {:.2}x (peak {:.2}x; target <= 1.15x)",
+            "resident memory serving: {:.0} MB (peak {:.0} MB; {:.0} MB own, {:.0} MB mapped \
+             files) vs GGUF {:.0} MB + KV cache {:.0} MB = {:.2}x (peak {:.2}x; target <= 1.15x)",
             rss / 1e6,
             mb(&m["peak_resident_bytes"]),
+            mb(&m["anonymous_bytes"]),
+            mb(&m["file_bytes"]),
             mb(&m["gguf_bytes"]),
             mb(&m["kv_cache_bytes"]),
             ratio,

@@ -16,6 +16,7 @@ use axum::{
     routing::{get, post},
 };
 use futures::{StreamExt, stream};
+use morpheus_sdk::openai::{ChatCompletionChunk, ChatCompletionResponse};
 use tokio::net::TcpListener;
 use tracing::{info, warn};
 
@@ -143,21 +144,10 @@ async fn chat(
         Err(e) => return reply(&e),
     };
     let stream = request.stream;
-    let answer = match gateway.chat(request).await {
-        Ok(a) => a,
-        Err(e) => return reply(&e),
-    };
-    let headers = headers(&answer);
-    let mut response = if stream {
-        sse(answer).into_response()
-    } else {
-        match answer.collect_response().await {
-            Ok(whole) => Json(whole).into_response(),
-            Err(e) => reply(&e),
-        }
-    };
-    response.headers_mut().extend(headers);
-    response
+    match gateway.chat(request).await {
+        Ok(answer) => deliver(answer, stream, |c| c, |w| w).await,
+        Err(e) => reply(&e),
+    }
 }
 
 /// `POST /v1/completions`: the chat's path, the chunks written back in the completion's shape.
@@ -174,16 +164,36 @@ async fn complete(
         Err(e) => return reply(&e),
     };
     let stream = request.stream;
-    let answer = match gateway.complete(request).await {
-        Ok(a) => a,
-        Err(e) => return reply(&e),
-    };
+    match gateway.complete(request).await {
+        Ok(answer) => {
+            let (chunk, whole) = (
+                completions::as_completion_chunk,
+                completions::as_completion_response,
+            );
+            deliver(answer, stream, chunk, whole).await
+        }
+        Err(e) => reply(&e),
+    }
+}
+
+/// The answer to the client, with its headers: streamed as events of `chunk(c)` for each chunk,
+/// or gathered and sent whole as `whole(response)`.
+async fn deliver<C, W>(
+    answer: Answer,
+    stream: bool,
+    chunk: fn(ChatCompletionChunk) -> C,
+    whole: fn(ChatCompletionResponse) -> W,
+) -> Response
+where
+    C: serde::Serialize + Send + 'static,
+    W: serde::Serialize,
+{
     let headers = headers(&answer);
     let mut response = if stream {
-        sse(answer.map(|chunk| chunk.map(completions::as_completion_chunk))).into_response()
+        sse(answer.map(move |c| c.map(chunk))).into_response()
     } else {
         match answer.collect_response().await {
-            Ok(whole) => Json(completions::as_completion_response(whole)).into_response(),
+            Ok(gathered) => Json(whole(gathered)).into_response(),
             Err(e) => reply(&e),
         }
     };

@@ -16,27 +16,7 @@ pub const PROMPT_MARKERS: u64 = 8;
 /// Parses a `POST /v1/completions` body, naming the field that does not parse, then checks it
 /// ([`validate`]).
 pub fn parse(body: &[u8], max_choices: u32) -> Result<CompletionRequest> {
-    let mut de = serde_json::Deserializer::from_slice(body);
-    let request: CompletionRequest = serde_path_to_error::deserialize(&mut de).map_err(|e| {
-        let path = e.path().to_string();
-        let inner = e.into_inner();
-        if inner.is_syntax() || inner.is_eof() {
-            return Error::BadRequest {
-                message: format!("the body is not JSON: {inner}"),
-                param: None,
-            };
-        }
-        let param = (path != ".").then_some(path);
-        let message = match &param {
-            Some(p) => format!("invalid request body at `{p}`: {inner}"),
-            None => format!("the body is not a completion request: {inner}"),
-        };
-        Error::BadRequest { message, param }
-    })?;
-    de.end().map_err(|e| Error::BadRequest {
-        message: format!("the body is not a completion request: {e}"),
-        param: None,
-    })?;
+    let request = super::request::parse_body(body, "a completion request")?;
     validate(&request, max_choices)?;
     Ok(request)
 }
@@ -161,11 +141,7 @@ mod tests {
     #[test]
     fn what_is_not_served_is_refused_naming_the_field() {
         assert!(parse(br#"{"model":"m","prompt":"Once"}"#, 8).is_ok());
-        assert_eq!(
-            refused(r#"{"model":"m"}"#),
-            None,
-            "a missing prompt names no path"
-        );
+        assert_eq!(refused(r#"{"model":"m"}"#).as_deref(), Some("prompt"));
         assert_eq!(
             refused(r#"{"model":"m","prompt":"a","echo":true}"#).as_deref(),
             Some("echo")

@@ -132,15 +132,8 @@ impl Gateway {
             config.max_session_tokens,
         );
         info!(target: "gateway", request = %id, model = %model.name, model_id = %model.model_id, token_max, stream = request.stream, "chat request");
-        // In a task of its own: a client that goes away while the providers are tried does not
-        // cancel a session half-way; the answer it no longer waits for is reported as any other.
-        let inner = self.inner.clone();
-        let request = Request::new(id, model, token_max, request);
-        self.inner
-            .tasks
-            .spawn(async move { inner.answer(request).await })
+        self.answer(Request::new(id, model, token_max, request))
             .await
-            .map_err(|e| Error::NoAnswer(format!("the request's task failed: {e}")))?
     }
 
     /// One text completion through the network (`POST /v1/completions`), as [`chat`](Self::chat):
@@ -159,8 +152,15 @@ impl Gateway {
             config.max_session_tokens,
         );
         info!(target: "gateway", request = %id, model = %model.name, model_id = %model.model_id, token_max, stream = request.stream, "completion request");
+        self.answer(Request::completion(id, model, token_max, request))
+            .await
+    }
+
+    /// Runs `request` in a task of its own: a client that goes away while the providers are
+    /// tried does not cancel a session half-way; the answer it no longer waits for is reported
+    /// as any other.
+    async fn answer(&self, request: Request) -> Result<Answer> {
         let inner = self.inner.clone();
-        let request = Request::completion(id, model, token_max, request);
         self.inner
             .tasks
             .spawn(async move { inner.answer(request).await })

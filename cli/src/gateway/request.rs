@@ -8,33 +8,39 @@ use crate::{Error, Result};
 /// Parses a `POST /v1/chat/completions` body, naming the field that does not parse;
 /// `max_choices` is the most `n` may be.
 pub fn parse_request(body: &[u8], max_choices: u32) -> Result<ChatCompletionRequest> {
+    let request = parse_body(body, "a chat completion request")?;
+    validate(&request, max_choices)?;
+    Ok(request)
+}
+
+/// Parses a JSON body as `T` (`what` it is, for the message), naming the field that does not
+/// parse in `param`.
+pub fn parse_body<T: serde::de::DeserializeOwned>(body: &[u8], what: &str) -> Result<T> {
     let mut de = serde_json::Deserializer::from_slice(body);
-    let request: ChatCompletionRequest =
-        serde_path_to_error::deserialize(&mut de).map_err(|e| {
-            let path = e.path().to_string();
-            let inner = e.into_inner();
-            if inner.is_syntax() || inner.is_eof() {
-                return Error::BadRequest {
-                    message: format!("the body is not JSON: {inner}"),
-                    param: None,
-                };
-            }
-            let param = match (path.as_str(), missing_field(&inner.to_string())) {
-                (".", field) => field,
-                (_, Some(field)) => Some(format!("{path}.{field}")),
-                (_, None) => Some(path),
+    let request: T = serde_path_to_error::deserialize(&mut de).map_err(|e| {
+        let path = e.path().to_string();
+        let inner = e.into_inner();
+        if inner.is_syntax() || inner.is_eof() {
+            return Error::BadRequest {
+                message: format!("the body is not JSON: {inner}"),
+                param: None,
             };
-            let message = match &param {
-                Some(p) => format!("invalid request body at `{p}`: {inner}"),
-                None => format!("the body is not a chat completion request: {inner}"),
-            };
-            Error::BadRequest { message, param }
-        })?;
+        }
+        let param = match (path.as_str(), missing_field(&inner.to_string())) {
+            (".", field) => field,
+            (_, Some(field)) => Some(format!("{path}.{field}")),
+            (_, None) => Some(path),
+        };
+        let message = match &param {
+            Some(p) => format!("invalid request body at `{p}`: {inner}"),
+            None => format!("the body is not {what}: {inner}"),
+        };
+        Error::BadRequest { message, param }
+    })?;
     de.end().map_err(|e| Error::BadRequest {
-        message: format!("the body is not a chat completion request: {e}"),
+        message: format!("the body is not {what}: {e}"),
         param: None,
     })?;
-    validate(&request, max_choices)?;
     Ok(request)
 }
 

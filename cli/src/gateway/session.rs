@@ -72,15 +72,10 @@ impl Request {
         token_max: u64,
         request: ChatCompletionRequest,
     ) -> Self {
-        let include_usage = request
-            .stream_options
-            .as_ref()
-            .is_some_and(|o| o.include_usage);
+        let include_usage = usage_asked(request.stream_options.as_ref());
         let upstream = ChatCompletionRequest {
             stream: true,
-            stream_options: Some(StreamOptions {
-                include_usage: true,
-            }),
+            stream_options: always_usage(),
             ..request
         };
         Self {
@@ -99,25 +94,30 @@ impl Request {
         token_max: u64,
         request: CompletionRequest,
     ) -> Self {
-        let include_usage = request
-            .stream_options
-            .as_ref()
-            .is_some_and(|o| o.include_usage);
-        let upstream = CompletionRequest {
-            stream: true,
-            stream_options: Some(StreamOptions {
-                include_usage: true,
-            }),
-            ..request
-        };
         Self {
             id,
             model,
             token_max,
-            include_usage,
-            upstream: Upstream::Completion(upstream),
+            include_usage: usage_asked(request.stream_options.as_ref()),
+            upstream: Upstream::Completion(CompletionRequest {
+                stream: true,
+                stream_options: always_usage(),
+                ..request
+            }),
         }
     }
+}
+
+/// Whether the client asked for the usage chunk.
+fn usage_asked(options: Option<&StreamOptions>) -> bool {
+    options.is_some_and(|o| o.include_usage)
+}
+
+/// What the provider is always asked for: the usage counts (the gateway reports them).
+fn always_usage() -> Option<StreamOptions> {
+    Some(StreamOptions {
+        include_usage: true,
+    })
 }
 
 impl Inner {

@@ -44,35 +44,22 @@ impl Store {
     /// the running totals of days more than [`DAYS_KEPT`] before `today` (the chain's day), and
     /// the sessions that nothing can change any more, [`SESSION_RETENTION`] after they expired.
     pub(crate) fn prune(&self, now: u64, today: u64) -> Result<Pruned> {
-        let mut pruned = Pruned::default();
-        let expired = to_i64(now.saturating_sub(NONCE_GRACE));
-        loop {
-            let n = self.write_alone(|db| {
-                db.exec(
-                    r#"DELETE FROM nonces WHERE ("user", nonce) IN
-                           (SELECT "user", nonce FROM nonces WHERE deadline < ?1 LIMIT ?2)"#,
-                    args![expired, BATCH],
-                )
-            })?;
-            pruned.nonces += n;
-            if (n as i64) < BATCH {
-                break;
-            }
-        }
+        let nonces = self.delete_in_batches(
+            r#"DELETE FROM nonces WHERE ("user", nonce) IN
+                   (SELECT "user", nonce FROM nonces WHERE deadline < ?1 LIMIT ?2)"#,
+            to_i64(now.saturating_sub(NONCE_GRACE)),
+        )?;
         let old = to_i64(today.saturating_sub(DAYS_KEPT));
-        loop {
-            let n = self.write_alone(|db| {
-                db.exec(
-                    r#"DELETE FROM user_days WHERE ("user", day) IN
-                           (SELECT "user", day FROM user_days WHERE day < ?1 LIMIT ?2)"#,
-                    args![old, BATCH],
-                )
-            })?;
-            pruned.user_days += n;
-            if (n as i64) < BATCH {
-                break;
-            }
-        }
+        let user_days = self.delete_in_batches(
+            r#"DELETE FROM user_days WHERE ("user", day) IN
+                   (SELECT "user", day FROM user_days WHERE day < ?1 LIMIT ?2)"#,
+            old,
+        )?;
+        let mut pruned = Pruned {
+            nonces,
+            user_days,
+            sessions: 0,
+        };
         loop {
             let n = self.prune_sessions(to_i64(now.saturating_sub(SESSION_RETENTION)), old)?;
             pruned.sessions += n;
@@ -81,6 +68,19 @@ impl Store {
             }
         }
         Ok(pruned)
+    }
+
+    /// Runs `delete` (`?1` the bound, `?2` the batch size) one batch per transaction until a
+    /// batch deletes fewer than [`BATCH`] rows; returns how many it deleted.
+    fn delete_in_batches(&self, delete: &str, bound: i64) -> Result<u64> {
+        let mut deleted = 0;
+        loop {
+            let n = self.write_alone(|db| db.exec(delete, args![bound, BATCH]))?;
+            deleted += n;
+            if (n as i64) < BATCH {
+                return Ok(deleted);
+            }
+        }
     }
 
     /// One batch of sessions: settled, expired before `expired`, their day's bootstrap computed;

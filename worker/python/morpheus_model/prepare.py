@@ -16,7 +16,7 @@ from . import convert, graph, tokenizer_json
 from .gguf_source import GgufModel, load, sha256_file
 
 # Bump when the produced files change for the same source.
-CONVERTER_VERSION = 7
+CONVERTER_VERSION = 8
 STOP_TOKENS = ("<|im_end|>", "<|endoftext|>", "<|eot_id|>", "<|end|>", "<|end_of_text|>")
 # The published weights file kept in every directory, under one name whatever the download's.
 WEIGHTS_FILE = "weights.gguf"
@@ -53,10 +53,33 @@ def resolve_q4_1(q4_1: str, accuracy_level: int) -> str:
     return q4_1
 
 
+# The graph's weights, beside it (ONNX external data): ONNX Runtime maps the file instead of
+# copying each weight out of the parsed graph, so a served model holds one copy of its weights
+# (not two at load), and rows a model only looks up (the token embeddings) are read from the page
+# cache as they are used.
+ONNX_DATA = "model.onnx.data"
+
+
+def save_graph(proto, out: Path) -> None:
+    """Writes `model.onnx` and its weights (`ONNX_DATA`) into `out`, replacing both at once: they
+    are written into a new directory inside `out`, then moved (the weights first)."""
+    tmp = out / ".model.tmp"
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir()
+    onnx.save_model(proto, str(tmp / "model.onnx"), save_as_external_data=True,
+                    all_tensors_to_one_file=True, location=ONNX_DATA, size_threshold=1024)
+    # onnx writes the weights owner-only; they get the graph's mode (the umask's), as any file here.
+    os.chmod(tmp / ONNX_DATA, (tmp / "model.onnx").stat().st_mode & 0o777)
+    (tmp / ONNX_DATA).replace(out / ONNX_DATA)
+    (tmp / "model.onnx").replace(out / "model.onnx")
+    tmp.rmdir()
+
+
 def is_current(out: Path, source_sha: str, options: dict) -> bool:
     """Whether `out` already holds this source prepared with these options."""
     meta_path = out / "morpheus.json"
-    if not meta_path.exists() or not (out / "model.onnx").exists() or not (out / "tokenizer.json").exists():
+    files = ("model.onnx", ONNX_DATA, "tokenizer.json")
+    if not meta_path.exists() or not all((out / f).exists() for f in files):
         return False
     meta = json.loads(meta_path.read_text())
     return (
@@ -166,10 +189,8 @@ def prepare(gguf_path: Path, out: Path, name: str, max_positions: int = 2048, ac
     weights = convert.decoder_weights(model, fold_q4_1=options["q4_1"] == "int8", kernels=kernels)
     _log("building the ONNX graph")
     proto = graph.build(weights, c, max_positions=max_positions, accuracy_level=accuracy_level)
-    tmp = out / "model.onnx.tmp"
-    _log(f"writing {out / 'model.onnx'}")
-    onnx.save(proto, str(tmp))
-    tmp.replace(out / "model.onnx")
+    _log(f"writing {out / 'model.onnx'} and {out / ONNX_DATA}")
+    save_graph(proto, out)
     (out / "tokenizer.json").write_text(json.dumps(tokenizer, ensure_ascii=False))
     (out / "morpheus.json").write_text(json.dumps(metadata(model, name, sha, options), indent=2))
     _log("done")

@@ -37,7 +37,12 @@ fn a_copied_binary_prepares_a_model_outside_the_source_tree() {
         String::from_utf8_lossy(&out.stderr).into_owned() + &String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "model prepare failed:\n{log}");
     let dir = place.path().join("models/tiny");
-    for file in ["model.onnx", "tokenizer.json", "morpheus.json"] {
+    for file in [
+        "model.onnx",
+        "model.onnx.data",
+        "tokenizer.json",
+        "morpheus.json",
+    ] {
         assert!(dir.join(file).is_file(), "{file} missing:\n{log}");
     }
     // The converter it ran is the one it carries, unpacked into its cache.
@@ -47,9 +52,14 @@ fn a_copied_binary_prepares_a_model_outside_the_source_tree() {
         .any(|e| e.path().join("morpheus_model/__main__.py").is_file());
     assert!(unpacked, "no morpheus_model in {}", cache.display());
     // The same model as the kit's own build of it: the converter is deterministic.
-    let ours = std::fs::read(dir.join("model.onnx")).expect("model");
-    let kit = std::fs::read(tiny_model().join("model.onnx")).expect("kit model");
-    assert!(ours == kit, "the copied binary made a different tiny model");
+    for file in ["model.onnx", "model.onnx.data"] {
+        let ours = std::fs::read(dir.join(file)).expect("model");
+        let kit = std::fs::read(tiny_model().join(file)).expect("kit model");
+        assert!(
+            ours == kit,
+            "the copied binary made a different tiny {file}"
+        );
+    }
 }
 
 #[test]

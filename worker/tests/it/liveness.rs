@@ -109,6 +109,7 @@ fn stale_copy(
     std::fs::create_dir(&out).expect("mkdir");
     for file in [
         "model.onnx",
+        "model.onnx.data",
         "tokenizer.json",
         "morpheus.json",
         "weights.gguf",
