@@ -35,6 +35,12 @@ const PROVIDER_SPACE: i32 = 0x4d4f54;
 const MIGRATE_LOCK: i64 = 0x4d4f55;
 /// Idle connections kept per process; more are closed when returned.
 const MAX_IDLE: usize = 32;
+/// Set on every connection: a statement waits at most 5 s for a lock (as long as SQLite's busy
+/// timeout), then fails, so one stuck writer fails requests instead of hanging every instance;
+/// and a session left idle inside a transaction for 30 s (a frozen instance) is ended by the
+/// server, which releases its locks.
+const SESSION_SETTINGS: &str =
+    "SET lock_timeout = '5s'; SET idle_in_transaction_session_timeout = '30s'";
 
 /// The PostgreSQL database and this process's connections to it.
 pub(crate) struct Postgres {
@@ -90,8 +96,10 @@ impl Postgres {
     }
 
     fn connect(&self) -> Result<Conn> {
+        let mut client = self.config.connect(NoTls)?;
+        client.batch_execute(SESSION_SETTINGS)?;
         Ok(Conn {
-            client: self.config.connect(NoTls)?,
+            client,
             statements: HashMap::new(),
             broken: false,
         })

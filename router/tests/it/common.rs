@@ -61,6 +61,25 @@ pub(crate) async fn stake(devnet: &Devnet, index: usize, mor: &str) {
     devnet.stake(index, mor).await.expect("stake");
 }
 
+/// The database's write lock, held by [`Net::hold_write_lock`] until [`HeldLock::release`].
+pub(crate) struct HeldLock {
+    release: std::sync::mpsc::Sender<()>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl HeldLock {
+    /// Releases the lock and waits until it is.
+    pub(crate) async fn release(mut self) {
+        let _ = self.release.send(());
+        if let Some(thread) = self.thread.take() {
+            tokio::task::spawn_blocking(move || thread.join())
+                .await
+                .expect("join")
+                .expect("the holder ends cleanly");
+        }
+    }
+}
+
 /// The whole set-up: devnet, provider + worker, staked user, router.
 pub(crate) struct Net {
     pub(crate) devnet: Devnet,
@@ -222,6 +241,38 @@ impl Net {
                     .expect("busy timeout");
                 db.execute_batch(sql).expect("statement");
             }
+        }
+    }
+
+    /// Takes the database's write lock from a connection of its own (SQLite's file lock, or on
+    /// PostgreSQL the router's global key, exclusive) and holds it until the guard is released.
+    pub(crate) fn hold_write_lock(&self) -> HeldLock {
+        let (release, released) = std::sync::mpsc::channel::<()>();
+        let (held, taken) = std::sync::mpsc::channel::<()>();
+        let (path, url) = (self.db_path(), self.config.postgres_url.clone());
+        let thread = std::thread::spawn(move || match url {
+            Some(url) => {
+                let mut db = postgres::Client::connect(&url, postgres::NoTls).expect("connect");
+                // 0x4d4f52: the router's global key (`store/pg.rs` GLOBAL_SPACE), every writer's.
+                db.batch_execute("BEGIN; SELECT pg_advisory_xact_lock(5066578, 0)")
+                    .expect("take the router's global key");
+                held.send(()).expect("held");
+                let _ = released.recv();
+                db.batch_execute("ROLLBACK").expect("release");
+            }
+            None => {
+                let db = rusqlite::Connection::open(path).expect("open the database");
+                db.execute_batch("BEGIN IMMEDIATE")
+                    .expect("take the write lock");
+                held.send(()).expect("held");
+                let _ = released.recv();
+                db.execute_batch("ROLLBACK").expect("release");
+            }
+        });
+        taken.recv().expect("the lock is taken");
+        HeldLock {
+            release,
+            thread: Some(thread),
         }
     }
 

@@ -2,4 +2,5 @@
 
 mod blocking_store;
 mod corrupt_database;
+mod held_lock;
 mod hung_provider;
