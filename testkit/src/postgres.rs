@@ -88,21 +88,13 @@ pub fn run_sql(url: &str, sql: &str) -> Result<()> {
 
 /// `server` with its database part replaced by `name`.
 fn with_database(server: &str, name: &str) -> String {
-    let (base, query) = server.split_once('?').unwrap_or((server, ""));
-    let base = match base.rsplit_once('/') {
-        Some((host, _))
-            if host.contains("://") && host.len() > host.find("://").unwrap_or(0) + 3 =>
-        {
-            host
-        }
-        _ => base,
+    let (base, query) = match server.split_once('?') {
+        Some((base, query)) => (base, format!("?{query}")),
+        None => (server, String::new()),
     };
-    let query = if query.is_empty() {
-        String::new()
-    } else {
-        format!("?{query}")
-    };
-    format!("{base}/{name}{query}")
+    let (scheme, rest) = base.split_once("://").unwrap_or(("postgres", base));
+    let authority = rest.split('/').next().unwrap_or(rest);
+    format!("{scheme}://{authority}/{name}{query}")
 }
 
 /// The blocking client owns a runtime, which may be neither started nor dropped on a thread
@@ -134,6 +126,10 @@ mod tests {
         assert_eq!(
             with_database("postgres://u@127.0.0.1:5432/postgres?sslmode=disable", "t1"),
             "postgres://u@127.0.0.1:5432/t1?sslmode=disable"
+        );
+        assert_eq!(
+            with_database("postgres://u@127.0.0.1:5432", "t1"),
+            "postgres://u@127.0.0.1:5432/t1"
         );
     }
 }
