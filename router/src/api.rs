@@ -93,6 +93,8 @@ pub async fn run(
     info!(target: "router::api", %addr, router = %state.address(), "serving");
     // Settling expired sessions runs beside the server and stops with it.
     let settler = tokio::spawn(state.clone().settle_forever());
+    // Following the chain's registry events between requests (`chain_index/`), too.
+    let follower = tokio::spawn(state.clone().follow_chain());
     // Reconciling with the chain's claim records too: a voucher asked for meanwhile reconciles
     // its own provider first.
     let reconciling = {
@@ -115,6 +117,7 @@ pub async fn run(
     .with_graceful_shutdown(shutdown)
     .await;
     settler.abort();
+    follower.abort();
     reconciling.abort();
     served?;
     info!(target: "router::api", %addr, "stopped");

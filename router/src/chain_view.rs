@@ -1,15 +1,17 @@
-//! The chain as of its latest block: what selection and reservation read (models, bids,
-//! providers, the whitelist, model claims, prices, users' allowances), read once per block and
-//! remembered until the next one.
+//! The chain as of its latest block: what selection and reservation read. The registry's facts
+//! (models, bids, providers, the whitelist, model claims) come from the chain index
+//! (`chain_index/`), brought to each new head before a request reads it; users' allowances and
+//! the prices are read once per block and remembered until the next one.
 //!
-//! Why per block and not per request: a contract's state changes only with a new block, so a
-//! value read at block N holds for every request that finds N the latest. A request costs one
+//! Why those two per block and not through events: a user's allowance moves with the chain's
+//! day and the prices with the price source (an oracle need not emit anything), so no event
+//! says when they change; but a contract's state changes only with a new block, so a value read
+//! at block N holds for every request that finds N the latest. A request costs one
 //! `eth_blockNumber` round trip ([`ChainView::head`]) instead of a dozen calls, and nothing it
 //! reads is older than the chain it would have read. A higher block number drops every
-//! remembered value at once: no event has to be decoded, so no state change can be missed, and
-//! on a chain with a block every few seconds the cost is a few reads per block. What this does
-//! not see at once: a reorganisation, which is seen at the next higher block number; until then
-//! a request may read what the replaced block held (docs/protocol.md, Router).
+//! remembered value at once. A reorganisation at the same height is seen at the next higher
+//! block number; until then a request may read what the replaced block held (docs/protocol.md,
+//! Router).
 
 use std::{
     collections::HashMap,
@@ -24,7 +26,11 @@ use alloy::{
 };
 use morpheus_sdk::contracts::{Bid, Model, Prices, Protocol, ProviderRecord};
 
-use crate::{Error, Result, metrics::Metrics, select};
+use crate::{
+    Error, Result,
+    chain_index::{Block, ChainIndex},
+    metrics::Metrics,
+};
 
 /// Values remembered for one block at most; past it, a read goes to the chain and is not kept
 /// (a chain that stops making blocks must not let distinct users grow the memory without end).
@@ -46,6 +52,8 @@ pub(crate) struct ChainView {
     /// The router whose part of a user's allowance is read (`routerUserMax`).
     router: Address,
     snapshot: Mutex<Snapshot>,
+    /// The registry's facts, followed through its events (`chain_index/`).
+    index: Arc<ChainIndex>,
     /// When the last `eth_blockNumber` was sent and what it answered: requests waiting while one
     /// is in flight share the next one instead of each sending its own.
     latest: tokio::sync::Mutex<Option<(std::time::Instant, u64)>>,
@@ -57,22 +65,22 @@ pub(crate) struct ChainView {
 struct Snapshot {
     head: Option<Head>,
     entries: usize,
-    models: HashMap<B256, Option<Model>>,
-    bids: HashMap<B256, Arc<Vec<Bid>>>,
     user_max: HashMap<Address, U256>,
     prices: HashMap<(), Prices>,
-    whitelist_active: HashMap<(), bool>,
-    providers: HashMap<Address, ProviderRecord>,
-    whitelisted: HashMap<Address, bool>,
-    claims: HashMap<(Address, B256), bool>,
 }
 
 impl ChainView {
-    pub(crate) fn new(protocol: Protocol, router: Address, metrics: Arc<Metrics>) -> Self {
+    pub(crate) fn new(
+        protocol: Protocol,
+        router: Address,
+        index: Arc<ChainIndex>,
+        metrics: Arc<Metrics>,
+    ) -> Self {
         Self {
             protocol,
             router,
             snapshot: Mutex::default(),
+            index,
             latest: tokio::sync::Mutex::default(),
             metrics,
         }
@@ -122,6 +130,14 @@ impl ChainView {
             number,
             time: block.header.timestamp,
         };
+        // The registry's facts are brought to this block before any request reads them at it.
+        self.index
+            .step_to(Block {
+                number,
+                hash: block.header.hash,
+                parent: block.header.parent_hash,
+            })
+            .await?;
         let mut snapshot = self.lock();
         // The snapshot only moves forward: a request that found an older number than another
         // one did reads through to the chain (its head is not the snapshot's) and leaves the
@@ -169,28 +185,17 @@ impl ChainView {
         Ok(value)
     }
 
-    /// The model's registry entry; an unregistered id is [`Error::UnknownModel`].
-    pub(crate) async fn model(&self, head: Head, model_id: B256) -> Result<Model> {
-        let registry = self.protocol.registry();
-        let found = self
-            .read(head, |s| &mut s.models, model_id, async {
-                match select::model(&registry, model_id).await {
-                    Ok(m) => Ok(Some(m)),
-                    Err(Error::UnknownModel(_)) => Ok(None),
-                    Err(e) => Err(e),
-                }
-            })
-            .await?;
-        found.ok_or(Error::UnknownModel(model_id))
+    /// The model's registry entry; an unregistered id is [`Error::UnknownModel`]. From the
+    /// chain index, at `head` or later (as every registry fact below).
+    pub(crate) async fn model(&self, _head: Head, model_id: B256) -> Result<Model> {
+        self.index
+            .model(model_id)
+            .ok_or(Error::UnknownModel(model_id))
     }
 
     /// Every active bid for the model.
-    pub(crate) async fn bids(&self, head: Head, model_id: B256) -> Result<Arc<Vec<Bid>>> {
-        let registry = self.protocol.registry();
-        self.read(head, |s| &mut s.bids, model_id, async {
-            Ok(Arc::new(select::bids(&registry, model_id).await?))
-        })
-        .await
+    pub(crate) async fn bids(&self, _head: Head, model_id: B256) -> Result<Arc<Vec<Bid>>> {
+        Ok(self.index.bids(model_id))
     }
 
     /// This router's part of `user`'s daily allowance (`SessionRouter.routerUserMax`).
@@ -212,47 +217,32 @@ impl ChainView {
     }
 
     /// Whether the registry's whitelist is on.
-    pub(crate) async fn whitelist_active(&self, head: Head) -> Result<bool> {
-        let registry = self.protocol.registry();
-        self.read(head, |s| &mut s.whitelist_active, (), async {
-            Ok(registry.whitelist_active().await?)
-        })
-        .await
+    pub(crate) async fn whitelist_active(&self, _head: Head) -> Result<bool> {
+        Ok(self.index.whitelist_active())
     }
 
     /// The provider's registry record.
-    pub(crate) async fn provider(&self, head: Head, provider: Address) -> Result<ProviderRecord> {
-        let registry = self.protocol.registry();
-        self.read(head, |s| &mut s.providers, provider, async {
-            Ok(registry.provider(provider).await?)
-        })
-        .await
+    pub(crate) async fn provider(&self, _head: Head, provider: Address) -> Result<ProviderRecord> {
+        Ok(self.index.provider(provider))
     }
 
     /// Whether the provider is on the registry's whitelist.
-    pub(crate) async fn is_whitelisted(&self, head: Head, provider: Address) -> Result<bool> {
-        let registry = self.protocol.registry();
-        self.read(head, |s| &mut s.whitelisted, provider, async {
-            Ok(registry.is_whitelisted(provider).await?)
-        })
-        .await
+    pub(crate) async fn is_whitelisted(&self, _head: Head, provider: Address) -> Result<bool> {
+        Ok(self.index.is_whitelisted(provider))
     }
 
     /// Whether the provider holds a claim on the model.
     pub(crate) async fn has_model_claim(
         &self,
-        head: Head,
+        _head: Head,
         provider: Address,
         model_id: B256,
     ) -> Result<bool> {
-        let registry = self.protocol.registry();
-        self.read(head, |s| &mut s.claims, (provider, model_id), async {
-            Ok(registry.has_model_claim(provider, model_id).await?)
-        })
-        .await
+        Ok(self.index.has_model_claim(provider, model_id))
     }
 }
 
-fn rpc(e: impl std::fmt::Display) -> Error {
+/// A failed call to the chain's node.
+pub(crate) fn rpc(e: impl std::fmt::Display) -> Error {
     Error::Chain(morpheus_sdk::Error::Rpc(e.to_string()))
 }

@@ -2,6 +2,7 @@
 
 pub mod api;
 mod bootstrap;
+mod chain_index;
 mod chain_view;
 mod config;
 mod credit;

@@ -52,6 +52,12 @@ pub(crate) struct Metrics {
     pub(crate) db: Timing,
     /// Every call the chain view makes to the node.
     pub(crate) chain: Timing,
+    /// Every step of the chain index to a newer block (`chain_index/`), its calls included.
+    pub(crate) index: Timing,
+    /// The block the chain index was last taken at.
+    pub(crate) index_block: AtomicU64,
+    /// Reorganisations the chain index found.
+    pub(crate) index_reorgs: AtomicU64,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -150,6 +156,11 @@ pub(crate) fn render(queue: &QueueFigures, metrics: &Metrics) -> String {
     for (name, what, timing) in [
         ("db", "Database calls", &metrics.db),
         ("chain", "Calls to the chain's node", &metrics.chain),
+        (
+            "index",
+            "Steps of the chain index to a newer block",
+            &metrics.index,
+        ),
     ] {
         let (calls, seconds) = timing.read();
         header(
@@ -167,6 +178,28 @@ pub(crate) fn render(queue: &QueueFigures, metrics: &Metrics) -> String {
         );
         let _ = writeln!(out, "morpheus_router_{name}_seconds_total {seconds}");
     }
+    header(
+        &mut out,
+        "morpheus_router_index_block",
+        "gauge",
+        "The block the chain index holds the registry's facts of.",
+    );
+    let _ = writeln!(
+        out,
+        "morpheus_router_index_block {}",
+        metrics.index_block.load(Ordering::Relaxed)
+    );
+    header(
+        &mut out,
+        "morpheus_router_index_reorgs_total",
+        "counter",
+        "Reorganisations of the chain the index found and indexed again from their fork.",
+    );
+    let _ = writeln!(
+        out,
+        "morpheus_router_index_reorgs_total {}",
+        metrics.index_reorgs.load(Ordering::Relaxed)
+    );
     let total: usize = queue.depth.iter().map(|(_, n)| n).sum();
     // Writing to a String cannot fail.
     let _ = writeln!(

@@ -23,6 +23,7 @@ use tracing::{debug, info, warn};
 
 use crate::{
     Error, FailPolicy, Result, RouterConfig,
+    chain_index::ChainIndex,
     chain_view::{ChainView, Head},
     credit, fail,
     metrics::Metrics,
@@ -102,6 +103,11 @@ struct Inner {
     observed: std::sync::Mutex<std::collections::HashMap<B256, Vec<BidTerms>>>,
 }
 
+/// How often the chain index looks for a new head between requests.
+const FOLLOW_INTERVAL: std::time::Duration = std::time::Duration::from_secs(1);
+/// The longest wait between tries while the chain's node fails.
+const FOLLOW_BACKOFF_MAX: std::time::Duration = std::time::Duration::from_secs(30);
+
 /// A bid's provider, price per token and capacity: what the bid history records.
 type BidTerms = (Address, U256, U256);
 
@@ -144,10 +150,18 @@ impl AppState {
         };
         info!(target: "router", router = %signer, backend = store.backend(), %db, "ready");
         let metrics = Arc::new(Metrics::default());
+        let store = Arc::new(store);
+        let index =
+            ChainIndex::open(protocol.clone(), Arc::clone(&store), Arc::clone(&metrics)).await?;
         Ok(Self(Arc::new(Inner {
             domain: config.deployment.domain(),
             queues: Arc::new(WaitQueues::new(config.queue_max)),
-            view: ChainView::new(protocol.clone(), signer, Arc::clone(&metrics)),
+            view: ChainView::new(
+                protocol.clone(),
+                signer,
+                Arc::new(index),
+                Arc::clone(&metrics),
+            ),
             ips: Limiter::new(config.ip_rate_limit),
             users: Limiter::new(config.user_rate_limit),
             metrics,
@@ -156,7 +170,7 @@ impl AppState {
             config,
             protocol,
             checks,
-            store: Arc::new(store),
+            store,
         })))
     }
 
@@ -655,6 +669,22 @@ impl AppState {
             r?;
         }
         Ok(asked)
+    }
+
+    /// Keeps the chain index at the chain's head (`chain_index/`) between requests: every
+    /// second, backing off to 30 s while the node fails, until the task is dropped.
+    pub(crate) async fn follow_chain(self) {
+        let mut wait = FOLLOW_INTERVAL;
+        loop {
+            tokio::time::sleep(wait).await;
+            wait = match self.0.view.head().await {
+                Ok(_) => FOLLOW_INTERVAL,
+                Err(e) => {
+                    warn!(target: "router::index", error = %e, retry_in_ms = wait.as_millis(), "following the chain failed");
+                    (wait * 2).min(FOLLOW_BACKOFF_MAX)
+                }
+            };
+        }
     }
 
     /// Settles expired sessions, computes closed bootstrap days and prunes the database every

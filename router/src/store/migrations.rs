@@ -35,6 +35,10 @@ const MIGRATIONS: &[Migration] = &[
         what: "the cancelled sessions of pruned rows are kept as a count per provider and model",
         run: cancelled_pruned,
     },
+    Migration {
+        what: "the chain index (the registry's facts as of an indexed block)",
+        run: chain_index,
+    },
 ];
 
 /// The version a file has after every migration of this build.
@@ -111,6 +115,11 @@ fn cancelled_pruned(conn: &Connection) -> rusqlite::Result<()> {
     conn.execute_batch(
         "ALTER TABLE reputation ADD COLUMN cancelled_pruned INTEGER NOT NULL DEFAULT 0;",
     )
+}
+
+/// Version 5: the chain index's tables (`chain_index.rs`).
+fn chain_index(conn: &Connection) -> rusqlite::Result<()> {
+    conn.execute_batch(super::chain_index::TABLES)
 }
 
 #[cfg(test)]

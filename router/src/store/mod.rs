@@ -26,6 +26,7 @@ use crate::{
 };
 
 pub(crate) mod bootstrap;
+mod chain_index;
 mod migrations;
 mod pg;
 mod prune;
@@ -35,6 +36,7 @@ mod reputation;
 mod sql;
 mod sqlite;
 
+pub(crate) use chain_index::{FactRow, Saving};
 pub(crate) use pg::redacted;
 pub(crate) use prune::Pruned;
 pub(crate) use receipts::SessionTerms;
@@ -1083,7 +1085,8 @@ mod tests {
             .conn()
             .execute_batch(
                 "DROP TABLE reputation; DROP TABLE user_days; DROP INDEX nonces_deadline;
-                 ALTER TABLE nonces DROP COLUMN deadline; PRAGMA user_version = 0;",
+                 ALTER TABLE nonces DROP COLUMN deadline; DROP TABLE chain_index;
+                 DROP TABLE chain_index_blocks; DROP TABLE chain_facts; PRAGMA user_version = 0;",
             )
             .expect("as before the table (and before schema versions)");
         drop(store);

@@ -31,6 +31,7 @@ use crate::{Error, Result};
 const GLOBAL_SPACE: i32 = 0x4d4f52;
 const USER_SPACE: i32 = 0x4d4f53;
 const PROVIDER_SPACE: i32 = 0x4d4f54;
+const CHAIN_INDEX_SPACE: i32 = 0x4d4f56;
 /// The advisory lock migrations run under, so instances starting together migrate once.
 const MIGRATE_LOCK: i64 = 0x4d4f55;
 /// Idle connections kept per process; more are closed when returned.
@@ -208,6 +209,7 @@ impl Db for On<'_> {
         let (space, key) = match lock {
             Lock::User(user) => (USER_SPACE, user),
             Lock::Provider(provider) => (PROVIDER_SPACE, provider),
+            Lock::ChainIndex => (CHAIN_INDEX_SPACE, "chain_index"),
         };
         // `hashtext` maps the address to the key's 32 bits: two addresses sharing one only
         // wait on each other.
@@ -330,10 +332,11 @@ pub(crate) fn redacted(url: &str) -> String {
 /// Every migration, version `i + 1` at index `i`, as for the SQLite file (`migrations.rs`);
 /// PostgreSQL databases start at the SQLite schema's fourth version, so their first is it whole.
 /// Never edit one that has shipped: add the next.
-const MIGRATIONS: &[(&str, &str)] = &[(
-    "the router's tables (nonces, sessions, users' days, reports, speed samples, credits, \
+const MIGRATIONS: &[(&str, &str)] = &[
+    (
+        "the router's tables (nonces, sessions, users' days, reports, speed samples, credits, \
      reputation, bid history, bootstrap days)",
-    r#"
+        r#"
 CREATE TABLE nonces (
     "user"   TEXT NOT NULL,
     nonce    TEXT NOT NULL,
@@ -435,7 +438,12 @@ CREATE TABLE bootstrap_allotments (
 );
 CREATE INDEX bootstrap_allotments_provider ON bootstrap_allotments (provider);
 "#,
-)];
+    ),
+    (
+        "the chain index (the registry's facts as of an indexed block)",
+        super::chain_index::TABLES,
+    ),
+];
 
 /// The version a database has after every migration of this build.
 pub(crate) const LATEST: i64 = MIGRATIONS.len() as i64;

@@ -148,6 +148,8 @@ pub(crate) enum Lock<'a> {
     User(&'a str),
     /// A provider's bookings (the capacity check), credits, reputation and allotments.
     Provider(&'a str),
+    /// The chain index's rows (`chain_index.rs`): one instance writes them at a time.
+    ChainIndex,
 }
 
 /// A connection, or a transaction on one, of either backend.

@@ -14,7 +14,12 @@ use morpheus_sdk::{
 };
 use morpheus_testkit::{Devnet, TestWorker, WorkerOptions, unique_b256, unix_now};
 use tempfile::TempDir;
-use tokio::{sync::oneshot, task::JoinHandle};
+use tokio::{
+    io::copy_bidirectional,
+    net::{TcpListener, TcpStream},
+    sync::oneshot,
+    task::{JoinHandle, JoinSet},
+};
 
 /// The `morpheus-worker` binary of this build, for tests that run it as a process.
 pub(crate) fn worker_bin() -> &'static std::path::Path {
@@ -175,6 +180,13 @@ impl Net {
     /// Stops the router and starts a new one on the same database (on a new port).
     pub(crate) async fn restart_router(&mut self) {
         self.stop_router().await;
+        self.start_router().await;
+    }
+
+    /// Starts a router on the same configuration and database (after [`stop_router`]).
+    ///
+    /// [`stop_router`]: Self::stop_router
+    pub(crate) async fn start_router(&mut self) {
         let (url, shutdown, handle) = serve(self.config.clone()).await;
         self.router = RouterClient::new(&url).expect("client");
         self.url = url;
@@ -203,7 +215,8 @@ impl Net {
         self.handle = Some(handle);
     }
 
-    async fn stop_router(&mut self) {
+    /// Stops the router (gracefully), keeping its database.
+    pub(crate) async fn stop_router(&mut self) {
         if let Some(tx) = self.shutdown.take() {
             let _ = tx.send(());
         }
@@ -402,4 +415,34 @@ pub(crate) fn assert_refused<T: std::fmt::Debug>(
     words: &str,
 ) {
     morpheus_testkit::assert_refused(result, "router", status, words);
+}
+
+/// Forwards TCP connections from a new local port to `target` (`http://host:port`) until the
+/// returned task is aborted, which also cuts every connection it carries: the chain "goes away"
+/// for whoever uses the new URL.
+pub(crate) fn forward(target: &str) -> (String, JoinHandle<()>) {
+    forward_on("127.0.0.1:0", target)
+}
+
+/// [`forward`] from `listen` (a port given back by an aborted forwarder, to bring the chain back
+/// at the same URL).
+pub(crate) fn forward_on(listen: &str, target: &str) -> (String, JoinHandle<()>) {
+    let target = target.trim_start_matches("http://").to_string();
+    let listener = std::net::TcpListener::bind(listen).expect("bind");
+    listener.set_nonblocking(true).expect("nonblocking");
+    let url = format!("http://{}", listener.local_addr().expect("address"));
+    let listener = TcpListener::from_std(listener).expect("tokio listener");
+    let task = tokio::spawn(async move {
+        // Dropped with the task: the connections end with it.
+        let mut connections = JoinSet::new();
+        while let Ok((mut inbound, _)) = listener.accept().await {
+            let target = target.clone();
+            connections.spawn(async move {
+                if let Ok(mut outbound) = TcpStream::connect(&target).await {
+                    let _ = copy_bidirectional(&mut inbound, &mut outbound).await;
+                }
+            });
+        }
+    });
+    (url, task)
 }

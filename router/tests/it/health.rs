@@ -3,37 +3,8 @@
 
 use morpheus_router::api::MAX_BODY_BYTES;
 use serde_json::Value;
-use tokio::{
-    io::copy_bidirectional,
-    net::{TcpListener, TcpStream},
-    task::{JoinHandle, JoinSet},
-};
 
-use crate::common::Net;
-
-/// Forwards TCP connections from a new local port to `target` (`http://host:port`) until the
-/// returned task is aborted, which also cuts every connection it carries: the chain "goes away"
-/// for whoever uses the new URL.
-fn forward(target: &str) -> (String, JoinHandle<()>) {
-    let target = target.trim_start_matches("http://").to_string();
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
-    listener.set_nonblocking(true).expect("nonblocking");
-    let url = format!("http://{}", listener.local_addr().expect("address"));
-    let listener = TcpListener::from_std(listener).expect("tokio listener");
-    let task = tokio::spawn(async move {
-        // Dropped with the task: the connections end with it.
-        let mut connections = JoinSet::new();
-        while let Ok((mut inbound, _)) = listener.accept().await {
-            let target = target.clone();
-            connections.spawn(async move {
-                if let Ok(mut outbound) = TcpStream::connect(&target).await {
-                    let _ = copy_bidirectional(&mut inbound, &mut outbound).await;
-                }
-            });
-        }
-    });
-    (url, task)
-}
+use crate::common::{Net, forward};
 
 #[tokio::test]
 async fn readiness_follows_the_chain_and_oversized_bodies_are_refused() {

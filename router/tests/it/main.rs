@@ -8,6 +8,7 @@ mod attacks_reports;
 mod attacks_usage;
 mod binary;
 mod bootstrap;
+mod chain_index;
 mod common;
 mod crash;
 mod edges;

@@ -1,4 +1,6 @@
 use alloy::{
+    contract::{CallBuilder, CallDecoder},
+    eips::BlockId,
     primitives::{Address, B256, FixedBytes, U256},
     providers::DynProvider,
     rpc::types::TransactionReceipt,
@@ -57,6 +59,8 @@ pub fn format_label(format: &FixedBytes<16>) -> String {
 pub struct ProviderRegistryClient {
     contract: ProviderRegistryInstance<DynProvider>,
     mor: MorClient,
+    /// The block every read is made at ([`at`](Self::at)); `None`: the latest.
+    block: Option<BlockId>,
 }
 
 impl ProviderRegistryClient {
@@ -65,6 +69,27 @@ impl ProviderRegistryClient {
         Self {
             contract: ProviderRegistry::new(address, provider),
             mor,
+            block: None,
+        }
+    }
+
+    /// This client with every read made at `block` (an indexer reading the state of the block
+    /// it indexed, however far the chain has moved on); transactions are unaffected.
+    pub fn at(&self, block: BlockId) -> Self {
+        Self {
+            block: Some(block),
+            ..self.clone()
+        }
+    }
+
+    /// Runs a read-only call at this client's block.
+    async fn read<D: CallDecoder>(
+        &self,
+        call: CallBuilder<&DynProvider, D>,
+    ) -> Result<D::CallOutput> {
+        match self.block {
+            Some(block) => view(call.block(block)).await,
+            None => view(call).await,
         }
     }
 
@@ -98,12 +123,12 @@ impl ProviderRegistryClient {
 
     /// A provider's record (zeroed when unknown).
     pub async fn provider(&self, provider: Address) -> Result<ProviderRecord> {
-        view(self.contract.getProvider(provider)).await
+        self.read(self.contract.getProvider(provider)).await
     }
 
     /// Providers in registration order, `limit` from `offset`.
     pub async fn providers(&self, offset: u64, limit: u64) -> Result<Vec<ProviderRecord>> {
-        view(
+        self.read(
             self.contract
                 .getProviders(U256::from(offset), U256::from(limit)),
         )
@@ -112,24 +137,24 @@ impl ProviderRegistryClient {
 
     /// Number of providers ever registered.
     pub async fn provider_count(&self) -> Result<U256> {
-        view(self.contract.providerCount()).await
+        self.read(self.contract.providerCount()).await
     }
 
     /// Least stake a provider must lock.
     pub async fn min_stake(&self) -> Result<U256> {
-        view(self.contract.minStake()).await
+        self.read(self.contract.minStake()).await
     }
 
     // --- whitelist ---------------------------------------------------------------------------
 
     /// Whether the temporary whitelist is still on.
     pub async fn whitelist_active(&self) -> Result<bool> {
-        view(self.contract.whitelistActive()).await
+        self.read(self.contract.whitelistActive()).await
     }
 
     /// Whether `provider` is whitelisted.
     pub async fn is_whitelisted(&self, provider: Address) -> Result<bool> {
-        view(self.contract.isWhitelisted(provider)).await
+        self.read(self.contract.isWhitelisted(provider)).await
     }
 
     /// Adds `provider` to the whitelist (owner only).
@@ -151,7 +176,7 @@ impl ProviderRegistryClient {
 
     /// The id `creator` gets for a model (front-running cannot take it: the creator is in it).
     pub async fn compute_model_id(&self, creator: Address, root: B256, name: &str) -> Result<B256> {
-        view(
+        self.read(
             self.contract
                 .computeModelId(creator, root, name.to_string()),
         )
@@ -180,12 +205,12 @@ impl ProviderRegistryClient {
 
     /// A model; an unknown id reverts with `ProviderRegistryUnknownModel`.
     pub async fn model(&self, model_id: B256) -> Result<Model> {
-        view(self.contract.getModel(model_id)).await
+        self.read(self.contract.getModel(model_id)).await
     }
 
     /// Models in registration order, `limit` from `offset`.
     pub async fn models(&self, offset: u64, limit: u64) -> Result<Vec<Model>> {
-        view(
+        self.read(
             self.contract
                 .getModels(U256::from(offset), U256::from(limit)),
         )
@@ -194,7 +219,7 @@ impl ProviderRegistryClient {
 
     /// Checks a chunk proof against the model's registered root, on-chain.
     pub async fn verify_model_chunk(&self, model_id: B256, proof: &ChunkProof) -> Result<bool> {
-        view(self.contract.verifyModelChunk(
+        self.read(self.contract.verifyModelChunk(
             model_id,
             U256::from(proof.index),
             proof.leaf,
@@ -242,12 +267,14 @@ impl ProviderRegistryClient {
 
     /// Whether `provider` has claimed `model_id`.
     pub async fn has_model_claim(&self, provider: Address, model_id: B256) -> Result<bool> {
-        view(self.contract.hasModelClaim(provider, model_id)).await
+        self.read(self.contract.hasModelClaim(provider, model_id))
+            .await
     }
 
     /// The digest a provider signs to claim `model_id` (for checking off-chain hashing).
     pub async fn hash_model_claim(&self, provider: Address, model_id: B256) -> Result<B256> {
-        view(self.contract.hashModelClaim(provider, model_id)).await
+        self.read(self.contract.hashModelClaim(provider, model_id))
+            .await
     }
 
     // --- bids --------------------------------------------------------------------------------
@@ -279,7 +306,7 @@ impl ProviderRegistryClient {
 
     /// A provider's bid for a model (zeroed when none).
     pub async fn bid(&self, provider: Address, model_id: B256) -> Result<Bid> {
-        view(self.contract.getBid(provider, model_id)).await
+        self.read(self.contract.getBid(provider, model_id)).await
     }
 
     /// Active bids for a model, `limit` from `offset`.
@@ -289,7 +316,7 @@ impl ProviderRegistryClient {
         offset: u64,
         limit: u64,
     ) -> Result<Vec<Bid>> {
-        view(
+        self.read(
             self.contract
                 .getBidsForModel(model_id, U256::from(offset), U256::from(limit)),
         )
@@ -303,7 +330,7 @@ impl ProviderRegistryClient {
         offset: u64,
         limit: u64,
     ) -> Result<Vec<Bid>> {
-        view(
+        self.read(
             self.contract
                 .getBidsOfProvider(provider, U256::from(offset), U256::from(limit)),
         )
