@@ -93,6 +93,12 @@ fn header(out: &mut String, name: &str, kind: &str, help: &str) {
     let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
 }
 
+/// A figure without labels: its header and its one line.
+fn single(out: &mut String, name: &str, kind: &str, help: &str, value: &AtomicU64) {
+    header(out, name, kind, help);
+    let _ = writeln!(out, "{name} {}", value.load(Ordering::Relaxed));
+}
+
 /// Renders every figure: the router's counters, then the queue's depth per model (and in all)
 /// and what became of the requests that waited.
 pub(crate) fn render(queue: &QueueFigures, metrics: &Metrics) -> String {
@@ -118,16 +124,12 @@ pub(crate) fn render(queue: &QueueFigures, metrics: &Metrics) -> String {
     for (code, n) in lock(&metrics.refusals).iter() {
         let _ = writeln!(out, "morpheus_router_refusals_total{{code=\"{code}\"}} {n}");
     }
-    header(
+    single(
         &mut out,
         "morpheus_router_assignments_total",
         "counter",
         "Assignments signed.",
-    );
-    let _ = writeln!(
-        out,
-        "morpheus_router_assignments_total {}",
-        metrics.assignments.load(Ordering::Relaxed)
+        &metrics.assignments,
     );
     header(
         &mut out,
@@ -178,27 +180,19 @@ pub(crate) fn render(queue: &QueueFigures, metrics: &Metrics) -> String {
         );
         let _ = writeln!(out, "morpheus_router_{name}_seconds_total {seconds}");
     }
-    header(
+    single(
         &mut out,
         "morpheus_router_index_block",
         "gauge",
         "The block the chain index holds the registry's facts of.",
+        &metrics.index_block,
     );
-    let _ = writeln!(
-        out,
-        "morpheus_router_index_block {}",
-        metrics.index_block.load(Ordering::Relaxed)
-    );
-    header(
+    single(
         &mut out,
         "morpheus_router_index_reorgs_total",
         "counter",
         "Reorganisations of the chain the index found and indexed again from their fork.",
-    );
-    let _ = writeln!(
-        out,
-        "morpheus_router_index_reorgs_total {}",
-        metrics.index_reorgs.load(Ordering::Relaxed)
+        &metrics.index_reorgs,
     );
     let total: usize = queue.depth.iter().map(|(_, n)| n).sum();
     // Writing to a String cannot fail.

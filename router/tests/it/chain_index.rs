@@ -10,16 +10,7 @@ use alloy::{
     providers::{Provider, ProviderBuilder},
 };
 
-use crate::common::{Net, PRICE, PROVIDER, assert_refused, forward, forward_on};
-
-async fn metrics(net: &Net) -> String {
-    reqwest::get(net.router_url("/metrics"))
-        .await
-        .expect("metrics")
-        .text()
-        .await
-        .expect("text")
-}
+use crate::common::{Net, PRICE, PROVIDER, assert_refused, forward_on};
 
 fn metric(text: &str, name: &str) -> u64 {
     text.lines()
@@ -49,7 +40,7 @@ async fn chain_head(net: &Net) -> u64 {
 /// Waits (up to 10 s) until the router's index holds block `block` without any request.
 async fn indexed(net: &Net, block: u64) -> String {
     for _ in 0..100 {
-        let text = metrics(net).await;
+        let text = net.metrics().await;
         if metric(&text, "morpheus_router_index_block") >= block {
             return text;
         }
@@ -88,7 +79,7 @@ async fn the_index_follows_the_registry_between_requests_and_resumes_after_a_res
     // A restart resumes from the stored block: nothing to index, so no step is taken.
     net.restart_router().await;
     tokio::time::sleep(Duration::from_millis(1500)).await;
-    let text = metrics(&net).await;
+    let text = net.metrics().await;
     assert_eq!(metric(&text, "morpheus_router_index_block"), head + 1);
     assert_eq!(metric(&text, "morpheus_router_index_calls_total"), 0);
     assert_eq!(listed_price(&net).await, U256::from(PRICE / 2));
@@ -99,7 +90,7 @@ async fn the_index_follows_the_registry_between_requests_and_resumes_after_a_res
     net.start_router().await;
     assert_eq!(listed_price(&net).await, U256::from(PRICE / 4));
     assert_eq!(
-        metric(&metrics(&net).await, "morpheus_router_index_calls_total"),
+        metric(&net.metrics().await, "morpheus_router_index_calls_total"),
         1,
         "one step, from the stored block to the head"
     );
@@ -145,7 +136,7 @@ async fn a_reorganisation_is_indexed_again_from_its_fork() {
 
     assert_eq!(listed_price(&net).await, U256::from(PRICE / 4));
     assert_refused(net.router.providers(orphan).await, 404, "is not registered");
-    let text = metrics(&net).await;
+    let text = net.metrics().await;
     assert_eq!(metric(&text, "morpheus_router_index_reorgs_total"), 1);
     assert_eq!(
         net.db_count(&format!(
@@ -161,18 +152,12 @@ async fn a_reorganisation_is_indexed_again_from_its_fork() {
 
 #[tokio::test]
 async fn the_index_catches_up_by_itself_after_the_node_was_unreachable() {
-    let mut chain = None;
-    let net = Net::with(|c| {
-        let (url, task) = forward(&c.rpc_url);
-        c.rpc_url = url;
-        chain = Some(task);
-    })
-    .await;
+    let (net, chain) = Net::with_chain_forwarded().await;
     let head = chain_head(&net).await;
     indexed(&net, head).await;
 
     // The node goes away for the router (the forwarder stops); meanwhile the bid changes.
-    chain.expect("the forwarder").abort();
+    chain.abort();
     net.bid(U256::from(PRICE / 2), 16).await;
     tokio::time::sleep(Duration::from_millis(2500)).await;
     assert!(

@@ -165,6 +165,29 @@ impl Net {
         }
     }
 
+    /// As [`start`](Self::start), with the router reaching the chain through a [`forward`]er:
+    /// aborting the returned task cuts the chain off from the router alone.
+    pub(crate) async fn with_chain_forwarded() -> (Self, JoinHandle<()>) {
+        let mut chain = None;
+        let net = Self::with(|c| {
+            let (url, task) = forward(&c.rpc_url);
+            c.rpc_url = url;
+            chain = Some(task);
+        })
+        .await;
+        (net, chain.expect("the forwarder"))
+    }
+
+    /// The router's `/metrics` text.
+    pub(crate) async fn metrics(&self) -> String {
+        reqwest::get(self.router_url("/metrics"))
+            .await
+            .expect("metrics")
+            .text()
+            .await
+            .expect("metrics text")
+    }
+
     /// The provider (account [`PROVIDER`]) changes its bid on the model.
     pub(crate) async fn bid(&self, price_per_token: U256, capacity: u64) {
         self.devnet

@@ -4,17 +4,11 @@
 use morpheus_router::api::MAX_BODY_BYTES;
 use serde_json::Value;
 
-use crate::common::{Net, forward};
+use crate::common::Net;
 
 #[tokio::test]
 async fn readiness_follows_the_chain_and_oversized_bodies_are_refused() {
-    let mut chain = None;
-    let net = Net::with(|c| {
-        let (url, task) = forward(&c.rpc_url);
-        c.rpc_url = url;
-        chain = Some(task);
-    })
-    .await;
+    let (net, chain) = Net::with_chain_forwarded().await;
     let get = |path: &str| reqwest::get(net.router_url(path));
 
     let live = get("/healthz").await.expect("healthz");
@@ -47,7 +41,7 @@ async fn readiness_follows_the_chain_and_oversized_bodies_are_refused() {
     }
 
     // The chain goes away: not ready, naming it; still alive.
-    chain.expect("the forwarder").abort();
+    chain.abort();
     let not_ready = get("/readyz").await.expect("readyz");
     assert_eq!(not_ready.status(), 503);
     let not_ready: Value = not_ready.json().await.expect("json");

@@ -13,21 +13,11 @@ const LOW: usize = 4;
 /// Account of a user staking much.
 const HIGH: usize = 5;
 
-/// The router's `/metrics` text.
-async fn metrics(net: &Net) -> String {
-    reqwest::get(net.router_url("/metrics"))
-        .await
-        .expect("metrics")
-        .text()
-        .await
-        .expect("metrics text")
-}
-
 /// Waits until the router's queue holds `depth` requests (at most 20 s).
 async fn until_depth(net: &Net, depth: usize) {
     let line = format!("morpheus_router_queue_depth_total {depth}\n");
     let until = Instant::now() + Duration::from_secs(20);
-    while !metrics(net).await.contains(&line) {
+    while !net.metrics().await.contains(&line) {
         assert!(Instant::now() < until, "the queue never held {depth}");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
@@ -52,7 +42,7 @@ async fn with_every_place_taken_the_higher_stake_is_assigned_first() {
     let router = net.router.clone();
     let high_task = tokio::spawn(async move { router.request_compute(&high_request).await });
     until_depth(&net, 2).await;
-    let text = metrics(&net).await;
+    let text = net.metrics().await;
     assert!(
         text.contains(&format!(
             "morpheus_router_queue_depth{{model=\"{}\"}} 2\n",
@@ -89,7 +79,7 @@ async fn with_every_place_taken_the_higher_stake_is_assigned_first() {
         .expect("the smaller stake is assigned next")
         .expect("task")
         .expect("assignment");
-    let text = metrics(&net).await;
+    let text = net.metrics().await;
     assert!(
         text.contains("morpheus_router_queue_depth_total 0\n"),
         "{text}"
@@ -135,7 +125,7 @@ async fn a_request_that_waits_too_long_is_refused_with_retry_after() {
         "refused after {waited:?}"
     );
     assert!(
-        metrics(&net)
+        net.metrics()
             .await
             .contains("morpheus_router_queue_timeouts_total 1\n")
     );
@@ -174,7 +164,7 @@ async fn without_a_queue_a_full_model_is_refused_at_once() {
     );
     assert!(started.elapsed() < Duration::from_secs(1));
     assert!(
-        metrics(&net)
+        net.metrics()
             .await
             .contains("morpheus_router_queue_depth_total 0\n")
     );
