@@ -266,7 +266,12 @@ impl AppState {
     pub async fn readiness(&self, within: Duration) -> std::result::Result<u64, String> {
         let head = tokio::time::timeout(within, self.0.view.head())
             .await
-            .map_err(|_| format!("the chain did not answer within {within:?}"))?
+            .map_err(|_| {
+                format!(
+                    "the chain did not answer within {within:?} (or the chain index is still \
+                     catching up with it: `morpheus_router_index_block` in /metrics)"
+                )
+            })?
             .map_err(|e| format!("the chain: {e}"))?;
         tokio::time::timeout(within, self.store(|s| s.ping()))
             .await
@@ -676,14 +681,15 @@ impl AppState {
     pub(crate) async fn follow_chain(self) {
         let mut wait = FOLLOW_INTERVAL;
         loop {
-            tokio::time::sleep(wait).await;
             wait = match self.0.view.head().await {
                 Ok(_) => FOLLOW_INTERVAL,
                 Err(e) => {
-                    warn!(target: "router::index", error = %e, retry_in_ms = wait.as_millis(), "following the chain failed");
-                    (wait * 2).min(FOLLOW_BACKOFF_MAX)
+                    let next = (wait * 2).min(FOLLOW_BACKOFF_MAX);
+                    warn!(target: "router::index", error = %e, retry_in_ms = next.as_millis(), "following the chain failed");
+                    next
                 }
             };
+            tokio::time::sleep(wait).await;
         }
     }
 
