@@ -14,6 +14,7 @@ import { fileURLToPath } from 'node:url';
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const CONTRACTS = {
   ComputePool: 'ComputePool.sol',
+  FixedAggregator: 'FixedAggregator.sol',
   FixedPriceSource: 'FixedPriceSource.sol',
   ProviderRegistry: 'ProviderRegistry.sol',
   SessionRouter: 'SessionRouter.sol',

@@ -12,8 +12,9 @@ use morpheus_sdk::{
     contracts::{
         GGUF, Protocol,
         bindings::{
-            compute_pool::ComputePool, fixed_price_source::FixedPriceSource,
-            provider_registry::ProviderRegistry, session_router::SessionRouter, test_mor::TestMOR,
+            compute_pool::ComputePool, fixed_aggregator::FixedAggregator,
+            fixed_price_source::FixedPriceSource, provider_registry::ProviderRegistry,
+            session_router::SessionRouter, test_mor::TestMOR,
         },
         wallet_provider,
     },
@@ -201,6 +202,40 @@ impl Devnet {
             .await
             .map_err(rpc)?;
         Ok(())
+    }
+
+    /// Deploys an ETH/USD price feed in Chainlink's shape (`FixedAggregator`, 8 decimals), owned
+    /// by account 0, first answering `answer`; returns its address.
+    pub async fn deploy_eth_usd_feed(&self, answer: i64) -> Result<Address> {
+        let feed = FixedAggregator::deploy(
+            self.owner_provider(),
+            self.signer(0).address(),
+            "ETH / USD".to_string(),
+            alloy::primitives::I256::try_from(answer).map_err(|e| rpc_error(e.to_string()))?,
+        )
+        .await
+        .map_err(|e| rpc_error(format!("deploying FixedAggregator: {e}")))?;
+        Ok(*feed.address())
+    }
+
+    /// Sets the feed at `feed` to answer `answer` from now (a new round), as its owner.
+    pub async fn set_feed_answer(&self, feed: Address, answer: i64) -> Result<()> {
+        FixedAggregator::new(feed, self.owner_provider())
+            .setAnswer(
+                alloy::primitives::I256::try_from(answer).map_err(|e| rpc_error(e.to_string()))?,
+            )
+            .send()
+            .await
+            .map_err(|e| rpc_error(format!("setAnswer: {e}")))?
+            .get_receipt()
+            .await
+            .map_err(|e| rpc_error(format!("setAnswer: {e}")))?;
+        Ok(())
+    }
+
+    /// A provider sending as account 0, the contracts' owner.
+    fn owner_provider(&self) -> DynProvider {
+        wallet_provider(self.anvil.endpoint_url(), self.signer(0))
     }
 
     /// The chain's latest block time (unix seconds).

@@ -12,6 +12,7 @@ use morpheus_worker::{
     api::{self, AppState},
     claim,
     engine::EngineConfig,
+    metrics::Metrics,
     model::ModelDir,
     node::{
         NodeConfig,
@@ -50,31 +51,40 @@ pub(crate) async fn run(args: RunArgs) -> Result<()> {
     })
     .await?;
 
-    // The file served, by its Merkle root: what the model is registered and claimed by.
-    let model = Arc::new(ModelDir::open(&cfg.model.dir)?);
-    let weights = model.weights_path();
-    let (tree, pieces) = tokio::task::spawn_blocking(move || {
-        let mut progress = Progress::new("hashing the weights");
-        PieceIndex::from_file(&weights, |done, total| progress.update(done, total))
-    })
-    .await??;
-    let wanted = Wanted {
-        endpoint: cfg.endpoint(),
-        stake: cfg.stake()?,
-        model_name: cfg.model.name.clone(),
-        creator: cfg.model.creator,
-        root: tree.root(),
-        chunk_count: tree.leaf_count(),
-        format: model.meta.weights_format(),
-        price_per_token: cfg.price_per_token()?,
-        capacity: cfg.model.capacity,
-    };
-    let set_up = retry("setting up on-chain", start_retry, || {
-        onchain::set_up(&protocol, &signer, &wanted)
-    })
-    .await?;
-    if set_up.sent.is_empty() {
-        info!(target: "worker::node", model = %set_up.model_id, "on-chain standing matches the configuration");
+    // Each file served, by its Merkle root: what its model is registered and claimed by. The
+    // provider is registered (and its endpoint moved) by the first model's set-up; the others
+    // find it done.
+    let mut served = Vec::new();
+    for (key, m) in cfg.served()? {
+        let model = Arc::new(
+            ModelDir::open(&m.dir).wrap_err_with(|| format!("{key}.dir: {}", m.dir.display()))?,
+        );
+        let weights = model.weights_path();
+        let label = format!("hashing {}", m.name);
+        let (tree, pieces) = tokio::task::spawn_blocking(move || {
+            let mut progress = Progress::new(label);
+            PieceIndex::from_file(&weights, |done, total| progress.update(done, total))
+        })
+        .await??;
+        let wanted = Wanted {
+            endpoint: cfg.endpoint(),
+            stake: cfg.stake()?,
+            model_name: m.name.clone(),
+            creator: m.creator,
+            root: tree.root(),
+            chunk_count: tree.leaf_count(),
+            format: model.meta.weights_format(),
+            price_per_token: m.price(&key)?,
+            capacity: m.capacity,
+        };
+        let set_up = retry(&format!("setting up {key} on-chain"), start_retry, || {
+            onchain::set_up(&protocol, &signer, &wanted)
+        })
+        .await?;
+        if set_up.sent.is_empty() {
+            info!(target: "worker::node", model = %set_up.model_id, name = %m.name, "on-chain standing matches the configuration");
+        }
+        served.push((model, (tree, pieces), set_up.model_id));
     }
 
     let session_router = protocol.session_router();
@@ -93,7 +103,7 @@ pub(crate) async fn run(args: RunArgs) -> Result<()> {
         chain_id: protocol.deployment().chain_id,
         session_router: protocol.deployment().session_router,
         routers: routers.into_iter().collect(),
-        model_id: Some(set_up.model_id),
+        model_id: None,
         rpc_url: Some(cfg.rpc_url.clone()),
         router_refresh: Duration::from_secs(cfg.router_refresh_secs.max(1)),
         db: Some(cfg.db_path()),
@@ -113,8 +123,21 @@ pub(crate) async fn run(args: RunArgs) -> Result<()> {
     if let Some(t) = cfg.engine.threads {
         engine.threads = t;
     }
+    // The models' engines share the cores: each gets its part of the threads.
+    engine.threads = (engine.threads / served.len()).max(1);
+    let model_ids: Vec<_> = served.iter().map(|(_, _, id)| *id).collect();
     let state = tokio::task::spawn_blocking(move || {
-        AppState::load_hashed(&env, model, (tree, pieces), &engine, protocol_cfg)
+        let metrics = Arc::new(Metrics::new());
+        served
+            .into_iter()
+            .map(|(model, hashed, model_id)| {
+                let protocol = ProtocolConfig {
+                    model_id: Some(model_id),
+                    ..protocol_cfg.clone()
+                };
+                AppState::load_sharing(&env, model, hashed, &engine, protocol, metrics.clone())
+            })
+            .collect::<morpheus_worker::Result<Vec<_>>>()
     })
     .await??;
 
@@ -127,16 +150,16 @@ pub(crate) async fn run(args: RunArgs) -> Result<()> {
         routers: claim_routers,
         provider,
         policy: cfg.claim_policy()?,
-        eth_usd: cfg.eth_usd()?,
-        metrics: state.metrics().clone(),
+        eth_price: cfg.eth_price()?,
+        metrics: state[0].metrics().clone(),
     };
     let stop = CancellationToken::new();
     let claiming = tokio::spawn(claims.run(
         Duration::from_secs(cfg.claims.interval_secs.max(1)),
         stop.clone(),
     ));
-    info!(target: "worker::node", %provider, endpoint = %cfg.endpoint(), model = %set_up.model_id, "serving");
-    let served = api::run(listener, state, crate::shutdown_signal()).await;
+    info!(target: "worker::node", %provider, endpoint = %cfg.endpoint(), models = ?model_ids, "serving");
+    let served = api::run_several(listener, state, crate::shutdown_signal()).await;
     stop.cancel();
     let _ = claiming.await;
     served?;

@@ -11,6 +11,8 @@ use morpheus_sdk::{
 };
 use morpheus_worker::{
     claim::{self, ClaimDecision, ClaimPolicy, Owed},
+    metrics::Metrics,
+    node::{EthPrice, auto_claim::AutoClaim},
     store::Store,
 };
 
@@ -209,5 +211,65 @@ async fn a_budget_exhausted_day_pays_part_and_the_rest_the_next_day() {
         .await
         .expect("owed");
     assert!(owed[0].total().is_zero(), "nothing owed");
+    net.stop().await;
+}
+
+#[tokio::test]
+async fn gas_is_priced_from_an_on_chain_eth_feed_and_a_stale_one_is_refused() {
+    let net = Net::start().await;
+    let provider = net.devnet.signer(PROVIDER).address();
+    let chain = net.devnet.protocol(PROVIDER).await.expect("connect");
+    // ETH at $3000 (8 decimals, as Chainlink's USD feeds), MOR at the devnet's $20.
+    let feed = net
+        .devnet
+        .deploy_eth_usd_feed(3000_0000_0000)
+        .await
+        .expect("feed");
+    let url = net.router_url("");
+    let node = AutoClaim {
+        protocol: chain.clone(),
+        store: Store::in_memory().expect("store"),
+        routers: vec![(url.clone(), RouterClient::new(&url).expect("client"))],
+        provider,
+        policy: ClaimPolicy::default(),
+        eth_price: EthPrice::Feed {
+            address: feed,
+            max_age: 3600,
+        },
+        metrics: std::sync::Arc::new(Metrics::new()),
+    };
+    let credited = serve_one(&net).await;
+
+    // 150 MOR per ETH: a few tokens' credit is far under 10x the claim's gas.
+    let round = node.round().await.expect("a round");
+    assert!(
+        matches!(&round.decision, ClaimDecision::Wait(why) if why.contains("under 10x")),
+        "{:?}",
+        round.decision
+    );
+    // ETH at $0.00000001: the gas costs next to nothing in MOR, so the round claims.
+    net.devnet.set_feed_answer(feed, 1).await.expect("answer");
+    let before = chain.mor().balance_of(provider).await.expect("balance");
+    let round = node.round().await.expect("a round");
+    assert_eq!(
+        round.claimed.expect("claimed").paid,
+        credited,
+        "{:?}",
+        round.decision
+    );
+    assert_eq!(
+        chain.mor().balance_of(provider).await.expect("balance") - before,
+        credited
+    );
+
+    // Two hours on, the feed's answer is older than the hour allowed: the round refuses to
+    // price gas with it, naming the feed, and claims nothing.
+    serve_one(&net).await;
+    net.devnet.advance_seconds(7200).await.expect("time");
+    let refused = node.round().await.expect_err("stale").to_string();
+    assert!(
+        refused.contains("eth_usd_feed") && refused.contains("older than the 3600 s"),
+        "{refused}"
+    );
     net.stop().await;
 }

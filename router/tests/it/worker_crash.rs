@@ -1,6 +1,6 @@
 //! The provider's claim survives `kill -9` at every point (`morpheus-worker claim --db`): before
-//! the transaction is sent, after it is sent and before its receipt, after the receipt and before
-//! it is recorded. The run after the crash finishes what was interrupted, and over all of it the
+//! the transaction is signed, signed (its hash recorded) but not sent, after it is sent and
+//! before its receipt, after the receipt and before it is recorded. The run after the crash finishes what was interrupted, and over all of it the
 //! provider's MOR balance rises by exactly what the router credited: nothing lost, nothing twice.
 
 use std::{path::Path, process::Stdio, time::Duration};
@@ -101,12 +101,20 @@ async fn a_claim_killed_at_any_point_is_finished_by_the_next_run_and_pays_exactl
     let chain = net.devnet.protocol(PROVIDER).await.expect("connect");
     let dir = tempfile::tempdir().expect("temp dir");
 
-    for (point, sent) in [
-        ("before-send", false),
-        ("after-send", true),
-        ("after-receipt", true),
+    let mut all_credited = U256::ZERO;
+    // (point, whether the node had the transaction, how an unsent claim ends in the journal)
+    for (point, sent, unsent) in [
+        ("before-sign", false, ("abandoned", "never sent")),
+        (
+            "before-send",
+            false,
+            ("failed", "does not know transaction"),
+        ),
+        ("after-send", true, ("", "")),
+        ("after-receipt", true, ("", "")),
     ] {
         let credited = serve_one(&net).await;
+        all_credited += credited;
         let start = chain.mor().balance_of(provider).await.expect("balance");
         crash_at(&net, dir.path(), point).await;
         let at_crash = chain.mor().balance_of(provider).await.expect("balance");
@@ -135,11 +143,11 @@ async fn a_claim_killed_at_any_point_is_finished_by_the_next_run_and_pays_exactl
                 "{point}: nothing left to claim, {answer}"
             );
         } else {
-            assert_eq!(recovered[0]["state"], "abandoned", "{point}: {answer}");
+            assert_eq!(recovered[0]["state"], unsent.0, "{point}: {answer}");
             assert!(
                 recovered[0]["detail"]
                     .as_str()
-                    .is_some_and(|d| d.contains("never sent")),
+                    .is_some_and(|d| d.contains(unsent.1)),
                 "{point}: {answer}"
             );
             assert_eq!(
@@ -164,11 +172,14 @@ async fn a_claim_killed_at_any_point_is_finished_by_the_next_run_and_pays_exactl
         );
     }
 
-    // The journal counted each claim once: two recovered and one sent after a crash.
+    // The journal counted each claim that paid once, with its gas: two recovered (the node had
+    // them when the process died) and two sent after a crash that came before the node had one.
     let totals = Store::open(&dir.path().join("worker.db"))
         .expect("the worker's database")
         .claim_totals()
         .expect("totals");
-    assert_eq!(totals.claims, 3, "{totals:?}");
+    assert_eq!(totals.claims, 4, "{totals:?}");
+    assert_eq!(totals.paid, all_credited, "{totals:?}");
+    assert!(totals.gas_used > 4 * 21_000, "{totals:?}");
     net.stop().await;
 }

@@ -359,3 +359,84 @@ async fn the_node_sets_itself_up_serves_and_claims_exactly_the_credit() {
     assert!(line.contains("the configuration names"), "{line}");
     net.stop().await;
 }
+
+#[tokio::test]
+async fn the_node_serves_several_models_behind_its_one_endpoint() {
+    let mut net = Net::without_provider().await;
+    let dir = tempfile::tempdir().expect("temp dir");
+    let port = free_port();
+    let config_path = dir.path().join("worker.toml");
+    // The tiny model twice, registered under two names (two model ids), bid at two prices.
+    let one = config(&net, dir.path(), port, "0.00000005");
+    let model = one
+        .split("[model]")
+        .nth(1)
+        .and_then(|rest| rest.split("\n\n").next())
+        .expect("the [model] table")
+        .to_string();
+    let two = format!(
+        "[[models]]{model}\n\n[[models]]{}\n",
+        model
+            .replace("name = \"tiny\"", "name = \"tiny-b\"")
+            .replace("\"0.00000005\"", "\"0.00000004\"")
+    );
+    let text = one.replace(&format!("[model]{model}\n"), "") + &two;
+    std::fs::write(&config_path, &text).expect("config");
+
+    let chain = net.devnet.protocol(PROVIDER).await.expect("connect");
+    let registry = chain.registry();
+    let provider = net.devnet.signer(PROVIDER).address();
+    let node = start(&net, &config_path, port).await;
+    let root = ModelTree::from_file(tiny_weights(), |_, _| {})
+        .expect("tree")
+        .root();
+    let mut ids = Vec::new();
+    for (name, price) in [("tiny", 50_000_000_000u64), ("tiny-b", 40_000_000_000)] {
+        let id = registry
+            .compute_model_id(provider, root, name)
+            .await
+            .expect("id");
+        assert!(registry.has_model_claim(provider, id).await.expect("claim"));
+        let bid = registry.bid(provider, id).await.expect("bid");
+        assert_eq!(bid.pricePerToken, U256::from(price), "{name}");
+        ids.push(id);
+    }
+    let listed: serde_json::Value = reqwest::get(format!("http://127.0.0.1:{port}/v1/models"))
+        .await
+        .expect("models")
+        .json()
+        .await
+        .expect("json");
+    let listed_ids: Vec<_> = listed["data"]
+        .as_array()
+        .expect("a list")
+        .iter()
+        .map(|m| m["model_id"].as_str().expect("an id").to_string())
+        .collect();
+    assert_eq!(
+        listed_ids,
+        ids.iter().map(ToString::to_string).collect::<Vec<_>>(),
+        "{listed}"
+    );
+
+    // A session on each model, through the router (its liveness check names the model): each
+    // served by its own model's API, and the node claims both credits in one voucher.
+    let before = chain.mor().balance_of(provider).await.expect("balance");
+    let mut credited = U256::ZERO;
+    for id in &ids {
+        net.model_id = *id;
+        credited += serve_one(&net).await;
+    }
+    let mut paid = U256::ZERO;
+    for _ in 0..120 {
+        paid = chain.mor().balance_of(provider).await.expect("balance") - before;
+        if paid == credited {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    assert_eq!(paid, credited, "both models' credit claimed by the node");
+
+    let out = stop_with_signal(node, "TERM", Duration::from_secs(30)).await;
+    assert!(out.status.success(), "{}", log_of(&out));
+}

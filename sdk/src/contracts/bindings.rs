@@ -31,6 +31,37 @@ pub mod session_router {
     );
 }
 
+/// `FixedAggregator`: an owner-set price feed in Chainlink's shape, for local chains.
+pub mod fixed_aggregator {
+    alloy::sol!(
+        #[sol(rpc, all_derives)]
+        FixedAggregator,
+        "abi/FixedAggregator.json"
+    );
+}
+
+/// `IAggregatorV3` (`contracts/interfaces/IAggregatorV3.sol`): the calls a Chainlink-shaped price
+/// feed answers (ETH/USD on the protocol's chains, `FixedAggregator` on local ones). Declared
+/// here: the interface is not deployed and has no artifact in `abi/`.
+pub mod aggregator_v3 {
+    alloy::sol!(
+        #[sol(rpc, all_derives)]
+        interface IAggregatorV3 {
+            function decimals() external view returns (uint8);
+            function latestRoundData()
+                external
+                view
+                returns (
+                    uint80 roundId,
+                    int256 answer,
+                    uint256 startedAt,
+                    uint256 updatedAt,
+                    uint80 answeredInRound
+                );
+        }
+    );
+}
+
 /// `FixedPriceSource`: owner-set prices for local chains.
 pub mod fixed_price_source {
     alloy::sol!(

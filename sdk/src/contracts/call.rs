@@ -1,7 +1,9 @@
 //! Sending calls and transactions through alloy, with errors mapped into the SDK's.
 
 use alloy::{
+    consensus::TxEnvelope,
     contract::{CallBuilder, CallDecoder},
+    network::{EthereumWallet, NetworkTransactionBuilder, NetworkWallet, TransactionBuilder},
     primitives::B256,
     providers::Provider,
     rpc::types::TransactionReceipt,
@@ -55,6 +57,67 @@ where
     D: CallDecoder,
 {
     let pending = call.send().await.map_err(contract_error)?;
+    Ok(*pending.tx_hash())
+}
+
+/// A transaction signed here and not sent yet: its hash is known before any node has it, so a
+/// caller that must survive a crash records the hash first and then sends it ([`send_signed`]).
+#[derive(Debug, Clone)]
+pub struct SignedTx {
+    /// Its hash: what the node will know it by.
+    pub hash: B256,
+    /// The sender's nonce it was signed with.
+    pub nonce: u64,
+    envelope: TxEnvelope,
+}
+
+/// Signs `call` with `wallet` at `nonce` (gas estimated, EIP-1559 fees and chain id asked of the
+/// node) without sending it. A revert at estimation is an error.
+pub(crate) async fn sign<P, D>(
+    provider: &P,
+    call: CallBuilder<&P, D>,
+    wallet: &EthereumWallet,
+    nonce: u64,
+) -> Result<SignedTx>
+where
+    P: Provider,
+    D: CallDecoder,
+{
+    let from = NetworkWallet::<alloy::network::Ethereum>::default_signer_address(wallet);
+    let call = call.from(from);
+    let gas = call.estimate_gas().await.map_err(contract_error)?;
+    let fees = provider
+        .estimate_eip1559_fees()
+        .await
+        .map_err(|e| Error::Rpc(e.to_string()))?;
+    let chain_id = provider
+        .get_chain_id()
+        .await
+        .map_err(|e| Error::Rpc(e.to_string()))?;
+    let request = call
+        .into_transaction_request()
+        .with_nonce(nonce)
+        .with_gas_limit(gas)
+        .with_max_fee_per_gas(fees.max_fee_per_gas)
+        .with_max_priority_fee_per_gas(fees.max_priority_fee_per_gas)
+        .with_chain_id(chain_id);
+    let envelope: TxEnvelope = request
+        .build(wallet)
+        .await
+        .map_err(|e| Error::InvalidSignature(format!("signing the transaction: {e}")))?;
+    Ok(SignedTx {
+        hash: *envelope.tx_hash(),
+        nonce,
+        envelope,
+    })
+}
+
+/// Sends a transaction [`sign`]ed before; returns its hash once the node accepted it.
+pub(crate) async fn send_signed<P: Provider>(provider: &P, tx: &SignedTx) -> Result<B256> {
+    let pending = provider
+        .send_tx_envelope(tx.envelope.clone())
+        .await
+        .map_err(|e| Error::Rpc(e.to_string()))?;
     Ok(*pending.tx_hash())
 }
 

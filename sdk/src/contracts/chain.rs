@@ -5,7 +5,9 @@ use alloy::{
     signers::local::PrivateKeySigner,
 };
 
-use super::{ComputePoolClient, MorClient, ProviderRegistryClient, SessionRouterClient};
+use super::{
+    ComputePoolClient, MorClient, PriceFeedClient, ProviderRegistryClient, SessionRouterClient,
+};
 use crate::{Deployment, Error, Result};
 
 /// A connection to one deployment of the protocol: an RPC provider, optionally with a wallet,
@@ -14,6 +16,8 @@ use crate::{Deployment, Error, Result};
 pub struct Protocol {
     provider: DynProvider,
     sender: Option<Address>,
+    /// The sender's key, for transactions signed here before they are sent (`sign_claim`).
+    wallet: Option<EthereumWallet>,
     deployment: Deployment,
 }
 
@@ -30,6 +34,7 @@ impl Protocol {
             .parse()
             .map_err(|e| Error::Rpc(format!("rpc url {rpc_url:?} is not a URL: {e}")))?;
         let sender = signer.as_ref().map(|s| s.address());
+        let wallet = signer.clone().map(EthereumWallet::from);
         let provider = match signer {
             Some(signer) => wallet_provider(url, signer),
             None => ProviderBuilder::new().connect_http(url).erased(),
@@ -47,6 +52,7 @@ impl Protocol {
         Ok(Self {
             provider,
             sender,
+            wallet,
             deployment,
         })
     }
@@ -64,6 +70,11 @@ impl Protocol {
     /// The account transactions are sent from, if a wallet was given.
     pub fn sender(&self) -> Option<Address> {
         self.sender
+    }
+
+    /// The sender's wallet, if one was given: signs transactions here before they are sent.
+    pub fn wallet(&self) -> Option<&EthereumWallet> {
+        self.wallet.as_ref()
     }
 
     /// The underlying alloy provider.
@@ -103,6 +114,11 @@ impl Protocol {
             self.provider.clone(),
             self.mor(),
         )
+    }
+
+    /// The Chainlink-shaped price feed at `address` (ETH/USD, to price gas in MOR).
+    pub fn price_feed(&self, address: Address) -> PriceFeedClient {
+        PriceFeedClient::new(address, self.provider.clone())
     }
 
     /// `SessionRouter`.

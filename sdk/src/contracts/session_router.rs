@@ -16,7 +16,7 @@ use super::{
             SessionRouter::{self, SessionRouterInstance},
         },
     },
-    call::{receipt, send, submit, view},
+    call::{SignedTx, receipt, send, send_signed, sign, submit, view},
 };
 use crate::{
     Error, Result,
@@ -189,6 +189,31 @@ impl SessionRouterClient {
     pub async fn submit_claim(&self, vouchers: &[Signed<CreditVoucher>]) -> Result<B256> {
         let (messages, signatures) = claim_args(vouchers)?;
         submit(self.contract.claim(messages, signatures)).await
+    }
+
+    /// Signs a claim of `vouchers` with `wallet` at the sender's `nonce` without sending it: its
+    /// hash can be recorded before any node has the transaction ([`send_claim`](Self::send_claim)
+    /// sends it).
+    pub async fn sign_claim(
+        &self,
+        vouchers: &[Signed<CreditVoucher>],
+        wallet: &alloy::network::EthereumWallet,
+        nonce: u64,
+    ) -> Result<SignedTx> {
+        let (messages, signatures) = claim_args(vouchers)?;
+        sign(
+            self.contract.provider(),
+            self.contract.claim(messages, signatures),
+            wallet,
+            nonce,
+        )
+        .await
+    }
+
+    /// Sends a claim [`sign_claim`](Self::sign_claim)ed before; returns its hash once the node
+    /// accepted it.
+    pub async fn send_claim(&self, claim: &SignedTx) -> Result<B256> {
+        send_signed(self.contract.provider(), claim).await
     }
 
     /// The receipt of transaction `tx` (a [`submit_claim`](Self::submit_claim)): `None` while it

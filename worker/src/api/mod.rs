@@ -10,6 +10,7 @@ mod liveness;
 mod models;
 mod receipt;
 mod routers;
+mod several;
 mod tools;
 
 use std::{future::Future, path::Path, sync::Arc};
@@ -82,11 +83,30 @@ impl AppState {
         {
             warn!(target: "worker", file = %model.meta.weights_file(), recorded = %root, actual = %tree.root(), "the weights file differs from the Merkle root in morpheus.json");
         }
+        Self::load_sharing(
+            env,
+            model,
+            (tree, pieces),
+            cfg,
+            protocol,
+            Arc::new(Metrics::new()),
+        )
+    }
+
+    /// As [`load_hashed`](Self::load_hashed), counting into `metrics`: one of several models
+    /// served behind one endpoint ([`run_several`]), whose figures are the node's together.
+    pub fn load_sharing(
+        env: &Arc<Environment>,
+        model: Arc<ModelDir>,
+        (tree, pieces): (ModelTree, PieceIndex),
+        cfg: &EngineConfig,
+        protocol: ProtocolConfig,
+        metrics: Arc<Metrics>,
+    ) -> Result<Self> {
         let store = match &protocol.db {
             Some(path) => Store::open(path)?,
             None => Store::in_memory()?,
         };
-        let metrics = Arc::new(Metrics::new());
         let engine = Engine::start(env, &model, cfg, metrics.clone())?;
         Self::new(engine, model, protocol, (tree, pieces), metrics, store)
     }
@@ -149,33 +169,50 @@ pub async fn run(
     state: AppState,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<()> {
+    run_several(listener, vec![state], shutdown).await
+}
+
+/// Serves `states`' models behind one endpoint on `listener` (each request goes to the model it
+/// is for: `several.rs`; one state is served as [`router`] serves it) until `shutdown`
+/// resolves; then stops taking requests, lets running ones finish (streams included), and
+/// stops the engines.
+pub async fn run_several(
+    listener: TcpListener,
+    states: Vec<AppState>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<()> {
     let addr = listener
         .local_addr()
         .map_err(|e| Error::io("listener", e))?;
-    let engine = state.engine().clone();
-    info!(target: "worker::api", %addr, model = %state.0.model.meta.name, format = %state.0.model.meta.weights_format(), merkle_root = %state.0.tree.root(), provider = %state.0.protocol.signer.address(), "serving");
-    let watcher = state
-        .0
-        .protocol
-        .rpc_url
-        .clone()
-        .map(|url| tokio::spawn(routers::watch(state.clone(), url)));
+    let mut watchers = Vec::new();
+    for state in &states {
+        let s = &state.0;
+        info!(target: "worker::api", %addr, model = %s.model.meta.name, model_id = ?s.auth.model_id(), format = %s.model.meta.weights_format(), merkle_root = %s.tree.root(), provider = %s.protocol.signer.address(), "serving");
+        if let Some(url) = s.protocol.rpc_url.clone() {
+            watchers.push(tokio::spawn(routers::watch(state.clone(), url)));
+        }
+    }
+    let engines: Vec<Engine> = states.iter().map(|s| s.engine().clone()).collect();
+    let app = match states.as_slice() {
+        [one] => router(one.clone()),
+        _ => several::router(states)?,
+    };
     let served = axum::serve(
         // Small writes (an SSE chunk, a short JSON answer) go out at once: with Nagle's
         // algorithm the first token waits for the client's delayed ACK, 40 ms on Linux.
         axum::serve::ListenerExt::tap_io(listener, |tcp| {
             let _ = tcp.set_nodelay(true);
         }),
-        router(state),
+        app,
     )
     .with_graceful_shutdown(shutdown)
     .await;
-    if let Some(w) = watcher {
+    for w in watchers {
         w.abort();
     }
     served.map_err(|e| Error::io("server", e))?;
     info!(target: "worker::api", "draining the engine");
-    tokio::task::spawn_blocking(move || engine.shutdown())
+    tokio::task::spawn_blocking(move || engines.into_iter().for_each(|e| e.shutdown()))
         .await
         .map_err(|e| Error::Engine(e.to_string()))?;
     info!(target: "worker::api", "stopped");

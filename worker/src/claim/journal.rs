@@ -1,6 +1,6 @@
 //! A claim that survives a crash at any point: written down with its vouchers and the sender's
-//! nonce before its transaction is sent, its hash recorded as soon as the node accepted it, its
-//! payment from the receipt's `VoucherClaimed` events. After a restart [`recover`] finishes
+//! nonce, then signed here and its hash recorded before the transaction is sent, its payment
+//! from the receipt's `VoucherClaimed` events. After a restart [`recover`] finishes
 //! every claim left unfinished (waits for its receipt, or finds it dropped or never sent)
 //! before a new one is sent, so a claim is never sent twice over a pending one and what was paid
 //! is recorded once. The chain stays the source of truth: vouchers are cumulative, so a claim
@@ -27,7 +27,8 @@ use crate::{
 };
 
 /// The environment variable naming a point at which a claim stops and waits to be killed (the
-/// crash tests' `kill -9`): `before-send`, `after-send` or `after-receipt`. Unset in service.
+/// crash tests' `kill -9`): `before-sign`, `before-send` (signed, its hash recorded),
+/// `after-send` or `after-receipt`. Unset in service.
 pub const CRASH_POINT_ENV: &str = "MORPHEUS_WORKER_CRASH_POINT";
 
 /// How long a claim waits for its receipt before leaving it to the next [`recover`].
@@ -72,24 +73,35 @@ async fn nonce_of(protocol: &Protocol, pending: bool) -> Result<u64> {
 }
 
 /// Sends one claim of `vouchers`, journaled in `store`; returns what it paid `provider`.
+///
+/// The transaction is signed here and its hash written down before it is sent, so whatever
+/// instant a crash comes at, the next run finds the claim by its hash: mined (its gas and what
+/// it paid recorded), or unknown to the node (never sent: nothing paid).
 pub(super) async fn send(
     protocol: &Protocol,
     store: &Store,
     vouchers: &[Signed<CreditVoucher>],
     provider: Address,
 ) -> Result<Claimed> {
+    let wallet = protocol.wallet().ok_or_else(|| {
+        Error::InvalidRequest("claiming needs a key to sign the transaction with".into())
+    })?;
     let nonce = nonce_of(protocol, true).await?;
     let id = store.begin_claim(vouchers, nonce, unix_now())?;
-    crash_point("before-send").await;
+    crash_point("before-sign").await;
     let router = protocol.session_router();
-    let tx = match router.submit_claim(vouchers).await {
-        Ok(tx) => tx,
+    let signed = match router.sign_claim(vouchers, wallet, nonce).await {
+        Ok(signed) => signed,
         Err(e) => {
             store.claim_ended(id, ClaimState::Failed, &e.to_string(), unix_now())?;
             return Err(e.into());
         }
     };
-    store.claim_sent(id, tx)?;
+    store.claim_sent(id, signed.hash)?;
+    crash_point("before-send").await;
+    // A failed send leaves the row as it is: the node may have the transaction even so (a
+    // connection lost after it was accepted), and the next round's `recover` asks it.
+    let tx = router.send_claim(&signed).await?;
     info!(target: "worker::claim", %tx, vouchers = vouchers.len(), nonce, "claim sent");
     crash_point("after-send").await;
     let receipt = wait_receipt(&router, tx).await?.ok_or_else(|| {
@@ -158,9 +170,10 @@ pub struct Recovered {
 }
 
 /// Finishes every claim an earlier run left unfinished in `store`: a sent one by its receipt
-/// (waited for while the node still has the transaction; failed when the node dropped it), one
-/// never recorded as sent by the sender's nonce (abandoned: never sent, or mined, the chain's
-/// claim records then counting what it paid). An error leaves the row for the next try, and no
+/// (waited for while the node has the transaction; failed when the node does not know it: never
+/// sent, or dropped), one with no hash recorded by the sender's nonce (abandoned: stopped
+/// before it was signed; a journal of an older worker may also hold one that was mined, the
+/// chain's claim records then counting what it paid). An error leaves the row for the next try, and no
 /// claim should be sent meanwhile.
 pub async fn recover(
     protocol: &Protocol,
@@ -172,13 +185,20 @@ pub async fn recover(
     for row in store.unfinished_claims()? {
         let claimed = match (row.state, row.tx) {
             (ClaimState::Sent, Some(tx)) => {
+                // A mined transaction is known too: one the node does not know was never sent
+                // (signed, then the process stopped) or was dropped.
                 let known = protocol
                     .provider()
                     .get_transaction_by_hash(tx)
                     .await
                     .map_err(rpc)?
                     .is_some();
-                match wait_receipt(&router, tx).await? {
+                let receipt = if known {
+                    wait_receipt(&router, tx).await?
+                } else {
+                    router.receipt(tx).await?
+                };
+                match receipt {
                     Some(receipt) => match settle(store, row.id, &router, &receipt, provider) {
                         Ok(c) => Some(c),
                         Err(Error::Protocol(morpheus_sdk::Error::TransactionFailed { .. })) => None,
@@ -186,7 +206,8 @@ pub async fn recover(
                     },
                     None if !known => {
                         let why = format!(
-                            "the node no longer knows transaction {tx}: dropped, nothing paid"
+                            "the node does not know transaction {tx}: never sent or dropped, \
+                             nothing paid"
                         );
                         warn!(target: "worker::claim", claim = row.id, %why, "claim dropped");
                         store.claim_ended(row.id, ClaimState::Failed, &why, unix_now())?;

@@ -21,7 +21,8 @@ use tracing::warn;
 
 pub use journal::{CRASH_POINT_ENV, Recovered, recover};
 pub use policy::{
-    ClaimCost, ClaimDecision, ClaimPolicy, PairOwed, claim_due, mor_per_eth_from_usd, payable_today,
+    ClaimCost, ClaimDecision, ClaimPolicy, PairOwed, claim_due, feed_price, mor_per_eth_from_usd,
+    payable_today,
 };
 
 use crate::{Error, Result, store::Store};

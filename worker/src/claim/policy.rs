@@ -106,6 +106,35 @@ pub fn mor_per_eth_from_usd(eth_usd: U256, mor_usd: U256) -> Option<U256> {
         .checked_div(mor_usd)
 }
 
+/// `feed_price` (docs/protocol.md, Worker, "Claims"): a Chainlink-shaped feed's round as a USD
+/// price with 18 decimals, or why it cannot price gas: an answer of zero or below, or one last
+/// updated more than `max_age` seconds before `now` (the chain's time; a round from the future
+/// counts as fresh).
+pub fn feed_price(
+    answer: alloy::primitives::I256,
+    decimals: u8,
+    updated_at: u64,
+    now: u64,
+    max_age: u64,
+) -> Result<U256, String> {
+    if answer <= alloy::primitives::I256::ZERO {
+        return Err(format!("the feed answers {answer}, not a price"));
+    }
+    let age = now.saturating_sub(updated_at);
+    if age > max_age {
+        return Err(format!(
+            "the feed's answer is {age} s old, older than the {max_age} s allowed"
+        ));
+    }
+    let answer = answer.into_raw();
+    let ten = U256::from(10u64);
+    Ok(match decimals.cmp(&18) {
+        std::cmp::Ordering::Less => answer.saturating_mul(ten.pow(U256::from(18 - decimals))),
+        std::cmp::Ordering::Equal => answer,
+        std::cmp::Ordering::Greater => answer / ten.pow(U256::from(decimals - 18)),
+    })
+}
+
 /// One router's credit owed to the provider, and what its share of today's budget still pays.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct PairOwed {
@@ -226,5 +255,26 @@ mod tests {
             matches!(&decision, ClaimDecision::Wait(why) if why.contains("ceiling")),
             "{decision:?}"
         );
+    }
+
+    #[test]
+    fn a_feed_round_is_a_price_only_when_positive_and_fresh() {
+        use alloy::primitives::I256;
+        let usd = |n: i64| I256::try_from(n).expect("small");
+        // 3000 USD at Chainlink's 8 decimals, and at 18 and 20.
+        assert_eq!(
+            feed_price(usd(3000_0000_0000), 8, 100, 160, 60),
+            Ok(U256::from(3000u64) * U256::from(10u64).pow(U256::from(18u64)))
+        );
+        assert_eq!(feed_price(usd(7), 18, 100, 100, 0), Ok(U256::from(7)));
+        assert_eq!(feed_price(usd(700), 20, 100, 100, 0), Ok(U256::from(7)));
+        // From the future: fresh.
+        assert!(feed_price(usd(1), 8, 200, 100, 0).is_ok());
+        let stale = feed_price(usd(1), 8, 100, 161, 60).expect_err("stale");
+        assert!(stale.contains("61 s old"), "{stale}");
+        for bad in [0, -5] {
+            let e = feed_price(usd(bad), 8, 100, 100, 60).expect_err("not a price");
+            assert!(e.contains("not a price"), "{e}");
+        }
     }
 }

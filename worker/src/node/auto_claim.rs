@@ -16,7 +16,7 @@ use crate::{
     Result,
     claim::{self, ClaimDecision, ClaimPolicy, Claimed, Owed},
     metrics::{Metrics, ProviderFigures},
-    node::retry::backoff,
+    node::{EthPrice, retry::backoff},
     store::Store,
 };
 
@@ -44,9 +44,9 @@ pub struct AutoClaim {
     pub provider: Address,
     /// When to claim.
     pub policy: ClaimPolicy,
-    /// ETH's USD price (18 decimals): when set, each round prices gas at MOR's price from the
-    /// protocol's price source instead of `policy.mor_per_eth`.
-    pub eth_usd: Option<U256>,
+    /// Where ETH's price comes from: `policy.mor_per_eth`, or each round from MOR's price at
+    /// the protocol's price source and ETH's configured or read from an on-chain feed.
+    pub eth_price: EthPrice,
     /// Where the figures go.
     pub metrics: std::sync::Arc<Metrics>,
 }
@@ -65,7 +65,7 @@ impl AutoClaim {
         let owed = owing
             .iter()
             .fold(U256::ZERO, |t, o| t.saturating_add(o.total()));
-        let policy = self.policy().await?;
+        let policy = self.policy(gathered.chain_now).await?;
         let decision = claim::decide(
             &self.protocol,
             &self.store,
@@ -92,10 +92,20 @@ impl AutoClaim {
     }
 
     /// The rule for this round: the configured one, its MOR per ETH from the chain's MOR price
-    /// when an ETH price is configured.
-    async fn policy(&self) -> Result<ClaimPolicy> {
-        let Some(eth_usd) = self.eth_usd else {
-            return Ok(self.policy.clone());
+    /// when ETH's is configured or read from a feed (checked fresh at the chain's time `now`).
+    async fn policy(&self, now: u64) -> Result<ClaimPolicy> {
+        let eth_usd = match self.eth_price {
+            EthPrice::Fixed => return Ok(self.policy.clone()),
+            EthPrice::Usd(usd) => usd,
+            EthPrice::Feed { address, max_age } => {
+                let round = self.protocol.price_feed(address).latest().await?;
+                claim::feed_price(round.answer, round.decimals, round.updated_at, now, max_age)
+                    .map_err(|why| {
+                        crate::Error::Config(format!(
+                            "claims.eth_usd_feed {address}: {why}: cannot price gas"
+                        ))
+                    })?
+            }
         };
         let prices = self.protocol.session_router().prices().await?;
         let mor_per_eth =

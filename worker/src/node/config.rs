@@ -51,8 +51,12 @@ pub struct NodeConfig {
     /// gives up with the reason.
     #[serde(default = "default_startup_retry")]
     pub startup_retry_secs: u64,
-    /// The model served and its bid.
-    pub model: ModelConfig,
+    /// The model served and its bid (one model; or [`models`](Self::models) for several).
+    #[serde(default)]
+    pub model: Option<ModelConfig>,
+    /// The models served, each with its own bid, behind the one endpoint (`[[models]]`).
+    #[serde(default)]
+    pub models: Vec<ModelConfig>,
     /// The engine's limits.
     #[serde(default)]
     pub engine: EngineSection,
@@ -75,6 +79,13 @@ pub struct ModelConfig {
     pub price_per_token: String,
     /// Sessions served at once, bid.
     pub capacity: u64,
+}
+
+impl ModelConfig {
+    /// The bid's price in MOR wei per token; `key` names the model's settings in the error.
+    pub fn price(&self, key: &str) -> Result<U256> {
+        mor(&format!("{key}.price_per_token"), &self.price_per_token)
+    }
 }
 
 /// The engine's limits (`serve`'s flags of the same names).
@@ -143,6 +154,30 @@ pub struct ClaimsConfig {
     /// protocol's on-chain price source, read every round, instead of a fixed `mor_per_eth`.
     #[serde(default)]
     pub eth_usd: Option<String>,
+    /// An on-chain ETH/USD feed in Chainlink's shape (`latestRoundData`), read every round with
+    /// MOR's price from the protocol's price source: gas priced in MOR from the chain alone.
+    #[serde(default)]
+    pub eth_usd_feed: Option<Address>,
+    /// The oldest answer of `eth_usd_feed` a round prices gas with, in seconds (older: the round
+    /// waits and says why).
+    #[serde(default = "default_feed_max_age")]
+    pub eth_usd_feed_max_age_secs: u64,
+}
+
+/// Where a round of claims gets ETH's price from, to price the claim's gas in MOR.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EthPrice {
+    /// A fixed rate: the policy's `mor_per_eth`.
+    Fixed,
+    /// A configured USD price (18 decimals), MOR's from the protocol's price source.
+    Usd(U256),
+    /// An on-chain ETH/USD feed, MOR's from the protocol's price source.
+    Feed {
+        /// The feed's address.
+        address: Address,
+        /// The oldest answer taken, in seconds.
+        max_age: u64,
+    },
 }
 
 fn default_startup_retry() -> u64 {
@@ -172,18 +207,26 @@ fn default_max_age_hours() -> u64 {
 fn default_max_gas_gwei() -> u64 {
     100
 }
+fn default_feed_max_age() -> u64 {
+    3600
+}
 
 /// The bid the contract accepts: price and capacity above 0, price within `uint112`, capacity
 /// within `uint64` (`ProviderRegistry._checkBid`).
 pub fn check_bid(price_per_token: U256, capacity: u64) -> Result<()> {
+    check_bid_of("model", price_per_token, capacity)
+}
+
+/// [`check_bid`] for the model whose settings are under `key` (`model`, `models[1]`).
+fn check_bid_of(key: &str, price_per_token: U256, capacity: u64) -> Result<()> {
     let max_price = (U256::from(1) << 112) - U256::from(1);
     if price_per_token.is_zero() || price_per_token > max_price {
         return Err(Error::Config(format!(
-            "model.price_per_token: {price_per_token} MOR wei is outside the contract's bounds (1 to {max_price})"
+            "{key}.price_per_token: {price_per_token} MOR wei is outside the contract's bounds (1 to {max_price})"
         )));
     }
     if capacity == 0 {
-        return Err(Error::Config("model.capacity: must be at least 1".into()));
+        return Err(Error::Config(format!("{key}.capacity: must be at least 1")));
     }
     Ok(())
 }
@@ -217,12 +260,25 @@ impl NodeConfig {
 
     /// Refuses what the contracts or the node cannot work with, naming the setting.
     pub fn check(&self) -> Result<()> {
-        check_bid(self.price_per_token()?, self.model.capacity)?;
+        let served = self.served()?;
+        let mut names = std::collections::HashSet::new();
+        for (key, model) in &served {
+            check_bid_of(key, model.price(key)?, model.capacity)?;
+            if model.name.trim().is_empty() {
+                return Err(Error::Config(format!("{key}.name: empty")));
+            }
+            if !names.insert(model.name.as_str()) {
+                return Err(Error::Config(format!(
+                    "{key}.name: {:?} is served twice; each model needs its own name",
+                    model.name
+                )));
+            }
+        }
         if let Some(stake) = &self.stake {
             mor("stake", stake)?;
         }
         self.claim_policy()?;
-        self.eth_usd()?;
+        self.eth_price()?;
         if self.claims.router_urls.is_empty() {
             return Err(Error::Config(
                 "claims.router_urls: name at least one router to fetch vouchers from".into(),
@@ -231,15 +287,26 @@ impl NodeConfig {
         for url in &self.claims.router_urls {
             reqwest_url(url)?;
         }
-        if self.model.name.trim().is_empty() {
-            return Err(Error::Config("model.name: empty".into()));
-        }
         Ok(())
     }
 
-    /// The bid's price in MOR wei per token.
-    pub fn price_per_token(&self) -> Result<U256> {
-        mor("model.price_per_token", &self.model.price_per_token)
+    /// The models served, each with the key its settings are under (`model`, or `models[i]`).
+    pub fn served(&self) -> Result<Vec<(String, &ModelConfig)>> {
+        match (&self.model, self.models.as_slice()) {
+            (Some(_), [_, ..]) => Err(Error::Config(
+                "model: both [model] and [[models]] are set; list every model under [[models]]"
+                    .into(),
+            )),
+            (Some(model), []) => Ok(vec![("model".into(), model)]),
+            (None, []) => Err(Error::Config(
+                "model: no model to serve; add a [model] table (or [[models]] for several)".into(),
+            )),
+            (None, models) => Ok(models
+                .iter()
+                .enumerate()
+                .map(|(i, m)| (format!("models[{i}]"), m))
+                .collect()),
+        }
     }
 
     /// The stake to register with, when configured.
@@ -284,20 +351,40 @@ impl NodeConfig {
         })
     }
 
-    /// ETH's USD price (18 decimals) when gas is priced at MOR's on-chain price.
-    pub fn eth_usd(&self) -> Result<Option<U256>> {
+    /// Where ETH's price comes from: `mor_per_eth` (or its default), `eth_usd` or
+    /// `eth_usd_feed`, at most one of them.
+    pub fn eth_price(&self) -> Result<EthPrice> {
         let c = &self.claims;
-        match (&c.mor_per_eth, &c.eth_usd) {
-            (Some(_), Some(_)) => Err(Error::Config(
-                "claims: both mor_per_eth and eth_usd are set; use one".into(),
-            )),
-            (_, Some(usd)) => match mor("claims.eth_usd", usd)? {
+        let set = [
+            c.mor_per_eth.is_some(),
+            c.eth_usd.is_some(),
+            c.eth_usd_feed.is_some(),
+        ];
+        if set.iter().filter(|s| **s).count() > 1 {
+            return Err(Error::Config(
+                "claims: more than one of mor_per_eth, eth_usd and eth_usd_feed is set; use one"
+                    .into(),
+            ));
+        }
+        if let Some(address) = c.eth_usd_feed {
+            if address == Address::ZERO {
+                return Err(Error::Config(
+                    "claims.eth_usd_feed: the zero address is no feed".into(),
+                ));
+            }
+            return Ok(EthPrice::Feed {
+                address,
+                max_age: c.eth_usd_feed_max_age_secs,
+            });
+        }
+        match &c.eth_usd {
+            Some(usd) => match mor("claims.eth_usd", usd)? {
                 zero if zero.is_zero() => {
                     Err(Error::Config("claims.eth_usd: must be above 0".into()))
                 }
-                usd => Ok(Some(usd)),
+                usd => Ok(EthPrice::Usd(usd)),
             },
-            _ => Ok(None),
+            None => Ok(EthPrice::Fixed),
         }
     }
 }
@@ -350,8 +437,10 @@ router_urls = ["http://127.0.0.1:8080"]
     #[test]
     fn a_minimal_config_takes_the_defaults() {
         let cfg = parse(GOOD).expect("valid");
+        let served = cfg.served().expect("one model");
+        assert_eq!(served.len(), 1);
         assert_eq!(
-            cfg.price_per_token().expect("price"),
+            served[0].1.price(&served[0].0).expect("price"),
             U256::from(50_000_000_000u64)
         );
         assert_eq!(cfg.endpoint(), "http://127.0.0.1:8081");
@@ -390,6 +479,17 @@ router_urls = ["http://127.0.0.1:8080"]
                 "[claims]\nmor_per_eth = \"1\"\neth_usd = \"3000\"",
                 "use one",
             ),
+            (
+                "[claims]",
+                "[claims]\neth_usd = \"3000\"\neth_usd_feed = \"0x0000000000000000000000000000000000000001\"",
+                "use one",
+            ),
+            (
+                "[claims]",
+                "[claims]\neth_usd_feed = \"0x0000000000000000000000000000000000000000\"",
+                "claims.eth_usd_feed",
+            ),
+            ("[claims]", "[claims]\neth_usd_feed = \"nowhere\"", "eth_usd_feed"),
             ("[claims]", "[claims]\neth_usd = \"0\"", "claims.eth_usd"),
             ("[\"http://127.0.0.1:8080\"]", "[]", "claims.router_urls"),
             ("http://127.0.0.1:8080", "ftp://x", "not an http(s) URL"),
@@ -397,6 +497,61 @@ router_urls = ["http://127.0.0.1:8080"]
             ("127.0.0.1:8081", "nowhere", "listen"),
         ]
         .map(|(good, bad, words)| (GOOD.replace(good, bad), words));
+        for (text, words) in cases {
+            let err = refused(&text);
+            assert!(err.contains(words), "{err:?} should mention {words:?}");
+        }
+    }
+
+    const TWO: &str = r#"
+[[models]]
+dir = "models/tiny"
+name = "tiny"
+price_per_token = "0.00000005"
+capacity = 16
+
+[[models]]
+dir = "models/other"
+name = "other"
+price_per_token = "0.0000001"
+capacity = 4
+"#;
+
+    #[test]
+    fn several_models_are_listed_each_checked_under_its_own_key() {
+        let head = GOOD.split("[model]").next().expect("the head");
+        let claims = "[claims]\nrouter_urls = [\"http://127.0.0.1:8080\"]\n";
+        let two = format!("{head}{claims}{TWO}");
+        let cfg = parse(&two).expect("valid");
+        let served = cfg.served().expect("two");
+        assert_eq!(
+            served
+                .iter()
+                .map(|(k, m)| (k.as_str(), m.name.as_str()))
+                .collect::<Vec<_>>(),
+            [("models[0]", "tiny"), ("models[1]", "other")]
+        );
+        assert_eq!(
+            served[1].1.price(&served[1].0).expect("price"),
+            U256::from(100_000_000_000u64)
+        );
+
+        let cases = [
+            (
+                two.replace("capacity = 4", "capacity = 0"),
+                "models[1].capacity",
+            ),
+            (
+                two.replace("\"0.0000001\"", "\"-2\""),
+                "models[1].price_per_token",
+            ),
+            (
+                two.replace("name = \"other\"", "name = \"tiny\""),
+                "served twice",
+            ),
+            (format!("{GOOD}{TWO}"), "both [model] and [[models]]"),
+            (format!("{head}{claims}"), "no model to serve"),
+        ];
         for (text, words) in cases {
             let err = refused(&text);
             assert!(err.contains(words), "{err:?} should mention {words:?}");

@@ -8,4 +8,4 @@ pub mod onchain;
 pub mod progress;
 pub mod retry;
 
-pub use config::NodeConfig;
+pub use config::{EthPrice, NodeConfig};

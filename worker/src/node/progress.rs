@@ -17,16 +17,16 @@ pub fn bar(pct: u64, width: usize) -> String {
 /// Shows the progress of one job.
 #[derive(Debug)]
 pub struct Progress {
-    label: &'static str,
+    label: String,
     terminal: bool,
     last_pct: Option<u64>,
 }
 
 impl Progress {
     /// Progress of `label` (what is being done), on a bar if stderr is a terminal.
-    pub fn new(label: &'static str) -> Self {
+    pub fn new(label: impl Into<String>) -> Self {
         Self {
-            label,
+            label: label.into(),
             terminal: std::io::stderr().is_terminal(),
             last_pct: None,
         }
