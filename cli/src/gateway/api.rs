@@ -166,11 +166,9 @@ async fn complete(
     let stream = request.stream;
     match gateway.complete(request).await {
         Ok(answer) => {
-            let (chunk, whole) = (
-                completions::as_completion_chunk,
-                completions::as_completion_response,
-            );
-            deliver(answer, stream, chunk, whole).await
+            let mut chunks = completions::CompletionChunks::default();
+            let chunk = move |c| chunks.rewrite(c);
+            deliver(answer, stream, chunk, completions::as_completion_response).await
         }
         Err(e) => reply(&e),
     }
@@ -181,7 +179,7 @@ async fn complete(
 async fn deliver<C, W>(
     answer: Answer,
     stream: bool,
-    chunk: fn(ChatCompletionChunk) -> C,
+    mut chunk: impl FnMut(ChatCompletionChunk) -> C + Send + 'static,
     whole: fn(ChatCompletionResponse) -> W,
 ) -> Response
 where
@@ -190,7 +188,7 @@ where
 {
     let headers = headers(&answer);
     let mut response = if stream {
-        sse(answer.map(move |c| c.map(chunk))).into_response()
+        sse(answer.map(move |c| c.map(&mut chunk))).into_response()
     } else {
         match answer.collect_response().await {
             Ok(gathered) => Json(whole(gathered)).into_response(),

@@ -76,6 +76,19 @@ ks = list(client.completions.create(model=sys.argv[2], prompt="Once upon a time"
                                     stream_options={"include_usage": True}))
 assert "".join(c.choices[0].text for c in ks if c.choices) == k.choices[0].text, (ks, k)
 assert ks[-1].choices == [] and ks[-1].usage.total_tokens == k.usage.total_tokens, ks[-1]
+# Its log-probabilities, whole and streamed: a token each, offsets into the text throughout.
+kl = client.completions.create(model=sys.argv[2], prompt="Once upon a time", max_tokens=4,
+                               temperature=0, logprobs=2)
+lp = kl.choices[0].logprobs
+assert len(lp.tokens) == kl.usage.completion_tokens == len(lp.token_logprobs), kl
+assert "".join(lp.tokens) == kl.choices[0].text, kl
+assert lp.text_offset[0] == 0 and all(1 <= len(t) <= 2 for t in lp.top_logprobs), lp
+kls = list(client.completions.create(model=sys.argv[2], prompt="Once upon a time", max_tokens=4,
+                                     temperature=0, logprobs=2, stream=True,
+                                     stream_options={"include_usage": True}))
+offsets = [o for c in kls if c.choices and c.choices[0].logprobs
+           for o in c.choices[0].logprobs.text_offset]
+assert offsets == lp.text_offset, (offsets, lp)
 for extra, param in [({"echo": True}, "echo"), ({"suffix": "end"}, "suffix"), ({"n": 9}, "n")]:
     try:
         client.completions.create(model=sys.argv[2], prompt="a", max_tokens=4, **extra)
@@ -94,16 +107,16 @@ for extra, param in [({"tools": [{"type": "function", "function": {"description"
     except openai.BadRequestError as e:
         assert e.body["param"] == param, (extra, e.body)
 used = [r.usage, last.usage, p.usage, s.usage, l.usage, t.usage, c.usage, cs[-1].usage,
-        k.usage, ks[-1].usage]
+        k.usage, ks[-1].usage, kl.usage, kls[-1].usage]
 print(json.dumps({"tokens": sum(u.total_tokens for u in used)}))
 "#;
 
 #[tokio::test]
 async fn the_official_openai_client_chats_and_streams_with_usage() {
-    // Ten sessions: whole, streamed, the same conversation as content parts, structured
+    // Twelve sessions: whole, streamed, the same conversation as content parts, structured
     // output, log-probabilities, a tool call, two choices (whole and streamed), a text
-    // completion (whole and streamed); six requests for what is not served are refused before
-    // a session is asked for.
+    // completion (whole and streamed) and its log-probabilities (whole and streamed); six
+    // requests for what is not served are refused before a session is asked for.
     // The venv (with `openai`) is installed by the kit on first use; without it the test
     // fails, it is never skipped.
     let python = python().expect("the project's venv");
@@ -127,8 +140,8 @@ async fn the_official_openai_client_chats_and_streams_with_usage() {
     let tokens = printed["tokens"].as_u64().expect("tokens");
 
     // Both sessions were reported as the client saw them, and credited.
-    let info = net.wait_for_reports(net.address(PROVIDER), 10).await;
-    assert_eq!(info.reputation.completed, 10, "{info:?}");
+    let info = net.wait_for_reports(net.address(PROVIDER), 12).await;
+    assert_eq!(info.reputation.completed, 12, "{info:?}");
     assert_eq!(info.reputation.failed, 0, "{info:?}");
     assert_eq!(
         info.record.tokens, tokens,
