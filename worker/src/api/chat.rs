@@ -1,29 +1,23 @@
-//! `POST /v1/chat/completions`, streamed (server-sent events) or not. With tools in use the
-//! answer is read whole before it is sent (it is a call or text only once it is written), and a
-//! stream then carries it in one delta.
-
-use std::convert::Infallible;
+//! `POST /v1/chat/completions`, streamed (server-sent events) or not. With tools in use a
+//! stream carries the call as deltas while it is written (`tool_chunks.rs`).
 
 use axum::{
     Json,
     body::Bytes,
     extract::{State, rejection::BytesRejection},
     http::HeaderMap,
-    response::{
-        IntoResponse, Response,
-        sse::{Event as SseEvent, KeepAlive, Sse},
-    },
+    response::{IntoResponse, Response},
 };
-use futures::stream;
 use morpheus_sdk::openai::{
     ChatCompletionChunk, ChatCompletionRequest, ChatCompletionResponse, ChatMessage, Choice,
-    ChunkChoice, Delta, FunctionCallDelta, ToolCall, ToolCallDelta, Usage,
+    ChunkChoice, Delta, ToolCall, Usage,
 };
 use tracing::{debug, info};
 
 use super::{
     ApiError, AppState,
     generate::{self, Item, Meta, Whole, refused},
+    tool_chunks,
     tools::{self, Tools},
 };
 use crate::engine::{Completion, GenerateRequest, Sampling};
@@ -102,21 +96,15 @@ pub(super) async fn completions(
     let with_logprobs = req.logprobs == Some(true);
     let include_usage = req.stream_options.as_ref().is_some_and(|o| o.include_usage);
     if let Some(tools) = &tools {
+        if req.stream {
+            let render = tool_chunks::render(state.clone(), meta, tools, include_usage);
+            return Ok(generate::stream(events, 1, reservation, render).into_response());
+        }
         let whole = generate::collect(events, 1, reservation).await?.remove(0);
         let call = (whole.done.finish != crate::engine::FinishReason::Length)
             .then(|| tools.read(&whole.text))
             .flatten();
-        return Ok(if req.stream {
-            let chunks = whole_as_chunks(&state, &meta, &whole, call, with_logprobs, include_usage);
-            let events = chunks
-                .into_iter()
-                .map(|d| Ok::<_, Infallible>(SseEvent::default().data(d)));
-            Sse::new(stream::iter(events))
-                .keep_alive(KeepAlive::default())
-                .into_response()
-        } else {
-            Json(response(&state, meta, whole, call, with_logprobs)).into_response()
-        });
+        return Ok(Json(response(&state, meta, whole, call, with_logprobs)).into_response());
     }
     if req.stream {
         let st = state.clone();
@@ -190,58 +178,6 @@ fn response(
     }
 }
 
-/// A whole answer as a stream's events: the role, the text or the call in one delta, the
-/// finish, the usage if asked, `[DONE]`.
-fn whole_as_chunks(
-    state: &AppState,
-    meta: &Meta,
-    whole: &Whole,
-    call: Option<ToolCall>,
-    with_logprobs: bool,
-    include_usage: bool,
-) -> Vec<String> {
-    let mut out = render_chunk(state, meta, Item::Start(0), false);
-    let finish = if call.is_some() {
-        "tool_calls"
-    } else {
-        whole.done.finish.as_str()
-    };
-    let delta = match call {
-        Some(call) => Delta {
-            tool_calls: Some(vec![ToolCallDelta {
-                index: 0,
-                id: Some(call.id),
-                kind: Some(call.kind),
-                function: FunctionCallDelta {
-                    name: Some(call.function.name),
-                    arguments: Some(call.function.arguments),
-                },
-            }]),
-            ..Default::default()
-        },
-        None => Delta {
-            content: Some(whole.text.clone()),
-            ..Default::default()
-        },
-    };
-    let mut c = chunk(meta, 0, delta, None);
-    if with_logprobs {
-        c.choices[0].logprobs = Some(generate::chat_logprobs(state, &whole.logprobs));
-    }
-    out.push(serde_json::to_string(&c).unwrap_or_default());
-    out.push(
-        serde_json::to_string(&chunk(meta, 0, Delta::default(), Some(finish))).unwrap_or_default(),
-    );
-    if include_usage {
-        let mut u = chunk(meta, 0, Delta::default(), None);
-        u.choices.clear();
-        u.usage = Some(usage(&whole.done));
-        out.push(serde_json::to_string(&u).unwrap_or_default());
-    }
-    out.push("[DONE]".into());
-    out
-}
-
 pub(super) fn usage(c: &Completion) -> Usage {
     Usage {
         prompt_tokens: c.prompt_tokens,
@@ -250,7 +186,12 @@ pub(super) fn usage(c: &Completion) -> Usage {
     }
 }
 
-fn chunk(meta: &Meta, index: u32, delta: Delta, finish: Option<&str>) -> ChatCompletionChunk {
+pub(super) fn chunk(
+    meta: &Meta,
+    index: u32,
+    delta: Delta,
+    finish: Option<&str>,
+) -> ChatCompletionChunk {
     ChatCompletionChunk {
         id: meta.id.clone(),
         object: "chat.completion.chunk".into(),
@@ -268,7 +209,12 @@ fn chunk(meta: &Meta, index: u32, delta: Delta, finish: Option<&str>) -> ChatCom
 
 /// A role chunk, content chunks (with their tokens' log-probabilities when asked for), a
 /// finish chunk, the usage chunk if asked.
-fn render_chunk(state: &AppState, meta: &Meta, item: Item<'_>, include_usage: bool) -> Vec<String> {
+pub(super) fn render_chunk(
+    state: &AppState,
+    meta: &Meta,
+    item: Item<'_>,
+    include_usage: bool,
+) -> Vec<String> {
     let chunks = match item {
         Item::Start(i) => vec![chunk(
             meta,

@@ -2,6 +2,7 @@
 //! liveness check, session receipts and metrics.
 
 mod auth;
+mod call_stream;
 mod chat;
 mod completions;
 mod error;
@@ -11,6 +12,7 @@ mod models;
 mod receipt;
 mod routers;
 mod several;
+mod tool_chunks;
 mod tools;
 
 use std::{future::Future, path::Path, sync::Arc};

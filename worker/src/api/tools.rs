@@ -9,7 +9,11 @@ use morpheus_sdk::openai::{
 };
 use serde_json::Value;
 
-use super::{ApiError, generate::refused};
+use super::{
+    ApiError,
+    call_stream::{CallStream, Piece},
+    generate::refused,
+};
 use crate::engine::constrain::{self, Grammar};
 
 /// The tools of a request that uses them (`tool_choice` other than `none`).
@@ -102,29 +106,36 @@ impl Tools {
         }
     }
 
-    /// The call in `answer`, if it is one.
-    pub(super) fn read(&self, answer: &str) -> Option<ToolCall> {
-        let text = answer.trim();
-        if !text.starts_with('{') {
-            return None;
+    /// A scanner of the answer as it is written (`call_stream.rs`), and what it sends first
+    /// (a named function's name).
+    pub(super) fn stream(&self) -> (CallStream, Vec<Piece>) {
+        match &self.choice {
+            ToolChoice::Named(name) => CallStream::new(Some(name), false),
+            choice => CallStream::new(None, *choice == ToolChoice::Auto),
         }
-        let value: Value = serde_json::from_str(text).ok()?;
-        let (name, arguments) = match &self.choice {
-            ToolChoice::Named(name) => (name.clone(), value),
-            _ => (
-                value.get("name")?.as_str()?.to_string(),
-                value.get("arguments")?.clone(),
-            ),
+    }
+
+    /// The call in `answer`, if it is one: read by the stream's scanner, so a stream's deltas
+    /// join into exactly this call (the arguments as the model wrote them).
+    pub(super) fn read(&self, answer: &str) -> Option<ToolCall> {
+        let (mut scanner, _) = self.stream();
+        scanner.push(answer);
+        let (name, arguments) = scanner.call()?;
+        let name = match &self.choice {
+            ToolChoice::Named(named) => named.clone(),
+            _ => name,
         };
         Some(ToolCall {
-            id: format!("call_{:016x}", super::generate::random_seed()),
+            id: call_id(),
             kind: "function".into(),
-            function: FunctionCall {
-                name,
-                arguments: arguments.to_string(),
-            },
+            function: FunctionCall { name, arguments },
         })
     }
+}
+
+/// A new call's id.
+pub(super) fn call_id() -> String {
+    format!("call_{:016x}", super::generate::random_seed())
 }
 
 /// Messages as a template shows them: an assistant's earlier calls as the JSON it wrote.

@@ -113,24 +113,52 @@ async fn auto_answers_a_call_or_text() {
 }
 
 #[tokio::test]
-async fn a_streamed_call_comes_as_a_delta_and_the_round_trip_answers() {
+async fn a_streamed_call_comes_as_deltas_and_the_round_trip_answers() {
     let server = TestWorker::start().await;
     let b = body(json!("required"), 3);
     let (_, whole) = post(&server, "/v1/chat/completions", &b).await;
     let (name, args) = call_of(&whole);
     let chunks = post_stream(&server, "/v1/chat/completions", &b).await;
-    let delta = chunks
+    let deltas: Vec<Value> = chunks
         .iter()
-        .find_map(|c| {
+        .filter_map(|c| {
             c["choices"][0]["delta"]["tool_calls"][0]
                 .as_object()
                 .cloned()
         })
-        .expect("a tool call delta");
-    assert_eq!(delta["function"]["name"], name.as_str());
-    let streamed: Value =
-        serde_json::from_str(delta["function"]["arguments"].as_str().expect("args")).expect("json");
-    assert_eq!(streamed, args, "the same call as the whole answer");
+        .map(Value::Object)
+        .collect();
+    // The first names the call (id, type, function name); the rest carry its arguments as they
+    // are written, which join into the whole answer's arguments, as written.
+    assert_eq!(deltas[0]["function"]["name"], name.as_str(), "{deltas:?}");
+    assert!(
+        deltas[0]["id"]
+            .as_str()
+            .is_some_and(|id| id.starts_with("call_"))
+    );
+    assert_eq!(deltas[0]["type"], "function");
+    assert!(
+        deltas[1..]
+            .iter()
+            .all(|d| d.get("id").is_none_or(Value::is_null))
+    );
+    assert!(
+        deltas.len() > 2,
+        "the arguments come in several deltas: {deltas:?}"
+    );
+    let joined: String = deltas
+        .iter()
+        .map(|d| d["function"]["arguments"].as_str().expect("arguments"))
+        .collect();
+    assert_eq!(
+        joined,
+        whole["choices"][0]["message"]["tool_calls"][0]["function"]["arguments"]
+            .as_str()
+            .expect("the whole answer's arguments"),
+        "the same call as the whole answer"
+    );
+    let streamed: Value = serde_json::from_str(&joined).expect("json");
+    assert_eq!(streamed, args);
     assert!(
         chunks
             .iter()
