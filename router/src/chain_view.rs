@@ -24,7 +24,7 @@ use alloy::{
     primitives::{Address, B256, U256},
     providers::Provider,
 };
-use morpheus_sdk::contracts::{Bid, Model, Prices, Protocol, ProviderRecord};
+use morpheus_sdk::contracts::{Model, Prices, Protocol};
 
 use crate::{
     Error, Result,
@@ -185,17 +185,17 @@ impl ChainView {
         Ok(value)
     }
 
-    /// The model's registry entry; an unregistered id is [`Error::UnknownModel`]. From the
-    /// chain index, at `head` or later (as every registry fact below).
-    pub(crate) async fn model(&self, _head: Head, model_id: B256) -> Result<Model> {
+    /// The registry's facts (`chain_index/`): as of the newest head a request found, at least
+    /// the one it asked for ([`head`](Self::head) brings the index there first).
+    pub(crate) fn registry(&self) -> &ChainIndex {
+        &self.index
+    }
+
+    /// The model's registry entry; an unregistered id is [`Error::UnknownModel`].
+    pub(crate) fn model(&self, model_id: B256) -> Result<Model> {
         self.index
             .model(model_id)
             .ok_or(Error::UnknownModel(model_id))
-    }
-
-    /// Every active bid for the model.
-    pub(crate) async fn bids(&self, _head: Head, model_id: B256) -> Result<Arc<Vec<Bid>>> {
-        Ok(self.index.bids(model_id))
     }
 
     /// This router's part of `user`'s daily allowance (`SessionRouter.routerUserMax`).
@@ -214,31 +214,6 @@ impl ChainView {
             Ok(session_router.prices().await?)
         })
         .await
-    }
-
-    /// Whether the registry's whitelist is on.
-    pub(crate) async fn whitelist_active(&self, _head: Head) -> Result<bool> {
-        Ok(self.index.whitelist_active())
-    }
-
-    /// The provider's registry record.
-    pub(crate) async fn provider(&self, _head: Head, provider: Address) -> Result<ProviderRecord> {
-        Ok(self.index.provider(provider))
-    }
-
-    /// Whether the provider is on the registry's whitelist.
-    pub(crate) async fn is_whitelisted(&self, _head: Head, provider: Address) -> Result<bool> {
-        Ok(self.index.is_whitelisted(provider))
-    }
-
-    /// Whether the provider holds a claim on the model.
-    pub(crate) async fn has_model_claim(
-        &self,
-        _head: Head,
-        provider: Address,
-        model_id: B256,
-    ) -> Result<bool> {
-        Ok(self.index.has_model_claim(provider, model_id))
     }
 }
 

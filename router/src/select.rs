@@ -16,11 +16,7 @@ use morpheus_sdk::{
     router::{ModelReputation, Order, Preferences, ProviderStats},
 };
 
-use crate::{
-    Error, Result,
-    chain_view::{ChainView, Head},
-    store::Standing,
-};
+use crate::{Error, Result, chain_index::ChainIndex, store::Standing};
 
 /// `ProviderStatus.Active` in `IProviderRegistry`.
 const STATUS_ACTIVE: u8 = 1;
@@ -102,29 +98,19 @@ pub(crate) async fn bids(registry: &ProviderRegistryClient, model_id: B256) -> R
 
 /// The bidders for `model_id` with their standing in the router's store, in the selection
 /// order `preferences` ask for; a bid above their maximum price is excluded. The registry's
-/// facts are read at `head` through `view`.
-pub(crate) async fn candidates(
-    view: &ChainView,
-    head: Head,
+/// facts come from the chain index.
+pub(crate) fn candidates(
+    registry: &ChainIndex,
     model_id: B256,
     bids: impl IntoIterator<Item = (Bid, Standing)>,
     preferences: &Preferences,
-) -> Result<Vec<Candidate>> {
-    let whitelist_on = view.whitelist_active(head).await?;
+) -> Vec<Candidate> {
+    let whitelist_on = registry.whitelist_active();
     let mut out = Vec::new();
     for (bid, standing) in bids {
-        // The registry's three facts about the bidder, asked at once.
-        let (info, whitelisted, claimed) = tokio::try_join!(
-            view.provider(head, bid.provider),
-            async {
-                if whitelist_on {
-                    view.is_whitelisted(head, bid.provider).await
-                } else {
-                    Ok(true)
-                }
-            },
-            view.has_model_claim(head, bid.provider, model_id)
-        )?;
+        let info = registry.provider(bid.provider);
+        let whitelisted = !whitelist_on || registry.is_whitelisted(bid.provider);
+        let claimed = registry.has_model_claim(bid.provider, model_id);
         let open = standing.open_sessions;
         let ineligible = if preferences.exclude.contains(&bid.provider) {
             Some("excluded by the request".to_string())
@@ -162,7 +148,7 @@ pub(crate) async fn candidates(
         });
     }
     out.sort_by(|a, b| candidate_order(preferences.order, a, b));
-    Ok(out)
+    out
 }
 
 fn full_reason(open: u64, capacity: U256) -> String {

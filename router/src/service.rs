@@ -24,7 +24,7 @@ use tracing::{debug, info, warn};
 use crate::{
     Error, FailPolicy, Result, RouterConfig,
     chain_index::ChainIndex,
-    chain_view::{ChainView, Head},
+    chain_view::ChainView,
     credit, fail,
     metrics::Metrics,
     queue::{self, WaitQueues},
@@ -211,17 +211,17 @@ impl AppState {
             .take_or_refuse(&user, || format!("user {user}"))
     }
 
-    /// The bidders for `model_id` at `head` in the order `preferences` ask for, with their
-    /// standing in the store at `now`; the bids' terms are recorded as seen (the bid history).
+    /// The bidders for `model_id` (from the chain index, at the head the caller found or later)
+    /// in the order `preferences` ask for, with their standing in the store at `now`; the bids'
+    /// terms are recorded as seen (the bid history).
     async fn candidates(
         &self,
-        head: Head,
         model_id: B256,
         now: u64,
         preferences: &Preferences,
     ) -> Result<Vec<select::Candidate>> {
         let view = &self.0.view;
-        let bids = view.bids(head, model_id).await?;
+        let bids = view.registry().bids(model_id);
         let terms: Vec<BidTerms> = bids
             .iter()
             .map(|b| (b.provider, b.pricePerToken, b.capacity))
@@ -251,14 +251,12 @@ impl AppState {
                 .unwrap_or_else(std::sync::PoisonError::into_inner)
                 .insert(model_id, terms);
         }
-        select::candidates(
-            view,
-            head,
+        Ok(select::candidates(
+            view.registry(),
             model_id,
             bids.iter().cloned().zip(standings),
             preferences,
-        )
-        .await
+        ))
     }
 
     /// Whether the router can serve (`/readyz`): the chain answers with its latest block and
@@ -340,11 +338,9 @@ impl AppState {
         // earns at most the price `userMax` assumed (credit::credit_per_token). The allowance is
         // this router's part (`routerUserMax`: userMax × its share), so that the routers together
         // never grant a user more than userMax a day.
-        let (model, user_max, prices) = tokio::try_join!(
-            view.model(head, r.modelId),
-            view.router_user_max(head, r.user),
-            view.prices(head),
-        )?;
+        let model = view.model(r.modelId)?;
+        let (user_max, prices) =
+            tokio::try_join!(view.router_user_max(head, r.user), view.prices(head))?;
         let reference = credit::reference_price(prices);
 
         let session = NewSession {
@@ -359,7 +355,7 @@ impl AppState {
         let reserved = session.clone();
         self.store(move |s| s.reserve(&reserved, user_max)).await?;
         match self
-            .assign_or_wait(&session, &model, reference, deadline, &preferences, head)
+            .assign_or_wait(&session, &model, reference, deadline, &preferences)
             .await
         {
             Ok(assignment) => Ok(assignment),
@@ -376,8 +372,8 @@ impl AppState {
     /// Assigns a provider at once, or, when every live one is at capacity (or others wait
     /// already), waits in the model's queue by the user's stake (`queue.rs`) until it is this
     /// request's turn and a place frees up, at most `queue_wait` and never past the request's
-    /// `deadline`; then [`Error::Busy`]. The first try reads the chain at `head`, each later
-    /// one at the latest block then.
+    /// `deadline`; then [`Error::Busy`]. The first try reads the chain at the head the request
+    /// found, each later one at the latest block then.
     async fn assign_or_wait(
         &self,
         session: &NewSession,
@@ -385,16 +381,12 @@ impl AppState {
         reference: U256,
         deadline: u64,
         preferences: &Preferences,
-        head: Head,
     ) -> Result<Signed<Assignment>> {
         let queues = &self.0.queues;
         // Why the request waits: what its own try found, or the others ahead of it.
         let mut refused = vec!["behind other requests waiting for a full provider".to_string()];
         if !queues.is_waiting(session.model_id) {
-            match self
-                .assign(head, session, model, reference, preferences)
-                .await?
-            {
+            match self.assign(session, model, reference, preferences).await? {
                 Attempt::Assigned(a) => return Ok(*a),
                 Attempt::Refused {
                     refused: now,
@@ -446,11 +438,9 @@ impl AppState {
                 )));
             }
             if ticket.is_head() {
-                let head = self.0.view.head().await?;
-                match self
-                    .assign(head, session, model, reference, preferences)
-                    .await?
-                {
+                // The chain as it is now (the index brought to its head) for the new try.
+                self.0.view.head().await?;
+                match self.assign(session, model, reference, preferences).await? {
                     Attempt::Assigned(a) => {
                         ticket.finish(true);
                         return Ok(*a);
@@ -472,18 +462,18 @@ impl AppState {
         }
     }
 
-    /// Picks the first live candidate at `head` and books it within its capacity; a candidate
-    /// found full at booking (others booked it meanwhile) is passed over for the next one.
+    /// Picks the first live candidate (the registry as of the caller's head or later) and books
+    /// it within its capacity; a candidate found full at booking (others booked it meanwhile) is
+    /// passed over for the next one.
     async fn assign(
         &self,
-        head: Head,
         session: &NewSession,
         model: &morpheus_sdk::contracts::Model,
         reference: U256,
         preferences: &Preferences,
     ) -> Result<Attempt> {
         let candidates = self
-            .candidates(head, session.model_id, unix_now(), preferences)
+            .candidates(session.model_id, unix_now(), preferences)
             .await?;
         let mut full = candidates.iter().any(|c| c.full);
         let mut refused = Vec::new();
@@ -888,10 +878,11 @@ impl AppState {
 
     /// Providers with an active bid for the model, in the order the router would try them.
     pub async fn providers(&self, model_id: B256) -> Result<ProviderList> {
-        let head = self.0.view.head().await?;
-        self.0.view.model(head, model_id).await?;
+        // The index brought to the chain's head before it is read.
+        self.0.view.head().await?;
+        self.0.view.model(model_id)?;
         let candidates = self
-            .candidates(head, model_id, unix_now(), &Preferences::default())
+            .candidates(model_id, unix_now(), &Preferences::default())
             .await?;
         let providers = candidates
             .into_iter()
