@@ -6,6 +6,7 @@ pub mod claim;
 mod config;
 pub mod engine;
 mod error;
+mod heap;
 pub mod kernels;
 pub mod metrics;
 pub mod model;

@@ -118,12 +118,28 @@ def decoder_weights(model: GgufModel, fold_q4_1: bool = False, kernels: str = "o
                 if f"{p}.post_attention_norm.weight" in model.tensors else None,
             )
         )
-    emb = model.tensors["token_embd.weight"]
-    embed = blocks.dequantize_raw(emb.qtype, emb.data, *emb.shape)
     head_name = "output.weight" if "output.weight" in model.tensors else "token_embd.weight"
+    head = _fold(_w(model, head_name, kernels), fold_q4_1)
     return DecoderWeights(
-        embed=embed,
+        embed=_embedding(model, kernels, head if head_name == "token_embd.weight" else None),
         layers=layers,
         out_norm=_vec(model, "output_norm.weight"),
-        lm_head=_fold(_w(model, head_name, kernels), fold_q4_1),
+        lm_head=head,
     )
+
+
+def _embedding(model: GgufModel, kernels: str, tied_head) -> np.ndarray | blocks.GgmlBlocks:
+    """The token embeddings: on the worker's kernels, the GGUF's blocks (the head's very object when
+    tied, so the graph holds them once), looked up by `BlockGather`; else float32."""
+    emb = model.tensors["token_embd.weight"]
+    if kernels == "morpheus":
+        if isinstance(tied_head, blocks.GgmlBlocks):
+            return tied_head
+        n, k = emb.shape
+        try:
+            table = blocks.ggml_blocks(emb.qtype, emb.data, n, k)
+        except ValueError:
+            table = None  # rows not a whole number of blocks: float32 below
+        if table is not None:
+            return table
+    return blocks.dequantize_raw(emb.qtype, emb.data, *emb.shape)

@@ -15,13 +15,16 @@ lengths, so `position_ids` is accepted for compatibility and not read.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
+from pathlib import Path
+from typing import BinaryIO
 
 import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
 
-from .blocks import BLOCK, GgmlBlocks, NBits, Stacked, pack_groups
+from .blocks import BLOCK, GROUP_BLOCK_BYTES, GROUP_ROWS, GgmlBlocks, NBits, Stacked, pack_groups
 
 MS = "com.microsoft"
 MORPHEUS = "ai.morpheus"  # the worker's custom operators (worker/src/kernels)
@@ -48,27 +51,88 @@ class LayerWeights:
 class DecoderWeights:
     """Everything the graph needs."""
 
-    embed: np.ndarray  # float32 [vocab, hidden]
+    embed: np.ndarray | GgmlBlocks  # float32 [vocab, hidden], or the GGUF's blocks (`BlockGather`)
     layers: list[LayerWeights]
     out_norm: np.ndarray
     lm_head: NBits | GgmlBlocks
 
 
+class WeightsFile:
+    """The graph's weights written to their external-data file as the graph is built (ONNX
+    external data: `location`, `offset`, `length` per tensor), so the converter never holds a
+    weight's bytes twice, and a packed weight is packed and written a slice of rows at a time."""
+
+    # Weights of 1 MiB and more start at a multiple of 64 KiB, as onnx's own writer places them:
+    # ONNX Runtime maps such a weight in place instead of reading it into memory.
+    ALIGN, ALIGN_FROM = 1 << 16, 1 << 20
+    # Smaller tensors stay inside the graph (onnx's `size_threshold` as this converter used it).
+    INLINE_BELOW = 1024
+
+    def __init__(self, path: Path, location: str) -> None:
+        self.file: BinaryIO = open(path, "wb")  # noqa: SIM115 (closed by `close`)
+        self.location = location
+
+    def tensor(self, name: str, dtype: np.dtype, shape: tuple[int, ...], chunks: Iterable[np.ndarray]) -> onnx.TensorProto:
+        """A tensor whose bytes are `chunks` (C order, written as they come)."""
+        nbytes = int(np.prod(shape)) * np.dtype(dtype).itemsize
+        offset = self.file.tell()
+        if nbytes >= self.ALIGN_FROM and offset % self.ALIGN:
+            self.file.write(bytes(self.ALIGN - offset % self.ALIGN))
+            offset = self.file.tell()
+        for chunk in chunks:
+            self.file.write(memoryview(np.ascontiguousarray(chunk, dtype=dtype)).cast("B"))
+        if self.file.tell() - offset != nbytes:
+            raise ValueError(f"{name}: wrote {self.file.tell() - offset} bytes for a tensor of {nbytes}")
+        t = onnx.TensorProto(name=name, data_type=helper.np_dtype_to_tensor_dtype(np.dtype(dtype)), dims=shape,
+                             data_location=TensorProto.EXTERNAL)
+        for key, value in (("location", self.location), ("offset", str(offset)), ("length", str(nbytes))):
+            entry = t.external_data.add()
+            entry.key, entry.value = key, value
+        return t
+
+    def close(self) -> None:
+        self.file.close()
+
+
+# Rows of a packed weight packed and written at a time (a multiple of the 16-row group).
+PACK_ROWS = 1 << 14
+
+
 class _Builder:
-    def __init__(self, accuracy_level: int) -> None:
+    def __init__(self, accuracy_level: int, weights: WeightsFile | None = None) -> None:
         self.nodes: list[onnx.NodeProto] = []
         self.inits: list[onnx.TensorProto] = []
         self.accuracy_level = accuracy_level
+        self.weights = weights
         self.uses_morpheus = False
         self._n = 0
+        self._packed: dict[int, tuple[GgmlBlocks, str]] = {}
 
     def name(self, base: str) -> str:
         self._n += 1
         return f"{base}_{self._n}"
 
     def init(self, name: str, arr: np.ndarray) -> str:
-        self.inits.append(numpy_helper.from_array(np.ascontiguousarray(arr), name))
+        if self.weights is not None and arr.nbytes >= WeightsFile.INLINE_BELOW:
+            self.inits.append(self.weights.tensor(name, arr.dtype, arr.shape, [arr]))
+        else:
+            self.inits.append(numpy_helper.from_array(np.ascontiguousarray(arr), name))
         return name
+
+    def packed(self, name: str, w: GgmlBlocks) -> str:
+        """`w` packed for the worker's operators, once: a weight two nodes read (an embedding
+        table tied to the output head) is one initializer."""
+        self.uses_morpheus = True
+        if id(w) not in self._packed:
+            slices = (GgmlBlocks(w.qtype, min(PACK_ROWS, w.n - lo), w.k, w.raw[lo:lo + PACK_ROWS])
+                      for lo in range(0, w.n, PACK_ROWS))
+            if self.weights is None:
+                self.init(name, np.concatenate([pack_groups(part) for part in slices]))
+            else:
+                shape = (-(-w.n // GROUP_ROWS), w.raw.shape[1], GROUP_BLOCK_BYTES[w.qtype])
+                self.inits.append(self.weights.tensor(name, np.uint8, shape, (pack_groups(part) for part in slices)))
+            self._packed[id(w)] = (w, name)
+        return self._packed[id(w)][1]
 
     def const_i64(self, name: str, values) -> str:
         return self.init(name, np.asarray(values, dtype=np.int64))
@@ -90,8 +154,7 @@ class _Builder:
             ys = [self.linear(x, part, f"{prefix}.{i}", activation, norm, eps) for i, part in enumerate(w.parts)]
             return self.node("Concat", ys, axis=-1)
         if isinstance(w, GgmlBlocks):
-            self.uses_morpheus = True
-            b = self.init(f"{prefix}.blocks", pack_groups(w))
+            b = self.packed(f"{prefix}.blocks", w)
             inputs = [x, b, norm, residual]
             while inputs[-1] == "":
                 inputs.pop()
@@ -141,9 +204,11 @@ def rope_cache(max_pos: int, head_dim: int, theta: float,
     return np.cos(ang).astype(np.float32), np.sin(ang).astype(np.float32)
 
 
-def build(weights: DecoderWeights, cfg, max_positions: int, accuracy_level: int = 4) -> onnx.ModelProto:
-    """The decoder graph for `cfg` (a `LlamaConfig`)."""
-    bld = _Builder(accuracy_level)
+def build(weights: DecoderWeights, cfg, max_positions: int, accuracy_level: int = 4,
+          data: WeightsFile | None = None) -> onnx.ModelProto:
+    """The decoder graph for `cfg` (a `LlamaConfig`); with `data`, its weights are written there
+    as they are made, and the graph refers to them."""
+    bld = _Builder(accuracy_level, data)
     L, H, hd = cfg.num_layers, cfg.hidden, cfg.head_dim
     nh, nkv = cfg.num_heads, cfg.num_kv_heads
     f32, i64 = TensorProto.FLOAT, TensorProto.INT64
@@ -184,8 +249,15 @@ def build(weights: DecoderWeights, cfg, max_positions: int, accuracy_level: int 
             tag = "" if not rope else f".{len(rope)}"
             rope[theta] = (bld.init(f"rope.cos{tag}", cos), bld.init(f"rope.sin{tag}", sin))
 
-    embed = bld.init("embed_tokens.weight", weights.embed.astype(np.float32))
-    x = bld.node("Gather", [embed, "input_ids"], axis=0)
+    if isinstance(weights.embed, GgmlBlocks):
+        # The rows as GGML dequantises them, read from the GGUF's blocks (the head's own bytes
+        # when the two are tied): no float copy of the table.
+        e = weights.embed
+        x = bld.node("BlockGather", [bld.packed("embed_tokens.blocks", e), "input_ids"], domain=MORPHEUS,
+                     format=e.format, N=e.n, K=e.k)
+    else:
+        x = bld.node("Gather", [bld.init("embed_tokens.weight", weights.embed.astype(np.float32)), "input_ids"],
+                     axis=0)
     if cfg.gemma:
         x = bld.node("Mul", [x, bld.init("embed_scale", np.asarray(np.sqrt(np.float32(H)), dtype=np.float32))])
 

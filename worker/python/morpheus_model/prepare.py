@@ -8,6 +8,7 @@ import json
 import os
 import shutil
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import onnx
@@ -16,7 +17,7 @@ from . import convert, graph, tokenizer_json
 from .gguf_source import GgufModel, load, sha256_file
 
 # Bump when the produced files change for the same source.
-CONVERTER_VERSION = 8
+CONVERTER_VERSION = 9
 STOP_TOKENS = ("<|im_end|>", "<|endoftext|>", "<|eot_id|>", "<|end|>", "<|end_of_text|>")
 # The published weights file kept in every directory, under one name whatever the download's.
 WEIGHTS_FILE = "weights.gguf"
@@ -60,16 +61,19 @@ def resolve_q4_1(q4_1: str, accuracy_level: int) -> str:
 ONNX_DATA = "model.onnx.data"
 
 
-def save_graph(proto, out: Path) -> None:
-    """Writes `model.onnx` and its weights (`ONNX_DATA`) into `out`, replacing both at once: they
+def save_graph(build: Callable[[graph.WeightsFile], onnx.ModelProto], out: Path) -> None:
+    """Writes `model.onnx` and its weights (`ONNX_DATA`) into `out`, replacing both at once:
+    `build` makes the graph, writing each weight into the new `ONNX_DATA` as it goes; both files
     are written into a new directory inside `out`, then moved (the weights first)."""
     tmp = out / ".model.tmp"
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir()
-    onnx.save_model(proto, str(tmp / "model.onnx"), save_as_external_data=True,
-                    all_tensors_to_one_file=True, location=ONNX_DATA, size_threshold=1024)
-    # onnx writes the weights owner-only; they get the graph's mode (the umask's), as any file here.
-    os.chmod(tmp / ONNX_DATA, (tmp / "model.onnx").stat().st_mode & 0o777)
+    data = graph.WeightsFile(tmp / ONNX_DATA, ONNX_DATA)
+    try:
+        proto = build(data)
+    finally:
+        data.close()
+    onnx.save_model(proto, str(tmp / "model.onnx"))
     (tmp / ONNX_DATA).replace(out / ONNX_DATA)
     (tmp / "model.onnx").replace(out / "model.onnx")
     tmp.rmdir()
@@ -187,10 +191,9 @@ def prepare(gguf_path: Path, out: Path, name: str, max_positions: int = 2048, ac
     # The tokenizer first: a GGUF whose tokenizer cannot be served is refused before the long part.
     tokenizer = tokenizer_json.build(model.tokenizer)
     weights = convert.decoder_weights(model, fold_q4_1=options["q4_1"] == "int8", kernels=kernels)
-    _log("building the ONNX graph")
-    proto = graph.build(weights, c, max_positions=max_positions, accuracy_level=accuracy_level)
-    _log(f"writing {out / 'model.onnx'} and {out / ONNX_DATA}")
-    save_graph(proto, out)
+    _log(f"building the ONNX graph into {out / 'model.onnx'} and {out / ONNX_DATA}")
+    save_graph(lambda data: graph.build(weights, c, max_positions=max_positions, accuracy_level=accuracy_level,
+                                        data=data), out)
     (out / "tokenizer.json").write_text(json.dumps(tokenizer, ensure_ascii=False))
     (out / "morpheus.json").write_text(json.dumps(metadata(model, name, sha, options), indent=2))
     _log("done")

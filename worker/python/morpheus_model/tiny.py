@@ -28,7 +28,8 @@ MIXED = [
 FORMATS = ("q4_1", "mixed")
 # `arch`: the GGUF architecture and what it adds (drawn from a second generator, so the llama model's
 # bytes stay the same): llama3 Llama 3.1's RoPE frequency factors, qwen2 Q/K/V biases, qwen3 Q/K norms,
-# gemma3: six layers (five local, one global), a 16-position window, GELU, post-norms, Q/K norms.
+# gemma3: six layers (five local, one global), a 16-position window, GELU, post-norms, Q/K norms, and
+# its embeddings in Q8_0 with the output head tied to them.
 ARCHS = ("llama", "llama3", "qwen2", "qwen3", "gemma3")
 
 
@@ -116,9 +117,18 @@ def write(path: Path, seed: int = 7, formats: str = "q4_1", arch: str = "llama")
             qtype = Q.Q6_K if name == "output.weight" else MIXED[int(layer)][tensor.removesuffix(".weight")]
         w.add_tensor(name, quantize(values, qtype), raw_dtype=qtype)
 
-    w.add_tensor("token_embd.weight", rng.standard_normal((vocab, hidden)).astype(np.float32))
+    # The embeddings as Gemma's GGUFs hold them (Q8_0, the output head tied to them), and in a
+    # format the worker unpacks in the mixed model: either way it reads their rows from the blocks.
+    embd = rng.standard_normal((vocab, hidden)).astype(np.float32)
+    tied = arch == "gemma3"
+    embd_type = Q.Q8_0 if tied else Q.Q5_K if formats == "mixed" else None
+    if embd_type is None:
+        w.add_tensor("token_embd.weight", embd)
+    else:
+        w.add_tensor("token_embd.weight", quantize(embd, embd_type), raw_dtype=embd_type)
     w.add_tensor("output_norm.weight", (1.0 + 0.1 * rng.standard_normal(hidden)).astype(np.float32))
-    add_q4("output.weight", vocab, hidden, 0.3)
+    if not tied:
+        add_q4("output.weight", vocab, hidden, 0.3)
     for i in range(layers):
         p = f"blk.{i}"
         w.add_tensor(f"{p}.attn_norm.weight", (1.0 + 0.1 * rng.standard_normal(hidden)).astype(np.float32))

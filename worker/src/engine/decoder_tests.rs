@@ -211,3 +211,31 @@ fn a_prompt_longer_than_gemmas_window_runs_at_once_as_token_by_token() {
     let c = cosine(&whole, &last);
     assert!(c > 0.99999, "cosine {c}");
 }
+
+#[test]
+fn a_token_outside_the_embedding_blocks_is_an_error_naming_it() {
+    // Gemma's embeddings are read from their Q8_0 blocks (`BlockGather`): an id past the table
+    // fails the run with the id, and the decoder runs on afterwards.
+    let dir = morpheus_testkit::tiny_arch_model("gemma3");
+    let meta = ModelMeta::read(&dir).expect("meta");
+    let lib = morpheus_testkit::ort_library().expect("ONNX Runtime library");
+    let env = runtime::environment(&lib).expect("ONNX Runtime loads");
+    let cfg = EngineConfig {
+        max_batch: 1,
+        max_context: 16,
+        threads: 1,
+        device: Device::Cpu,
+        max_queue: 1,
+        ..Default::default()
+    };
+    let mut d = Decoder::load(&env, &dir.join(&meta.model_file), &meta, &cfg).expect("loads");
+    let err = d
+        .run_slots(0, &[(0, &[5, 100_000])])
+        .expect_err("outside the table");
+    let msg = err.to_string();
+    assert!(
+        msg.contains("BlockGather") && msg.contains("index 100000 is outside the table's 0..267"),
+        "{msg}"
+    );
+    assert!(d.run_slots(0, &[(0, &[5, 6])]).is_ok());
+}

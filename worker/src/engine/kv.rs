@@ -14,13 +14,14 @@ use ort::{
     value::{Tensor, Value},
 };
 
+use super::zeroed::ZeroedBuf;
 use crate::{Error, Result};
 
 /// KV buffers for every layer.
 #[derive(Debug)]
 pub(crate) struct SharedKv {
     /// `[layer * 2 + (0 key | 1 value)]`, each `slots * slot_len` floats.
-    bufs: Vec<Vec<f32>>,
+    bufs: Vec<ZeroedBuf>,
     pub(crate) slots: usize,
     pub(crate) kv_heads: usize,
     pub(crate) max_len: usize,
@@ -37,8 +38,10 @@ impl SharedKv {
         head_dim: usize,
     ) -> Result<Self> {
         let len = slots * kv_heads * max_len * head_dim;
-        // Zeroed allocations are lazily backed: memory is used only as far as sequences reach.
-        let bufs = (0..layers * 2).map(|_| vec![0f32; len]).collect();
+        // Memory is used only as far as sequences reach (`zeroed.rs`).
+        let bufs = (0..layers * 2)
+            .map(|_| ZeroedBuf::new(len))
+            .collect::<Result<_>>()?;
         let mem = MemoryInfo::new(
             AllocationDevice::CPU,
             0,

@@ -10,6 +10,7 @@ mod prefix;
 mod sampler;
 mod scheduler;
 mod stop;
+mod zeroed;
 
 use std::{
     sync::{Arc, Mutex},

@@ -68,7 +68,7 @@ enum Outcome {
 
 pub(crate) struct Scheduler {
     decoder: Decoder,
-    tokenizer: Tokenizer,
+    tokenizer: Arc<Tokenizer>,
     eos: Arc<HashSet<u32>>,
     vocab: Arc<Vocab>,
     rx: mpsc::Receiver<Job>,
@@ -85,7 +85,7 @@ pub(crate) struct Scheduler {
 impl Scheduler {
     pub(crate) fn new(
         decoder: Decoder,
-        tokenizer: Tokenizer,
+        tokenizer: Arc<Tokenizer>,
         eos: Arc<HashSet<u32>>,
         vocab: Arc<Vocab>,
         rx: mpsc::Receiver<Job>,

@@ -306,7 +306,7 @@ fn q6_k(src: &[u8], u: &mut [u8], s: &mut [f32]) {
 
 /// The 6-bit scale and minimum of sub-block `j` of a Q4_K/Q5_K block (GGML's `get_scale_min_k4`).
 #[inline(always)]
-fn scale_min_k4(j: usize, q: &[u8]) -> (u8, u8) {
+pub(crate) fn scale_min_k4(j: usize, q: &[u8]) -> (u8, u8) {
     if j < 4 {
         (q[j] & 63, q[j + 4] & 63)
     } else {

@@ -25,19 +25,26 @@
 //! With that layout a 64-byte load is four inputs of all 16 rows, and one `vpdpbusd` with four
 //! broadcast int8 activations advances 16 dot products at once; each byte of the weight is
 //! loaded once per token.
+//!
+//! `ai.morpheus.BlockGather` (`gather_op.rs`, `rows.rs`) looks rows of the same layout up, as
+//! GGML dequantises them: the token embeddings, read from the GGUF's blocks (and, when the head
+//! is tied to them, from the head's own bytes).
 
 mod avx2;
 mod avx512;
 pub mod bench;
 mod decode;
+mod gather_op;
 mod op;
 mod portable;
 mod quantize;
+mod rows;
 mod sample;
 
 #[cfg(test)]
 mod tests;
 
+pub use gather_op::{BlockGather, BlockGatherKernel};
 pub use op::{BlockMatMul, BlockMatMulKernel, DOMAIN, operators};
 pub(crate) use quantize::{Activation, Prologue, Quantized};
 

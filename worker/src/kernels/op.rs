@@ -21,7 +21,8 @@ use ort::{
 };
 
 use super::{
-    Activation, Activations, Format, Isa, Out, Packed, Prologue, Quantized, matmul_groups,
+    Activation, Activations, BlockGather, Format, Isa, Out, Packed, Prologue, Quantized,
+    matmul_groups,
 };
 
 /// Runs of groups per thread: ONNX Runtime hands them out as threads come free, so a thread
@@ -34,7 +35,9 @@ pub const DOMAIN: &str = "ai.morpheus";
 
 /// The operator domain to register on a session whose intra-op pool has `threads` threads.
 pub fn operators(threads: usize, activations: Activations) -> ort::Result<OperatorDomain> {
-    OperatorDomain::new(DOMAIN)?.add(BlockMatMul::new(threads, activations))
+    OperatorDomain::new(DOMAIN)?
+        .add(BlockMatMul::new(threads, activations))?
+        .add(BlockGather)
 }
 
 /// The `BlockMatMul` operator (one per session; ONNX Runtime creates a kernel per node).

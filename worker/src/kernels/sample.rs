@@ -54,9 +54,6 @@ pub(crate) fn ggml(format: Format, n: usize, k: usize, rng: &mut Rng) -> Vec<u8>
     raw
 }
 
-/// Bytes `lo..hi` of a GGML block.
-type Range = (usize, usize);
-
 /// The packed layout of `mod.rs`, built from GGML blocks (what the Python converter writes).
 pub(crate) fn pack(format: Format, raw: &[u8], n: usize, k: usize) -> Vec<u8> {
     let kb = k / BLOCK;
@@ -64,33 +61,9 @@ pub(crate) fn pack(format: Format, raw: &[u8], n: usize, k: usize) -> Vec<u8> {
     let mut out = vec![0u8; groups * (k / format.block_inputs()) * format.group_block_bytes()];
     if format.decoded() {
         // `decode.rs`: per (group, block), the rows' bit arrays as interleaved 4-byte words,
-        // then the per-row fields row after row. (GGML field: byte range in its block.)
+        // then the per-row fields row after row (`Format::layout`).
         let (per, blocks) = (format.ggml_block_bytes(), k / format.block_inputs());
-        let (words, fields): (&[Range], &[Range]) = match format {
-            Format::Q4_0 => (&[(2, 18)], &[(0, 2)]),
-            Format::Q5_0 => (&[(6, 22)], &[(2, 6), (0, 2)]),
-            Format::Q5_1 => (&[(8, 24)], &[(4, 8), (0, 2), (2, 4)]),
-            Format::Q4_K => (
-                &[(16, 48), (48, 80), (80, 112), (112, 144)],
-                &[(0, 2), (2, 4), (4, 16)],
-            ),
-            Format::Q5_K => (
-                &[(48, 80), (80, 112), (112, 144), (144, 176), (16, 48)],
-                &[(0, 2), (2, 4), (4, 16)],
-            ),
-            Format::Q6_K => (
-                &[
-                    (0, 32),
-                    (32, 64),
-                    (64, 96),
-                    (96, 128),
-                    (128, 160),
-                    (160, 192),
-                ],
-                &[(192, 208), (208, 210)],
-            ),
-            Format::Q4_1 | Format::Q8_0 => unreachable!(),
-        };
+        let (words, fields) = format.layout().expect("a decoded format");
         for g in 0..groups {
             for b in 0..blocks {
                 let mut dst = (g * blocks + b) * format.group_block_bytes();

@@ -423,3 +423,42 @@ fn the_decoders_half_is_exact_for_every_finite_half() {
         }
     }
 }
+
+#[test]
+fn rows_come_back_as_ggml_dequantises_them() {
+    let mut rng = Rng::new(13);
+    for (format, _) in Format::ALL {
+        let qk = format.block_inputs();
+        for (n, k) in [(1, qk), (17, 2 * qk), (40, 3 * qk)] {
+            let raw = ggml(format, n, k, &mut rng);
+            let packed = pack(format, &raw, n, k);
+            let w = Packed::new(format, n, k, &packed).expect("packed");
+            let want = dequantize(format, &raw, n, k);
+            let per = format.ggml_block_bytes();
+            let mut blk = vec![0u8; per];
+            let mut got = vec![0f32; k];
+            for row in 0..n {
+                for b in 0..k / qk {
+                    super::rows::ggml_block(&w, row, b, &mut blk);
+                    let at = (row * (k / qk) + b) * per;
+                    assert_eq!(blk, raw[at..at + per], "{format:?} row {row} block {b}");
+                }
+                super::rows::dequantize_row(&w, row, &mut got);
+                let want = &want[row * k..(row + 1) * k];
+                // Exact where GGML's arithmetic is (a half times a small integer); else within
+                // f32's rounding of the row's largest value.
+                let exact = matches!(format, Format::Q4_0 | Format::Q5_0 | Format::Q8_0);
+                let top = want.iter().fold(0f64, |m, v| m.max(v.abs()));
+                for (i, (g, w)) in got.iter().zip(want).enumerate() {
+                    let err = (f64::from(*g) - w).abs();
+                    let tol = if exact {
+                        0.0
+                    } else {
+                        4.0 * f64::from(f32::EPSILON) * top
+                    };
+                    assert!(err <= tol, "{format:?} {n}x{k} row {row} [{i}]: {g} vs {w}");
+                }
+            }
+        }
+    }
+}

@@ -11,7 +11,10 @@ pub mod converter;
 mod meta;
 pub mod prepare;
 
-use std::path::{Path, PathBuf};
+use std::{
+    path::{Path, PathBuf},
+    sync::Arc,
+};
 
 pub use chat::ChatTemplate;
 pub use meta::{KvCacheLayout, ModelMeta};
@@ -26,8 +29,8 @@ pub struct ModelDir {
     pub dir: PathBuf,
     /// Its `morpheus.json`.
     pub meta: ModelMeta,
-    /// Its tokenizer.
-    pub tokenizer: Tokenizer,
+    /// Its tokenizer (shared with the engine's detokenizer: Gemma 3's holds about 100 MB).
+    pub tokenizer: Arc<Tokenizer>,
     /// Its chat template.
     pub chat: ChatTemplate,
 }
@@ -40,6 +43,8 @@ impl ModelDir {
         let tok_path = dir.join(&meta.tokenizer_file);
         let tokenizer = Tokenizer::from_file(&tok_path)
             .map_err(|e| Error::model(&tok_path, format!("cannot load the tokenizer: {e}")))?;
+        // The parse's temporaries are freed now, but stay resident until trimmed (`heap.rs`).
+        crate::heap::release_freed();
         let chat = ChatTemplate::new(&meta)?;
         for file in [&meta.model_file, meta.weights_file()] {
             if !dir.join(file).is_file() {
@@ -49,7 +54,7 @@ impl ModelDir {
         Ok(Self {
             dir,
             meta,
-            tokenizer,
+            tokenizer: Arc::new(tokenizer),
             chat,
         })
     }
