@@ -8,7 +8,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-from gguf import GGMLQuantizationType, GGUFReader
+from gguf import GGMLQuantizationType
+
+from .gguf_file import GgufFile
 
 
 # `general.architecture` values the converter takes.
@@ -100,16 +102,13 @@ class GgufModel:
     tensors: dict[str, RawTensor] = field(default_factory=dict)
 
 
-def _field(reader: GGUFReader, key: str, default=None):
-    f = reader.fields.get(key)
-    if f is None:
-        return default
-    return f.contents()
+def _field(reader: GgufFile, key: str, default=None):
+    return reader.fields.get(key, default)
 
 
 def load(path: Path) -> GgufModel:
     """Parse `path` (memory-mapped; tensor data is not copied)."""
-    reader = GGUFReader(str(path))
+    reader = GgufFile(path)
     arch = _field(reader, "general.architecture")
     if arch not in ARCHITECTURES:
         raise ValueError(f"{path}: architecture {arch!r} is not supported (the worker serves "
@@ -150,7 +149,7 @@ def load(path: Path) -> GgufModel:
     model = GgufModel(path=path, config=config, tokenizer=tok)
     for t in reader.tensors:
         # GGUF lists dimensions fastest-first; a weight of `n` outputs by `k` inputs is (k, n).
-        shape = tuple(int(d) for d in reversed(t.shape.tolist()))
+        shape = tuple(reversed(t.dims))
         model.tensors[t.name] = RawTensor(t.name, GGMLQuantizationType(t.tensor_type), shape, t.data)
     factors = model.tensors.get("rope_freqs.weight")
     if factors is not None:

@@ -38,6 +38,10 @@ pub(crate) const CONVERTER: &[(&str, &str)] = &[
         include_str!("../../python/morpheus_model/generate.py"),
     ),
     (
+        "gguf_file.py",
+        include_str!("../../python/morpheus_model/gguf_file.py"),
+    ),
+    (
         "gguf_source.py",
         include_str!("../../python/morpheus_model/gguf_source.py"),
     ),

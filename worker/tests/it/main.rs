@@ -9,6 +9,7 @@ mod choices;
 mod common;
 mod completions;
 mod gemma3;
+mod gguf_file;
 mod liveness;
 mod openai_client;
 mod prefill;
