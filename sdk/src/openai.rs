@@ -20,8 +20,8 @@ pub use completions::{
 };
 pub use logprobs::{ChoiceLogprobs, TokenLogprob, TopLogprob};
 pub use tools::{
-    Function, FunctionCall, FunctionCallDelta, ToolCall, ToolCallDelta, ToolChoice, call_text,
-    tool_prompt,
+    Function, FunctionCall, FunctionCallDelta, MAX_PARALLEL_CALLS, ToolCall, ToolCallDelta,
+    ToolChoice, call_text, tool_prompt,
 };
 
 /// One message of a conversation.
@@ -145,6 +145,10 @@ pub struct ChatCompletionRequest {
     /// `none`, `auto`, `required` or a named function ([`ChatCompletionRequest::tool_choice`]).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tool_choice: Option<serde_json::Value>,
+    /// Whether an answer may make several tool calls (absent: yes, as OpenAI's default;
+    /// [`ChatCompletionRequest::parallel_calls`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub parallel_tool_calls: Option<bool>,
     /// Return the log-probability of each chosen token.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub logprobs: Option<bool>,

@@ -33,7 +33,8 @@ pub fn prompt_bound_with_tools(messages: &[ChatMessage], tools: &[Function]) -> 
         return bound;
     }
     bound
-        .saturating_add(tool_prompt(tools).len() as u64)
+        // The longer form (several calls allowed): a bound whatever the request's choice.
+        .saturating_add(tool_prompt(tools, true).len() as u64)
         .saturating_add(MESSAGE_TOKENS + "system".len() as u64)
 }
 

@@ -1,7 +1,7 @@
 //! Any OpenAI client works unchanged through the gateway: the official Python `openai`
 //! package (content parts and the `developer` role included, structured output,
-//! log-probabilities and tool calls passed through; what is not served refused by name), and the
-//! stream's shape to its last event.
+//! log-probabilities and tool calls, several in one answer, passed through; what is not served
+//! refused by name), and the stream's shape to its last event.
 
 use std::process::Command;
 
@@ -48,10 +48,17 @@ assert len(l.choices[0].logprobs.content) == l.usage.completion_tokens, l
 tools = [{"type": "function", "function": {"name": "get_weather", "parameters": {
     "type": "object", "properties": {"city": {"type": "string", "maxLength": 12}}, "required": ["city"]}}}]
 t = client.chat.completions.create(model=sys.argv[2], messages=messages, tools=tools,
-                                   tool_choice="required", max_tokens=100, temperature=0)
+                                   tool_choice="required", max_tokens=100, temperature=0,
+                                   parallel_tool_calls=False)
 call = t.choices[0].message.tool_calls[0]
 assert t.choices[0].finish_reason == "tool_calls" and call.function.name == "get_weather", t
 assert isinstance(json.loads(call.function.arguments)["city"], str), call
+# Several calls in one answer (the tiny model, without an end-of-sequence token, writes all eight).
+many = client.chat.completions.create(model=sys.argv[2], messages=messages, tools=tools,
+                                      tool_choice="required", max_tokens=900, temperature=0)
+calls = many.choices[0].message.tool_calls
+assert many.choices[0].finish_reason == "tool_calls" and len(calls) == 8, many
+assert len({c.id for c in calls}) == 8 and all(json.loads(c.function.arguments) for c in calls), calls
 # `n` choices: one session, each choice a sequence of its own, in index order (greedy here, so
 # that the streamed request gives the same text).
 c = client.chat.completions.create(model=sys.argv[2], messages=messages, max_tokens=6, n=2,
@@ -106,17 +113,17 @@ for extra, param in [({"tools": [{"type": "function", "function": {"description"
         raise AssertionError(f"{extra} was answered")
     except openai.BadRequestError as e:
         assert e.body["param"] == param, (extra, e.body)
-used = [r.usage, last.usage, p.usage, s.usage, l.usage, t.usage, c.usage, cs[-1].usage,
+used = [r.usage, last.usage, p.usage, s.usage, l.usage, t.usage, many.usage, c.usage, cs[-1].usage,
         k.usage, ks[-1].usage, kl.usage, kls[-1].usage]
 print(json.dumps({"tokens": sum(u.total_tokens for u in used)}))
 "#;
 
 #[tokio::test]
 async fn the_official_openai_client_chats_and_streams_with_usage() {
-    // Twelve sessions: whole, streamed, the same conversation as content parts, structured
-    // output, log-probabilities, a tool call, two choices (whole and streamed), a text
-    // completion (whole and streamed) and its log-probabilities (whole and streamed); six
-    // requests for what is not served are refused before a session is asked for.
+    // Thirteen sessions: whole, streamed, the same conversation as content parts, structured
+    // output, log-probabilities, a tool call, eight calls in one answer, two choices (whole and
+    // streamed), a text completion (whole and streamed) and its log-probabilities (whole and
+    // streamed); six requests for what is not served are refused before a session is asked for.
     // The venv (with `openai`) is installed by the kit on first use; without it the test
     // fails, it is never skipped.
     let python = python().expect("the project's venv");
@@ -140,8 +147,8 @@ async fn the_official_openai_client_chats_and_streams_with_usage() {
     let tokens = printed["tokens"].as_u64().expect("tokens");
 
     // Both sessions were reported as the client saw them, and credited.
-    let info = net.wait_for_reports(net.address(PROVIDER), 12).await;
-    assert_eq!(info.reputation.completed, 12, "{info:?}");
+    let info = net.wait_for_reports(net.address(PROVIDER), 13).await;
+    assert_eq!(info.reputation.completed, 13, "{info:?}");
     assert_eq!(info.reputation.failed, 0, "{info:?}");
     assert_eq!(
         info.record.tokens, tokens,

@@ -3,8 +3,8 @@
 //! at most four stops, penalties in [-2, 2], biases in [-100, 100], at most 20 alternatives of
 //! log-probabilities), and what the network does not serve yet, refused by name rather than
 //! ignored (a client asking for several choices must not get one as if it had not asked).
-//! Fields the network has no use for and that constrain nothing (`user`, `parallel_tool_calls`,
-//! ...) are ignored, as OpenAI ignores what it does not know.
+//! Fields the network has no use for and that constrain nothing (`user`, ...) are ignored, as
+//! OpenAI ignores what it does not know.
 
 use serde_json::Value;
 
@@ -592,6 +592,32 @@ mod tests {
             r.response_format().expect("read"),
             super::ResponseFormat::JsonObject
         );
+    }
+
+    #[test]
+    fn an_answer_may_call_several_tools_unless_told_not_to_or_a_function_is_named() {
+        use crate::openai::{Function, tool_prompt};
+        let tools = r#""tools":[{"type":"function","function":{"name":"time"}}]"#;
+        for (extra, want) in [
+            ("", true),
+            (r#","parallel_tool_calls":true"#, true),
+            (r#","parallel_tool_calls":false"#, false),
+            (
+                r#","tool_choice":{"type":"function","function":{"name":"time"}}"#,
+                false,
+            ),
+        ] {
+            let r = parse(&format!(r#"{{"model":"m",{HI},{tools}{extra}}}"#));
+            r.check().expect("served");
+            assert_eq!(r.parallel_calls().expect("read"), want, "{extra}");
+        }
+        let f = [Function {
+            name: "time".into(),
+            description: None,
+            parameters: None,
+        }];
+        assert!(tool_prompt(&f, true).contains("each call's object on its own line"));
+        assert!(!tool_prompt(&f, false).contains("own line"));
     }
 
     #[test]

@@ -4,7 +4,9 @@
 //! functions are described to the model in a system message ([`tool_prompt`]), and the answer is
 //! held to `{"name": <one of them>, "arguments": <its parameters' schema>}` (`required`), to the
 //! named function's arguments, or to either a call or text that does not start with `{`
-//! (`auto`). One call per answer (`parallel_tool_calls` is read and has no effect).
+//! (`auto`). Under `required` and `auto` an answer may make several calls, each object on its own
+//! line, up to [`MAX_PARALLEL_CALLS`], unless `parallel_tool_calls` is `false`; a named function
+//! is called once.
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -35,7 +37,7 @@ pub struct FunctionCall {
 /// A call as a stream sends it: the first delta of a call has its id, type and name.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ToolCallDelta {
-    /// Which call of the answer (always 0: one call per answer).
+    /// Which call of the answer: 0, 1, ... in the order they are written.
     pub index: u32,
     /// The call's id, on its first delta.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -93,15 +95,24 @@ pub enum ToolChoice {
     Named(String),
 }
 
-/// The system message that describes `functions` to the model.
-pub fn tool_prompt(functions: &[Function]) -> String {
+/// Most calls in one answer: a model cannot go on calling forever.
+pub const MAX_PARALLEL_CALLS: u32 = 8;
+
+/// The system message that describes `functions` to the model; `parallel`: it may call several
+/// at once.
+pub fn tool_prompt(functions: &[Function], parallel: bool) -> String {
     let list: Vec<String> = functions
         .iter()
         .map(|f| serde_json::to_string(f).unwrap_or_default())
         .collect();
+    let several = if parallel {
+        " To call several at once, write each call's object on its own line."
+    } else {
+        ""
+    };
     format!(
         "You can call these functions. To call one, answer with only a JSON object \
-         {{\"name\": <the function's name>, \"arguments\": <its arguments>}}.\n{}",
+         {{\"name\": <the function's name>, \"arguments\": <its arguments>}}.{several}\n{}",
         list.join("\n")
     )
 }
@@ -184,6 +195,13 @@ impl ChatCompletionRequest {
             out.push(f);
         }
         Ok(out)
+    }
+
+    /// Whether an answer may make several calls: `parallel_tool_calls` (absent: yes), and never
+    /// for a named function.
+    pub fn parallel_calls(&self) -> Result<bool, Refusal> {
+        Ok(self.parallel_tool_calls != Some(false)
+            && !matches!(self.tool_choice()?, ToolChoice::Named(_)))
     }
 
     /// `tool_choice`: `auto` when tools are offered and it is absent, `none` without tools.

@@ -101,10 +101,10 @@ pub(super) async fn completions(
             return Ok(generate::stream(events, 1, reservation, render).into_response());
         }
         let whole = generate::collect(events, 1, reservation).await?.remove(0);
-        let call = (whole.done.finish != crate::engine::FinishReason::Length)
+        let calls = (whole.done.finish != crate::engine::FinishReason::Length)
             .then(|| tools.read(&whole.text))
             .flatten();
-        return Ok(Json(response(&state, meta, whole, call, with_logprobs)).into_response());
+        return Ok(Json(response(&state, meta, whole, calls, with_logprobs)).into_response());
     }
     if req.stream {
         let st = state.clone();
@@ -141,24 +141,24 @@ pub(super) async fn completions(
     Ok(Json(answer).into_response())
 }
 
-/// A whole answer: its text, or the call it is (`finish_reason: "tool_calls"`).
+/// A whole answer: its text, or the calls it makes (`finish_reason: "tool_calls"`).
 fn response(
     state: &AppState,
     meta: Meta,
     whole: Whole,
-    call: Option<ToolCall>,
+    calls: Option<Vec<ToolCall>>,
     with_logprobs: bool,
 ) -> ChatCompletionResponse {
     let logprobs = with_logprobs.then(|| generate::chat_logprobs(state, &whole.logprobs));
-    let finish = if call.is_some() {
+    let finish = if calls.is_some() {
         "tool_calls"
     } else {
         whole.done.finish.as_str()
     };
-    let message = match call {
-        Some(call) => ChatMessage {
+    let message = match calls {
+        Some(calls) => ChatMessage {
             role: "assistant".into(),
-            tool_calls: Some(vec![call]),
+            tool_calls: Some(calls),
             ..Default::default()
         },
         None => ChatMessage::assistant(whole.text),

@@ -1,7 +1,7 @@
 //! A tool-using answer streamed while it is written: the role, then (`call_stream.rs`) text
-//! deltas for an answer that is not a call, or the call's deltas: its id, type and function name
-//! once the name is whole, then its arguments as the model writes them; the finish
-//! (`tool_calls` once the arguments are whole), the usage if asked, `[DONE]`.
+//! deltas for an answer that is not a call, or each call's deltas under its index: its id, type
+//! and function name once the name is whole, then its arguments as the model writes them; the
+//! finish (`tool_calls` once every call is whole), the usage if asked, `[DONE]`.
 
 use std::sync::{Arc, Mutex, PoisonError};
 
@@ -24,7 +24,6 @@ pub(super) fn render(
 ) -> impl Fn(Item<'_>) -> Vec<String> + Send + Sync + 'static {
     let (scanner, first) = tools.stream();
     let pending = Arc::new(Mutex::new((scanner, first)));
-    let id = call_id();
     move |item: Item<'_>| {
         let mut guard = pending.lock().unwrap_or_else(PoisonError::into_inner);
         let (scanner, first) = &mut *guard;
@@ -32,15 +31,15 @@ pub(super) fn render(
             Item::Start(i) => {
                 let mut out = render_chunk(&state, &meta, Item::Start(i), false);
                 let pieces = std::mem::take(first);
-                out.extend(pieces_as_chunks(&state, &meta, &id, i, pieces, &[]));
+                out.extend(pieces_as_chunks(&state, &meta, i, pieces, &[]));
                 out
             }
             Item::Text(i, text, logprobs) => {
                 let pieces = scanner.push(&text);
-                pieces_as_chunks(&state, &meta, &id, i, pieces, logprobs)
+                pieces_as_chunks(&state, &meta, i, pieces, logprobs)
             }
             Item::Done(i, done) => {
-                let finish = if scanner.call().is_some() {
+                let finish = if scanner.calls().is_some() {
                     "tool_calls"
                 } else {
                     done.finish.as_str()
@@ -56,7 +55,6 @@ pub(super) fn render(
 fn pieces_as_chunks(
     state: &AppState,
     meta: &Meta,
-    id: &str,
     i: u32,
     pieces: Vec<Piece>,
     logprobs: &[crate::engine::TokenLogprob],
@@ -68,8 +66,10 @@ fn pieces_as_chunks(
                 content: Some(text),
                 ..Default::default()
             },
-            Piece::Name(name) => call_delta(Some(id), Some(name), String::new()),
-            Piece::Arguments(arguments) => call_delta(None, None, arguments),
+            Piece::Name(index, name) => {
+                call_delta(index, Some(call_id()), Some(name), String::new())
+            }
+            Piece::Arguments(index, arguments) => call_delta(index, None, None, arguments),
         };
         chunks.push(chunk(meta, i, delta, None));
     }
@@ -81,12 +81,13 @@ fn pieces_as_chunks(
     generate::to_data(&chunks)
 }
 
-fn call_delta(id: Option<&str>, name: Option<String>, arguments: String) -> Delta {
+/// A delta of call `index`; its first carries its new `id`, type and name.
+fn call_delta(index: u32, id: Option<String>, name: Option<String>, arguments: String) -> Delta {
     Delta {
         tool_calls: Some(vec![ToolCallDelta {
-            index: 0,
-            id: id.map(str::to_string),
-            kind: id.map(|_| "function".to_string()),
+            index,
+            kind: id.as_ref().map(|_| "function".to_string()),
+            id,
             function: FunctionCallDelta {
                 name,
                 arguments: Some(arguments),

@@ -1,11 +1,12 @@
 //! Tool calls in a chat: the functions shown to the model (a system message), the grammar its
-//! answer is held to (a call, the named function's arguments, or a call or text under `auto`),
-//! and the answer read back as `tool_calls`.
+//! answer is held to (calls one per line, the named function's arguments, or calls or text under
+//! `auto`), and the answer read back as `tool_calls`.
 
 use std::sync::Arc;
 
 use morpheus_sdk::openai::{
-    ChatCompletionRequest, ChatMessage, FunctionCall, ToolCall, ToolChoice, tool_prompt,
+    ChatCompletionRequest, ChatMessage, FunctionCall, MAX_PARALLEL_CALLS, ToolCall, ToolChoice,
+    tool_prompt,
 };
 use serde_json::Value;
 
@@ -20,6 +21,8 @@ use crate::engine::constrain::{self, Grammar};
 pub(super) struct Tools {
     functions: Vec<morpheus_sdk::openai::Function>,
     choice: ToolChoice,
+    /// Several calls in one answer (`parallel_tool_calls`).
+    parallel: bool,
 }
 
 impl Tools {
@@ -32,6 +35,7 @@ impl Tools {
         Ok(Some(Self {
             functions: req.tool_functions().map_err(refused)?,
             choice,
+            parallel: req.parallel_calls().map_err(refused)?,
         }))
     }
 
@@ -80,6 +84,11 @@ impl Tools {
                         .unwrap_or(0);
                     at(i, e)
                 })?;
+                let g = if self.parallel {
+                    g.lines(MAX_PARALLEL_CALLS)
+                } else {
+                    g
+                };
                 if *choice == ToolChoice::Auto {
                     g.or_text()
                 } else {
@@ -99,7 +108,7 @@ impl Tools {
 
     /// The conversation as the model sees it: the functions described in the system message.
     pub(super) fn show(&self, messages: &mut Vec<ChatMessage>) {
-        let prompt = tool_prompt(&self.functions);
+        let prompt = tool_prompt(&self.functions, self.parallel);
         match messages.first_mut() {
             Some(m) if m.role == "system" => m.content = format!("{}\n\n{prompt}", m.content),
             _ => messages.insert(0, ChatMessage::system(prompt)),
@@ -110,26 +119,33 @@ impl Tools {
     /// (a named function's name).
     pub(super) fn stream(&self) -> (CallStream, Vec<Piece>) {
         match &self.choice {
-            ToolChoice::Named(name) => CallStream::new(Some(name), false),
-            choice => CallStream::new(None, *choice == ToolChoice::Auto),
+            ToolChoice::Named(name) => CallStream::new(Some(name), false, false),
+            choice => CallStream::new(None, *choice == ToolChoice::Auto, self.parallel),
         }
     }
 
-    /// The call in `answer`, if it is one: read by the stream's scanner, so a stream's deltas
-    /// join into exactly this call (the arguments as the model wrote them).
-    pub(super) fn read(&self, answer: &str) -> Option<ToolCall> {
+    /// The calls `answer` makes, if it is calls: read by the stream's scanner, so a stream's
+    /// deltas join into exactly these calls (the arguments as the model wrote them).
+    pub(super) fn read(&self, answer: &str) -> Option<Vec<ToolCall>> {
         let (mut scanner, _) = self.stream();
         scanner.push(answer);
-        let (name, arguments) = scanner.call()?;
-        let name = match &self.choice {
-            ToolChoice::Named(named) => named.clone(),
-            _ => name,
-        };
-        Some(ToolCall {
-            id: call_id(),
-            kind: "function".into(),
-            function: FunctionCall { name, arguments },
-        })
+        let calls = scanner.calls()?;
+        Some(
+            calls
+                .into_iter()
+                .map(|(name, arguments)| {
+                    let name = match &self.choice {
+                        ToolChoice::Named(named) => named.clone(),
+                        _ => name,
+                    };
+                    ToolCall {
+                        id: call_id(),
+                        kind: "function".into(),
+                        function: FunctionCall { name, arguments },
+                    }
+                })
+                .collect(),
+        )
     }
 }
 

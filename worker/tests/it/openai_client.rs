@@ -1,7 +1,8 @@
 //! Widely used clients work unchanged against the worker (only the assignment header is
 //! added): the official `openai` Python client (chat, streaming, structured output parsed into
-//! a pydantic model, log-probabilities, text completions, a tool call round trip, a refusal) and
-//! LangChain's `ChatOpenAI` (invoke, stream, structured output, log-probabilities, a bound tool).
+//! a pydantic model, log-probabilities, text completions, a tool call round trip, several calls
+//! in one answer, a refusal) and LangChain's `ChatOpenAI` (invoke, stream, structured output,
+//! log-probabilities, a bound tool).
 
 use std::process::Command;
 
@@ -59,7 +60,7 @@ tools = [{"type": "function", "function": {"name": "get_weather", "parameters": 
     "required": ["city"], "additionalProperties": False}}}]
 ask = [{"role": "user", "content": "Weather in Paris?"}]
 t = client.chat.completions.create(model=model, messages=ask, tools=tools, tool_choice="required",
-                                   max_tokens=100, temperature=0)
+                                   max_tokens=100, temperature=0, parallel_tool_calls=False)
 call = t.choices[0].message.tool_calls[0]
 assert t.choices[0].finish_reason == "tool_calls" and call.function.name == "get_weather", t
 assert isinstance(json.loads(call.function.arguments)["city"], str), call
@@ -69,9 +70,23 @@ back = client.chat.completions.create(
 assert back.choices[0].message.content and not back.choices[0].message.tool_calls, back
 deltas = [c.choices[0].delta.tool_calls for c in client.chat.completions.create(
     model=model, messages=ask, tools=tools, tool_choice="required", max_tokens=100, temperature=0,
-    stream=True) if c.choices and c.choices[0].delta.tool_calls]
+    parallel_tool_calls=False, stream=True) if c.choices and c.choices[0].delta.tool_calls]
 assert deltas and deltas[0][0].function.name == "get_weather", deltas
 assert json.loads("".join(d[0].function.arguments or "" for d in deltas)) == json.loads(call.function.arguments)
+
+# Several calls in one answer (the tiny model has no end-of-sequence token: it writes all eight),
+# whole and streamed, each call's deltas under its index.
+many = client.chat.completions.create(model=model, messages=ask, tools=tools, tool_choice="required",
+                                      max_tokens=900, temperature=0)
+calls = many.choices[0].message.tool_calls
+assert many.choices[0].finish_reason == "tool_calls" and len(calls) == 8, many
+assert len({c.id for c in calls}) == 8 and all(c.function.name == "get_weather" for c in calls), calls
+joined = {}
+for c in client.chat.completions.create(model=model, messages=ask, tools=tools, tool_choice="required",
+                                        max_tokens=900, temperature=0, stream=True):
+    for d in (c.choices[0].delta.tool_calls or []) if c.choices else []:
+        joined[d.index] = joined.get(d.index, "") + (d.function.arguments or "")
+assert [json.loads(joined[i]) for i in range(8)] == [json.loads(c.function.arguments) for c in calls], joined
 
 # Several choices, sampled apart; more than the provider's batch refused naming `n`.
 several = client.chat.completions.create(model=model, messages=hi, max_tokens=4, n=3, seed=5)

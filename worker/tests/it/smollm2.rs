@@ -46,3 +46,59 @@ async fn knows_the_capital_of_france() {
     );
     server.stop().await;
 }
+
+#[tokio::test]
+async fn calls_a_tool_for_each_city_it_is_asked_about() {
+    // Several calls may come (one object per line) and the model ends the answer itself.
+    let server = TestWorker::with(WorkerOptions {
+        model: Some(smollm2_model()),
+        max_batch: 2,
+        ..Default::default()
+    })
+    .await;
+    let tools = serde_json::json!([{"type": "function", "function": {"name": "get_weather",
+        "description": "The current weather in a city",
+        "parameters": {"type": "object", "properties": {"city": {"type": "string", "maxLength": 20}},
+                       "required": ["city"], "additionalProperties": false}}}]);
+    for (question, cities) in [
+        ("What is the weather in Paris?", &["Paris"][..]),
+        (
+            "What is the weather in Paris and in Berlin?",
+            &["Paris", "Berlin"][..],
+        ),
+    ] {
+        let req = ChatCompletionRequest {
+            model: "SmolLM2-135M-Instruct".into(),
+            messages: vec![ChatMessage::user(question)],
+            max_tokens: Some(200),
+            temperature: Some(0.0),
+            tools: Some(tools.clone()),
+            tool_choice: Some("required".into()),
+            ..Default::default()
+        };
+        let answer = server
+            .client()
+            .chat(&server.assignment(10_000), &req)
+            .await
+            .expect("answer");
+        let choice = &answer.choices[0];
+        assert_eq!(
+            choice.finish_reason.as_deref(),
+            Some("tool_calls"),
+            "{answer:?}"
+        );
+        let got: Vec<String> = choice
+            .message
+            .tool_calls
+            .iter()
+            .flatten()
+            .map(|c| {
+                let args: serde_json::Value =
+                    serde_json::from_str(&c.function.arguments).expect("json");
+                args["city"].as_str().expect("a city").to_string()
+            })
+            .collect();
+        assert_eq!(got, cities, "{question}: {answer:?}");
+    }
+    server.stop().await;
+}

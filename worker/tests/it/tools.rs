@@ -1,5 +1,6 @@
 //! Tool calls: `required`, a named function and `auto`, whole and streamed, the call's
-//! arguments held to its schema; the round trip with the tool's answer; bad tools refused.
+//! arguments held to its schema; several calls in one answer; the round trip with the tool's
+//! answer; bad tools refused.
 
 use serde_json::{Value, json};
 
@@ -20,16 +21,28 @@ fn tools() -> Value {
     ])
 }
 
+/// One call per answer: the tiny model has no end-of-sequence token, so where several may come
+/// it writes as many as allowed (`several_calls_come_one_per_line_whole_and_streamed`).
 fn body(choice: Value, seed: u64) -> Value {
     json!({"model": "tiny-llama-test", "messages": [{"role": "user", "content": "What is the weather in Paris?"}],
-           "tools": tools(), "tool_choice": choice, "max_tokens": 200, "temperature": 0.8, "seed": seed})
+           "tools": tools(), "tool_choice": choice, "max_tokens": 200, "temperature": 0.8, "seed": seed,
+           "parallel_tool_calls": false})
 }
 
 /// The call of an answer, checked against its function's schema.
 fn call_of(answer: &Value) -> (String, Value) {
     let choice = &answer["choices"][0];
     assert_eq!(choice["finish_reason"], "tool_calls", "{answer}");
-    let call = &choice["message"]["tool_calls"][0];
+    assert_eq!(
+        choice["message"]["tool_calls"].as_array().map(Vec::len),
+        Some(1),
+        "{answer}"
+    );
+    checked(&choice["message"]["tool_calls"][0])
+}
+
+/// A call, checked against its function's schema.
+fn checked(call: &Value) -> (String, Value) {
     assert_eq!(call["type"], "function");
     assert!(
         call["id"]
@@ -180,6 +193,62 @@ async fn a_streamed_call_comes_as_deltas_and_the_round_trip_answers() {
             .is_some_and(|t| !t.is_empty())
     );
     assert!(a["choices"][0]["message"].get("tool_calls").is_none());
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn several_calls_come_one_per_line_whole_and_streamed() {
+    let server = TestWorker::start().await;
+    for seed in 0..2 {
+        let mut b = body(json!("required"), seed);
+        b["parallel_tool_calls"] = json!(true);
+        b["max_tokens"] = json!(3000);
+        let (status, whole) = post(&server, "/v1/chat/completions", &b).await;
+        assert_eq!(status, 200, "{whole}");
+        let choice = &whole["choices"][0];
+        assert_eq!(choice["finish_reason"], "tool_calls", "{whole}");
+        // Without an end-of-sequence token the tiny model writes the most an answer may hold.
+        let calls = choice["message"]["tool_calls"].as_array().expect("calls");
+        assert_eq!(calls.len(), 8, "{whole}");
+        let want: Vec<(String, Value)> = calls.iter().map(checked).collect();
+        let ids: std::collections::HashSet<&str> =
+            calls.iter().filter_map(|c| c["id"].as_str()).collect();
+        assert_eq!(ids.len(), calls.len(), "each call its own id");
+
+        // Streamed: each call's deltas under its index, the first with its id, type and name;
+        // they join into the same calls.
+        let chunks = post_stream(&server, "/v1/chat/completions", &b).await;
+        let mut got: Vec<(String, String)> = Vec::new();
+        for d in chunks
+            .iter()
+            .filter_map(|c| c["choices"][0]["delta"]["tool_calls"].as_array())
+            .flatten()
+        {
+            let index = d["index"].as_u64().expect("index") as usize;
+            if let Some(name) = d["function"]["name"].as_str() {
+                assert_eq!(index, got.len(), "a call opens after the one before: {d}");
+                assert!(d["id"].as_str().is_some_and(|id| id.starts_with("call_")));
+                assert_eq!(d["type"], "function");
+                got.push((name.to_string(), String::new()));
+            } else {
+                assert_eq!(index + 1, got.len(), "arguments of the open call: {d}");
+                assert!(d.get("id").is_none_or(Value::is_null));
+            }
+            got[index]
+                .1
+                .push_str(d["function"]["arguments"].as_str().unwrap_or_default());
+        }
+        let got: Vec<(String, Value)> = got
+            .into_iter()
+            .map(|(n, a)| (n, serde_json::from_str(&a).expect("json arguments")))
+            .collect();
+        assert_eq!(got, want, "seed {seed}");
+        assert!(
+            chunks
+                .iter()
+                .any(|c| c["choices"][0]["finish_reason"] == "tool_calls")
+        );
+    }
     server.stop().await;
 }
 

@@ -54,6 +54,14 @@ pub(crate) enum Node {
     /// Free text that does not start with `{` (a tool call's alternative under `auto`); it
     /// ends with the model's end of sequence.
     Text,
+    /// One to `max` values of `item`, each after the first on a line of its own (one `\n`
+    /// between them, nothing else): several tool calls in one answer.
+    Lines {
+        /// Each value's shape.
+        item: NodeId,
+        /// Most values.
+        max: u32,
+    },
 }
 
 /// An object's keys.
@@ -120,6 +128,16 @@ impl Grammar {
             additional: Some(any),
         }));
         g
+    }
+
+    /// One to `max` answers of this grammar, one per line (several tool calls).
+    pub fn lines(mut self, max: u32) -> Self {
+        let item = self.root;
+        self.root = self.push(Node::Lines {
+            item,
+            max: max.max(1),
+        });
+        self
     }
 
     /// This grammar, or free text that does not start with `{`.

@@ -91,6 +91,13 @@ enum Frame {
         count: u32,
         phase: ArrPhase,
     },
+    /// After value `count` of a [`Node::Lines`] (whole); `open`: its newline is read, the next
+    /// value's first byte comes.
+    Lines {
+        node: NodeId,
+        count: u32,
+        open: bool,
+    },
     /// Inside free text: anything goes.
     Text,
 }
@@ -131,15 +138,29 @@ impl Matcher {
     /// What was fed is a whole answer (it may end here).
     pub(crate) fn is_complete(&self) -> bool {
         self.stacks.iter().any(|s| match s.frames.as_slice() {
-            [] | [Frame::Text] => true,
+            [] | [Frame::Text] | [Frame::Lines { open: false, .. }] => true,
             [Frame::Num { phase, .. }] => phase.complete(),
             _ => false,
         })
     }
 
-    /// What was fed is a whole answer and nothing may follow it.
-    pub(crate) fn is_finished(&self) -> bool {
-        !self.stacks.is_empty() && self.stacks.iter().all(|s| s.frames.is_empty())
+    /// What was fed is a whole answer and nothing may follow it (the last of as many lines as
+    /// [`Node::Lines`] allows counts).
+    pub(crate) fn is_finished(&self, g: &Grammar) -> bool {
+        !self.stacks.is_empty()
+            && self.stacks.iter().all(|s| match s.frames.as_slice() {
+                [] => true,
+                [
+                    Frame::Lines {
+                        node,
+                        count,
+                        open: false,
+                    },
+                ] => {
+                    matches!(g.node(*node), Node::Lines { max, .. } if count >= max)
+                }
+                _ => false,
+            })
     }
 
     /// Feeds `bytes`; false (and a dead matcher) when they break the grammar.
@@ -202,6 +223,30 @@ fn step(g: &Grammar, mut s: Stack, b: u8, out: &mut Vec<Stack>) {
     }
     match top {
         Frame::Text => out.push(s),
+        Frame::Lines { node, count, open } => {
+            let Node::Lines { item, max } = *g.node(node) else {
+                return;
+            };
+            match (open, b) {
+                (false, b'\n') if count < max => {
+                    *s.frames.last_mut().expect("top") = Frame::Lines {
+                        node,
+                        count,
+                        open: true,
+                    };
+                    out.push(s);
+                }
+                (true, _) if !ws => {
+                    *s.frames.last_mut().expect("top") = Frame::Lines {
+                        node,
+                        count: count + 1,
+                        open: false,
+                    };
+                    start_value(g, s, item, b, out);
+                }
+                _ => {}
+            }
+        }
         Frame::Value(node) => {
             if ws {
                 return whitespace(s, b, out);
@@ -536,6 +581,18 @@ fn start_value(g: &Grammar, s: Stack, node: NodeId, b: u8, out: &mut Vec<Stack>)
             }
         }
         Node::Text if b != b'{' => push(s, Frame::Text, out),
+        Node::Lines { item, .. } => {
+            let lines = Frame::Lines {
+                node,
+                count: 1,
+                open: false,
+            };
+            if s.frames.len() + 1 < MAX_DEPTH {
+                let mut s = s;
+                s.frames.push(lines);
+                start_value(g, s, *item, b, out);
+            }
+        }
         _ => {}
     }
 }

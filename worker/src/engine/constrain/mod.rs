@@ -88,7 +88,7 @@ impl Guide {
 
     /// The answer is whole and nothing may follow it: generation ends here.
     pub(crate) fn is_finished(&self) -> bool {
-        self.matcher.is_finished()
+        self.matcher.is_finished(&self.grammar)
     }
 }
 

@@ -216,7 +216,7 @@ fn random_answers(g: &Grammar, seed: u64, runs: usize) -> Vec<Value> {
         let mut m = Matcher::new(g);
         let mut text = Vec::new();
         for _ in 0..20_000 {
-            if m.is_finished() || (m.is_complete() && rng.next_u64().is_multiple_of(4)) {
+            if m.is_finished(g) || (m.is_complete() && rng.next_u64().is_multiple_of(4)) {
                 break;
             }
             let allowed: Vec<u8> = (0..=255u8).filter(|&b| m.allows(g, &[b])).collect();
@@ -337,4 +337,44 @@ fn the_mask_follows_the_grammar_over_tokens() {
         vec![7],
         "only the end once the answer is whole"
     );
+}
+
+#[test]
+fn several_calls_one_per_line_up_to_the_most() {
+    let calls = super::compile_calls(&[
+        (
+            "f".into(),
+            json!({"type": "object", "properties": {"x": {"type": "integer"}}}),
+        ),
+        ("g".into(), json!({"type": "object"})),
+    ])
+    .expect("compiles");
+    let two = calls.clone().lines(2);
+    let f = r#"{"name": "f", "arguments": {"x": 1}}"#;
+    let g = r#"{"name": "g", "arguments": {}}"#;
+    for ok in [f.to_string(), format!("{f}\n{g}"), format!("{g}\n{g}")] {
+        assert!(accepts(&two, &ok), "{ok}");
+    }
+    for bad in [
+        format!("{f}\n{g}\n{f}"), // a third call, two at most
+        format!("{f}\n"),         // a newline promises a call
+        format!("{f}\n\n{g}"),
+        format!("{f} {g}"),
+        format!("{f}\n {g}"),
+        format!("{f}\ntext"),
+    ] {
+        assert!(!accepts(&two, &bad), "{bad:?}");
+    }
+    // Each whole call may end the answer; between calls only the newline may come.
+    let mut m = Matcher::new(&two);
+    assert!(m.feed(&two, f.as_bytes()) && m.is_complete());
+    assert!(m.allows(&two, b"\n{") && !m.allows(&two, b" ") && !m.allows(&two, b"\n\n"));
+    assert!(!m.is_finished(&two));
+    // The second of two at most ends the answer: nothing may follow it.
+    assert!(m.feed(&two, format!("\n{g}").as_bytes()) && m.is_finished(&two));
+    // One at most: exactly the single-call grammar.
+    assert!(!accepts(&calls.clone().lines(1), &format!("{f}\n{g}")));
+    // Under `auto`: the calls, or text.
+    let auto = calls.lines(2).or_text();
+    assert!(accepts(&auto, &format!("{f}\n{g}")) && accepts(&auto, "It is noon."));
 }
