@@ -198,14 +198,14 @@ fn high_bits(dst: &mut [u8], src: &[u8], shift: u32, mask: u8) {
     }
 }
 
-/// Four bits, one per byte, as the fifth bit (0x10) of four weights.
-const SPREAD: [[u8; 4]; 16] = {
-    let mut t = [[0u8; 4]; 16];
+/// Four bits, one per byte, as the fifth bit (0x10) of four weights: a little-endian word.
+const SPREAD: [u32; 16] = {
+    let mut t = [0u32; 16];
     let mut nib = 0;
     while nib < 16 {
         let mut j = 0;
         while j < 4 {
-            t[nib][j] = (((nib >> j) & 1) as u8) << 4;
+            t[nib] |= (((nib >> j) & 1) as u32) << (8 * j + 4);
             j += 1;
         }
         nib += 1;
@@ -238,10 +238,9 @@ fn small(format: Format, src: &[u8], u: &mut [u8], s: &mut [f32], m: &mut [f32])
             ]);
             for c in 0..8 {
                 let at = c * 4 * ROWS + 4 * r;
+                let word: &mut [u8; 4] = (&mut u[at..at + 4]).try_into().expect("4 bytes");
                 let spread = SPREAD[((qh >> (4 * c)) & 0x0F) as usize];
-                for (byte, bit) in u[at..at + 4].iter_mut().zip(spread) {
-                    *byte |= bit;
-                }
+                *word = (u32::from_le_bytes(*word) | spread).to_le_bytes();
             }
         }
         256 + 4 * ROWS
