@@ -29,6 +29,23 @@ fn load(kernels: Kernels, activations: Activations) -> Decoder {
     Decoder::load(&env, &dir.join(&meta.model_file), &meta, &cfg).expect("decoder loads")
 }
 
+/// The tiny Gemma 3 model's decoder, `slots` sequences of `context` positions.
+fn tiny_gemma3(slots: usize, context: usize) -> Decoder {
+    let dir = morpheus_testkit::tiny_arch_model("gemma3");
+    let meta = ModelMeta::read(&dir).expect("meta");
+    let lib = morpheus_testkit::ort_library().expect("ONNX Runtime library");
+    let env = runtime::environment(&lib).expect("ONNX Runtime loads");
+    let cfg = EngineConfig {
+        max_batch: slots,
+        max_context: context,
+        threads: 2,
+        device: Device::Cpu,
+        max_queue: slots,
+        ..Default::default()
+    };
+    Decoder::load(&env, &dir.join(&meta.model_file), &meta, &cfg).expect("loads")
+}
+
 fn cosine(a: &[f32], b: &[f32]) -> f64 {
     let dot: f64 = a
         .iter()
@@ -187,19 +204,7 @@ fn a_prompt_longer_than_gemmas_window_runs_at_once_as_token_by_token() {
     // Gemma 3's sliding-window layers (16 positions in the tiny model): the prompt path (many
     // positions in one run) must mask as the decode path does (`verify` checks that one against
     // the numpy reference).
-    let dir = morpheus_testkit::tiny_arch_model("gemma3");
-    let meta = ModelMeta::read(&dir).expect("meta");
-    let lib = morpheus_testkit::ort_library().expect("ONNX Runtime library");
-    let env = runtime::environment(&lib).expect("ONNX Runtime loads");
-    let cfg = EngineConfig {
-        max_batch: 2,
-        max_context: 64,
-        threads: 2,
-        device: Device::Cpu,
-        max_queue: 2,
-        ..Default::default()
-    };
-    let mut d = Decoder::load(&env, &dir.join(&meta.model_file), &meta, &cfg).expect("loads");
+    let mut d = tiny_gemma3(2, 64);
     let prompt: Vec<u32> = (0..40).map(|i| (i * 13 + 7) % 250 + 3).collect();
     let whole = d.run_slots(0, &[(0, &prompt)]).expect("whole");
     let mut last = Vec::new();
@@ -216,19 +221,7 @@ fn a_prompt_longer_than_gemmas_window_runs_at_once_as_token_by_token() {
 fn a_token_outside_the_embedding_blocks_is_an_error_naming_it() {
     // Gemma's embeddings are read from their Q8_0 blocks (`BlockGather`): an id past the table
     // fails the run with the id, and the decoder runs on afterwards.
-    let dir = morpheus_testkit::tiny_arch_model("gemma3");
-    let meta = ModelMeta::read(&dir).expect("meta");
-    let lib = morpheus_testkit::ort_library().expect("ONNX Runtime library");
-    let env = runtime::environment(&lib).expect("ONNX Runtime loads");
-    let cfg = EngineConfig {
-        max_batch: 1,
-        max_context: 16,
-        threads: 1,
-        device: Device::Cpu,
-        max_queue: 1,
-        ..Default::default()
-    };
-    let mut d = Decoder::load(&env, &dir.join(&meta.model_file), &meta, &cfg).expect("loads");
+    let mut d = tiny_gemma3(1, 16);
     let err = d
         .run_slots(0, &[(0, &[5, 100_000])])
         .expect_err("outside the table");

@@ -13,7 +13,7 @@ use ort::{
     value::TensorElementType,
 };
 
-use super::{Format, Packed, rows::dequantize_row};
+use super::{Format, Packed, op::weight_attributes, rows::dequantize_row};
 
 /// The `BlockGather` operator.
 #[derive(Debug, Clone, Copy, Default)]
@@ -38,24 +38,7 @@ impl Operator for BlockGather {
     }
 
     fn create_kernel<'attr>(&self, info: &KernelContext<'attr>) -> ort::Result<BlockGatherKernel> {
-        let node = info.node_name().unwrap_or_default();
-        let bad = |what: String| ort::Error::new(format!("BlockGather node `{node}`: {what}"));
-        let format = info
-            .get::<String>("format")
-            .ok_or_else(|| bad("missing the `format` attribute".into()))?;
-        let format = Format::parse(&format).ok_or_else(|| {
-            let names: Vec<&str> = Format::ALL.iter().map(|(_, n)| *n).collect();
-            bad(format!(
-                "unknown format `{format}` (one of {})",
-                names.join(", ")
-            ))
-        })?;
-        let dim = |name: &str| match info.get::<i64>(name) {
-            Some(v) if v > 0 => usize::try_from(v).map_err(|_| bad(format!("`{name}` too large"))),
-            Some(v) => Err(bad(format!("`{name}` = {v} must be positive"))),
-            None => Err(bad(format!("missing the `{name}` attribute"))),
-        };
-        let (n, k) = (dim("N")?, dim("K")?);
+        let (node, format, n, k) = weight_attributes("BlockGather", info)?;
         Ok(BlockGatherKernel { node, format, n, k })
     }
 }

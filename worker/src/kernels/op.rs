@@ -80,24 +80,8 @@ impl Operator for BlockMatMul {
     }
 
     fn create_kernel<'attr>(&self, info: &KernelContext<'attr>) -> ort::Result<BlockMatMulKernel> {
-        let node = info.node_name().unwrap_or_default();
+        let (node, format, n, k) = weight_attributes("BlockMatMul", info)?;
         let bad = |what: String| ort::Error::new(format!("BlockMatMul node `{node}`: {what}"));
-        let format = info
-            .get::<String>("format")
-            .ok_or_else(|| bad("missing the `format` attribute".into()))?;
-        let format = Format::parse(&format).ok_or_else(|| {
-            let names: Vec<&str> = Format::ALL.iter().map(|(_, n)| *n).collect();
-            bad(format!(
-                "unknown format `{format}` (one of {})",
-                names.join(", ")
-            ))
-        })?;
-        let dim = |name: &str| match info.get::<i64>(name) {
-            Some(v) if v > 0 => usize::try_from(v).map_err(|_| bad(format!("`{name}` too large"))),
-            Some(v) => Err(bad(format!("`{name}` = {v} must be positive"))),
-            None => Err(bad(format!("missing the `{name}` attribute"))),
-        };
-        let (n, k) = (dim("N")?, dim("K")?);
         let activation = info.get::<String>("activation").unwrap_or_default();
         let activation = Activation::parse(&activation).ok_or_else(|| {
             bad(format!(
@@ -123,6 +107,33 @@ impl Operator for BlockMatMul {
             a: Quantized::default(),
         })
     }
+}
+
+/// A node's name and the attributes of the packed weight it reads (`format`, `N`, `K`), each
+/// checked; an error names the operator `op`, the node and the attribute.
+pub(super) fn weight_attributes(
+    op: &str,
+    info: &KernelContext<'_>,
+) -> ort::Result<(String, Format, usize, usize)> {
+    let node = info.node_name().unwrap_or_default();
+    let bad = |what: String| ort::Error::new(format!("{op} node `{node}`: {what}"));
+    let format = info
+        .get::<String>("format")
+        .ok_or_else(|| bad("missing the `format` attribute".into()))?;
+    let format = Format::parse(&format).ok_or_else(|| {
+        let names: Vec<&str> = Format::ALL.iter().map(|(_, n)| *n).collect();
+        bad(format!(
+            "unknown format `{format}` (one of {})",
+            names.join(", ")
+        ))
+    })?;
+    let dim = |name: &str| match info.get::<i64>(name) {
+        Some(v) if v > 0 => usize::try_from(v).map_err(|_| bad(format!("`{name}` too large"))),
+        Some(v) => Err(bad(format!("`{name}` = {v} must be positive"))),
+        None => Err(bad(format!("missing the `{name}` attribute"))),
+    };
+    let (n, k) = (dim("N")?, dim("K")?);
+    Ok((node, format, n, k))
 }
 
 /// One `BlockMatMul` node: its attributes and its activation buffers.

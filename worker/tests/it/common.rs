@@ -1,4 +1,5 @@
-//! What the worker's tests add to the kit: a chat request, and a worker with no room left.
+//! What the worker's tests add to the kit: a chat request and its answer, a worker serving
+//! SmolLM2, and a worker with no room left.
 
 use futures::StreamExt;
 use morpheus_sdk::{
@@ -6,7 +7,7 @@ use morpheus_sdk::{
     openai::{ChatCompletionRequest, ChatCompletionResponse, ChatMessage},
     provider::ChatStream,
 };
-use morpheus_testkit::{TestWorker, WorkerOptions};
+use morpheus_testkit::{TestWorker, WorkerOptions, smollm2_model};
 use tokio::task::JoinHandle;
 
 /// A chat request with one user message (sampled: temperature 0.8, top-p 0.95).
@@ -20,6 +21,28 @@ pub(crate) fn request(text: &str, max_tokens: u32, seed: u64) -> ChatCompletionR
         seed: Some(seed),
         ..Default::default()
     }
+}
+
+/// The answer of `server` to `req` (under an assignment of 10,000 tokens).
+pub(crate) async fn chat(
+    server: &TestWorker,
+    req: &ChatCompletionRequest,
+) -> ChatCompletionResponse {
+    server
+        .client()
+        .chat(&server.assignment(10_000), req)
+        .await
+        .expect("answer")
+}
+
+/// A worker serving SmolLM2 (two slots).
+pub(crate) async fn smollm2_worker() -> TestWorker {
+    TestWorker::with(WorkerOptions {
+        model: Some(smollm2_model()),
+        max_batch: 2,
+        ..Default::default()
+    })
+    .await
 }
 
 /// A worker with one slot and one queue place, and room for very long answers.

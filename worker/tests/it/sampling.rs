@@ -17,11 +17,7 @@ async fn logprobs_describe_the_tokens_chosen() {
     req.temperature = Some(0.0);
     req.logprobs = Some(true);
     req.top_logprobs = Some(3);
-    let answer = server
-        .client()
-        .chat(&server.assignment(10_000), &req)
-        .await
-        .expect("answer");
+    let answer = crate::common::chat(&server, &req).await;
     let choice = &answer.choices[0];
     let content = &choice.logprobs.as_ref().expect("logprobs").content;
     assert_eq!(content.len() as u32, answer.usage.completion_tokens);

@@ -6,6 +6,8 @@ use morpheus_worker::kernels::Activations;
 
 use morpheus_testkit::{TestWorker, WorkerOptions, smollm2_model};
 
+use crate::common::{chat, smollm2_worker};
+
 #[tokio::test]
 async fn knows_the_capital_of_france() {
     // The default two-stage activations give the float model's answer. With one int8 stage
@@ -32,11 +34,7 @@ async fn knows_the_capital_of_france() {
         temperature: Some(0.0),
         ..Default::default()
     };
-    let answer = server
-        .client()
-        .chat(&server.assignment(10_000), &req)
-        .await
-        .expect("answer");
+    let answer = chat(&server, &req).await;
     let text = &answer.choices[0].message.content;
     assert!(text.contains("Paris"), "{activations:?}: {text}");
     assert_eq!(
@@ -50,12 +48,7 @@ async fn knows_the_capital_of_france() {
 #[tokio::test]
 async fn calls_a_tool_for_each_city_it_is_asked_about() {
     // Several calls may come (one object per line) and the model ends the answer itself.
-    let server = TestWorker::with(WorkerOptions {
-        model: Some(smollm2_model()),
-        max_batch: 2,
-        ..Default::default()
-    })
-    .await;
+    let server = smollm2_worker().await;
     let tools = serde_json::json!([{"type": "function", "function": {"name": "get_weather",
         "description": "The current weather in a city",
         "parameters": {"type": "object", "properties": {"city": {"type": "string", "maxLength": 20}},
@@ -76,11 +69,7 @@ async fn calls_a_tool_for_each_city_it_is_asked_about() {
             tool_choice: Some("required".into()),
             ..Default::default()
         };
-        let answer = server
-            .client()
-            .chat(&server.assignment(10_000), &req)
-            .await
-            .expect("answer");
+        let answer = chat(&server, &req).await;
         let choice = &answer.choices[0];
         assert_eq!(
             choice.finish_reason.as_deref(),

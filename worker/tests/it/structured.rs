@@ -5,7 +5,7 @@ use futures::StreamExt;
 use morpheus_sdk::openai::{ChatCompletionRequest, ChatMessage};
 use serde_json::{Value, json};
 
-use morpheus_testkit::{TestWorker, WorkerOptions, smollm2_model};
+use morpheus_testkit::TestWorker;
 
 use crate::common::request;
 
@@ -175,12 +175,7 @@ async fn json_object_answers_are_objects() {
 
 #[tokio::test]
 async fn smollm2_fills_a_schema() {
-    let server = TestWorker::with(WorkerOptions {
-        model: Some(smollm2_model()),
-        max_batch: 2,
-        ..Default::default()
-    })
-    .await;
+    let server = crate::common::smollm2_worker().await;
     let schema = json!({
         "type": "object",
         "properties": {
