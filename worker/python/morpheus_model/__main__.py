@@ -1,4 +1,4 @@
-"""Command line: `python -m morpheus_model {prepare,tiny,locate,verify} ...`."""
+"""Command line: `python -m morpheus_model {prepare,tiny,locate,token-bytes,verify} ...`."""
 
 from __future__ import annotations
 
@@ -42,6 +42,9 @@ def main(argv: list[str] | None = None) -> int:
     loc = sub.add_parser("locate", help="print the GGUF path of a known source")
     loc.add_argument("source")
 
+    tb = sub.add_parser("token-bytes", help="print the bytes of weights a decoded token reads from a GGUF")
+    tb.add_argument("gguf", type=Path)
+
     v = sub.add_parser("verify", help="compare a prepared model with a numpy reference, then generate")
     v.add_argument("model", type=Path)
     v.add_argument("--gguf", required=True)
@@ -73,6 +76,10 @@ def main(argv: list[str] | None = None) -> int:
             prepare.prepare(gguf, args.out, name, max_positions=32768, force=args.force, kernels=args.kernels)
     elif args.cmd == "locate":
         print(sources.resolve(args.source))
+    elif args.cmd == "token-bytes":
+        from .gguf_file import GgufFile, token_bytes
+
+        print(token_bytes(GgufFile(args.gguf)))
     elif args.cmd == "verify":
         from . import verify
 

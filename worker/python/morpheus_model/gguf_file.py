@@ -131,3 +131,16 @@ class GgufFile:
             self._at += count * dtype.itemsize
             return values
         return [self._value(etype) for _ in range(count)]
+
+
+def token_bytes(g: GgufFile) -> int:
+    """Bytes of weights a decoded token reads: every matrix in full, as stored, except the token
+    embeddings when the model has an output head of its own (then a token reads one row of them);
+    tied to the head, they are the head and count once."""
+    names = {t.name for t in g.tensors}
+    total = 0
+    for t in g.tensors:
+        if len(t.dims) < 2 or (t.name == "token_embd.weight" and "output.weight" in names):
+            continue
+        total += t.data.nbytes
+    return total

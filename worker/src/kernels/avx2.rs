@@ -13,7 +13,7 @@ use std::{arch::x86_64::*, ops::Range};
 use super::{
     BLOCK, Format, Out, Packed, Quantized, ROWS,
     decode::{Decoded, U_BYTES},
-    quantize::RESIDUAL,
+    quantize::{EXP_RANGE, EXP_TAYLOR, GELU_CUBIC, Gate, LN2_HI, LN2_LO, RESIDUAL, SQRT_2_OVER_PI},
 };
 
 /// # Safety
@@ -307,4 +307,64 @@ fn spill<const MB: usize>(acc: &[[__m256; 2]; MB]) -> [[f32; ROWS]; 2] {
         }
     }
     out
+}
+
+/// `gate(g) * up` of one row `x` (`[gate | up]`, `2k` wide) into `out` (`k` long), as
+/// `avx512::quantize_row` computes it: `g * sigmoid(z)`, `z = g` (SiLU) or `2y` (GELU's tanh form,
+/// `y = sqrt(2/pi) (g + 0.044715 g^3)`).
+///
+/// # Safety
+/// The CPU must have AVX2 and FMA; `k` a multiple of 8.
+#[target_feature(enable = "avx2,fma")]
+pub(super) unsafe fn gated(x: &[f32], gate: Gate, out: &mut [f32]) {
+    let k = out.len();
+    assert!(
+        x.len() == 2 * k && k.is_multiple_of(8),
+        "gate | up of 2 x {k}"
+    );
+    let (gates, up) = x.split_at(k);
+    let one = _mm256_set1_ps(1.0);
+    for i in (0..k).step_by(8) {
+        // SAFETY: i + 8 <= k, the length of gates, up and out.
+        unsafe {
+            let g = _mm256_loadu_ps(gates.as_ptr().add(i));
+            let u = _mm256_loadu_ps(up.as_ptr().add(i));
+            let z = match gate {
+                Gate::Silu => g,
+                Gate::Gelu => {
+                    let g2 = _mm256_mul_ps(g, g);
+                    let y = _mm256_mul_ps(g, _mm256_fmadd_ps(g2, _mm256_set1_ps(GELU_CUBIC), one));
+                    _mm256_mul_ps(y, _mm256_set1_ps(2.0 * SQRT_2_OVER_PI))
+                }
+            };
+            let e = exp(_mm256_sub_ps(_mm256_setzero_ps(), z));
+            let gated = _mm256_div_ps(g, _mm256_add_ps(one, e));
+            _mm256_storeu_ps(out.as_mut_ptr().add(i), _mm256_mul_ps(gated, u));
+        }
+    }
+}
+
+/// `e^x` per lane, as `avx512::exp` (`2^n * p(r)`, the degree-6 Taylor polynomial), `2^n` built
+/// in the exponent bits: `x` is clamped to [-87, 88], so `n` stays within the normal range.
+#[target_feature(enable = "avx2,fma")]
+fn exp(x: __m256) -> __m256 {
+    let x = _mm256_min_ps(
+        _mm256_max_ps(x, _mm256_set1_ps(EXP_RANGE.0)),
+        _mm256_set1_ps(EXP_RANGE.1),
+    );
+    let n = _mm256_round_ps::<{ _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC }>(_mm256_mul_ps(
+        x,
+        _mm256_set1_ps(std::f32::consts::LOG2_E),
+    ));
+    let r = _mm256_fnmadd_ps(n, _mm256_set1_ps(LN2_HI), x);
+    let r = _mm256_fnmadd_ps(n, _mm256_set1_ps(LN2_LO), r);
+    let mut p = _mm256_set1_ps(EXP_TAYLOR[0]);
+    for c in EXP_TAYLOR[1..].iter().copied() {
+        p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(c));
+    }
+    let two_n = _mm256_slli_epi32::<23>(_mm256_add_epi32(
+        _mm256_cvtps_epi32(n),
+        _mm256_set1_epi32(127),
+    ));
+    _mm256_mul_ps(p, _mm256_castsi256_ps(two_n))
 }

@@ -9,8 +9,7 @@ use std::{arch::x86_64::*, ops::Range};
 
 use super::{
     BLOCK, Format, Out, Packed, Quantized, ROWS,
-    decode::{Decoded, U_BYTES},
-    quantize::RESIDUAL,
+    quantize::{EXP_RANGE, EXP_TAYLOR, GELU_CUBIC, Gate, LN2_HI, LN2_LO, RESIDUAL, SQRT_2_OVER_PI},
 };
 
 /// # Safety
@@ -52,7 +51,7 @@ pub(super) unsafe fn matmul_groups(w: &Packed<'_>, a: &Quantized, groups: Range<
                     (Format::Q8_0, false, 3) => q8_0::<3, false>(wg, kb, a, m, g, mask, out),
                     (Format::Q8_0, false, 2) => q8_0::<2, false>(wg, kb, a, m, g, mask, out),
                     (Format::Q8_0, false, _) => q8_0::<1, false>(wg, kb, a, m, g, mask, out),
-                    _ => unreachable!("{:?} is decoded first", w.format),
+                    _ => unreachable!("{:?} is read by `avx512_packed`", w.format),
                 }
             }
             m += take;
@@ -169,110 +168,13 @@ unsafe fn q8_0<const MB: usize, const R: bool>(
     unsafe { store(&acc, out, m0, g, mask) };
 }
 
-/// All rows of `a` times one group unpacked in `dec` (`kernels::decode`).
-///
-/// # Safety
-/// AVX-512 F, BW and VNNI; `dec` holds a group of `a.k()` inputs, `g` and `valid` name its
-/// columns within `out` (rows as `a`).
-#[target_feature(enable = "avx512f,avx512bw,avx512vnni")]
-pub(super) unsafe fn decoded_group(dec: &Decoded, a: &Quantized, g: usize, valid: usize, out: Out) {
-    let mask: __mmask16 = if valid == ROWS {
-        0xFFFF
-    } else {
-        (1u16 << valid) - 1
-    };
-    let rows = a.rows();
-    let mut m = 0;
-    while m < rows {
-        let take = (rows - m).min(4);
-        // SAFETY: the caller's bounds, for rows m..m + take.
-        unsafe {
-            match (a.two_stage(), take) {
-                (true, 4) => decoded::<4, true>(dec, a, m, g, mask, out),
-                (true, 3) => decoded::<3, true>(dec, a, m, g, mask, out),
-                (true, 2) => decoded::<2, true>(dec, a, m, g, mask, out),
-                (true, _) => decoded::<1, true>(dec, a, m, g, mask, out),
-                (false, 4) => decoded::<4, false>(dec, a, m, g, mask, out),
-                (false, 3) => decoded::<3, false>(dec, a, m, g, mask, out),
-                (false, 2) => decoded::<2, false>(dec, a, m, g, mask, out),
-                (false, _) => decoded::<1, false>(dec, a, m, g, mask, out),
-            }
-        }
-        m += take;
-    }
-}
-
-/// Rows `m0..m0 + MB` of `a` times a decoded group: per block, `da * (s0 * t0 + s1 * t1) + m *
-/// sum`, `t_h` the half's dot product with the centre taken off.
-#[target_feature(enable = "avx512f,avx512bw,avx512vnni")]
-unsafe fn decoded<const MB: usize, const R: bool>(
-    dec: &Decoded,
-    a: &Quantized,
-    m0: usize,
-    g: usize,
-    mask: __mmask16,
-    out: Out,
-) {
-    let kb = dec.blocks;
-    let k = kb * BLOCK;
-    let step = _mm512_set1_ps(1.0 / RESIDUAL);
-    let centre = dec.centre as f32;
-    let mut acc = [_mm512_setzero_ps(); MB];
-    for b in 0..kb {
-        // SAFETY: block b < dec.blocks lies within `dec`'s buffers; activation reads stay in
-        // rows m0..m0 + MB of `a` (k inputs each).
-        unsafe {
-            let p = dec.u.as_ptr().add(b * U_BYTES);
-            let mut qdot = [[_mm512_setzero_si512(); 2]; MB];
-            let mut rdot = [[_mm512_setzero_si512(); 2]; MB];
-            for c in 0..8 {
-                let z = _mm512_loadu_si512(p.add(64 * c).cast());
-                for r in 0..MB {
-                    let at = (m0 + r) * k + b * BLOCK;
-                    qdot[r][c / 4] =
-                        dot(qdot[r][c / 4], z, a.q.as_ptr().add(at).cast::<i32>().add(c));
-                    if R {
-                        rdot[r][c / 4] =
-                            dot(rdot[r][c / 4], z, a.r.as_ptr().add(at).cast::<i32>().add(c));
-                    }
-                }
-            }
-            let s = dec.s.as_ptr().add(b * 2 * ROWS);
-            let scale = [_mm512_loadu_ps(s), _mm512_loadu_ps(s.add(ROWS))];
-            let mn = _mm512_loadu_ps(dec.m.as_ptr().add(b * ROWS));
-            for r in 0..MB {
-                let i = (m0 + r) * kb + b;
-                let mut t = _mm512_setzero_ps();
-                for h in 0..2 {
-                    let mut steps = _mm512_sub_ps(
-                        _mm512_cvtepi32_ps(qdot[r][h]),
-                        _mm512_set1_ps(centre * *a.half_qsum.get_unchecked(2 * i + h) as f32),
-                    );
-                    if R {
-                        let res = _mm512_sub_ps(
-                            _mm512_cvtepi32_ps(rdot[r][h]),
-                            _mm512_set1_ps(centre * *a.half_rsum.get_unchecked(2 * i + h) as f32),
-                        );
-                        steps = _mm512_fmadd_ps(res, step, steps);
-                    }
-                    t = _mm512_fmadd_ps(scale[h], steps, t);
-                }
-                acc[r] = _mm512_fmadd_ps(t, _mm512_set1_ps(*a.d.get_unchecked(i)), acc[r]);
-                acc[r] = _mm512_fmadd_ps(mn, _mm512_set1_ps(*a.sum.get_unchecked(i)), acc[r]);
-            }
-        }
-    }
-    // SAFETY: rows m0..m0 + MB of `out`, this group's valid columns (the caller's bounds).
-    unsafe { store(&acc, out, m0, g, mask) };
-}
-
 /// Writes the accumulators of rows `m0..m0 + MB` into group `g`'s columns of `out`.
 ///
 /// # Safety
 /// AVX-512 F; those rows and the columns `mask` selects lie within `out`.
 #[target_feature(enable = "avx512f")]
 #[inline]
-unsafe fn store<const MB: usize>(
+pub(super) unsafe fn store<const MB: usize>(
     acc: &[__m512; MB],
     out: Out,
     m0: usize,
@@ -291,7 +193,7 @@ unsafe fn store<const MB: usize>(
 /// AVX-512 VNNI; `at` readable for 4 bytes.
 #[target_feature(enable = "avx512f,avx512vnni")]
 #[inline]
-unsafe fn dot(acc: __m512i, w: __m512i, at: *const i32) -> __m512i {
+pub(super) unsafe fn dot(acc: __m512i, w: __m512i, at: *const i32) -> __m512i {
     _mm512_dpbusd_epi32(acc, w, _mm512_set1_epi32(unsafe { at.read_unaligned() }))
 }
 
@@ -310,7 +212,7 @@ fn steps<const R: bool>(q: [__m512i; 2], r: [__m512i; 2], step: __m512) -> __m51
 }
 
 /// Quantises one row (see `Quantized::quantize_row`): `x` is `k` wide, or `2k` (gate | up)
-/// with `swiglu`; `scratch` holds `k` floats.
+/// with a `gate`; `scratch` holds `k` floats.
 ///
 /// # Safety
 /// The CPU must have AVX-512 F and BW; `k` a multiple of 32; `q` `k` long; `d`, `sum`, `qsum`
@@ -320,7 +222,7 @@ fn steps<const R: bool>(q: [__m512i; 2], r: [__m512i; 2], step: __m512) -> __m51
 #[allow(clippy::too_many_arguments)]
 pub(super) unsafe fn quantize_row(
     x: &[f32],
-    swiglu: bool,
+    gate: Option<Gate>,
     scratch: &mut [f32],
     q: &mut [i8],
     res: &mut [i8],
@@ -330,16 +232,28 @@ pub(super) unsafe fn quantize_row(
     rsum: &mut [i32],
 ) {
     let k = q.len();
-    let row: &[f32] = if swiglu {
-        let (gate, up) = x.split_at(k);
+    let row: &[f32] = if let Some(gate) = gate {
+        let (gates, up) = x.split_at(k);
+        let one = _mm512_set1_ps(1.0);
         for i in (0..k).step_by(16) {
-            // SAFETY: i + 16 <= k, the length of gate, up and scratch.
+            // SAFETY: i + 16 <= k, the length of gates, up and scratch.
             unsafe {
-                let g = _mm512_loadu_ps(gate.as_ptr().add(i));
+                let g = _mm512_loadu_ps(gates.as_ptr().add(i));
                 let u = _mm512_loadu_ps(up.as_ptr().add(i));
-                let e = exp(_mm512_sub_ps(_mm512_setzero_ps(), g));
-                let silu = _mm512_div_ps(g, _mm512_add_ps(_mm512_set1_ps(1.0), e));
-                _mm512_storeu_ps(scratch.as_mut_ptr().add(i), _mm512_mul_ps(silu, u));
+                // Both are g * sigmoid(z): SiLU's z = g; GELU's tanh form, 0.5 g (1 + tanh(y)),
+                // is g * sigmoid(2y), y = sqrt(2/pi) (g + 0.044715 g^3).
+                let z = match gate {
+                    Gate::Silu => g,
+                    Gate::Gelu => {
+                        let g2 = _mm512_mul_ps(g, g);
+                        let y =
+                            _mm512_mul_ps(g, _mm512_fmadd_ps(g2, _mm512_set1_ps(GELU_CUBIC), one));
+                        _mm512_mul_ps(y, _mm512_set1_ps(2.0 * SQRT_2_OVER_PI))
+                    }
+                };
+                let e = exp(_mm512_sub_ps(_mm512_setzero_ps(), z));
+                let gated = _mm512_div_ps(g, _mm512_add_ps(one, e));
+                _mm512_storeu_ps(scratch.as_mut_ptr().add(i), _mm512_mul_ps(gated, u));
             }
         }
         scratch
@@ -392,17 +306,17 @@ pub(super) unsafe fn quantize_row(
 #[target_feature(enable = "avx512f")]
 fn exp(x: __m512) -> __m512 {
     let x = _mm512_min_ps(
-        _mm512_max_ps(x, _mm512_set1_ps(-87.0)),
-        _mm512_set1_ps(88.0),
+        _mm512_max_ps(x, _mm512_set1_ps(EXP_RANGE.0)),
+        _mm512_set1_ps(EXP_RANGE.1),
     );
     let n = _mm512_roundscale_ps::<{ _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC }>(
         _mm512_mul_ps(x, _mm512_set1_ps(std::f32::consts::LOG2_E)),
     );
     // ln 2 in two parts, so n * ln2 is subtracted without losing r's low bits.
-    let r = _mm512_fnmadd_ps(n, _mm512_set1_ps(0.693_145_75), x);
-    let r = _mm512_fnmadd_ps(n, _mm512_set1_ps(1.428_606_8e-6), r);
-    let mut p = _mm512_set1_ps(1.0 / 720.0);
-    for c in [1.0 / 120.0, 1.0 / 24.0, 1.0 / 6.0, 0.5, 1.0, 1.0] {
+    let r = _mm512_fnmadd_ps(n, _mm512_set1_ps(LN2_HI), x);
+    let r = _mm512_fnmadd_ps(n, _mm512_set1_ps(LN2_LO), r);
+    let mut p = _mm512_set1_ps(EXP_TAYLOR[0]);
+    for c in EXP_TAYLOR[1..].iter().copied() {
         p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(c));
     }
     _mm512_scalef_ps(p, n)

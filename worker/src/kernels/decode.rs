@@ -109,26 +109,44 @@ impl Format {
 impl Decoded {
     /// Unpacks group `g` of `w` (a [`Format::decoded`] format).
     pub(crate) fn decode(&mut self, isa: Isa, w: &Packed<'_>, g: usize) {
-        let blocks = w.k / BLOCK;
-        self.blocks = blocks;
-        self.centre = w.format.centre();
-        self.u.resize(blocks * U_BYTES, 0);
-        self.s.resize(blocks * 2 * ROWS, 0.0);
-        self.m.resize(blocks * ROWS, 0.0);
+        self.size(w);
+        self.u.resize(self.blocks * U_BYTES, 0);
         let group = &w.data[g * w.group_bytes()..(g + 1) * w.group_bytes()];
         match isa {
-            #[cfg(target_arch = "x86_64")]
-            Isa::Avx512Vnni => {
-                // SAFETY: AVX-512 BW was detected for this `Isa`.
-                unsafe { decode_avx512(self, w.format, group) }
-            }
             #[cfg(target_arch = "x86_64")]
             Isa::Avx2 => {
                 // SAFETY: AVX2 was detected for this `Isa`.
                 unsafe { decode_avx2(self, w.format, group) }
             }
+            // AVX-512 reads the weights packed and unpacks only their scales (`Self::scales`).
             _ => self.decode_group(w.format, group),
         }
+    }
+
+    /// Unpacks only the scales and minimums (`s`, `m`) of group `g` of `w`: the AVX-512
+    /// kernels read the weights packed (`kernels::avx512_packed`).
+    ///
+    /// # Panics
+    /// On a CPU without AVX-512 F and BW (only `Isa::Avx512Vnni` calls it).
+    #[cfg(target_arch = "x86_64")]
+    pub(crate) fn scales(&mut self, w: &Packed<'_>, g: usize) {
+        assert!(
+            std::arch::is_x86_feature_detected!("avx512f")
+                && std::arch::is_x86_feature_detected!("avx512bw"),
+            "the packed scales need AVX-512 BW"
+        );
+        self.size(w);
+        let group = &w.data[g * w.group_bytes()..(g + 1) * w.group_bytes()];
+        // SAFETY: the features are checked above; `size` fitted the scratch to the group.
+        unsafe { super::avx512_packed::scales(self, w.format, group) }
+    }
+
+    /// Fits the scales to a group of `w` (the weights, `u`, only where they are unpacked).
+    fn size(&mut self, w: &Packed<'_>) {
+        self.blocks = w.k / BLOCK;
+        self.centre = w.format.centre();
+        self.s.resize(self.blocks * 2 * ROWS, 0.0);
+        self.m.resize(self.blocks * ROWS, 0.0);
     }
 
     /// Every block of one group (`group`: its stored bytes).
@@ -152,16 +170,6 @@ impl Decoded {
             }
         }
     }
-}
-
-/// [`Decoded::decode_group`] compiled for AVX-512 BW (the byte loops vectorise 64 wide).
-///
-/// # Safety
-/// The CPU must have AVX-512 F and BW.
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx512f,avx512bw")]
-unsafe fn decode_avx512(dec: &mut Decoded, format: Format, group: &[u8]) {
-    dec.decode_group(format, group);
 }
 
 /// [`Decoded::decode_group`] compiled for AVX2.

@@ -32,6 +32,7 @@
 
 mod avx2;
 mod avx512;
+mod avx512_packed;
 pub mod bench;
 mod decode;
 mod gather_op;
@@ -280,14 +281,16 @@ pub(crate) fn matmul_groups(
     if w.format.decoded() {
         decode::with_scratch(|dec| {
             for g in groups {
-                dec.decode(isa, w, g);
                 let valid = ROWS.min(w.n - g * ROWS);
+                #[cfg(target_arch = "x86_64")]
+                if isa == Isa::Avx512Vnni {
+                    dec.scales(w, g);
+                    // SAFETY: as below; `dec` holds group `g`'s scales (k = a.k()).
+                    unsafe { avx512_packed::packed_group(w, dec, a, g, valid, out) };
+                    continue;
+                }
+                dec.decode(isa, w, g);
                 match isa {
-                    #[cfg(target_arch = "x86_64")]
-                    Isa::Avx512Vnni => {
-                        // SAFETY: as below; `dec` holds group `g` of `w` (k = a.k()).
-                        unsafe { avx512::decoded_group(dec, a, g, valid, out) }
-                    }
                     #[cfg(target_arch = "x86_64")]
                     Isa::Avx2 => {
                         // SAFETY: as below.

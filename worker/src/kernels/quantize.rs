@@ -34,6 +34,15 @@ impl Activation {
     }
 }
 
+/// The gate of a gated MLP (`gate(g) * up`), as the SIMD quantisers apply it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Gate {
+    /// SwiGLU's `silu(g)`.
+    Silu,
+    /// GeGLU's `gelu(g)`, tanh form.
+    Gelu,
+}
+
 /// An [`Activation`] with what it needs, for one run.
 #[derive(Debug, Clone, Copy)]
 pub(crate) enum Prologue<'a> {
@@ -156,10 +165,15 @@ impl Quantized {
         normed.resize(k, 0.0);
         for r in 0..rows {
             let mut x = &x[r * width..(r + 1) * width];
+            // The SIMD paths apply a gate with their own vector `exp`; plain Rust calls libm's.
+            let simd = matches!(isa, Isa::Avx512Vnni | Isa::Avx2);
             let mut swiglu = false;
+            let mut gate = None;
             match act {
                 Prologue::None => {}
+                Prologue::SwiGlu if simd => gate = Some(Gate::Silu),
                 Prologue::SwiGlu => swiglu = true,
+                Prologue::GeGlu if simd => gate = Some(Gate::Gelu),
                 Prologue::GeGlu => {
                     let (gate, up) = x.split_at(k);
                     for ((n, &g), &u) in normed.iter_mut().zip(gate).zip(up) {
@@ -185,7 +199,7 @@ impl Quantized {
                     unsafe {
                         super::avx512::quantize_row(
                             x,
-                            swiglu,
+                            gate,
                             &mut scratch,
                             &mut self.q[r * k..(r + 1) * k],
                             &mut self.r[r * k..(r + 1) * k],
@@ -198,8 +212,17 @@ impl Quantized {
                 }
                 #[cfg(target_arch = "x86_64")]
                 Isa::Avx2 => {
-                    // SAFETY: the features were detected for this `Isa`.
-                    unsafe { quantize_row_avx2(self, r, x, swiglu, &mut scratch) }
+                    // SAFETY: the features were detected for this `Isa`; `scratch` is k long
+                    // and `x` 2k long under a gate (`input_width`). Without SwiGLU in the
+                    // row pass (the gate is applied here) it needs no scratch.
+                    unsafe {
+                        if let Some(gate) = gate {
+                            super::avx2::gated(x, gate, &mut scratch);
+                            quantize_row_avx2(self, r, &scratch, false, &mut [])
+                        } else {
+                            quantize_row_avx2(self, r, x, false, &mut [])
+                        }
+                    }
                 }
                 _ => self.quantize_row(r, x, swiglu, &mut scratch),
             }
@@ -278,11 +301,35 @@ impl Quantized {
     }
 }
 
+/// `sqrt(2/pi)`, of GELU's tanh form.
+pub(crate) const SQRT_2_OVER_PI: f32 = 0.797_884_6;
+/// The cubic's coefficient in GELU's tanh form.
+pub(crate) const GELU_CUBIC: f32 = 0.044_715;
+
 /// GELU's tanh form: `0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3)))`.
 pub(crate) fn gelu_tanh(x: f32) -> f32 {
-    const SQRT_2_OVER_PI: f32 = 0.797_884_6;
-    0.5 * x * (1.0 + (SQRT_2_OVER_PI * x.mul_add(0.044_715 * x * x, x)).tanh())
+    0.5 * x * (1.0 + (SQRT_2_OVER_PI * x.mul_add(GELU_CUBIC * x * x, x)).tanh())
 }
+
+/// The SIMD `exp`s (`avx512::exp`, `avx2::exp`): `e^x = 2^n * p(r)`, `x = n ln2 + r`,
+/// `|r| <= ln2/2`, `p` the degree-6 Taylor polynomial (error below 4e-7 relative), its
+/// coefficients from the highest power down; ln 2 in two parts, so `n * ln2` is subtracted
+/// without losing `r`'s low bits.
+pub(crate) const EXP_TAYLOR: [f32; 7] = [
+    1.0 / 720.0,
+    1.0 / 120.0,
+    1.0 / 24.0,
+    1.0 / 6.0,
+    0.5,
+    1.0,
+    1.0,
+];
+/// The high part of ln 2 (see [`EXP_TAYLOR`]).
+pub(crate) const LN2_HI: f32 = 0.693_145_75;
+/// The low part of ln 2.
+pub(crate) const LN2_LO: f32 = 1.428_606_8e-6;
+/// The range the SIMD `exp`s clamp their input to (beyond it f32 under- or overflows).
+pub(crate) const EXP_RANGE: (f32, f32) = (-87.0, 88.0);
 
 /// [`Quantized::quantize_row`] compiled for AVX2 (rounding and the block loops vectorise).
 ///

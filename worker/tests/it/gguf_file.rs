@@ -77,3 +77,32 @@ fn a_truncated_file_is_refused_naming_it() {
         "{err}"
     );
 }
+
+/// `token_bytes` (the bench's one-stream bound): every matrix in full, the token embeddings only
+/// where they are the head (tied, tiny Gemma 3) and not beside an `output.weight` (tiny Llama),
+/// counted with the `gguf` package's reader.
+#[test]
+fn a_token_reads_every_matrix_and_the_embeddings_only_as_the_head() {
+    const CHECK: &str = r#"
+import sys, pathlib
+from gguf import GGUFReader
+from morpheus_model.gguf_file import GgufFile, token_bytes
+for p in sys.argv[1:]:
+    tensors = {t.name: t for t in GGUFReader(p).tensors}
+    tied = "output.weight" not in tensors
+    want = sum(int(t.n_bytes) for n, t in tensors.items()
+               if len(t.shape) >= 2 and (tied or n != "token_embd.weight"))
+    assert "token_embd.weight" in tensors and want > 0, p
+    assert token_bytes(GgufFile(pathlib.Path(p))) == want, (p, want)
+    print("tied" if tied else "untied", want)
+"#;
+    let (mixed, gemma) = (tiny_mixed_model(), tiny_arch_model("gemma3"));
+    let files = [mixed.join("weights.gguf"), gemma.join("weights.gguf")];
+    let out = run(CHECK, &[&files[0], &files[1]]);
+    let log =
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{log}");
+    for kind in ["untied ", "tied "] {
+        assert!(log.lines().any(|l| l.starts_with(kind)), "{kind}: {log}");
+    }
+}
