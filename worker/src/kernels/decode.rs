@@ -115,8 +115,8 @@ impl Decoded {
         match isa {
             #[cfg(target_arch = "x86_64")]
             Isa::Avx2 => {
-                // SAFETY: AVX2 was detected for this `Isa`.
-                unsafe { decode_avx2(self, w.format, group) }
+                // SAFETY: AVX2 and F16C were detected for this `Isa`; the scratch is sized above.
+                unsafe { super::avx2_decode::decode(self, w.format, group) }
             }
             // AVX-512 reads the weights packed and unpacks only their scales (`Self::scales`).
             _ => self.decode_group(w.format, group),
@@ -170,16 +170,6 @@ impl Decoded {
             }
         }
     }
-}
-
-/// [`Decoded::decode_group`] compiled for AVX2.
-///
-/// # Safety
-/// The CPU must have AVX2.
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2")]
-unsafe fn decode_avx2(dec: &mut Decoded, format: Format, group: &[u8]) {
-    dec.decode_group(format, group);
 }
 
 /// `dst[i] = (src[i] >> shift) & mask`, over one block's 512 bytes.

@@ -31,6 +31,7 @@
 //! is tied to them, from the head's own bytes).
 
 mod avx2;
+mod avx2_decode;
 mod avx512;
 mod avx512_packed;
 pub mod bench;
