@@ -164,12 +164,12 @@ pub(super) unsafe fn packed_group(
     // SAFETY: the caller's bounds.
     unsafe {
         match w.format {
-            Format::Q4_0 => by_stage::<Q4_0>(w, dec, a, g, valid, out),
-            Format::Q5_0 => by_stage::<Q5_0>(w, dec, a, g, valid, out),
-            Format::Q5_1 => by_stage::<Q5_1>(w, dec, a, g, valid, out),
-            Format::Q4_K => by_stage::<Q4_K>(w, dec, a, g, valid, out),
-            Format::Q5_K => by_stage::<Q5_K>(w, dec, a, g, valid, out),
-            Format::Q6_K => by_stage::<Q6_K>(w, dec, a, g, valid, out),
+            Format::Q4_0 => one_format::<Q4_0>(w, dec, a, g, valid, out),
+            Format::Q5_0 => one_format::<Q5_0>(w, dec, a, g, valid, out),
+            Format::Q5_1 => one_format::<Q5_1>(w, dec, a, g, valid, out),
+            Format::Q4_K => one_format::<Q4_K>(w, dec, a, g, valid, out),
+            Format::Q5_K => one_format::<Q5_K>(w, dec, a, g, valid, out),
+            Format::Q6_K => one_format::<Q6_K>(w, dec, a, g, valid, out),
             Format::Q4_1 | Format::Q8_0 => unreachable!("{:?} has its own kernel", w.format),
         }
     }
@@ -179,7 +179,7 @@ pub(super) unsafe fn packed_group(
 /// prompts) the group is unpacked once into `dec.u` and every tile reads it from there: past four
 /// rows that costs less than unpacking each chunk once per tile.
 #[target_feature(enable = "avx512f,avx512bw,avx512vnni")]
-unsafe fn by_stage<const F: u8>(
+unsafe fn one_format<const F: u8>(
     w: &Packed<'_>,
     dec: &mut Decoded,
     a: &Quantized,
@@ -421,7 +421,7 @@ unsafe fn block_scales<const F: u8>(
 }
 
 /// Rows `m0..m0 + MB` of `a` times one group of format `F`, read packed (or from `dec.u` where
-/// [`by_stage`] unpacked it): per block,
+/// [`one_format`] unpacked it): per block,
 /// `da * (s0 * t0 + s1 * t1) + m * sum` as `avx512::decoded` computes it.
 #[target_feature(enable = "avx512f,avx512bw,avx512vnni")]
 unsafe fn kernel<const MB: usize, const R: bool, const F: u8, const UNPACKED: bool>(
