@@ -16,7 +16,7 @@ const MAX_STACKS: usize = 64;
 /// The key-string pseudo node: a free key of an object.
 const KEY: NodeId = NodeId::MAX;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 enum ObjPhase {
     /// After `{`.
     Open,
@@ -28,14 +28,14 @@ enum ObjPhase {
     After,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 enum ArrPhase {
     Open,
     Comma,
     After,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 enum NumPhase {
     Sign,
     Zero,
@@ -56,7 +56,7 @@ impl NumPhase {
 /// `prop` of [`ObjPhase::Colon`] for a free key.
 const FREE_KEY: u16 = u16::MAX;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 enum Frame {
     /// A value of this node comes (whitespace first, maybe).
     Value(NodeId),
@@ -102,7 +102,7 @@ enum Frame {
     Text,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 struct Stack {
     frames: Vec<Frame>,
     /// The whitespace just read: 0 none, 1 a space, 2 + n a newline and n of indentation.
@@ -110,7 +110,7 @@ struct Stack {
 }
 
 /// Where a constrained answer stands.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Default)]
 pub(crate) struct Matcher {
     stacks: Vec<Stack>,
 }
@@ -163,6 +163,58 @@ impl Matcher {
             })
     }
 
+    /// This state with what cannot change which token may come next left out: a string's
+    /// length is kept only while one token (at most `longest` bytes, so at most as many
+    /// characters) could still meet a bound of it. Two states with the same canonical form allow
+    /// the same tokens, so a mask computed for one serves the other (`Guide`'s cache): inside a
+    /// long string every character would otherwise make a state of its own.
+    pub(crate) fn canonical(&self, g: &Grammar, longest: u32) -> Self {
+        let mut m = self.clone();
+        for frame in m.stacks.iter_mut().flat_map(|s| s.frames.iter_mut()) {
+            if let Frame::Str { node, len, .. } = frame {
+                let (min, max) = match *node {
+                    KEY => (0, MAX_KEY_CHARS),
+                    n => match g.node(n) {
+                        Node::String { min, max } => (*min, *max),
+                        _ => continue,
+                    },
+                };
+                if *len >= min && max - (*len).min(max) > longest {
+                    *len = min;
+                }
+            }
+        }
+        m
+    }
+
+    /// One way of reading, inside a string's body (no escape or UTF-8 sequence open) with room
+    /// for any one token (`longest` bytes) before its bound: there a token without a `"` is
+    /// allowed exactly when its bytes are valid string content, whatever the grammar around
+    /// (`Vocab::mask` takes those from a table).
+    pub(crate) fn in_free_string(&self, g: &Grammar, longest: u32) -> bool {
+        let [stack] = self.stacks.as_slice() else {
+            return false;
+        };
+        match stack.frames.last() {
+            Some(&Frame::Str {
+                node,
+                len,
+                esc: 0,
+                utf8: 0,
+            }) => {
+                let max = match node {
+                    KEY => MAX_KEY_CHARS,
+                    n => match g.node(n) {
+                        Node::String { max, .. } => *max,
+                        _ => return false,
+                    },
+                };
+                max - len.min(max) > longest
+            }
+            _ => false,
+        }
+    }
+
     /// Feeds `bytes`; false (and a dead matcher) when they break the grammar.
     pub(crate) fn feed(&mut self, g: &Grammar, bytes: &[u8]) -> bool {
         for &b in bytes {
@@ -177,6 +229,29 @@ impl Matcher {
     /// Whether `bytes` may come next (the matcher is left as it was).
     pub(crate) fn allows(&self, g: &Grammar, bytes: &[u8]) -> bool {
         self.clone().feed(g, bytes)
+    }
+
+    /// Becomes `parent` fed `b`, building in buffers this matcher and `spare` already hold: the
+    /// vocabulary's trie walk makes one state per node, and once the buffers have grown it
+    /// allocates nothing (a clone and a feed allocated three times per node).
+    pub(crate) fn set_fed(&mut self, parent: &Self, g: &Grammar, b: u8, spare: &mut Self) {
+        // `spare` takes the last state's stacks, whose frame buffers the copy then reuses.
+        std::mem::swap(&mut self.stacks, &mut spare.stacks);
+        spare.stacks.truncate(parent.stacks.len());
+        let kept = spare.stacks.len();
+        for (to, from) in spare.stacks.iter_mut().zip(&parent.stacks) {
+            to.frames.clone_from(&from.frames);
+            to.ws = from.ws;
+        }
+        spare.stacks.extend(parent.stacks[kept..].iter().cloned());
+        self.stacks.clear();
+        for s in spare.stacks.drain(..) {
+            step(g, s, b, &mut self.stacks);
+        }
+        if self.stacks.len() > 1 {
+            self.stacks.dedup();
+            self.stacks.truncate(MAX_STACKS);
+        }
     }
 
     pub(crate) fn feed_byte(&mut self, g: &Grammar, b: u8) {

@@ -6,14 +6,19 @@
 //! decoding, and for temperature sampling without a nucleus, that is exactly the masked
 //! distribution (drawing from `p` and redrawing from `p` restricted to the allowed set `A`
 //! gives token `t` in `A` with probability `p(t) + (1 - p(A)) p(t) / p(A) = p(t) / p(A)`);
-//! with `top_p` below 1 or log-probabilities asked for, the mask is computed first.
+//! with `top_p` below 1 or log-probabilities asked for, the mask is computed first. A sequence
+//! keeps the last few masks by the matcher's canonical state ([`Matcher::canonical`]): inside a
+//! long string every step's state is the same there, and the walk is made once.
 
 mod grammar;
 mod matcher;
 mod schema;
 mod vocab;
 
-use std::{collections::HashSet, sync::Arc};
+use std::{
+    collections::{HashMap, HashSet},
+    sync::Arc,
+};
 
 pub use grammar::Grammar;
 pub use schema::{SchemaError, compile, compile_calls};
@@ -28,8 +33,12 @@ pub(crate) struct Guide {
     vocab: Arc<Vocab>,
     matcher: Matcher,
     eos: Arc<HashSet<u32>>,
-    mask: Vec<bool>,
+    /// Masks by canonical state (without the end-of-sequence tokens), at most [`MASKS_KEPT`].
+    masks: HashMap<Matcher, Arc<[bool]>>,
 }
+
+/// Masks a sequence keeps (each one flag per token id: 262 KB for Gemma's vocabulary).
+const MASKS_KEPT: usize = 8;
 
 impl Guide {
     pub(crate) fn new(grammar: Arc<Grammar>, vocab: Arc<Vocab>, eos: Arc<HashSet<u32>>) -> Self {
@@ -38,7 +47,7 @@ impl Guide {
             grammar,
             vocab,
             eos,
-            mask: Vec::new(),
+            masks: HashMap::new(),
         }
     }
 
@@ -55,25 +64,45 @@ impl Guide {
 
     /// Sets every token the grammar refuses to minus infinity; false when it allows none.
     pub(crate) fn apply_mask(&mut self, logits: &mut [f32]) -> bool {
-        self.vocab
-            .mask(&self.grammar, &self.matcher, &mut self.mask);
-        if self.matcher.is_complete() {
-            for &e in self.eos.iter() {
-                if let Some(m) = self.mask.get_mut(e as usize) {
-                    *m = true;
+        let state = self.matcher.canonical(&self.grammar, self.vocab.longest());
+        let mask = match self.masks.get(&state) {
+            Some(mask) => Arc::clone(mask),
+            None => {
+                let mut mask = Vec::new();
+                self.vocab.mask(&self.grammar, &self.matcher, &mut mask);
+                let mask: Arc<[bool]> = mask.into();
+                if self.masks.len() >= MASKS_KEPT {
+                    self.masks.clear();
                 }
+                self.masks.insert(state, Arc::clone(&mask));
+                mask
             }
-        }
-        let mut any = false;
-        for (l, &ok) in logits.iter_mut().zip(&self.mask) {
+        };
+        // The end of sequence is allowed once the answer is whole (the cached mask leaves it out:
+        // the canonical state does not say whether the answer is complete).
+        let ends: Vec<(usize, f32)> = if self.matcher.is_complete() {
+            self.eos
+                .iter()
+                .map(|&e| e as usize)
+                .filter(|&e| e < mask.len().min(logits.len()))
+                .map(|e| (e, logits[e]))
+                .collect()
+        } else {
+            Vec::new()
+        };
+        let mut any = !ends.is_empty();
+        for (l, &ok) in logits.iter_mut().zip(mask.iter()) {
             if ok {
                 any = true;
             } else {
                 *l = f32::NEG_INFINITY;
             }
         }
+        for (e, logit) in ends {
+            logits[e] = logit;
+        }
         // Ids past the vocabulary's (padding of the logits) are never allowed.
-        for l in logits.iter_mut().skip(self.mask.len()) {
+        for l in logits.iter_mut().skip(mask.len()) {
             *l = f32::NEG_INFINITY;
         }
         any

@@ -378,3 +378,43 @@ fn several_calls_one_per_line_up_to_the_most() {
     let auto = calls.lines(2).or_text();
     assert!(accepts(&auto, &format!("{f}\n{g}")) && accepts(&auto, "It is noon."));
 }
+
+#[test]
+fn a_cached_mask_is_the_mask_of_its_state() {
+    // Inside a string of at most 6 characters, with tokens of at most 2 bytes: the lengths that
+    // cannot meet the bound within one token (0..=3) share one mask (made from the table of
+    // string content); 4, 5 and 6 have their own.
+    let tok = tiny_tokenizer();
+    let vocab = Arc::new(Vocab::new(&tok, 12));
+    assert_eq!(vocab.longest(), 2);
+    let eos = Arc::new([7u32].into_iter().collect());
+    let g = Arc::new(schema(json!({"type": "object",
+        "properties": {"a": {"type": "string", "maxLength": 6}}, "required": ["a"]})));
+    let mut guide = Guide::new(Arc::clone(&g), Arc::clone(&vocab), eos);
+    let check = |guide: &mut Guide| {
+        let mut logits = vec![0.0f32; 12];
+        assert!(guide.apply_mask(&mut logits));
+        // Token by token, as `allows` checks one: the cache, and inside the string the table of
+        // string content with the walk over the tokens holding a `"`, give the same.
+        let fresh: Vec<bool> = (0..12)
+            .map(|t| vocab.bytes(t).is_some_and(|b| guide.matcher.allows(&g, b)))
+            .collect();
+        let masked: Vec<bool> = logits.iter().map(|l| l.is_finite()).collect();
+        assert_eq!(masked, fresh, "the cached mask is the state's own");
+        masked
+    };
+    for t in [5, 3, 2, 8, 2] {
+        guide.advance(t); // {"a":"
+    }
+    for len in 0..=6 {
+        let allowed = check(&mut guide);
+        assert_eq!(allowed[3], len < 6, "`a` after {len} characters");
+        assert!(allowed[2] && allowed[6], "the string may close after {len}");
+        if len < 6 {
+            guide.advance(3);
+        }
+    }
+    // Lengths 0..=3 shared a mask; 4, 5, 6 each made one (and the states before the string
+    // none: nothing was masked there).
+    assert_eq!(guide.masks.len(), 4);
+}
