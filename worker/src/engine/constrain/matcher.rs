@@ -115,6 +115,18 @@ pub(crate) struct Matcher {
     stacks: Vec<Stack>,
 }
 
+/// The fewest and most characters of a string frame's node (a free key's: up to
+/// [`MAX_KEY_CHARS`]); `None` for a node that is no string.
+fn str_bounds(g: &Grammar, node: NodeId) -> Option<(u32, u32)> {
+    match node {
+        KEY => Some((0, MAX_KEY_CHARS)),
+        _ => match g.node(node) {
+            Node::String { min, max } => Some((*min, *max)),
+            _ => None,
+        },
+    }
+}
+
 fn is_ws(b: u8) -> bool {
     matches!(b, b' ' | b'\n' | b'\t' | b'\r')
 }
@@ -172,12 +184,8 @@ impl Matcher {
         let mut m = self.clone();
         for frame in m.stacks.iter_mut().flat_map(|s| s.frames.iter_mut()) {
             if let Frame::Str { node, len, .. } = frame {
-                let (min, max) = match *node {
-                    KEY => (0, MAX_KEY_CHARS),
-                    n => match g.node(n) {
-                        Node::String { min, max } => (*min, *max),
-                        _ => continue,
-                    },
+                let Some((min, max)) = str_bounds(g, *node) else {
+                    continue;
                 };
                 if *len >= min && max - (*len).min(max) > longest {
                     *len = min;
@@ -201,16 +209,7 @@ impl Matcher {
                 len,
                 esc: 0,
                 utf8: 0,
-            }) => {
-                let max = match node {
-                    KEY => MAX_KEY_CHARS,
-                    n => match g.node(n) {
-                        Node::String { max, .. } => *max,
-                        _ => return false,
-                    },
-                };
-                max - len.min(max) > longest
-            }
+            }) => str_bounds(g, node).is_some_and(|(_, max)| max - len.min(max) > longest),
             _ => false,
         }
     }
@@ -366,12 +365,8 @@ fn step(g: &Grammar, mut s: Stack, b: u8, out: &mut Vec<Stack>) {
             esc,
             utf8,
         } => {
-            let (min, max) = match node {
-                KEY => (0, MAX_KEY_CHARS),
-                _ => match g.node(node) {
-                    Node::String { min, max } => (*min, *max),
-                    _ => return,
-                },
+            let Some((min, max)) = str_bounds(g, node) else {
+                return;
             };
             let next = |len, esc, utf8| Frame::Str {
                 node,
