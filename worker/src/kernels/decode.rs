@@ -20,7 +20,9 @@
 //! # Decoded form
 //!
 //! Before a group is multiplied its blocks are unpacked into a [`Decoded`] scratch that stays in
-//! cache while every activation row passes: per block of 32 inputs and 16 rows,
+//! cache while every activation row passes (on AVX-512 only the K-quants' scales are, for up to
+//! four rows: the weights are unpacked in registers, `avx512_packed`): per block of 32 inputs and
+//! 16 rows,
 //!
 //! * `u[8 chunks][16 rows][4]`, the unsigned integer weights (0..63), in the chunk layout of
 //!   Q8_0 (`mod.rs`), so one 64-byte load is four inputs of all 16 rows;
