@@ -388,14 +388,19 @@ impl Scheduler {
         Ok(())
     }
 
-    /// Readies free slot `slot` for `prompt`: the longest cached prefix of it copied in (when
-    /// it is in another slot), the slot's own entry kept elsewhere when worth it. Returns the
-    /// positions reused.
+    /// Readies free slot `slot` for `prompt`: the longest prefix of it held by a free slot or
+    /// a running sequence copied in (when it is in another slot), the slot's own entry kept
+    /// elsewhere when worth it. Returns the positions reused.
     fn place(&mut self, slot: usize, prompt: &[u32]) -> usize {
         let (Some(prefix), Some(kv)) = (self.prefix.as_mut(), self.decoder.kv.as_mut()) else {
             return 0;
         };
-        let reuse = prefix.find(slot, prompt);
+        let running: Vec<&[u32]> = self
+            .active
+            .iter()
+            .map(|s| &s.tokens[..s.cached.min(s.tokens.len())])
+            .collect();
+        let reuse = prefix.find(slot, prompt, &running);
         if let Some(keep) = prefix.make_room(slot, reuse) {
             kv.move_slot(slot, keep.to, keep.len);
         }

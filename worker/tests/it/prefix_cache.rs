@@ -2,9 +2,18 @@
 //! and every answer is the one a worker without the cache gives (one at a time, or many at once
 //! while slots move).
 
+use std::{sync::Arc, time::Duration};
+
 use morpheus_sdk::openai::{ChatCompletionRequest, ChatMessage};
 
-use morpheus_testkit::{TestWorker, WorkerOptions};
+use crate::common::answer_text;
+use morpheus_testkit::{TestWorker, WorkerOptions, ort_environment, tiny_model};
+use morpheus_worker::{
+    engine::{Engine, EngineConfig, Event, GenerateRequest, Sampling},
+    metrics::Metrics,
+    model::ModelDir,
+    runtime::Device,
+};
 
 fn greedy(messages: Vec<ChatMessage>, max_tokens: u32) -> ChatCompletionRequest {
     ChatCompletionRequest {
@@ -118,4 +127,101 @@ async fn concurrent_conversations_sharing_a_system_prompt_answer_as_without_the_
     assert!(reused > 0.0);
     cached.stop().await;
     plain.stop().await;
+}
+
+/// `prompt` answered greedily for `max_new` tokens, end of sequence ignored.
+fn generate(prompt: Vec<u32>, max_new: u32) -> GenerateRequest {
+    GenerateRequest {
+        ignore_eos: true,
+        ..GenerateRequest::new(
+            prompt,
+            max_new,
+            Sampling {
+                temperature: 0.0,
+                top_p: 1.0,
+                seed: 0,
+            },
+        )
+    }
+}
+
+/// Tokens of the request that runs while the others arrive (its prompt and these within the
+/// tiny model's context of 512).
+const LONG: u32 = 450;
+
+fn reused_tokens(metrics: &Metrics) -> f64 {
+    metrics
+        .render()
+        .lines()
+        .find_map(|l| l.strip_prefix("morpheus_worker_prefix_cache_reused_tokens_total "))
+        .and_then(|v| v.parse().ok())
+        .expect("the reused tokens counter")
+}
+
+#[tokio::test]
+async fn requests_arriving_while_one_runs_copy_its_system_prompt_and_answer_as_without_the_cache() {
+    let env = ort_environment().expect("ONNX Runtime");
+    let model = ModelDir::open(tiny_model()).expect("the tiny model");
+    let start = |prefix_cache: bool| {
+        let cfg = EngineConfig {
+            max_batch: 4,
+            max_context: 512,
+            threads: 2,
+            device: Device::Cpu,
+            max_queue: 16,
+            prefix_cache,
+            ..Default::default()
+        };
+        let metrics = Arc::new(Metrics::new());
+        let engine = Engine::start(&env, &model, &cfg, metrics.clone()).expect("engine");
+        (engine, metrics)
+    };
+    // A 40-token system prompt (ids within the tiny vocabulary of 267), then each request's own
+    // question.
+    let system: Vec<u32> = (0..40).map(|i| 3 + (i * 37) % 250).collect();
+    let ask = |q: u32| [system.as_slice(), &[q, q + 3, q + 9]].concat();
+    let questions = [5, 77, 140];
+
+    let (plain, _) = start(false);
+    let mut alone = Vec::new();
+    for &q in &questions {
+        alone.push(answer_text(plain.submit(generate(ask(q), 12)).expect("submit")).await);
+    }
+    let long_alone = answer_text(plain.submit(generate(ask(1), LONG)).expect("submit")).await;
+    plain.shutdown();
+
+    // The first request runs long (no slot is free with its prompt in it: a fresh engine); the
+    // three after it arrive while it decodes and find the system prompt in its slot.
+    let (cached, metrics) = start(true);
+    let mut long = cached.submit(generate(ask(1), LONG)).expect("submit");
+    tokio::time::sleep(Duration::from_millis(5)).await;
+    let rxs: Vec<_> = questions
+        .iter()
+        .map(|&q| cached.submit(generate(ask(q), 12)).expect("submit"))
+        .collect();
+    let mut together = Vec::new();
+    for rx in rxs {
+        together.push(answer_text(rx).await);
+    }
+    // The long one was still running when the three were answered (else they could have
+    // found its prompt in its freed slot instead).
+    let mut long_text = String::new();
+    while let Ok(event) = long.try_recv() {
+        match event {
+            Event::Text { text, .. } => long_text.push_str(&text),
+            Event::Done(_) => panic!("the long request ended before the three were answered"),
+            Event::Failed(m) => panic!("generation failed: {m}"),
+        }
+    }
+    long_text.push_str(&answer_text(long).await);
+    assert_eq!(long_text, long_alone);
+    assert_eq!(together, alone);
+    let reused = reused_tokens(&metrics);
+    assert!(
+        reused >= (questions.len() * system.len()) as f64,
+        "{reused} tokens reused: each of the {} later requests should copy the {}-token system prompt",
+        questions.len(),
+        system.len()
+    );
+    cached.shutdown();
 }
