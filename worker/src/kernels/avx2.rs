@@ -221,7 +221,8 @@ pub(super) unsafe fn decoded_group(dec: &Decoded, a: &Quantized, g: usize, valid
 }
 
 /// Rows `m0..m0 + MB` of `a` times a decoded group: `[row][16 outputs]`. The weights are at
-/// most 63, so `vpmaddubsw`'s pairs (<= 2 x 63 x 127) fit i16 and widen to i32 per chunk.
+/// most 63 and the activations at most 127 in magnitude, so two chunks of `vpmaddubsw`'s pairs
+/// fit i16 together and widen to i32 once.
 #[target_feature(enable = "avx2,fma,f16c")]
 unsafe fn decoded<const MB: usize, const R: bool>(
     dec: &Decoded,
@@ -242,18 +243,27 @@ unsafe fn decoded<const MB: usize, const R: bool>(
             // [row][half block][rows 0-7, 8-15]
             let mut qs = [[[_mm256_setzero_si256(); 2]; 2]; MB];
             let mut rs = [[[_mm256_setzero_si256(); 2]; 2]; MB];
-            for c in 0..8 {
+            // Two chunks' pairs add up in i16 (<= 2 x 2 x 63 x 127 = 32004) before one
+            // `vpmaddwd` widens them.
+            for c in (0..8).step_by(2) {
                 for h in 0..2 {
-                    let w = _mm256_loadu_si256(p.add(64 * c + 32 * h).cast());
+                    let w0 = _mm256_loadu_si256(p.add(64 * c + 32 * h).cast());
+                    let w1 = _mm256_loadu_si256(p.add(64 * (c + 1) + 32 * h).cast());
                     for r in 0..MB {
                         let at = (m0 + r) * k + b * BLOCK;
                         let qa = a.q.as_ptr().add(at).cast::<i32>();
-                        let pairs = _mm256_maddubs_epi16(w, broadcast(qa.add(c)));
+                        let pairs = _mm256_add_epi16(
+                            _mm256_maddubs_epi16(w0, broadcast(qa.add(c))),
+                            _mm256_maddubs_epi16(w1, broadcast(qa.add(c + 1))),
+                        );
                         let sum = &mut qs[r][c / 4][h];
                         *sum = _mm256_add_epi32(*sum, _mm256_madd_epi16(pairs, ones));
                         if R {
                             let ra = a.r.as_ptr().add(at).cast::<i32>();
-                            let pairs = _mm256_maddubs_epi16(w, broadcast(ra.add(c)));
+                            let pairs = _mm256_add_epi16(
+                                _mm256_maddubs_epi16(w0, broadcast(ra.add(c))),
+                                _mm256_maddubs_epi16(w1, broadcast(ra.add(c + 1))),
+                            );
                             let sum = &mut rs[r][c / 4][h];
                             *sum = _mm256_add_epi32(*sum, _mm256_madd_epi16(pairs, ones));
                         }

@@ -255,6 +255,33 @@ fn every_isa_matches_the_reference_on_odd_shapes() {
 }
 
 #[test]
+fn the_largest_weights_times_the_largest_activations_do_not_saturate() {
+    // Q6_K at its largest (every weight 63 before the centre, scales 127) against activations
+    // all at +-127 after quantising: the AVX2 path adds two chunks of `vpmaddubsw` pairs in i16.
+    let (n, k) = (17, 512);
+    let mut raw = Vec::new();
+    for _ in 0..n * k / 256 {
+        let mut blk = vec![0xFFu8; 192];
+        blk.extend([0x7F; 16]);
+        blk.extend(0x3C00u16.to_le_bytes()); // d = 1.0
+        raw.extend(blk);
+    }
+    let packed = pack(Format::Q6_K, &raw, n, k);
+    for sign in [1.0f32, -1.0] {
+        let x: Vec<f32> = (0..2 * k)
+            .map(|i| if i < k { sign } else { sign * if i % 2 == 0 { 1.0 } else { -1.0 } })
+            .collect();
+        let mut a = Quantized::default();
+        a.quantize(Isa::Portable, &x, 2, k, Prologue::None, true);
+        let want = reference(Format::Q6_K, &raw, n, &a);
+        for isa in isas() {
+            let got = run(isa, Format::Q6_K, &packed, n, &a);
+            assert_close(&got, &want, &format!("{isa:?}: Q6_K at its largest, sign {sign}"));
+        }
+    }
+}
+
+#[test]
 fn the_result_is_close_to_the_float_matmul() {
     // Only the int8 activations differ from a float matmul: the weights are GGML's, exactly.
     let mut rng = Rng::new(11);
