@@ -38,10 +38,10 @@ pub(super) unsafe fn matmul_groups(w: &Packed<'_>, a: &Quantized, groups: Range<
                     (Format::Q4_1, true, _) => q4_1::<1, true>(wg, kb, a, m),
                     (Format::Q4_1, false, 2) => q4_1::<2, false>(wg, kb, a, m),
                     (Format::Q4_1, false, _) => q4_1::<1, false>(wg, kb, a, m),
-                    (Format::Q8_0, true, 2) => q8_0::<2, true>(wg, kb, a, m),
-                    (Format::Q8_0, true, _) => q8_0::<1, true>(wg, kb, a, m),
-                    (Format::Q8_0, false, 2) => q8_0::<2, false>(wg, kb, a, m),
-                    (Format::Q8_0, false, _) => q8_0::<1, false>(wg, kb, a, m),
+                    (Format::Q8_0, true, 2) => q8_0_wide::<2>(wg, kb, a, m),
+                    (Format::Q8_0, true, _) => q8_0_wide::<1>(wg, kb, a, m),
+                    (Format::Q8_0, false, 2) => q8_0::<2>(wg, kb, a, m),
+                    (Format::Q8_0, false, _) => q8_0::<1>(wg, kb, a, m),
                     _ => unreachable!("{:?} is decoded first", w.format),
                 }
             };
@@ -130,9 +130,11 @@ unsafe fn q4_1<const MB: usize, const R: bool>(
     spill(&acc)
 }
 
-/// Rows `m0..m0 + MB` of `a` times one Q8_0 group: `[row][16 outputs]`.
+/// Rows `m0..m0 + MB` of `a` times one Q8_0 group, one int8 stage: `[row][16 outputs]`.
+// Indexed loops: the register tile is `[row][half]`, the weights loaded once per half.
+#[allow(clippy::needless_range_loop)]
 #[target_feature(enable = "avx2,fma,f16c")]
-unsafe fn q8_0<const MB: usize, const R: bool>(
+unsafe fn q8_0<const MB: usize>(
     wg: *const u8,
     kb: usize,
     a: &Quantized,
@@ -140,14 +142,12 @@ unsafe fn q8_0<const MB: usize, const R: bool>(
 ) -> [[f32; ROWS]; 2] {
     let flip = _mm256_set1_epi8(-128);
     let ones = _mm256_set1_epi16(1);
-    let step = _mm256_set1_ps(1.0 / RESIDUAL);
     let mut acc = [[_mm256_setzero_ps(); 2]; MB];
     let k = kb * BLOCK;
     for b in 0..kb {
         unsafe {
             let p = wg.add(b * 544);
             let mut qs = [[_mm256_setzero_si256(); 2]; MB];
-            let mut rs = [[_mm256_setzero_si256(); 2]; MB];
             for s in 0..8 {
                 for h in 0..2 {
                     // Stored as q + 128: back to signed q, then |q| (unsigned) times sign(q)*x.
@@ -160,34 +160,90 @@ unsafe fn q8_0<const MB: usize, const R: bool>(
                         let x = _mm256_sign_epi8(broadcast(qa.add(s)), w);
                         let pairs = _mm256_maddubs_epi16(magnitude, x);
                         qs[r][h] = _mm256_add_epi32(qs[r][h], _mm256_madd_epi16(pairs, ones));
-                        if R {
-                            let ra = a.r.as_ptr().add(at).cast::<i32>();
-                            let x = _mm256_sign_epi8(broadcast(ra.add(s)), w);
-                            let pairs = _mm256_maddubs_epi16(magnitude, x);
-                            rs[r][h] = _mm256_add_epi32(rs[r][h], _mm256_madd_epi16(pairs, ones));
-                        }
                     }
                 }
             }
-            let d = [
-                _mm256_cvtph_ps(_mm_loadu_si128(p.add(512).cast())),
-                _mm256_cvtph_ps(_mm_loadu_si128(p.add(528).cast())),
-            ];
+            let d = q8_0_scales(p);
             for r in 0..MB {
-                let i = (m0 + r) * kb + b;
-                let da = _mm256_set1_ps(*a.d.get_unchecked(i));
+                let da = _mm256_set1_ps(*a.d.get_unchecked((m0 + r) * kb + b));
                 for h in 0..2 {
-                    let mut t = _mm256_cvtepi32_ps(qs[r][h]);
-                    if R {
-                        t = _mm256_fmadd_ps(_mm256_cvtepi32_ps(rs[r][h]), step, t);
-                    }
                     // Signed weights here: no +128 to take off.
+                    let t = _mm256_cvtepi32_ps(qs[r][h]);
                     acc[r][h] = _mm256_fmadd_ps(d[h], _mm256_mul_ps(t, da), acc[r][h]);
                 }
             }
         }
     }
     spill(&acc)
+}
+
+/// Rows `m0..m0 + MB` of `a` times one Q8_0 group, both stages at once: the weights widened to
+/// i16 against the activations' `q * RESIDUAL + r` (`Quantized::wide`), one `vpmaddwd` per 16
+/// products where the two int8 stages take two `vpmaddubsw` and two `vpmaddwd` (and their
+/// signs). The sums are the same integers: a block's stays within i32 (32 x 128 x 32,385).
+// Indexed loops: the register tile is `[row][half]`, the weights loaded once per half.
+#[allow(clippy::needless_range_loop)]
+#[target_feature(enable = "avx2,fma,f16c")]
+unsafe fn q8_0_wide<const MB: usize>(
+    wg: *const u8,
+    kb: usize,
+    a: &Quantized,
+    m0: usize,
+) -> [[f32; ROWS]; 2] {
+    let flip = _mm256_set1_epi8(-128);
+    // `vphaddd` of rows 0-3 and 4-7 leaves them as 0 1 4 5 | 2 3 6 7.
+    let order = _mm256_setr_epi32(0, 1, 4, 5, 2, 3, 6, 7);
+    let mut acc = [[_mm256_setzero_ps(); 2]; MB];
+    let k = kb * BLOCK;
+    for b in 0..kb {
+        unsafe {
+            let p = wg.add(b * 544);
+            // [row][rows 0-7, 8-15][their rows 0-3, 4-7]: two partial sums per output.
+            let mut sums = [[[_mm256_setzero_si256(); 2]; 2]; MB];
+            for s in 0..8 {
+                for h in 0..2 {
+                    // Stored as q + 128: back to signed q, four inputs of 8 rows, as i16.
+                    let w =
+                        _mm256_xor_si256(_mm256_loadu_si256(p.add(64 * s + 32 * h).cast()), flip);
+                    let lo = _mm256_cvtepi8_epi16(_mm256_castsi256_si128(w));
+                    let hi = _mm256_cvtepi8_epi16(_mm256_extracti128_si256::<1>(w));
+                    for r in 0..MB {
+                        let at = (m0 + r) * k + b * BLOCK + 4 * s;
+                        let x = _mm256_set1_epi64x(
+                            a.wide.as_ptr().add(at).cast::<i64>().read_unaligned(),
+                        );
+                        let sum = &mut sums[r][h];
+                        sum[0] = _mm256_add_epi32(sum[0], _mm256_madd_epi16(lo, x));
+                        sum[1] = _mm256_add_epi32(sum[1], _mm256_madd_epi16(hi, x));
+                    }
+                }
+            }
+            let d = q8_0_scales(p);
+            for r in 0..MB {
+                let da = _mm256_set1_ps(*a.d.get_unchecked((m0 + r) * kb + b) / RESIDUAL);
+                for h in 0..2 {
+                    let [lo, hi] = sums[r][h];
+                    let t = _mm256_permutevar8x32_epi32(_mm256_hadd_epi32(lo, hi), order);
+                    let t = _mm256_cvtepi32_ps(t);
+                    acc[r][h] = _mm256_fmadd_ps(d[h], _mm256_mul_ps(t, da), acc[r][h]);
+                }
+            }
+        }
+    }
+    spill(&acc)
+}
+
+/// A Q8_0 group-block's 16 scales (after its 512 bytes of weights), rows 0-7 and 8-15.
+#[target_feature(enable = "avx2,f16c")]
+#[inline]
+unsafe fn q8_0_scales(p: *const u8) -> [__m256; 2] {
+    // SAFETY: the caller's block holds 544 bytes.
+    unsafe {
+        [
+            _mm256_cvtph_ps(_mm_loadu_si128(p.add(512).cast())),
+            _mm256_cvtph_ps(_mm_loadu_si128(p.add(528).cast())),
+        ]
+    }
 }
 
 /// All rows of `a` times one group unpacked in `dec` (`kernels::decode`).

@@ -104,6 +104,9 @@ pub(crate) struct Quantized {
     /// Per block, `-128 * d * (qsum + rsum/RESIDUAL)`: takes off the `+128` of Q8_0's stored
     /// weights, so a block is `d_w * (d * x·(q + 128) + offset)`.
     pub(crate) offset_q8_0: Vec<f32>,
+    /// With two stages, both in one i16, `[rows, k]`: `q * RESIDUAL + r` (at most 32,385 in
+    /// magnitude), so that AVX2 takes 8-bit weights times both stages in one `vpmaddwd`.
+    pub(crate) wide: Vec<i16>,
     /// One row after SwiGLU.
     scratch: Vec<f32>,
     /// One row after RMSNorm.
@@ -229,6 +232,12 @@ impl Quantized {
         }
         self.scratch = scratch;
         self.normed = normed;
+        if two_stage {
+            self.wide.resize(rows * k, 0);
+            for ((w, &q), &r) in self.wide.iter_mut().zip(&self.q).zip(&self.r) {
+                *w = i16::from(q) * RESIDUAL as i16 + i16::from(r);
+            }
+        }
         let half = BLOCK / 2;
         for (i, (q, r)) in self
             .q

@@ -256,27 +256,40 @@ fn every_isa_matches_the_reference_on_odd_shapes() {
 
 #[test]
 fn the_largest_weights_times_the_largest_activations_do_not_saturate() {
-    // Q6_K at its largest (every weight 63 before the centre, scales 127) against activations
-    // all at +-127 after quantising: the AVX2 path adds two chunks of `vpmaddubsw` pairs in i16.
+    // Each format's widest products against activations all at +-127 after quantising: Q6_K's
+    // weights at 63 before the centre (AVX2 adds two chunks of `vpmaddubsw` pairs in i16), and
+    // Q8_0's at -128 and 127 (AVX2 multiplies them by both stages at once, `Quantized::wide`).
     let (n, k) = (17, 512);
-    let mut raw = Vec::new();
-    for _ in 0..n * k / 256 {
-        let mut blk = vec![0xFFu8; 192];
-        blk.extend([0x7F; 16]);
-        blk.extend(0x3C00u16.to_le_bytes()); // d = 1.0
-        raw.extend(blk);
-    }
-    let packed = pack(Format::Q6_K, &raw, n, k);
-    for sign in [1.0f32, -1.0] {
-        let x: Vec<f32> = (0..2 * k)
-            .map(|i| if i < k { sign } else { sign * if i % 2 == 0 { 1.0 } else { -1.0 } })
-            .collect();
-        let mut a = Quantized::default();
-        a.quantize(Isa::Portable, &x, 2, k, Prologue::None, true);
-        let want = reference(Format::Q6_K, &raw, n, &a);
-        for isa in isas() {
-            let got = run(isa, Format::Q6_K, &packed, n, &a);
-            assert_close(&got, &want, &format!("{isa:?}: Q6_K at its largest, sign {sign}"));
+    let one = 0x3C00u16.to_le_bytes(); // f16 1.0
+    let q6_k: Vec<u8> = (0..n * k / 256)
+        .flat_map(|_| [vec![0xFF; 192], vec![0x7F; 16], one.to_vec()].concat())
+        .collect();
+    let q8_0 = |q: u8| -> Vec<u8> {
+        (0..n * k / 32)
+            .flat_map(|_| [one.to_vec(), vec![q; 32]].concat())
+            .collect()
+    };
+    for (format, raw) in [
+        (Format::Q6_K, q6_k),
+        (Format::Q8_0, q8_0(0x80)),
+        (Format::Q8_0, q8_0(0x7F)),
+    ] {
+        let packed = pack(format, &raw, n, k);
+        for sign in [1.0f32, -1.0] {
+            // One row all `sign`, one alternating.
+            let x: Vec<f32> = (0..2 * k)
+                .map(|i| if i < k || i % 2 == 0 { sign } else { -sign })
+                .collect();
+            for two_stage in [true, false] {
+                let mut a = Quantized::default();
+                a.quantize(Isa::Portable, &x, 2, k, Prologue::None, two_stage);
+                let want = reference(format, &raw, n, &a);
+                for isa in isas() {
+                    let got = run(isa, format, &packed, n, &a);
+                    let what = format!("{isa:?}: {format:?} at its largest, sign {sign}");
+                    assert_close(&got, &want, &what);
+                }
+            }
         }
     }
 }
