@@ -19,7 +19,7 @@ ORT_VERSION := 1.31.1
 # know where it is before the venv exists. ORT_DYLIB_PATH, when set, names another one.
 export PATH := $(abspath $(BIN)):$(PATH)
 
-.PHONY: FORCE help deps build abi abi-check test test-tools test-contracts test-rust test-postgres gas gas-check lint fmt demo bench slither clean
+.PHONY: FORCE help deps build abi abi-check test test-tools test-contracts test-rust test-postgres gas gas-check lint fmt demo bench bench-avx2 slither clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-15s %s\n", $$1, $$2}'
@@ -47,6 +47,17 @@ $(VENV)/.installed: worker/python/requirements.txt
 
 $(VENV)/.bench: $(VENV)/.installed bench/requirements.txt
 	$(PY) -m pip install --quiet -r bench/requirements.txt
+	@touch $@
+
+# llama.cpp built for AVX2 only (no AVX-512), beside `.bench`'s native build: `make bench-avx2`
+# compares the worker's AVX2 kernels with it, as on an AVX2-only CPU. Never from pip's wheel cache
+# (it does not key wheels by CMAKE_ARGS, so the two builds would be mixed up).
+AVX2_VENV := .venv-avx2
+LLAMA_AVX2 := -DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON \
+	-DGGML_BMI2=ON -DGGML_AVX512=OFF -DGGML_AVX_VNNI=OFF
+$(AVX2_VENV)/.installed: bench/requirements.txt
+	python3 -m venv $(AVX2_VENV)
+	CMAKE_ARGS="$(LLAMA_AVX2)" $(AVX2_VENV)/bin/pip install --quiet --no-cache-dir -r bench/requirements.txt
 	@touch $@
 
 deps: node_modules/.installed $(VENV)/.installed ## install the Solidity toolchain (npm) and Python tools (venv)
@@ -143,6 +154,14 @@ bench: deps build $(VENV)/.bench $(WORKER) ## benchmarks: gas, and inference aga
 	$(PG_SERVER) install
 	$(WITH_PG) cargo run -q --release -p morpheus-router --example load -- --pairs 4000 \
 		--postgres "$$url"
+
+AVX2_BENCH := MORPHEUS_KERNEL_ISA=avx2 $(WORKER) bench --threads 2 --repeats 3 --llama-python $(AVX2_VENV)/bin/python
+
+bench-avx2: deps build $(VENV)/.bench $(AVX2_VENV)/.installed $(WORKER) ## the AVX2 kernels against llama.cpp built for AVX2 only
+	$(WORKER) model prepare smollm2
+	$(AVX2_BENCH) --model models/smollm2 --gguf smollm2 --json bench/results-avx2.json
+	$(WORKER) model prepare gemma3-270m
+	$(AVX2_BENCH) --model models/gemma3-270m --gguf gemma3-270m --json bench/results-avx2-gemma3-270m.json
 
 slither: deps build ## static analysis of the contracts
 	$(PY) -m pip install --quiet slither-analyzer==0.11.6

@@ -114,7 +114,12 @@ def main() -> int:
             "ttft_ms_first": min(r[2] for r in rounds),
         }
     L.llama_batch_free(batch)
+    # The instruction sets its CPU backend was built with and found ("AVX2 = 1", ...).
+    info = L.llama_print_system_info().decode()
+    features = [part.split("=")[0].strip() for part in info.replace("CPU :", "|").split("|")
+                if part.strip().endswith("= 1")]
     json.dump({"engine": "llama.cpp (llama-cpp-python %s)" % L.__version__, "threads": args.threads,
+               "cpu_features": " ".join(features),
                "prompt_tokens": len(prompt), "prompt_tps": best_pp, "streams": results}, sys.stdout)
     print()
     return 0

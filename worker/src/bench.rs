@@ -44,6 +44,8 @@ pub struct BenchOptions {
     pub repeats: usize,
     /// Python interpreter for the llama.cpp side.
     pub python: Option<PathBuf>,
+    /// Python interpreter whose `llama_cpp` package runs the llama.cpp side (default: `python`).
+    pub llama_python: Option<PathBuf>,
     /// Directory holding `llama_cpp_bench.py` (default: `$MORPHEUS_PYTHON_DIR`, else the copy
     /// embedded in the binary).
     pub python_dir: Option<PathBuf>,
@@ -114,6 +116,7 @@ pub fn run(args: &BenchOptions) -> Result<()> {
     let bytes = token_bytes(args, &model, &cwd)?;
     let report = json!({
         "threads": args.threads,
+        "kernel_isa": format!("{:?}", crate::kernels::Isa::select()),
         "read_bandwidth_gb_s": bandwidth / 1e9,
         "token_bytes": bytes,
         "decode_bound_tps": bandwidth / bytes,
@@ -248,9 +251,14 @@ fn batched_prefill(
 /// Length of the shared prefix in the prefix-cache test.
 const PREFIX_TOKENS: usize = 1000;
 
+/// Requests sent at once on one system prompt in the prefix-cache test.
+const SHARED_REQUESTS: usize = 4;
+
 /// TTFT of a follow-up sharing a [`PREFIX_TOKENS`]-token prefix with the request before it,
-/// against the first request on that prefix (cold: each round's prefix is the text rotated, so
-/// it shares nothing with the rounds before). Best of `repeats` rounds each.
+/// against the first request on that prefix (cold: each round's prefixes are the text rotated, so
+/// they share nothing with the rounds before); and the mean TTFT of [`SHARED_REQUESTS`] requests
+/// sent at once on one such prefix (later ones copy it from the first while it runs) against as
+/// many on prefixes of their own. Best of `repeats` rounds each.
 fn prefix_cache(engine: &Engine, model: &ModelDir, args: &BenchOptions) -> Result<Value> {
     let greedy = Sampling {
         temperature: 0.0,
@@ -264,24 +272,56 @@ fn prefix_cache(engine: &Engine, model: &ModelDir, args: &BenchOptions) -> Resul
     let mut base = model.encode(&text)?;
     base.truncate(PREFIX_TOKENS);
     let question = |n: usize| model.encode(&format!(" Question {n}: what happened next?"));
+    // The text rotated by `by`: rotations a few tokens apart share no prefix.
+    let rotated = |by: usize| {
+        let mut p = base.clone();
+        p.rotate_left(by);
+        p
+    };
+    let request = |prompt: Vec<u32>| GenerateRequest {
+        ignore_eos: true,
+        ..GenerateRequest::new(prompt, 4, greedy)
+    };
+    // Mean TTFT of `prompts` submitted at once.
+    let at_once = |prompts: Vec<Vec<u32>>| -> Result<f64> {
+        let n = prompts.len() as f64;
+        let rxs = prompts
+            .into_iter()
+            .map(|p| engine.submit(request(p)))
+            .collect::<Result<Vec<_>>>()?;
+        let ttfts = rxs.into_iter().map(wait).collect::<Result<Vec<_>>>()?;
+        Ok(ttfts.iter().map(|t| t.0).sum::<f64>() / n)
+    };
     let (mut cold, mut warm) = (f64::MAX, f64::MAX);
+    let (mut shared, mut apart) = (f64::MAX, f64::MAX);
     for round in 0..args.repeats.max(1) {
-        let mut prefix = base.clone();
-        prefix.rotate_left(round * 7 + 1);
+        // Each round's rotations: 7 apart, so no two rounds' meet.
+        let at = round * 7;
+        let prefix = rotated(at + 1);
         let ask = |q: Vec<u32>| -> Result<f64> {
             let prompt = [prefix.as_slice(), &q].concat();
-            let (ttft, _) = wait(engine.submit(GenerateRequest {
-                ignore_eos: true,
-                ..GenerateRequest::new(prompt, 4, greedy)
-            })?)?;
-            Ok(ttft)
+            Ok(wait(engine.submit(request(prompt))?)?.0)
         };
         cold = cold.min(ask(question(1)?)?);
         warm = warm.min(ask(question(2)?)?);
+        let one = rotated(at + 2);
+        shared = shared.min(at_once(
+            (0..SHARED_REQUESTS)
+                .map(|i| Ok([one.as_slice(), &question(10 + i)?].concat()))
+                .collect::<Result<_>>()?,
+        )?);
+        apart = apart.min(at_once(
+            (0..SHARED_REQUESTS)
+                .map(|i| Ok([rotated(at + 3 + i).as_slice(), &question(10 + i)?].concat()))
+                .collect::<Result<_>>()?,
+        )?);
     }
-    Ok(
-        json!({ "prefix_tokens": PREFIX_TOKENS, "cold_ttft_ms": cold * 1000.0, "warm_ttft_ms": warm * 1000.0, "ratio": warm / cold }),
-    )
+    Ok(json!({
+        "prefix_tokens": PREFIX_TOKENS, "cold_ttft_ms": cold * 1000.0, "warm_ttft_ms": warm * 1000.0,
+        "ratio": warm / cold, "shared_requests": SHARED_REQUESTS,
+        "shared_ttft_ms_mean": shared * 1000.0, "apart_ttft_ms_mean": apart * 1000.0,
+        "shared_ratio": shared / apart,
+    }))
 }
 
 /// The constrained-decoding test: a request and its schema. A long string (the one-token check
@@ -396,7 +436,7 @@ fn llama_cpp(args: &BenchOptions, gguf: &str, prompt: &[u32], cwd: &Path) -> Res
     let script = converter::llama_bench_script(args.python_dir.as_deref())?;
     info!(target: "worker::bench", gguf = %gguf_path, "measuring llama.cpp");
     let streams: Vec<String> = args.streams.iter().map(ToString::to_string).collect();
-    let out = Command::new(&python)
+    let out = Command::new(args.llama_python.as_ref().unwrap_or(&python))
         .arg(&script)
         .args(["--gguf", &gguf_path, "--threads", &args.threads.to_string()])
         .arg("--prompt-ids")
@@ -504,6 +544,10 @@ fn resident_memory(model: &ModelDir, cfg: &EngineConfig) -> Result<Value> {
         * m.head_dim
         * 4) as u64;
     let (rss, peak) = (kib("VmRSS:"), kib("VmHWM:"));
+    // The part of the cache the tests reached, and the rest of the process with a full cache:
+    // what a worker whose every slot reached the context would hold.
+    let kv_resident = crate::engine::kv_resident_bytes();
+    let full = rss.map(|r| (r.saturating_sub(kv_resident) + kv) as f64 / (gguf + kv) as f64);
     Ok(json!({
         "resident_bytes": rss,
         "peak_resident_bytes": peak,
@@ -512,6 +556,8 @@ fn resident_memory(model: &ModelDir, cfg: &EngineConfig) -> Result<Value> {
         "file_bytes": kib("RssFile:"),
         "gguf_bytes": gguf,
         "kv_cache_bytes": kv,
+        "kv_resident_bytes": kv_resident,
+        "full_cache_ratio": full,
         "ratio": rss.map(|r| r as f64 / (gguf + kv) as f64),
         "peak_ratio": peak.map(|p| p as f64 / (gguf + kv) as f64),
     }))
@@ -525,6 +571,11 @@ fn print_table(r: &Value) {
         r["read_bandwidth_gb_s"].as_f64().unwrap_or(0.0),
         r["token_bytes"].as_f64().unwrap_or(0.0) / 1e6,
         r["decode_bound_tps"].as_f64().unwrap_or(0.0)
+    );
+    println!(
+        "kernels {} | llama.cpp's CPU features: {}",
+        r["kernel_isa"].as_str().unwrap_or("-"),
+        r["llama_cpp"]["cpu_features"].as_str().unwrap_or("-")
     );
     if let Some(modes) = r["morpheus"].as_object() {
         for (mode, ours) in modes {
@@ -545,6 +596,12 @@ fn print_table(r: &Value) {
             mb(&m["kv_cache_bytes"]),
             ratio,
             m["peak_ratio"].as_f64().unwrap_or(0.0),
+        );
+        println!(
+            "  of it the KV cache reached so far {:.0} MB; with every slot at the full context: \
+             {:.2}x",
+            mb(&m["kv_resident_bytes"]),
+            m["full_cache_ratio"].as_f64().unwrap_or(0.0),
         );
     }
     for b in r["batched_prefill"].as_array().into_iter().flatten() {
@@ -609,6 +666,16 @@ fn print_mode(r: &Value, mode: &str, ours: &Value) {
             p["prefix_tokens"],
             f(&p["warm_ttft_ms"]),
             f(&p["cold_ttft_ms"]),
+            ratio * 100.0
+        );
+    }
+    if let Some(ratio) = p["shared_ratio"].as_f64() {
+        println!(
+            "{} requests at once on one {}-token system prompt: mean TTFT {} ms vs {} ms on prompts of their own = {:.0}%",
+            p["shared_requests"],
+            p["prefix_tokens"],
+            f(&p["shared_ttft_ms_mean"]),
+            f(&p["apart_ttft_ms_mean"]),
             ratio * 100.0
         );
     }

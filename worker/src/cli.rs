@@ -327,6 +327,10 @@ pub(crate) struct BenchArgs {
     /// Python interpreter for the llama.cpp side.
     #[arg(long, env = "MORPHEUS_PYTHON")]
     python: Option<PathBuf>,
+    /// Python interpreter whose `llama_cpp` runs the llama.cpp side, when it is not `--python`'s
+    /// (`make bench-avx2`: a llama.cpp built for AVX2 only).
+    #[arg(long)]
+    llama_python: Option<PathBuf>,
     /// Directory holding `llama_cpp_bench.py` and `morpheus_model` (default: the copies built
     /// into this binary).
     #[arg(long, env = "MORPHEUS_PYTHON_DIR")]
@@ -352,6 +356,7 @@ impl From<BenchArgs> for BenchOptions {
             ort_lib: a.ort_lib,
             repeats: a.repeats,
             python: a.python,
+            llama_python: a.llama_python,
             python_dir: a.python_dir,
             json: a.json,
             activations: a.activations.into_iter().map(Into::into).collect(),

@@ -23,6 +23,7 @@ use ort::environment::Environment;
 pub(crate) use sampler::SplitMix64;
 pub use sampler::{Sampling, Shaping, TokenLogprob};
 use tokio::sync::mpsc;
+pub use zeroed::resident_bytes as kv_resident_bytes;
 
 use crate::{Error, Result, metrics::Metrics, model::ModelDir, runtime::Device};
 

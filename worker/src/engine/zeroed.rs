@@ -10,9 +10,36 @@
 use std::{
     ops::{Deref, DerefMut},
     ptr::NonNull,
+    sync::Mutex,
 };
 
 use crate::{Error, Result};
+
+/// The live buffers' mappings (address, bytes), so that [`resident_bytes`] can count their pages
+/// from any thread; an entry is removed before its mapping goes.
+static LIVE: Mutex<Vec<(usize, usize)>> = Mutex::new(Vec::new());
+
+/// Bytes of every live buffer in memory now (`mincore`): the KV cache as far as sequences have
+/// reached, which the process's resident size alone cannot tell apart from the rest.
+pub fn resident_bytes() -> u64 {
+    let live = LIVE.lock().unwrap_or_else(|e| e.into_inner());
+    let mut pages = Vec::new();
+    let mut resident = 0u64;
+    for &(addr, bytes) in live.iter() {
+        pages.clear();
+        pages.resize(bytes.div_ceil(PAGE), 0u8);
+        // SAFETY: `addr..addr + bytes` is a live mapping (removed from `LIVE`, under this lock,
+        // before it is unmapped); `pages` has a byte per page. `mincore` reads no memory.
+        let rc = unsafe { libc::mincore(addr as *mut libc::c_void, bytes, pages.as_mut_ptr()) };
+        if rc == 0 {
+            resident += pages.iter().filter(|&&p| p & 1 != 0).count() as u64 * PAGE as u64;
+        }
+    }
+    resident
+}
+
+/// `mincore`'s unit: the base page size (x86-64 and most of aarch64).
+const PAGE: usize = 4096;
 
 /// `len` floats, zero until written.
 #[derive(Debug)]
@@ -57,6 +84,9 @@ impl ZeroedBuf {
         }
         let ptr = NonNull::new(addr.cast::<f32>())
             .ok_or_else(|| Error::Engine("mmap returned a null KV buffer".into()))?;
+        LIVE.lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push((addr as usize, bytes));
         Ok(Self { ptr, len })
     }
 }
@@ -64,7 +94,11 @@ impl ZeroedBuf {
 impl Drop for ZeroedBuf {
     fn drop(&mut self) {
         if self.len > 0 {
-            // SAFETY: the mapping made in `new`, of exactly this size, unmapped once.
+            let addr = self.ptr.as_ptr() as usize;
+            let mut live = LIVE.lock().unwrap_or_else(|e| e.into_inner());
+            live.retain(|&(a, _)| a != addr);
+            // SAFETY: the mapping made in `new`, of exactly this size, unmapped once (and no
+            // longer listed, so no count reads it after).
             unsafe { libc::munmap(self.ptr.as_ptr().cast(), self.len * size_of::<f32>()) };
         }
     }
@@ -125,6 +159,9 @@ mod tests {
                 .step_by(1024)
                 .all(|&x| x == 0.0)
         );
+        // The process-wide count sees at least this buffer's pages (other tests' buffers may
+        // be live too).
+        assert!(super::resident_bytes() >= resident as u64 * 4096);
         assert!(ZeroedBuf::new(0).expect("empty").is_empty());
         let err = ZeroedBuf::new(usize::MAX).expect_err("too large");
         assert!(err.to_string().contains("too large"), "{err}");
