@@ -157,7 +157,7 @@ bench: deps build $(VENV)/.bench $(WORKER) ## benchmarks: gas, and inference aga
 
 AVX2_BENCH := MORPHEUS_KERNEL_ISA=avx2 $(WORKER) bench --threads 2 --repeats 3 --llama-python $(AVX2_VENV)/bin/python
 
-bench-avx2: deps build $(VENV)/.bench $(AVX2_VENV)/.installed $(WORKER) ## the AVX2 kernels against llama.cpp built for AVX2 only
+bench-avx2: deps build $(AVX2_VENV)/.installed $(WORKER) ## the AVX2 kernels against llama.cpp built for AVX2 only
 	$(WORKER) model prepare smollm2
 	$(AVX2_BENCH) --model models/smollm2 --gguf smollm2 --json bench/results-avx2.json
 	$(WORKER) model prepare gemma3-270m

@@ -436,7 +436,8 @@ fn llama_cpp(args: &BenchOptions, gguf: &str, prompt: &[u32], cwd: &Path) -> Res
     let script = converter::llama_bench_script(args.python_dir.as_deref())?;
     info!(target: "worker::bench", gguf = %gguf_path, "measuring llama.cpp");
     let streams: Vec<String> = args.streams.iter().map(ToString::to_string).collect();
-    let out = Command::new(args.llama_python.as_ref().unwrap_or(&python))
+    let llama_python = args.llama_python.as_ref().unwrap_or(&python);
+    let out = Command::new(llama_python)
         .arg(&script)
         .args(["--gguf", &gguf_path, "--threads", &args.threads.to_string()])
         .arg("--prompt-ids")
@@ -452,7 +453,7 @@ fn llama_cpp(args: &BenchOptions, gguf: &str, prompt: &[u32], cwd: &Path) -> Res
             &streams.join(","),
         ])
         .output()
-        .map_err(|e| Error::Prepare(format!("cannot run {}: {e}", python.display())))?;
+        .map_err(|e| Error::Prepare(format!("cannot run {}: {e}", llama_python.display())))?;
     let _ = std::fs::remove_file(&ids);
     if !out.status.success() {
         warn!(target: "worker::bench", stderr = %String::from_utf8_lossy(&out.stderr), "llama.cpp benchmark failed");

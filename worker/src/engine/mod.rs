@@ -48,6 +48,10 @@ pub struct EngineConfig {
     /// Prefill prompts that wait together in one run (`scheduler`); off, one at a time (the
     /// benchmark compares the two).
     pub batch_prefill: bool,
+    /// Most tokens of one prompt run at once: a longer one runs in pieces, each continuing the
+    /// cache of the one before. ONNX Runtime keeps its buffers at the size of the largest run it
+    /// has made, so this bounds the worker's memory above its weights and cache (`scheduler`).
+    pub prompt_chunk: usize,
 }
 
 impl Default for EngineConfig {
@@ -61,6 +65,7 @@ impl Default for EngineConfig {
             activations: Default::default(),
             prefix_cache: true,
             batch_prefill: true,
+            prompt_chunk: 128,
         }
     }
 }
@@ -224,6 +229,7 @@ impl Engine {
                 max_context,
                 cfg.prefix_cache,
                 cfg.batch_prefill,
+                cfg.prompt_chunk.max(1),
             ),
         );
         let thread = std::thread::Builder::new()
