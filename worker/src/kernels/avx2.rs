@@ -259,11 +259,15 @@ pub(super) unsafe fn decoded_group(dec: &Decoded, a: &Quantized, g: usize, valid
         let take = (rows - m).min(2);
         // SAFETY: the caller's bounds, for rows m..m + take.
         let tile = unsafe {
-            match (a.two_stage(), take) {
-                (true, 2) => decoded::<2, true>(dec, a, m),
-                (true, _) => decoded::<1, true>(dec, a, m),
-                (false, 2) => decoded::<2, false>(dec, a, m),
-                (false, _) => decoded::<1, false>(dec, a, m),
+            match (a.two_stage(), take, dec.split) {
+                (true, 2, true) => decoded::<2, true, true>(dec, a, m),
+                (true, _, true) => decoded::<1, true, true>(dec, a, m),
+                (false, 2, true) => decoded::<2, false, true>(dec, a, m),
+                (false, _, true) => decoded::<1, false, true>(dec, a, m),
+                (true, 2, false) => decoded::<2, true, false>(dec, a, m),
+                (true, _, false) => decoded::<1, true, false>(dec, a, m),
+                (false, 2, false) => decoded::<2, false, false>(dec, a, m),
+                (false, _, false) => decoded::<1, false, false>(dec, a, m),
             }
         };
         for (r, row) in tile.iter().enumerate().take(take) {
@@ -278,9 +282,10 @@ pub(super) unsafe fn decoded_group(dec: &Decoded, a: &Quantized, g: usize, valid
 
 /// Rows `m0..m0 + MB` of `a` times a decoded group: `[row][16 outputs]`. The weights are at
 /// most 63 and the activations at most 127 in magnitude, so two chunks of `vpmaddubsw`'s pairs
-/// fit i16 together and widen to i32 once.
+/// fit i16 together and widen to i32 once. Unless the halves have scales of their own
+/// (`S`: `Decoded::split`), a block's halves are summed in i32 and scaled once.
 #[target_feature(enable = "avx2,fma,f16c")]
-unsafe fn decoded<const MB: usize, const R: bool>(
+unsafe fn decoded<const MB: usize, const R: bool, const S: bool>(
     dec: &Decoded,
     a: &Quantized,
     m0: usize,
@@ -302,6 +307,7 @@ unsafe fn decoded<const MB: usize, const R: bool>(
             // Two chunks' pairs add up in i16 (<= 2 x 2 x 63 x 127 = 32004) before one
             // `vpmaddwd` widens them.
             for c in (0..8).step_by(2) {
+                let half = if S { c / 4 } else { 0 };
                 for h in 0..2 {
                     let w0 = _mm256_loadu_si256(p.add(64 * c + 32 * h).cast());
                     let w1 = _mm256_loadu_si256(p.add(64 * (c + 1) + 32 * h).cast());
@@ -312,7 +318,7 @@ unsafe fn decoded<const MB: usize, const R: bool>(
                             _mm256_maddubs_epi16(w0, broadcast(qa.add(c))),
                             _mm256_maddubs_epi16(w1, broadcast(qa.add(c + 1))),
                         );
-                        let sum = &mut qs[r][c / 4][h];
+                        let sum = &mut qs[r][half][h];
                         *sum = _mm256_add_epi32(*sum, _mm256_madd_epi16(pairs, ones));
                         if R {
                             let ra = a.r.as_ptr().add(at).cast::<i32>();
@@ -320,7 +326,7 @@ unsafe fn decoded<const MB: usize, const R: bool>(
                                 _mm256_maddubs_epi16(w0, broadcast(ra.add(c))),
                                 _mm256_maddubs_epi16(w1, broadcast(ra.add(c + 1))),
                             );
-                            let sum = &mut rs[r][c / 4][h];
+                            let sum = &mut rs[r][half][h];
                             *sum = _mm256_add_epi32(*sum, _mm256_madd_epi16(pairs, ones));
                         }
                     }
@@ -332,21 +338,27 @@ unsafe fn decoded<const MB: usize, const R: bool>(
                 let i = (m0 + r) * kb + b;
                 let da = _mm256_set1_ps(*a.d.get_unchecked(i));
                 let sum = _mm256_set1_ps(*a.sum.get_unchecked(i));
+                // The activations' sums of what each accumulator holds: per half, or the
+                // block's.
+                let sums = |half: usize, halves: &[i32], whole: &[i32]| {
+                    centre
+                        * if S {
+                            *halves.get_unchecked(2 * i + half)
+                        } else {
+                            *whole.get_unchecked(i)
+                        } as f32
+                };
                 for h in 0..2 {
                     let mut t = _mm256_setzero_ps();
-                    for half in 0..2 {
+                    for half in 0..if S { 2 } else { 1 } {
                         let mut steps = _mm256_sub_ps(
                             _mm256_cvtepi32_ps(qs[r][half][h]),
-                            _mm256_set1_ps(
-                                centre * *a.half_qsum.get_unchecked(2 * i + half) as f32,
-                            ),
+                            _mm256_set1_ps(sums(half, &a.half_qsum, &a.qsum)),
                         );
                         if R {
                             let res = _mm256_sub_ps(
                                 _mm256_cvtepi32_ps(rs[r][half][h]),
-                                _mm256_set1_ps(
-                                    centre * *a.half_rsum.get_unchecked(2 * i + half) as f32,
-                                ),
+                                _mm256_set1_ps(sums(half, &a.half_rsum, &a.rsum)),
                             );
                             steps = _mm256_fmadd_ps(res, step, steps);
                         }

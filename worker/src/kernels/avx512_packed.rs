@@ -464,21 +464,43 @@ unsafe fn kernel<const MB: usize, const R: bool, const F: u8, const UNPACKED: bo
             let (scale, mn) = block_scales::<F>(wg, dec, b);
             for r in 0..MB {
                 let i = (m0 + r) * kb + b;
-                let mut t = _mm512_setzero_ps();
-                for h in 0..2 {
+                let t = if F == Q6_K {
+                    // A scale per half (Q6_K's cover 16 inputs): each half on its own.
+                    let mut t = _mm512_setzero_ps();
+                    for h in 0..2 {
+                        let mut steps = _mm512_sub_ps(
+                            _mm512_cvtepi32_ps(qdot[r][h]),
+                            _mm512_set1_ps(centre * *a.half_qsum.get_unchecked(2 * i + h) as f32),
+                        );
+                        if R {
+                            let res = _mm512_sub_ps(
+                                _mm512_cvtepi32_ps(rdot[r][h]),
+                                _mm512_set1_ps(
+                                    centre * *a.half_rsum.get_unchecked(2 * i + h) as f32,
+                                ),
+                            );
+                            steps = _mm512_fmadd_ps(res, step, steps);
+                        }
+                        t = _mm512_fmadd_ps(scale[h], steps, t);
+                    }
+                    t
+                } else {
+                    // One scale for the block: the halves' integer sums add up first, which
+                    // halves the float work per block and row.
+                    let q = _mm512_add_epi32(qdot[r][0], qdot[r][1]);
                     let mut steps = _mm512_sub_ps(
-                        _mm512_cvtepi32_ps(qdot[r][h]),
-                        _mm512_set1_ps(centre * *a.half_qsum.get_unchecked(2 * i + h) as f32),
+                        _mm512_cvtepi32_ps(q),
+                        _mm512_set1_ps(centre * *a.qsum.get_unchecked(i) as f32),
                     );
                     if R {
                         let res = _mm512_sub_ps(
-                            _mm512_cvtepi32_ps(rdot[r][h]),
-                            _mm512_set1_ps(centre * *a.half_rsum.get_unchecked(2 * i + h) as f32),
+                            _mm512_cvtepi32_ps(_mm512_add_epi32(rdot[r][0], rdot[r][1])),
+                            _mm512_set1_ps(centre * *a.rsum.get_unchecked(i) as f32),
                         );
                         steps = _mm512_fmadd_ps(res, step, steps);
                     }
-                    t = _mm512_fmadd_ps(scale[h], steps, t);
-                }
+                    _mm512_mul_ps(scale[0], steps)
+                };
                 acc[r] = _mm512_fmadd_ps(t, _mm512_set1_ps(*a.d.get_unchecked(i)), acc[r]);
                 acc[r] = _mm512_fmadd_ps(mn, _mm512_set1_ps(*a.sum.get_unchecked(i)), acc[r]);
             }

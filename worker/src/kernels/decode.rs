@@ -52,6 +52,9 @@ pub(crate) struct Decoded {
     pub(crate) blocks: usize,
     /// The format's centre: `w = s * (u - centre) + m`.
     pub(crate) centre: i32,
+    /// Whether a block's two halves have scales of their own (Q6_K's cover 16 inputs); else
+    /// `s` holds each block's one scale twice and a kernel may add the halves up first.
+    pub(crate) split: bool,
     /// `[blocks][8][16][4]` unsigned weights.
     pub(crate) u: Vec<u8>,
     /// `[blocks][2][16]` scales per half block.
@@ -147,6 +150,7 @@ impl Decoded {
     fn size(&mut self, w: &Packed<'_>) {
         self.blocks = w.k / BLOCK;
         self.centre = w.format.centre();
+        self.split = w.format == Format::Q6_K;
         self.s.resize(self.blocks * 2 * ROWS, 0.0);
         self.m.resize(self.blocks * ROWS, 0.0);
     }
