@@ -122,3 +122,33 @@ pub(crate) async fn answer_text(
     }
     panic!("the engine stopped")
 }
+
+/// `prompt` answered greedily by the engine for `max_new` tokens, end of sequence ignored.
+pub(crate) fn greedy_tokens_request(
+    prompt: Vec<u32>,
+    max_new: u32,
+) -> morpheus_worker::engine::GenerateRequest {
+    use morpheus_worker::engine::{GenerateRequest, Sampling};
+    GenerateRequest {
+        ignore_eos: true,
+        ..GenerateRequest::new(
+            prompt,
+            max_new,
+            Sampling {
+                temperature: 0.0,
+                top_p: 1.0,
+                seed: 0,
+            },
+        )
+    }
+}
+
+/// The value of the metric `name` (a series without labels) in the engine's `metrics`.
+pub(crate) fn engine_metric(metrics: &morpheus_worker::metrics::Metrics, name: &str) -> f64 {
+    metrics
+        .render()
+        .lines()
+        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' '))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| panic!("no metric {name}"))
+}

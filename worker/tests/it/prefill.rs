@@ -4,37 +4,17 @@
 
 use std::{sync::Arc, time::Duration};
 
-use crate::common::answer_text;
+use crate::common::{answer_text, engine_metric, greedy_tokens_request as greedy};
 use morpheus_testkit::{ort_environment, tiny_model};
 use morpheus_worker::{
-    engine::{Engine, EngineConfig, Event, GenerateRequest, Sampling},
+    engine::{Engine, EngineConfig, Event, GenerateRequest},
     metrics::Metrics,
     model::ModelDir,
     runtime::Device,
 };
 
-fn greedy(prompt: Vec<u32>, max_new: u32) -> GenerateRequest {
-    GenerateRequest {
-        ignore_eos: true,
-        ..GenerateRequest::new(
-            prompt,
-            max_new,
-            Sampling {
-                temperature: 0.0,
-                top_p: 1.0,
-                seed: 0,
-            },
-        )
-    }
-}
-
 fn prompt_runs(metrics: &Metrics) -> u64 {
-    metrics
-        .render()
-        .lines()
-        .find_map(|l| l.strip_prefix("morpheus_worker_prompt_runs_total "))
-        .and_then(|v| v.parse().ok())
-        .expect("the prompt runs counter")
+    engine_metric(metrics, "morpheus_worker_prompt_runs_total") as u64
 }
 
 #[tokio::test]

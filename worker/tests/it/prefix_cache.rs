@@ -6,10 +6,10 @@ use std::{sync::Arc, time::Duration};
 
 use morpheus_sdk::openai::{ChatCompletionRequest, ChatMessage};
 
-use crate::common::answer_text;
+use crate::common::{answer_text, engine_metric, greedy_tokens_request as generate};
 use morpheus_testkit::{TestWorker, WorkerOptions, ort_environment, tiny_model};
 use morpheus_worker::{
-    engine::{Engine, EngineConfig, Event, GenerateRequest, Sampling},
+    engine::{Engine, EngineConfig, Event},
     metrics::Metrics,
     model::ModelDir,
     runtime::Device,
@@ -129,33 +129,12 @@ async fn concurrent_conversations_sharing_a_system_prompt_answer_as_without_the_
     plain.stop().await;
 }
 
-/// `prompt` answered greedily for `max_new` tokens, end of sequence ignored.
-fn generate(prompt: Vec<u32>, max_new: u32) -> GenerateRequest {
-    GenerateRequest {
-        ignore_eos: true,
-        ..GenerateRequest::new(
-            prompt,
-            max_new,
-            Sampling {
-                temperature: 0.0,
-                top_p: 1.0,
-                seed: 0,
-            },
-        )
-    }
-}
-
 /// Tokens of the request that runs while the others arrive (its prompt and these within the
 /// tiny model's context of 512).
 const LONG: u32 = 450;
 
 fn reused_tokens(metrics: &Metrics) -> f64 {
-    metrics
-        .render()
-        .lines()
-        .find_map(|l| l.strip_prefix("morpheus_worker_prefix_cache_reused_tokens_total "))
-        .and_then(|v| v.parse().ok())
-        .expect("the reused tokens counter")
+    engine_metric(metrics, "morpheus_worker_prefix_cache_reused_tokens_total")
 }
 
 #[tokio::test]
