@@ -41,8 +41,13 @@ impl ModelDir {
         let dir = dir.as_ref().to_path_buf();
         let meta = ModelMeta::read(&dir)?;
         let tok_path = dir.join(&meta.tokenizer_file);
-        let tokenizer = Tokenizer::from_file(&tok_path)
+        let parsed = Tokenizer::from_file(&tok_path)
             .map_err(|e| Error::model(&tok_path, format!("cannot load the tokenizer: {e}")))?;
+        // The parse leaves its survivors scattered among its freed temporaries, so that pages
+        // holding both cannot be given back; a copy made now lies together, and the parse's
+        // pages become free whole (Gemma 3's: 102 -> 92 MB resident after the trim below).
+        let tokenizer = parsed.clone();
+        drop(parsed);
         // The parse's temporaries are freed now, but stay resident until trimmed (`heap.rs`).
         crate::heap::release_freed();
         let chat = ChatTemplate::new(&meta)?;

@@ -418,3 +418,70 @@ fn a_cached_mask_is_the_mask_of_its_state() {
     // none: nothing was masked there).
     assert_eq!(guide.masks.len(), 4);
 }
+
+#[test]
+fn the_flat_trie_masks_as_every_token_checked_alone() {
+    // Tokens sharing prefixes, repeated, holding quotes and escapes, empty (never allowed): at
+    // every step of answers made from the mask, the mask is exactly the tokens the matcher
+    // takes one by one, inside strings (the table of string content plus the walk over the
+    // subtrees holding a `"`) and outside them.
+    let alphabet = b"{}[]\":, ab1-\\e.";
+    let mut seed = 0x9E37_79B9_7F4A_7C15u64;
+    let mut next = move |n: usize| {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        (seed % n as u64) as usize
+    };
+    let mut pieces: Vec<Vec<u8>> = alphabet.iter().map(|&b| vec![b]).collect();
+    pieces.push(Vec::new());
+    pieces.push(Vec::new()); // the end of the answer: a special token, no bytes
+    while pieces.len() < 600 {
+        let piece: Vec<u8> = if next(5) == 0 {
+            pieces[next(pieces.len())].clone() // the same bytes under another id
+        } else {
+            (0..1 + next(5))
+                .map(|_| alphabet[next(alphabet.len())])
+                .collect()
+        };
+        pieces.push(piece);
+    }
+    let eos_id = alphabet.len() as u32 + 1;
+    let vocab = Arc::new(Vocab::from_pieces(pieces.clone()));
+    assert_eq!(vocab.bytes(alphabet.len() as u32), None, "an empty piece");
+    assert_eq!(vocab.bytes(0), Some(&b"{"[..]));
+    let g = Arc::new(schema(json!({"type": "object", "properties": {
+        "a": {"type": "string"}, "b": {"type": "array", "items": {"type": "number"}}},
+        "required": ["a", "b"]})));
+    let eos = Arc::new([eos_id].into_iter().collect());
+    let mut steps = Vec::new();
+    for _ in 0..6 {
+        let mut guide = Guide::new(Arc::clone(&g), Arc::clone(&vocab), Arc::clone(&eos));
+        let mut text = Vec::new();
+        for _ in 0..40 {
+            let mut logits = vec![0.0f32; pieces.len()];
+            let any = guide.apply_mask(&mut logits);
+            let masked: Vec<u32> = (0..pieces.len() as u32)
+                .filter(|&t| logits[t as usize].is_finite())
+                .collect();
+            let alone: Vec<u32> = (0..pieces.len() as u32)
+                .filter(|&t| {
+                    vocab.bytes(t).is_some_and(|b| guide.matcher.allows(&g, b))
+                        || (t == eos_id && guide.matcher.is_complete())
+                })
+                .collect();
+            let after = String::from_utf8_lossy(&text);
+            assert_eq!(masked, alone, "after {after:?}");
+            assert!(any && !masked.is_empty(), "{after:?} can go on");
+            let token = masked[next(masked.len())];
+            if token == eos_id {
+                break;
+            }
+            text.extend_from_slice(vocab.bytes(token).unwrap_or_default());
+            guide.advance(token);
+        }
+        steps.push(text.len());
+    }
+    // The answers went deep enough to pass through keys, strings and numbers.
+    assert!(steps.iter().filter(|&&n| n > 20).count() >= 3, "{steps:?}");
+}

@@ -12,25 +12,112 @@ use tokenizers::Tokenizer;
 use super::{compile, grammar::Grammar, matcher::Matcher};
 
 /// The vocabulary as bytes.
+///
+/// Laid out flat, because a 262,144-token vocabulary is about a million trie nodes: one heap
+/// allocation per token and two per node held 63 MB of Gemma 3's worker; these arrays hold ~18.
 #[derive(Debug)]
 pub struct Vocab {
-    /// Per token id: its bytes, or `None` for special tokens (never part of an answer).
-    bytes: Vec<Option<Box<[u8]>>>,
-    trie: Vec<TrieNode>,
-    /// Per trie node: whether a token at or below it holds a `"`.
-    quote_below: Vec<bool>,
+    /// Every token's bytes, one after another; token `id`'s are `data[ends[id - 1]..ends[id]]`
+    /// (empty for special tokens, which are never part of an answer).
+    data: Vec<u8>,
+    ends: Vec<u32>,
+    /// The trie of the tokens' bytes in preorder, so that a node's subtree is the range of nodes
+    /// from it to `subtree_end[node]`, its first child (if any) the next node and each further
+    /// child the end of its sibling's subtree.
+    trie: Trie,
     /// The most bytes of one token.
     longest: u32,
     /// Per token id: whether it is valid string content without a `"` (see module docs).
     string_content: OnceLock<Vec<bool>>,
 }
 
+/// Trie nodes as parallel arrays (node 0 the root, which no token ends at).
 #[derive(Debug, Default)]
-struct TrieNode {
-    /// (byte, child index), sorted by byte.
-    children: Vec<(u8, u32)>,
-    /// Tokens whose bytes end here.
-    tokens: Vec<u32>,
+struct Trie {
+    /// The byte leading into the node from its parent.
+    byte: Vec<u8>,
+    /// One past the last node of the node's subtree.
+    subtree_end: Vec<u32>,
+    /// The tokens ending at the node: `ids[first[node]..first[node] + count[node]]`.
+    first: Vec<u32>,
+    count: Vec<u32>,
+    /// Per node: whether a token at or below it holds a `"`.
+    quote_below: Vec<bool>,
+    /// Token ids sorted by their bytes (ties by id): a node's own tokens come first among those
+    /// of its subtree.
+    ids: Vec<u32>,
+}
+
+impl Trie {
+    /// The trie of the tokens `piece` gives bytes for (ids `0..len`; empty ones are left out).
+    fn build<'a>(len: usize, piece: impl Fn(u32) -> &'a [u8]) -> Self {
+        let mut ids: Vec<u32> = (0..len as u32)
+            .filter(|&id| !piece(id).is_empty())
+            .collect();
+        ids.sort_by(|&a, &b| piece(a).cmp(piece(b)).then(a.cmp(&b)));
+        let mut t = Trie::default();
+        t.push(0, 0);
+        // The nodes from the root to where the previous token ended, one per depth.
+        let mut path: Vec<u32> = vec![0];
+        let mut previous: &[u8] = &[];
+        for (at, &id) in ids.iter().enumerate() {
+            let bytes = piece(id);
+            let common = bytes
+                .iter()
+                .zip(previous)
+                .take_while(|(a, b)| a == b)
+                .count();
+            // In sorted order a node's subtree is over once a token leaves its prefix.
+            while path.len() > common + 1 {
+                let node = path.pop().expect("the root stays") as usize;
+                t.subtree_end[node] = t.byte.len() as u32;
+            }
+            for &b in &bytes[common..] {
+                path.push(t.byte.len() as u32);
+                t.push(b, at as u32);
+            }
+            let node = *path.last().expect("the root stays") as usize;
+            t.count[node] += 1;
+            previous = bytes;
+        }
+        for node in path {
+            t.subtree_end[node as usize] = t.byte.len() as u32;
+        }
+        // A subtree's tokens are a run of `ids` (from its node's first to the next node's).
+        let mut quotes_before = Vec::with_capacity(ids.len() + 1);
+        quotes_before.push(0u32);
+        for &id in &ids {
+            let last = *quotes_before.last().expect("pushed above");
+            quotes_before.push(last + u32::from(piece(id).contains(&b'"')));
+        }
+        t.quote_below = (0..t.byte.len())
+            .map(|node| {
+                let end = t.subtree_end[node] as usize;
+                let stop = t.first.get(end).map_or(ids.len(), |&f| f as usize);
+                quotes_before[stop] > quotes_before[t.first[node] as usize]
+            })
+            .collect();
+        t.ids = ids;
+        for v in [&mut t.subtree_end, &mut t.first, &mut t.count] {
+            v.shrink_to_fit();
+        }
+        t.byte.shrink_to_fit();
+        t
+    }
+
+    /// A new node reached by `byte`, whose subtree's tokens start at `ids[first]`.
+    fn push(&mut self, byte: u8, first: u32) {
+        self.byte.push(byte);
+        self.subtree_end.push(0);
+        self.first.push(first);
+        self.count.push(0);
+    }
+
+    /// The tokens ending at `node`.
+    fn tokens(&self, node: usize) -> &[u32] {
+        let first = self.first[node] as usize;
+        &self.ids[first..first + self.count[node] as usize]
+    }
 }
 
 /// GPT-2's byte-level alphabet: the character each byte is written as in a byte-level BPE
@@ -68,42 +155,45 @@ impl Vocab {
             .filter(|(_, t)| t.special)
             .map(|(&id, _)| id)
             .collect();
-        let bytes: Vec<Option<Box<[u8]>>> = (0..size as u32)
-            .map(|id| {
-                if specials.contains(&id) {
-                    return None;
-                }
-                let piece = tokenizer.id_to_token(id)?;
-                let bytes: Vec<u8> = if byte_level {
-                    piece
-                        .chars()
-                        .map(|c| inverse.get(&c).copied())
-                        .collect::<Option<_>>()?
-                } else if let Some(hex) =
-                    piece.strip_prefix("<0x").and_then(|p| p.strip_suffix('>'))
-                {
-                    vec![u8::from_str_radix(hex, 16).ok()?]
-                } else {
-                    // SentencePiece: U+2581 stands for a space.
-                    piece.replace('\u{2581}', " ").into_bytes()
-                };
-                (!bytes.is_empty()).then(|| bytes.into_boxed_slice())
-            })
-            .collect();
-        let longest = bytes
-            .iter()
-            .flatten()
+        let bytes = |id: u32| -> Option<Vec<u8>> {
+            if specials.contains(&id) {
+                return None;
+            }
+            let piece = tokenizer.id_to_token(id)?;
+            if byte_level {
+                piece.chars().map(|c| inverse.get(&c).copied()).collect()
+            } else if let Some(hex) = piece.strip_prefix("<0x").and_then(|p| p.strip_suffix('>')) {
+                Some(vec![u8::from_str_radix(hex, 16).ok()?])
+            } else {
+                // SentencePiece: U+2581 stands for a space.
+                Some(piece.replace('\u{2581}', " ").into_bytes())
+            }
+        };
+        Self::from_pieces((0..size as u32).map(|id| bytes(id).unwrap_or_default()))
+    }
+
+    /// The vocabulary whose token `id` writes the `id`th of `pieces` (empty: never allowed).
+    pub(crate) fn from_pieces(pieces: impl IntoIterator<Item = Vec<u8>>) -> Self {
+        let (mut data, mut ends) = (Vec::new(), Vec::new());
+        for piece in pieces {
+            data.extend_from_slice(&piece);
+            ends.push(u32::try_from(data.len()).expect("a vocabulary under 4 GiB"));
+        }
+        data.shrink_to_fit();
+        ends.shrink_to_fit();
+        let mut vocab = Self {
+            data,
+            ends,
+            trie: Trie::default(),
+            longest: 0,
+            string_content: OnceLock::new(),
+        };
+        vocab.longest = (0..vocab.len() as u32)
+            .filter_map(|id| vocab.bytes(id))
             .map(|b| b.len() as u32)
             .max()
             .unwrap_or(0);
-        let mut vocab = Self {
-            bytes,
-            trie: vec![TrieNode::default()],
-            quote_below: Vec::new(),
-            longest,
-            string_content: OnceLock::new(),
-        };
-        vocab.build_trie();
+        vocab.trie = Trie::build(vocab.len(), |id| vocab.bytes(id).unwrap_or_default());
         // Made now (tens of milliseconds for a large vocabulary) rather than inside the first
         // constrained request.
         vocab.string_content();
@@ -118,50 +208,23 @@ impl Vocab {
                 .expect("the plain string schema compiles");
             let mut open = Matcher::new(&g);
             open.feed(&g, b"\"");
-            self.bytes
-                .iter()
-                .map(|b| {
-                    b.as_deref()
+            (0..self.len() as u32)
+                .map(|id| {
+                    self.bytes(id)
                         .is_some_and(|b| !b.contains(&b'"') && open.allows(&g, b))
                 })
                 .collect()
         })
     }
 
-    fn build_trie(&mut self) {
-        for (id, bytes) in self.bytes.iter().enumerate() {
-            let Some(bytes) = bytes else { continue };
-            let mut at = 0usize;
-            for &b in bytes.iter() {
-                let next = match self.trie[at].children.binary_search_by_key(&b, |c| c.0) {
-                    Ok(i) => self.trie[at].children[i].1 as usize,
-                    Err(i) => {
-                        self.trie.push(TrieNode::default());
-                        let child = self.trie.len() - 1;
-                        self.trie[at].children.insert(i, (b, child as u32));
-                        child
-                    }
-                };
-                at = next;
-            }
-            self.trie[at].tokens.push(id as u32);
-        }
-        // A child comes after its parent in the arena: children first, from the end.
-        let mut below = vec![false; self.trie.len()];
-        for at in (0..self.trie.len()).rev() {
-            let node = &self.trie[at];
-            below[at] = node.tokens.iter().any(|&t| {
-                self.bytes[t as usize]
-                    .as_deref()
-                    .is_some_and(|b| b.contains(&b'"'))
-            }) || node.children.iter().any(|&(_, c)| below[c as usize]);
-        }
-        self.quote_below = below;
-    }
-
     /// The bytes of token `id` (`None` for a special token or an id past the vocabulary).
     pub fn bytes(&self, id: u32) -> Option<&[u8]> {
-        self.bytes.get(id as usize)?.as_deref()
+        let id = id as usize;
+        let end = *self.ends.get(id)? as usize;
+        let start = id
+            .checked_sub(1)
+            .map_or(0, |before| self.ends[before] as usize);
+        (end > start).then(|| &self.data[start..end])
     }
 
     /// The most bytes one token writes.
@@ -171,12 +234,12 @@ impl Vocab {
 
     /// Number of token ids.
     pub fn len(&self) -> usize {
-        self.bytes.len()
+        self.ends.len()
     }
 
     /// Whether the vocabulary is empty.
     pub fn is_empty(&self) -> bool {
-        self.bytes.is_empty()
+        self.ends.is_empty()
     }
 
     /// Marks in `allowed` (one flag per token id, cleared first) every token `m` allows next.
@@ -186,7 +249,7 @@ impl Vocab {
             allowed.extend_from_slice(self.string_content());
             self.walk(0, g, m, allowed, &mut Vec::new(), 0, true);
         } else {
-            allowed.resize(self.bytes.len(), false);
+            allowed.resize(self.len(), false);
             self.walk(0, g, m, allowed, &mut Vec::new(), 0, false);
         }
     }
@@ -208,28 +271,24 @@ impl Vocab {
         if scratch.len() <= depth {
             scratch.push(Default::default());
         }
-        for &(b, child) in &self.trie[at].children {
-            if quotes_only && !self.quote_below[child as usize] {
+        let t = &self.trie;
+        let (mut child, end) = (at + 1, t.subtree_end[at] as usize);
+        while child < end {
+            let sibling = t.subtree_end[child] as usize;
+            if quotes_only && !t.quote_below[child] {
+                child = sibling;
                 continue;
             }
             let (mut next, mut spare) = std::mem::take(&mut scratch[depth]);
-            next.set_fed(m, g, b, &mut spare);
+            next.set_fed(m, g, t.byte[child], &mut spare);
             if !next.is_dead() {
-                let node = &self.trie[child as usize];
-                for &t in &node.tokens {
-                    allowed[t as usize] = true;
+                for &token in t.tokens(child) {
+                    allowed[token as usize] = true;
                 }
-                self.walk(
-                    child as usize,
-                    g,
-                    &next,
-                    allowed,
-                    scratch,
-                    depth + 1,
-                    quotes_only,
-                );
+                self.walk(child, g, &next, allowed, scratch, depth + 1, quotes_only);
             }
             scratch[depth] = (next, spare);
+            child = sibling;
         }
     }
 }
