@@ -249,7 +249,7 @@ pub(super) fn token_piece(state: &AppState, vocab: &Vocab, id: u32) -> (String, 
     match vocab.bytes(id) {
         Some(b) => (String::from_utf8_lossy(b).into_owned(), b.to_vec()),
         None => {
-            let name = state.0.model.tokenizer.id_to_token(id).unwrap_or_default();
+            let name = state.0.model.tokenizer.piece(id).unwrap_or_default();
             let bytes = name.as_bytes().to_vec();
             (name, bytes)
         }

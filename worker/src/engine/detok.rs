@@ -1,6 +1,6 @@
 //! Incremental detokenisation: text deltas that never split a UTF-8 character or a merge.
 
-use tokenizers::Tokenizer;
+use crate::model::TextTokenizer;
 
 /// Turns a growing list of token ids into text deltas.
 #[derive(Debug, Clone, Default)]
@@ -12,15 +12,11 @@ pub(crate) struct Detokenizer {
 
 impl Detokenizer {
     /// Adds a token; returns the text it completes (possibly empty, e.g. half a character).
-    pub(crate) fn push(&mut self, tok: &Tokenizer, id: u32) -> String {
+    pub(crate) fn push(&mut self, tok: &TextTokenizer, id: u32) -> String {
         self.ids.push(id);
         // Decoding a short window with some context keeps byte-level merges and spaces right.
-        let before = tok
-            .decode(&self.ids[self.prefix..self.read], true)
-            .unwrap_or_default();
-        let now = tok
-            .decode(&self.ids[self.prefix..], true)
-            .unwrap_or_default();
+        let before = tok.decode(&self.ids[self.prefix..self.read]);
+        let now = tok.decode(&self.ids[self.prefix..]);
         if now.len() > before.len() && !now.ends_with('\u{FFFD}') && now.starts_with(&before) {
             let delta = now[before.len()..].to_string();
             self.prefix = self.read;

@@ -12,7 +12,7 @@ use std::{
 };
 
 use ort::value::DynValue;
-use tokenizers::Tokenizer;
+
 use tokio::sync::mpsc::{self, error::TryRecvError};
 use tracing::{debug, error, info};
 
@@ -25,7 +25,7 @@ use super::{
     sampler::Sampler,
     stop::StopMatcher,
 };
-use crate::{Result, metrics::Metrics};
+use crate::{Result, metrics::Metrics, model::TextTokenizer};
 
 /// Prompts prefilled together may run at most this many times their real tokens (the rest is
 /// padding to the longest).
@@ -68,7 +68,7 @@ enum Outcome {
 
 pub(crate) struct Scheduler {
     decoder: Decoder,
-    tokenizer: Arc<Tokenizer>,
+    tokenizer: Arc<TextTokenizer>,
     eos: Arc<HashSet<u32>>,
     vocab: Arc<Vocab>,
     rx: mpsc::Receiver<Job>,
@@ -90,7 +90,7 @@ pub(crate) struct Scheduler {
 impl Scheduler {
     pub(crate) fn new(
         decoder: Decoder,
-        tokenizer: Arc<Tokenizer>,
+        tokenizer: Arc<TextTokenizer>,
         eos: Arc<HashSet<u32>>,
         vocab: Arc<Vocab>,
         rx: mpsc::Receiver<Job>,
@@ -491,7 +491,7 @@ impl Scheduler {
 
 /// Picks the next token from `logits` and handles it: text out, stop checks.
 fn accept(
-    tokenizer: &Tokenizer,
+    tokenizer: &TextTokenizer,
     eos: &HashSet<u32>,
     max_context: usize,
     seq: &mut Seq,

@@ -10,6 +10,8 @@ mod chat;
 pub mod converter;
 mod meta;
 pub mod prepare;
+mod sentencepiece;
+mod tokenizer;
 
 use std::{
     path::{Path, PathBuf},
@@ -18,7 +20,8 @@ use std::{
 
 pub use chat::ChatTemplate;
 pub use meta::{KvCacheLayout, ModelMeta};
-use tokenizers::Tokenizer;
+pub use sentencepiece::SentencePiece;
+pub use tokenizer::TextTokenizer;
 
 use crate::{Error, Result};
 
@@ -30,7 +33,7 @@ pub struct ModelDir {
     /// Its `morpheus.json`.
     pub meta: ModelMeta,
     /// Its tokenizer (shared with the engine's detokenizer: Gemma 3's holds about 100 MB).
-    pub tokenizer: Arc<Tokenizer>,
+    pub tokenizer: Arc<TextTokenizer>,
     /// Its chat template.
     pub chat: ChatTemplate,
 }
@@ -41,15 +44,7 @@ impl ModelDir {
         let dir = dir.as_ref().to_path_buf();
         let meta = ModelMeta::read(&dir)?;
         let tok_path = dir.join(&meta.tokenizer_file);
-        let parsed = Tokenizer::from_file(&tok_path)
-            .map_err(|e| Error::model(&tok_path, format!("cannot load the tokenizer: {e}")))?;
-        // The parse leaves its survivors scattered among its freed temporaries, so that pages
-        // holding both cannot be given back; a copy made now lies together, and the parse's
-        // pages become free whole (Gemma 3's: 102 -> 92 MB resident after the trim below).
-        let tokenizer = parsed.clone();
-        drop(parsed);
-        // The parse's temporaries are freed now, but stay resident until trimmed (`heap.rs`).
-        crate::heap::release_freed();
+        let tokenizer = TextTokenizer::from_file(&tok_path)?;
         let chat = ChatTemplate::new(&meta)?;
         for file in [&meta.model_file, meta.weights_file()] {
             if !dir.join(file).is_file() {
@@ -77,11 +72,7 @@ impl ModelDir {
 
     /// Token ids of `text` (special tokens in the text are honoured; no BOS is added here).
     pub fn encode(&self, text: &str) -> Result<Vec<u32>> {
-        let enc = self
-            .tokenizer
-            .encode(text, false)
-            .map_err(|e| Error::Tokenizer(e.to_string()))?;
-        let mut ids = enc.get_ids().to_vec();
+        let mut ids = self.tokenizer.encode(text)?;
         if self.meta.add_bos_token
             && let Some(bos) = self.meta.bos_token_id
             && ids.first() != Some(&bos)

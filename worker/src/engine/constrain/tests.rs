@@ -1,10 +1,10 @@
 use std::sync::Arc;
 
 use serde_json::{Value, json};
-use tokenizers::Tokenizer;
 
 use super::{Grammar, Guide, Vocab, compile, matcher::Matcher};
 use crate::engine::SplitMix64;
+use crate::model::TextTokenizer;
 
 fn accepts(g: &Grammar, text: &str) -> bool {
     let mut m = Matcher::new(g);
@@ -282,7 +282,7 @@ fn every_answer_parses_and_holds_the_schema() {
 }
 
 /// A byte-level BPE vocabulary of a few tokens, as a tokenizer file writes it.
-fn tiny_tokenizer() -> Tokenizer {
+fn tiny_tokenizer() -> TextTokenizer {
     let vocab = json!({"{": 0, "}": 1, "\"": 2, "a": 3, "\u{120}": 4, "{\"": 5, "\"}": 6, "<eos>": 7, ":": 8, "1": 9, "\u{120}1": 10});
     let t = json!({
         "version": "1.0",
@@ -296,7 +296,7 @@ fn tiny_tokenizer() -> Tokenizer {
                   "end_of_word_suffix": null, "fuse_unk": false, "byte_fallback": false, "ignore_merges": false,
                   "vocab": vocab, "merges": []}
     });
-    t.to_string().parse().expect("a tokenizer")
+    TextTokenizer::Hf(Box::new(t.to_string().parse().expect("a tokenizer")))
 }
 
 #[test]

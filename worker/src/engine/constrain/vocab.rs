@@ -7,7 +7,7 @@
 
 use std::sync::OnceLock;
 
-use tokenizers::Tokenizer;
+use crate::model::TextTokenizer;
 
 use super::{compile, grammar::Grammar, matcher::Matcher};
 
@@ -139,27 +139,19 @@ fn byte_level_alphabet() -> [char; 256] {
 
 impl Vocab {
     /// The vocabulary of `tokenizer`, `size` ids (the model's logits' width).
-    pub fn new(tokenizer: &Tokenizer, size: usize) -> Self {
-        let byte_level = tokenizer
-            .get_decoder()
-            .and_then(|d| serde_json::to_string(d).ok())
-            .is_some_and(|d| d.contains("\"ByteLevel\""));
+    pub fn new(tokenizer: &TextTokenizer, size: usize) -> Self {
+        let byte_level = tokenizer.byte_level();
         let inverse: std::collections::HashMap<char, u8> = byte_level_alphabet()
             .iter()
             .enumerate()
             .map(|(b, &c)| (c, b as u8))
             .collect();
-        let specials: std::collections::HashSet<u32> = tokenizer
-            .get_added_tokens_decoder()
-            .iter()
-            .filter(|(_, t)| t.special)
-            .map(|(&id, _)| id)
-            .collect();
+        let specials = tokenizer.special_ids();
         let bytes = |id: u32| -> Option<Vec<u8>> {
             if specials.contains(&id) {
                 return None;
             }
-            let piece = tokenizer.id_to_token(id)?;
+            let piece = tokenizer.piece(id)?;
             if byte_level {
                 piece.chars().map(|c| inverse.get(&c).copied()).collect()
             } else if let Some(hex) = piece.strip_prefix("<0x").and_then(|p| p.strip_suffix('>')) {
