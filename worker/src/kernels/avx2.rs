@@ -338,34 +338,29 @@ unsafe fn decoded<const MB: usize, const R: bool, const S: bool>(
                 let i = (m0 + r) * kb + b;
                 let da = _mm256_set1_ps(*a.d.get_unchecked(i));
                 let sum = _mm256_set1_ps(*a.sum.get_unchecked(i));
-                // The activations' sums of what each accumulator holds: per half, or the
-                // block's.
-                let sums = |half: usize, halves: &[i32], whole: &[i32]| {
-                    centre
-                        * if S {
-                            *halves.get_unchecked(2 * i + half)
-                        } else {
-                            *whole.get_unchecked(i)
-                        } as f32
-                };
-                for h in 0..2 {
-                    let mut t = _mm256_setzero_ps();
-                    for half in 0..if S { 2 } else { 1 } {
-                        let mut steps = _mm256_sub_ps(
-                            _mm256_cvtepi32_ps(qs[r][half][h]),
-                            _mm256_set1_ps(sums(half, &a.half_qsum, &a.qsum)),
-                        );
-                        if R {
-                            let res = _mm256_sub_ps(
-                                _mm256_cvtepi32_ps(rs[r][half][h]),
-                                _mm256_set1_ps(sums(half, &a.half_rsum, &a.rsum)),
-                            );
-                            steps = _mm256_fmadd_ps(res, step, steps);
-                        }
-                        let scale = _mm256_loadu_ps(s.add(half * ROWS + 8 * h));
-                        t = _mm256_fmadd_ps(scale, steps, t);
+                // The centre's term of what each accumulator holds (per half, or the block's):
+                // the activations' quantised sum, made once per block.
+                let quantised = |half: usize| {
+                    if S {
+                        *a.half_quantised_sum.get_unchecked(2 * i + half)
+                    } else {
+                        *a.quantised_sum.get_unchecked(i)
                     }
-                    acc[r][h] = _mm256_fmadd_ps(t, da, acc[r][h]);
+                };
+                let centred = [
+                    _mm256_set1_ps(-centre * quantised(0)),
+                    _mm256_set1_ps(-centre * quantised(1)),
+                ];
+                for h in 0..2 {
+                    for half in 0..if S { 2 } else { 1 } {
+                        let mut x = _mm256_cvtepi32_ps(qs[r][half][h]);
+                        if R {
+                            x = _mm256_fmadd_ps(_mm256_cvtepi32_ps(rs[r][half][h]), step, x);
+                        }
+                        let x = _mm256_fmadd_ps(x, da, centred[half]);
+                        let scale = _mm256_loadu_ps(s.add(half * ROWS + 8 * h));
+                        acc[r][h] = _mm256_fmadd_ps(scale, x, acc[r][h]);
+                    }
                     acc[r][h] = _mm256_fmadd_ps(_mm256_loadu_ps(mp.add(8 * h)), sum, acc[r][h]);
                 }
             }

@@ -464,44 +464,31 @@ unsafe fn kernel<const MB: usize, const R: bool, const F: u8, const UNPACKED: bo
             let (scale, mn) = block_scales::<F>(wg, dec, b);
             for r in 0..MB {
                 let i = (m0 + r) * kb + b;
-                let t = if F == Q6_K {
+                // Per scale: `d * dot - centre * quantised_sum` (the activations' sum, made once
+                // per block), then times the scale into the accumulator.
+                let d = _mm512_set1_ps(*a.d.get_unchecked(i));
+                if F == Q6_K {
                     // A scale per half (Q6_K's cover 16 inputs): each half on its own.
-                    let mut t = _mm512_setzero_ps();
                     for h in 0..2 {
-                        let mut steps = _mm512_sub_ps(
-                            _mm512_cvtepi32_ps(qdot[r][h]),
-                            _mm512_set1_ps(centre * *a.half_qsum.get_unchecked(2 * i + h) as f32),
-                        );
+                        let mut x = _mm512_cvtepi32_ps(qdot[r][h]);
                         if R {
-                            let res = _mm512_sub_ps(
-                                _mm512_cvtepi32_ps(rdot[r][h]),
-                                _mm512_set1_ps(
-                                    centre * *a.half_rsum.get_unchecked(2 * i + h) as f32,
-                                ),
-                            );
-                            steps = _mm512_fmadd_ps(res, step, steps);
+                            x = _mm512_fmadd_ps(_mm512_cvtepi32_ps(rdot[r][h]), step, x);
                         }
-                        t = _mm512_fmadd_ps(scale[h], steps, t);
+                        let sum = *a.half_quantised_sum.get_unchecked(2 * i + h);
+                        let x = _mm512_fmadd_ps(x, d, _mm512_set1_ps(-centre * sum));
+                        acc[r] = _mm512_fmadd_ps(scale[h], x, acc[r]);
                     }
-                    t
                 } else {
-                    // One scale for the block: the halves' integer sums add up first, which
-                    // halves the float work per block and row.
-                    let q = _mm512_add_epi32(qdot[r][0], qdot[r][1]);
-                    let mut steps = _mm512_sub_ps(
-                        _mm512_cvtepi32_ps(q),
-                        _mm512_set1_ps(centre * *a.qsum.get_unchecked(i) as f32),
-                    );
+                    // One scale for the block: the halves' integer sums add up first.
+                    let mut x = _mm512_cvtepi32_ps(_mm512_add_epi32(qdot[r][0], qdot[r][1]));
                     if R {
-                        let res = _mm512_sub_ps(
-                            _mm512_cvtepi32_ps(_mm512_add_epi32(rdot[r][0], rdot[r][1])),
-                            _mm512_set1_ps(centre * *a.rsum.get_unchecked(i) as f32),
-                        );
-                        steps = _mm512_fmadd_ps(res, step, steps);
+                        let res = _mm512_add_epi32(rdot[r][0], rdot[r][1]);
+                        x = _mm512_fmadd_ps(_mm512_cvtepi32_ps(res), step, x);
                     }
-                    _mm512_mul_ps(scale[0], steps)
-                };
-                acc[r] = _mm512_fmadd_ps(t, _mm512_set1_ps(*a.d.get_unchecked(i)), acc[r]);
+                    let sum = *a.quantised_sum.get_unchecked(i);
+                    let x = _mm512_fmadd_ps(x, d, _mm512_set1_ps(-centre * sum));
+                    acc[r] = _mm512_fmadd_ps(scale[0], x, acc[r]);
+                }
                 acc[r] = _mm512_fmadd_ps(mn, _mm512_set1_ps(*a.sum.get_unchecked(i)), acc[r]);
             }
         }

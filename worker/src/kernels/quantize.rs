@@ -101,6 +101,11 @@ pub(crate) struct Quantized {
     /// 4-bit weights. That equals `d_w * x̂·(q - 8) + (m_w + 8 d_w) * sum`: the int8 rounding
     /// errors meet weights centred on zero (see `Q4_1_CENTRE`), and the rest is exact.
     pub(crate) centre_q4_1: Vec<f32>,
+    /// Per block, `d * (qsum + rsum/RESIDUAL)`: the block's quantised values summed, so that a
+    /// format stored with a centre `c` takes `c` times it off `d * dot` once per block and row.
+    pub(crate) quantised_sum: Vec<f32>,
+    /// Per half block (16 inputs), likewise, `[rows, k/16]`: for Q6_K's scale per half.
+    pub(crate) half_quantised_sum: Vec<f32>,
     /// Per block, `-128 * d * (qsum + rsum/RESIDUAL)`: takes off the `+128` of Q8_0's stored
     /// weights, so a block is `d_w * (d * x·(q + 128) + offset)`.
     pub(crate) offset_q8_0: Vec<f32>,
@@ -142,6 +147,8 @@ impl Quantized {
         self.half_rsum.resize(rows * kb * 2, 0);
         self.centre_q4_1.resize(rows * kb, 0.0);
         self.offset_q8_0.resize(rows * kb, 0.0);
+        self.quantised_sum.resize(rows * kb, 0.0);
+        self.half_quantised_sum.resize(rows * kb * 2, 0.0);
     }
 
     /// Quantises all rows of `x` (`[rows, act.input_width(k)]`) after `act`.
@@ -251,6 +258,8 @@ impl Quantized {
             } else {
                 0
             };
+            self.half_quantised_sum[i] =
+                self.d[i / 2] * (self.half_qsum[i] as f32 + self.half_rsum[i] as f32 / RESIDUAL);
         }
         let centre = Q4_1_CENTRE as f32;
         for i in 0..rows * (k / BLOCK) {
@@ -262,6 +271,7 @@ impl Quantized {
             let quantised_sum = self.d[i] * (self.qsum[i] as f32 + r);
             self.centre_q4_1[i] = centre * (self.sum[i] - quantised_sum);
             self.offset_q8_0[i] = -128.0 * quantised_sum;
+            self.quantised_sum[i] = quantised_sum;
         }
     }
 
