@@ -102,6 +102,17 @@ fn both(doc: &Value) -> (SentencePiece, tokenizers::Tokenizer) {
     (ours, theirs)
 }
 
+/// The ids `tokenizers` gives `text`, after checking ours give the same.
+fn same_ids(ours: &SentencePiece, theirs: &tokenizers::Tokenizer, text: &str) -> Vec<u32> {
+    let expected = theirs
+        .encode(text, false)
+        .expect("encodes")
+        .get_ids()
+        .to_vec();
+    assert_eq!(ours.encode(text), expected, "{text:?}");
+    expected
+}
+
 /// xorshift64: the test's fixed sequence of choices.
 fn choices(mut seed: u64) -> impl FnMut(usize) -> usize {
     move |n| {
@@ -140,12 +151,7 @@ fn texts_encode_to_the_ids_tokenizers_gives() {
     let mut compared = 0;
     for len in 0..400 {
         let text: String = (0..len % 40).map(|_| parts[next(parts.len())]).collect();
-        let expected = theirs
-            .encode(text.as_str(), false)
-            .expect("encodes")
-            .get_ids()
-            .to_vec();
-        assert_eq!(ours.encode(&text), expected, "{text:?}");
+        let expected = same_ids(&ours, &theirs, &text);
         assert_eq!(
             ours.decode(&expected),
             theirs.decode(&expected, true).expect("decodes"),
@@ -247,11 +253,6 @@ fn the_merges_order_is_the_list_s_not_the_scores() {
     list.swap(first, last);
     let (ours, theirs) = both(&doc);
     for text in ["abcabc", " aaa bca", "cab\u{e9} c", "aaaa  abc"] {
-        let expected = theirs
-            .encode(text, false)
-            .expect("encodes")
-            .get_ids()
-            .to_vec();
-        assert_eq!(ours.encode(text), expected, "{text:?}");
+        same_ids(&ours, &theirs, text);
     }
 }
