@@ -315,6 +315,16 @@ contract SessionRouter is ISessionRouter, Ownable2Step, ReentrancyGuardTransient
         return _hashTypedDataV4(Messages.hash(receipt));
     }
 
+    /// @inheritdoc ISessionRouter
+    function hashReceiptRequest(Messages.ReceiptRequest calldata request) external view returns (bytes32) {
+        return _hashTypedDataV4(Messages.hash(request));
+    }
+
+    /// @inheritdoc ISessionRouter
+    function hashServiceReceipts(Messages.ServiceReceipts calldata receipts) external view returns (bytes32) {
+        return _hashTypedDataV4(Messages.hash(receipts));
+    }
+
     /*//////////////////////////////////////////////////////////////
                              STATE-CHANGING
     //////////////////////////////////////////////////////////////*/

@@ -389,6 +389,16 @@ interface ISessionRouter {
     /// @param receipt The receipt.
     function hashServiceReceipt(Messages.ServiceReceipt calldata receipt) external view returns (bytes32);
 
+    /// @notice The EIP-712 digest a router signs to ask a provider for the receipts of several of its sessions
+    /// at once (their assignments, one model).
+    /// @param request The sessions' assignments.
+    function hashReceiptRequest(Messages.ReceiptRequest calldata request) external view returns (bytes32);
+
+    /// @notice The EIP-712 digest a provider signs for its receipts of several sessions, in the order the
+    /// router's request named them; each entry means what one service receipt means.
+    /// @param receipts The receipts.
+    function hashServiceReceipts(Messages.ServiceReceipts calldata receipts) external view returns (bytes32);
+
     /*//////////////////////////////////////////////////////////////
                              STATE-CHANGING
     //////////////////////////////////////////////////////////////*/

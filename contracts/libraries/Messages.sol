@@ -77,6 +77,19 @@ library Messages {
         uint256 tokens;
     }
 
+    /// @notice A router's request for the receipts of several sessions assigned to one provider for one model
+    /// (the sessions' assignments, signed once together): the provider closes each session and answers with
+    /// one signed `ServiceReceipts`, so a receipt costs each side one signature per batch, not per session.
+    struct ReceiptRequest {
+        Assignment[] assignments;
+    }
+
+    /// @notice A provider's signed counts for the sessions of a `ReceiptRequest`, in its order; each entry
+    /// means what one `ServiceReceipt` means.
+    struct ServiceReceipts {
+        ServiceReceipt[] receipts;
+    }
+
     /// @notice A provider's claim to hold a model's weights (verified by ProviderRegistry).
     struct ModelClaim {
         address provider;
@@ -119,6 +132,15 @@ library Messages {
 
     bytes32 internal constant SERVICE_RECEIPT_TYPEHASH =
         keccak256("ServiceReceipt(bytes32 sessionId,uint256 tokens)");
+
+    /// @dev EIP-712 appends the type of a struct a member refers to after the main type.
+    bytes32 internal constant RECEIPT_REQUEST_TYPEHASH = keccak256(
+        "ReceiptRequest(Assignment[] assignments)Assignment(bytes32 sessionId,address provider,string endpoint,bytes32 modelId,uint256 tokenMax,uint256 pricePerToken,uint256 expiresAt)"
+    );
+
+    bytes32 internal constant SERVICE_RECEIPTS_TYPEHASH = keccak256(
+        "ServiceReceipts(ServiceReceipt[] receipts)ServiceReceipt(bytes32 sessionId,uint256 tokens)"
+    );
 
     bytes32 internal constant MODEL_CLAIM_TYPEHASH =
         keccak256("ModelClaim(address provider,bytes32 modelId,bytes32 merkleRoot)");
@@ -212,6 +234,27 @@ library Messages {
     /// @notice The EIP-712 struct hash of a service receipt.
     function hash(ServiceReceipt memory m) internal pure returns (bytes32) {
         return keccak256(abi.encode(SERVICE_RECEIPT_TYPEHASH, m.sessionId, m.tokens));
+    }
+
+    /// @notice The EIP-712 struct hash of a receipt request: an array member is the hash of its elements'
+    /// struct hashes, concatenated.
+    function hash(ReceiptRequest memory m) internal pure returns (bytes32) {
+        uint256 count = m.assignments.length;
+        bytes32[] memory hashes = new bytes32[](count);
+        for (uint256 i; i < count; ++i) {
+            hashes[i] = hash(m.assignments[i]);
+        }
+        return keccak256(abi.encode(RECEIPT_REQUEST_TYPEHASH, keccak256(abi.encodePacked(hashes))));
+    }
+
+    /// @notice The EIP-712 struct hash of a provider's receipts for several sessions.
+    function hash(ServiceReceipts memory m) internal pure returns (bytes32) {
+        uint256 count = m.receipts.length;
+        bytes32[] memory hashes = new bytes32[](count);
+        for (uint256 i; i < count; ++i) {
+            hashes[i] = hash(m.receipts[i]);
+        }
+        return keccak256(abi.encode(SERVICE_RECEIPTS_TYPEHASH, keccak256(abi.encodePacked(hashes))));
     }
 
     /// @notice The EIP-712 struct hash of a model claim.

@@ -11,6 +11,7 @@ mod fail;
 mod metrics;
 mod queue;
 mod rate_limit;
+mod receipts;
 mod reconcile;
 mod record;
 mod reputation;

@@ -54,6 +54,10 @@ pub(crate) struct Metrics {
     pub(crate) chain: Timing,
     /// Every step of the chain index to a newer block (`chain_index/`), its calls included.
     pub(crate) index: Timing,
+    /// Liveness challenges sent to providers (one may serve several requests: `select/liveness.rs`).
+    pub(crate) liveness: Timing,
+    /// Requests for receipts sent to providers (each for a batch of sessions: `receipts.rs`).
+    pub(crate) receipts: Timing,
     /// The block the chain index was last taken at.
     pub(crate) index_block: AtomicU64,
     /// Reorganisations the chain index found.
@@ -162,6 +166,16 @@ pub(crate) fn render(queue: &QueueFigures, metrics: &Metrics) -> String {
             "index",
             "Steps of the chain index to a newer block",
             &metrics.index,
+        ),
+        (
+            "liveness",
+            "Liveness challenges sent to providers",
+            &metrics.liveness,
+        ),
+        (
+            "receipts",
+            "Requests for receipts sent to providers, each for a batch of sessions",
+            &metrics.receipts,
         ),
     ] {
         let (calls, seconds) = timing.read();

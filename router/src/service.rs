@@ -15,7 +15,6 @@ use futures::StreamExt;
 use morpheus_sdk::{
     contracts::Protocol,
     messages::{Assignment, ComputeRequest, CreditVoucher, Signed, UsageReport},
-    provider::ProviderClient,
     router::{Allowance, MAX_EXCLUDED, Preferences, ProviderInfo, ProviderList, UsageReceipt},
 };
 use tokio::time::Instant;
@@ -29,6 +28,7 @@ use crate::{
     metrics::Metrics,
     queue::{self, WaitQueues},
     rate_limit::Limiter,
+    receipts::Receipts,
     reconcile::Counters,
     select::{self, Checks},
     store::{
@@ -40,7 +40,7 @@ use crate::{
 /// Expired sessions asked for their receipts per round of [`AppState::settle_due`].
 const SETTLE_BATCH: usize = 64;
 
-/// Receipts asked for at once in a round.
+/// Providers asked at once for what they were paid, computing a bootstrap day.
 const SETTLE_CONCURRENCY: usize = 8;
 
 const DAY: u64 = 86_400;
@@ -88,6 +88,8 @@ struct Inner {
     checks: Checks,
     /// Reached only through `store::blocking`, off the runtime's worker threads.
     store: Arc<Store>,
+    /// The providers' receipts, asked for in batches (`receipts.rs`).
+    receipts: Receipts,
     /// Requests waiting for a provider's place, by the user's stake (`queue.rs`).
     queues: Arc<WaitQueues>,
     /// Requests per client address and per user (`rate_limit.rs`).
@@ -137,7 +139,8 @@ impl AppState {
                 config.deployment.session_router
             )));
         }
-        let checks = Checks::new(&config)?;
+        let metrics = Arc::new(Metrics::default());
+        let checks = Checks::new(&config, Arc::clone(&metrics))?;
         let (path, url) = (config.db_path.clone(), config.postgres_url.clone());
         let store = tokio::task::spawn_blocking(move || match url {
             Some(url) => Store::open_postgres(&url),
@@ -149,7 +152,6 @@ impl AppState {
             None => config.db_path.display().to_string(),
         };
         info!(target: "router", router = %signer, backend = store.backend(), %db, "ready");
-        let metrics = Arc::new(Metrics::default());
         let store = Arc::new(store);
         let index =
             ChainIndex::open(protocol.clone(), Arc::clone(&store), Arc::clone(&metrics)).await?;
@@ -164,9 +166,15 @@ impl AppState {
             ),
             ips: Limiter::new(config.ip_rate_limit),
             users: Limiter::new(config.user_rate_limit),
-            metrics,
             observed: std::sync::Mutex::default(),
             signer: config.signer.to_secp256k1(),
+            receipts: Receipts::new(
+                checks.http().clone(),
+                config.deployment.domain(),
+                config.signer.to_secp256k1(),
+                Arc::clone(&metrics),
+            ),
+            metrics,
             config,
             protocol,
             checks,
@@ -596,47 +604,16 @@ impl AppState {
     }
 
     /// The provider's signed count of a session's tokens, asked with the session's assignment
-    /// (signed again: the same terms), or `None` when it cannot be had now: no endpoint on
-    /// record, no answer, or an answer that is not the provider's signature for this session.
+    /// (in a batch with the provider's other sessions asked for meanwhile: `receipts.rs`), or
+    /// `None` when it cannot be had now: no endpoint on record, no answer, or an answer that is
+    /// not the provider's signature for the batch.
     async fn provider_count(&self, terms: &SessionTerms) -> Option<u64> {
-        let endpoint = terms.endpoint.as_deref()?;
-        let assignment = Assignment {
-            sessionId: terms.session_id,
-            provider: terms.provider,
-            endpoint: endpoint.to_string(),
-            modelId: terms.model_id,
-            tokenMax: U256::from(terms.token_max),
-            pricePerToken: terms.price_per_token,
-            expiresAt: U256::from(terms.expires_at),
-        };
-        let asked = async {
-            let signed = Signed::sign(assignment, &self.0.domain, self.signer())?;
-            let client = ProviderClient::with_client(endpoint, self.0.checks.http().clone())?;
-            let receipt = client.receipt(&signed).await?;
-            receipt.verify(&self.0.domain, terms.provider)?;
-            if receipt.message.sessionId != terms.session_id {
-                return Err(morpheus_sdk::Error::Mismatch {
-                    field: "receipt sessionId",
-                    expected: terms.session_id.to_string(),
-                    actual: receipt.message.sessionId.to_string(),
-                });
-            }
-            Ok::<_, morpheus_sdk::Error>(u64::try_from(receipt.message.tokens).unwrap_or(u64::MAX))
-        };
-        match asked.await {
-            Ok(tokens) => Some(tokens),
-            Err(e) => {
-                warn!(
-                    target: "router::usage", session = %terms.session_id, provider = %terms.provider,
-                    error = %e, "no receipt from the provider"
-                );
-                None
-            }
-        }
+        self.0.receipts.count(terms).await
     }
 
     /// One round of settling: asks the providers of up to 64 expired, unsettled sessions for
-    /// their receipts (8 at once) and writes each answer, or one more unanswered attempt (the
+    /// their receipts (all at once, so each provider's go in one batch: `receipts.rs`) and
+    /// writes each answer, or one more unanswered attempt (the
     /// last of `receipt_attempts` settles the session by the user's report). Returns how many
     /// sessions were asked.
     pub async fn settle_due(&self) -> Result<usize> {
@@ -654,7 +631,7 @@ impl AppState {
                 debug!(target: "router::settle", session = %id, provider_count = ?count, counted, "settled");
                 Ok(())
             })
-            .buffer_unordered(SETTLE_CONCURRENCY)
+            .buffer_unordered(SETTLE_BATCH)
             .collect()
             .await;
         if asked > 0 {

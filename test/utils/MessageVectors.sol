@@ -66,6 +66,19 @@ abstract contract MessageVectors {
     // "f(bytes32,bytes32,uint256)" $t $(cast keccak 0x0000000000000001) 321
     bytes32 internal constant SERVICE_RECEIPT_HASH =
         0x7e5290327e79c331e20dcb7ce3c57855ddcb354afb92f80aef2cf3d80a54027d;
+    // The batches: an array member is $(cast keccak $(cast concat-hex <element struct hashes>)), so
+    //   "f(bytes32,bytes32)" $t $(cast keccak $(cast concat-hex ASSIGNMENT_HASH ASSIGNMENT_EMPTY_ENDPOINT_HASH))
+    bytes32 internal constant RECEIPT_REQUEST_HASH =
+        0x1532821f4377ffeaec3ea75f41b96eca89f4588165ab96c63e33e0c474782634;
+    // As RECEIPT_REQUEST_HASH with no assignments: $(cast keccak 0x) for the array.
+    bytes32 internal constant RECEIPT_REQUEST_EMPTY_HASH =
+        0x0e3ae494d476a0b9b67661f2762c51cc12d9de6c55d53096b654e78786078a6d;
+    // The second receipt: session 2, 0 tokens, as SERVICE_RECEIPT_HASH is made.
+    bytes32 internal constant SERVICE_RECEIPT_2_HASH =
+        0xcc5ed5cf5bfce4c5361467d88535b6ca9d2e0179aa4aaaa4b6c3dec9030eb687;
+    //   "f(bytes32,bytes32)" $t $(cast keccak $(cast concat-hex SERVICE_RECEIPT_HASH SERVICE_RECEIPT_2_HASH))
+    bytes32 internal constant SERVICE_RECEIPTS_HASH =
+        0xf5dc2bfcb5a2f4c1ce00e3af501734f97a6259f4f89264197a52ef2b919ba23e;
     // "f(bytes32,address,bytes32,bytes32)" $t A8 $(cast keccak m) $(cast keccak weights)
     bytes32 internal constant MODEL_CLAIM_HASH =
         0x4a310156fd88d8df57badc696a66d4f5e848e6db2bfe58829048c2d6dcf61cfa;
@@ -91,6 +104,10 @@ abstract contract MessageVectors {
         0x33aa93327a6bd0b390013163582eb01c3f74710d62e44a8829b5548a6fd0693f;
     bytes32 internal constant SERVICE_RECEIPT_DIGEST =
         0x152db0f892bb0e93adec56808a1970cb64b29519a1503a7ac76197cecf02c2cf;
+    bytes32 internal constant RECEIPT_REQUEST_DIGEST =
+        0xcb87a9ff3882bbff78dd45252ac28cfcfb1173d1ccd2391f66f616ba1d3345a3;
+    bytes32 internal constant SERVICE_RECEIPTS_DIGEST =
+        0xe523764ad6d7ee5c88f2d9c54b6a397d3701b916b091676fa7aef7a27dc5d74c;
     bytes32 internal constant MODEL_CLAIM_DIGEST =
         0x8d4b17472fdb3f6e0860d431890f7b925ea5c61026b7e8b670f139dec19a1c0d;
 
@@ -148,6 +165,21 @@ abstract contract MessageVectors {
 
     function _exampleReceipt() internal pure returns (Messages.ServiceReceipt memory) {
         return Messages.ServiceReceipt({sessionId: SESSION_1, tokens: 321});
+    }
+
+    /// @dev The example assignment and the same with an empty endpoint.
+    function _exampleReceiptRequest() internal pure returns (Messages.ReceiptRequest memory m) {
+        m.assignments = new Messages.Assignment[](2);
+        m.assignments[0] = _exampleAssignment();
+        m.assignments[1] = _exampleAssignment();
+        m.assignments[1].endpoint = "";
+    }
+
+    /// @dev The example receipt and session 2's at 0 tokens.
+    function _exampleReceipts() internal pure returns (Messages.ServiceReceipts memory m) {
+        m.receipts = new Messages.ServiceReceipt[](2);
+        m.receipts[0] = _exampleReceipt();
+        m.receipts[1] = Messages.ServiceReceipt({sessionId: SESSION_2, tokens: 0});
     }
 
     function _exampleModelClaim() internal pure returns (Messages.ModelClaim memory) {

@@ -3,6 +3,10 @@
 //! its on-chain root, with the bytes of a random piece of that chunk. Candidates are checked
 //! concurrently, in selection order, under one deadline per request; a failure is remembered for
 //! a cool-down, so a provider that hangs or refuses costs the requests after it nothing.
+//! Requests that need the same provider's proof while one of its challenges is in flight wait
+//! for that challenge's answer rather than send their own (one challenge in flight per
+//! provider, endpoint and model): under load a provider answers one challenge per round trip,
+//! not one per request, and each request is still served on an answer that came after it did.
 //!
 //! What the router's client is told is its own words: who failed and the kind of failure
 //! (timeout, could not connect, status N, bad proof, ...), never the provider's text.
@@ -29,7 +33,7 @@ use tokio::task::JoinSet;
 use tracing::{debug, info};
 
 use super::{Candidate, endpoint};
-use crate::{Error, Result, RouterConfig, service::unix_now};
+use crate::{Error, Result, RouterConfig, metrics::Metrics, service::unix_now};
 
 /// The checks and what they remember, shared by every request of a running router.
 #[derive(Debug, Clone)]
@@ -54,6 +58,28 @@ struct Inner {
     pass_ttl: Duration,
     /// When each (provider, endpoint, model) last proved its weights; only while `pass_ttl`.
     passed: Mutex<HashMap<(Address, String, B256), Instant>>,
+    /// The challenge in flight per (provider, endpoint, model): its answer, once it is in.
+    in_flight: Mutex<HashMap<ProofKey, InFlight>>,
+    /// Where the challenges sent are counted.
+    metrics: Arc<Metrics>,
+}
+
+/// Whose proof: the provider, its endpoint and the model.
+type ProofKey = (Address, String, B256);
+
+/// A challenge's outcome as every request waiting on it sees it: `None` until it is answered.
+type InFlight = tokio::sync::watch::Receiver<Option<std::result::Result<(), String>>>;
+
+/// A challenge's place in [`Inner::in_flight`], given up when its task ends, however it ends.
+struct InFlightEntry {
+    checks: Checks,
+    key: ProofKey,
+}
+
+impl Drop for InFlightEntry {
+    fn drop(&mut self) {
+        self.checks.in_flight().remove(&self.key);
+    }
 }
 
 #[derive(Debug)]
@@ -68,7 +94,7 @@ impl Checks {
     /// answers costs at most `liveness_timeout`), no redirects (a provider's endpoint is where
     /// the router talks to it, not a pointer elsewhere), and, unless private endpoints are
     /// allowed, a resolver that refuses names resolving to non-public addresses.
-    pub(crate) fn new(config: &RouterConfig) -> Result<Self> {
+    pub(crate) fn new(config: &RouterConfig, metrics: Arc<Metrics>) -> Result<Self> {
         if config.liveness_concurrency == 0 {
             return Err(Error::Config(
                 "the liveness concurrency must be at least 1".into(),
@@ -102,6 +128,8 @@ impl Checks {
             failed: Mutex::default(),
             pass_ttl: config.liveness_ttl,
             passed: Mutex::default(),
+            in_flight: Mutex::default(),
+            metrics,
         })))
     }
 
@@ -208,7 +236,7 @@ impl Checks {
                 .await
                 .map_err(|why| format!("endpoint refused: {why}"))?;
             if self.0.liveness && !self.passed_recently(provider, &endpoint, model.modelId) {
-                self.liveness(provider, &endpoint, &model)
+                self.shared_liveness(provider, &endpoint, &model)
                     .await
                     .map_err(|why| format!("liveness failed: {why}"))?;
                 self.remember_pass(provider, &endpoint, model.modelId);
@@ -226,6 +254,64 @@ impl Checks {
             info!(target: "router::select", %provider, reason = %why, "check failed");
         }
         result
+    }
+
+    /// The outcome of the provider's challenge in flight for this endpoint and model, or of a
+    /// new one when none is. The challenge runs as its own task, so a request that stops waiting
+    /// (another candidate passed first, its deadline) leaves it to the others; the entry goes
+    /// when the answer is in, so a request arriving after that sends a new challenge.
+    async fn shared_liveness(
+        &self,
+        provider: Address,
+        endpoint: &str,
+        model: &Model,
+    ) -> std::result::Result<(), String> {
+        let key: ProofKey = (provider, endpoint.to_string(), model.modelId);
+        let mut answer = {
+            let mut in_flight = self.in_flight();
+            match in_flight.get(&key) {
+                Some(answer) => answer.clone(),
+                None => {
+                    let (tx, rx) = tokio::sync::watch::channel(None);
+                    in_flight.insert(key.clone(), rx.clone());
+                    let (checks, endpoint, model) =
+                        (self.clone(), endpoint.to_string(), model.clone());
+                    tokio::spawn(async move {
+                        // Out of the map before the answer is out (or if the task ends some
+                        // other way): a request that finds no entry challenges anew.
+                        let entry = InFlightEntry {
+                            checks: checks.clone(),
+                            key,
+                        };
+                        let timeout = checks.0.timeout;
+                        let started = Instant::now();
+                        let result = tokio::time::timeout(
+                            timeout,
+                            checks.liveness(provider, &endpoint, &model),
+                        )
+                        .await
+                        .unwrap_or_else(|_| Err(format!("no liveness answer within {timeout:?}")));
+                        checks.0.metrics.liveness.add(started.elapsed());
+                        drop(entry);
+                        let _ = tx.send(Some(result));
+                    });
+                    rx
+                }
+            }
+        };
+        let outcome = answer
+            .wait_for(Option::is_some)
+            .await
+            .map(|o| o.clone())
+            .unwrap_or(None);
+        outcome.unwrap_or_else(|| Err("the check failed".to_string()))
+    }
+
+    fn in_flight(&self) -> MutexGuard<'_, HashMap<ProofKey, InFlight>> {
+        self.0
+            .in_flight
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     /// Challenges `provider` for one random chunk of the model (and, through the challenge id,

@@ -6,6 +6,7 @@ mod attacks_endpoints;
 mod attacks_liveness;
 mod attacks_reports;
 mod attacks_usage;
+mod batching;
 mod binary;
 mod bootstrap;
 mod chain_index;

@@ -22,7 +22,7 @@ use crate::{
     Error, Result,
     messages::{
         Assignment, ComputeRequest, CreditVoucher, LivenessChallenge, LivenessResponse,
-        ServiceReceipt, Signed, UsageReport,
+        ReceiptRequest, ServiceReceipt, ServiceReceipts, Signed, UsageReport,
     },
 };
 
@@ -410,6 +410,16 @@ impl SessionRouterClient {
     /// The contract's digest of a service receipt (what the provider signs).
     pub async fn hash_service_receipt(&self, m: &ServiceReceipt) -> Result<B256> {
         view(self.contract.hashServiceReceipt(recast(m)?)).await
+    }
+
+    /// The contract's digest of a receipt request (what the router signs).
+    pub async fn hash_receipt_request(&self, m: &ReceiptRequest) -> Result<B256> {
+        view(self.contract.hashReceiptRequest(recast(m)?)).await
+    }
+
+    /// The contract's digest of a provider's receipts for several sessions.
+    pub async fn hash_service_receipts(&self, m: &ServiceReceipts) -> Result<B256> {
+        view(self.contract.hashServiceReceipts(recast(m)?)).await
     }
 }
 

@@ -126,6 +126,24 @@ alloy::sol! {
         uint256 tokens;
     }
 
+    /// A router's request for the receipts of several sessions at once, all assigned to one
+    /// provider for one model: their assignments, signed once together. The provider closes
+    /// each session and answers with one signed [`ServiceReceipts`], so under load a receipt
+    /// costs each side one signature per batch rather than one per session.
+    #[derive(Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+    struct ReceiptRequest {
+        /// The sessions' assignments, as the router issued them.
+        Assignment[] assignments;
+    }
+
+    /// A provider's signed counts for the sessions of a [`ReceiptRequest`], in its order; each
+    /// entry means what one [`ServiceReceipt`] means.
+    #[derive(Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+    struct ServiceReceipts {
+        /// One receipt per assignment of the request, in the request's order.
+        ServiceReceipt[] receipts;
+    }
+
     /// A provider's signed statement that it holds a model's weights (the model's Merkle root).
     #[derive(Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
     struct ModelClaim {

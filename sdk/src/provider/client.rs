@@ -5,11 +5,15 @@ use std::pin::Pin;
 use futures::{Stream, StreamExt};
 use reqwest::Response;
 
-use super::{ASSIGNMENT_HEADER, LivenessProof, RECEIPT_PATH, encode_assignment, sse};
+use super::{
+    ASSIGNMENT_HEADER, LivenessProof, RECEIPT_PATH, RECEIPTS_PATH, encode_assignment, sse,
+};
 use crate::{
     Error, Result, TransportKind,
     http::Peer,
-    messages::{Assignment, LivenessChallenge, ServiceReceipt, Signed},
+    messages::{
+        Assignment, LivenessChallenge, ReceiptRequest, ServiceReceipt, ServiceReceipts, Signed,
+    },
     openai::{
         ChatCompletionChunk, ChatCompletionRequest, ChatCompletionResponse, CompletionChunk,
         CompletionRequest, ModelList,
@@ -24,6 +28,9 @@ const LIVENESS_ANSWER_LIMIT: usize = 16 * 1024;
 
 /// The most of a receipt that is read: a signed receipt is under 400 bytes.
 const RECEIPT_LIMIT: usize = 4 * 1024;
+
+/// The most of several receipts that is read: 256 signed entries are under 40 KiB.
+const RECEIPTS_LIMIT: usize = 64 * 1024;
 
 /// A streamed answer: chunks in order, ending after the provider's `[DONE]`.
 pub type ChatStream = Pin<Box<dyn Stream<Item = Result<ChatCompletionChunk>> + Send>>;
@@ -178,6 +185,17 @@ impl ProviderClient {
             .post(RECEIPT_PATH)?
             .header(ASSIGNMENT_HEADER, encode_assignment(assignment));
         self.peer.json_within(request, RECEIPT_LIMIT).await
+    }
+
+    /// Closes the sessions of a router's signed [`ReceiptRequest`] at the provider and returns
+    /// the provider's signed counts, in the request's order (unverified: check them with
+    /// [`receipt_counts`](super::receipt_counts)).
+    pub async fn receipts(
+        &self,
+        request: &Signed<ReceiptRequest>,
+    ) -> Result<Signed<ServiceReceipts>> {
+        let request = self.peer.post(RECEIPTS_PATH)?.json(request);
+        self.peer.json_within(request, RECEIPTS_LIMIT).await
     }
 
     async fn post(

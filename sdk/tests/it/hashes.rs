@@ -8,7 +8,7 @@ use morpheus_sdk::{
     contracts::GGUF,
     messages::{
         Assignment, ComputeRequest, CreditVoucher, LivenessChallenge, LivenessResponse, ModelClaim,
-        ServiceReceipt, UsageReport,
+        ReceiptRequest, ServiceReceipt, ServiceReceipts, UsageReport,
     },
 };
 use morpheus_testkit::Devnet;
@@ -104,6 +104,41 @@ async fn every_message_hashes_like_the_contract() -> eyre::Result<()> {
         router.hash_service_receipt(&receipt).await?,
         receipt.eip712_signing_hash(&domain)
     );
+
+    // The batches, with nested structs: empty, one, and several (an empty endpoint among them).
+    for n in [0, 1, 3] {
+        let request = ReceiptRequest {
+            assignments: (0..n)
+                .map(|i| Assignment {
+                    sessionId: session(10 + i),
+                    endpoint: if i == 1 {
+                        String::new()
+                    } else {
+                        assignment.endpoint.clone()
+                    },
+                    ..assignment.clone()
+                })
+                .collect(),
+        };
+        assert_eq!(
+            router.hash_receipt_request(&request).await?,
+            request.eip712_signing_hash(&domain),
+            "{n} assignments"
+        );
+        let receipts = ServiceReceipts {
+            receipts: (0..n)
+                .map(|i| ServiceReceipt {
+                    sessionId: session(10 + i),
+                    tokens: U256::from(i * 7),
+                })
+                .collect(),
+        };
+        assert_eq!(
+            router.hash_service_receipts(&receipts).await?,
+            receipts.eip712_signing_hash(&domain),
+            "{n} receipts"
+        );
+    }
     Ok(())
 }
 

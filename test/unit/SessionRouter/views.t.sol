@@ -225,6 +225,39 @@ contract Views_Unit_Test is Base, MessageVectors {
         assertNotEq(pinnedRouter.hashServiceReceipt(m), SERVICE_RECEIPT_DIGEST);
     }
 
+    function test_HashReceiptRequest() external view {
+        assertEq(pinnedRouter.hashReceiptRequest(_exampleReceiptRequest()), RECEIPT_REQUEST_DIGEST);
+    }
+
+    /// @dev Any bit of any assignment's session, or any byte more in an endpoint, changes the digest.
+    function testFuzz_HashReceiptRequest_ChangesWithAnyAssignment(bool second, uint8 bit, bool endpoint)
+        external
+        view
+    {
+        Messages.ReceiptRequest memory m = _exampleReceiptRequest();
+        Messages.Assignment memory a = m.assignments[second ? 1 : 0];
+        if (endpoint) a.endpoint = string.concat(a.endpoint, "/");
+        else a.sessionId ^= bytes32(uint256(1) << bit);
+        assertNotEq(pinnedRouter.hashReceiptRequest(m), RECEIPT_REQUEST_DIGEST);
+    }
+
+    function test_HashServiceReceipts() external view {
+        assertEq(pinnedRouter.hashServiceReceipts(_exampleReceipts()), SERVICE_RECEIPTS_DIGEST);
+    }
+
+    /// @dev Any bit of any receipt changes the digest.
+    function testFuzz_HashServiceReceipts_ChangesWithAnyBit(bool second, bool tokens, uint8 bit)
+        external
+        view
+    {
+        Messages.ServiceReceipts memory m = _exampleReceipts();
+        Messages.ServiceReceipt memory r = m.receipts[second ? 1 : 0];
+        uint256 flip = 1 << bit;
+        if (tokens) r.tokens ^= flip;
+        else r.sessionId ^= bytes32(flip);
+        assertNotEq(pinnedRouter.hashServiceReceipts(m), SERVICE_RECEIPTS_DIGEST);
+    }
+
     /*//////////////////////////////////////////////////////////////
                     ACCESS RATE, ROUTER ALLOWANCE, REPUTATION
     //////////////////////////////////////////////////////////////*/

@@ -55,6 +55,18 @@ contract Messages_Unit_Test is Test, MessageVectors {
             Messages.SERVICE_RECEIPT_TYPEHASH, keccak256("ServiceReceipt(bytes32 sessionId,uint256 tokens)")
         );
         assertEq(
+            Messages.RECEIPT_REQUEST_TYPEHASH,
+            keccak256(
+                "ReceiptRequest(Assignment[] assignments)Assignment(bytes32 sessionId,address provider,string endpoint,bytes32 modelId,uint256 tokenMax,uint256 pricePerToken,uint256 expiresAt)"
+            )
+        );
+        assertEq(
+            Messages.SERVICE_RECEIPTS_TYPEHASH,
+            keccak256(
+                "ServiceReceipts(ServiceReceipt[] receipts)ServiceReceipt(bytes32 sessionId,uint256 tokens)"
+            )
+        );
+        assertEq(
             Messages.MODEL_CLAIM_TYPEHASH,
             keccak256("ModelClaim(address provider,bytes32 modelId,bytes32 merkleRoot)")
         );
@@ -70,6 +82,23 @@ contract Messages_Unit_Test is Test, MessageVectors {
         assertEq(Messages.hash(_exampleResponse()), LIVENESS_RESPONSE_HASH, "LivenessResponse");
         assertEq(Messages.hash(_exampleReceipt()), SERVICE_RECEIPT_HASH, "ServiceReceipt");
         assertEq(Messages.hash(_exampleModelClaim()), MODEL_CLAIM_HASH, "ModelClaim");
+        assertEq(Messages.hash(_exampleReceiptRequest()), RECEIPT_REQUEST_HASH, "ReceiptRequest");
+        assertEq(Messages.hash(_exampleReceipts()), SERVICE_RECEIPTS_HASH, "ServiceReceipts");
+    }
+
+    /// @dev A batch hashes its elements' struct hashes in order: the same elements swapped, or one left out,
+    /// hash differently; no elements hash as the empty array.
+    function test_HashBatches_FollowTheirElementsInOrder() external pure {
+        Messages.ReceiptRequest memory request = _exampleReceiptRequest();
+        (request.assignments[0], request.assignments[1]) = (request.assignments[1], request.assignments[0]);
+        assertNotEq(Messages.hash(request), RECEIPT_REQUEST_HASH, "swapped");
+        request.assignments = new Messages.Assignment[](0);
+        assertEq(Messages.hash(request), RECEIPT_REQUEST_EMPTY_HASH, "empty");
+        Messages.ServiceReceipts memory receipts = _exampleReceipts();
+        Messages.ServiceReceipt[] memory one = new Messages.ServiceReceipt[](1);
+        one[0] = receipts.receipts[0];
+        receipts.receipts = one;
+        assertNotEq(Messages.hash(receipts), SERVICE_RECEIPTS_HASH, "one left out");
     }
 
     /// @dev The endpoint enters as the hash of its UTF-8 bytes, so the empty string hashes too.
@@ -123,6 +152,10 @@ contract Messages_Unit_Test is Test, MessageVectors {
             router.hashLivenessResponse(_exampleResponse()), LIVENESS_RESPONSE_DIGEST, "LivenessResponse"
         );
         assertEq(router.hashServiceReceipt(_exampleReceipt()), SERVICE_RECEIPT_DIGEST, "ServiceReceipt");
+        assertEq(
+            router.hashReceiptRequest(_exampleReceiptRequest()), RECEIPT_REQUEST_DIGEST, "ReceiptRequest"
+        );
+        assertEq(router.hashServiceReceipts(_exampleReceipts()), SERVICE_RECEIPTS_DIGEST, "ServiceReceipts");
         assertEq(
             registry.hashTypedData(Messages.hash(_exampleModelClaim())), MODEL_CLAIM_DIGEST, "ModelClaim"
         );

@@ -15,7 +15,7 @@ use std::{
 use alloy::primitives::{Address, B256};
 use axum::http::{HeaderMap, StatusCode};
 use morpheus_sdk::{
-    messages::{Assignment, Signed},
+    messages::{Assignment, ReceiptRequest, Signed},
     provider::{ASSIGNMENT_HEADER, AssignmentPolicy, decode_assignment},
 };
 use tracing::{debug, error, info, warn};
@@ -350,6 +350,73 @@ impl Auth {
             .map_err(|e| not_recorded(&e))?;
         debug!(target: "worker::auth", session = %grant.session, tokens = entry.used, "session closed");
         Ok(entry.used.min(grant.token_max))
+    }
+
+    /// The grants of a router's signed request for several sessions' receipts: 403 when the
+    /// request is refused as a whole (not a trusted router's, another provider's session, more
+    /// than one model or a model not served here, none or too many assignments).
+    pub(crate) fn authorize_receipts(
+        &self,
+        request: &Signed<ReceiptRequest>,
+    ) -> Result<Vec<Grant>, ApiError> {
+        let (router, model) = self
+            .policy
+            .check_receipt_request(request)
+            .map_err(|e| ApiError::forbidden("receipt_request_refused", e.to_string()))?;
+        self.check_not_removed(router)?;
+        if let Some(id) = self.model_id
+            && model != id
+        {
+            return Err(ApiError::forbidden(
+                "wrong_model",
+                format!("the assignments are for model {model}, this provider serves {id}"),
+            ));
+        }
+        Ok(request
+            .message
+            .assignments
+            .iter()
+            .map(|a| Grant {
+                session: a.sessionId,
+                router,
+                token_max: a.tokenMax.try_into().unwrap_or(u64::MAX),
+                expires_at: a.expiresAt.try_into().unwrap_or(u64::MAX),
+            })
+            .collect())
+    }
+
+    /// Closes every granted session as [`close`](Self::close) closes one, their closes stored in
+    /// one transaction; returns their counts in order.
+    pub(crate) fn close_all(&self, grants: &[Grant]) -> Result<Vec<u64>, ApiError> {
+        let mut ledger = self.ledger.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut stored = Vec::with_capacity(grants.len());
+        for grant in grants {
+            let entry = ledger
+                .sessions
+                .entry(grant.session)
+                .or_insert(SessionEntry {
+                    used: 0,
+                    expires_at: grant.expires_at,
+                    closed: false,
+                });
+            entry.closed = true;
+            stored.push(StoredSession {
+                id: grant.session,
+                used: entry.used,
+                expires_at: entry.expires_at,
+                closed: true,
+            });
+        }
+        ledger
+            .store
+            .put_sessions(&stored)
+            .map_err(|e| not_recorded(&e))?;
+        debug!(target: "worker::auth", sessions = grants.len(), "sessions closed");
+        Ok(stored
+            .iter()
+            .zip(grants)
+            .map(|(s, g)| s.used.min(g.token_max))
+            .collect())
     }
 
     /// Tokens reserved or charged in `session` (for tests).

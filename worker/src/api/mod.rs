@@ -155,6 +155,7 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/models", get(models::list))
         .route("/v1/liveness", post(liveness::answer))
         .route("/v1/receipt", post(receipt::close))
+        .route("/v1/receipts", post(receipt::close_many))
         .route("/metrics", get(metrics))
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .with_state(state)

@@ -5,6 +5,8 @@
 //! - a request carrying an assignment (chat, completions, receipts): the model the signed
 //!   assignment names (a model not served here is refused as one model's API refuses it);
 //! - a liveness challenge: the model the signed challenge names;
+//! - a request for several receipts: the model its first assignment names (one model per
+//!   request: the model's API refuses a mixed one);
 //! - otherwise the model the body's `model` names, else the first (whose API then refuses what
 //!   it lacks, an assignment first of all).
 //!
@@ -22,7 +24,7 @@ use axum::{
     routing::{get, post},
 };
 use morpheus_sdk::{
-    messages::{LivenessChallenge, Signed},
+    messages::{LivenessChallenge, ReceiptRequest, Signed},
     openai::ModelList,
     provider::{ASSIGNMENT_HEADER, decode_assignment},
 };
@@ -61,6 +63,7 @@ pub(super) fn router(states: Vec<AppState>) -> Result<Router> {
         .route("/v1/completions", post(dispatch))
         .route("/v1/liveness", post(dispatch))
         .route("/v1/receipt", post(dispatch))
+        .route("/v1/receipts", post(dispatch))
         .route("/v1/models", get(list))
         .route("/metrics", get(metrics))
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
@@ -90,6 +93,10 @@ impl Served {
             serde_json::from_slice::<Signed<LivenessChallenge>>(body)
                 .ok()
                 .map(|c| c.message.modelId)
+        } else if path == "/v1/receipts" {
+            serde_json::from_slice::<Signed<ReceiptRequest>>(body)
+                .ok()
+                .and_then(|r| Some(r.message.assignments.first()?.modelId))
         } else {
             let name = serde_json::from_slice::<serde_json::Value>(body)
                 .ok()

@@ -38,6 +38,28 @@ impl Store {
         })
     }
 
+    /// Writes several sessions' accounts in one transaction: all of them or none.
+    pub fn put_sessions(&self, sessions: &[StoredSession]) -> Result<()> {
+        self.with(|c| {
+            let tx = c.unchecked_transaction()?;
+            {
+                let mut put = tx.prepare_cached(
+                    "INSERT INTO sessions (id, used, expires_at, closed) VALUES (?1, ?2, ?3, ?4)
+                     ON CONFLICT (id) DO UPDATE SET used = ?2, expires_at = ?3, closed = ?4",
+                )?;
+                for session in sessions {
+                    put.execute(params![
+                        session.id.as_slice(),
+                        int(session.used),
+                        int(session.expires_at),
+                        session.closed
+                    ])?;
+                }
+            }
+            tx.commit()
+        })
+    }
+
     /// The sessions expiring at `since` or later.
     pub fn sessions(&self, since: u64) -> Result<Vec<StoredSession>> {
         self.with(|c| {
