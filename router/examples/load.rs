@@ -14,6 +14,8 @@
 //! router's database before it starts, to show the figures on a database that has grown.
 //! `--postgres` runs the router on that PostgreSQL database instead (`make bench` starts a
 //! throwaway server with `tools/pg-test-server`); it must be empty or the router's own.
+//! `--router-bin PATH` measures another build's `morpheus-router` (a copy kept aside), so two
+//! builds can be run in turn in one sitting on a machine whose speed drifts.
 
 use std::{
     path::{Path, PathBuf},
@@ -57,6 +59,8 @@ struct Args {
     prefill: u64,
     liveness_ttl: u64,
     postgres: Option<String>,
+    /// Another build's router binary to measure instead of the workspace's.
+    router_bin: Option<PathBuf>,
 }
 
 fn parse_args() -> eyre::Result<Args> {
@@ -67,6 +71,7 @@ fn parse_args() -> eyre::Result<Args> {
         prefill: 0,
         liveness_ttl: 0,
         postgres: None,
+        router_bin: None,
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -86,9 +91,10 @@ fn parse_args() -> eyre::Result<Args> {
             "--prefill" => args.prefill = number()?,
             "--liveness-ttl" => args.liveness_ttl = number()?,
             "--postgres" => args.postgres = Some(value),
+            "--router-bin" => args.router_bin = Some(PathBuf::from(value)),
             other => bail!(
                 "unknown flag {other}; flags: --pairs --concurrency --users --prefill \
-                 --liveness-ttl --postgres"
+                 --liveness-ttl --postgres --router-bin"
             ),
         }
     }
@@ -439,7 +445,10 @@ async fn main() -> eyre::Result<()> {
     let users = Arc::new(stake_users(&devnet, args.users).await?);
     let domain = devnet.deployment().domain();
     let dir = tempfile::tempdir()?;
-    let bin = bins.join("morpheus-router");
+    let bin = args
+        .router_bin
+        .clone()
+        .unwrap_or_else(|| bins.join("morpheus-router"));
 
     if args.prefill > 0 {
         // A first start creates the schema; the sessions go in while the router is stopped.

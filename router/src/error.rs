@@ -149,6 +149,9 @@ pub enum Error {
     /// A database call on the blocking thread pool panicked or was cancelled.
     #[error("database task: {0}")]
     DatabaseTask(#[from] tokio::task::JoinError),
+    /// A database call on the store's own thread panicked, or the thread is gone.
+    #[error("database call: {0}")]
+    DatabaseCall(String),
     /// Binding or serving the listener failed.
     #[error("io: {0}")]
     Io(#[from] std::io::Error),
@@ -202,6 +205,7 @@ impl Error {
             | Self::OpenDatabase { .. }
             | Self::CorruptDatabase { .. }
             | Self::DatabaseTask(_)
+            | Self::DatabaseCall(_)
             | Self::Io(_) => (500, "server_error", "internal_error"),
         }
     }
@@ -220,6 +224,7 @@ impl Error {
             | Self::OpenPostgres { .. }
             | Self::OpenDatabase { .. }
             | Self::DatabaseTask(_)
+            | Self::DatabaseCall(_)
             | Self::Io(_) => "internal router error".into(),
             other => other.to_string(),
         }

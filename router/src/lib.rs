@@ -1,6 +1,7 @@
 #![doc = include_str!("../README.md")]
 
 pub mod api;
+mod booked;
 mod bootstrap;
 mod chain_index;
 mod chain_view;

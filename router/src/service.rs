@@ -22,6 +22,7 @@ use tracing::{debug, info, warn};
 
 use crate::{
     Error, FailPolicy, Result, RouterConfig,
+    booked::Booked,
     chain_index::ChainIndex,
     chain_view::ChainView,
     credit, fail,
@@ -90,6 +91,8 @@ struct Inner {
     store: Arc<Store>,
     /// The providers' receipts, asked for in batches (`receipts.rs`).
     receipts: Receipts,
+    /// The terms of the sessions this process booked, until their report (`booked.rs`).
+    booked: Booked,
     /// Requests waiting for a provider's place, by the user's stake (`queue.rs`).
     queues: Arc<WaitQueues>,
     /// Requests per client address and per user (`rate_limit.rs`).
@@ -175,6 +178,7 @@ impl AppState {
                 Arc::clone(&metrics),
             ),
             metrics,
+            booked: Booked::default(),
             config,
             protocol,
             checks,
@@ -222,11 +226,16 @@ impl AppState {
     /// The bidders for `model_id` (from the chain index, at the head the caller found or later)
     /// in the order `preferences` ask for, with their standing in the store at `now`; the bids'
     /// terms are recorded as seen (the bid history).
+    ///
+    /// With `reserve`, the session is reserved against the user's allowance first, in the same
+    /// call to the store (one hop off the runtime instead of two); a failure after the
+    /// reservation releases it before returning.
     async fn candidates(
         &self,
         model_id: B256,
         now: u64,
         preferences: &Preferences,
+        reserve: Option<(NewSession, U256)>,
     ) -> Result<Vec<select::Candidate>> {
         let view = &self.0.view;
         let bids = view.registry().bids(model_id);
@@ -245,11 +254,23 @@ impl AppState {
         let observed = (!seen).then(|| terms.clone());
         let standings = self
             .store(move |s| {
-                if !seen {
-                    s.observe_bids(model_id, &terms, now)?;
+                if let Some((session, user_max)) = &reserve {
+                    s.reserve(session, *user_max)?;
                 }
-                let providers: Vec<Address> = terms.iter().map(|t| t.0).collect();
-                s.standings(&providers, model_id, rule, now)
+                let read = || {
+                    if !seen {
+                        s.observe_bids(model_id, &terms, now)?;
+                    }
+                    let providers: Vec<Address> = terms.iter().map(|t| t.0).collect();
+                    s.standings(&providers, model_id, rule, now)
+                };
+                read().inspect_err(|_| {
+                    if let Some((session, _)) = &reserve
+                        && let Err(undo) = s.cancel(session.session_id)
+                    {
+                        warn!(target: "router::compute", error = %undo, "releasing a reservation failed");
+                    }
+                })
             })
             .await?;
         if let Some(terms) = observed {
@@ -360,10 +381,17 @@ impl AppState {
             token_max,
             deadline,
         };
-        let reserved = session.clone();
-        self.store(move |s| s.reserve(&reserved, user_max)).await?;
+        // Reserved, and the candidates' standings read, in one call to the store.
+        let first = self
+            .candidates(
+                r.modelId,
+                unix_now(),
+                &preferences,
+                Some((session.clone(), user_max)),
+            )
+            .await?;
         match self
-            .assign_or_wait(&session, &model, reference, deadline, &preferences)
+            .assign_or_wait(&session, &model, reference, deadline, &preferences, first)
             .await
         {
             Ok(assignment) => Ok(assignment),
@@ -381,7 +409,8 @@ impl AppState {
     /// already), waits in the model's queue by the user's stake (`queue.rs`) until it is this
     /// request's turn and a place frees up, at most `queue_wait` and never past the request's
     /// `deadline`; then [`Error::Busy`]. The first try reads the chain at the head the request
-    /// found, each later one at the latest block then.
+    /// found (its candidates `first`, read with the reservation), each later one at the latest
+    /// block then.
     async fn assign_or_wait(
         &self,
         session: &NewSession,
@@ -389,12 +418,16 @@ impl AppState {
         reference: U256,
         deadline: u64,
         preferences: &Preferences,
+        first: Vec<select::Candidate>,
     ) -> Result<Signed<Assignment>> {
         let queues = &self.0.queues;
         // Why the request waits: what its own try found, or the others ahead of it.
         let mut refused = vec!["behind other requests waiting for a full provider".to_string()];
         if !queues.is_waiting(session.model_id) {
-            match self.assign(session, model, reference, preferences).await? {
+            match self
+                .assign(session, model, reference, preferences, Some(first))
+                .await?
+            {
                 Attempt::Assigned(a) => return Ok(*a),
                 Attempt::Refused {
                     refused: now,
@@ -448,7 +481,10 @@ impl AppState {
             if ticket.is_head() {
                 // The chain as it is now (the index brought to its head) for the new try.
                 self.0.view.head().await?;
-                match self.assign(session, model, reference, preferences).await? {
+                match self
+                    .assign(session, model, reference, preferences, None)
+                    .await?
+                {
                     Attempt::Assigned(a) => {
                         ticket.finish(true);
                         return Ok(*a);
@@ -470,19 +506,24 @@ impl AppState {
         }
     }
 
-    /// Picks the first live candidate (the registry as of the caller's head or later) and books
-    /// it within its capacity; a candidate found full at booking (others booked it meanwhile) is
-    /// passed over for the next one.
+    /// Picks the first live candidate (the registry as of the caller's head or later; read now
+    /// unless `read` holds them) and books it within its capacity; a candidate found full at
+    /// booking (others booked it meanwhile) is passed over for the next one.
     async fn assign(
         &self,
         session: &NewSession,
         model: &morpheus_sdk::contracts::Model,
         reference: U256,
         preferences: &Preferences,
+        read: Option<Vec<select::Candidate>>,
     ) -> Result<Attempt> {
-        let candidates = self
-            .candidates(session.model_id, unix_now(), preferences)
-            .await?;
+        let candidates = match read {
+            Some(candidates) => candidates,
+            None => {
+                self.candidates(session.model_id, unix_now(), preferences, None)
+                    .await?
+            }
+        };
         let mut full = candidates.iter().any(|c| c.full);
         let mut refused = Vec::new();
         let mut next = 0;
@@ -518,6 +559,19 @@ impl AppState {
                 continue;
             }
             self.0.metrics.assigned();
+            self.0.booked.keep(
+                SessionTerms {
+                    session_id: session.session_id,
+                    user: session.user,
+                    provider,
+                    endpoint: Some(chosen.endpoint.clone()),
+                    model_id: session.model_id,
+                    token_max: session.token_max,
+                    price_per_token: price,
+                    expires_at,
+                },
+                unix_now(),
+            );
             info!(
                 target: "router::compute",
                 session = %session.session_id, user = %session.user, provider = %provider,
@@ -555,7 +609,10 @@ impl AppState {
             })?;
         self.limit_user(signer)?;
         let id = report.message.sessionId;
-        let target: SessionTerms = self.store(move |s| s.report_target(id, signer)).await?;
+        let target: SessionTerms = match self.0.booked.take(id, signer) {
+            Some(terms) => terms,
+            None => self.store(move |s| s.report_target(id, signer)).await?,
+        };
         let (count, fail_withholds) = tokio::join!(
             self.provider_count(&target),
             self.fail_withholds(&report.message, &target)
@@ -859,7 +916,7 @@ impl AppState {
         self.0.view.head().await?;
         self.0.view.model(model_id)?;
         let candidates = self
-            .candidates(model_id, unix_now(), &Preferences::default())
+            .candidates(model_id, unix_now(), &Preferences::default(), None)
             .await?;
         let providers = candidates
             .into_iter()

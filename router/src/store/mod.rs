@@ -35,6 +35,7 @@ mod reconcile;
 mod reputation;
 mod sql;
 mod sqlite;
+mod thread;
 
 pub(crate) use chain_index::{FactRow, Saving};
 pub(crate) use pg::redacted;
@@ -146,6 +147,9 @@ pub(crate) struct Standing {
 #[derive(Debug)]
 pub(crate) struct Store {
     backend: Backend,
+    /// Where [`blocking`] runs SQLite's calls (`thread.rs`); PostgreSQL's, whose connections
+    /// run side by side, go to tokio's blocking pool.
+    thread: Option<thread::StoreThread>,
 }
 
 #[derive(Debug)]
@@ -155,16 +159,20 @@ enum Backend {
     Postgres(Box<pg::Postgres>),
 }
 
-/// Runs `f` on the store on tokio's blocking thread pool, so that the database never holds up
-/// the runtime's worker threads. The call runs to its end even when the awaiting request is
-/// dropped: a report the store accepted is committed whether or not its reply is sent.
+/// Runs `f` on the store off the runtime's worker threads (SQLite's own thread, or tokio's
+/// blocking pool for PostgreSQL), so that the database never holds them up. The call runs to
+/// its end even when the awaiting request is dropped: a report the store accepted is committed
+/// whether or not its reply is sent.
 pub(crate) async fn blocking<T, F>(store: &Arc<Store>, f: F) -> Result<T>
 where
     T: Send + 'static,
     F: FnOnce(&Store) -> Result<T> + Send + 'static,
 {
-    let store = Arc::clone(store);
-    tokio::task::spawn_blocking(move || f(&store)).await?
+    let shared = Arc::clone(store);
+    match &store.thread {
+        Some(thread) => thread.run(move || f(&shared)).await,
+        None => tokio::task::spawn_blocking(move || f(&shared)).await?,
+    }
 }
 
 fn key<T: std::fmt::Debug>(value: &T) -> String {
@@ -209,6 +217,7 @@ impl Store {
     pub(crate) fn open(path: &Path) -> Result<Self> {
         Ok(Self {
             backend: Backend::Sqlite(sqlite::Sqlite::open(path)?),
+            thread: Some(thread::StoreThread::start()?),
         })
     }
 
@@ -217,6 +226,7 @@ impl Store {
     pub(crate) fn open_postgres(url: &str) -> Result<Self> {
         Ok(Self {
             backend: Backend::Postgres(Box::new(pg::Postgres::open(url)?)),
+            thread: None,
         })
     }
 

@@ -9,7 +9,7 @@ use std::{
 };
 
 use rusqlite::{
-    Connection, TransactionBehavior,
+    Connection,
     types::{ToSqlOutput, ValueRef},
 };
 
@@ -63,9 +63,9 @@ impl Sqlite {
         _exclusive: bool,
         f: impl FnOnce(&mut dyn Db) -> Result<T>,
     ) -> Result<T> {
-        let mut conn = self.conn();
-        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-        let out = f(&mut On(&tx))?;
+        let conn = self.conn();
+        let tx = Transaction::begin(&conn)?;
+        let out = f(&mut On(&conn))?;
         tx.commit()?;
         Ok(out)
     }
@@ -73,6 +73,43 @@ impl Sqlite {
     /// Runs `f` on the connection, each statement on its own.
     pub(crate) fn read<T>(&self, f: impl FnOnce(&mut dyn Db) -> Result<T>) -> Result<T> {
         f(&mut On(&self.conn()))
+    }
+}
+
+/// A `BEGIN IMMEDIATE` transaction on the connection, rolled back when dropped uncommitted (an
+/// error, or a panic inside it). Its `BEGIN`, `COMMIT` and `ROLLBACK` go through the
+/// statement cache: parsed once per connection, not on every transaction.
+struct Transaction<'c> {
+    conn: &'c Connection,
+    open: bool,
+}
+
+impl<'c> Transaction<'c> {
+    fn begin(conn: &'c Connection) -> rusqlite::Result<Self> {
+        conn.prepare_cached("BEGIN IMMEDIATE")?.execute([])?;
+        Ok(Self { conn, open: true })
+    }
+
+    fn commit(mut self) -> rusqlite::Result<()> {
+        self.conn.prepare_cached("COMMIT")?.execute([])?;
+        self.open = false;
+        Ok(())
+    }
+}
+
+impl Drop for Transaction<'_> {
+    fn drop(&mut self) {
+        // A failed COMMIT leaves the transaction open too: rolled back here, as rusqlite's own
+        // transaction does.
+        if self.open && !self.conn.is_autocommit() {
+            let rolled_back = self
+                .conn
+                .prepare_cached("ROLLBACK")
+                .and_then(|mut s| s.execute([]));
+            if let Err(e) = rolled_back {
+                tracing::error!(target: "router::store", error = %e, "rolling back failed");
+            }
+        }
     }
 }
 

@@ -15,7 +15,7 @@ use morpheus_sdk::{
 use morpheus_testkit::{Devnet, TestWorker, WorkerOptions, unique_b256, unix_now};
 use tempfile::TempDir;
 use tokio::{
-    io::copy_bidirectional,
+    io::{AsyncReadExt, AsyncWriteExt, copy_bidirectional},
     net::{TcpListener, TcpStream},
     sync::oneshot,
     task::{JoinHandle, JoinSet},
@@ -464,6 +464,45 @@ pub(crate) fn forward_on(listen: &str, target: &str) -> (String, JoinHandle<()>)
                 if let Ok(mut outbound) = TcpStream::connect(&target).await {
                     let _ = copy_bidirectional(&mut inbound, &mut outbound).await;
                 }
+            });
+        }
+    });
+    (url, task)
+}
+
+/// Forwards TCP connections from a new local port to `target` (`http://host:port`), holding
+/// every piece of the answers back for `delay`: a provider that is slow to answer, so that
+/// requests sent together certainly overlap with its answers.
+pub(crate) fn forward_slowly(target: &str, delay: std::time::Duration) -> (String, JoinHandle<()>) {
+    let target = target.trim_start_matches("http://").to_string();
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    listener.set_nonblocking(true).expect("nonblocking");
+    let url = format!("http://{}", listener.local_addr().expect("address"));
+    let listener = TcpListener::from_std(listener).expect("tokio listener");
+    let task = tokio::spawn(async move {
+        let mut connections = JoinSet::new();
+        while let Ok((inbound, _)) = listener.accept().await {
+            let target = target.clone();
+            connections.spawn(async move {
+                let Ok(outbound) = TcpStream::connect(&target).await else {
+                    return;
+                };
+                let (mut from_client, mut to_client) = inbound.into_split();
+                let (mut from_server, mut to_server) = outbound.into_split();
+                let up = tokio::io::copy(&mut from_client, &mut to_server);
+                let down = async {
+                    let mut buf = vec![0u8; 64 * 1024];
+                    while let Ok(n) = from_server.read(&mut buf).await {
+                        if n == 0 {
+                            break;
+                        }
+                        tokio::time::sleep(delay).await;
+                        if to_client.write_all(&buf[..n]).await.is_err() {
+                            break;
+                        }
+                    }
+                };
+                let _ = tokio::join!(up, down);
             });
         }
     });
