@@ -154,7 +154,7 @@ pub(crate) struct Store {
 
 #[derive(Debug)]
 enum Backend {
-    Sqlite(sqlite::Sqlite),
+    Sqlite(Arc<sqlite::Sqlite>),
     // Boxed: its connection settings are larger than the SQLite side's mutex.
     Postgres(Box<pg::Postgres>),
 }
@@ -215,9 +215,10 @@ impl Store {
     /// Opens (or creates) the SQLite database at `path`. A file that is not a SQLite database,
     /// or cannot be read or set up, is [`Error::OpenDatabase`] naming it.
     pub(crate) fn open(path: &Path) -> Result<Self> {
+        let db = Arc::new(sqlite::Sqlite::open(path)?);
         Ok(Self {
-            backend: Backend::Sqlite(sqlite::Sqlite::open(path)?),
-            thread: Some(thread::StoreThread::start()?),
+            thread: Some(thread::StoreThread::start(db.clone())?),
+            backend: Backend::Sqlite(db),
         })
     }
 

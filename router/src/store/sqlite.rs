@@ -5,7 +5,10 @@
 
 use std::{
     path::Path,
-    sync::{Mutex, MutexGuard},
+    sync::{
+        Mutex, MutexGuard,
+        atomic::{AtomicBool, Ordering},
+    },
 };
 
 use rusqlite::{
@@ -23,6 +26,18 @@ use crate::{Error, Result};
 #[derive(Debug)]
 pub(crate) struct Sqlite {
     conn: Mutex<Connection>,
+    /// A group's transaction is open (`thread.rs`): calls' writes are savepoints of it.
+    grouped: AtomicBool,
+}
+
+impl super::thread::Group for Sqlite {
+    fn begin(&self) -> Result<()> {
+        self.begin_group()
+    }
+
+    fn commit(&self) -> Result<()> {
+        self.commit_group()
+    }
 }
 
 impl Sqlite {
@@ -47,6 +62,7 @@ impl Sqlite {
         })?;
         Ok(Self {
             conn: Mutex::new(conn),
+            grouped: AtomicBool::new(false),
         })
     }
 
@@ -57,17 +73,52 @@ impl Sqlite {
     }
 
     /// Runs `f` in one `BEGIN IMMEDIATE` transaction, committed when it returns `Ok`: it runs
-    /// alone, whether or not `exclusive` asks for it.
+    /// alone, whether or not `exclusive` asks for it. Inside a group's transaction
+    /// ([`begin_group`](Self::begin_group)) it is a savepoint of it instead: its changes are
+    /// undone alone when it fails, and committed with the group's.
     pub(crate) fn write<T>(
         &self,
         _exclusive: bool,
         f: impl FnOnce(&mut dyn Db) -> Result<T>,
     ) -> Result<T> {
         let conn = self.conn();
+        if self.grouped.load(Ordering::Relaxed) && conn.is_autocommit() {
+            // SQLite rolled the group's transaction back on an earlier call's error: this one
+            // must not commit on its own while the group is answered as failed.
+            return Err(Error::DatabaseCall(
+                "the transaction this call was part of was rolled back".into(),
+            ));
+        }
         let tx = Transaction::begin(&conn)?;
         let out = f(&mut On(&conn))?;
         tx.commit()?;
         Ok(out)
+    }
+
+    /// Opens the transaction a group of calls runs in (`thread.rs`), each call's writes a
+    /// savepoint of it.
+    pub(crate) fn begin_group(&self) -> Result<()> {
+        self.conn().prepare_cached("BEGIN IMMEDIATE")?.execute([])?;
+        self.grouped.store(true, Ordering::Relaxed);
+        Ok(())
+    }
+
+    /// Commits the group's transaction, or rolls it back when the commit fails.
+    pub(crate) fn commit_group(&self) -> Result<()> {
+        let conn = self.conn();
+        self.grouped.store(false, Ordering::Relaxed);
+        let committed = conn
+            .prepare_cached("COMMIT")
+            .and_then(|mut s| s.execute([]));
+        if let Err(e) = committed {
+            if !conn.is_autocommit() {
+                let _ = conn
+                    .prepare_cached("ROLLBACK")
+                    .and_then(|mut s| s.execute([]));
+            }
+            return Err(e.into());
+        }
+        Ok(())
     }
 
     /// Runs `f` on the connection, each statement on its own.
@@ -76,39 +127,66 @@ impl Sqlite {
     }
 }
 
-/// A `BEGIN IMMEDIATE` transaction on the connection, rolled back when dropped uncommitted (an
-/// error, or a panic inside it). Its `BEGIN`, `COMMIT` and `ROLLBACK` go through the
-/// statement cache: parsed once per connection, not on every transaction.
+/// A `BEGIN IMMEDIATE` transaction on the connection, or a savepoint when the connection is in
+/// a group's transaction already; rolled back when dropped uncommitted (an error, or a panic
+/// inside it). Its statements go through the statement cache: parsed once per connection, not
+/// on every transaction.
 struct Transaction<'c> {
     conn: &'c Connection,
     open: bool,
+    /// A savepoint of an enclosing transaction, not a transaction of its own.
+    nested: bool,
 }
 
 impl<'c> Transaction<'c> {
     fn begin(conn: &'c Connection) -> rusqlite::Result<Self> {
-        conn.prepare_cached("BEGIN IMMEDIATE")?.execute([])?;
-        Ok(Self { conn, open: true })
+        let nested = !conn.is_autocommit();
+        let begin = if nested {
+            "SAVEPOINT call"
+        } else {
+            "BEGIN IMMEDIATE"
+        };
+        conn.prepare_cached(begin)?.execute([])?;
+        Ok(Self {
+            conn,
+            open: true,
+            nested,
+        })
     }
 
     fn commit(mut self) -> rusqlite::Result<()> {
-        self.conn.prepare_cached("COMMIT")?.execute([])?;
+        let commit = if self.nested {
+            "RELEASE call"
+        } else {
+            "COMMIT"
+        };
+        self.conn.prepare_cached(commit)?.execute([])?;
         self.open = false;
         Ok(())
+    }
+
+    fn run(&self, sql: &str) -> rusqlite::Result<usize> {
+        self.conn.prepare_cached(sql)?.execute([])
     }
 }
 
 impl Drop for Transaction<'_> {
     fn drop(&mut self) {
+        if !self.open {
+            return;
+        }
         // A failed COMMIT leaves the transaction open too: rolled back here, as rusqlite's own
-        // transaction does.
-        if self.open && !self.conn.is_autocommit() {
-            let rolled_back = self
-                .conn
-                .prepare_cached("ROLLBACK")
-                .and_then(|mut s| s.execute([]));
-            if let Err(e) = rolled_back {
-                tracing::error!(target: "router::store", error = %e, "rolling back failed");
-            }
+        // transaction does. A savepoint is undone and let go, the enclosing transaction kept.
+        let rolled_back = if self.nested {
+            self.run("ROLLBACK TO call")
+                .and_then(|_| self.run("RELEASE call"))
+        } else if !self.conn.is_autocommit() {
+            self.run("ROLLBACK")
+        } else {
+            Ok(0)
+        };
+        if let Err(e) = rolled_back {
+            tracing::error!(target: "router::store", error = %e, "rolling back failed");
         }
     }
 }
@@ -162,5 +240,59 @@ impl rusqlite::ToSql for Value {
             Self::Real(v) => ToSqlOutput::Borrowed(ValueRef::Real(*v)),
             Self::Text(s) => ToSqlOutput::Borrowed(ValueRef::Text(s.as_bytes())),
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use alloy::primitives::{Address, B256, U256};
+
+    use crate::{
+        Error,
+        store::{NewSession, Store},
+    };
+
+    fn session(n: u8, nonce: u64) -> NewSession {
+        NewSession {
+            session_id: B256::repeat_byte(n),
+            user: Address::repeat_byte(1),
+            nonce: U256::from(nonce),
+            model_id: B256::repeat_byte(9),
+            day: 1,
+            token_max: 100,
+            deadline: u64::MAX / 4,
+        }
+    }
+
+    /// A group's calls are savepoints: a failed one is undone alone, the others commit
+    /// together, and what they wrote reads back after a reopen.
+    #[test]
+    fn a_failed_call_in_a_group_is_undone_alone() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("router.db");
+        let store = Store::open(&path).expect("open");
+        let super::super::Backend::Sqlite(db) = &store.backend else {
+            unreachable!("a SQLite store")
+        };
+        db.begin_group().expect("begin");
+        store
+            .reserve(&session(1, 1), U256::from(1000))
+            .expect("first");
+        let replay = store.reserve(&session(2, 1), U256::from(1000));
+        assert!(matches!(replay, Err(Error::NonceUsed { .. })), "{replay:?}");
+        let over = store.reserve(&session(3, 3), U256::from(150));
+        assert!(matches!(over, Err(Error::OverAllowance(_))), "{over:?}");
+        store
+            .reserve(&session(4, 4), U256::from(1000))
+            .expect("fourth");
+        db.commit_group().expect("commit");
+        drop(store);
+
+        let store = Store::open(&path).expect("reopen");
+        assert_eq!(store.used(Address::repeat_byte(1), 1).expect("used"), 200);
+        // The refused calls left nothing: their nonces are free, their sessions absent.
+        store
+            .reserve(&session(3, 3), U256::from(1000))
+            .expect("nonce 3 was never spent");
     }
 }
