@@ -333,23 +333,8 @@ impl Auth {
     /// the same count or less, never more. 503 when the close cannot be stored (a receipt for
     /// a session a restart would reopen is not signed).
     pub(crate) fn close(&self, grant: &Grant) -> Result<u64, ApiError> {
-        let mut ledger = self.ledger.lock().unwrap_or_else(PoisonError::into_inner);
-        let entry = ledger
-            .sessions
-            .entry(grant.session)
-            .or_insert(SessionEntry {
-                used: 0,
-                expires_at: grant.expires_at,
-                closed: false,
-            });
-        // Closed in memory at once: whatever the disk says, this run serves it no more.
-        entry.closed = true;
-        let entry = *entry;
-        ledger
-            .persist(grant.session, entry)
-            .map_err(|e| not_recorded(&e))?;
-        debug!(target: "worker::auth", session = %grant.session, tokens = entry.used, "session closed");
-        Ok(entry.used.min(grant.token_max))
+        let counts = self.close_all(std::slice::from_ref(grant))?;
+        Ok(counts.first().copied().unwrap_or_default())
     }
 
     /// The grants of a router's signed request for several sessions' receipts: 403 when the
@@ -399,6 +384,7 @@ impl Auth {
                     expires_at: grant.expires_at,
                     closed: false,
                 });
+            // Closed in memory at once: whatever the disk says, this run serves it no more.
             entry.closed = true;
             stored.push(StoredSession {
                 id: grant.session,
