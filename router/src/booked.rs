@@ -19,29 +19,37 @@ const MAX_KEPT: usize = 200_000;
 
 /// Booked sessions' terms by session id.
 #[derive(Debug, Default)]
-pub(crate) struct Booked(Mutex<HashMap<B256, SessionTerms>>);
+pub(crate) struct Booked(Mutex<Kept>);
+
+#[derive(Debug, Default)]
+struct Kept {
+    sessions: HashMap<B256, SessionTerms>,
+    /// When expired sessions were last swept out: at most once a second, so that a full map
+    /// of live sessions does not cost every booking a scan of it.
+    swept_at: u64,
+}
 
 impl Booked {
     /// Keeps a session booked at unix time `now`.
     pub(crate) fn keep(&self, terms: SessionTerms, now: u64) {
         let mut kept = self.0.lock().unwrap_or_else(PoisonError::into_inner);
-        if kept.len() >= MAX_KEPT {
-            kept.retain(|_, t| t.expires_at >= now);
-            if kept.len() >= MAX_KEPT {
-                return;
-            }
+        if kept.sessions.len() >= MAX_KEPT && kept.swept_at < now {
+            kept.sessions.retain(|_, t| t.expires_at >= now);
+            kept.swept_at = now;
         }
-        kept.insert(terms.session_id, terms);
+        if kept.sessions.len() < MAX_KEPT {
+            kept.sessions.insert(terms.session_id, terms);
+        }
     }
 
     /// Takes the session's terms if it was kept and `signer` is its user (anyone else is left
     /// to the store, which names the refusal).
     pub(crate) fn take(&self, session_id: B256, signer: Address) -> Option<SessionTerms> {
         let mut kept = self.0.lock().unwrap_or_else(PoisonError::into_inner);
-        if kept.get(&session_id)?.user != signer {
+        if kept.sessions.get(&session_id)?.user != signer {
             return None;
         }
-        kept.remove(&session_id)
+        kept.sessions.remove(&session_id)
     }
 }
 
