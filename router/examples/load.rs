@@ -11,7 +11,12 @@
 //! `cargo run --release -p morpheus-router --example load -- [--pairs N] [--concurrency C]
 //! [--users U] [--prefill S] [--postgres URL]` (defaults 4000, 32, 64, 0, the SQLite file).
 //! `--prefill` stores S reported sessions (spread over the last 30 days and 10,000 users) in the
-//! router's database before it starts, to show the figures on a database that has grown.
+//! router's database before it starts, to show the figures on a database that has grown: as a
+//! router that has served those days leaves it (each session expired within its day, each past
+//! day's bootstrap computed), so the run measures requests, not a month's catching up.
+//! `--backlog S` stores them as a router finds a database restored after a month away: every
+//! session expired long ago and no day's bootstrap computed, so its background rounds compute
+//! the days and prune nearly every session while the load runs.
 //! `--postgres` runs the router on that PostgreSQL database instead (`make bench` starts a
 //! throwaway server with `tools/pg-test-server`); it must be empty or the router's own.
 //! `--router-bin PATH` measures another build's `morpheus-router` (a copy kept aside), so two
@@ -57,6 +62,8 @@ struct Args {
     concurrency: usize,
     users: usize,
     prefill: u64,
+    /// The prefilled sessions are a backlog (`--backlog`), not a served month.
+    backlog: bool,
     liveness_ttl: u64,
     postgres: Option<String>,
     /// Another build's router binary to measure instead of the workspace's.
@@ -69,6 +76,7 @@ fn parse_args() -> eyre::Result<Args> {
         concurrency: 32,
         users: 64,
         prefill: 0,
+        backlog: false,
         liveness_ttl: 0,
         postgres: None,
         router_bin: None,
@@ -89,12 +97,13 @@ fn parse_args() -> eyre::Result<Args> {
             "--concurrency" => args.concurrency = number()? as usize,
             "--users" => args.users = number()? as usize,
             "--prefill" => args.prefill = number()?,
+            "--backlog" => (args.prefill, args.backlog) = (number()?, true),
             "--liveness-ttl" => args.liveness_ttl = number()?,
             "--postgres" => args.postgres = Some(value),
             "--router-bin" => args.router_bin = Some(PathBuf::from(value)),
             other => bail!(
                 "unknown flag {other}; flags: --pairs --concurrency --users --prefill \
-                 --liveness-ttl --postgres --router-bin"
+                 --backlog --liveness-ttl --postgres --router-bin"
             ),
         }
     }
@@ -232,27 +241,46 @@ impl RouterProcess {
 
 /// Stores `n` reported sessions in the router's PostgreSQL database at `url` (created by a first
 /// start of the router), spread as [`prefill`] spreads them, over 10,000 users of its own.
-fn prefill_postgres(url: &str, n: u64, today: u64) -> eyre::Result<()> {
+fn prefill_postgres(url: &str, n: u64, today: u64, backlog: bool) -> eyre::Result<()> {
     let mut client = postgres::Client::connect(url, postgres::NoTls)?;
     client.execute(
         r#"INSERT INTO sessions (session_id, "user", nonce, model_id, day, token_max, provider,
                price_per_token, expires_at, reported, tokens, outcome, amount, endpoint,
                credited, receipt, counted, settled, attempts)
            SELECT '0x' || lpad(to_hex(i), 64, '0'), '0x' || lpad(to_hex(i % 10000), 40, '0'),
-               'prefill-' || i, '0x' || repeat('0', 64), $1 - i % 31, 64,
-               '0x' || lpad(to_hex(i % 100), 40, '0'), '1', 0, 1, 16, 'Credited', '16', NULL,
-               16, 16, 16, 1, 0
-           FROM generate_series(0, $2 - 1) AS i"#,
-        &[&i64::try_from(today)?, &i64::try_from(n)?],
+               'prefill-' || i, '0x' || repeat('0', 64), $1::bigint - i % 31, 64,
+               '0x' || lpad(to_hex(i % 100), 40, '0'), '1',
+               CASE WHEN $3::boolean THEN 0 ELSE ($1::bigint - i % 31) * 86400 + i % 86400 END,
+               1, 16, 'Credited', '16', NULL, 16, 16, 16, 1, 0
+           FROM generate_series(0, $2::bigint - 1) AS i"#,
+        &[&i64::try_from(today)?, &i64::try_from(n)?, &backlog],
     )?;
+    // What the reports of those sessions added to their providers' days (a build from before
+    // those running totals, measured with `--router-bin`, has no such table).
+    client.batch_execute(
+        "DO $$ BEGIN IF to_regclass('provider_days') IS NOT NULL THEN
+             INSERT INTO provider_days (day, provider, credited)
+             SELECT day, provider, SUM(amount::numeric)::text FROM sessions
+             GROUP BY day, provider;
+         END IF; END $$",
+    )?;
+    if !backlog {
+        client.execute(
+            "INSERT INTO bootstrap_days
+             (day, share, reserve, days_left, share_bps, outstanding, computed_at)
+         SELECT $1::bigint - d, '0', '0', 0, 0, '0', 0 FROM generate_series(1, 30) AS d",
+            &[&i64::try_from(today)?],
+        )?;
+    }
     client.batch_execute("ANALYZE")?;
     Ok(())
 }
 
 /// Stores `n` reported sessions in the router's database at `path` (created by a first start
 /// of the router): spread over the 30 days before `today` and today, 10,000 users with the
-/// simulated ones among them, and 100 providers.
-fn prefill(path: &Path, n: u64, users: &[Address], today: u64) -> eyre::Result<()> {
+/// simulated ones among them, and 100 providers; each expired within its day, and the past
+/// days' bootstraps computed (with nothing allotted).
+fn prefill(path: &Path, n: u64, users: &[Address], today: u64, backlog: bool) -> eyre::Result<()> {
     let mut conn = rusqlite::Connection::open(path)?;
     let tx = conn.transaction()?;
     {
@@ -260,7 +288,7 @@ fn prefill(path: &Path, n: u64, users: &[Address], today: u64) -> eyre::Result<(
             "INSERT INTO sessions (session_id, user, nonce, model_id, day, token_max, provider,
                  price_per_token, expires_at, reported, tokens, outcome, amount, endpoint,
                  credited, receipt, counted, settled, attempts)
-             VALUES (?1, ?2, ?3, ?4, ?5, 64, ?6, '1', 0, 1, 16, 'Credited', '16', NULL, 16, 16,
+             VALUES (?1, ?2, ?3, ?4, ?5, 64, ?6, '1', ?7, 1, 16, 'Credited', '16', NULL, 16, 16,
                  16, 1, 0)",
         )?;
         for i in 0..n {
@@ -278,7 +306,34 @@ fn prefill(path: &Path, n: u64, users: &[Address], today: u64) -> eyre::Result<(
                 format!("{:?}", B256::ZERO),
                 (today - i % 31) as i64,
                 provider,
+                match backlog {
+                    true => 0,
+                    false => ((today - i % 31) * 86_400 + i % 86_400) as i64,
+                },
             ])?;
+        }
+        // What the reports of those sessions added to their providers' days (a build from
+        // before those running totals, measured with `--router-bin`, has no such table).
+        let totals: bool = tx.query_row(
+            "SELECT COUNT(*) FROM sqlite_master WHERE name = 'provider_days'",
+            [],
+            |r| r.get(0),
+        )?;
+        if totals {
+            tx.execute(
+                "INSERT INTO provider_days (day, provider, credited)
+                 SELECT day, provider, CAST(SUM(CAST(amount AS INTEGER)) AS TEXT) FROM sessions
+                 GROUP BY day, provider",
+                [],
+            )?;
+        }
+        for day in (today - 30..today).filter(|_| !backlog) {
+            tx.execute(
+                "INSERT INTO bootstrap_days
+                     (day, share, reserve, days_left, share_bps, outstanding, computed_at)
+                 VALUES (?1, '0', '0', 0, 0, '0', 0)",
+                [day as i64],
+            )?;
         }
     }
     tx.commit()?;
@@ -466,10 +521,10 @@ async fn main() -> eyre::Result<()> {
         let today = devnet.now().await? / 86_400;
         let addresses: Vec<Address> = users.iter().map(|u| u.address()).collect();
         let path = dir.path().join("router.db");
-        let (n, postgres) = (args.prefill, args.postgres.clone());
+        let (n, postgres, backlog) = (args.prefill, args.postgres.clone(), args.backlog);
         tokio::task::spawn_blocking(move || match postgres {
-            Some(url) => prefill_postgres(&url, n, today),
-            None => prefill(&path, n, &addresses, today),
+            Some(url) => prefill_postgres(&url, n, today, backlog),
+            None => prefill(&path, n, &addresses, today, backlog),
         })
         .await??;
     }
@@ -518,12 +573,18 @@ async fn main() -> eyre::Result<()> {
     ensure!(done > 0, "no pair completed: {:?}", run.refused.first());
     let per_pair = Duration::from_secs_f64(cpu / done as f64);
     println!(
-        "router load: {} pairs at concurrency {}, {} users, {} stored sessions before, liveness \
-         proof standing {} s ({}; loopback; processes: router, load generator + worker, anvil{})",
+        "router load: {} pairs at concurrency {}, {} users, {} stored sessions before{}, \
+         liveness proof standing {} s ({}; loopback; processes: router, load generator + worker, \
+         anvil{})",
         args.pairs,
         args.concurrency,
         args.users,
         args.prefill,
+        if args.backlog {
+            " (a backlog: expired, days not computed)"
+        } else {
+            ""
+        },
         args.liveness_ttl,
         if args.postgres.is_some() {
             "PostgreSQL"

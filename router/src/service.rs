@@ -737,14 +737,28 @@ impl AppState {
     }
 
     /// Removes expired nonces, old days' running totals and sessions nothing can change any
-    /// more (`store/prune.rs`), the days by the chain's clock.
+    /// more (`store/prune.rs`), the days by the chain's clock: one batch per store call, so
+    /// requests run between batches however long the backlog.
     pub(crate) async fn prune(&self) -> Result<store::Pruned> {
         let (today, _) = self.chain_day().await?;
-        let pruned = self.store(move |s| s.prune(unix_now(), today)).await?;
-        if pruned != store::Pruned::default() {
+        let mut pruned = store::Pruned::default();
+        loop {
+            let started = std::time::Instant::now();
+            let batch = self
+                .store(move |s| s.prune_batch(unix_now(), today))
+                .await?;
+            if batch.is_empty() {
+                break;
+            }
+            pruned = pruned.plus(batch);
+            // A backlog (a database restored after weeks) takes at most about half of the
+            // store's time: after each batch, requests have it for as long again.
+            tokio::time::sleep(started.elapsed()).await;
+        }
+        if !pruned.is_empty() {
             info!(
                 target: "router::prune", nonces = pruned.nonces, user_days = pruned.user_days,
-                sessions = pruned.sessions, "pruned"
+                provider_days = pruned.provider_days, sessions = pruned.sessions, "pruned"
             );
         }
         Ok(pruned)

@@ -6,6 +6,11 @@
 //! D's assigned sessions is open (unreported and not yet expired by the router's clock); it is
 //! then computed once, in one transaction, and never again: credit reported after that (a late
 //! report of an expired session, a session booked after the close) does not change the day.
+//!
+//! The credit is kept as a running total per day and provider (`provider_days`, added to in the
+//! report's transaction), so computing a day reads a row per provider, not the day's sessions:
+//! on a router with millions of sessions a day, that read would hold the store's one thread (and
+//! every request behind it) for seconds.
 
 use std::collections::HashMap;
 
@@ -204,37 +209,100 @@ fn computed(db: &mut dyn Db, day: u64) -> Result<bool> {
 /// session reserved but never assigned (`provider` NULL: being assigned, or left by a crash)
 /// does not hold the day open; it has earned nothing yet.
 fn closed(db: &mut dyn Db, day: u64, now: u64) -> Result<bool> {
-    let open = db.query_opt(
-        "SELECT 1 FROM sessions
-             WHERE day = ?1 AND provider IS NOT NULL AND reported = 0 AND expires_at >= ?2
-             LIMIT 1",
-        args![to_i64(day), to_i64(now)],
-    )?;
+    let open = db.query_opt(OPEN_OF_DAY, args![to_i64(day), to_i64(now)])?;
     Ok(open.is_none())
 }
 
-/// The MOR credited per provider on `day`: the amounts of its reported sessions of that day.
+/// An open session of day `?1` at `?2`, if any. Read through `sessions_due` (the sessions not
+/// expired at `?2`, of either `settled`: the few booked within a session's lifetime), not
+/// through `sessions_day` (every session of the day): `+day` keeps the planner off the latter.
+pub(super) const OPEN_OF_DAY: &str = "SELECT 1 FROM sessions
+    WHERE settled IN (0, 1) AND expires_at >= ?2 AND +day = ?1
+      AND provider IS NOT NULL AND reported = 0
+    LIMIT 1";
+
+/// Adds `amount` to `provider`'s credit of `day` (`provider_days`). Runs in the report's
+/// transaction, under the provider's lock (`Lock::Provider`), so no two reports add at once.
+pub(super) fn credit_day(db: &mut dyn Db, day: i64, provider: &str, amount: U256) -> Result<()> {
+    if amount.is_zero() {
+        return Ok(());
+    }
+    let before = match db.query_opt(
+        "SELECT credited FROM provider_days WHERE day = ?1 AND provider = ?2",
+        args![day, provider],
+    )? {
+        Some(row) => read_u256("provider_days.credited", &row.get::<String>(0)?)?,
+        None => U256::ZERO,
+    };
+    db.exec(
+        "INSERT INTO provider_days (day, provider, credited) VALUES (?1, ?2, ?3)
+         ON CONFLICT (day, provider) DO UPDATE SET credited = excluded.credited",
+        args![day, provider, before.saturating_add(amount).to_string()],
+    )?;
+    Ok(())
+}
+
+/// The `provider_days` table: what each provider was credited each day, the sum of `amount`
+/// over its sessions of the day that earned. Created by a migration (`migrations.rs`, `pg.rs`)
+/// that fills it from the sessions already stored.
+pub(super) const PROVIDER_DAYS: &str = "
+CREATE TABLE provider_days (
+    day      BIGINT NOT NULL,
+    provider TEXT NOT NULL,
+    credited TEXT NOT NULL, -- SUM(sessions.amount) of its reported sessions of the day
+    PRIMARY KEY (day, provider)
+);
+";
+
+/// Fills `provider_days` from the sessions of a file from before it (SQLite cannot sum the
+/// amounts, decimal strings of up to 78 digits, exactly: they are summed here).
+pub(super) fn fill_provider_days(conn: &Connection) -> rusqlite::Result<()> {
+    let mut totals: HashMap<(i64, String), U256> = HashMap::new();
+    let mut rows = conn.prepare(
+        "SELECT day, provider, amount FROM sessions
+         WHERE reported = 1 AND provider IS NOT NULL AND amount IS NOT NULL",
+    )?;
+    let mut rows = rows.query([])?;
+    while let Some(row) = rows.next()? {
+        let amount: String = row.get(2)?;
+        let amount: U256 = amount.parse().map_err(|e| {
+            rusqlite::Error::FromSqlConversionFailure(
+                2,
+                rusqlite::types::Type::Text,
+                format!("sessions.amount {amount:?} is not an amount: {e}").into(),
+            )
+        })?;
+        if !amount.is_zero() {
+            let total = totals.entry((row.get(0)?, row.get(1)?)).or_default();
+            *total = total.saturating_add(amount);
+        }
+    }
+    let mut insert =
+        conn.prepare("INSERT INTO provider_days (day, provider, credited) VALUES (?1, ?2, ?3)")?;
+    for ((day, provider), credited) in totals {
+        insert.execute(rusqlite::params![day, provider, credited.to_string()])?;
+    }
+    Ok(())
+}
+
+/// The MOR credited per provider on `day`: the amounts of its reported sessions of that day,
+/// from their running totals.
 fn credited_on(db: &mut dyn Db, day: u64) -> Result<Vec<(Address, U256)>> {
-    let sessions = db.query(
-        "SELECT provider, amount FROM sessions
-         WHERE day = ?1 AND reported = 1 AND provider IS NOT NULL AND amount IS NOT NULL",
+    let rows = db.query(
+        "SELECT provider, credited FROM provider_days WHERE day = ?1",
         args![to_i64(day)],
     )?;
-    let mut credited: HashMap<Address, U256> = HashMap::new();
-    for session in sessions {
-        let amount = read_u256("sessions.amount", &session.get::<String>(1)?)?;
-        if amount.is_zero() {
-            continue;
+    let mut credited = Vec::with_capacity(rows.len());
+    for row in rows {
+        let amount = read_u256("provider_days.credited", &row.get::<String>(1)?)?;
+        if !amount.is_zero() {
+            credited.push((
+                read_address("provider_days.provider", &row.get::<String>(0)?)?,
+                amount,
+            ));
         }
-        let total = credited
-            .entry(read_address(
-                "sessions.provider",
-                &session.get::<String>(0)?,
-            )?)
-            .or_default();
-        *total = total.saturating_add(amount);
     }
-    Ok(credited.into_iter().collect())
+    Ok(credited)
 }
 
 /// Every provider's cumulative allotment.

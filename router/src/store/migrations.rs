@@ -39,6 +39,16 @@ const MIGRATIONS: &[Migration] = &[
         what: "the chain index (the registry's facts as of an indexed block)",
         run: chain_index,
     },
+    Migration {
+        what: "indexes for the background rounds (sessions due a receipt or pruning, old days' \
+               running totals), so that they never scan a table",
+        run: round_indexes,
+    },
+    Migration {
+        what: "what each provider was credited each day, as a running total (provider_days), \
+               so that computing a day's bootstrap never reads the day's sessions",
+        run: provider_days,
+    },
 ];
 
 /// The version a file has after every migration of this build.
@@ -122,6 +132,27 @@ fn chain_index(conn: &Connection) -> rusqlite::Result<()> {
     conn.execute_batch(super::chain_index::TABLES)
 }
 
+/// Version 6: the indexes the background rounds read through. A file created new never had
+/// `sessions_due` (it came only with the receipts' columns, added to older files), so settling
+/// and pruning scanned the sessions table every round: with a million stored sessions, a
+/// fraction of a second of the store's one thread each time.
+fn round_indexes(conn: &Connection) -> rusqlite::Result<()> {
+    conn.execute_batch(ROUND_INDEXES)
+}
+
+/// The statements of [`round_indexes`], shared with PostgreSQL's migration of the same.
+pub(super) const ROUND_INDEXES: &str = r#"
+CREATE INDEX IF NOT EXISTS sessions_due ON sessions (settled, expires_at);
+CREATE INDEX IF NOT EXISTS sessions_unassigned ON sessions (day) WHERE provider IS NULL;
+CREATE INDEX IF NOT EXISTS user_days_day ON user_days (day);
+"#;
+
+/// Version 7: `provider_days`, filled from the sessions stored before it.
+fn provider_days(conn: &Connection) -> rusqlite::Result<()> {
+    conn.execute_batch(bootstrap::PROVIDER_DAYS)?;
+    bootstrap::fill_provider_days(conn)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -142,6 +173,50 @@ mod tests {
         assert!(
             refused.contains(&format!("schema version {}", LATEST + 1)),
             "{refused}"
+        );
+    }
+
+    #[test]
+    fn providers_credits_per_day_start_from_the_sessions_stored_before_them() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut conn = Connection::open(dir.path().join("r.db")).expect("open");
+        let tx = conn.transaction().expect("tx");
+        for step in &MIGRATIONS[..6] {
+            (step.run)(&tx).expect(step.what);
+        }
+        // Amounts past 2^53 (a float would round them) and past 2^64; an unreported session, a
+        // session that earned nothing and one never assigned count nothing.
+        tx.execute_batch(
+            "INSERT INTO sessions (session_id, user, nonce, model_id, day, token_max, provider,
+                 reported, amount)
+             VALUES ('a', 'u', '1', 'm', 7, 1, 'p', 1, '9007199254740993'),
+                    ('b', 'u', '2', 'm', 7, 1, 'p', 1, '18446744073709551617'),
+                    ('c', 'u', '3', 'm', 8, 1, 'p', 1, '5'),
+                    ('d', 'u', '4', 'm', 7, 1, 'q', 1, '0'),
+                    ('e', 'u', '5', 'm', 7, 1, 'q', 0, NULL),
+                    ('f', 'u', '6', 'm', 7, 1, NULL, 0, NULL);
+             PRAGMA user_version = 6;",
+        )
+        .expect("sessions");
+        tx.commit().expect("commit");
+        assert_eq!(
+            migrate(&mut conn).expect("the rest"),
+            [(7, MIGRATIONS[6].what)]
+        );
+        let mut rows = conn
+            .prepare("SELECT day, provider, credited FROM provider_days ORDER BY day, provider")
+            .expect("prepare");
+        let credited: Vec<(i64, String, String)> = rows
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+            .expect("query")
+            .collect::<rusqlite::Result<_>>()
+            .expect("rows");
+        assert_eq!(
+            credited,
+            [
+                (7, "p".to_string(), "18455751272964292610".to_string()),
+                (8, "p".to_string(), "5".to_string())
+            ]
         );
     }
 

@@ -617,6 +617,7 @@ fn record_report(
         )?;
     }
     reputation::count_report(db, provider, &model, outcome, amount)?;
+    bootstrap::credit_day(db, day, &key(&provider), amount)?;
     // A provider never reported on has all-zero counters: the true starting point.
     let before = credits_of(db, &key(&provider))?.unwrap_or_default();
     write_credits(
@@ -1097,7 +1098,8 @@ mod tests {
             .execute_batch(
                 "DROP TABLE reputation; DROP TABLE user_days; DROP INDEX nonces_deadline;
                  ALTER TABLE nonces DROP COLUMN deadline; DROP TABLE chain_index;
-                 DROP TABLE chain_index_blocks; DROP TABLE chain_facts; PRAGMA user_version = 0;",
+                 DROP TABLE chain_index_blocks; DROP TABLE chain_facts; DROP TABLE provider_days;
+                 DROP INDEX sessions_unassigned; PRAGMA user_version = 0;",
             )
             .expect("as before the table (and before schema versions)");
         drop(store);

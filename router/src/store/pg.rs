@@ -443,6 +443,23 @@ CREATE INDEX bootstrap_allotments_provider ON bootstrap_allotments (provider);
         "the chain index (the registry's facts as of an indexed block)",
         super::chain_index::TABLES,
     ),
+    (
+        "indexes for the background rounds (sessions due pruning, old days' running totals)",
+        super::migrations::ROUND_INDEXES,
+    ),
+    (
+        "what each provider was credited each day, as a running total (provider_days)",
+        super::bootstrap::PROVIDER_DAYS,
+    ),
+    (
+        "provider_days filled from the sessions stored before it (exact decimal sums)",
+        r#"
+INSERT INTO provider_days (day, provider, credited)
+    SELECT day, provider, SUM(amount::numeric)::text FROM sessions
+    WHERE reported = 1 AND provider IS NOT NULL AND amount IS NOT NULL AND amount <> '0'
+    GROUP BY day, provider;
+"#,
+    ),
 ];
 
 /// The version a database has after every migration of this build.

@@ -36,6 +36,16 @@ macro_rules! terms {
     };
 }
 
+/// Up to `?2` assigned sessions expired before `?1` whose count is not settled, the longest
+/// expired first (a range of `sessions_due`).
+pub(super) const DUE_RECEIPTS: &str = concat!(
+    "SELECT ",
+    terms!(),
+    " FROM sessions
+     WHERE settled = 0 AND provider IS NOT NULL AND expires_at < ?1
+     ORDER BY expires_at LIMIT ?2"
+);
+
 fn read_terms(row: &Row) -> Result<Option<SessionTerms>> {
     let (id, user, endpoint, model) = (
         row.get::<String>(0)?,
@@ -104,18 +114,8 @@ impl Store {
     /// Up to `limit` assigned sessions expired before `now` whose count is not settled, the
     /// longest expired first.
     pub(crate) fn due_receipts(&self, now: u64, limit: usize) -> Result<Vec<SessionTerms>> {
-        let rows = self.read(|db| {
-            db.query(
-                concat!(
-                    "SELECT ",
-                    terms!(),
-                    " FROM sessions
-                     WHERE settled = 0 AND provider IS NOT NULL AND expires_at < ?1
-                     ORDER BY expires_at LIMIT ?2"
-                ),
-                args![to_i64(now), to_i64(limit as u64)],
-            )
-        })?;
+        let rows =
+            self.read(|db| db.query(DUE_RECEIPTS, args![to_i64(now), to_i64(limit as u64)]))?;
         let mut out = Vec::new();
         for row in &rows {
             out.extend(read_terms(row)?);
