@@ -692,10 +692,14 @@ fn open_sessions(db: &mut dyn Db, provider: Address, now: u64) -> Result<u64> {
 fn stats(db: &mut dyn Db, provider: Address, rule: &RecordRule) -> Result<ProviderStats> {
     // A provider never reported on has all-zero counters: the true starting point.
     let credits = credits_of(db, &key(&provider))?.unwrap_or_default();
+    // The window as a literal: see `sql.rs` on LIMIT.
     let rows = db.query(
-        r#"SELECT "user", failed, ms_per_token FROM reports WHERE provider = ?1
-           ORDER BY id DESC LIMIT ?2"#,
-        args![key(&provider), rule.window],
+        &format!(
+            r#"SELECT "user", failed, ms_per_token FROM reports WHERE provider = ?1
+               ORDER BY id DESC LIMIT {}"#,
+            rule.window
+        ),
+        args![key(&provider)],
     )?;
     let (mut entries, mut speeds) = (Vec::new(), Vec::new());
     for row in rows {
@@ -723,10 +727,13 @@ fn stats(db: &mut dyn Db, provider: Address, rule: &RecordRule) -> Result<Provid
 /// The newest speed sample of each of the model's last `window` users to have one, newest first:
 /// what [`speed::speed_reference`] reads.
 fn speed_samples(db: &mut dyn Db, model: &str, window: u32) -> Result<Vec<SpeedSample>> {
+    // The window as a literal: see `sql.rs` on LIMIT.
     db.query(
-        r#"SELECT "user", ms_per_token FROM speed_samples WHERE model_id = ?1
-           ORDER BY report_id DESC LIMIT ?2"#,
-        args![model, window],
+        &format!(
+            r#"SELECT "user", ms_per_token FROM speed_samples WHERE model_id = ?1
+               ORDER BY report_id DESC LIMIT {window}"#
+        ),
+        args![model],
     )?
     .into_iter()
     .map(|row| {
@@ -879,6 +886,58 @@ mod tests {
         min_ms_per_token: 1.0,
         max_ms_per_token: 10_000.0,
     };
+
+    /// Every statement a pair runs (the reservation, the candidates' standings, the booking,
+    /// the report, the receipt) is parsed once and then only bound and run: none is re-prepared
+    /// (`sql.rs` on LIMIT).
+    #[test]
+    fn statements_run_per_pair_are_parsed_once() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = Store::open(&dir.path().join("router.db")).expect("open");
+        let (user, provider) = (Address::repeat_byte(1), Address::repeat_byte(2));
+        let rule = RecordRule {
+            window: 20,
+            min_users: 3,
+        };
+        for n in 1..=20 {
+            let id = book_session(&store, n, user, provider);
+            store
+                .standings(&[provider], B256::repeat_byte(9), rule, 0)
+                .expect("standings");
+            store
+                .record_report(&report(id), user, RULE, Some(10), true)
+                .expect("report");
+            store.settle(id, Some(10), 6).expect("receipt");
+        }
+        let conn = store.conn();
+        let mut statements = Vec::new();
+        // SAFETY: the connection's handle is valid while `conn` is held, and so is each
+        // statement `sqlite3_next_stmt` returns (nothing finalizes them meanwhile); the SQL text
+        // is copied out before the next call.
+        unsafe {
+            let db = conn.handle();
+            let mut statement = rusqlite::ffi::sqlite3_next_stmt(db, std::ptr::null_mut());
+            while !statement.is_null() {
+                let count = |what| rusqlite::ffi::sqlite3_stmt_status(statement, what, 0);
+                statements.push((
+                    count(rusqlite::ffi::SQLITE_STMTSTATUS_REPREPARE),
+                    count(rusqlite::ffi::SQLITE_STMTSTATUS_RUN),
+                    std::ffi::CStr::from_ptr(rusqlite::ffi::sqlite3_sql(statement))
+                        .to_string_lossy()
+                        .split_whitespace()
+                        .collect::<Vec<_>>()
+                        .join(" "),
+                ));
+                statement = rusqlite::ffi::sqlite3_next_stmt(db, statement);
+            }
+        }
+        assert!(
+            statements.iter().filter(|(_, runs, _)| *runs >= 20).count() >= 15,
+            "the pair's statements are cached: {statements:#?}"
+        );
+        let reprepared: Vec<_> = statements.iter().filter(|(n, _, _)| *n > 0).collect();
+        assert!(reprepared.is_empty(), "re-prepared: {reprepared:#?}");
+    }
 
     #[test]
     fn a_database_from_a_newer_router_is_refused_naming_both_versions() {

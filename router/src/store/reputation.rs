@@ -181,19 +181,24 @@ pub(super) fn model_reputation(
         )?
         .get(0)?;
     let (mut speeds, mut ttfts) = (Vec::new(), Vec::new());
+    // The limits as literals: see `sql.rs` on LIMIT.
     for row in db.query(
-        "SELECT ms_per_token, ttft_ms FROM reports WHERE provider = ?1 AND model_id = ?2
-         ORDER BY id DESC LIMIT ?3",
-        args![&provider, &model, window],
+        &format!(
+            "SELECT ms_per_token, ttft_ms FROM reports WHERE provider = ?1 AND model_id = ?2
+             ORDER BY id DESC LIMIT {window}"
+        ),
+        args![&provider, &model],
     )? {
         speeds.extend(row.get::<Option<f64>>(0)?);
         ttfts.extend(row.get::<Option<f64>>(1)?);
     }
     let mut bids = Vec::new();
     for row in db.query(
-        "SELECT price_per_token, capacity, seen_at FROM bid_history
-         WHERE provider = ?1 AND model_id = ?2 ORDER BY id DESC LIMIT ?3",
-        args![&provider, &model, BID_HISTORY_SHOWN],
+        &format!(
+            "SELECT price_per_token, capacity, seen_at FROM bid_history
+             WHERE provider = ?1 AND model_id = ?2 ORDER BY id DESC LIMIT {BID_HISTORY_SHOWN}"
+        ),
+        args![&provider, &model],
     )? {
         bids.push(BidChange {
             price_per_token: read_u256("bid_history.price_per_token", &row.get::<String>(0)?)?,

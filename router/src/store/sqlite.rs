@@ -51,6 +51,10 @@ impl Sqlite {
             // The first statement that reads the file: where "file is not a database" shows.
             conn.pragma_update(None, "journal_mode", "WAL")?;
             conn.pragma_update(None, "synchronous", "NORMAL")?;
+            // A group's calls are savepoints (`thread.rs`), whose undo copies of the pages they
+            // change go to a sub-journal: held in memory, not spilled to a temporary file past
+            // 64 KiB (a `pwrite` per page, a sixth of the router's time under load before).
+            conn.pragma_update(None, "temp_store", "MEMORY")?;
             for (version, what) in migrations::migrate(&mut conn)? {
                 tracing::info!(target: "router::store", version, what, "database migrated");
             }
