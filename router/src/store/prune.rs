@@ -88,14 +88,14 @@ impl Pruned {
 }
 
 impl Store {
-    /// Removes, in one short transaction, at most one batch of what is due: the nonces whose
-    /// deadline is [`NONCE_GRACE`] before `now` (the router's clock), else the running totals of
-    /// days more than [`DAYS_KEPT`] before `today` (the chain's day; a provider's only once the
-    /// day's bootstrap is computed), else the sessions that
-    /// nothing can change any more, [`SESSION_RETENTION`] after they expired. Returns what it
-    /// removed: nothing once nothing is due. Every query is an index range (`sessions_due`,
-    /// `sessions_unassigned`, `nonces_deadline`, `user_days_day`, `provider_days`' key), never a
-    /// scan of the table.
+    /// Removes at most one batch of what is due, each kind in a short transaction of its own:
+    /// the nonces whose deadline is [`NONCE_GRACE`] before `now` (the router's clock), else the
+    /// running totals of days more than [`DAYS_KEPT`] before `today` (the chain's day; a
+    /// provider's only once the day's bootstrap is computed), else the sessions that nothing
+    /// can change any more, [`SESSION_RETENTION`] after they expired. Returns what it removed:
+    /// nothing once nothing is due. Every query is an index range (`sessions_due`,
+    /// `sessions_unassigned`, `nonces_deadline`, `user_days_day`, `provider_days`' key), never
+    /// a scan of the table.
     pub(crate) fn prune_batch(&self, now: u64, today: u64) -> Result<Pruned> {
         let old = to_i64(today.saturating_sub(DAYS_KEPT));
         let nonces = self.write_alone(|db| {
