@@ -151,6 +151,7 @@ bench: deps build $(VENV)/.bench $(WORKER) ## benchmarks: gas, and inference aga
 	$(WORKER) model kernels
 	cargo run -q --release -p morpheus-cli --example protocol_overhead -- 200
 	cargo run -q --release -p morpheus-router --example load -- --pairs 4000
+	cargo run -q --release -p morpheus-router --example load -- --pairs 4000 --prefill 1000000
 	$(PG_SERVER) install
 	$(WITH_PG) cargo run -q --release -p morpheus-router --example load -- --pairs 4000 \
 		--postgres "$$url"
