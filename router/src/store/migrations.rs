@@ -155,7 +155,22 @@ fn provider_days(conn: &Connection) -> rusqlite::Result<()> {
 
 #[cfg(test)]
 mod tests {
+    use rusqlite::types::FromSql;
+
     use super::*;
+
+    /// Every row of `sql`, its three columns as a tuple.
+    fn three_columns<A: FromSql, B: FromSql, C: FromSql>(
+        conn: &Connection,
+        sql: &str,
+    ) -> Vec<(A, B, C)> {
+        conn.prepare(sql)
+            .expect("prepare")
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+            .expect("query")
+            .collect::<rusqlite::Result<_>>()
+            .expect("rows")
+    }
 
     #[test]
     fn a_new_file_gets_every_version_once_and_a_newer_one_is_refused() {
@@ -203,14 +218,10 @@ mod tests {
             migrate(&mut conn).expect("the rest"),
             [(7, MIGRATIONS[6].what)]
         );
-        let mut rows = conn
-            .prepare("SELECT day, provider, credited FROM provider_days ORDER BY day, provider")
-            .expect("prepare");
-        let credited: Vec<(i64, String, String)> = rows
-            .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
-            .expect("query")
-            .collect::<rusqlite::Result<_>>()
-            .expect("rows");
+        let credited: Vec<(i64, String, String)> = three_columns(
+            &conn,
+            "SELECT day, provider, credited FROM provider_days ORDER BY day, provider",
+        );
         assert_eq!(
             credited,
             [
@@ -235,14 +246,10 @@ mod tests {
         .expect("sessions");
         tx.commit().expect("commit");
         migrate(&mut conn).expect("the rest");
-        let mut rows = conn
-            .prepare("SELECT user, day, counted FROM user_days ORDER BY user, day")
-            .expect("prepare");
-        let totals: Vec<(String, i64, i64)> = rows
-            .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
-            .expect("query")
-            .collect::<rusqlite::Result<_>>()
-            .expect("rows");
+        let totals: Vec<(String, i64, i64)> = three_columns(
+            &conn,
+            "SELECT user, day, counted FROM user_days ORDER BY user, day",
+        );
         assert_eq!(
             totals,
             [
