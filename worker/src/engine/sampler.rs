@@ -243,15 +243,29 @@ fn logprob_of(logits: &[f32], token: u32, top: usize) -> TokenLogprob {
     }
 }
 
-/// Index of the largest logit (the first one on ties).
+/// Index of the largest logit (the first one on ties; NaNs never win, and with no number at
+/// all it is 0).
+///
+/// The maximum is found 16 lanes at a time (the compiler vectorises the lane-wise loop), then
+/// its first index: a step of 16 greedy streams over Gemma 3's 262,144 logits scans 16 MB, on
+/// the engine's thread while the kernels' threads wait.
 pub(crate) fn argmax(logits: &[f32]) -> u32 {
-    let mut best = 0;
-    for (i, &l) in logits.iter().enumerate() {
-        if l > logits[best] {
-            best = i;
+    const LANES: usize = 16;
+    let larger = |m: f32, v: f32| if v > m { v } else { m };
+    let mut lanes = [f32::NEG_INFINITY; LANES];
+    let chunks = logits.chunks_exact(LANES);
+    let tail = chunks.remainder();
+    for chunk in chunks {
+        for (m, &v) in lanes.iter_mut().zip(chunk) {
+            *m = larger(*m, v);
         }
     }
-    best as u32
+    let max = lanes
+        .iter()
+        .chain(tail)
+        .copied()
+        .fold(f32::NEG_INFINITY, larger);
+    logits.iter().position(|&l| l == max).unwrap_or(0) as u32
 }
 
 /// SplitMix64: small, fast and fully determined by its seed.
@@ -284,6 +298,35 @@ mod tests {
             ..Default::default()
         });
         assert_eq!(s.sample(&[0.1, 3.0, -1.0, 2.9]), 1);
+    }
+
+    #[test]
+    fn argmax_is_the_first_largest_wherever_it_lies() {
+        // A scan keeping the first of equal values, the reference.
+        let scan = |l: &[f32]| {
+            let mut best = 0;
+            for (i, &v) in l.iter().enumerate() {
+                if v > l[best] || l[best].is_nan() && !v.is_nan() {
+                    best = i;
+                }
+            }
+            best as u32
+        };
+        let mut rng = SplitMix64(7);
+        for len in [1, 15, 16, 17, 33, 1000, 262_144] {
+            let mut l: Vec<f32> = (0..len).map(|_| rng.next_f32() * 20.0 - 10.0).collect();
+            assert_eq!(argmax(&l), scan(&l), "len {len}");
+            // The largest in the tail past the last full 16, then tied earlier, then NaNs.
+            l[len - 1] = 11.0;
+            assert_eq!(argmax(&l), len as u32 - 1, "len {len}, largest last");
+            l[len / 2] = 11.0;
+            assert_eq!(argmax(&l), len as u32 / 2, "len {len}, tied");
+            l[0] = f32::NAN;
+            assert_eq!(argmax(&l), scan(&l), "len {len}, a NaN first");
+        }
+        assert_eq!(argmax(&[f32::NEG_INFINITY; 20]), 0);
+        assert_eq!(argmax(&[f32::NAN, f32::NAN]), 0);
+        assert_eq!(argmax(&[]), 0);
     }
 
     #[test]

@@ -356,7 +356,8 @@ impl Scheduler {
         let started = Instant::now();
         let n = self.active.len();
         let vocab = self.decoder.vocab;
-        let mut logits = if self.decoder.kv.is_some() {
+        let mut concat = Vec::new();
+        let logits = if self.decoder.kv.is_some() {
             let lasts: Vec<[u32; 1]> = self.active.iter().map(|s| [s.last]).collect();
             let rows: Vec<(usize, &[u32])> = self
                 .active
@@ -364,16 +365,16 @@ impl Scheduler {
                 .zip(&lasts)
                 .map(|(s, l)| (s.cached, l.as_slice()))
                 .collect();
-            self.decoder.run_slots(0, &rows)?
+            self.decoder.run_slots_in_place(0, &rows)?
         } else {
-            let mut all = Vec::with_capacity(n * vocab);
+            concat.reserve(n * vocab);
             for seq in &mut self.active {
-                all.extend(
+                concat.extend(
                     self.decoder
                         .run_concat(&mut seq.past, seq.cached, &[seq.last])?,
                 );
             }
-            all
+            &mut concat[..]
         };
         self.metrics.decode_step(n, started.elapsed().as_secs_f64());
         let mut outcomes = Vec::with_capacity(n);

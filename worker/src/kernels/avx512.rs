@@ -211,7 +211,7 @@ fn steps<const R: bool>(q: [__m512i; 2], r: [__m512i; 2], step: __m512) -> __m51
     }
 }
 
-/// Quantises one row (see `Quantized::quantize_row`): `x` is `k` wide, or `2k` (gate | up)
+/// Quantises one row (see `quantize::Part::quantize_row`): `x` is `k` wide, or `2k` (gate | up)
 /// with a `gate`; `scratch` holds `k` floats.
 ///
 /// # Safety

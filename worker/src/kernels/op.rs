@@ -12,7 +12,10 @@
 //! The work is split over ONNX Runtime's own intra-op threads (`KernelContext_ParallelFor`), in
 //! contiguous runs of 16-row groups so each thread streams its own part of the weight.
 
-use std::cell::RefCell;
+use std::{
+    cell::RefCell,
+    sync::{Mutex, PoisonError},
+};
 
 use ort::{
     operator::{
@@ -236,7 +239,29 @@ impl Kernel for BlockMatMulKernel {
         let groups = w.groups();
         let runs = groups.min(self.threads * RUNS_PER_THREAD);
         ACTIVATIONS.with_borrow_mut(|a| -> ort::Result<()> {
-            a.quantize(self.isa, xs, rows, self.k, prologue, self.two_stage);
+            // Several rows (streams, a prompt's tokens) are quantised by all the threads.
+            let failed = Mutex::new(None);
+            let parallel = |tasks: usize, task: &(dyn Fn(usize) + Sync)| {
+                if tasks == 1 {
+                    task(0);
+                } else if let Err(e) = ctx.par_for(tasks, 0, task) {
+                    *failed.lock().unwrap_or_else(PoisonError::into_inner) = Some(e);
+                }
+            };
+            let (k, two_stage) = (self.k, self.two_stage);
+            a.quantize_in(
+                self.isa,
+                xs,
+                rows,
+                k,
+                prologue,
+                two_stage,
+                self.threads,
+                &parallel,
+            );
+            if let Some(e) = failed.into_inner().unwrap_or_else(PoisonError::into_inner) {
+                return Err(e);
+            }
             let (isa, a) = (self.isa, &*a);
             if self.threads == 1 || runs <= 1 {
                 matmul_groups(isa, &w, a, 0..groups, out);

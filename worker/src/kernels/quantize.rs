@@ -1,5 +1,7 @@
 //! Activations to int8 per block of 32, with the per-block sums the kernels' offsets need.
 
+use std::sync::{Mutex, PoisonError};
+
 use super::{BLOCK, Isa, Q4_1_CENTRE};
 
 /// Residual steps per int8 step: `r` spans half a step in 127 steps each way.
@@ -112,10 +114,18 @@ pub(crate) struct Quantized {
     /// With two stages, both in one i16, `[rows, k]`: `q * RESIDUAL + r` (at most 32,385 in
     /// magnitude), so that AVX2 takes 8-bit weights times both stages in one `vpmaddwd`.
     pub(crate) wide: Vec<i16>,
-    /// One row after SwiGLU.
+    /// A row after a gate, per part of the rows (`k` each).
     scratch: Vec<f32>,
-    /// One row after RMSNorm.
+    /// A row after RMSNorm, per part of the rows (`k` each).
     normed: Vec<f32>,
+}
+
+/// Runs `tasks` tasks, `task(0)` to `task(tasks - 1)`, perhaps on several threads at once.
+pub(crate) type Parallel<'a> = &'a dyn Fn(usize, &(dyn Fn(usize) + Sync));
+
+/// One task after the other, on the calling thread.
+pub(crate) fn in_turn(tasks: usize, task: &(dyn Fn(usize) + Sync)) {
+    (0..tasks).for_each(task);
 }
 
 impl Quantized {
@@ -151,7 +161,7 @@ impl Quantized {
         self.half_quantised_sum.resize(rows * kb * 2, 0.0);
     }
 
-    /// Quantises all rows of `x` (`[rows, act.input_width(k)]`) after `act`.
+    /// Quantises all rows of `x` (`[rows, act.input_width(k)]`) after `act`, on this thread.
     /// With `two_stage`, the kernels use the residuals too (see the type's docs).
     pub(crate) fn quantize(
         &mut self,
@@ -162,6 +172,24 @@ impl Quantized {
         act: Prologue<'_>,
         two_stage: bool,
     ) {
+        self.quantize_in(isa, x, rows, k, act, two_stage, 1, &in_turn);
+    }
+
+    /// [`Self::quantize`] in `parts` parts of the rows, run by `parallel`: a batch's rows (decoding
+    /// several streams, a prompt) are quantised by the threads that then share its matmul,
+    /// instead of by one while the others wait.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn quantize_in(
+        &mut self,
+        isa: Isa,
+        x: &[f32],
+        rows: usize,
+        k: usize,
+        act: Prologue<'_>,
+        two_stage: bool,
+        parts: usize,
+        parallel: Parallel<'_>,
+    ) {
         self.reset(rows, k);
         self.two_stage = two_stage;
         let width = act.input_width(k);
@@ -169,12 +197,161 @@ impl Quantized {
         if let Prologue::RmsNorm { gamma, .. } = act {
             assert_eq!(gamma.len(), k, "the norm weight must be {k} long");
         }
-        let mut scratch = std::mem::take(&mut self.scratch);
-        scratch.resize(k, 0.0);
-        let mut normed = std::mem::take(&mut self.normed);
-        normed.resize(k, 0.0);
-        for r in 0..rows {
-            let mut x = &x[r * width..(r + 1) * width];
+        if rows == 0 {
+            return;
+        }
+        let parts = parts.clamp(1, rows);
+        self.wide.resize(if two_stage { rows * k } else { 0 }, 0);
+        self.scratch.resize(parts * k, 0.0);
+        self.normed.resize(parts * k, 0.0);
+        let Self {
+            q,
+            r,
+            d,
+            sum,
+            qsum,
+            rsum,
+            half_qsum,
+            half_rsum,
+            centre_q4_1,
+            quantised_sum,
+            half_quantised_sum,
+            offset_q8_0,
+            wide,
+            scratch,
+            normed,
+            ..
+        } = self;
+        let mut rest = Part {
+            k,
+            q,
+            r,
+            d,
+            sum,
+            qsum,
+            rsum,
+            half_qsum,
+            half_rsum,
+            centre_q4_1,
+            quantised_sum,
+            half_quantised_sum,
+            offset_q8_0,
+            wide,
+        };
+        let mut buffers = scratch.chunks_exact_mut(k).zip(normed.chunks_exact_mut(k));
+        let mut tasks = Vec::with_capacity(parts);
+        for p in 0..parts {
+            let (from, to) = (p * rows / parts, (p + 1) * rows / parts);
+            let (part, tail) = rest.split(to - from);
+            rest = tail;
+            let (scratch, normed) = buffers.next().expect("a buffer per part");
+            let x = &x[from * width..to * width];
+            tasks.push(Mutex::new(Some((part, x, scratch, normed))));
+        }
+        parallel(parts, &|p| {
+            let task = tasks[p]
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .take();
+            if let Some((mut part, x, scratch, normed)) = task {
+                part.quantize(isa, x, act, two_stage, scratch, normed);
+            }
+        });
+    }
+}
+
+/// Rows of a [`Quantized`]'s buffers (row 0 the first of them), filled apart from its other rows.
+struct Part<'a> {
+    k: usize,
+    q: &'a mut [i8],
+    r: &'a mut [i8],
+    d: &'a mut [f32],
+    sum: &'a mut [f32],
+    qsum: &'a mut [i32],
+    rsum: &'a mut [i32],
+    half_qsum: &'a mut [i32],
+    half_rsum: &'a mut [i32],
+    centre_q4_1: &'a mut [f32],
+    quantised_sum: &'a mut [f32],
+    half_quantised_sum: &'a mut [f32],
+    offset_q8_0: &'a mut [f32],
+    /// Empty with one stage.
+    wide: &'a mut [i16],
+}
+
+impl<'a> Part<'a> {
+    /// Its first `rows` rows, and the others.
+    fn split(self, rows: usize) -> (Self, Self) {
+        fn cut<T>(s: &mut [T], at: usize) -> (&mut [T], &mut [T]) {
+            let at = at.min(s.len());
+            s.split_at_mut(at)
+        }
+        let k = self.k;
+        let kb = k / BLOCK;
+        let (q, q2) = cut(self.q, rows * k);
+        let (r, r2) = cut(self.r, rows * k);
+        let (d, d2) = cut(self.d, rows * kb);
+        let (sum, sum2) = cut(self.sum, rows * kb);
+        let (qsum, qsum2) = cut(self.qsum, rows * kb);
+        let (rsum, rsum2) = cut(self.rsum, rows * kb);
+        let (half_qsum, half_qsum2) = cut(self.half_qsum, rows * kb * 2);
+        let (half_rsum, half_rsum2) = cut(self.half_rsum, rows * kb * 2);
+        let (centre_q4_1, centre_q4_12) = cut(self.centre_q4_1, rows * kb);
+        let (quantised_sum, quantised_sum2) = cut(self.quantised_sum, rows * kb);
+        let (half_quantised_sum, half_quantised_sum2) = cut(self.half_quantised_sum, rows * kb * 2);
+        let (offset_q8_0, offset_q8_02) = cut(self.offset_q8_0, rows * kb);
+        let (wide, wide2) = cut(self.wide, rows * k);
+        (
+            Part {
+                k,
+                q,
+                r,
+                d,
+                sum,
+                qsum,
+                rsum,
+                half_qsum,
+                half_rsum,
+                centre_q4_1,
+                quantised_sum,
+                half_quantised_sum,
+                offset_q8_0,
+                wide,
+            },
+            Part {
+                k,
+                q: q2,
+                r: r2,
+                d: d2,
+                sum: sum2,
+                qsum: qsum2,
+                rsum: rsum2,
+                half_qsum: half_qsum2,
+                half_rsum: half_rsum2,
+                centre_q4_1: centre_q4_12,
+                quantised_sum: quantised_sum2,
+                half_quantised_sum: half_quantised_sum2,
+                offset_q8_0: offset_q8_02,
+                wide: wide2,
+            },
+        )
+    }
+
+    /// Quantises its rows from `x` (as many rows, each `act.input_width(k)` wide); `scratch`
+    /// and `normed` hold `k` floats.
+    fn quantize(
+        &mut self,
+        isa: Isa,
+        x: &[f32],
+        act: Prologue<'_>,
+        two_stage: bool,
+        scratch: &mut [f32],
+        normed: &mut [f32],
+    ) {
+        let k = self.k;
+        let width = act.input_width(k);
+        for (r, x) in x.chunks_exact(width).enumerate() {
+            let mut x = x;
             // The SIMD paths apply a gate with their own vector `exp`; plain Rust calls libm's.
             let simd = matches!(isa, Isa::Avx512Vnni | Isa::Avx2);
             let mut swiglu = false;
@@ -189,7 +366,7 @@ impl Quantized {
                     for ((n, &g), &u) in normed.iter_mut().zip(gate).zip(up) {
                         *n = gelu_tanh(g) * u;
                     }
-                    x = &normed;
+                    x = normed;
                 }
                 Prologue::RmsNorm { gamma, eps } => {
                     let mean = x.iter().map(|v| v * v).sum::<f32>() / k as f32;
@@ -197,7 +374,7 @@ impl Quantized {
                     for ((n, v), g) in normed.iter_mut().zip(x).zip(gamma) {
                         *n = v * inv * g;
                     }
-                    x = &normed;
+                    x = normed;
                 }
             }
             match isa {
@@ -210,7 +387,7 @@ impl Quantized {
                         super::avx512::quantize_row(
                             x,
                             gate,
-                            &mut scratch,
+                            scratch,
                             &mut self.q[r * k..(r + 1) * k],
                             &mut self.r[r * k..(r + 1) * k],
                             &mut self.d[r * kb..(r + 1) * kb],
@@ -227,34 +404,40 @@ impl Quantized {
                     // row pass (the gate is applied here) it needs no scratch.
                     unsafe {
                         if let Some(gate) = gate {
-                            super::avx2::gated(x, gate, &mut scratch);
-                            quantize_row_avx2(self, r, &scratch, false, &mut [])
+                            super::avx2::gated(x, gate, scratch);
+                            quantize_row_avx2(self, r, scratch, false, &mut [])
                         } else {
                             quantize_row_avx2(self, r, x, false, &mut [])
                         }
                     }
                 }
-                _ => self.quantize_row(r, x, swiglu, &mut scratch),
+                _ => self.quantize_row(r, x, swiglu, scratch),
             }
+            self.sums(r, two_stage);
         }
-        self.scratch = scratch;
-        self.normed = normed;
+    }
+
+    /// Row `r`'s sums and offsets (and `wide`) from its quantised values.
+    fn sums(&mut self, r: usize, two_stage: bool) {
+        let k = self.k;
+        let kb = k / BLOCK;
         if two_stage {
-            self.wide.resize(rows * k, 0);
-            for ((w, &q), &r) in self.wide.iter_mut().zip(&self.q).zip(&self.r) {
-                *w = i16::from(q) * RESIDUAL as i16 + i16::from(r);
+            let row = r * k..(r + 1) * k;
+            for ((w, &q), &res) in self.wide[row.clone()]
+                .iter_mut()
+                .zip(&self.q[row.clone()])
+                .zip(&self.r[row])
+            {
+                *w = i16::from(q) * RESIDUAL as i16 + i16::from(res);
             }
         }
         let half = BLOCK / 2;
-        for (i, (q, r)) in self
-            .q
-            .chunks_exact(half)
-            .zip(self.r.chunks_exact(half))
-            .enumerate()
-        {
+        for i in r * kb * 2..(r + 1) * kb * 2 {
+            let q = &self.q[i * half..(i + 1) * half];
             self.half_qsum[i] = q.iter().map(|&v| i32::from(v)).sum();
             self.half_rsum[i] = if two_stage {
-                r.iter().map(|&v| i32::from(v)).sum()
+                let res = &self.r[i * half..(i + 1) * half];
+                res.iter().map(|&v| i32::from(v)).sum()
             } else {
                 0
             };
@@ -262,13 +445,13 @@ impl Quantized {
                 self.d[i / 2] * (self.half_qsum[i] as f32 + self.half_rsum[i] as f32 / RESIDUAL);
         }
         let centre = Q4_1_CENTRE as f32;
-        for i in 0..rows * (k / BLOCK) {
-            let r = if two_stage {
+        for i in r * kb..(r + 1) * kb {
+            let res = if two_stage {
                 self.rsum[i] as f32 / RESIDUAL
             } else {
                 0.0
             };
-            let quantised_sum = self.d[i] * (self.qsum[i] as f32 + r);
+            let quantised_sum = self.d[i] * (self.qsum[i] as f32 + res);
             self.centre_q4_1[i] = centre * (self.sum[i] - quantised_sum);
             self.offset_q8_0[i] = -128.0 * quantised_sum;
             self.quantised_sum[i] = quantised_sum;
@@ -350,14 +533,14 @@ pub(crate) const LN2_LO: f32 = 1.428_606_8e-6;
 /// The range the SIMD `exp`s clamp their input to (beyond it f32 under- or overflows).
 pub(crate) const EXP_RANGE: (f32, f32) = (-87.0, 88.0);
 
-/// [`Quantized::quantize_row`] compiled for AVX2 (rounding and the block loops vectorise).
+/// [`Part::quantize_row`] compiled for AVX2 (rounding and the block loops vectorise).
 ///
 /// # Safety
 /// The CPU must have AVX2, FMA and F16C.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma,f16c")]
 unsafe fn quantize_row_avx2(
-    q: &mut Quantized,
+    q: &mut Part<'_>,
     r: usize,
     x: &[f32],
     swiglu: bool,

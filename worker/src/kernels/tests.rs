@@ -415,6 +415,65 @@ fn every_isa_quantises_alike() {
 }
 
 #[test]
+fn rows_quantised_in_parts_on_threads_are_the_rows_quantised_in_turn() {
+    let mut rng = Rng::new(9);
+    let k = 64;
+    let gamma: Vec<f32> = (0..k).map(|i| 0.5 + i as f32 / 64.0).collect();
+    // Each part on a thread of its own, as ONNX Runtime's pool runs them.
+    let threads = |tasks: usize, task: &(dyn Fn(usize) + Sync)| {
+        std::thread::scope(|s| {
+            for t in 0..tasks {
+                s.spawn(move || task(t));
+            }
+        });
+    };
+    for isa in isas() {
+        for (act, width) in [
+            (Prologue::None, k),
+            (Prologue::GeGlu, 2 * k),
+            (
+                Prologue::RmsNorm {
+                    gamma: &gamma,
+                    eps: 1e-6,
+                },
+                k,
+            ),
+        ] {
+            for (rows, parts, two_stage) in [(7, 2, true), (16, 3, false), (2, 8, true)] {
+                let x = activations(rows, width, &mut rng);
+                let mut want = Quantized::default();
+                want.quantize(isa, &x, rows, k, act, two_stage);
+                // The buffers of a larger run before, as the kernel keeps them.
+                let mut got = Quantized::default();
+                got.quantize(isa, &activations(20, width, &mut rng), 20, k, act, true);
+                got.quantize_in(isa, &x, rows, k, act, two_stage, parts, &threads);
+                let case = format!("{isa:?} {act:?} {rows} rows in {parts} parts");
+                assert_eq!((got.rows(), got.two_stage()), (rows, two_stage), "{case}");
+                assert_eq!(
+                    (&got.q, &got.d, &got.sum),
+                    (&want.q, &want.d, &want.sum),
+                    "{case}"
+                );
+                assert_eq!(
+                    (&got.qsum, &got.half_qsum),
+                    (&want.qsum, &want.half_qsum),
+                    "{case}"
+                );
+                assert_eq!(got.quantised_sum, want.quantised_sum, "{case}");
+                assert_eq!(got.half_quantised_sum, want.half_quantised_sum, "{case}");
+                assert_eq!(got.offset_q8_0, want.offset_q8_0, "{case}");
+                assert_eq!(got.centre_q4_1, want.centre_q4_1, "{case}");
+                if two_stage {
+                    assert_eq!((&got.r, &got.rsum), (&want.r, &want.rsum), "{case}");
+                    assert_eq!(got.half_rsum, want.half_rsum, "{case}");
+                    assert_eq!(got.wide, want.wide, "{case}");
+                }
+            }
+        }
+    }
+}
+
+#[test]
 fn quantised_blocks_are_exact_for_zero_and_keep_their_sums() {
     for isa in isas() {
         let mut a = Quantized::default();
