@@ -382,6 +382,104 @@ fn spill<const MB: usize>(acc: &[[__m256; 2]; MB]) -> [[f32; ROWS]; 2] {
     out
 }
 
+/// Quantises one row `x` (`k` wide, gated already) as `Part::quantize_row` does, 8 lanes at a
+/// time: the same int8 steps and residuals (the same products, rounded to nearest even), the
+/// block's sum in another order.
+///
+/// # Safety
+/// The CPU must have AVX2; `k` a multiple of 32; `x`, `q` and `res` `k` long; `d`, `sum`,
+/// `qsum` and `rsum` `k/32` long (checked by the caller).
+#[target_feature(enable = "avx2,fma")]
+pub(super) unsafe fn quantize_row(
+    x: &[f32],
+    q: &mut [i8],
+    res: &mut [i8],
+    d: &mut [f32],
+    sum: &mut [f32],
+    qsum: &mut [i32],
+    rsum: &mut [i32],
+) {
+    let sign = _mm256_set1_ps(-0.0);
+    let residual = _mm256_set1_ps(RESIDUAL);
+    // `vpackssdw` then `vpacksswb` interleave the 128-bit lanes: this puts the bytes back.
+    let order = _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7);
+    for b in 0..q.len() / BLOCK {
+        // SAFETY: block b lies within `x`, `q` and `res`; `d`, `sum`, `qsum`, `rsum` have k/32
+        // entries (the caller's bounds).
+        unsafe {
+            let v: [__m256; 4] =
+                std::array::from_fn(|i| _mm256_loadu_ps(x.as_ptr().add(b * BLOCK + 8 * i)));
+            let abs = |v: __m256| _mm256_andnot_ps(sign, v);
+            let m = _mm256_max_ps(
+                _mm256_max_ps(abs(v[0]), abs(v[1])),
+                _mm256_max_ps(abs(v[2]), abs(v[3])),
+            );
+            let amax = hmax(m);
+            let (scale, inv) = if amax > 0.0 {
+                (amax / 127.0, 127.0 / amax)
+            } else {
+                (0.0, 0.0)
+            };
+            let inv = _mm256_set1_ps(inv);
+            let mut qi = [_mm256_setzero_si256(); 4];
+            let mut ri = [_mm256_setzero_si256(); 4];
+            for i in 0..4 {
+                // Round to nearest even (the default rounding mode), as the portable path does.
+                let t = _mm256_mul_ps(v[i], inv);
+                qi[i] = _mm256_cvtps_epi32(t);
+                let left = _mm256_sub_ps(t, _mm256_cvtepi32_ps(qi[i]));
+                ri[i] = _mm256_cvtps_epi32(_mm256_mul_ps(left, residual));
+            }
+            // Both within ±127 by construction: the packs' saturation never bites.
+            let bytes = |v: [__m256i; 4]| {
+                let lo = _mm256_packs_epi32(v[0], v[1]);
+                let hi = _mm256_packs_epi32(v[2], v[3]);
+                _mm256_permutevar8x32_epi32(_mm256_packs_epi16(lo, hi), order)
+            };
+            _mm256_storeu_si256(q.as_mut_ptr().add(b * BLOCK).cast(), bytes(qi));
+            _mm256_storeu_si256(res.as_mut_ptr().add(b * BLOCK).cast(), bytes(ri));
+            let add4 = |v: [__m256i; 4]| {
+                hsum(_mm256_add_epi32(
+                    _mm256_add_epi32(v[0], v[1]),
+                    _mm256_add_epi32(v[2], v[3]),
+                ))
+            };
+            let total = _mm256_add_ps(_mm256_add_ps(v[0], v[1]), _mm256_add_ps(v[2], v[3]));
+            *d.get_unchecked_mut(b) = scale;
+            *sum.get_unchecked_mut(b) = hsum_ps(total);
+            *qsum.get_unchecked_mut(b) = add4(qi);
+            *rsum.get_unchecked_mut(b) = add4(ri);
+        }
+    }
+}
+
+/// The largest of 8 lanes.
+#[target_feature(enable = "avx2")]
+#[inline]
+fn hmax(v: __m256) -> f32 {
+    let m = _mm_max_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps::<1>(v));
+    let m = _mm_max_ps(m, _mm_movehl_ps(m, m));
+    _mm_cvtss_f32(_mm_max_ss(m, _mm_movehdup_ps(m)))
+}
+
+/// The sum of 8 float lanes.
+#[target_feature(enable = "avx2")]
+#[inline]
+fn hsum_ps(v: __m256) -> f32 {
+    let s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps::<1>(v));
+    let s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+    _mm_cvtss_f32(_mm_add_ss(s, _mm_movehdup_ps(s)))
+}
+
+/// The sum of 8 integer lanes.
+#[target_feature(enable = "avx2")]
+#[inline]
+fn hsum(v: __m256i) -> i32 {
+    let s = _mm_add_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256::<1>(v));
+    let s = _mm_add_epi32(s, _mm_shuffle_epi32::<0b01_00_11_10>(s));
+    _mm_cvtsi128_si32(_mm_add_epi32(s, _mm_shuffle_epi32::<0b10_11_00_01>(s)))
+}
+
 /// `gate(g) * up` of one row `x` (`[gate | up]`, `2k` wide) into `out` (`k` long), as
 /// `avx512::quantize_row` computes it: `g * sigmoid(z)`, `z = g` (SiLU) or `2y` (GELU's tanh form,
 /// `y = sqrt(2/pi) (g + 0.044715 g^3)`).

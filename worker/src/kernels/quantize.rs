@@ -399,16 +399,26 @@ impl<'a> Part<'a> {
                 }
                 #[cfg(target_arch = "x86_64")]
                 Isa::Avx2 => {
+                    let kb = k / BLOCK;
                     // SAFETY: the features were detected for this `Isa`; `scratch` is k long
-                    // and `x` 2k long under a gate (`input_width`). Without SwiGLU in the
-                    // row pass (the gate is applied here) it needs no scratch.
+                    // and `x` 2k long under a gate (`input_width`), k otherwise; the other
+                    // slices are sized as `quantize_row` requires (k a multiple of 32).
                     unsafe {
-                        if let Some(gate) = gate {
+                        let row = if let Some(gate) = gate {
                             super::avx2::gated(x, gate, scratch);
-                            quantize_row_avx2(self, r, scratch, false, &mut [])
+                            &*scratch
                         } else {
-                            quantize_row_avx2(self, r, x, false, &mut [])
-                        }
+                            x
+                        };
+                        super::avx2::quantize_row(
+                            row,
+                            &mut self.q[r * k..(r + 1) * k],
+                            &mut self.r[r * k..(r + 1) * k],
+                            &mut self.d[r * kb..(r + 1) * kb],
+                            &mut self.sum[r * kb..(r + 1) * kb],
+                            &mut self.qsum[r * kb..(r + 1) * kb],
+                            &mut self.rsum[r * kb..(r + 1) * kb],
+                        )
                     }
                 }
                 _ => self.quantize_row(r, x, swiglu, scratch),
@@ -532,19 +542,3 @@ pub(crate) const LN2_HI: f32 = 0.693_145_75;
 pub(crate) const LN2_LO: f32 = 1.428_606_8e-6;
 /// The range the SIMD `exp`s clamp their input to (beyond it f32 under- or overflows).
 pub(crate) const EXP_RANGE: (f32, f32) = (-87.0, 88.0);
-
-/// [`Part::quantize_row`] compiled for AVX2 (rounding and the block loops vectorise).
-///
-/// # Safety
-/// The CPU must have AVX2, FMA and F16C.
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2,fma,f16c")]
-unsafe fn quantize_row_avx2(
-    q: &mut Part<'_>,
-    r: usize,
-    x: &[f32],
-    swiglu: bool,
-    scratch: &mut [f32],
-) {
-    q.quantize_row(r, x, swiglu, scratch);
-}
