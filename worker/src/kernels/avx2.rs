@@ -13,7 +13,9 @@ use std::{arch::x86_64::*, ops::Range};
 use super::{
     BLOCK, Format, Out, Packed, Quantized, ROWS,
     decode::{Decoded, U_BYTES},
-    quantize::{EXP_RANGE, EXP_TAYLOR, GELU_CUBIC, Gate, LN2_HI, LN2_LO, RESIDUAL, SQRT_2_OVER_PI},
+    quantize::{
+        EXP_RANGE, EXP_TAYLOR, GELU_CUBIC, Gate, LN2_HI, LN2_LO, RESIDUAL, RowOut, SQRT_2_OVER_PI,
+    },
 };
 
 /// # Safety
@@ -387,23 +389,15 @@ fn spill<const MB: usize>(acc: &[[__m256; 2]; MB]) -> [[f32; ROWS]; 2] {
 /// block's sum in another order.
 ///
 /// # Safety
-/// The CPU must have AVX2; `k` a multiple of 32; `x`, `q` and `res` `k` long; `d`, `sum`,
-/// `qsum` and `rsum` `k/32` long (checked by the caller).
+/// The CPU must have AVX2; `k` a multiple of 32; `x` and `out`'s `q` and `res` `k` long, its
+/// `d`, `sum`, `qsum` and `rsum` `k/32` long (checked by the caller).
 #[target_feature(enable = "avx2,fma")]
-pub(super) unsafe fn quantize_row(
-    x: &[f32],
-    q: &mut [i8],
-    res: &mut [i8],
-    d: &mut [f32],
-    sum: &mut [f32],
-    qsum: &mut [i32],
-    rsum: &mut [i32],
-) {
+pub(super) unsafe fn quantize_row(x: &[f32], out: RowOut<'_>) {
     let sign = _mm256_set1_ps(-0.0);
     let residual = _mm256_set1_ps(RESIDUAL);
     // `vpackssdw` then `vpacksswb` interleave the 128-bit lanes: this puts the bytes back.
     let order = _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7);
-    for b in 0..q.len() / BLOCK {
+    for b in 0..out.q.len() / BLOCK {
         // SAFETY: block b lies within `x`, `q` and `res`; `d`, `sum`, `qsum`, `rsum` have k/32
         // entries (the caller's bounds).
         unsafe {
@@ -436,8 +430,8 @@ pub(super) unsafe fn quantize_row(
                 let hi = _mm256_packs_epi32(v[2], v[3]);
                 _mm256_permutevar8x32_epi32(_mm256_packs_epi16(lo, hi), order)
             };
-            _mm256_storeu_si256(q.as_mut_ptr().add(b * BLOCK).cast(), bytes(qi));
-            _mm256_storeu_si256(res.as_mut_ptr().add(b * BLOCK).cast(), bytes(ri));
+            _mm256_storeu_si256(out.q.as_mut_ptr().add(b * BLOCK).cast(), bytes(qi));
+            _mm256_storeu_si256(out.res.as_mut_ptr().add(b * BLOCK).cast(), bytes(ri));
             let add4 = |v: [__m256i; 4]| {
                 hsum(_mm256_add_epi32(
                     _mm256_add_epi32(v[0], v[1]),
@@ -445,10 +439,10 @@ pub(super) unsafe fn quantize_row(
                 ))
             };
             let total = _mm256_add_ps(_mm256_add_ps(v[0], v[1]), _mm256_add_ps(v[2], v[3]));
-            *d.get_unchecked_mut(b) = scale;
-            *sum.get_unchecked_mut(b) = hsum_ps(total);
-            *qsum.get_unchecked_mut(b) = add4(qi);
-            *rsum.get_unchecked_mut(b) = add4(ri);
+            *out.d.get_unchecked_mut(b) = scale;
+            *out.sum.get_unchecked_mut(b) = hsum_ps(total);
+            *out.qsum.get_unchecked_mut(b) = add4(qi);
+            *out.rsum.get_unchecked_mut(b) = add4(ri);
         }
     }
 }

@@ -9,7 +9,9 @@ use std::{arch::x86_64::*, ops::Range};
 
 use super::{
     BLOCK, Format, Out, Packed, Quantized, ROWS,
-    quantize::{EXP_RANGE, EXP_TAYLOR, GELU_CUBIC, Gate, LN2_HI, LN2_LO, RESIDUAL, SQRT_2_OVER_PI},
+    quantize::{
+        EXP_RANGE, EXP_TAYLOR, GELU_CUBIC, Gate, LN2_HI, LN2_LO, RESIDUAL, RowOut, SQRT_2_OVER_PI,
+    },
 };
 
 /// # Safety
@@ -215,23 +217,16 @@ fn steps<const R: bool>(q: [__m512i; 2], r: [__m512i; 2], step: __m512) -> __m51
 /// with a `gate`; `scratch` holds `k` floats.
 ///
 /// # Safety
-/// The CPU must have AVX-512 F and BW; `k` a multiple of 32; `q` `k` long; `d`, `sum`, `qsum`
-/// `k/32` long (`res` and `rsum` like `q` and `qsum`); `x` and `scratch` as above (checked by
-/// the caller).
+/// The CPU must have AVX-512 F and BW; `k` a multiple of 32; `out`'s `q` and `res` `k` long, its
+/// `d`, `sum`, `qsum` and `rsum` `k/32` long; `x` and `scratch` as above (checked by the caller).
 #[target_feature(enable = "avx512f,avx512bw")]
-#[allow(clippy::too_many_arguments)]
 pub(super) unsafe fn quantize_row(
     x: &[f32],
     gate: Option<Gate>,
     scratch: &mut [f32],
-    q: &mut [i8],
-    res: &mut [i8],
-    d: &mut [f32],
-    sum: &mut [f32],
-    qsum: &mut [i32],
-    rsum: &mut [i32],
+    out: RowOut<'_>,
 ) {
-    let k = q.len();
+    let k = out.q.len();
     let row: &[f32] = if let Some(gate) = gate {
         let (gates, up) = x.split_at(k);
         let one = _mm512_set1_ps(1.0);
@@ -288,15 +283,18 @@ pub(super) unsafe fn quantize_row(
                     residual,
                 ));
                 let at = b * BLOCK + 16 * h;
-                _mm_storeu_si128(q.as_mut_ptr().add(at).cast(), _mm512_cvtsepi32_epi8(qi));
-                _mm_storeu_si128(res.as_mut_ptr().add(at).cast(), _mm512_cvtsepi32_epi8(ri));
+                _mm_storeu_si128(out.q.as_mut_ptr().add(at).cast(), _mm512_cvtsepi32_epi8(qi));
+                _mm_storeu_si128(
+                    out.res.as_mut_ptr().add(at).cast(),
+                    _mm512_cvtsepi32_epi8(ri),
+                );
                 qs = _mm512_add_epi32(qs, qi);
                 rs = _mm512_add_epi32(rs, ri);
             }
-            *d.get_unchecked_mut(b) = scale;
-            *sum.get_unchecked_mut(b) = _mm512_reduce_add_ps(_mm512_add_ps(v0, v1));
-            *qsum.get_unchecked_mut(b) = _mm512_reduce_add_epi32(qs);
-            *rsum.get_unchecked_mut(b) = _mm512_reduce_add_epi32(rs);
+            *out.d.get_unchecked_mut(b) = scale;
+            *out.sum.get_unchecked_mut(b) = _mm512_reduce_add_ps(_mm512_add_ps(v0, v1));
+            *out.qsum.get_unchecked_mut(b) = _mm512_reduce_add_epi32(qs);
+            *out.rsum.get_unchecked_mut(b) = _mm512_reduce_add_epi32(rs);
         }
     }
 }

@@ -5,6 +5,7 @@ use std::time::Instant;
 
 use super::{
     Format, Isa, Out, Packed, Prologue, Quantized, matmul_groups,
+    quantize::in_turn,
     sample::{Rng, activations, ggml, pack},
 };
 
@@ -54,7 +55,7 @@ pub fn run(
         for &r in rows {
             let x = activations(r, k, &mut rng);
             let mut a = Quantized::default();
-            a.quantize(Isa::Portable, &x, r, k, Prologue::None, true);
+            a.quantize(Isa::Portable, &x, r, k, Prologue::None, true, 1, &in_turn);
             let mut y = vec![0f32; r * n];
             for &(isa, isa_name) in &isas {
                 let once = || {

@@ -249,7 +249,7 @@ impl Kernel for BlockMatMulKernel {
                 }
             };
             let (k, two_stage) = (self.k, self.two_stage);
-            a.quantize_in(
+            a.quantize(
                 self.isa,
                 xs,
                 rows,

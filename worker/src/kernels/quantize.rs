@@ -161,25 +161,13 @@ impl Quantized {
         self.half_quantised_sum.resize(rows * kb * 2, 0.0);
     }
 
-    /// Quantises all rows of `x` (`[rows, act.input_width(k)]`) after `act`, on this thread.
-    /// With `two_stage`, the kernels use the residuals too (see the type's docs).
-    pub(crate) fn quantize(
-        &mut self,
-        isa: Isa,
-        x: &[f32],
-        rows: usize,
-        k: usize,
-        act: Prologue<'_>,
-        two_stage: bool,
-    ) {
-        self.quantize_in(isa, x, rows, k, act, two_stage, 1, &in_turn);
-    }
-
-    /// [`Self::quantize`] in `parts` parts of the rows, run by `parallel`: a batch's rows (decoding
-    /// several streams, a prompt) are quantised by the threads that then share its matmul,
-    /// instead of by one while the others wait.
+    /// Quantises all rows of `x` (`[rows, act.input_width(k)]`) after `act`; with `two_stage`,
+    /// the kernels use the residuals too (see the type's docs). The rows go in `parts` parts,
+    /// run by `parallel` ([`in_turn`] on this thread): a batch's rows (decoding several streams,
+    /// a prompt) are quantised by the threads that then share its matmul, instead of by one
+    /// while the others wait.
     #[allow(clippy::too_many_arguments)]
-    pub(crate) fn quantize_in(
+    pub(crate) fn quantize(
         &mut self,
         isa: Isa,
         x: &[f32],
@@ -204,46 +192,30 @@ impl Quantized {
         self.wide.resize(if two_stage { rows * k } else { 0 }, 0);
         self.scratch.resize(parts * k, 0.0);
         self.normed.resize(parts * k, 0.0);
-        let Self {
-            q,
-            r,
-            d,
-            sum,
-            qsum,
-            rsum,
-            half_qsum,
-            half_rsum,
-            centre_q4_1,
-            quantised_sum,
-            half_quantised_sum,
-            offset_q8_0,
-            wide,
-            scratch,
-            normed,
-            ..
-        } = self;
         let mut rest = Part {
             k,
-            q,
-            r,
-            d,
-            sum,
-            qsum,
-            rsum,
-            half_qsum,
-            half_rsum,
-            centre_q4_1,
-            quantised_sum,
-            half_quantised_sum,
-            offset_q8_0,
-            wide,
+            q: &mut self.q,
+            r: &mut self.r,
+            d: &mut self.d,
+            sum: &mut self.sum,
+            qsum: &mut self.qsum,
+            rsum: &mut self.rsum,
+            half_qsum: &mut self.half_qsum,
+            half_rsum: &mut self.half_rsum,
+            centre_q4_1: &mut self.centre_q4_1,
+            quantised_sum: &mut self.quantised_sum,
+            half_quantised_sum: &mut self.half_quantised_sum,
+            offset_q8_0: &mut self.offset_q8_0,
+            wide: &mut self.wide,
         };
-        let mut buffers = scratch.chunks_exact_mut(k).zip(normed.chunks_exact_mut(k));
+        let mut buffers = self
+            .scratch
+            .chunks_exact_mut(k)
+            .zip(self.normed.chunks_exact_mut(k));
         let mut tasks = Vec::with_capacity(parts);
         for p in 0..parts {
             let (from, to) = (p * rows / parts, (p + 1) * rows / parts);
-            let (part, tail) = rest.split(to - from);
-            rest = tail;
+            let part = rest.take_front(to - from);
             let (scratch, normed) = buffers.next().expect("a buffer per part");
             let x = &x[from * width..to * width];
             tasks.push(Mutex::new(Some((part, x, scratch, normed))));
@@ -258,6 +230,17 @@ impl Quantized {
             }
         });
     }
+}
+
+/// One row's quantised values (`k`: `q`, `res`) and per-block figures (`k/32`: the others), as
+/// the SIMD quantisers write them.
+pub(super) struct RowOut<'a> {
+    pub(super) q: &'a mut [i8],
+    pub(super) res: &'a mut [i8],
+    pub(super) d: &'a mut [f32],
+    pub(super) sum: &'a mut [f32],
+    pub(super) qsum: &'a mut [i32],
+    pub(super) rsum: &'a mut [i32],
 }
 
 /// Rows of a [`Quantized`]'s buffers (row 0 the first of them), filled apart from its other rows.
@@ -280,61 +263,31 @@ struct Part<'a> {
 }
 
 impl<'a> Part<'a> {
-    /// Its first `rows` rows, and the others.
-    fn split(self, rows: usize) -> (Self, Self) {
-        fn cut<T>(s: &mut [T], at: usize) -> (&mut [T], &mut [T]) {
-            let at = at.min(s.len());
-            s.split_at_mut(at)
+    /// Takes its first `rows` rows off, as a part of their own.
+    fn take_front(&mut self, rows: usize) -> Self {
+        fn front<'a, T>(s: &mut &'a mut [T], len: usize) -> &'a mut [T] {
+            let len = len.min(s.len());
+            let (front, back) = std::mem::take(s).split_at_mut(len);
+            *s = back;
+            front
         }
-        let k = self.k;
-        let kb = k / BLOCK;
-        let (q, q2) = cut(self.q, rows * k);
-        let (r, r2) = cut(self.r, rows * k);
-        let (d, d2) = cut(self.d, rows * kb);
-        let (sum, sum2) = cut(self.sum, rows * kb);
-        let (qsum, qsum2) = cut(self.qsum, rows * kb);
-        let (rsum, rsum2) = cut(self.rsum, rows * kb);
-        let (half_qsum, half_qsum2) = cut(self.half_qsum, rows * kb * 2);
-        let (half_rsum, half_rsum2) = cut(self.half_rsum, rows * kb * 2);
-        let (centre_q4_1, centre_q4_12) = cut(self.centre_q4_1, rows * kb);
-        let (quantised_sum, quantised_sum2) = cut(self.quantised_sum, rows * kb);
-        let (half_quantised_sum, half_quantised_sum2) = cut(self.half_quantised_sum, rows * kb * 2);
-        let (offset_q8_0, offset_q8_02) = cut(self.offset_q8_0, rows * kb);
-        let (wide, wide2) = cut(self.wide, rows * k);
-        (
-            Part {
-                k,
-                q,
-                r,
-                d,
-                sum,
-                qsum,
-                rsum,
-                half_qsum,
-                half_rsum,
-                centre_q4_1,
-                quantised_sum,
-                half_quantised_sum,
-                offset_q8_0,
-                wide,
-            },
-            Part {
-                k,
-                q: q2,
-                r: r2,
-                d: d2,
-                sum: sum2,
-                qsum: qsum2,
-                rsum: rsum2,
-                half_qsum: half_qsum2,
-                half_rsum: half_rsum2,
-                centre_q4_1: centre_q4_12,
-                quantised_sum: quantised_sum2,
-                half_quantised_sum: half_quantised_sum2,
-                offset_q8_0: offset_q8_02,
-                wide: wide2,
-            },
-        )
+        let (k, kb) = (self.k, self.k / BLOCK);
+        Part {
+            k,
+            q: front(&mut self.q, rows * k),
+            r: front(&mut self.r, rows * k),
+            d: front(&mut self.d, rows * kb),
+            sum: front(&mut self.sum, rows * kb),
+            qsum: front(&mut self.qsum, rows * kb),
+            rsum: front(&mut self.rsum, rows * kb),
+            half_qsum: front(&mut self.half_qsum, rows * kb * 2),
+            half_rsum: front(&mut self.half_rsum, rows * kb * 2),
+            centre_q4_1: front(&mut self.centre_q4_1, rows * kb),
+            quantised_sum: front(&mut self.quantised_sum, rows * kb),
+            half_quantised_sum: front(&mut self.half_quantised_sum, rows * kb * 2),
+            offset_q8_0: front(&mut self.offset_q8_0, rows * kb),
+            wide: front(&mut self.wide, rows * k),
+        }
     }
 
     /// Quantises its rows from `x` (as many rows, each `act.input_width(k)` wide); `scratch`
@@ -380,26 +333,12 @@ impl<'a> Part<'a> {
             match isa {
                 #[cfg(target_arch = "x86_64")]
                 Isa::Avx512Vnni => {
-                    let kb = k / BLOCK;
                     // SAFETY: the features were detected for this `Isa`; every slice is sized
                     // as `quantize_row` requires (k a multiple of 32, checked by `reset`).
-                    unsafe {
-                        super::avx512::quantize_row(
-                            x,
-                            gate,
-                            scratch,
-                            &mut self.q[r * k..(r + 1) * k],
-                            &mut self.r[r * k..(r + 1) * k],
-                            &mut self.d[r * kb..(r + 1) * kb],
-                            &mut self.sum[r * kb..(r + 1) * kb],
-                            &mut self.qsum[r * kb..(r + 1) * kb],
-                            &mut self.rsum[r * kb..(r + 1) * kb],
-                        )
-                    }
+                    unsafe { super::avx512::quantize_row(x, gate, scratch, self.row(r)) }
                 }
                 #[cfg(target_arch = "x86_64")]
                 Isa::Avx2 => {
-                    let kb = k / BLOCK;
                     // SAFETY: the features were detected for this `Isa`; `scratch` is k long
                     // and `x` 2k long under a gate (`input_width`), k otherwise; the other
                     // slices are sized as `quantize_row` requires (k a multiple of 32).
@@ -410,20 +349,25 @@ impl<'a> Part<'a> {
                         } else {
                             x
                         };
-                        super::avx2::quantize_row(
-                            row,
-                            &mut self.q[r * k..(r + 1) * k],
-                            &mut self.r[r * k..(r + 1) * k],
-                            &mut self.d[r * kb..(r + 1) * kb],
-                            &mut self.sum[r * kb..(r + 1) * kb],
-                            &mut self.qsum[r * kb..(r + 1) * kb],
-                            &mut self.rsum[r * kb..(r + 1) * kb],
-                        )
+                        super::avx2::quantize_row(row, self.row(r))
                     }
                 }
                 _ => self.quantize_row(r, x, swiglu, scratch),
             }
             self.sums(r, two_stage);
+        }
+    }
+
+    /// What a SIMD quantiser writes of row `r`.
+    fn row(&mut self, r: usize) -> RowOut<'_> {
+        let (k, kb) = (self.k, self.k / BLOCK);
+        RowOut {
+            q: &mut self.q[r * k..(r + 1) * k],
+            res: &mut self.r[r * k..(r + 1) * k],
+            d: &mut self.d[r * kb..(r + 1) * kb],
+            sum: &mut self.sum[r * kb..(r + 1) * kb],
+            qsum: &mut self.qsum[r * kb..(r + 1) * kb],
+            rsum: &mut self.rsum[r * kb..(r + 1) * kb],
         }
     }
 

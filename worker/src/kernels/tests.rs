@@ -3,8 +3,23 @@
 use super::{
     BLOCK, Format, Isa, Out, Packed, Prologue, Quantized, matmul_groups,
     portable::f16,
+    quantize::in_turn,
     sample::{Rng, activations, ggml, pack},
 };
+
+/// `x` (`[rows, act.input_width(k)]`) quantised on this thread.
+fn quantized(
+    isa: Isa,
+    x: &[f32],
+    rows: usize,
+    k: usize,
+    act: Prologue<'_>,
+    two_stage: bool,
+) -> Quantized {
+    let mut a = Quantized::default();
+    a.quantize(isa, x, rows, k, act, two_stage, 1, &in_turn);
+    a
+}
 
 /// GGML's dequantisation of one weight, in f64 (written as GGML's `dequantize_row_*` loops, one
 /// row's block at a time, independently of `kernels::decode`).
@@ -240,8 +255,7 @@ fn every_isa_matches_the_reference_on_odd_shapes() {
                 (9, true),
             ] {
                 let x = activations(rows, k, &mut rng);
-                let mut a = Quantized::default();
-                a.quantize(Isa::Portable, &x, rows, k, Prologue::None, two_stage);
+                let a = quantized(Isa::Portable, &x, rows, k, Prologue::None, two_stage);
                 let want = reference(format, &raw, n, &a);
                 for isa in isas() {
                     let got = run(isa, format, &packed, n, &a);
@@ -281,8 +295,7 @@ fn the_largest_weights_times_the_largest_activations_do_not_saturate() {
                 .map(|i| if i < k || i % 2 == 0 { sign } else { -sign })
                 .collect();
             for two_stage in [true, false] {
-                let mut a = Quantized::default();
-                a.quantize(Isa::Portable, &x, 2, k, Prologue::None, two_stage);
+                let a = quantized(Isa::Portable, &x, 2, k, Prologue::None, two_stage);
                 let want = reference(format, &raw, n, &a);
                 for isa in isas() {
                     let got = run(isa, format, &packed, n, &a);
@@ -306,8 +319,7 @@ fn the_result_is_close_to_the_float_matmul() {
         let x = activations(rows, k, &mut rng);
         // Root of the summed squared error over that of the exact result.
         let relative_error = |two_stage: bool| {
-            let mut a = Quantized::default();
-            a.quantize(Isa::Portable, &x, rows, k, Prologue::None, two_stage);
+            let a = quantized(Isa::Portable, &x, rows, k, Prologue::None, two_stage);
             let got = run(Isa::detect(), format, &packed, n, &a);
             let (mut err, mut norm) = (0f64, 0f64);
             for m in 0..rows {
@@ -352,10 +364,8 @@ fn gated_prologue_is_applied_before_quantising(
         })
         .collect();
     for isa in isas() {
-        let mut fused = Quantized::default();
-        fused.quantize(isa, x, rows, k, act, true);
-        let mut plain = Quantized::default();
-        plain.quantize(Isa::Portable, &want, rows, k, Prologue::None, true);
+        let fused = quantized(isa, x, rows, k, act, true);
+        let plain = quantized(Isa::Portable, &want, rows, k, Prologue::None, true);
         for (i, (f, p)) in fused.q.iter().zip(&plain.q).enumerate() {
             // A vector exp may land a value on the other side of a rounding boundary.
             assert!(
@@ -395,11 +405,9 @@ fn every_isa_quantises_alike() {
     let (rows, k) = (3, 576);
     let mut x = activations(rows, k, &mut rng);
     x[64..96].fill(0.0); // an all-zero block
-    let mut want = Quantized::default();
-    want.quantize(Isa::Portable, &x, rows, k, Prologue::None, true);
+    let want = quantized(Isa::Portable, &x, rows, k, Prologue::None, true);
     for isa in isas() {
-        let mut got = Quantized::default();
-        got.quantize(isa, &x, rows, k, Prologue::None, true);
+        let got = quantized(isa, &x, rows, k, Prologue::None, true);
         assert_eq!(got.q, want.q, "{isa:?}");
         assert_eq!(got.d, want.d, "{isa:?}");
         assert_eq!(got.r, want.r, "{isa:?}");
@@ -441,12 +449,10 @@ fn rows_quantised_in_parts_on_threads_are_the_rows_quantised_in_turn() {
         ] {
             for (rows, parts, two_stage) in [(7, 2, true), (16, 3, false), (2, 8, true)] {
                 let x = activations(rows, width, &mut rng);
-                let mut want = Quantized::default();
-                want.quantize(isa, &x, rows, k, act, two_stage);
+                let want = quantized(isa, &x, rows, k, act, two_stage);
                 // The buffers of a larger run before, as the kernel keeps them.
-                let mut got = Quantized::default();
-                got.quantize(isa, &activations(20, width, &mut rng), 20, k, act, true);
-                got.quantize_in(isa, &x, rows, k, act, two_stage, parts, &threads);
+                let mut got = quantized(isa, &activations(20, width, &mut rng), 20, k, act, true);
+                got.quantize(isa, &x, rows, k, act, two_stage, parts, &threads);
                 let case = format!("{isa:?} {act:?} {rows} rows in {parts} parts");
                 assert_eq!((got.rows(), got.two_stage()), (rows, two_stage), "{case}");
                 assert_eq!(
@@ -482,7 +488,7 @@ fn quantised_blocks_are_exact_for_zero_and_keep_their_sums() {
         x[41] = 1.5;
         x[42] = 3.0 * 0.5 / 127.0; // 0.5 after scaling: ties to even, 0
         x[43] = 3.0 * 1.5 / 127.0; // 1.5: ties to even, 2
-        a.quantize(isa, &x, 1, 64, Prologue::None, true);
+        a.quantize(isa, &x, 1, 64, Prologue::None, true, 1, &in_turn);
         assert_eq!(a.d[0], 0.0, "{isa:?}");
         assert!(a.q[..32].iter().all(|&q| q == 0), "{isa:?}");
         assert_eq!(&a.q[40..44], &[-127, 64, 0, 2], "{isa:?}"); // 63.5 -> 64, even
