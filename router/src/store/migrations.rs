@@ -49,6 +49,12 @@ const MIGRATIONS: &[Migration] = &[
                so that computing a day's bootstrap never reads the day's sessions",
         run: provider_days,
     },
+    Migration {
+        what: "the indexes a request's windows are read through carry the columns read, so \
+               a window is read from its index alone (no row looked up per entry); \
+               sessions_user_day and reports_model, read by no query, are dropped",
+        run: pair_indexes,
+    },
 ];
 
 /// The version a file has after every migration of this build.
@@ -153,6 +159,36 @@ fn provider_days(conn: &Connection) -> rusqlite::Result<()> {
     bootstrap::fill_provider_days(conn)
 }
 
+/// Version 8: [`PAIR_INDEXES`].
+fn pair_indexes(conn: &Connection) -> rusqlite::Result<()> {
+    conn.execute_batch(PAIR_INDEXES)
+}
+
+/// The indexes a request's windows and counts are read through, widened by the columns those
+/// reads return or test: a provider's last reports (its record, and its reputation and bid
+/// history for a model), a model's speed samples, and a provider's open sessions. Each entry
+/// read was a lookup of its row besides: about a hundred B-tree searches a pair, one candidate
+/// (`store::tests::a_pairs_reads_take_windows_from_their_indexes_alone`). The same names, so
+/// every other query through them reads them as before. And two indexes go that no query reads,
+/// yet every reservation or report wrote an entry of: `sessions_user_day` (a user's day is a
+/// running total, `user_days`) and `reports_model` (every read of the reports names its
+/// provider). Shared with PostgreSQL's migration.
+pub(super) const PAIR_INDEXES: &str = r#"
+DROP INDEX IF EXISTS sessions_user_day;
+DROP INDEX IF EXISTS reports_model;
+DROP INDEX IF EXISTS reports_provider;
+CREATE INDEX reports_provider ON reports (provider, id, "user", failed, ms_per_token);
+DROP INDEX IF EXISTS reports_provider_model;
+CREATE INDEX reports_provider_model ON reports (provider, model_id, id, ms_per_token, ttft_ms);
+DROP INDEX IF EXISTS speed_samples_model;
+CREATE INDEX speed_samples_model ON speed_samples (model_id, report_id, "user", ms_per_token);
+DROP INDEX IF EXISTS sessions_provider;
+CREATE INDEX sessions_provider ON sessions (provider, reported, expires_at, receipt, model_id);
+DROP INDEX IF EXISTS bid_history_pair;
+CREATE INDEX bid_history_pair ON bid_history (provider, model_id, id, price_per_token, capacity,
+    seen_at);
+"#;
+
 #[cfg(test)]
 mod tests {
     use rusqlite::types::FromSql;
@@ -216,7 +252,7 @@ mod tests {
         tx.commit().expect("commit");
         assert_eq!(
             migrate(&mut conn).expect("the rest"),
-            [(7, MIGRATIONS[6].what)]
+            [(7, MIGRATIONS[6].what), (8, MIGRATIONS[7].what)]
         );
         let credited: Vec<(i64, String, String)> = three_columns(
             &conn,

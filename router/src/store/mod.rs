@@ -890,10 +890,11 @@ mod tests {
     /// Every statement a pair runs (the reservation, the candidates' standings, the booking,
     /// the report, the receipt) is parsed once and then only bound and run: none is re-prepared
     /// (`sql.rs` on LIMIT).
-    #[test]
-    fn statements_run_per_pair_are_parsed_once() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let store = Store::open(&dir.path().join("router.db")).expect("open");
+    /// Runs a pair's calls (a booking, the standings, the report, the receipt) twenty times
+    /// on a new SQLite store and returns every statement its connection keeps, as (times
+    /// re-prepared, runs, its SQL on one line), with the store.
+    fn pair_statements(dir: &Path) -> (Store, Vec<(i32, i32, String)>) {
+        let store = Store::open(&dir.join("router.db")).expect("open");
         let (user, provider) = (Address::repeat_byte(1), Address::repeat_byte(2));
         let rule = RecordRule {
             window: 20,
@@ -909,34 +910,84 @@ mod tests {
                 .expect("report");
             store.settle(id, Some(10), 6).expect("receipt");
         }
-        let conn = store.conn();
         let mut statements = Vec::new();
-        // SAFETY: the connection's handle is valid while `conn` is held, and so is each
-        // statement `sqlite3_next_stmt` returns (nothing finalizes them meanwhile); the SQL text
-        // is copied out before the next call.
-        unsafe {
-            let db = conn.handle();
-            let mut statement = rusqlite::ffi::sqlite3_next_stmt(db, std::ptr::null_mut());
-            while !statement.is_null() {
-                let count = |what| rusqlite::ffi::sqlite3_stmt_status(statement, what, 0);
-                statements.push((
-                    count(rusqlite::ffi::SQLITE_STMTSTATUS_REPREPARE),
-                    count(rusqlite::ffi::SQLITE_STMTSTATUS_RUN),
-                    std::ffi::CStr::from_ptr(rusqlite::ffi::sqlite3_sql(statement))
-                        .to_string_lossy()
-                        .split_whitespace()
-                        .collect::<Vec<_>>()
-                        .join(" "),
-                ));
-                statement = rusqlite::ffi::sqlite3_next_stmt(db, statement);
+        {
+            let conn = store.conn();
+            // SAFETY: the connection's handle is valid while `conn` is held, and so is each
+            // statement `sqlite3_next_stmt` returns (nothing finalizes them meanwhile); the SQL
+            // text is copied out before the next call.
+            unsafe {
+                let db = conn.handle();
+                let mut statement = rusqlite::ffi::sqlite3_next_stmt(db, std::ptr::null_mut());
+                while !statement.is_null() {
+                    let count = |what| rusqlite::ffi::sqlite3_stmt_status(statement, what, 0);
+                    statements.push((
+                        count(rusqlite::ffi::SQLITE_STMTSTATUS_REPREPARE),
+                        count(rusqlite::ffi::SQLITE_STMTSTATUS_RUN),
+                        std::ffi::CStr::from_ptr(rusqlite::ffi::sqlite3_sql(statement))
+                            .to_string_lossy()
+                            .split_whitespace()
+                            .collect::<Vec<_>>()
+                            .join(" "),
+                    ));
+                    statement = rusqlite::ffi::sqlite3_next_stmt(db, statement);
+                }
             }
         }
+        (store, statements)
+    }
+
+    #[test]
+    fn statements_run_per_pair_are_parsed_once() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (_store, statements) = pair_statements(dir.path());
         assert!(
             statements.iter().filter(|(_, runs, _)| *runs >= 20).count() >= 15,
             "the pair's statements are cached: {statements:#?}"
         );
         let reprepared: Vec<_> = statements.iter().filter(|(n, _, _)| *n > 0).collect();
         assert!(reprepared.is_empty(), "re-prepared: {reprepared:#?}");
+    }
+
+    /// Every statement a pair runs reads its rows through an index, and reads a table's row
+    /// only where it looks one up by its unique key: a window or a count (a provider's last
+    /// reports, a model's speed samples, a provider's open sessions) is read from its index
+    /// alone, not one row lookup per entry.
+    #[test]
+    fn a_pairs_reads_take_windows_from_their_indexes_alone() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (store, statements) = pair_statements(dir.path());
+        let conn = store.conn();
+        let mut plans = Vec::new();
+        for (_, runs, sql) in statements.iter().filter(|(_, runs, _)| *runs >= 20) {
+            let mut explain = conn
+                .prepare(&format!("EXPLAIN QUERY PLAN {sql}"))
+                .expect("explain");
+            // Parameters bound NULL: the plan does not depend on their values.
+            let nulls = vec![rusqlite::types::Null; explain.parameter_count()];
+            let steps = explain
+                .query_map(rusqlite::params_from_iter(nulls), |r| r.get::<_, String>(3))
+                .expect("plan")
+                .collect::<rusqlite::Result<Vec<_>>>()
+                .expect("steps");
+            plans.push((*runs, sql.clone(), steps));
+        }
+        let wide: Vec<_> = plans
+            .iter()
+            .filter(|(_, _, steps)| {
+                steps.iter().any(|step| {
+                    (step.starts_with("SEARCH") || step.starts_with("SCAN"))
+                        && !step.contains("COVERING INDEX")
+                        && !step.contains("PRIMARY KEY")
+                        && !step.contains("sqlite_autoindex_")
+                        && step != "SCAN CONSTANT ROW"
+                })
+            })
+            .collect();
+        assert!(
+            wide.is_empty(),
+            "rows read past an index: {wide:#?}\n{plans:#?}"
+        );
     }
 
     #[test]

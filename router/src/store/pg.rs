@@ -460,6 +460,11 @@ INSERT INTO provider_days (day, provider, credited)
     GROUP BY day, provider;
 "#,
     ),
+    (
+        "the indexes a request's windows are read through carry the columns read; \
+         sessions_user_day and reports_model dropped",
+        super::migrations::PAIR_INDEXES,
+    ),
 ];
 
 /// The version a database has after every migration of this build.

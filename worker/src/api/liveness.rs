@@ -66,11 +66,10 @@ pub(super) async fn answer(
         challengeId: c.challengeId,
         chunkHash: proof.leaf,
     };
-    let response =
-        Signed::sign(response, &s.auth.policy().domain, &s.protocol.signer).map_err(|e| {
-            tracing::error!(target: "worker::liveness", error = %e, "signing failed");
-            ApiError::internal()
-        })?;
+    let response = Signed::sign(response, &s.auth.policy().domain, &s.signer).map_err(|e| {
+        tracing::error!(target: "worker::liveness", error = %e, "signing failed");
+        ApiError::internal()
+    })?;
     info!(target: "worker::liveness", %router, chunk = index, piece = piece.index, "liveness challenge answered");
     Ok(Json(LivenessProof {
         response,

@@ -17,6 +17,7 @@ mod tools;
 
 use std::{future::Future, path::Path, sync::Arc};
 
+use alloy::signers::local::Secp256k1Signer;
 use axum::{
     Router,
     extract::{DefaultBodyLimit, State},
@@ -47,6 +48,9 @@ struct Shared {
     engine: Engine,
     model: Arc<ModelDir>,
     protocol: ProtocolConfig,
+    /// The provider's key signing through libsecp256k1 (several times k256's speed, the same
+    /// signatures): a liveness answer and every receipt request are signed with it.
+    signer: Secp256k1Signer,
     auth: auth::Auth,
     tree: ModelTree,
     /// Proves a liveness answer's piece from one 64 KiB read (`merkle::PieceIndex`).
@@ -127,6 +131,7 @@ impl AppState {
         Ok(Self(Arc::new(Shared {
             engine,
             model,
+            signer: protocol.signer.to_secp256k1(),
             protocol,
             auth,
             tree,

@@ -28,11 +28,10 @@ pub(super) async fn close(
         sessionId: grant.session,
         tokens: alloy::primitives::U256::from(tokens),
     };
-    let signed =
-        Signed::sign(receipt, &s.auth.policy().domain, &s.protocol.signer).map_err(|e| {
-            tracing::error!(target: "worker::receipt", error = %e, "signing failed");
-            ApiError::internal()
-        })?;
+    let signed = Signed::sign(receipt, &s.auth.policy().domain, &s.signer).map_err(|e| {
+        tracing::error!(target: "worker::receipt", error = %e, "signing failed");
+        ApiError::internal()
+    })?;
     info!(target: "worker::receipt", session = %grant.session, router = %grant.router, tokens, "receipt signed");
     Ok(Json(signed))
 }
@@ -57,11 +56,10 @@ pub(super) async fn close_many(
             })
             .collect(),
     };
-    let signed =
-        Signed::sign(receipts, &s.auth.policy().domain, &s.protocol.signer).map_err(|e| {
-            tracing::error!(target: "worker::receipt", error = %e, "signing failed");
-            ApiError::internal()
-        })?;
+    let signed = Signed::sign(receipts, &s.auth.policy().domain, &s.signer).map_err(|e| {
+        tracing::error!(target: "worker::receipt", error = %e, "signing failed");
+        ApiError::internal()
+    })?;
     info!(
         target: "worker::receipt", sessions = grants.len(), router = %grants[0].router,
         tokens = counts.iter().sum::<u64>(), "receipts signed"
