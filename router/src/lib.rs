@@ -19,6 +19,7 @@ mod reputation;
 mod request_context;
 mod select;
 mod service;
+mod session_id;
 mod speed;
 mod store;
 mod usage;

@@ -32,6 +32,7 @@ use crate::{
     receipts::Receipts,
     reconcile::Counters,
     select::{self, Checks},
+    session_id,
     store::{
         self, Booking, NewSession, SessionTerms, Store,
         bootstrap::{BootstrapChain, BootstrapDay},
@@ -373,7 +374,7 @@ impl AppState {
         let reference = credit::reference_price(prices);
 
         let session = NewSession {
-            session_id: B256::from(rand::random::<[u8; 32]>()),
+            session_id: session_id::new_session_id(),
             user: r.user,
             nonce: r.nonce,
             model_id: r.modelId,
