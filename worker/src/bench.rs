@@ -80,7 +80,8 @@ pub fn run(args: &BenchOptions) -> Result<()> {
                 .max(PREFIX_TOKENS + 128),
             threads: args.threads,
             device: Device::Cpu,
-            max_queue: max_streams * 2,
+            // The shared-prompt test sends SHARED_REQUESTS at once, whatever the streams asked.
+            max_queue: max_streams.max(SHARED_REQUESTS) * 2,
             activations,
             ..Default::default()
         };

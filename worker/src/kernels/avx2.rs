@@ -24,6 +24,7 @@ use super::{
 #[target_feature(enable = "avx2,fma,f16c")]
 pub(super) unsafe fn matmul_groups(w: &Packed<'_>, a: &Quantized, groups: Range<usize>, out: Out) {
     let kb = w.k / BLOCK;
+    let mut widened: Vec<i16> = Vec::new();
     for g in groups {
         // SAFETY (whole body): the group lies within `w.data` (g < groups), every block read
         // below is within the group, activation reads are within row `m` of `a` (k = w.k), and
@@ -31,11 +32,23 @@ pub(super) unsafe fn matmul_groups(w: &Packed<'_>, a: &Quantized, groups: Range<
         let wg = unsafe { w.data.as_ptr().add(g * w.group_bytes()) };
         let valid = ROWS.min(w.n - g * ROWS);
         let rows = a.rows();
+        // Q8_0 against both stages for more than one tile of rows: the group's weights are
+        // widened to i16 once, and every tile reads them widened (`q8_0_widened`).
+        let widen = w.format == Format::Q8_0 && a.two_stage() && rows > 2;
+        if widen {
+            widened.resize(kb * WIDE_BLOCK, 0);
+            // SAFETY: the group holds kb blocks; `widened` was just sized for them.
+            unsafe { widen_q8_0(wg, kb, widened.as_mut_ptr()) };
+        }
         let mut m = 0;
         while m < rows {
-            let take = (rows - m).min(2);
+            let take = tile_rows(rows - m, if widen { MAX_TILE } else { 2 });
+            let ww = widened.as_ptr();
             let tile = unsafe {
                 match (w.format, a.two_stage(), take) {
+                    (Format::Q8_0, true, 3) if widen => q8_0_widened::<3>(wg, ww, kb, a, m),
+                    (Format::Q8_0, true, 2) if widen => q8_0_widened::<2>(wg, ww, kb, a, m),
+                    (Format::Q8_0, true, _) if widen => q8_0_widened::<1>(wg, ww, kb, a, m),
                     (Format::Q4_1, true, 2) => q4_1::<2, true>(wg, kb, a, m),
                     (Format::Q4_1, true, _) => q4_1::<1, true>(wg, kb, a, m),
                     (Format::Q4_1, false, 2) => q4_1::<2, false>(wg, kb, a, m),
@@ -71,7 +84,7 @@ unsafe fn q4_1<const MB: usize, const R: bool>(
     kb: usize,
     a: &Quantized,
     m0: usize,
-) -> [[f32; ROWS]; 2] {
+) -> Tile {
     let low = _mm256_set1_epi8(0x0F);
     let ones = _mm256_set1_epi16(1);
     let step = _mm256_set1_ps(1.0 / RESIDUAL);
@@ -136,12 +149,7 @@ unsafe fn q4_1<const MB: usize, const R: bool>(
 // Indexed loops: the register tile is `[row][half]`, the weights loaded once per half.
 #[allow(clippy::needless_range_loop)]
 #[target_feature(enable = "avx2,fma,f16c")]
-unsafe fn q8_0<const MB: usize>(
-    wg: *const u8,
-    kb: usize,
-    a: &Quantized,
-    m0: usize,
-) -> [[f32; ROWS]; 2] {
+unsafe fn q8_0<const MB: usize>(wg: *const u8, kb: usize, a: &Quantized, m0: usize) -> Tile {
     let flip = _mm256_set1_epi8(-128);
     let ones = _mm256_set1_epi16(1);
     let mut acc = [[_mm256_setzero_ps(); 2]; MB];
@@ -186,12 +194,7 @@ unsafe fn q8_0<const MB: usize>(
 // Indexed loops: the register tile is `[row][half]`, the weights loaded once per half.
 #[allow(clippy::needless_range_loop)]
 #[target_feature(enable = "avx2,fma,f16c")]
-unsafe fn q8_0_wide<const MB: usize>(
-    wg: *const u8,
-    kb: usize,
-    a: &Quantized,
-    m0: usize,
-) -> [[f32; ROWS]; 2] {
+unsafe fn q8_0_wide<const MB: usize>(wg: *const u8, kb: usize, a: &Quantized, m0: usize) -> Tile {
     let flip = _mm256_set1_epi8(-128);
     // `vphaddd` of rows 0-3 and 4-7 leaves them as 0 1 4 5 | 2 3 6 7.
     let order = _mm256_setr_epi32(0, 1, 4, 5, 2, 3, 6, 7);
@@ -221,6 +224,85 @@ unsafe fn q8_0_wide<const MB: usize>(
                 }
             }
             let d = q8_0_scales(p);
+            for r in 0..MB {
+                let da = _mm256_set1_ps(*a.d.get_unchecked((m0 + r) * kb + b) / RESIDUAL);
+                for h in 0..2 {
+                    let [lo, hi] = sums[r][h];
+                    let t = _mm256_permutevar8x32_epi32(_mm256_hadd_epi32(lo, hi), order);
+                    let t = _mm256_cvtepi32_ps(t);
+                    acc[r][h] = _mm256_fmadd_ps(d[h], _mm256_mul_ps(t, da), acc[r][h]);
+                }
+            }
+        }
+    }
+    spill(&acc)
+}
+
+/// The i16 weights of one widened Q8_0 group-block: 16 rows x 32 inputs.
+const WIDE_BLOCK: usize = ROWS * BLOCK;
+
+/// Widens a Q8_0 group's weights (`kb` blocks at `wg`) to signed i16 at `ww`, as [`q8_0_wide`]
+/// does chunk by chunk: per block, chunk `s` and half `h`, its rows 0-3 then 4-7 (16 each).
+///
+/// # Safety
+/// AVX2; `wg` a Q8_0 group of `kb` blocks, `ww` room for `kb * WIDE_BLOCK` values.
+#[target_feature(enable = "avx2")]
+unsafe fn widen_q8_0(wg: *const u8, kb: usize, ww: *mut i16) {
+    let flip = _mm256_set1_epi8(-128);
+    for b in 0..kb {
+        for s in 0..8 {
+            for h in 0..2 {
+                // SAFETY: block b's chunk lies within the group; its 32 values within `ww`.
+                unsafe {
+                    let p = wg.add(b * 544 + 64 * s + 32 * h);
+                    let w = _mm256_xor_si256(_mm256_loadu_si256(p.cast()), flip);
+                    let at = ww.add(b * WIDE_BLOCK + (2 * s + h) * 32);
+                    let lo = _mm256_cvtepi8_epi16(_mm256_castsi256_si128(w));
+                    let hi = _mm256_cvtepi8_epi16(_mm256_extracti128_si256::<1>(w));
+                    _mm256_storeu_si256(at.cast(), lo);
+                    _mm256_storeu_si256(at.add(16).cast(), hi);
+                }
+            }
+        }
+    }
+}
+
+/// [`q8_0_wide`] with the group's weights widened ahead ([`widen_q8_0`] at `ww`): per tile the
+/// weights are two loads a chunk instead of a load, two widenings and an extract on the one
+/// shuffle port, which every tile of a batch repeated.
+// Indexed loops: the register tile is `[row][half]`, the weights loaded once per half.
+#[allow(clippy::needless_range_loop)]
+#[target_feature(enable = "avx2,fma,f16c")]
+unsafe fn q8_0_widened<const MB: usize>(
+    wg: *const u8,
+    ww: *const i16,
+    kb: usize,
+    a: &Quantized,
+    m0: usize,
+) -> Tile {
+    let order = _mm256_setr_epi32(0, 1, 4, 5, 2, 3, 6, 7);
+    let mut acc = [[_mm256_setzero_ps(); 2]; MB];
+    let k = kb * BLOCK;
+    for b in 0..kb {
+        unsafe {
+            let mut sums = [[[_mm256_setzero_si256(); 2]; 2]; MB];
+            for s in 0..8 {
+                for h in 0..2 {
+                    let at = ww.add(b * WIDE_BLOCK + (2 * s + h) * 32);
+                    let lo = _mm256_loadu_si256(at.cast());
+                    let hi = _mm256_loadu_si256(at.add(16).cast());
+                    for r in 0..MB {
+                        let at = (m0 + r) * k + b * BLOCK + 4 * s;
+                        let x = _mm256_set1_epi64x(
+                            a.wide.as_ptr().add(at).cast::<i64>().read_unaligned(),
+                        );
+                        let sum = &mut sums[r][h];
+                        sum[0] = _mm256_add_epi32(sum[0], _mm256_madd_epi16(lo, x));
+                        sum[1] = _mm256_add_epi32(sum[1], _mm256_madd_epi16(hi, x));
+                    }
+                }
+            }
+            let d = q8_0_scales(wg.add(b * 544));
             for r in 0..MB {
                 let da = _mm256_set1_ps(*a.d.get_unchecked((m0 + r) * kb + b) / RESIDUAL);
                 for h in 0..2 {
@@ -291,7 +373,7 @@ unsafe fn decoded<const MB: usize, const R: bool, const S: bool>(
     dec: &Decoded,
     a: &Quantized,
     m0: usize,
-) -> [[f32; ROWS]; 2] {
+) -> Tile {
     let kb = dec.blocks;
     let k = kb * BLOCK;
     let ones = _mm256_set1_epi16(1);
@@ -371,10 +453,26 @@ unsafe fn decoded<const MB: usize, const R: bool, const S: bool>(
     spill(&acc)
 }
 
-/// The accumulators of up to two rows as plain arrays.
+/// The most activation rows a kernel's tile holds.
+const MAX_TILE: usize = 3;
+
+/// A tile's outputs: `[row][16 outputs]`, its first rows used.
+type Tile = [[f32; ROWS]; MAX_TILE];
+
+/// Rows the next tile takes of `left`, at most `most`: four left go as two and two, not three
+/// and one (a tile of one reads the weights for a single row).
+fn tile_rows(left: usize, most: usize) -> usize {
+    if left == 4 && most == 3 {
+        2
+    } else {
+        left.min(most)
+    }
+}
+
+/// The accumulators of up to [`MAX_TILE`] rows as plain arrays.
 #[target_feature(enable = "avx")]
-fn spill<const MB: usize>(acc: &[[__m256; 2]; MB]) -> [[f32; ROWS]; 2] {
-    let mut out = [[0f32; ROWS]; 2];
+fn spill<const MB: usize>(acc: &[[__m256; 2]; MB]) -> Tile {
+    let mut out = [[0f32; ROWS]; MAX_TILE];
     for (row, halves) in out.iter_mut().zip(acc) {
         for (h, v) in halves.iter().enumerate() {
             // SAFETY: 8 floats fit in row[8h..8h + 8].

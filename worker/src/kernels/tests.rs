@@ -252,6 +252,7 @@ fn every_isa_matches_the_reference_on_odd_shapes() {
                 (3, true),
                 (4, true),
                 (5, false),
+                (7, true),
                 (9, true),
             ] {
                 let x = activations(rows, k, &mut rng);
@@ -290,12 +291,26 @@ fn the_largest_weights_times_the_largest_activations_do_not_saturate() {
     ] {
         let packed = pack(format, &raw, n, k);
         for sign in [1.0f32, -1.0] {
-            // One row all `sign`, one alternating.
-            let x: Vec<f32> = (0..2 * k)
-                .map(|i| if i < k || i % 2 == 0 { sign } else { -sign })
+            // Rows all `sign`, alternating, all `sign`: three rows take AVX2's Q8_0 weights
+            // widened ahead (`avx2::q8_0_widened`), two the ones widened chunk by chunk.
+            let x: Vec<f32> = (0..3 * k)
+                .map(|i| {
+                    if !(k..2 * k).contains(&i) || i % 2 == 0 {
+                        sign
+                    } else {
+                        -sign
+                    }
+                })
                 .collect();
-            for two_stage in [true, false] {
-                let a = quantized(Isa::Portable, &x, 2, k, Prologue::None, two_stage);
+            for (rows, two_stage) in [(3, true), (2, true), (3, false)] {
+                let a = quantized(
+                    Isa::Portable,
+                    &x[..rows * k],
+                    rows,
+                    k,
+                    Prologue::None,
+                    two_stage,
+                );
                 let want = reference(format, &raw, n, &a);
                 for isa in isas() {
                     let got = run(isa, format, &packed, n, &a);
