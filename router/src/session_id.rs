@@ -49,6 +49,8 @@ mod tests {
         let b = new_session_id();
         assert_ne!(a, b);
         // Made now: the clock's milliseconds, not zero.
-        assert!(u64::from_be_bytes(a[..8].try_into().unwrap()) > 1_700_000_000_000);
+        let mut ms = [0u8; 8];
+        ms.copy_from_slice(&a[..8]);
+        assert!(u64::from_be_bytes(ms) > 1_700_000_000_000);
     }
 }
