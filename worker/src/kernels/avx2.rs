@@ -33,7 +33,7 @@ pub(super) unsafe fn matmul_groups(w: &Packed<'_>, a: &Quantized, groups: Range<
         let valid = ROWS.min(w.n - g * ROWS);
         let rows = a.rows();
         // Q8_0 against both stages for more than one tile of rows: the group's weights are
-        // widened to i16 once, and every tile reads them widened (`q8_0_widened`).
+        // widened to i16 once, and every tile reads them widened (`q8_0_wide`'s `AHEAD`).
         let widen = w.format == Format::Q8_0 && a.two_stage() && rows > 2;
         if widen {
             widened.resize(kb * WIDE_BLOCK, 0);
@@ -46,15 +46,15 @@ pub(super) unsafe fn matmul_groups(w: &Packed<'_>, a: &Quantized, groups: Range<
             let ww = widened.as_ptr();
             let tile = unsafe {
                 match (w.format, a.two_stage(), take) {
-                    (Format::Q8_0, true, 3) if widen => q8_0_widened::<3>(wg, ww, kb, a, m),
-                    (Format::Q8_0, true, 2) if widen => q8_0_widened::<2>(wg, ww, kb, a, m),
-                    (Format::Q8_0, true, _) if widen => q8_0_widened::<1>(wg, ww, kb, a, m),
+                    (Format::Q8_0, true, 3) if widen => q8_0_wide::<3, true>(wg, ww, kb, a, m),
+                    (Format::Q8_0, true, 2) if widen => q8_0_wide::<2, true>(wg, ww, kb, a, m),
+                    (Format::Q8_0, true, _) if widen => q8_0_wide::<1, true>(wg, ww, kb, a, m),
                     (Format::Q4_1, true, 2) => q4_1::<2, true>(wg, kb, a, m),
                     (Format::Q4_1, true, _) => q4_1::<1, true>(wg, kb, a, m),
                     (Format::Q4_1, false, 2) => q4_1::<2, false>(wg, kb, a, m),
                     (Format::Q4_1, false, _) => q4_1::<1, false>(wg, kb, a, m),
-                    (Format::Q8_0, true, 2) => q8_0_wide::<2>(wg, kb, a, m),
-                    (Format::Q8_0, true, _) => q8_0_wide::<1>(wg, kb, a, m),
+                    (Format::Q8_0, true, 2) => q8_0_wide::<2, false>(wg, ww, kb, a, m),
+                    (Format::Q8_0, true, _) => q8_0_wide::<1, false>(wg, ww, kb, a, m),
                     (Format::Q8_0, false, 2) => q8_0::<2>(wg, kb, a, m),
                     (Format::Q8_0, false, _) => q8_0::<1>(wg, kb, a, m),
                     _ => unreachable!("{:?} is decoded first", w.format),
@@ -191,11 +191,20 @@ unsafe fn q8_0<const MB: usize>(wg: *const u8, kb: usize, a: &Quantized, m0: usi
 /// i16 against the activations' `q * RESIDUAL + r` (`Quantized::wide`), one `vpmaddwd` per 16
 /// products where the two int8 stages take two `vpmaddubsw` and two `vpmaddwd` (and their
 /// signs). The sums are the same integers: a block's stays within i32 (32 x 128 x 32,385).
+///
+/// `AHEAD`: the group was widened ahead into `ww` ([`widen_q8_0`]), so each chunk is two loads
+/// instead of a load, two widenings and an extract on the one shuffle port, which every tile of
+/// a batch repeated for the same weights (`ww` is not read otherwise).
 // Indexed loops: the register tile is `[row][half]`, the weights loaded once per half.
 #[allow(clippy::needless_range_loop)]
 #[target_feature(enable = "avx2,fma,f16c")]
-unsafe fn q8_0_wide<const MB: usize>(wg: *const u8, kb: usize, a: &Quantized, m0: usize) -> Tile {
-    let flip = _mm256_set1_epi8(-128);
+unsafe fn q8_0_wide<const MB: usize, const AHEAD: bool>(
+    wg: *const u8,
+    ww: *const i16,
+    kb: usize,
+    a: &Quantized,
+    m0: usize,
+) -> Tile {
     // `vphaddd` of rows 0-3 and 4-7 leaves them as 0 1 4 5 | 2 3 6 7.
     let order = _mm256_setr_epi32(0, 1, 4, 5, 2, 3, 6, 7);
     let mut acc = [[_mm256_setzero_ps(); 2]; MB];
@@ -207,11 +216,16 @@ unsafe fn q8_0_wide<const MB: usize>(wg: *const u8, kb: usize, a: &Quantized, m0
             let mut sums = [[[_mm256_setzero_si256(); 2]; 2]; MB];
             for s in 0..8 {
                 for h in 0..2 {
-                    // Stored as q + 128: back to signed q, four inputs of 8 rows, as i16.
-                    let w =
-                        _mm256_xor_si256(_mm256_loadu_si256(p.add(64 * s + 32 * h).cast()), flip);
-                    let lo = _mm256_cvtepi8_epi16(_mm256_castsi256_si128(w));
-                    let hi = _mm256_cvtepi8_epi16(_mm256_extracti128_si256::<1>(w));
+                    // Four inputs of 8 rows as signed i16 (stored as q + 128).
+                    let (lo, hi) = if AHEAD {
+                        let at = ww.add(b * WIDE_BLOCK + (2 * s + h) * 32);
+                        (
+                            _mm256_loadu_si256(at.cast()),
+                            _mm256_loadu_si256(at.add(16).cast()),
+                        )
+                    } else {
+                        widen_chunk(p.add(64 * s + 32 * h))
+                    };
                     for r in 0..MB {
                         let at = (m0 + r) * k + b * BLOCK + 4 * s;
                         let x = _mm256_set1_epi64x(
@@ -242,23 +256,20 @@ unsafe fn q8_0_wide<const MB: usize>(wg: *const u8, kb: usize, a: &Quantized, m0
 const WIDE_BLOCK: usize = ROWS * BLOCK;
 
 /// Widens a Q8_0 group's weights (`kb` blocks at `wg`) to signed i16 at `ww`, as [`q8_0_wide`]
-/// does chunk by chunk: per block, chunk `s` and half `h`, its rows 0-3 then 4-7 (16 each).
+/// does chunk by chunk without `AHEAD`: per block, chunk `s` and half `h`, its rows 0-3 then
+/// rows 4-7 (16 values each).
 ///
 /// # Safety
 /// AVX2; `wg` a Q8_0 group of `kb` blocks, `ww` room for `kb * WIDE_BLOCK` values.
 #[target_feature(enable = "avx2")]
 unsafe fn widen_q8_0(wg: *const u8, kb: usize, ww: *mut i16) {
-    let flip = _mm256_set1_epi8(-128);
     for b in 0..kb {
         for s in 0..8 {
             for h in 0..2 {
                 // SAFETY: block b's chunk lies within the group; its 32 values within `ww`.
                 unsafe {
-                    let p = wg.add(b * 544 + 64 * s + 32 * h);
-                    let w = _mm256_xor_si256(_mm256_loadu_si256(p.cast()), flip);
+                    let (lo, hi) = widen_chunk(wg.add(b * 544 + 64 * s + 32 * h));
                     let at = ww.add(b * WIDE_BLOCK + (2 * s + h) * 32);
-                    let lo = _mm256_cvtepi8_epi16(_mm256_castsi256_si128(w));
-                    let hi = _mm256_cvtepi8_epi16(_mm256_extracti128_si256::<1>(w));
                     _mm256_storeu_si256(at.cast(), lo);
                     _mm256_storeu_si256(at.add(16).cast(), hi);
                 }
@@ -267,54 +278,21 @@ unsafe fn widen_q8_0(wg: *const u8, kb: usize, ww: *mut i16) {
     }
 }
 
-/// [`q8_0_wide`] with the group's weights widened ahead ([`widen_q8_0`] at `ww`): per tile the
-/// weights are two loads a chunk instead of a load, two widenings and an extract on the one
-/// shuffle port, which every tile of a batch repeated.
-// Indexed loops: the register tile is `[row][half]`, the weights loaded once per half.
-#[allow(clippy::needless_range_loop)]
-#[target_feature(enable = "avx2,fma,f16c")]
-unsafe fn q8_0_widened<const MB: usize>(
-    wg: *const u8,
-    ww: *const i16,
-    kb: usize,
-    a: &Quantized,
-    m0: usize,
-) -> Tile {
-    let order = _mm256_setr_epi32(0, 1, 4, 5, 2, 3, 6, 7);
-    let mut acc = [[_mm256_setzero_ps(); 2]; MB];
-    let k = kb * BLOCK;
-    for b in 0..kb {
-        unsafe {
-            let mut sums = [[[_mm256_setzero_si256(); 2]; 2]; MB];
-            for s in 0..8 {
-                for h in 0..2 {
-                    let at = ww.add(b * WIDE_BLOCK + (2 * s + h) * 32);
-                    let lo = _mm256_loadu_si256(at.cast());
-                    let hi = _mm256_loadu_si256(at.add(16).cast());
-                    for r in 0..MB {
-                        let at = (m0 + r) * k + b * BLOCK + 4 * s;
-                        let x = _mm256_set1_epi64x(
-                            a.wide.as_ptr().add(at).cast::<i64>().read_unaligned(),
-                        );
-                        let sum = &mut sums[r][h];
-                        sum[0] = _mm256_add_epi32(sum[0], _mm256_madd_epi16(lo, x));
-                        sum[1] = _mm256_add_epi32(sum[1], _mm256_madd_epi16(hi, x));
-                    }
-                }
-            }
-            let d = q8_0_scales(wg.add(b * 544));
-            for r in 0..MB {
-                let da = _mm256_set1_ps(*a.d.get_unchecked((m0 + r) * kb + b) / RESIDUAL);
-                for h in 0..2 {
-                    let [lo, hi] = sums[r][h];
-                    let t = _mm256_permutevar8x32_epi32(_mm256_hadd_epi32(lo, hi), order);
-                    let t = _mm256_cvtepi32_ps(t);
-                    acc[r][h] = _mm256_fmadd_ps(d[h], _mm256_mul_ps(t, da), acc[r][h]);
-                }
-            }
-        }
-    }
-    spill(&acc)
+/// The 32 stored bytes at `at` (four inputs of 8 rows, each `q + 128`) as signed i16: rows 0-3,
+/// then rows 4-7.
+///
+/// # Safety
+/// AVX2; 32 bytes readable at `at`.
+#[target_feature(enable = "avx2")]
+#[inline]
+unsafe fn widen_chunk(at: *const u8) -> (__m256i, __m256i) {
+    // SAFETY: the caller's 32 bytes.
+    let w = unsafe { _mm256_loadu_si256(at.cast()) };
+    let w = _mm256_xor_si256(w, _mm256_set1_epi8(-128));
+    (
+        _mm256_cvtepi8_epi16(_mm256_castsi256_si128(w)),
+        _mm256_cvtepi8_epi16(_mm256_extracti128_si256::<1>(w)),
+    )
 }
 
 /// A Q8_0 group-block's 16 scales (after its 512 bytes of weights), rows 0-7 and 8-15.

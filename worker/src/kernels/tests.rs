@@ -292,7 +292,7 @@ fn the_largest_weights_times_the_largest_activations_do_not_saturate() {
         let packed = pack(format, &raw, n, k);
         for sign in [1.0f32, -1.0] {
             // Rows all `sign`, alternating, all `sign`: three rows take AVX2's Q8_0 weights
-            // widened ahead (`avx2::q8_0_widened`), two the ones widened chunk by chunk.
+            // widened ahead (`avx2::q8_0_wide`'s `AHEAD`), two the ones widened chunk by chunk.
             let x: Vec<f32> = (0..3 * k)
                 .map(|i| {
                     if !(k..2 * k).contains(&i) || i % 2 == 0 {
