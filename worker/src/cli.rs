@@ -190,6 +190,9 @@ pub(crate) enum ModelCmd {
         /// Rounds; the best is reported.
         #[arg(long, default_value_t = 3)]
         repeats: usize,
+        /// Formats to time (`q4_k,q8_0`, ...); every format when left out.
+        #[arg(long, value_delimiter = ',')]
+        formats: Vec<String>,
         /// Print JSON instead of a table.
         #[arg(long)]
         json: bool,

@@ -108,11 +108,12 @@ async fn main() -> Result<()> {
                     k,
                     rows,
                     repeats,
+                    formats,
                     json,
                 },
         } => {
             let timings = tokio::task::spawn_blocking(move || {
-                morpheus_worker::kernels::bench::run(n, k, &rows, repeats)
+                morpheus_worker::kernels::bench::run(n, k, &rows, &formats, repeats)
             })
             .await?
             .map_err(|e| eyre::eyre!(e))?;

@@ -25,17 +25,25 @@ pub struct KernelTiming {
 }
 
 /// `n` x `k` weights (k a multiple of 256) times `rows` activation rows, two-stage activations,
-/// for every format and every implementation this CPU has; the best of `repeats` rounds of enough
-/// calls to take ~20 ms each.
+/// for each of `formats` (by name; every format when empty) and every implementation this CPU
+/// has; the best of `repeats` rounds of enough calls to take ~20 ms each.
 pub fn run(
     n: usize,
     k: usize,
     rows: &[usize],
+    formats: &[String],
     repeats: usize,
 ) -> Result<Vec<KernelTiming>, String> {
     if n == 0 || k == 0 || !k.is_multiple_of(256) {
         return Err(format!(
             "weights of {n} x {k}: n must be positive and k a positive multiple of 256"
+        ));
+    }
+    let names: Vec<&str> = Format::ALL.iter().map(|(_, name)| *name).collect();
+    if let Some(unknown) = formats.iter().find(|f| !names.contains(&f.as_str())) {
+        return Err(format!(
+            "no block format is called {unknown:?}; the formats are {}",
+            names.join(", ")
         ));
     }
     let mut isas = vec![(Isa::Portable, "portable")];
@@ -49,6 +57,9 @@ pub fn run(
     let mut rng = Rng::new(1);
     let mut out = Vec::new();
     for (format, name) in Format::ALL {
+        if !formats.is_empty() && !formats.iter().any(|f| f == name) {
+            continue;
+        }
         let raw = ggml(format, n, k, &mut rng);
         let packed = pack(format, &raw, n, k);
         let w = Packed::new(format, n, k, &packed)?;
@@ -83,4 +94,16 @@ pub fn run(
         }
     }
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn only_the_formats_asked_for_are_timed_and_an_unknown_one_is_named() {
+        let timings = super::run(16, 256, &[1], &["q6_k".into()], 1).expect("q6_k");
+        assert!(!timings.is_empty());
+        assert!(timings.iter().all(|t| t.format == "q6_k"), "{timings:?}");
+        let err = super::run(16, 256, &[1], &["q4_k".into(), "q9_9".into()], 1).expect_err("q9_9");
+        assert!(err.contains("\"q9_9\"") && err.contains("q4_k, "), "{err}");
+    }
 }

@@ -529,6 +529,19 @@ fn packed_weights_of_the_wrong_size_are_refused() {
 }
 
 #[test]
+fn prefetching_past_the_last_group_is_a_no_op() {
+    // `matmul_groups` asks for the group after each one it runs, the last one's included.
+    for format in [Format::Q4_K, Format::Q6_K, Format::Q8_0] {
+        let bytes = 2 * format.group_block_bytes() * 2;
+        let data = vec![0u8; bytes];
+        let w = Packed::new(format, 17, 2 * format.block_inputs(), &data).expect("two groups");
+        for g in 0..w.groups() + 3 {
+            w.prefetch_group(g);
+        }
+    }
+}
+
+#[test]
 fn the_decoders_half_is_exact_for_every_finite_half() {
     for h in 0..=u16::MAX {
         let b = h.to_le_bytes();
