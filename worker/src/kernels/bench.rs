@@ -39,13 +39,18 @@ pub fn run(
             "weights of {n} x {k}: n must be positive and k a positive multiple of 256"
         ));
     }
-    let names: Vec<&str> = Format::ALL.iter().map(|(_, name)| *name).collect();
-    if let Some(unknown) = formats.iter().find(|f| !names.contains(&f.as_str())) {
-        return Err(format!(
-            "no block format is called {unknown:?}; the formats are {}",
-            names.join(", ")
-        ));
-    }
+    let wanted = formats
+        .iter()
+        .map(|name| {
+            Format::parse(name).ok_or_else(|| {
+                let names: Vec<&str> = Format::ALL.iter().map(|(_, name)| *name).collect();
+                format!(
+                    "no block format is called {name:?}; the formats are {}",
+                    names.join(", ")
+                )
+            })
+        })
+        .collect::<Result<Vec<Format>, String>>()?;
     let mut isas = vec![(Isa::Portable, "portable")];
     let best = Isa::detect();
     if best != Isa::Portable {
@@ -57,7 +62,7 @@ pub fn run(
     let mut rng = Rng::new(1);
     let mut out = Vec::new();
     for (format, name) in Format::ALL {
-        if !formats.is_empty() && !formats.iter().any(|f| f == name) {
+        if !wanted.is_empty() && !wanted.contains(&format) {
             continue;
         }
         let raw = ggml(format, n, k, &mut rng);
