@@ -211,7 +211,7 @@ mod tests {
     #[test]
     fn a_new_file_gets_every_version_once_and_a_newer_one_is_refused() {
         let dir = tempfile::tempdir().expect("tempdir");
-        let mut conn = Connection::open(dir.path().join("r.db")).expect("open");
+        let mut conn = crate::store::sqlite_process::open(&dir.path().join("r.db")).expect("open");
         let ran = migrate(&mut conn).expect("migrate");
         assert_eq!(
             ran.iter().map(|(v, _)| *v).collect::<Vec<_>>(),
@@ -230,7 +230,7 @@ mod tests {
     #[test]
     fn providers_credits_per_day_start_from_the_sessions_stored_before_them() {
         let dir = tempfile::tempdir().expect("tempdir");
-        let mut conn = Connection::open(dir.path().join("r.db")).expect("open");
+        let mut conn = crate::store::sqlite_process::open(&dir.path().join("r.db")).expect("open");
         let tx = conn.transaction().expect("tx");
         for step in &MIGRATIONS[..6] {
             (step.run)(&tx).expect(step.what);
@@ -270,7 +270,7 @@ mod tests {
     #[test]
     fn running_totals_start_from_the_sessions_of_a_file_from_before_them() {
         let dir = tempfile::tempdir().expect("tempdir");
-        let mut conn = Connection::open(dir.path().join("r.db")).expect("open");
+        let mut conn = crate::store::sqlite_process::open(&dir.path().join("r.db")).expect("open");
         let tx = conn.transaction().expect("tx");
         base(&tx).expect("version 1");
         tx.execute_batch(

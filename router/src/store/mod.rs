@@ -28,6 +28,7 @@ use crate::{
 pub(crate) mod bootstrap;
 mod chain_index;
 mod migrations;
+mod page_cache;
 mod pg;
 mod prune;
 mod receipts;
@@ -35,6 +36,7 @@ mod reconcile;
 mod reputation;
 mod sql;
 mod sqlite;
+mod sqlite_process;
 mod thread;
 
 pub(crate) use chain_index::{FactRow, Saving};
@@ -450,15 +452,18 @@ fn record_report(
     fail_withholds: bool,
 ) -> Result<UsageReceipt> {
     let id = key(&report.sessionId);
-    // Whom the session is about, then their locks, then the session as it is under them.
-    let parties = db.query_opt(
-        r#"SELECT "user", provider FROM sessions WHERE session_id = ?1"#,
-        args![&id],
-    )?;
-    if let Some(parties) = &parties {
-        db.lock(Lock::User(&parties.get::<String>(0)?))?;
-        if let Some(provider) = parties.get::<Option<String>>(1)? {
-            db.lock(Lock::Provider(&provider))?;
+    // Whom the session is about, then their locks, then the session as it is under them
+    // (where writers run alone, it is as it is already).
+    if !db.writers_run_alone() {
+        let parties = db.query_opt(
+            r#"SELECT "user", provider FROM sessions WHERE session_id = ?1"#,
+            args![&id],
+        )?;
+        if let Some(parties) = &parties {
+            db.lock(Lock::User(&parties.get::<String>(0)?))?;
+            if let Some(provider) = parties.get::<Option<String>>(1)? {
+                db.lock(Lock::Provider(&provider))?;
+            }
         }
     }
     let row = db.query_opt(
@@ -823,7 +828,7 @@ impl TestDb {
 
 #[cfg(test)]
 mod tests {
-    use rusqlite::{Connection, params};
+    use rusqlite::params;
 
     use super::*;
 
@@ -1051,7 +1056,7 @@ mod tests {
     fn a_database_from_before_reports_named_users_is_upgraded() {
         let dir = tempfile::tempdir().expect("tempdir");
         let path = dir.path().join("router.db");
-        let old = Connection::open(&path).expect("create");
+        let old = sqlite_process::open(&path).expect("create");
         old.execute_batch(
             "CREATE TABLE reports (
                  id INTEGER PRIMARY KEY AUTOINCREMENT, model_id TEXT NOT NULL,

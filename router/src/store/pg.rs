@@ -205,6 +205,10 @@ fn bind(args: &[Value]) -> Vec<&(dyn ToSql + Sync)> {
 }
 
 impl Db for On<'_> {
+    fn writers_run_alone(&self) -> bool {
+        false
+    }
+
     fn lock(&mut self, lock: Lock<'_>) -> Result<()> {
         let (space, key) = match lock {
             Lock::User(user) => (USER_SPACE, user),

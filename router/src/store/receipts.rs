@@ -135,11 +135,14 @@ impl Store {
     ) -> Result<u64> {
         self.write(|db| {
             let id = key(&session_id);
-            // The session's user, then its lock, then the session as it is under it.
-            if let Some(user) = db.query_opt(
-                r#"SELECT "user" FROM sessions WHERE session_id = ?1"#,
-                args![&id],
-            )? {
+            // The session's user, then its lock, then the session as it is under it (where
+            // writers run alone, it is as it is already).
+            if !db.writers_run_alone()
+                && let Some(user) = db.query_opt(
+                    r#"SELECT "user" FROM sessions WHERE session_id = ?1"#,
+                    args![&id],
+                )?
+            {
                 db.lock(Lock::User(&user.get::<String>(0)?))?;
             }
             let Some(row) = db.query_opt(

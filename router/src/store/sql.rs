@@ -163,6 +163,10 @@ pub(crate) trait Db {
     /// Takes `lock` for the rest of the transaction (see [`Lock`]).
     fn lock(&mut self, lock: Lock<'_>) -> Result<()>;
 
+    /// Whether [`lock`](Self::lock) is nothing here: every writer runs alone already (SQLite),
+    /// so a transaction need not read whom it is about before reading the rows it checks.
+    fn writers_run_alone(&self) -> bool;
+
     /// Runs a statement; returns how many rows it changed.
     fn exec(&mut self, sql: &str, args: &[Value]) -> Result<u64>;
 

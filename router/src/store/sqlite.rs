@@ -47,7 +47,7 @@ impl Sqlite {
     /// Opens (or creates) the file at `path` and brings its schema to this build's version.
     pub(crate) fn open(path: &Path) -> Result<Self> {
         let open = || -> rusqlite::Result<Connection> {
-            let mut conn = Connection::open(path)?;
+            let mut conn = super::sqlite_process::open(path)?;
             conn.busy_timeout(std::time::Duration::from_secs(5))?;
             // Every statement the store runs stays parsed (there are about 60).
             conn.set_prepared_statement_cache_capacity(128);
@@ -55,9 +55,10 @@ impl Sqlite {
             conn.pragma_update(None, "journal_mode", "WAL")?;
             conn.pragma_update(None, "synchronous", "NORMAL")?;
             // A group's calls are savepoints (`thread.rs`), whose undo copies of the pages they
-            // change go to a sub-journal: held in memory, not spilled to a temporary file past
-            // 64 KiB (a `pwrite` per page, a sixth of the router's time under load before).
-            conn.pragma_update(None, "temp_store", "MEMORY")?;
+            // change go to a sub-journal: held in memory in one allocation
+            // (`sqlite_process.rs`; spilled to a temporary file past 64 KiB before, a `pwrite`
+            // per page, a sixth of the router's time under load). Not `temp_store = MEMORY`,
+            // which keeps it in chunks of 1 KiB, each allocated and freed on its own.
             // The pages requests read and write (the indexes' newest pages, the running totals,
             // each provider's windows) stay cached: past SQLite's default of 2 MiB, a file of a
             // million sessions was read again page by page under load.
@@ -210,6 +211,10 @@ impl Db for On<'_> {
     fn lock(&mut self, _: Lock<'_>) -> Result<()> {
         // The transaction holds the file's one write lock already.
         Ok(())
+    }
+
+    fn writers_run_alone(&self) -> bool {
+        true
     }
 
     fn exec(&mut self, sql: &str, args: &[Value]) -> Result<u64> {
