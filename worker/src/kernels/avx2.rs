@@ -11,7 +11,7 @@
 use std::{arch::x86_64::*, ops::Range};
 
 use super::{
-    BLOCK, Format, Out, Packed, Quantized, ROWS,
+    BLOCK, Format, Out, Packed, Quantized, ROWS, avx2_decode,
     decode::{Decoded, U_BYTES},
     quantize::{
         EXP_RANGE, EXP_TAYLOR, GELU_CUBIC, Gate, LN2_HI, LN2_LO, RESIDUAL, RowOut, SQRT_2_OVER_PI,
@@ -316,29 +316,121 @@ unsafe fn q8_0_scales(p: *const u8) -> [__m256; 2] {
 #[target_feature(enable = "avx2,fma,f16c")]
 pub(super) unsafe fn decoded_group(dec: &Decoded, a: &Quantized, g: usize, valid: usize, out: Out) {
     let rows = a.rows();
+    let none = std::ptr::null();
     let mut m = 0;
     while m < rows {
-        let take = (rows - m).min(2);
-        // SAFETY: the caller's bounds, for rows m..m + take.
+        let take = (rows - m).min(MAX_DECODED_TILE);
+        // SAFETY: the caller's bounds, for rows m..m + take; the scratch is read, not `none`.
         let tile = unsafe {
             match (a.two_stage(), take, dec.split) {
-                (true, 2, true) => decoded::<2, true, true>(dec, a, m),
-                (true, _, true) => decoded::<1, true, true>(dec, a, m),
-                (false, 2, true) => decoded::<2, false, true>(dec, a, m),
-                (false, _, true) => decoded::<1, false, true>(dec, a, m),
-                (true, 2, false) => decoded::<2, true, false>(dec, a, m),
-                (true, _, false) => decoded::<1, true, false>(dec, a, m),
-                (false, 2, false) => decoded::<2, false, false>(dec, a, m),
-                (false, _, false) => decoded::<1, false, false>(dec, a, m),
+                (true, 2, true) => decoded::<2, true, true, SCRATCH>(dec, none, a, m),
+                (true, _, true) => decoded::<1, true, true, SCRATCH>(dec, none, a, m),
+                (false, 2, true) => decoded::<2, false, true, SCRATCH>(dec, none, a, m),
+                (false, _, true) => decoded::<1, false, true, SCRATCH>(dec, none, a, m),
+                (true, 2, false) => decoded::<2, true, false, SCRATCH>(dec, none, a, m),
+                (true, _, false) => decoded::<1, true, false, SCRATCH>(dec, none, a, m),
+                (false, 2, false) => decoded::<2, false, false, SCRATCH>(dec, none, a, m),
+                (false, _, false) => decoded::<1, false, false, SCRATCH>(dec, none, a, m),
             }
         };
-        for (r, row) in tile.iter().enumerate().take(take) {
-            for (c, v) in row.iter().enumerate().take(valid) {
-                // SAFETY: row m + r < out.rows, column g*16 + c < n (c < valid).
-                unsafe { *out.ptr.add((m + r) * out.n + g * ROWS + c) = *v };
-            }
-        }
+        // SAFETY: the caller's bounds.
+        unsafe { store_tile(&tile, take, m, g, valid, out) };
         m += take;
+    }
+}
+
+/// The rows of `a` (one tile: at most [`MAX_DECODED_TILE`]) times group `g` of `w` read as
+/// stored, each chunk unpacked in registers right before its products (`avx2_decode::chunk`);
+/// `dec` holds the group's scales alone (`Decoded::scales_avx2`). One tile reads each chunk
+/// once either way, so unpacking the group into the scratch first only wrote it and read it
+/// back.
+///
+/// # Safety
+/// AVX2, FMA and F16C; `w` of a format that [`unpacks_in_registers`], `g` one of its groups,
+/// `dec` its scales, `a` of `w.k` inputs and at most [`MAX_DECODED_TILE`] rows, `out` as
+/// [`decoded_group`]'s.
+#[target_feature(enable = "avx2,fma,f16c")]
+pub(super) unsafe fn packed_group(
+    w: &Packed<'_>,
+    dec: &Decoded,
+    a: &Quantized,
+    g: usize,
+    valid: usize,
+    out: Out,
+) {
+    let rows = a.rows();
+    assert!(rows <= MAX_DECODED_TILE, "one tile of rows, not {rows}");
+    // SAFETY: the group lies within `w.data` (g < groups).
+    let wg = unsafe { w.data.as_ptr().add(g * w.group_bytes()) };
+    macro_rules! by_format {
+        ($mb:literal, $r:literal) => {
+            match w.format {
+                Format::Q4_K => decoded::<$mb, $r, false, { code(Format::Q4_K) }>(dec, wg, a, 0),
+                Format::Q6_K => decoded::<$mb, $r, true, { code(Format::Q6_K) }>(dec, wg, a, 0),
+                Format::Q4_0
+                | Format::Q5_0
+                | Format::Q5_1
+                | Format::Q5_K
+                | Format::Q4_1
+                | Format::Q8_0 => {
+                    unreachable!("{:?} is not unpacked in registers on AVX2", w.format)
+                }
+            }
+        };
+    }
+    // SAFETY: the caller's bounds; `wg` is the stored group the kernel unpacks.
+    let tile = unsafe {
+        match (a.two_stage(), rows) {
+            (true, 2) => by_format!(2, true),
+            (true, _) => by_format!(1, true),
+            (false, 2) => by_format!(2, false),
+            (false, _) => by_format!(1, false),
+        }
+    };
+    // SAFETY: the caller's bounds.
+    unsafe { store_tile(&tile, rows, 0, g, valid, out) };
+}
+
+/// Rows `m..m + take` of `out`, columns of group `g` (its first `valid`), from `tile`.
+///
+/// # Safety
+/// Rows `m..m + take` within `out.rows`, the group's columns within `out.n`.
+#[inline]
+unsafe fn store_tile(tile: &Tile, take: usize, m: usize, g: usize, valid: usize, out: Out) {
+    for (r, row) in tile.iter().enumerate().take(take) {
+        for (c, v) in row.iter().enumerate().take(valid) {
+            // SAFETY: row m + r < out.rows, column g*16 + c < n (c < valid).
+            unsafe { *out.ptr.add((m + r) * out.n + g * ROWS + c) = *v };
+        }
+    }
+}
+
+/// Whether a single tile takes `format`'s chunks unpacked in registers ([`packed_group`]): the
+/// K-quants of Q4_K_M files, Q4_K and Q6_K, whose one row ran 0.80-0.85x and 0.95x the time
+/// through the scratch (`morpheus-worker model kernels --rows 1,2 --k 2048 --n 32768`). Q5_0's
+/// and Q5_1's fifth bits take a shuffle per chunk, which cost more than the scratch's store and
+/// load; Q4_0 and Q5_K came out even.
+pub(super) const fn unpacks_in_registers(format: Format) -> bool {
+    matches!(format, Format::Q4_K | Format::Q6_K)
+}
+
+/// The rows a decoded format's tile holds.
+pub(super) const MAX_DECODED_TILE: usize = 2;
+
+/// [`decoded`]'s weights from the scratch the group was unpacked into.
+const SCRATCH: u8 = u8::MAX;
+
+/// [`decoded`]'s weights from the stored group, unpacked chunk by chunk: a format's code.
+const fn code(format: Format) -> u8 {
+    format as u8
+}
+
+/// The format of a [`code`].
+const fn format_of(code: u8) -> Format {
+    if code == Format::Q4_K as u8 {
+        Format::Q4_K
+    } else {
+        Format::Q6_K
     }
 }
 
@@ -346,9 +438,14 @@ pub(super) unsafe fn decoded_group(dec: &Decoded, a: &Quantized, g: usize, valid
 /// most 63 and the activations at most 127 in magnitude, so two chunks of `vpmaddubsw`'s pairs
 /// fit i16 together and widen to i32 once. Unless the halves have scales of their own
 /// (`S`: `Decoded::split`), a block's halves are summed in i32 and scaled once.
+///
+/// `F`: where the weights come from: [`SCRATCH`], the group unpacked in `dec`; else the
+/// [`code`] of the format of the stored group at `stored`, each chunk unpacked in registers
+/// (`dec` holds its scales only).
 #[target_feature(enable = "avx2,fma,f16c")]
-unsafe fn decoded<const MB: usize, const R: bool, const S: bool>(
+unsafe fn decoded<const MB: usize, const R: bool, const S: bool, const F: u8>(
     dec: &Decoded,
+    stored: *const u8,
     a: &Quantized,
     m0: usize,
 ) -> Tile {
@@ -359,10 +456,31 @@ unsafe fn decoded<const MB: usize, const R: bool, const S: bool>(
     let centre = dec.centre as f32;
     let mut acc = [[_mm256_setzero_ps(); 2]; MB];
     for b in 0..kb {
-        // SAFETY: block b < dec.blocks lies within `dec`'s buffers; activation reads stay in
-        // rows m0..m0 + MB of `a`.
+        // SAFETY: block b < dec.blocks lies within `dec`'s buffers (the scratch's weights are
+        // read only with `SCRATCH`), and within the stored group at `stored` otherwise;
+        // activation reads stay in rows m0..m0 + MB of `a`.
         unsafe {
-            let p = dec.u.as_ptr().add(b * U_BYTES);
+            // Block b in the scratch, or the stored block holding it and b's place in it
+            // (K-quants hold 8).
+            let p = if F == SCRATCH {
+                dec.u.as_ptr().add(b * U_BYTES)
+            } else {
+                std::ptr::null()
+            };
+            let (sp, j) = if F == SCRATCH {
+                (stored, 0)
+            } else {
+                let format = format_of(F);
+                let sub = format.block_inputs() / BLOCK;
+                (stored.add(b / sub * format.group_block_bytes()), b % sub)
+            };
+            let weights = |c: usize, h: usize| {
+                if F == SCRATCH {
+                    _mm256_loadu_si256(p.add(64 * c + 32 * h).cast())
+                } else {
+                    avx2_decode::chunk(format_of(F), sp, j, c, h)
+                }
+            };
             // [row][half block][rows 0-7, 8-15]
             let mut qs = [[[_mm256_setzero_si256(); 2]; 2]; MB];
             let mut rs = [[[_mm256_setzero_si256(); 2]; 2]; MB];
@@ -371,8 +489,7 @@ unsafe fn decoded<const MB: usize, const R: bool, const S: bool>(
             for c in (0..8).step_by(2) {
                 let half = if S { c / 4 } else { 0 };
                 for h in 0..2 {
-                    let w0 = _mm256_loadu_si256(p.add(64 * c + 32 * h).cast());
-                    let w1 = _mm256_loadu_si256(p.add(64 * (c + 1) + 32 * h).cast());
+                    let (w0, w1) = (weights(c, h), weights(c + 1, h));
                     for r in 0..MB {
                         let at = (m0 + r) * k + b * BLOCK;
                         let qa = a.q.as_ptr().add(at).cast::<i32>();

@@ -2,7 +2,11 @@
 //! scratch with the same bit operations `avx512_packed` runs in registers, on 8 rows (32 bytes) at
 //! a time, and the scales and minimums computed 8 rows per register (the K-quants' 6-bit scales
 //! gathered from each row's 12 bytes). The AVX2 kernel (`avx2::decoded`) then multiplies the
-//! scratch. Same values as the plain decoder, which the kernel tests check on every ISA.
+//! scratch, which every tile of a batch's rows reads. For one tile (one or two rows) of Q4_K or
+//! Q6_K the kernel takes each chunk from [`chunk`] in registers instead and only the scales go
+//! to the scratch ([`group_scales`]): the scratch would be written and read back once for
+//! nothing (`avx2::unpacks_in_registers`). Same values as the plain decoder, which the kernel
+//! tests check on every ISA.
 #![cfg(target_arch = "x86_64")]
 
 use std::arch::x86_64::*;
@@ -45,13 +49,44 @@ pub(super) unsafe fn decode(dec: &mut Decoded, format: Format, group: &[u8]) {
                 }
             }
         }
-        for h in 0..2 {
-            // SAFETY: as above, for blocks sb*sub.. of `s` and `m`.
-            unsafe {
-                let s = dec.s.as_mut_ptr().add(sb * sub * 2 * ROWS + 8 * h);
-                let m = dec.m.as_mut_ptr().add(sb * sub * ROWS + 8 * h);
-                scales(format, p, h, s, m);
-            }
+        // SAFETY: as above, for blocks sb*sub.. of `s` and `m`.
+        unsafe { block_scales(dec, format, sb, p) };
+    }
+}
+
+/// The scales and minimums alone of `group` (the stored bytes of one group of `format`) into
+/// `dec`, sized for it: what the kernel reads beside the chunks it unpacks itself.
+///
+/// # Safety
+/// The CPU must have AVX2 and F16C; `dec.s` and `dec.m` sized for the group.
+#[target_feature(enable = "avx2,fma,f16c")]
+pub(super) unsafe fn group_scales(dec: &mut Decoded, format: Format, group: &[u8]) {
+    let per = format.group_block_bytes();
+    let blocks = group.len() / per * (format.block_inputs() / BLOCK);
+    assert!(
+        dec.s.len() >= blocks * 2 * ROWS && dec.m.len() >= blocks * ROWS,
+        "scratch sized for the group"
+    );
+    for (sb, src) in group.chunks_exact(per).enumerate() {
+        // SAFETY: `src` is one stored block; `s` and `m` were checked above.
+        unsafe { block_scales(dec, format, sb, src.as_ptr()) };
+    }
+}
+
+/// Both halves of rows of stored block `sb` (at `p`)'s scales and minimums into `dec`.
+///
+/// # Safety
+/// AVX2, FMA and F16C; `p` one stored block of `format`; `dec.s` and `dec.m` sized past it.
+#[target_feature(enable = "avx2,fma,f16c")]
+#[inline]
+unsafe fn block_scales(dec: &mut Decoded, format: Format, sb: usize, p: *const u8) {
+    let sub = format.block_inputs() / BLOCK;
+    for h in 0..2 {
+        // SAFETY: the caller's bounds, for blocks sb*sub.. of `s` and `m`.
+        unsafe {
+            let s = dec.s.as_mut_ptr().add(sb * sub * 2 * ROWS + 8 * h);
+            let m = dec.m.as_mut_ptr().add(sb * sub * ROWS + 8 * h);
+            scales(format, p, h, s, m);
         }
     }
 }
@@ -63,7 +98,7 @@ pub(super) unsafe fn decode(dec: &mut Decoded, format: Format, group: &[u8]) {
 /// AVX2; `p` one stored block of `format`.
 #[target_feature(enable = "avx2")]
 #[inline]
-unsafe fn chunk(format: Format, p: *const u8, j: usize, c: usize, h: usize) -> __m256i {
+pub(super) unsafe fn chunk(format: Format, p: *const u8, j: usize, c: usize, h: usize) -> __m256i {
     let low = _mm256_set1_epi8(0x0F);
     let at = 64 * c + 32 * h;
     let count = |n: usize| _mm_cvtsi32_si128(n as i32);

@@ -128,6 +128,25 @@ impl Decoded {
         }
     }
 
+    /// Unpacks only the scales and minimums (`s`, `m`) of group `g` of `w`, on AVX2: for a single
+    /// tile of rows, whose kernel unpacks the weights in registers (`avx2::packed_group`).
+    ///
+    /// # Panics
+    /// On a CPU without AVX2 and F16C (only `Isa::Avx2` calls it).
+    #[cfg(target_arch = "x86_64")]
+    pub(crate) fn scales_avx2(&mut self, w: &Packed<'_>, g: usize) {
+        assert!(
+            std::arch::is_x86_feature_detected!("avx2")
+                && std::arch::is_x86_feature_detected!("fma")
+                && std::arch::is_x86_feature_detected!("f16c"),
+            "the AVX2 scales need AVX2, FMA and F16C"
+        );
+        self.size(w);
+        let group = &w.data[g * w.group_bytes()..(g + 1) * w.group_bytes()];
+        // SAFETY: the features are checked above; `size` fitted the scratch to the group.
+        unsafe { super::avx2_decode::group_scales(self, w.format, group) }
+    }
+
     /// Unpacks only the scales and minimums (`s`, `m`) of group `g` of `w`: the AVX-512
     /// kernels read the weights packed (`kernels::avx512_packed`).
     ///

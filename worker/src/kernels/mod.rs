@@ -314,6 +314,17 @@ pub(crate) fn matmul_groups(
                     unsafe { avx512_packed::packed_group(w, dec, a, g, valid, out) };
                     continue;
                 }
+                #[cfg(target_arch = "x86_64")]
+                if isa == Isa::Avx2
+                    && a.rows() <= avx2::MAX_DECODED_TILE
+                    && avx2::unpacks_in_registers(w.format)
+                {
+                    // One tile of rows: each chunk unpacked in registers, the scales alone here.
+                    dec.scales_avx2(w, g);
+                    // SAFETY: as below; `dec` holds group `g`'s scales (k = a.k()).
+                    unsafe { avx2::packed_group(w, dec, a, g, valid, out) };
+                    continue;
+                }
                 dec.decode(isa, w, g);
                 match isa {
                     #[cfg(target_arch = "x86_64")]

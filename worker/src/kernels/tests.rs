@@ -248,6 +248,8 @@ fn every_isa_matches_the_reference_on_odd_shapes() {
             let packed = pack(format, &raw, n, k);
             for (rows, two_stage) in [
                 (1, true),
+                (1, false),
+                (2, true),
                 (2, false),
                 (3, true),
                 (4, true),
